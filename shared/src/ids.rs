@@ -1,0 +1,251 @@
+//! Identifiers that users type and documents store: asset names, slots, change ids, document ids.
+//!
+//! Each is validated once at the boundary so the rest of the code can put them in keys and paths without
+//! escaping: none of them can contain `/`, whitespace or control characters.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("{what} must not be empty")]
+    Empty { what: &'static str },
+    #[error("{what} {value:?} is longer than {max} characters")]
+    TooLong { what: &'static str, value: String, max: usize },
+    #[error("{what} {value:?} may only contain letters, digits, '.', '_' and '-' (and must start with a letter or digit)")]
+    BadCharacter { what: &'static str, value: String },
+    #[error("change id {value:?} is not of the form CR-0001")]
+    BadChangeId { value: String },
+    #[error("document id {value:?} is not valid")]
+    BadDocId { value: String },
+}
+
+fn check_name(what: &'static str, value: &str, max: usize) -> Result<(), IdError> {
+    if value.is_empty() {
+        return Err(IdError::Empty { what });
+    }
+    if value.chars().count() > max {
+        return Err(IdError::TooLong { what, value: value.to_string(), max });
+    }
+    let first_ok = value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !first_ok || !rest_ok {
+        return Err(IdError::BadCharacter { what, value: value.to_string() });
+    }
+    Ok(())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(value: &str) -> Result<Self, IdError> {
+                check_name($what, value, $max)?;
+                Ok(Self(value.to_string()))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::new(s)
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::new(&s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(n: $name) -> String {
+                n.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// The name of an asset, unique within a site (`PLC-01`, `fw-north`).
+    AssetName, "asset name", 64
+);
+name_type!(
+    /// One artifact of an asset (`running-config`, `plc-program`, `firewall-rules`).
+    SlotName, "slot name", 48
+);
+name_type!(
+    /// A site's name, chosen at `init` (`plant-north`).
+    SiteName, "site name", 48
+);
+
+/// A change request id: `CR-` and a zero-padded sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ChangeId(pub u32);
+
+impl ChangeId {
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        let bad = || IdError::BadChangeId { value: value.to_string() };
+        let upper = value.to_ascii_uppercase();
+        let digits = upper.strip_prefix("CR-").unwrap_or(&upper);
+        if digits.is_empty() || digits.len() > 9 || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: u32 = digits.parse().map_err(|_| bad())?;
+        if n == 0 {
+            return Err(bad());
+        }
+        Ok(ChangeId(n))
+    }
+}
+impl FromStr for ChangeId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        Self::parse(s)
+    }
+}
+impl TryFrom<String> for ChangeId {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Self::parse(&s)
+    }
+}
+impl From<ChangeId> for String {
+    fn from(c: ChangeId) -> String {
+        c.to_string()
+    }
+}
+impl fmt::Display for ChangeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CR-{:04}", self.0)
+    }
+}
+
+/// Who may write a document. Every document has exactly one writer principal.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Owner {
+    /// Written only by the edge node of this site (by its site id).
+    Site(String),
+    /// Written only by the hub (templates, central approvals); read-only at every edge.
+    Hub,
+}
+
+/// A document id: `site/<site-id>/<name>[/<period>]` or `hub/<name>[/<period>]`.
+///
+/// The owner is part of the id so that authorization can be decided from the id alone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DocId(String);
+
+impl DocId {
+    pub fn site(site_id: &str, name: &str) -> DocId {
+        DocId(format!("site/{site_id}/{name}"))
+    }
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        let bad = || IdError::BadDocId { value: value.to_string() };
+        if value.len() > 200 {
+            return Err(bad());
+        }
+        let parts: Vec<&str> = value.split('/').collect();
+        let part_ok = |p: &str| {
+            !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        };
+        let ok = match parts.first() {
+            Some(&"site") => (3..=4).contains(&parts.len()),
+            Some(&"hub") => (2..=3).contains(&parts.len()),
+            _ => false,
+        };
+        if !ok || !parts.iter().all(|p| part_ok(p)) {
+            return Err(bad());
+        }
+        Ok(DocId(value.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn owner(&self) -> Owner {
+        let mut parts = self.0.split('/');
+        match (parts.next(), parts.next()) {
+            (Some("site"), Some(site_id)) => Owner::Site(site_id.to_string()),
+            _ => Owner::Hub,
+        }
+    }
+    /// The document's kind without owner and period: `inventory`, `configs`, `changes`…
+    pub fn kind(&self) -> &str {
+        let parts: Vec<&str> = self.0.split('/').collect();
+        match parts.first() {
+            Some(&"site") => parts.get(2).copied().unwrap_or(""),
+            _ => parts.get(1).copied().unwrap_or(""),
+        }
+    }
+}
+impl TryFrom<String> for DocId {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Self::parse(&s)
+    }
+}
+impl From<DocId> for String {
+    fn from(d: DocId) -> String {
+        d.0
+    }
+}
+impl fmt::Display for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        assert!(AssetName::new("PLC-01").is_ok());
+        assert!(AssetName::new("fw.north_2").is_ok());
+        for bad in ["", "-x", "a/b", "a b", "ä", ".hidden"] {
+            assert!(AssetName::new(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            AssetName::new(&"x".repeat(65)).unwrap_err().to_string(),
+            format!("asset name {:?} is longer than 64 characters", "x".repeat(65))
+        );
+    }
+
+    #[test]
+    fn change_ids_parse_and_print() {
+        assert_eq!(ChangeId::parse("CR-0007").unwrap(), ChangeId(7));
+        assert_eq!(ChangeId::parse("cr-12").unwrap().to_string(), "CR-0012");
+        assert_eq!(ChangeId::parse("3").unwrap(), ChangeId(3));
+        for bad in ["CR-", "CR-0", "CR-x1", "XX-1", ""] {
+            assert!(ChangeId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn doc_ids_carry_their_owner() {
+        let id = DocId::parse("site/0a1b/configs/2026-11").unwrap();
+        assert_eq!(id.owner(), Owner::Site("0a1b".into()));
+        assert_eq!(id.kind(), "configs");
+        let hub = DocId::parse("hub/templates").unwrap();
+        assert_eq!(hub.owner(), Owner::Hub);
+        assert_eq!(hub.kind(), "templates");
+        for bad in ["site/x", "other/x/y", "site/a/b/c/d", "site//inventory", "hub/a b"] {
+            assert!(DocId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
