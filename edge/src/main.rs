@@ -1,1 +1,103 @@
-fn main() {}
+//! `datum-edge`: one plant's configuration and change control, from the command line, fully offline.
+//!
+//! Thin on purpose: parse the command line, resolve the data directory, actor and clock, run the command,
+//! turn its outcome into an exit code (0 ok, 1 findings, 2 usage or input error, 3 internal error).
+
+mod blobs;
+mod cli;
+mod commands;
+mod error;
+mod output;
+mod site;
+mod store;
+mod view;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::error::{Outcome, UserError};
+
+fn main() -> ExitCode {
+    restore_sigpipe();
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DATUM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: start runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let result = runtime.block_on(async {
+        let ctx = commands::Context {
+            data: resolve_data(cli.data),
+            actor: resolve_actor(cli.actor)?,
+            now: resolve_now()?,
+        };
+        commands::run(ctx, cli.command).await
+    });
+    match result {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Findings) => ExitCode::from(1),
+        Err(e) => {
+            let user = e.downcast_ref::<UserError>().is_some();
+            eprintln!("error: {e:#}");
+            ExitCode::from(if user { 2 } else { 3 })
+        }
+    }
+}
+
+fn resolve_data(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| {
+        std::env::var_os("DATUM_DATA")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(|| PathBuf::from("datum-data"))
+}
+
+fn resolve_actor(flag: Option<String>) -> anyhow::Result<String> {
+    let actor = flag
+        .or_else(|| std::env::var("DATUM_ACTOR").ok().filter(|v| !v.is_empty()))
+        .or_else(|| std::env::var("USER").ok().filter(|v| !v.is_empty()))
+        .or_else(|| std::env::var("LOGNAME").ok().filter(|v| !v.is_empty()))
+        .ok_or_else(|| {
+            error::user("cannot tell who is acting: pass --actor NAME or set DATUM_ACTOR")
+        })?;
+    datum_shared::model::check_text("actor", &actor, 64).map_err(error::user)?;
+    if actor.trim().is_empty() {
+        return Err(error::user("actor must not be empty"));
+    }
+    Ok(actor)
+}
+
+/// The clock. `DATUM_NOW` (RFC 3339) replaces it for drills and tests of intervals; it is recorded as-is.
+fn resolve_now() -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    match std::env::var("DATUM_NOW") {
+        Ok(v) if !v.is_empty() => chrono::DateTime::parse_from_rfc3339(&v)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| error::user(format!("DATUM_NOW {v:?} is not an RFC 3339 time: {e}"))),
+        _ => Ok(chrono::Utc::now()),
+    }
+}
+
+/// Rust ignores SIGPIPE, so `datum-edge config diff X | head` would panic on a closed pipe. A command-line
+/// tool should end quietly instead, like every Unix filter.
+#[allow(unsafe_code)]
+fn restore_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -54,7 +54,10 @@ pub struct SignedEntry {
 }
 
 /// Checks links, hashes, numbering and signatures. Returns one message per problem found.
-pub fn verify_chain(entries: &[SignedEntry], verify_signature: impl Fn(&str, &str) -> bool) -> Vec<String> {
+pub fn verify_chain(
+    entries: &[SignedEntry],
+    verify_signature: impl Fn(&str, &str) -> bool,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let mut prev = GENESIS.to_string();
     let mut expected_seq = 1;
@@ -64,14 +67,23 @@ pub fn verify_chain(entries: &[SignedEntry], verify_signature: impl Fn(&str, &st
             problems.push(format!("audit entry {}: expected sequence number {expected_seq} (an entry was removed or inserted)", e.seq));
         }
         if e.prev != prev {
-            problems.push(format!("audit entry {}: does not link to the entry before it (chain broken)", e.seq));
+            problems.push(format!(
+                "audit entry {}: does not link to the entry before it (chain broken)",
+                e.seq
+            ));
         }
         let hash = e.hash();
         if hash != signed.hash {
-            problems.push(format!("audit entry {}: content does not match its hash (entry was edited)", e.seq));
+            problems.push(format!(
+                "audit entry {}: content does not match its hash (entry was edited)",
+                e.seq
+            ));
         }
         if !verify_signature(&signed.hash, &signed.signature) {
-            problems.push(format!("audit entry {}: signature does not verify with the site key", e.seq));
+            problems.push(format!(
+                "audit entry {}: signature does not verify with the site key",
+                e.seq
+            ));
         }
         prev = signed.hash.clone();
         expected_seq = e.seq + 1;
@@ -91,7 +103,10 @@ mod tests {
             .map(|seq| {
                 let entry = AuditEntry {
                     seq,
-                    at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, seq as u32).single().expect("valid"),
+                    at: Utc
+                        .with_ymd_and_hms(2026, 1, 1, 0, 0, seq as u32)
+                        .single()
+                        .expect("valid"),
                     actor: "alice".into(),
                     op: "asset.add".into(),
                     subject: format!("plc{seq}"),
@@ -102,7 +117,11 @@ mod tests {
                 };
                 let hash = entry.hash();
                 prev = hash.clone();
-                SignedEntry { signature: format!("sig:{hash}"), hash, entry }
+                SignedEntry {
+                    signature: format!("sig:{hash}"),
+                    hash,
+                    entry,
+                }
             })
             .collect()
     }
@@ -120,18 +139,34 @@ mod tests {
     fn tampering_is_named() {
         let mut edited = chain(3);
         edited[1].entry.actor = "mallory".into();
-        assert_eq!(verify(&edited), vec!["audit entry 2: content does not match its hash (entry was edited)"]);
+        assert_eq!(
+            verify(&edited),
+            vec!["audit entry 2: content does not match its hash (entry was edited)"]
+        );
 
         let mut removed = chain(3);
         removed.remove(1);
         let problems = verify(&removed);
-        assert!(problems.iter().any(|p| p.contains("expected sequence number 2")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("chain broken")), "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("expected sequence number 2")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("chain broken")),
+            "{problems:?}"
+        );
 
         let mut resigned = chain(2);
         resigned[0].entry.actor = "mallory".into();
         resigned[0].hash = resigned[0].entry.hash();
         let problems = verify(&resigned);
-        assert!(problems.iter().any(|p| p.contains("signature does not verify")), "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("signature does not verify")),
+            "{problems:?}"
+        );
     }
 }

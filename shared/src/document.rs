@@ -34,9 +34,18 @@ const JSON_SUFFIX: &str = "~json";
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
     #[error("{collection}/{key}: field {field} holds invalid JSON: {error}")]
-    BadNestedJson { collection: String, key: String, field: String, error: String },
+    BadNestedJson {
+        collection: String,
+        key: String,
+        field: String,
+        error: String,
+    },
     #[error("{collection}/{key}: record does not match the schema: {error}")]
-    Schema { collection: String, key: String, error: String },
+    Schema {
+        collection: String,
+        key: String,
+        error: String,
+    },
     #[error("record {collection}/{key} is not a JSON object")]
     NotAnObject { collection: String, key: String },
     #[error("automerge: {0}")]
@@ -98,7 +107,10 @@ fn from_scalar(value: &ScalarValue) -> Option<Json> {
         ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map(Json::Number),
         ScalarValue::Boolean(b) => Some(Json::Bool(*b)),
         ScalarValue::Timestamp(t) => Some(Json::from(*t)),
-        ScalarValue::Counter(_) | ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => None,
+        ScalarValue::Counter(_)
+        | ScalarValue::Bytes(_)
+        | ScalarValue::Unknown { .. }
+        | ScalarValue::Null => None,
     }
 }
 
@@ -119,10 +131,16 @@ pub fn put_record<T: Transactable, R: Serialize>(
     key: &str,
     record: &R,
 ) -> Result<bool, DocError> {
-    let json = serde_json::to_value(record)
-        .map_err(|e| DocError::Schema { collection: collection.into(), key: key.into(), error: e.to_string() })?;
+    let json = serde_json::to_value(record).map_err(|e| DocError::Schema {
+        collection: collection.into(),
+        key: key.into(),
+        error: e.to_string(),
+    })?;
     let Json::Object(fields) = json else {
-        return Err(DocError::NotAnObject { collection: collection.into(), key: key.into() });
+        return Err(DocError::NotAnObject {
+            collection: collection.into(),
+            key: key.into(),
+        });
     };
     let coll = collection_obj(tx, collection)?;
     let (obj, existing) = match tx.get(&coll, key)? {
@@ -149,7 +167,9 @@ pub fn put_record<T: Transactable, R: Serialize>(
         }
     }
     for (name, scalar) in &wanted {
-        let same = existing.iter().any(|(k, v)| k == name && v.as_ref() == Some(scalar));
+        let same = existing
+            .iter()
+            .any(|(k, v)| k == name && v.as_ref() == Some(scalar));
         if !same {
             tx.put(&obj, name.as_str(), scalar.clone())?;
             changed = true;
@@ -164,12 +184,21 @@ pub fn put_record<T: Transactable, R: Serialize>(
     Ok(changed)
 }
 
-fn record_json<D: ReadDoc>(doc: &D, obj: &ObjId, collection: &str, key: &str) -> Result<Json, DocError> {
+fn record_json<D: ReadDoc>(
+    doc: &D,
+    obj: &ObjId,
+    collection: &str,
+    key: &str,
+) -> Result<Json, DocError> {
     let mut map = Map::new();
     for item in doc.map_range(obj, ..) {
         let name = item.key.to_string();
-        let Value::Scalar(scalar) = Value::from(item.value) else { continue };
-        let Some(value) = from_scalar(&scalar) else { continue };
+        let Value::Scalar(scalar) = Value::from(item.value) else {
+            continue;
+        };
+        let Some(value) = from_scalar(&scalar) else {
+            continue;
+        };
         if let Some(field) = name.strip_suffix(JSON_SUFFIX) {
             let text = value.as_str().unwrap_or_default();
             let nested: Json = serde_json::from_str(text).map_err(|e| DocError::BadNestedJson {
@@ -187,25 +216,46 @@ fn record_json<D: ReadDoc>(doc: &D, obj: &ObjId, collection: &str, key: &str) ->
 }
 
 /// Reads one record as JSON, or `None` when absent.
-pub fn get_record_json<D: ReadDoc>(doc: &D, collection: &str, key: &str) -> Result<Option<Json>, DocError> {
-    let Some((Value::Object(ObjType::Map), coll)) = doc.get(ROOT, collection)? else { return Ok(None) };
-    let Some((Value::Object(ObjType::Map), obj)) = doc.get(&coll, key)? else { return Ok(None) };
+pub fn get_record_json<D: ReadDoc>(
+    doc: &D,
+    collection: &str,
+    key: &str,
+) -> Result<Option<Json>, DocError> {
+    let Some((Value::Object(ObjType::Map), coll)) = doc.get(ROOT, collection)? else {
+        return Ok(None);
+    };
+    let Some((Value::Object(ObjType::Map), obj)) = doc.get(&coll, key)? else {
+        return Ok(None);
+    };
     record_json(doc, &obj, collection, key).map(Some)
 }
 
 /// Reads one record as a typed value.
-pub fn get_record<D: ReadDoc, R: DeserializeOwned>(doc: &D, collection: &str, key: &str) -> Result<Option<R>, DocError> {
+pub fn get_record<D: ReadDoc, R: DeserializeOwned>(
+    doc: &D,
+    collection: &str,
+    key: &str,
+) -> Result<Option<R>, DocError> {
     match get_record_json(doc, collection, key)? {
         None => Ok(None),
         Some(json) => serde_json::from_value(json)
             .map(Some)
-            .map_err(|e| DocError::Schema { collection: collection.into(), key: key.into(), error: e.to_string() }),
+            .map_err(|e| DocError::Schema {
+                collection: collection.into(),
+                key: key.into(),
+                error: e.to_string(),
+            }),
     }
 }
 
 /// Every record of one collection, in key order, as JSON.
-pub fn collection_json<D: ReadDoc>(doc: &D, collection: &str) -> Result<Vec<(String, Json)>, DocError> {
-    let Some((Value::Object(ObjType::Map), coll)) = doc.get(ROOT, collection)? else { return Ok(Vec::new()) };
+pub fn collection_json<D: ReadDoc>(
+    doc: &D,
+    collection: &str,
+) -> Result<Vec<(String, Json)>, DocError> {
+    let Some((Value::Object(ObjType::Map), coll)) = doc.get(ROOT, collection)? else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     for item in doc.map_range(&coll, ..) {
         let obj = item.id();
@@ -235,8 +285,11 @@ pub fn all_records<D: ReadDoc>(doc: &D) -> Result<Vec<(String, String, Json)>, D
 
 /// Decodes a projected record.
 pub fn decode<R: DeserializeOwned>(collection: &str, key: &str, json: Json) -> Result<R, DocError> {
-    serde_json::from_value(json)
-        .map_err(|e| DocError::Schema { collection: collection.into(), key: key.into(), error: e.to_string() })
+    serde_json::from_value(json).map_err(|e| DocError::Schema {
+        collection: collection.into(),
+        key: key.into(),
+        error: e.to_string(),
+    })
 }
 
 /// The subject of a record (what `audit log --asset` and per-asset queries filter on).
@@ -281,17 +334,32 @@ mod tests {
     #[test]
     fn records_round_trip_and_only_changes_are_written() {
         let mut doc = doc();
-        let rec = Rec { name: "a".into(), n: 3, flag: true, opt: Some("x".into()), tags: vec!["t".into()] };
+        let rec = Rec {
+            name: "a".into(),
+            n: 3,
+            flag: true,
+            opt: Some("x".into()),
+            tags: vec!["t".into()],
+        };
         assert!(commit(&mut doc, &rec));
-        assert_eq!(get_record::<_, Rec>(&doc, "things", "k1").expect("get"), Some(rec.clone()));
+        assert_eq!(
+            get_record::<_, Rec>(&doc, "things", "k1").expect("get"),
+            Some(rec.clone())
+        );
         let before = doc.get_heads();
-        assert!(!commit(&mut doc, &rec), "rewriting identical values must not write");
+        assert!(
+            !commit(&mut doc, &rec),
+            "rewriting identical values must not write"
+        );
         let mut edited = rec.clone();
         edited.opt = None;
         edited.n = 4;
         assert!(commit(&mut doc, &edited));
         assert_ne!(doc.get_heads(), before);
-        assert_eq!(get_record::<_, Rec>(&doc, "things", "k1").expect("get"), Some(edited));
+        assert_eq!(
+            get_record::<_, Rec>(&doc, "things", "k1").expect("get"),
+            Some(edited)
+        );
         let saved = doc.save();
         let loaded = Automerge::load(&saved).expect("load");
         assert_eq!(all_records(&loaded).expect("records").len(), 1);
@@ -306,7 +374,11 @@ mod tests {
         tx.put(&obj, "tags~json", "[not json").expect("put");
         tx.commit();
         let err = get_record_json(&doc, "things", "k").unwrap_err();
-        assert!(err.to_string().starts_with("things/k: field tags holds invalid JSON"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("things/k: field tags holds invalid JSON"),
+            "{err}"
+        );
     }
 
     proptest! {

@@ -1,0 +1,633 @@
+//! The content-addressed blob store: configuration files, identified by SHA-256, zstd-compressed,
+//! deduplicated, verified on every read.
+//!
+//! One file per blob under `blobs/<aa>/<sha256>`. Successive versions of one artifact are stored as a zstd
+//! delta against the previous version (zstd's "patch-from": the previous content is the reference prefix),
+//! so a year of daily captures costs a year of differences, not of copies. A file is written to `blobs/tmp`,
+//! fsynced, renamed into place and the directory fsynced: a crash leaves either no blob or a whole one.
+//!
+//! Blob file layout (64-byte header, then one zstd frame):
+//! `"DATUMBL1"` | format u8 (1 = full, 2 = delta) | 7 zero bytes | raw size u64 LE | delta depth u32 LE |
+//! 4 zero bytes | base SHA-256 (32 bytes, zero for full) | zstd frame.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+const MAGIC: &[u8; 8] = b"DATUMBL1";
+const HEADER_LEN: usize = 64;
+const FORMAT_FULL: u8 = 1;
+const FORMAT_DELTA: u8 = 2;
+
+/// Files up to this size are compressed in memory and may be stored as deltas; larger ones are streamed.
+pub const DELTA_MAX_BYTES: u64 = 32 * 1024 * 1024;
+/// Longest chain of deltas before a full copy is stored again (bounds read cost).
+pub const MAX_DELTA_DEPTH: u32 = 32;
+/// Largest file accepted at all.
+pub const MAX_BLOB_BYTES: u64 = 1024 * 1024 * 1024;
+const STREAM_CHUNK: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob {hash} is missing from the store")]
+    Missing { hash: String },
+    #[error("blob {hash} is damaged: {detail}")]
+    Damaged { hash: String, detail: String },
+    #[error("{path}: file is {size} bytes; the limit is {MAX_BLOB_BYTES}")]
+    TooLarge { path: String, size: u64 },
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BlobError {
+    let context = context.into();
+    move |source| BlobError::Io { context, source }
+}
+
+/// What a `put` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub hash: String,
+    pub size: u64,
+    /// Bytes the blob file occupies (0 when it already existed).
+    pub stored_bytes: u64,
+    pub delta_base: Option<String>,
+    /// False when identical content was already stored.
+    pub new: bool,
+}
+
+struct Header {
+    format: u8,
+    raw_size: u64,
+    depth: u32,
+    base: [u8; 32],
+}
+
+impl Header {
+    fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[..8].copy_from_slice(MAGIC);
+        out[8] = self.format;
+        out[16..24].copy_from_slice(&self.raw_size.to_le_bytes());
+        out[24..28].copy_from_slice(&self.depth.to_le_bytes());
+        out[32..64].copy_from_slice(&self.base);
+        out
+    }
+
+    fn decode(bytes: &[u8; HEADER_LEN]) -> Option<Header> {
+        if &bytes[..8] != MAGIC || !matches!(bytes[8], FORMAT_FULL | FORMAT_DELTA) {
+            return None;
+        }
+        let raw_size = u64::from_le_bytes(bytes[16..24].try_into().ok()?);
+        let depth = u32::from_le_bytes(bytes[24..28].try_into().ok()?);
+        let mut base = [0u8; 32];
+        base.copy_from_slice(&bytes[32..64]);
+        Some(Header {
+            format: bytes[8],
+            raw_size,
+            depth,
+            base,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+pub fn is_hash(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+impl BlobStore {
+    pub fn open(root: PathBuf) -> Result<BlobStore, BlobError> {
+        fs::create_dir_all(root.join("tmp"))
+            .map_err(io_err(format!("create {}", root.display())))?;
+        Ok(BlobStore { root })
+    }
+
+    pub fn path(&self, hash: &str) -> PathBuf {
+        self.root.join(&hash[..2]).join(hash)
+    }
+
+    pub fn contains(&self, hash: &str) -> bool {
+        is_hash(hash) && self.path(hash).is_file()
+    }
+
+    /// Stores a file from disk. `base` is the hash of the previous version of the same artifact, if any.
+    pub fn put_file(&self, path: &Path, base: Option<&str>) -> Result<Stored, BlobError> {
+        let shown = path.display().to_string();
+        let size = fs::metadata(path)
+            .map_err(io_err(format!("read {shown}")))?
+            .len();
+        if size > MAX_BLOB_BYTES {
+            return Err(BlobError::TooLarge { path: shown, size });
+        }
+        if size <= DELTA_MAX_BYTES {
+            let bytes = fs::read(path).map_err(io_err(format!("read {shown}")))?;
+            return self.put_bytes(&bytes, base);
+        }
+        self.put_stream(
+            File::open(path).map_err(io_err(format!("open {shown}")))?,
+            &shown,
+        )
+    }
+
+    /// Stores bytes held in memory.
+    pub fn put_bytes(&self, bytes: &[u8], base: Option<&str>) -> Result<Stored, BlobError> {
+        let hash = hex::encode(Sha256::digest(bytes));
+        let size = bytes.len() as u64;
+        if self.contains(&hash) {
+            return Ok(Stored {
+                hash,
+                size,
+                stored_bytes: 0,
+                delta_base: None,
+                new: false,
+            });
+        }
+        let level = if size <= 1024 * 1024 { 19 } else { 9 };
+        let mut delta = None;
+        if let Some(base_hash) = base.filter(|b| is_hash(b) && size <= DELTA_MAX_BYTES) {
+            if let Ok(base_header) = self.header(base_hash) {
+                if base_header.depth < MAX_DELTA_DEPTH && base_header.raw_size <= DELTA_MAX_BYTES {
+                    let base_bytes = self.read(base_hash)?;
+                    let frame = compress_with_prefix(bytes, &base_bytes, level)
+                        .map_err(io_err("compress delta"))?;
+                    delta = Some((frame, base_header.depth + 1, base_hash.to_string()));
+                }
+            }
+        }
+        let full = zstd::bulk::compress(bytes, level).map_err(io_err("compress"))?;
+        // A delta only pays when it is smaller; unrelated content compresses better on its own.
+        let (frame, header, delta_base) = match delta {
+            Some((frame, depth, base_hash)) if frame.len() < full.len() => {
+                let mut base_raw = [0u8; 32];
+                hex::decode_to_slice(&base_hash, &mut base_raw).map_err(|e| {
+                    BlobError::Damaged {
+                        hash: base_hash.clone(),
+                        detail: e.to_string(),
+                    }
+                })?;
+                (
+                    frame,
+                    Header {
+                        format: FORMAT_DELTA,
+                        raw_size: size,
+                        depth,
+                        base: base_raw,
+                    },
+                    Some(base_hash),
+                )
+            }
+            _ => (
+                full,
+                Header {
+                    format: FORMAT_FULL,
+                    raw_size: size,
+                    depth: 0,
+                    base: [0; 32],
+                },
+                None,
+            ),
+        };
+        let stored_bytes = self.write_atomically(&hash, |file| {
+            file.write_all(&header.encode())?;
+            file.write_all(&frame)
+        })?;
+        Ok(Stored {
+            hash,
+            size,
+            stored_bytes,
+            delta_base,
+            new: true,
+        })
+    }
+
+    fn put_stream(&self, mut input: File, shown: &str) -> Result<Stored, BlobError> {
+        let tmp = tempfile_in(&self.root.join("tmp")).map_err(io_err("create temporary blob"))?;
+        let (mut file, tmp_path) = tmp;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        file.write_all(&[0u8; HEADER_LEN])
+            .map_err(io_err("write blob"))?;
+        let mut encoder =
+            zstd::stream::write::Encoder::new(&mut file, 3).map_err(io_err("compress"))?;
+        let mut buf = vec![0u8; STREAM_CHUNK];
+        loop {
+            let n = input
+                .read(&mut buf)
+                .map_err(io_err(format!("read {shown}")))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+            if size > MAX_BLOB_BYTES {
+                let _ = fs::remove_file(&tmp_path);
+                return Err(BlobError::TooLarge {
+                    path: shown.into(),
+                    size,
+                });
+            }
+            encoder.write_all(&buf[..n]).map_err(io_err("compress"))?;
+        }
+        encoder.finish().map_err(io_err("compress"))?;
+        let hash = hex::encode(hasher.finalize());
+        if self.contains(&hash) {
+            let _ = fs::remove_file(&tmp_path);
+            return Ok(Stored {
+                hash,
+                size,
+                stored_bytes: 0,
+                delta_base: None,
+                new: false,
+            });
+        }
+        let header = Header {
+            format: FORMAT_FULL,
+            raw_size: size,
+            depth: 0,
+            base: [0; 32],
+        };
+        use std::io::{Seek, SeekFrom};
+        file.seek(SeekFrom::Start(0))
+            .map_err(io_err("write blob"))?;
+        file.write_all(&header.encode())
+            .map_err(io_err("write blob"))?;
+        file.sync_all().map_err(io_err("sync blob"))?;
+        let stored_bytes = file.metadata().map_err(io_err("stat blob"))?.len();
+        drop(file);
+        self.install(&tmp_path, &hash)?;
+        Ok(Stored {
+            hash,
+            size,
+            stored_bytes,
+            delta_base: None,
+            new: true,
+        })
+    }
+
+    /// Writes a blob file through a temporary file, fsync and rename. Returns its size.
+    fn write_atomically(
+        &self,
+        hash: &str,
+        write: impl FnOnce(&mut File) -> io::Result<()>,
+    ) -> Result<u64, BlobError> {
+        let (mut file, tmp_path) =
+            tempfile_in(&self.root.join("tmp")).map_err(io_err("create temporary blob"))?;
+        let result = write(&mut file).and_then(|()| file.sync_all());
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp_path);
+            return Err(BlobError::Io {
+                context: "write blob".into(),
+                source: e,
+            });
+        }
+        let len = file.metadata().map_err(io_err("stat blob"))?.len();
+        drop(file);
+        self.install(&tmp_path, hash)?;
+        Ok(len)
+    }
+
+    fn install(&self, tmp_path: &Path, hash: &str) -> Result<(), BlobError> {
+        let dest = self.path(hash);
+        let dir = dest.parent().expect("blob paths have a parent");
+        fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+        fs::rename(tmp_path, &dest).map_err(io_err(format!("install blob {hash}")))?;
+        sync_dir(dir).map_err(io_err("sync blob directory"))?;
+        Ok(())
+    }
+
+    fn header(&self, hash: &str) -> Result<Header, BlobError> {
+        let mut file = self.open_blob(hash)?;
+        read_header(&mut file, hash)
+    }
+
+    fn open_blob(&self, hash: &str) -> Result<File, BlobError> {
+        if !is_hash(hash) {
+            return Err(BlobError::Missing { hash: hash.into() });
+        }
+        File::open(self.path(hash)).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => BlobError::Missing { hash: hash.into() },
+            _ => BlobError::Io {
+                context: format!("open blob {hash}"),
+                source: e,
+            },
+        })
+    }
+
+    /// Reads a whole blob into memory, verifying its hash. Only for blobs up to `DELTA_MAX_BYTES`.
+    pub fn read(&self, hash: &str) -> Result<Vec<u8>, BlobError> {
+        let mut out = Vec::new();
+        self.copy_to(hash, &mut out, DELTA_MAX_BYTES)?;
+        Ok(out)
+    }
+
+    /// Streams a blob's content into `out`, verifying size and hash at the end. Fails without a hash match,
+    /// so a caller writing a file must only keep it when this returns Ok.
+    pub fn copy_to(
+        &self,
+        hash: &str,
+        out: &mut dyn Write,
+        max_in_memory: u64,
+    ) -> Result<u64, BlobError> {
+        let damaged = |detail: String| BlobError::Damaged {
+            hash: hash.into(),
+            detail,
+        };
+        let mut file = self.open_blob(hash)?;
+        let header = read_header(&mut file, hash)?;
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        let mut sink = HashingWriter {
+            inner: out,
+            hasher: &mut hasher,
+            written: &mut written,
+            limit: header.raw_size,
+        };
+        match header.format {
+            FORMAT_FULL => {
+                let mut decoder = zstd::stream::read::Decoder::new(BufReader::new(file))
+                    .map_err(|e| damaged(e.to_string()))?;
+                decoder
+                    .window_log_max(31)
+                    .map_err(|e| damaged(e.to_string()))?;
+                io::copy(&mut decoder, &mut sink).map_err(|e| damaged(e.to_string()))?;
+            }
+            _ => {
+                if header.depth > MAX_DELTA_DEPTH
+                    || header.raw_size > max_in_memory.max(DELTA_MAX_BYTES)
+                {
+                    return Err(damaged("delta header out of range".into()));
+                }
+                let base_hash = hex::encode(header.base);
+                let base = self
+                    .read(&base_hash)
+                    .map_err(|e| damaged(format!("its delta base is unreadable: {e}")))?;
+                let mut decoder =
+                    zstd::stream::read::Decoder::with_ref_prefix(BufReader::new(file), &base)
+                        .map_err(|e| damaged(e.to_string()))?;
+                decoder
+                    .window_log_max(31)
+                    .map_err(|e| damaged(e.to_string()))?;
+                io::copy(&mut decoder, &mut sink).map_err(|e| damaged(e.to_string()))?;
+            }
+        }
+        if written != header.raw_size {
+            return Err(damaged(format!(
+                "expected {} bytes, decoded {written}",
+                header.raw_size
+            )));
+        }
+        let actual = hex::encode(hasher.finalize());
+        if actual != hash {
+            return Err(damaged(format!("content hashes to {actual}")));
+        }
+        Ok(written)
+    }
+
+    /// Writes a blob to `dest` exactly as captured: into a temporary file beside it, verified, fsynced, renamed.
+    pub fn export(&self, hash: &str, dest: &Path) -> Result<u64, BlobError> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let (file, tmp_path) =
+            tempfile_in(&dir).map_err(io_err(format!("create a file in {}", dir.display())))?;
+        let mut writer = io::BufWriter::new(file);
+        let result = self
+            .copy_to(hash, &mut writer, DELTA_MAX_BYTES)
+            .and_then(|n| {
+                let file = writer.into_inner().map_err(|e| BlobError::Io {
+                    context: "write".into(),
+                    source: e.into_error(),
+                })?;
+                file.sync_all().map_err(io_err("sync"))?;
+                Ok(n)
+            });
+        match result {
+            Ok(n) => {
+                fs::rename(&tmp_path, dest).map_err(io_err(format!("write {}", dest.display())))?;
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp_path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Re-reads and re-hashes one blob.
+    pub fn verify(&self, hash: &str) -> Result<u64, BlobError> {
+        self.copy_to(hash, &mut io::sink(), u64::MAX)
+    }
+
+    /// Every blob file in the store.
+    pub fn list(&self) -> Result<Vec<String>, BlobError> {
+        let mut out = Vec::new();
+        for dir in fs::read_dir(&self.root).map_err(io_err("list blobs"))? {
+            let dir = dir.map_err(io_err("list blobs"))?;
+            let name = dir.file_name().to_string_lossy().to_string();
+            if name.len() != 2 || !dir.path().is_dir() {
+                continue;
+            }
+            for file in fs::read_dir(dir.path()).map_err(io_err("list blobs"))? {
+                let file = file.map_err(io_err("list blobs"))?;
+                let name = file.file_name().to_string_lossy().to_string();
+                if is_hash(&name) {
+                    out.push(name);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes temporary files a crash may have left behind.
+    pub fn clean_tmp(&self) {
+        if let Ok(entries) = fs::read_dir(self.root.join("tmp")) {
+            for entry in entries.flatten() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// The raw blob file bytes (for dumps); verified first.
+    pub fn raw_file(&self, hash: &str) -> Result<PathBuf, BlobError> {
+        self.verify(hash)?;
+        Ok(self.path(hash))
+    }
+
+    /// Installs a blob file copied from a dump. The caller verifies once all blobs are in (a delta needs its
+    /// base).
+    pub fn install_raw(&self, hash: &str, file_bytes: &[u8]) -> Result<(), BlobError> {
+        if !is_hash(hash) {
+            return Err(BlobError::Damaged {
+                hash: hash.into(),
+                detail: "not a SHA-256 name".into(),
+            });
+        }
+        self.write_atomically(hash, |f| f.write_all(file_bytes))?;
+        Ok(())
+    }
+}
+
+fn read_header(file: &mut File, hash: &str) -> Result<Header, BlobError> {
+    let mut buf = [0u8; HEADER_LEN];
+    file.read_exact(&mut buf).map_err(|e| BlobError::Damaged {
+        hash: hash.into(),
+        detail: format!("header unreadable: {e}"),
+    })?;
+    Header::decode(&buf).ok_or_else(|| BlobError::Damaged {
+        hash: hash.into(),
+        detail: "bad header".into(),
+    })
+}
+
+fn compress_with_prefix(bytes: &[u8], prefix: &[u8], level: i32) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len() / 4 + 64);
+    let mut encoder = zstd::stream::write::Encoder::with_ref_prefix(&mut out, level, prefix)?;
+    // The window must reach back over the whole reference, as `zstd --patch-from` arranges.
+    let needed = (prefix.len() + bytes.len()).max(1 << 10);
+    let window_log = (usize::BITS - needed.leading_zeros()).clamp(10, 27);
+    encoder.window_log(window_log)?;
+    encoder.long_distance_matching(prefix.len() > 8 * 1024 * 1024)?;
+    encoder.set_pledged_src_size(Some(bytes.len() as u64))?;
+    encoder.write_all(bytes)?;
+    encoder.finish()?;
+    Ok(out)
+}
+
+struct HashingWriter<'a> {
+    inner: &'a mut dyn Write,
+    hasher: &'a mut Sha256,
+    written: &'a mut u64,
+    limit: u64,
+}
+
+impl Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Stop a damaged stream from producing more than it claims: memory and disk stay bounded.
+        if *self.written + buf.len() as u64 > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "decodes to more bytes than recorded",
+            ));
+        }
+        self.inner.write_all(buf)?;
+        self.hasher.update(buf);
+        *self.written += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Creates a uniquely named file in `dir` (no extra crate for ten lines).
+pub fn tempfile_in(dir: &Path) -> io::Result<(File, PathBuf)> {
+    use rand::Rng;
+    for _ in 0..16 {
+        let name = format!(".tmp-{:016x}", rand::thread_rng().gen::<u64>());
+        let path = dir.join(name);
+        match fs::OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => return Ok((f, path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("could not create a temporary file"))
+}
+
+/// fsync a directory so a rename in it is durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(dir.path().join("blobs")).expect("open");
+        (dir, store)
+    }
+
+    #[test]
+    fn identical_content_is_stored_once() {
+        let (_dir, store) = store();
+        let a = store.put_bytes(b"hostname sw1\n", None).expect("put");
+        let b = store.put_bytes(b"hostname sw1\n", None).expect("put");
+        assert!(a.new && !b.new);
+        assert_eq!(store.list().expect("list"), vec![a.hash.clone()]);
+        assert_eq!(store.read(&a.hash).expect("read"), b"hostname sw1\n");
+    }
+
+    #[test]
+    fn similar_versions_are_stored_as_small_deltas() {
+        let (_dir, store) = store();
+        let v1: String = (0..20_000)
+            .map(|i| {
+                format!(
+                    "interface Gi0/{i}\n description port {}\n",
+                    i * 7919 % 10007
+                )
+            })
+            .collect();
+        let v2 = v1.replace("port 42\n", "port 42 changed\n");
+        let first = store.put_bytes(v1.as_bytes(), None).expect("put");
+        let second = store
+            .put_bytes(v2.as_bytes(), Some(&first.hash))
+            .expect("put");
+        assert_eq!(second.delta_base.as_deref(), Some(first.hash.as_str()));
+        assert!(
+            second.stored_bytes < 200,
+            "delta is {} bytes",
+            second.stored_bytes
+        );
+        assert_eq!(store.read(&second.hash).expect("read"), v2.as_bytes());
+    }
+
+    #[test]
+    fn damage_is_detected_on_read() {
+        let (_dir, store) = store();
+        let stored = store.put_bytes(&vec![b'x'; 10_000], None).expect("put");
+        let path = store.path(&stored.hash);
+        let mut bytes = fs::read(&path).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&path, &bytes).expect("write");
+        let err = store.verify(&stored.hash).unwrap_err();
+        assert!(matches!(err, BlobError::Damaged { .. }), "{err}");
+        fs::remove_file(&path).expect("rm");
+        assert!(matches!(
+            store.verify(&stored.hash).unwrap_err(),
+            BlobError::Missing { .. }
+        ));
+    }
+
+    #[test]
+    fn export_writes_nothing_when_verification_fails() {
+        let (dir, store) = store();
+        let stored = store.put_bytes(b"abc", None).expect("put");
+        let path = store.path(&stored.hash);
+        let mut bytes = fs::read(&path).expect("read");
+        bytes[16] = 9; // raw size field: claims 9 bytes
+        fs::write(&path, &bytes).expect("write");
+        let dest = dir.path().join("out.cfg");
+        assert!(store.export(&stored.hash, &dest).is_err());
+        assert!(!dest.exists());
+    }
+}

@@ -1,0 +1,250 @@
+//! `audit log` and `audit verify`: the trail of who changed what, when and why, and the proof it is intact.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use anyhow::Result;
+use chrono::{DateTime, NaiveDate, Utc};
+use datum_shared::audit::{verify_chain, SignedEntry};
+use datum_shared::document::{self, CommitInfo};
+use serde::Serialize;
+
+use super::reports::check_blobs;
+use crate::cli::AuditCmd;
+use crate::error::{user, Outcome};
+use crate::output::{print_json, print_table};
+use crate::site::{load_doc_from, Site};
+use crate::store::RecordRow;
+
+pub async fn run(site: &mut Site, cmd: AuditCmd) -> Result<Outcome> {
+    match cmd {
+        AuditCmd::Log { since, asset, json } => log(site, since, asset, json).await,
+        AuditCmd::Verify { json } => verify(site, json).await,
+    }
+}
+
+fn parse_since(value: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+        .map_err(|_| user(format!("--since {value:?} is not RFC 3339 or YYYY-MM-DD")))
+}
+
+async fn log(
+    site: &mut Site,
+    since: Option<String>,
+    asset: Option<String>,
+    json: bool,
+) -> Result<Outcome> {
+    let since = since.as_deref().map(parse_since).transpose()?;
+    let since_text = since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    let entries = site
+        .store
+        .audit(since_text.as_deref(), asset.as_deref())
+        .await?;
+    if json {
+        let plain: Vec<&SignedEntry> = entries.iter().collect();
+        print_json(&plain)?;
+        return Ok(Outcome::Clean);
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|s| {
+            let e = &s.entry;
+            vec![
+                e.seq.to_string(),
+                e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                e.actor.clone(),
+                e.op.clone(),
+                e.subject.clone(),
+                match &e.reason {
+                    Some(r) => format!("{} (why: {r})", e.summary),
+                    None => e.summary.clone(),
+                },
+            ]
+        })
+        .collect();
+    print_table(
+        &["#", "WHEN (UTC)", "WHO", "WHAT", "SUBJECT", "DETAIL"],
+        &rows,
+    );
+    Ok(Outcome::Clean)
+}
+
+#[derive(Serialize)]
+pub struct VerifyReport {
+    intact: bool,
+    documents: usize,
+    changes: usize,
+    audit_entries: usize,
+    records: usize,
+    blobs: usize,
+    pub problems: Vec<String>,
+}
+
+/// Everything `audit verify` checks, as a list of problems (empty when intact).
+pub async fn verify_site(site: &Site, json: bool) -> Result<VerifyReport> {
+    let mut problems = Vec::new();
+    for p in site.store.integrity_check().await? {
+        problems.push(format!("database integrity: {p}"));
+    }
+    // 1. Documents load (automerge checks every change hash) and are rebuilt into records.
+    let mut doc_changes: HashMap<String, (String, String)> = HashMap::new();
+    let mut rebuilt: BTreeMap<(String, String), RecordRow> = BTreeMap::new();
+    let doc_ids = site.store.doc_ids().await?;
+    for id in &doc_ids {
+        let doc = match load_doc_from(&site.store, id).await {
+            Ok(doc) => doc,
+            Err(e) => {
+                problems.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        for change in doc.get_changes(&[]) {
+            let message = change.message().map(str::to_string).unwrap_or_default();
+            doc_changes.insert(change.hash().to_string(), (id.to_string(), message));
+        }
+        match document::all_records(&doc) {
+            Ok(records) => {
+                for (collection, key, json) in records {
+                    let row = RecordRow {
+                        subject: document::record_subject(&key, &json),
+                        json: json.to_string(),
+                        collection: collection.clone(),
+                        key: key.clone(),
+                        doc_id: id.to_string(),
+                    };
+                    if rebuilt
+                        .insert((collection.clone(), key.clone()), row)
+                        .is_some()
+                    {
+                        problems.push(format!(
+                            "record {collection}/{key} exists in more than one document"
+                        ));
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("document {id}: {e}")),
+        }
+    }
+    // 2. The audit chain: links, hashes, signatures.
+    let entries = site.store.audit(None, None).await?;
+    let key = site.verifying_key()?;
+    problems.extend(verify_chain(&entries, |hash, sig| {
+        site.signature_ok(&key, hash, sig)
+    }));
+    // 3. Every audited change is in its document, with the same who/what; every document change is audited.
+    let mut audited = HashSet::new();
+    for signed in &entries {
+        let e = &signed.entry;
+        for c in &e.changes {
+            audited.insert(c.change.clone());
+            match doc_changes.get(&c.change) {
+                None => problems.push(format!(
+                    "audit entry {}: change {} is missing from document {}",
+                    e.seq,
+                    short(&c.change),
+                    c.doc
+                )),
+                Some((doc, message)) => {
+                    let info: Option<CommitInfo> = serde_json::from_str(message).ok();
+                    let same = doc == &c.doc
+                        && info.as_ref().is_some_and(|i| {
+                            i.op == e.op && i.actor == e.actor && i.subject == e.subject
+                        });
+                    if !same {
+                        problems.push(format!(
+                            "audit entry {}: does not match change {} in document {doc}",
+                            e.seq,
+                            short(&c.change)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let mut unaudited: Vec<(&String, &String)> = doc_changes
+        .iter()
+        .filter(|(h, _)| !audited.contains(*h))
+        .map(|(h, (doc, _))| (doc, h))
+        .collect();
+    unaudited.sort();
+    for (doc, hash) in unaudited {
+        problems.push(format!(
+            "document {doc}: change {} has no audit entry",
+            short(hash)
+        ));
+    }
+    // 4. The projection equals what the documents say.
+    let stored = site.store.all_records().await?;
+    let n_records = stored.len();
+    for row in stored {
+        match rebuilt.remove(&(row.collection.clone(), row.key.clone())) {
+            None => problems.push(format!(
+                "record {}/{} is in the database but in no document",
+                row.collection, row.key
+            )),
+            Some(doc_row) if doc_row != row => problems.push(format!(
+                "record {}/{} in the database differs from document {}",
+                row.collection, row.key, doc_row.doc_id
+            )),
+            Some(_) => {}
+        }
+    }
+    for ((collection, key), row) in rebuilt {
+        problems.push(format!(
+            "record {collection}/{key} of document {} is missing from the database",
+            row.doc_id
+        ));
+    }
+    // 5. Every configuration file still hashes to its name.
+    let (n_blobs, _, blob_problems) = check_blobs(site, json).await?;
+    for p in blob_problems {
+        let users = if p.used_by.is_empty() {
+            String::new()
+        } else {
+            format!(" (used by {})", p.used_by.join(", "))
+        };
+        problems.push(format!("{}{users}", p.problem));
+    }
+    Ok(VerifyReport {
+        intact: problems.is_empty(),
+        documents: doc_ids.len(),
+        changes: doc_changes.len(),
+        audit_entries: entries.len(),
+        records: n_records,
+        blobs: n_blobs,
+        problems,
+    })
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+async fn verify(site: &mut Site, json: bool) -> Result<Outcome> {
+    let report = verify_site(site, json).await?;
+    let findings = !report.intact;
+    if json {
+        print_json(&report)?;
+    } else {
+        for p in &report.problems {
+            println!("TAMPERED/DAMAGED: {p}");
+        }
+        println!(
+            "{}: {} documents, {} changes, {} audit entries, {} records, {} blobs checked",
+            if findings {
+                "HISTORY IS NOT INTACT"
+            } else {
+                "history intact"
+            },
+            report.documents,
+            report.changes,
+            report.audit_entries,
+            report.records,
+            report.blobs
+        );
+    }
+    Ok(Outcome::from_findings(findings))
+}

@@ -1,0 +1,623 @@
+//! `config …` and `baseline …`: versioned configuration records (backups, SR 7.3) and approved baselines.
+
+use std::path::Path;
+
+use anyhow::Result;
+use datum_shared::change::{fold, ChangeEvent, ChangeRequest};
+use datum_shared::document::month_period;
+use datum_shared::model::{Asset, Baseline, ConfigCheck, ConfigVersion};
+use datum_shared::text::{self, Encoding};
+use datum_shared::{ChangeId, SlotName};
+use serde::Serialize;
+
+use super::{find_asset, parse_version, required_text, resolve_slot, text_arg};
+use crate::blobs::{BlobError, DELTA_MAX_BYTES};
+use crate::cli::{BaselineCmd, ConfigCmd};
+use crate::error::{user, Outcome};
+use crate::output::{print_json, print_table};
+use crate::site::{Site, Write};
+
+pub async fn run(site: &mut Site, cmd: ConfigCmd) -> Result<Outcome> {
+    match cmd {
+        ConfigCmd::Capture {
+            asset,
+            file,
+            slot,
+            note,
+            change,
+            json,
+        } => capture(site, &asset, &file, slot, note, change, json).await,
+        ConfigCmd::Log { asset, slot, json } => log(site, &asset, slot, json).await,
+        ConfigCmd::Show {
+            asset,
+            slot,
+            version,
+            json,
+        } => show(site, &asset, slot, version, json).await,
+        ConfigCmd::Export {
+            asset,
+            slot,
+            version,
+            out,
+        } => export(site, &asset, slot, &version, &out).await,
+        ConfigCmd::Diff {
+            asset,
+            from,
+            to,
+            slot,
+            json,
+        } => diff(site, &asset, slot, from, to, json).await,
+    }
+}
+
+pub async fn run_baseline(site: &mut Site, cmd: BaselineCmd) -> Result<Outcome> {
+    match cmd {
+        BaselineCmd::Approve {
+            asset,
+            slot,
+            version,
+            reason,
+        } => approve(site, &asset, slot, version, reason).await,
+        BaselineCmd::Show { asset, json } => show_baseline(site, &asset, json).await,
+    }
+}
+
+/// Versions of one asset, grouped per slot, oldest first.
+pub async fn versions_of(site: &Site, asset: &Asset) -> Result<Vec<ConfigVersion>> {
+    let mut versions: Vec<ConfigVersion> = site.list_for("versions", asset.name.as_str()).await?;
+    versions.sort_by(|a, b| (a.slot.as_str(), a.version).cmp(&(b.slot.as_str(), b.version)));
+    Ok(versions)
+}
+
+fn slots(versions: &[ConfigVersion]) -> Vec<&SlotName> {
+    let mut slots: Vec<&SlotName> = versions.iter().map(|v| &v.slot).collect();
+    slots.dedup();
+    slots
+}
+
+pub fn version_key(v: &ConfigVersion) -> String {
+    format!("{}/{}/{:06}", v.asset, v.slot, v.version)
+}
+
+/// Loads and folds one change request.
+pub async fn load_change(site: &Site, id: ChangeId) -> Result<ChangeRequest> {
+    let events: Vec<ChangeEvent> = site.list_for("change_events", &id.to_string()).await?;
+    let (state, _) = fold(&events);
+    state.ok_or_else(|| {
+        user(format!(
+            "{id} does not exist (see `datum-edge change list`)"
+        ))
+    })
+}
+
+#[derive(Serialize)]
+struct CaptureReport {
+    asset: String,
+    slot: String,
+    version: u32,
+    unchanged: bool,
+    raw_hash: String,
+    size: u64,
+    stored_bytes: u64,
+    delta_base: Option<String>,
+    change: Option<ChangeId>,
+}
+
+async fn capture(
+    site: &mut Site,
+    asset: &str,
+    file: &Path,
+    slot: Option<String>,
+    note: Option<String>,
+    change: Option<String>,
+    json: bool,
+) -> Result<Outcome> {
+    let asset = find_asset(site, asset).await?;
+    if !asset.is_active() {
+        return Err(user(format!(
+            "asset {} is retired; captures are closed",
+            asset.name
+        )));
+    }
+    let note = text_arg("note", note, 4096)?;
+    let versions = versions_of(site, &asset).await?;
+    let slot = resolve_slot(&asset, &slots(&versions), slot.as_deref())?;
+    let change = match change {
+        None => None,
+        Some(id) => {
+            let id = ChangeId::parse(&id).map_err(|e| user(e.to_string()))?;
+            let cr = load_change(site, id).await?;
+            if !cr.draft.assets.contains(&asset.name) {
+                return Err(user(format!(
+                    "{id} does not cover asset {} (it covers {})",
+                    asset.name,
+                    join(&cr.draft.assets)
+                )));
+            }
+            cr.accepts_captures().map_err(|e| user(e.to_string()))?;
+            Some(id)
+        }
+    };
+    let meta = std::fs::metadata(file).map_err(|e| user(format!("{}: {e}", file.display())))?;
+    if !meta.is_file() {
+        return Err(user(format!("{} is not a regular file", file.display())));
+    }
+    let latest = versions
+        .iter()
+        .filter(|v| v.slot == slot)
+        .max_by_key(|v| v.version);
+    let stored = site
+        .blobs
+        .put_file(file, latest.map(|v| v.raw_hash.as_str()))
+        .map_err(|e| match e {
+            BlobError::TooLarge { .. } => user(e.to_string()),
+            other => anyhow::Error::from(other),
+        })?;
+    let file_name = file.file_name().map(|n| n.to_string_lossy().to_string());
+    let configs_doc = site.doc_id(&format!("configs/{}", month_period(site.now)));
+    let report;
+    match latest {
+        Some(latest) if latest.raw_hash == stored.hash => {
+            let check = ConfigCheck {
+                asset: asset.name.clone(),
+                slot: slot.clone(),
+                version: latest.version,
+                checked_at: site.now,
+                checked_by: site.actor.clone(),
+                note,
+                change,
+            };
+            let key = format!(
+                "{}/{}/{:06}/{}",
+                asset.name,
+                slot,
+                latest.version,
+                site.now.timestamp_micros()
+            );
+            let mut w = Write::new("config.check", asset.name.as_str(), None);
+            w.put(&configs_doc, "checks", &key, &check)?;
+            site.apply(w, format!("{slot}: unchanged since v{}", latest.version))
+                .await?;
+            report = CaptureReport {
+                asset: asset.name.to_string(),
+                slot: slot.to_string(),
+                version: latest.version,
+                unchanged: true,
+                raw_hash: stored.hash,
+                size: stored.size,
+                stored_bytes: 0,
+                delta_base: None,
+                change,
+            };
+        }
+        _ => {
+            let version = ConfigVersion {
+                asset: asset.name.clone(),
+                slot: slot.clone(),
+                version: latest.map(|v| v.version + 1).unwrap_or(1),
+                raw_hash: stored.hash.clone(),
+                normalized_hash: stored.hash.clone(),
+                size: stored.size,
+                file_name,
+                captured_at: site.now,
+                captured_by: site.actor.clone(),
+                note,
+                change,
+            };
+            let mut w = Write::new("config.capture", asset.name.as_str(), None);
+            w.put(&configs_doc, "versions", &version_key(&version), &version)?;
+            site.apply(
+                w,
+                format!("{slot} v{} ({} bytes)", version.version, version.size),
+            )
+            .await?;
+            report = CaptureReport {
+                asset: asset.name.to_string(),
+                slot: slot.to_string(),
+                version: version.version,
+                unchanged: false,
+                raw_hash: stored.hash,
+                size: stored.size,
+                stored_bytes: stored.stored_bytes,
+                delta_base: stored.delta_base,
+                change,
+            };
+        }
+    }
+    if json {
+        print_json(&report)?;
+    } else if report.unchanged {
+        println!(
+            "{}/{}: unchanged since v{} (checked, recorded)",
+            report.asset, report.slot, report.version
+        );
+    } else {
+        println!(
+            "{}/{}: stored v{} ({} bytes, sha256 {}){}",
+            report.asset,
+            report.slot,
+            report.version,
+            report.size,
+            &report.raw_hash[..16],
+            report
+                .change
+                .map(|c| format!(" under {c}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(Serialize)]
+struct LogEntry<'a> {
+    #[serde(flatten)]
+    version: &'a ConfigVersion,
+    baseline: bool,
+}
+
+async fn log(site: &mut Site, asset: &str, slot: Option<String>, json: bool) -> Result<Outcome> {
+    let asset = find_asset(site, asset).await?;
+    let slot = slot
+        .map(|s| SlotName::new(&s).map_err(|e| user(e.to_string())))
+        .transpose()?;
+    let baselines: Vec<Baseline> = site.list_for("baselines", asset.name.as_str()).await?;
+    let versions: Vec<ConfigVersion> = versions_of(site, &asset)
+        .await?
+        .into_iter()
+        .filter(|v| slot.as_ref().is_none_or(|s| &v.slot == s))
+        .collect();
+    let is_baseline = |v: &ConfigVersion| {
+        baselines
+            .iter()
+            .any(|b| b.slot == v.slot && b.version == v.version)
+    };
+    if json {
+        let entries: Vec<LogEntry<'_>> = versions
+            .iter()
+            .map(|v| LogEntry {
+                version: v,
+                baseline: is_baseline(v),
+            })
+            .collect();
+        print_json(&entries)?;
+        return Ok(Outcome::Clean);
+    }
+    let rows: Vec<Vec<String>> = versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.slot.to_string(),
+                format!("v{}{}", v.version, if is_baseline(v) { " *" } else { "" }),
+                v.captured_at.format("%Y-%m-%d %H:%M").to_string(),
+                v.captured_by.clone(),
+                v.size.to_string(),
+                v.raw_hash[..12].to_string(),
+                v.change
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                v.note.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "SLOT", "VERSION", "CAPTURED", "BY", "BYTES", "SHA256", "CHANGE", "NOTE",
+        ],
+        &rows,
+    );
+    if !rows.is_empty() {
+        println!("(* = approved baseline)");
+    }
+    Ok(Outcome::Clean)
+}
+
+/// Finds the version a command names: `--version V` or the latest of the resolved slot.
+async fn pick_version(
+    site: &Site,
+    asset: &Asset,
+    slot: Option<String>,
+    version: Option<&str>,
+) -> Result<ConfigVersion> {
+    let versions = versions_of(site, asset).await?;
+    let slot = resolve_slot(asset, &slots(&versions), slot.as_deref())?;
+    let in_slot: Vec<&ConfigVersion> = versions.iter().filter(|v| v.slot == slot).collect();
+    let found = match version {
+        Some(v) => {
+            let n = parse_version(v)?;
+            in_slot.into_iter().find(|c| c.version == n)
+        }
+        None => in_slot.into_iter().max_by_key(|c| c.version),
+    };
+    found.cloned().ok_or_else(|| {
+        user(match version {
+            Some(v) => format!(
+                "{}/{slot} has no version {v} (see `datum-edge config log {}`)",
+                asset.name, asset.name
+            ),
+            None => format!("{}/{slot} has no captured versions", asset.name),
+        })
+    })
+}
+
+async fn show(
+    site: &mut Site,
+    asset: &str,
+    slot: Option<String>,
+    version: Option<String>,
+    json: bool,
+) -> Result<Outcome> {
+    let asset = find_asset(site, asset).await?;
+    let v = pick_version(site, &asset, slot, version.as_deref()).await?;
+    if json {
+        print_json(&v)?;
+        return Ok(Outcome::Clean);
+    }
+    println!("{}/{} v{}", v.asset, v.slot, v.version);
+    println!(
+        "captured   {} by {}",
+        v.captured_at.to_rfc3339(),
+        v.captured_by
+    );
+    println!("size       {} bytes", v.size);
+    println!("sha256     {}", v.raw_hash);
+    if let Some(name) = &v.file_name {
+        println!("file       {name}");
+    }
+    if let Some(c) = v.change {
+        println!("change     {c}");
+    }
+    if let Some(note) = &v.note {
+        println!("note       {note}");
+    }
+    Ok(Outcome::Clean)
+}
+
+async fn export(
+    site: &mut Site,
+    asset: &str,
+    slot: Option<String>,
+    version: &str,
+    out: &Path,
+) -> Result<Outcome> {
+    let asset = find_asset(site, asset).await?;
+    let v = pick_version(site, &asset, slot, Some(version)).await?;
+    let written = site.blobs.export(&v.raw_hash, out)?;
+    println!(
+        "wrote {}/{} v{} to {} ({written} bytes, sha256 verified)",
+        v.asset,
+        v.slot,
+        v.version,
+        out.display()
+    );
+    Ok(Outcome::Clean)
+}
+
+#[derive(Serialize)]
+struct DiffReport {
+    asset: String,
+    slot: String,
+    from: u32,
+    to: u32,
+    identical: bool,
+    binary: bool,
+    added: u32,
+    removed: u32,
+    diff: String,
+}
+
+async fn diff(
+    site: &mut Site,
+    asset: &str,
+    slot: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    json: bool,
+) -> Result<Outcome> {
+    let asset = find_asset(site, asset).await?;
+    let versions = versions_of(site, &asset).await?;
+    let slot = resolve_slot(&asset, &slots(&versions), slot.as_deref())?;
+    let to_v = pick_version(site, &asset, Some(slot.to_string()), to.as_deref()).await?;
+    let from_v = match from {
+        Some(f) => pick_version(site, &asset, Some(slot.to_string()), Some(&f)).await?,
+        None => {
+            let baseline: Option<Baseline> = site
+                .get("baselines", &format!("{}/{}", asset.name, slot))
+                .await?;
+            match baseline {
+                Some(b) => pick_version(site, &asset, Some(slot.to_string()), Some(&b.version.to_string())).await?,
+                None => {
+                    return Err(user(format!(
+                        "{}/{slot} has no approved baseline; name the versions: `config diff {} FROM TO`",
+                        asset.name, asset.name
+                    )))
+                }
+            }
+        }
+    };
+    let mut report = DiffReport {
+        asset: asset.name.to_string(),
+        slot: slot.to_string(),
+        from: from_v.version,
+        to: to_v.version,
+        identical: from_v.raw_hash == to_v.raw_hash,
+        binary: false,
+        added: 0,
+        removed: 0,
+        diff: String::new(),
+    };
+    if !report.identical {
+        if from_v.size > DELTA_MAX_BYTES || to_v.size > DELTA_MAX_BYTES {
+            return Err(user(format!("versions larger than {DELTA_MAX_BYTES} bytes are not diffed line by line; export them instead")));
+        }
+        let old = site.blobs.read(&from_v.raw_hash)?;
+        let new = site.blobs.read(&to_v.raw_hash)?;
+        let (old_enc, old_text) = text::decode(&old);
+        let (new_enc, new_text) = text::decode(&new);
+        match (old_text, new_text) {
+            (Some(a), Some(b)) if old_enc != Encoding::Binary && new_enc != Encoding::Binary => {
+                let label = |v: &ConfigVersion| format!("{}/{} v{}", v.asset, v.slot, v.version);
+                let (text, stat) = text::unified_diff(&label(&from_v), &label(&to_v), &a, &b);
+                report.diff = text;
+                report.added = stat.added;
+                report.removed = stat.removed;
+            }
+            _ => report.binary = true,
+        }
+    }
+    if json {
+        print_json(&report)?;
+    } else if report.identical {
+        println!(
+            "{}/{}: v{} and v{} are identical",
+            report.asset, report.slot, report.from, report.to
+        );
+    } else if report.binary {
+        println!(
+            "{}/{}: binary content differs between v{} and v{}",
+            report.asset, report.slot, report.from, report.to
+        );
+    } else {
+        print!("{}", report.diff);
+    }
+    Ok(Outcome::Clean)
+}
+
+async fn approve(
+    site: &mut Site,
+    asset: &str,
+    slot: Option<String>,
+    version: Option<String>,
+    reason: String,
+) -> Result<Outcome> {
+    let reason = required_text("reason", reason, 1024)?;
+    let asset = find_asset(site, asset).await?;
+    if !asset.is_active() {
+        return Err(user(format!("asset {} is retired", asset.name)));
+    }
+    let v = pick_version(site, &asset, slot, version.as_deref()).await?;
+    let baseline = Baseline {
+        asset: asset.name.clone(),
+        slot: v.slot.clone(),
+        version: v.version,
+        approved_at: site.now,
+        approved_by: site.actor.clone(),
+        reason: reason.clone(),
+        change: None,
+    };
+    let key = format!("{}/{}", asset.name, v.slot);
+    let current: Option<Baseline> = site.get("baselines", &key).await?;
+    if current.as_ref().is_some_and(|c| c.version == v.version) {
+        println!("{key}: v{} is already the baseline", v.version);
+        return Ok(Outcome::Clean);
+    }
+    put_baseline(site, &baseline, "baseline.approve", Some(reason)).await?;
+    println!("{key}: baseline is now v{}", v.version);
+    Ok(Outcome::Clean)
+}
+
+/// Writes a baseline and its history entry.
+pub fn baseline_puts(site: &Site, w: &mut Write, baseline: &Baseline) -> Result<()> {
+    let doc = site.doc_id("baselines");
+    let key = format!("{}/{}", baseline.asset, baseline.slot);
+    w.put(&doc, "baselines", &key, baseline)?;
+    let history_key = format!(
+        "{key}/{:06}/{}",
+        baseline.version,
+        baseline.approved_at.timestamp_micros()
+    );
+    w.put(&doc, "baseline_history", &history_key, baseline)?;
+    Ok(())
+}
+
+async fn put_baseline(
+    site: &mut Site,
+    baseline: &Baseline,
+    op: &str,
+    reason: Option<String>,
+) -> Result<()> {
+    let mut w = Write::new(op, baseline.asset.as_str(), reason);
+    baseline_puts(site, &mut w, baseline)?;
+    site.apply(
+        w,
+        format!("{} baseline v{}", baseline.slot, baseline.version),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct BaselineView {
+    slot: String,
+    baseline: Option<Baseline>,
+    latest_version: Option<u32>,
+    matches_latest: Option<bool>,
+}
+
+async fn show_baseline(site: &mut Site, asset: &str, json: bool) -> Result<Outcome> {
+    let asset = find_asset(site, asset).await?;
+    let versions = versions_of(site, &asset).await?;
+    let baselines: Vec<Baseline> = site.list_for("baselines", asset.name.as_str()).await?;
+    let mut out = Vec::new();
+    for slot in slots(&versions) {
+        let latest = versions
+            .iter()
+            .filter(|v| &v.slot == slot)
+            .max_by_key(|v| v.version);
+        let baseline = baselines.iter().find(|b| &b.slot == slot).cloned();
+        let matches = match (&baseline, latest) {
+            (Some(b), Some(l)) => versions
+                .iter()
+                .find(|v| &v.slot == slot && v.version == b.version)
+                .map(|bv| bv.normalized_hash == l.normalized_hash),
+            _ => None,
+        };
+        out.push(BaselineView {
+            slot: slot.to_string(),
+            baseline,
+            latest_version: latest.map(|l| l.version),
+            matches_latest: matches,
+        });
+    }
+    if json {
+        print_json(&out)?;
+        return Ok(Outcome::Clean);
+    }
+    if out.is_empty() {
+        println!("{}: nothing captured yet", asset.name);
+    }
+    for b in &out {
+        match &b.baseline {
+            Some(base) => println!(
+                "{}/{}: baseline v{} approved {} by {} ({}){}; latest v{}{}",
+                asset.name,
+                b.slot,
+                base.version,
+                base.approved_at.format("%Y-%m-%d"),
+                base.approved_by,
+                base.reason,
+                base.change.map(|c| format!(" via {c}")).unwrap_or_default(),
+                b.latest_version.unwrap_or(0),
+                if b.matches_latest == Some(true) {
+                    " (matches)"
+                } else {
+                    " (differs)"
+                }
+            ),
+            None => println!(
+                "{}/{}: no baseline approved; latest v{}",
+                asset.name,
+                b.slot,
+                b.latest_version.unwrap_or(0)
+            ),
+        }
+    }
+    Ok(Outcome::Clean)
+}

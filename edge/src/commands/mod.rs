@@ -1,0 +1,132 @@
+//! Command implementations, one file per feature. Each takes the opened site and returns an `Outcome`.
+
+mod assets;
+mod audit;
+mod changes;
+mod configs;
+mod dump;
+mod reports;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use datum_shared::model::Asset;
+use datum_shared::{AssetName, SlotName};
+
+use crate::cli::Command;
+use crate::error::{user, Outcome};
+use crate::site::Site;
+
+pub struct Context {
+    pub data: PathBuf,
+    pub actor: String,
+    pub now: DateTime<Utc>,
+}
+
+pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
+    match command {
+        Command::Init { site } => {
+            let site = Site::init(&ctx.data, &site, &ctx.actor, ctx.now).await?;
+            println!(
+                "initialised site {} (id {}) in {}",
+                site.info.name,
+                site.info.site_id,
+                ctx.data.display()
+            );
+            site.close().await;
+            Ok(Outcome::Clean)
+        }
+        Command::RestoreDump { file, json } => dump::restore(&ctx, &file, json).await,
+        command => {
+            let mut site = Site::open(&ctx.data, &ctx.actor, ctx.now).await?;
+            let outcome = dispatch(&mut site, command).await;
+            site.close().await;
+            outcome
+        }
+    }
+}
+
+async fn dispatch(site: &mut Site, command: Command) -> Result<Outcome> {
+    match command {
+        Command::Init { .. } | Command::RestoreDump { .. } => {
+            unreachable!("handled before opening a site")
+        }
+        Command::Asset(cmd) => assets::run(site, cmd).await,
+        Command::Config(cmd) => configs::run(site, cmd).await,
+        Command::Baseline(cmd) => configs::run_baseline(site, cmd).await,
+        Command::Drift { json, zone } => reports::drift(site, json, zone.as_deref()).await,
+        Command::Change(cmd) => changes::run(site, cmd).await,
+        Command::RestoreTest(cmd) => reports::restore_test(site, cmd).await,
+        Command::Backup(cmd) => reports::backup(site, cmd).await,
+        Command::Review(cmd) => reports::review(site, cmd).await,
+        Command::Audit(cmd) => audit::run(site, cmd).await,
+        Command::Dump { out, json } => dump::dump(site, &out, json).await,
+    }
+}
+
+/// Parses `3` or `v3`.
+pub fn parse_version(value: &str) -> Result<u32> {
+    let digits = value.trim().trim_start_matches(['v', 'V']);
+    match digits.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(user(format!(
+            "version {value:?} is not a version number like 3 or v3"
+        ))),
+    }
+}
+
+pub fn parse_asset_name(name: &str) -> Result<AssetName> {
+    AssetName::new(name).map_err(|e| user(e.to_string()))
+}
+
+/// Looks an asset up by name; a clear error when it does not exist.
+pub async fn find_asset(site: &Site, name: &str) -> Result<Asset> {
+    let name = parse_asset_name(name)?;
+    site.get::<Asset>("assets", name.as_str())
+        .await?
+        .ok_or_else(|| {
+            user(format!(
+                "asset {name} does not exist (see `datum-edge asset list`)"
+            ))
+        })
+}
+
+/// The slot a command means: the one named, else the asset's only slot, else its kind's default slot.
+pub fn resolve_slot(asset: &Asset, slots: &[&SlotName], given: Option<&str>) -> Result<SlotName> {
+    if let Some(given) = given {
+        return SlotName::new(given).map_err(|e| user(e.to_string()));
+    }
+    match slots {
+        [] => Ok(asset.kind.default_slot()),
+        [only] => Ok((*only).clone()),
+        many => Err(user(format!(
+            "asset {} has several slots ({}); name one with --slot",
+            asset.name,
+            many.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Optional free text from the command line, checked like every other text field.
+pub fn text_arg(field: &str, value: Option<String>, max: usize) -> Result<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(v) => {
+            datum_shared::model::check_text(field, &v, max).map_err(user)?;
+            Ok(Some(v))
+        }
+    }
+}
+
+/// Required free text: must not be blank.
+pub fn required_text(field: &str, value: String, max: usize) -> Result<String> {
+    datum_shared::model::check_text(field, &value, max).map_err(user)?;
+    if value.trim().is_empty() {
+        return Err(user(format!("{field} must not be empty")));
+    }
+    Ok(value)
+}

@@ -1,0 +1,455 @@
+//! A site's data directory, opened by exactly one process: the lock, the identity, the database, the blob
+//! store, and the one way state changes (`Site::apply`).
+//!
+//! `apply` is the write path every command uses: it puts records into automerge documents in one
+//! transaction per document (the change message says who did what and why), reads the records back for the
+//! projection, appends a signed audit entry, and writes chunks, projection rows and audit entry in one SQLite
+//! transaction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use automerge::transaction::CommitOptions;
+use automerge::{ActorId, Automerge};
+use chrono::{DateTime, Utc};
+use datum_shared::audit::{AuditEntry, DocChange, SignedEntry, GENESIS};
+use datum_shared::document::{self, CommitInfo};
+use datum_shared::model::SiteInfo;
+use datum_shared::policy::Policy;
+use datum_shared::DocId;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::blobs::BlobStore;
+use crate::error::UserError;
+use crate::store::{Batch, RecordRow, Store};
+
+const DB_FILE: &str = "datum.db";
+const LOCK_FILE: &str = "LOCK";
+const KEY_FILE: &str = "identity/site.key";
+/// Incremental chunks per document before they are compacted into one snapshot.
+const COMPACT_AFTER_CHUNKS: usize = 64;
+
+/// One pending record write.
+struct Put {
+    doc: DocId,
+    collection: String,
+    key: String,
+    json: Json,
+}
+
+/// An operation being assembled: record writes plus what the audit entry will say.
+pub struct Write {
+    op: String,
+    subject: String,
+    reason: Option<String>,
+    puts: Vec<Put>,
+}
+
+impl Write {
+    pub fn new(op: &str, subject: impl Into<String>, reason: Option<String>) -> Write {
+        Write {
+            op: op.into(),
+            subject: subject.into(),
+            reason,
+            puts: Vec::new(),
+        }
+    }
+
+    pub fn put<R: Serialize>(
+        &mut self,
+        doc: &DocId,
+        collection: &str,
+        key: &str,
+        record: &R,
+    ) -> Result<()> {
+        let json = serde_json::to_value(record).context("encode record")?;
+        self.puts.push(Put {
+            doc: doc.clone(),
+            collection: collection.into(),
+            key: key.into(),
+            json,
+        });
+        Ok(())
+    }
+}
+
+/// The result of `apply`: the audit entry, or `None` when nothing changed.
+pub type Applied = Option<AuditEntry>;
+
+pub struct Site {
+    pub dir: PathBuf,
+    pub store: Store,
+    pub blobs: BlobStore,
+    pub info: SiteInfo,
+    pub actor: String,
+    pub now: DateTime<Utc>,
+    pub policy: Policy,
+    signing_key: SigningKey,
+    automerge_actor: ActorId,
+    docs: HashMap<DocId, Automerge>,
+    _lock: DirLock,
+}
+
+impl Site {
+    /// Creates a new data directory and the site identity.
+    pub async fn init(dir: &Path, name: &str, actor: &str, now: DateTime<Utc>) -> Result<Site> {
+        let site_name =
+            datum_shared::ids::SiteName::new(name).map_err(|e| UserError::new(e.to_string()))?;
+        if dir.join(DB_FILE).exists() {
+            return Err(UserError::new(format!(
+                "{} already holds a site; choose another --data directory",
+                dir.display()
+            ))
+            .into());
+        }
+        fs::create_dir_all(dir.join("identity"))
+            .with_context(|| format!("create {}", dir.display()))?;
+        let lock = DirLock::acquire(dir)?;
+        let signing_key = SigningKey::generate(&mut rand::rngs::OsRng);
+        write_secret(
+            &dir.join(KEY_FILE),
+            hex::encode(signing_key.to_bytes()).as_bytes(),
+        )?;
+        let site_id = hex::encode(rand::random::<[u8; 8]>());
+        let info = SiteInfo {
+            site_id: site_id.clone(),
+            name: site_name.to_string(),
+            created_at: now,
+            created_by: actor.to_string(),
+            audit_key: hex::encode(signing_key.verifying_key().to_bytes()),
+        };
+        let store = Store::open(&dir.join(DB_FILE), true).await?;
+        let mut site = Site::assemble(dir, store, info.clone(), signing_key, actor, now, lock)?;
+        let mut w = Write::new("site.init", &info.name, None);
+        w.put(&site.doc_id("site"), "site", "identity", &info)?;
+        site.apply(w, format!("site {} created", info.name)).await?;
+        site.store.set_meta("site_id", &site_id).await?;
+        Ok(site)
+    }
+
+    /// Opens an existing data directory.
+    pub async fn open(dir: &Path, actor: &str, now: DateTime<Utc>) -> Result<Site> {
+        if !dir.join(DB_FILE).is_file() {
+            return Err(UserError::new(format!(
+                "{} is not a Datum data directory (run `datum-edge init --site NAME` first, or pass --data)",
+                dir.display()
+            ))
+            .into());
+        }
+        let lock = DirLock::acquire(dir)?;
+        let key_hex = fs::read_to_string(dir.join(KEY_FILE))
+            .context("read the site key (identity/site.key)")?;
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(key_hex.trim(), &mut key)
+            .map_err(|_| anyhow!("identity/site.key is damaged"))?;
+        let signing_key = SigningKey::from_bytes(&key);
+        let store = Store::open(&dir.join(DB_FILE), false).await?;
+        let site_id = store
+            .meta("site_id")
+            .await?
+            .ok_or_else(|| anyhow!("database has no site id; was init interrupted?"))?;
+        let json = store
+            .record("site", "identity")
+            .await?
+            .ok_or_else(|| anyhow!("site identity record missing"))?;
+        let info: SiteInfo = serde_json::from_str(&json).context("decode site identity")?;
+        if info.site_id != site_id {
+            bail!("site identity does not match the database");
+        }
+        Site::assemble(dir, store, info, signing_key, actor, now, lock)
+    }
+
+    fn assemble(
+        dir: &Path,
+        store: Store,
+        info: SiteInfo,
+        signing_key: SigningKey,
+        actor: &str,
+        now: DateTime<Utc>,
+        lock: DirLock,
+    ) -> Result<Site> {
+        let blobs = BlobStore::open(dir.join("blobs"))?;
+        blobs.clean_tmp();
+        Ok(Site {
+            dir: dir.to_path_buf(),
+            store,
+            blobs,
+            info,
+            actor: actor.to_string(),
+            now,
+            policy: Policy::default(),
+            signing_key,
+            // A fresh automerge actor per process: two processes sharing one actor id corrupt history.
+            automerge_actor: ActorId::from(rand::random::<[u8; 16]>().as_slice()),
+            docs: HashMap::new(),
+            _lock: lock,
+        })
+    }
+
+    pub fn doc_id(&self, name: &str) -> DocId {
+        DocId::site(&self.info.site_id, name)
+    }
+
+    pub fn verifying_key(&self) -> Result<VerifyingKey> {
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(&self.info.audit_key, &mut key).context("site audit key")?;
+        VerifyingKey::from_bytes(&key).context("site audit key")
+    }
+
+    /// Loads a document from its chunks (automerge verifies every change hash while loading).
+    pub async fn load_doc(&mut self, id: &DocId) -> Result<&mut Automerge> {
+        if !self.docs.contains_key(id) {
+            let doc = load_doc_from(&self.store, id).await?;
+            let doc = doc.with_actor(self.automerge_actor.clone());
+            self.docs.insert(id.clone(), doc);
+        }
+        Ok(self.docs.get_mut(id).expect("inserted above"))
+    }
+
+    /// Applies an operation atomically. Returns `None` if no record actually changed.
+    pub async fn apply(&mut self, write: Write, summary: String) -> Result<Applied> {
+        let info = CommitInfo {
+            op: write.op.clone(),
+            actor: self.actor.clone(),
+            subject: write.subject.clone(),
+            reason: write.reason.clone(),
+        };
+        let message = serde_json::to_string(&info).context("encode commit message")?;
+        let mut by_doc: BTreeMap<DocId, Vec<&Put>> = BTreeMap::new();
+        for put in &write.puts {
+            by_doc.entry(put.doc.clone()).or_default().push(put);
+        }
+        let mut batch = Batch::default();
+        let mut changes = Vec::new();
+        let time = self.now.timestamp_millis();
+        for (doc_id, puts) in by_doc {
+            let doc = self.load_doc(&doc_id).await?;
+            let heads_before = doc.get_heads();
+            let mut tx = doc.transaction();
+            for put in &puts {
+                document::put_record(&mut tx, &put.collection, &put.key, &put.json)
+                    .with_context(|| format!("write {}/{} in {doc_id}", put.collection, put.key))?;
+            }
+            let (hash, _) = tx.commit_with(
+                CommitOptions::default()
+                    .with_message(message.clone())
+                    .with_time(time),
+            );
+            let Some(hash) = hash else { continue };
+            batch
+                .chunks
+                .push((doc_id.clone(), doc.save_after(&heads_before)));
+            changes.push(DocChange {
+                doc: doc_id.to_string(),
+                change: hash.to_string(),
+            });
+            for put in &puts {
+                let json = document::get_record_json(&*doc, &put.collection, &put.key)?
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "record {}/{} vanished after writing",
+                            put.collection,
+                            put.key
+                        )
+                    })?;
+                batch.records.push(RecordRow {
+                    collection: put.collection.clone(),
+                    key: put.key.clone(),
+                    doc_id: doc_id.to_string(),
+                    subject: document::record_subject(&put.key, &json),
+                    json: json.to_string(),
+                });
+            }
+        }
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let (last_seq, prev) = self
+            .store
+            .last_audit()
+            .await?
+            .unwrap_or((0, GENESIS.to_string()));
+        let entry = AuditEntry {
+            seq: last_seq + 1,
+            at: self.now,
+            actor: self.actor.clone(),
+            op: write.op,
+            subject: write.subject,
+            reason: write.reason,
+            summary,
+            changes,
+            prev,
+        };
+        let hash = entry.hash();
+        let signature = hex::encode(self.signing_key.sign(hash.as_bytes()).to_bytes());
+        batch.audit = Some(SignedEntry {
+            entry: entry.clone(),
+            hash,
+            signature,
+        });
+        let touched: Vec<DocId> = batch.chunks.iter().map(|(d, _)| d.clone()).collect();
+        if let Err(e) = self.store.commit(batch).await {
+            // The in-memory documents now hold changes that were not stored: forget them.
+            self.docs.clear();
+            return Err(e.into());
+        }
+        for doc_id in touched {
+            self.maybe_compact(&doc_id).await?;
+        }
+        Ok(Some(entry))
+    }
+
+    async fn maybe_compact(&mut self, doc_id: &DocId) -> Result<()> {
+        let chunks = self.store.chunks(doc_id).await?;
+        if chunks.len() <= COMPACT_AFTER_CHUNKS {
+            return Ok(());
+        }
+        let upto = chunks.last().map(|c| c.seq).unwrap_or(0);
+        let snapshot = self.load_doc(doc_id).await?.save();
+        self.store.compact(doc_id, &snapshot, upto).await?;
+        Ok(())
+    }
+
+    /// Checks an audit signature with the site key.
+    pub fn signature_ok(&self, key: &VerifyingKey, hash: &str, signature: &str) -> bool {
+        let mut bytes = [0u8; 64];
+        if hex::decode_to_slice(signature, &mut bytes).is_err() {
+            return false;
+        }
+        key.verify(hash.as_bytes(), &Signature::from_bytes(&bytes))
+            .is_ok()
+    }
+
+    /// Typed records of one collection from the projection.
+    pub async fn list<R: DeserializeOwned>(&self, collection: &str) -> Result<Vec<R>> {
+        decode_rows(collection, self.store.records(collection).await?)
+    }
+
+    pub async fn list_for<R: DeserializeOwned>(
+        &self,
+        collection: &str,
+        subject: &str,
+    ) -> Result<Vec<R>> {
+        decode_rows(
+            collection,
+            self.store.records_by_subject(collection, subject).await?,
+        )
+    }
+
+    pub async fn get<R: DeserializeOwned>(&self, collection: &str, key: &str) -> Result<Option<R>> {
+        match self.store.record(collection, key).await? {
+            None => Ok(None),
+            Some(json) => Ok(Some(serde_json::from_str(&json).with_context(|| {
+                format!("decode {collection}/{key} from the projection")
+            })?)),
+        }
+    }
+
+    pub async fn close(self) {
+        self.store.close().await;
+    }
+}
+
+fn decode_rows<R: DeserializeOwned>(
+    collection: &str,
+    rows: Vec<(String, String)>,
+) -> Result<Vec<R>> {
+    rows.into_iter()
+        .map(|(key, json)| {
+            serde_json::from_str(&json)
+                .with_context(|| format!("decode {collection}/{key} from the projection"))
+        })
+        .collect()
+}
+
+/// Loads a document from the store's chunks; an absent document is a new, empty one.
+pub async fn load_doc_from(store: &Store, id: &DocId) -> Result<Automerge> {
+    let chunks = store.chunks(id).await?;
+    if chunks.is_empty() {
+        return Ok(Automerge::new());
+    }
+    let mut bytes = Vec::with_capacity(chunks.iter().map(|c| c.bytes.len()).sum());
+    for chunk in &chunks {
+        bytes.extend_from_slice(&chunk.bytes);
+    }
+    Automerge::load(&bytes).map_err(|e| anyhow!("document {id} is damaged: {e}"))
+}
+
+/// Writes a file readable only by its owner, via temp + fsync + rename.
+pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_file_atomically(path, bytes, true)
+}
+
+/// temp + fsync + rename + directory fsync; `private` makes the file mode 0600.
+pub fn write_file_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let (mut file, tmp) = crate::blobs::tempfile_in(dir)
+        .with_context(|| format!("create a file in {}", dir.display()))?;
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    let result = file.write_all(bytes).and_then(|()| file.sync_all());
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("write {}", path.display()));
+    }
+    fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
+    crate::blobs::sync_dir(dir).ok();
+    Ok(())
+}
+
+/// An exclusive lock on a data directory, held for the life of the process.
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    pub fn acquire(dir: &Path) -> Result<DirLock> {
+        let path = dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                return Err(UserError::new(format!(
+                    "data directory {} is in use by another process ({}); wait for it to finish",
+                    dir.display(),
+                    if holder.is_empty() {
+                        "holder unknown"
+                    } else {
+                        holder
+                    }
+                ))
+                .into());
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e).context("lock the data directory"),
+        }
+        let args: Vec<String> = std::env::args().take(3).collect();
+        let holder = format!(
+            "pid {} running `{}` since {}",
+            std::process::id(),
+            args.join(" "),
+            Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        file.set_len(0)?;
+        io::Write::write_all(&mut file, holder.as_bytes())?;
+        Ok(DirLock { _file: file })
+    }
+}

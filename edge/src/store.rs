@@ -1,0 +1,401 @@
+//! The edge's SQLite database: document chunks, the records projection and the audit chain.
+//!
+//! This is the only module with SQL. Callers see `StoreError`, never `sqlx::Error`. The database runs in
+//! WAL mode with `synchronous = FULL`; every operation's document chunks, projection rows and audit entry are
+//! written in one transaction, so after a crash either all of an operation is there or none of it.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use datum_shared::audit::SignedEntry;
+use datum_shared::DocId;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {context}: {detail}")]
+    Db {
+        context: &'static str,
+        detail: String,
+    },
+    #[error("database holds invalid data: {0}")]
+    Corrupt(String),
+}
+
+fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| StoreError::Db {
+        context,
+        detail: e.to_string(),
+    }
+}
+
+/// Rows per multi-row INSERT: one statement costs ~90 µs in sqlx, so batching is what makes imports fast.
+const BATCH_ROWS: usize = 300;
+
+/// One projected record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    pub collection: String,
+    pub key: String,
+    pub doc_id: String,
+    pub subject: String,
+    pub json: String,
+}
+
+/// A stored document chunk.
+pub struct Chunk {
+    pub seq: i64,
+    pub bytes: Vec<u8>,
+}
+
+/// Everything one operation writes, applied in one transaction.
+#[derive(Default)]
+pub struct Batch {
+    /// (document, incremental change bytes)
+    pub chunks: Vec<(DocId, Vec<u8>)>,
+    pub records: Vec<RecordRow>,
+    pub audit: Option<SignedEntry>,
+}
+
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (and with `create`, creates) the database and runs embedded migrations.
+    pub async fn open(path: &Path, create: bool) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(db("parse database path"))?
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(db("open"))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Db {
+                context: "migrate",
+                detail: e.to_string(),
+            })?;
+        Ok(Store { pool })
+    }
+
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read meta"))
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(db("write meta"))?;
+        Ok(())
+    }
+
+    pub async fn doc_ids(&self) -> Result<Vec<DocId>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT doc_id FROM doc_chunks ORDER BY doc_id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("list documents"))?;
+        ids.into_iter()
+            .map(|id| DocId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
+    }
+
+    pub async fn chunks(&self, doc: &DocId) -> Result<Vec<Chunk>, StoreError> {
+        let rows = sqlx::query("SELECT seq, bytes FROM doc_chunks WHERE doc_id = ? ORDER BY seq")
+            .bind(doc.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read document"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Chunk {
+                seq: r.get(0),
+                bytes: r.get(1),
+            })
+            .collect())
+    }
+
+    /// Writes one operation atomically.
+    pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("begin"))?;
+        for (doc, bytes) in &batch.chunks {
+            sqlx::query(
+                "INSERT INTO doc_chunks (doc_id, seq, kind, bytes) \
+                 VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM doc_chunks WHERE doc_id = ?), 'incremental', ?)",
+            )
+            .bind(doc.as_str())
+            .bind(doc.as_str())
+            .bind(bytes)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("append document chunk"))?;
+        }
+        upsert_records(&mut tx, &batch.records).await?;
+        if let Some(signed) = &batch.audit {
+            insert_audit(&mut tx, signed).await?;
+        }
+        tx.commit().await.map_err(db("commit"))?;
+        Ok(())
+    }
+
+    /// Replaces a document's chunks up to `upto_seq` by one snapshot.
+    pub async fn compact(
+        &self,
+        doc: &DocId,
+        snapshot: &[u8],
+        upto_seq: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("begin"))?;
+        sqlx::query("DELETE FROM doc_chunks WHERE doc_id = ? AND seq <= ?")
+            .bind(doc.as_str())
+            .bind(upto_seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("compact document"))?;
+        sqlx::query(
+            "INSERT INTO doc_chunks (doc_id, seq, kind, bytes) VALUES (?, ?, 'snapshot', ?)",
+        )
+        .bind(doc.as_str())
+        .bind(upto_seq)
+        .bind(snapshot)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("compact document"))?;
+        tx.commit().await.map_err(db("commit"))?;
+        Ok(())
+    }
+
+    /// Replaces every document and projection (used when restoring a dump into an empty database).
+    pub async fn import_snapshot(
+        &self,
+        docs: &[(DocId, Vec<u8>)],
+        records: &[RecordRow],
+        audit: &[SignedEntry],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("begin"))?;
+        for (doc, bytes) in docs {
+            sqlx::query(
+                "INSERT INTO doc_chunks (doc_id, seq, kind, bytes) VALUES (?, 1, 'snapshot', ?)",
+            )
+            .bind(doc.as_str())
+            .bind(bytes)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("import document"))?;
+        }
+        upsert_records(&mut tx, records).await?;
+        for entry in audit {
+            insert_audit(&mut tx, entry).await?;
+        }
+        tx.commit().await.map_err(db("commit"))?;
+        Ok(())
+    }
+
+    pub async fn records(&self, collection: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT key, json FROM records WHERE collection = ? ORDER BY key")
+            .bind(collection)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read records"))?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn records_by_subject(
+        &self,
+        collection: &str,
+        subject: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key, json FROM records WHERE collection = ? AND subject = ? ORDER BY key",
+        )
+        .bind(collection)
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read records"))?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn record(&self, collection: &str, key: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT json FROM records WHERE collection = ? AND key = ?")
+            .bind(collection)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read record"))
+    }
+
+    /// The doc a record lives in (to write to the same document again).
+    pub async fn record_doc(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT doc_id FROM records WHERE collection = ? AND key = ?")
+            .bind(collection)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read record"))
+    }
+
+    /// All projection rows (for verification against the documents).
+    pub async fn all_records(&self) -> Result<Vec<RecordRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT collection, key, doc_id, subject, json FROM records ORDER BY collection, key",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read records"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RecordRow {
+                collection: r.get(0),
+                key: r.get(1),
+                doc_id: r.get(2),
+                subject: r.get(3),
+                json: r.get(4),
+            })
+            .collect())
+    }
+
+    pub async fn max_key_number(&self, collection: &str) -> Result<u32, StoreError> {
+        let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM records WHERE collection = ?")
+            .bind(collection)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read records"))?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| {
+                k.split('/')
+                    .next()
+                    .and_then(|n| n.trim_start_matches("CR-").parse::<u32>().ok())
+            })
+            .max()
+            .unwrap_or(0))
+    }
+
+    pub async fn last_audit(&self) -> Result<Option<(u64, String)>, StoreError> {
+        let row = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read audit"))?;
+        Ok(row.map(|r| (r.get::<i64, _>(0) as u64, r.get(1))))
+    }
+
+    /// Audit entries in order, optionally only since a time or about one subject.
+    pub async fn audit(
+        &self,
+        since: Option<&str>,
+        subject: Option<&str>,
+    ) -> Result<Vec<SignedEntry>, StoreError> {
+        let mut q =
+            QueryBuilder::<Sqlite>::new("SELECT entry, hash, signature FROM audit WHERE 1 = 1");
+        if let Some(since) = since {
+            q.push(" AND at >= ").push_bind(since.to_string());
+        }
+        if let Some(subject) = subject {
+            q.push(" AND subject = ").push_bind(subject.to_string());
+        }
+        q.push(" ORDER BY seq");
+        let rows = q
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read audit"))?;
+        rows.into_iter()
+            .map(|r| {
+                let entry: String = r.get(0);
+                let entry = serde_json::from_str(&entry)
+                    .map_err(|e| StoreError::Corrupt(format!("audit entry: {e}")))?;
+                Ok(SignedEntry {
+                    entry,
+                    hash: r.get(1),
+                    signature: r.get(2),
+                })
+            })
+            .collect()
+    }
+
+    /// Integrity check of SQLite itself.
+    pub async fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("integrity check"))?;
+        Ok(rows.into_iter().filter(|r| r != "ok").collect())
+    }
+}
+
+async fn upsert_records(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    records: &[RecordRow],
+) -> Result<(), StoreError> {
+    for batch in records.chunks(BATCH_ROWS) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO records (collection, key, doc_id, subject, json) ",
+        );
+        q.push_values(batch, |mut b, r| {
+            b.push_bind(&r.collection)
+                .push_bind(&r.key)
+                .push_bind(&r.doc_id)
+                .push_bind(&r.subject)
+                .push_bind(&r.json);
+        });
+        q.push(
+            " ON CONFLICT (collection, key) DO UPDATE SET doc_id = excluded.doc_id, subject = excluded.subject, json = excluded.json",
+        );
+        q.build()
+            .execute(&mut **tx)
+            .await
+            .map_err(db("write records"))?;
+    }
+    Ok(())
+}
+
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    signed: &SignedEntry,
+) -> Result<(), StoreError> {
+    let entry =
+        serde_json::to_string(&signed.entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO audit (seq, at, subject, entry, hash, signature) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(signed.entry.seq as i64)
+    .bind(
+        signed
+            .entry
+            .at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    )
+    .bind(&signed.entry.subject)
+    .bind(entry)
+    .bind(&signed.hash)
+    .bind(&signed.signature)
+    .execute(&mut **tx)
+    .await
+    .map_err(db("append audit entry"))?;
+    Ok(())
+}
