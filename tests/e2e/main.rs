@@ -1,0 +1,5 @@
+//! End-to-end tests: the real `datum-edge` binary through a plant's life.
+
+mod crash;
+mod life;
+mod tamper;
