@@ -151,7 +151,9 @@ impl BlobStore {
                 new: false,
             });
         }
-        let level = if size <= 1024 * 1024 { 19 } else { 9 };
+        // Small files (most configurations) get the strongest level: it costs milliseconds. Large ones get a
+        // fast level so a capture stays well ahead of `git add`.
+        let level = if size <= 1024 * 1024 { 19 } else { 3 };
         let mut delta = None;
         if let Some(base_hash) = base.filter(|b| is_hash(b) && size <= DELTA_MAX_BYTES) {
             if let Ok(base_header) = self.header(base_hash) {
@@ -163,38 +165,28 @@ impl BlobStore {
                 }
             }
         }
-        let full = zstd::bulk::compress(bytes, level).map_err(io_err("compress"))?;
-        // A delta only pays when it is smaller; unrelated content compresses better on its own.
-        let (frame, header, delta_base) = match delta {
-            Some((frame, depth, base_hash)) if frame.len() < full.len() => {
+        // A delta that is small against the raw size is kept without trying a full compression; otherwise the
+        // content changed a lot and a full copy may well be smaller (and shortens the chain).
+        let full = match &delta {
+            Some((frame, _, _)) if (frame.len() as u64) * 8 < size => None,
+            _ => Some(zstd::bulk::compress(bytes, level).map_err(io_err("compress"))?),
+        };
+        let use_delta = match (&delta, &full) {
+            (Some((frame, _, _)), Some(full)) => frame.len() < full.len(),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let (frame, header, delta_base) = match (delta, full) {
+            (Some((frame, depth, base_hash)), _) if use_delta => {
                 let mut base_raw = [0u8; 32];
-                hex::decode_to_slice(&base_hash, &mut base_raw).map_err(|e| {
-                    BlobError::Damaged {
-                        hash: base_hash.clone(),
-                        detail: e.to_string(),
-                    }
+                hex::decode_to_slice(&base_hash, &mut base_raw).map_err(|e| BlobError::Damaged {
+                    hash: base_hash.clone(),
+                    detail: e.to_string(),
                 })?;
-                (
-                    frame,
-                    Header {
-                        format: FORMAT_DELTA,
-                        raw_size: size,
-                        depth,
-                        base: base_raw,
-                    },
-                    Some(base_hash),
-                )
+                (frame, Header { format: FORMAT_DELTA, raw_size: size, depth, base: base_raw }, Some(base_hash))
             }
-            _ => (
-                full,
-                Header {
-                    format: FORMAT_FULL,
-                    raw_size: size,
-                    depth: 0,
-                    base: [0; 32],
-                },
-                None,
-            ),
+            (_, Some(full)) => (full, Header { format: FORMAT_FULL, raw_size: size, depth: 0, base: [0; 32] }, None),
+            (_, None) => unreachable!("a full frame is made whenever the delta is not used"),
         };
         let stored_bytes = self.write_atomically(&hash, |file| {
             file.write_all(&header.encode())?;

@@ -22,7 +22,9 @@
 //! merge.
 
 use automerge::transaction::Transactable;
-use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use std::collections::HashMap;
+
+use automerge::{hydrate, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use chrono::{DateTime, Datelike, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -143,6 +145,12 @@ pub fn put_record<T: Transactable, R: Serialize>(
         });
     };
     let coll = collection_obj(tx, collection)?;
+    let mut wanted: Vec<(String, ScalarValue)> = Vec::with_capacity(fields.len());
+    for (k, v) in &fields {
+        if let Some(scalar) = to_scalar(v) {
+            wanted.push((field_name(k, v), scalar));
+        }
+    }
     let (obj, existing) = match tx.get(&coll, key)? {
         Some((Value::Object(ObjType::Map), id)) => {
             let existing: Vec<(String, Option<ScalarValue>)> = tx
@@ -157,15 +165,16 @@ pub fn put_record<T: Transactable, R: Serialize>(
                 .collect();
             (id, existing)
         }
-        _ => (tx.put_object(&coll, key, ObjType::Map)?, Vec::new()),
-    };
-    let mut changed = existing.is_empty();
-    let mut wanted: Vec<(String, ScalarValue)> = Vec::with_capacity(fields.len());
-    for (k, v) in &fields {
-        if let Some(scalar) = to_scalar(v) {
-            wanted.push((field_name(k, v), scalar));
+        _ => {
+            // A new record is created in one batch: automerge 0.12 pays per splice, and a batch is two
+            // splices instead of one per field (what makes a 10,000-row import fit in seconds).
+            let map: HashMap<&str, hydrate::Value> =
+                wanted.iter().map(|(name, scalar)| (name.as_str(), hydrate::Value::scalar(scalar.clone()))).collect();
+            tx.batch_create_object(&coll, key, &hydrate::Value::from(map), false)?;
+            return Ok(true);
         }
-    }
+    };
+    let mut changed = false;
     for (name, scalar) in &wanted {
         let same = existing
             .iter()

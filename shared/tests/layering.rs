@@ -1,0 +1,53 @@
+//! Machine-checked architecture rules (docs/ARCHITECTURE.md, "Invariants").
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("shared/ has a parent").to_path_buf()
+}
+
+/// The pure core must not pull in anything that does I/O: no async runtime, no database, no network.
+#[test]
+fn shared_has_no_io_dependencies() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["tree", "-p", "datum-shared", "-e", "normal", "--prefix", "none", "--offline"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("run cargo tree");
+    assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    let tree = String::from_utf8_lossy(&output.stdout);
+    assert!(tree.contains("automerge"), "unexpected cargo tree output: {tree}");
+    for forbidden in ["tokio ", "sqlx", "quinn", "rustls", "axum", "hyper", "mio "] {
+        assert!(!tree.lines().any(|l| l.starts_with(forbidden.trim_end()) && l.contains(' ')), "datum-shared depends on {forbidden}:\n{tree}");
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every source file says what it is for in its first line.
+#[test]
+fn every_source_file_starts_with_a_module_doc() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for dir in ["shared/src", "shared/tests", "edge/src", "tests"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    assert!(files.len() > 20, "found only {} files", files.len());
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|f| !std::fs::read_to_string(f).unwrap_or_default().starts_with("//!"))
+        .map(|f| f.strip_prefix(&root).unwrap_or(f).display().to_string())
+        .collect();
+    assert!(missing.is_empty(), "files without a leading //! doc: {missing:?}");
+}
