@@ -199,3 +199,49 @@ pub fn tamper_sql(data: &Path, sql: &str) -> u64 {
         result.rows_affected()
     })
 }
+
+/// Counts rows with a query against a site's database (for white-box checks such as compaction).
+pub fn query_count(data: &Path, sql: &str) -> i64 {
+    let url = format!("sqlite://{}", data.join("datum.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("open database");
+        let n: i64 = sqlx::query_scalar(sql)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count query");
+        conn.close().await.expect("close");
+        n
+    })
+}
+
+/// Runs a command to completion and returns its exit code and peak resident memory in KiB (wait4).
+pub fn run_measured(cmd: &mut Command) -> (i32, i64) {
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    #[allow(unsafe_code)]
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    #[allow(unsafe_code)]
+    // SAFETY: pid is our own child, not yet reaped; status and usage are valid out-pointers.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4 failed");
+    std::mem::forget(child);
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (code, usage.ru_maxrss)
+}

@@ -179,13 +179,33 @@ impl BlobStore {
         let (frame, header, delta_base) = match (delta, full) {
             (Some((frame, depth, base_hash)), _) if use_delta => {
                 let mut base_raw = [0u8; 32];
-                hex::decode_to_slice(&base_hash, &mut base_raw).map_err(|e| BlobError::Damaged {
-                    hash: base_hash.clone(),
-                    detail: e.to_string(),
+                hex::decode_to_slice(&base_hash, &mut base_raw).map_err(|e| {
+                    BlobError::Damaged {
+                        hash: base_hash.clone(),
+                        detail: e.to_string(),
+                    }
                 })?;
-                (frame, Header { format: FORMAT_DELTA, raw_size: size, depth, base: base_raw }, Some(base_hash))
+                (
+                    frame,
+                    Header {
+                        format: FORMAT_DELTA,
+                        raw_size: size,
+                        depth,
+                        base: base_raw,
+                    },
+                    Some(base_hash),
+                )
             }
-            (_, Some(full)) => (full, Header { format: FORMAT_FULL, raw_size: size, depth: 0, base: [0; 32] }, None),
+            (_, Some(full)) => (
+                full,
+                Header {
+                    format: FORMAT_FULL,
+                    raw_size: size,
+                    depth: 0,
+                    base: [0; 32],
+                },
+                None,
+            ),
             (_, None) => unreachable!("a full frame is made whenever the delta is not used"),
         };
         let stored_bytes = self.write_atomically(&hash, |file| {

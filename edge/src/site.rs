@@ -33,7 +33,7 @@ const DB_FILE: &str = "datum.db";
 const LOCK_FILE: &str = "LOCK";
 const KEY_FILE: &str = "identity/site.key";
 /// Incremental chunks per document before they are compacted into one snapshot.
-const COMPACT_AFTER_CHUNKS: usize = 64;
+const COMPACT_AFTER_CHUNKS: i64 = 64;
 
 /// One pending record write.
 struct Put {
@@ -306,11 +306,10 @@ impl Site {
     }
 
     async fn maybe_compact(&mut self, doc_id: &DocId) -> Result<()> {
-        let chunks = self.store.chunks(doc_id).await?;
-        if chunks.len() <= COMPACT_AFTER_CHUNKS {
+        let (n_chunks, upto) = self.store.chunk_stats(doc_id).await?;
+        if n_chunks <= COMPACT_AFTER_CHUNKS {
             return Ok(());
         }
-        let upto = chunks.last().map(|c| c.seq).unwrap_or(0);
         let snapshot = self.load_doc(doc_id).await?.save();
         self.store.compact(doc_id, &snapshot, upto).await?;
         Ok(())
@@ -374,10 +373,7 @@ pub async fn load_doc_from(store: &Store, id: &DocId) -> Result<Automerge> {
     if chunks.is_empty() {
         return Ok(Automerge::new());
     }
-    let mut bytes = Vec::with_capacity(chunks.iter().map(|c| c.bytes.len()).sum());
-    for chunk in &chunks {
-        bytes.extend_from_slice(&chunk.bytes);
-    }
+    let bytes = chunks.concat();
     Automerge::load(&bytes).map_err(|e| anyhow!("document {id} is damaged: {e}"))
 }
 

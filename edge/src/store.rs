@@ -43,12 +43,6 @@ pub struct RecordRow {
     pub json: String,
 }
 
-/// A stored document chunk.
-pub struct Chunk {
-    pub seq: i64,
-    pub bytes: Vec<u8>,
-}
-
 /// Everything one operation writes, applied in one transaction.
 #[derive(Default)]
 pub struct Batch {
@@ -120,19 +114,24 @@ impl Store {
             .collect()
     }
 
-    pub async fn chunks(&self, doc: &DocId) -> Result<Vec<Chunk>, StoreError> {
-        let rows = sqlx::query("SELECT seq, bytes FROM doc_chunks WHERE doc_id = ? ORDER BY seq")
+    /// A document's stored chunks in order (a snapshot, then incremental changes).
+    pub async fn chunks(&self, doc: &DocId) -> Result<Vec<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT bytes FROM doc_chunks WHERE doc_id = ? ORDER BY seq")
             .bind(doc.as_str())
             .fetch_all(&self.pool)
             .await
-            .map_err(db("read document"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Chunk {
-                seq: r.get(0),
-                bytes: r.get(1),
-            })
-            .collect())
+            .map_err(db("read document"))
+    }
+
+    /// Number of chunks and the highest sequence number of a document.
+    pub async fn chunk_stats(&self, doc: &DocId) -> Result<(i64, i64), StoreError> {
+        let row =
+            sqlx::query("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM doc_chunks WHERE doc_id = ?")
+                .bind(doc.as_str())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db("count document chunks"))?;
+        Ok((row.get(0), row.get(1)))
     }
 
     /// Writes one operation atomically.

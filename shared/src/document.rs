@@ -168,8 +168,10 @@ pub fn put_record<T: Transactable, R: Serialize>(
         _ => {
             // A new record is created in one batch: automerge 0.12 pays per splice, and a batch is two
             // splices instead of one per field (what makes a 10,000-row import fit in seconds).
-            let map: HashMap<&str, hydrate::Value> =
-                wanted.iter().map(|(name, scalar)| (name.as_str(), hydrate::Value::scalar(scalar.clone()))).collect();
+            let map: HashMap<&str, hydrate::Value> = wanted
+                .iter()
+                .map(|(name, scalar)| (name.as_str(), hydrate::Value::scalar(scalar.clone())))
+                .collect();
             tx.batch_create_object(&coll, key, &hydrate::Value::from(map), false)?;
             return Ok(true);
         }

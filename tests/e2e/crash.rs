@@ -125,3 +125,82 @@ fn kill_9_at_many_points_of_small_captures_never_corrupts() {
         true
     );
 }
+
+#[test]
+fn a_260_mib_export_is_captured_and_restored_in_bounded_memory() {
+    let plant = Plant::new("plant-big");
+    plant.ok(&["asset", "add", "HIST-1", "--kind", "historian"]);
+    let big = big_file(&plant, "archive.bak", 260, 3);
+    let (code, rss_kib) = datum_tests::run_measured(&mut plant.command(&[
+        "config",
+        "capture",
+        "HIST-1",
+        big.to_str().expect("utf-8"),
+    ]));
+    assert_eq!(code, 0);
+    assert!(
+        rss_kib < 200 * 1024,
+        "capture of 260 MiB used {} MiB",
+        rss_kib / 1024
+    );
+    let out = plant.path("restored.bak");
+    let (code, rss_kib) = datum_tests::run_measured(&mut plant.command(&[
+        "config",
+        "export",
+        "HIST-1",
+        "--version",
+        "1",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]));
+    assert_eq!(code, 0);
+    assert!(
+        rss_kib < 200 * 1024,
+        "export of 260 MiB used {} MiB",
+        rss_kib / 1024
+    );
+    assert_eq!(
+        datum_tests::sha256_file(&out),
+        datum_tests::sha256_file(&big)
+    );
+}
+
+#[test]
+fn many_commits_are_compacted_and_the_key_stays_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let plant = Plant::new("plant-compact");
+    plant.ok(&["asset", "add", "PLC-1", "--kind", "plc"]);
+    for i in 0..80 {
+        plant.ok(&["asset", "edit", "PLC-1", "--firmware", &format!("1.{i}")]);
+    }
+    let chunks = datum_tests::query_count(
+        &plant.data,
+        "SELECT COUNT(*) FROM doc_chunks WHERE doc_id LIKE '%/inventory'",
+    );
+    assert!(
+        chunks <= 65,
+        "{chunks} chunks: the inventory document was not compacted"
+    );
+    let snapshots = datum_tests::query_count(
+        &plant.data,
+        "SELECT COUNT(*) FROM doc_chunks WHERE kind = 'snapshot'",
+    );
+    assert!(snapshots >= 1);
+    assert_eq!(
+        plant.ok(&["asset", "show", "PLC-1", "--json"]).json()["firmware"],
+        "1.79"
+    );
+    assert_eq!(
+        plant.ok(&["audit", "verify", "--json"]).json()["intact"],
+        true
+    );
+    let mode = std::fs::metadata(plant.data.join("identity/site.key"))
+        .expect("key")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the site key must be readable by its owner only"
+    );
+}
