@@ -256,6 +256,12 @@ pub enum ChangeError {
     },
 }
 
+/// Names of people are compared without case and surrounding blanks: `Alice` and `alice ` are one person
+/// for separation of duties.
+pub fn same_person(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
 /// How many distinct approvers a change of this risk needs.
 pub fn required_approvals(risk: Risk) -> usize {
     match risk {
@@ -287,9 +293,42 @@ impl ChangeRequest {
             .map(|s| s.at + policy.emergency_approval_window())
     }
 
+    /// Has the change's window (if it has one) ended before the change was verified?
+    pub fn window_ended(&self, now: DateTime<Utc>) -> bool {
+        self.draft.window_to.is_some_and(|end| now > end) && self.verified.is_none()
+    }
+
+    /// For an emergency change: when its approvals became complete, if that was after the approval window.
+    pub fn approved_late(&self, policy: &Policy) -> Option<DateTime<Utc>> {
+        let implemented = self.implemented.as_ref()?;
+        if !self.draft.emergency || !self.approvals_complete() {
+            return None;
+        }
+        let completed = self
+            .approvals
+            .get(self.required_approvals.saturating_sub(1))?
+            .at;
+        (completed > implemented.at + policy.emergency_approval_window()).then_some(completed)
+    }
+
     /// Flags a person should see next to the change.
     pub fn flags(&self, now: DateTime<Utc>, policy: &Policy) -> Vec<String> {
         let mut flags = Vec::new();
+        if let Some(at) = self.approved_late(policy) {
+            flags.push(format!(
+                "emergency change approved late: approvals completed {}, more than {} h after implementation",
+                at.to_rfc3339(),
+                policy.emergency_approval_hours
+            ));
+        }
+        if self.window_ended(now) && self.state.is_open() {
+            if let Some(end) = self.draft.window_to {
+                flags.push(format!(
+                    "change window ended {} before verification",
+                    end.to_rfc3339()
+                ));
+            }
+        }
         if let Some(due) = self.retrospective_approval_due(policy) {
             if now > due {
                 flags.push(format!(
@@ -316,6 +355,7 @@ impl ChangeRequest {
             return false;
         }
         match self.state {
+            ChangeState::Approved | ChangeState::Implemented if self.window_ended(now) => false,
             ChangeState::Approved
             | ChangeState::Implemented
             | ChangeState::Verified
@@ -338,7 +378,7 @@ impl ChangeRequest {
     /// May captures be linked to this change (`config capture --change`)?
     pub fn accepts_captures(&self) -> Result<(), ChangeError> {
         let ok = match self.state {
-            ChangeState::Approved | ChangeState::Implemented => true,
+            ChangeState::Approved => true,
             ChangeState::Draft | ChangeState::Submitted => self.draft.emergency,
             _ => false,
         };
@@ -349,7 +389,7 @@ impl ChangeRequest {
                 change: self.id,
                 state: self.state,
                 verb: "link captures to",
-                hint: " (captures link only to approved changes, or to emergency changes)",
+                hint: " (captures link only to approved changes, or to emergency changes, before `change implement`)",
             })
         }
     }
@@ -445,14 +485,18 @@ pub fn apply(
                     by: r.by.clone(),
                 });
             }
-            if event.actor == cr.requester {
+            if same_person(&event.actor, &cr.requester) {
                 return Err(ChangeError::OwnDecision {
                     change: id,
                     actor: event.actor.clone(),
                     verb: "approve",
                 });
             }
-            if cr.approvals.iter().any(|a| a.by == event.actor) {
+            if cr
+                .approvals
+                .iter()
+                .any(|a| same_person(&a.by, &event.actor))
+            {
                 return Err(ChangeError::DuplicateApproval {
                     change: id,
                     actor: event.actor.clone(),
@@ -481,7 +525,7 @@ pub fn apply(
             }
         }
         ChangeAction::Reject { reason } => {
-            if event.actor == cr.requester {
+            if same_person(&event.actor, &cr.requester) {
                 return Err(ChangeError::OwnDecision {
                     change: id,
                     actor: event.actor.clone(),

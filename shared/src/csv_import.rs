@@ -2,7 +2,7 @@
 //!
 //! Header: `name,kind,vendor,model,serial,firmware,location,zone,ip,criticality,owner,in_scope` (any order;
 //! only `name` and `kind` are required). A `tags` column is split on `;`. Every other column becomes a custom
-//! field of the asset, kept verbatim. The whole file is validated before anything is returned: one bad row
+//! field of the asset (column name lower-cased, value verbatim). The whole file is validated before anything is returned: one bad row
 //! rejects the file, naming its line and field.
 
 use std::collections::{BTreeMap, HashSet};
@@ -159,12 +159,10 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, CsvError> {
                 .map(String::from)
                 .collect::<Vec<_>>()
         });
+        // Empty cells are kept: on an existing asset they clear that custom field.
         let custom: BTreeMap<String, String> = custom_cols
             .iter()
-            .filter_map(|(c, h)| {
-                let v = get(Some(*c));
-                (!v.is_empty()).then(|| ((*h).clone(), v.to_string()))
-            })
+            .map(|(c, h)| ((*h).clone(), get(Some(*c)).to_string()))
             .collect();
         let fields = AssetFields {
             kind: Some(kind),

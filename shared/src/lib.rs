@@ -7,10 +7,12 @@
 pub mod audit;
 pub mod change;
 pub mod csv_import;
+pub mod diff;
 pub mod document;
 pub mod drift;
 pub mod ids;
 pub mod model;
+pub mod normalize;
 pub mod policy;
 pub mod text;
 

@@ -222,7 +222,7 @@ pub struct Asset {
     pub in_scope: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
-    /// Columns of an imported CSV that Datum has no field for, kept verbatim.
+    /// Columns of an imported CSV that Datum has no field for (column names lower-cased, values verbatim).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
@@ -345,8 +345,14 @@ impl AssetFields {
             tags.dedup();
             asset.tags = tags;
         }
-        if let Some(custom) = &self.custom {
-            asset.custom = custom.clone();
+        // Custom fields merge: a column present with a value sets it, present but empty removes it, absent
+        // leaves it alone (an import of another spreadsheet must not wipe fields it does not know).
+        for (k, v) in self.custom.iter().flatten() {
+            if v.is_empty() {
+                asset.custom.remove(k);
+            } else {
+                asset.custom.insert(k.clone(), v.clone());
+            }
         }
         *asset != before
     }

@@ -134,6 +134,22 @@ fn requester_cannot_approve_or_reject_own_change() {
 }
 
 #[test]
+fn the_same_person_spelled_differently_is_still_the_same_person() {
+    check(
+        Risk::High,
+        false,
+        "alice create\nalice submit\nAlice approve\nbob approve\nBOB approve",
+        expect![[r#"
+            alice create: draft (0/2 approvals)
+            alice submit: submitted (0/2 approvals)
+            Alice approve: refused: CR-0001: Alice requested this change and cannot approve it; another person must
+            bob approve: submitted (1/2 approvals)
+            BOB approve: refused: CR-0001: BOB has already approved it; a second approval must come from someone else
+        "#]],
+    );
+}
+
+#[test]
 fn high_risk_needs_two_distinct_approvers() {
     check(
         Risk::High,
@@ -316,6 +332,68 @@ fn unapproved_normal_change_authorizes_nothing() {
     );
     assert!(approved.authorizes(&asset("fw1"), t0(), &policy));
     assert!(approved.accepts_captures().is_ok());
+    let implemented = folded(
+        Risk::Low,
+        false,
+        &[
+            ("alice", "create"),
+            ("alice", "submit"),
+            ("bob", "approve"),
+            ("alice", "implement"),
+        ],
+    );
+    assert!(
+        implemented.accepts_captures().is_err(),
+        "captures after implementation would never be verified"
+    );
+}
+
+#[test]
+fn authorization_ends_with_the_change_window() {
+    let policy = Policy::default();
+    let mut cr = folded(
+        Risk::Low,
+        false,
+        &[("alice", "create"), ("alice", "submit"), ("bob", "approve")],
+    );
+    cr.draft.window_to = Some(t0() + Duration::hours(2));
+    assert!(cr.authorizes(&asset("fw1"), t0() + Duration::hours(1), &policy));
+    assert!(!cr.authorizes(&asset("fw1"), t0() + Duration::hours(3), &policy));
+    assert!(cr.flags(t0() + Duration::hours(3), &policy)[0].starts_with("change window ended"));
+}
+
+#[test]
+fn late_emergency_approval_stays_visible() {
+    let policy = Policy::default();
+    let mut events = Vec::new();
+    let mk = |seq: u32, hours: i64, actor: &str, action: ChangeAction| ChangeEvent {
+        change: ChangeId(1),
+        seq,
+        at: t0() + Duration::hours(hours),
+        actor: actor.into(),
+        action,
+    };
+    events.push(mk(
+        1,
+        0,
+        "alice",
+        ChangeAction::Create(draft(Risk::Low, true)),
+    ));
+    events.push(mk(
+        2,
+        1,
+        "alice",
+        ChangeAction::Implement {
+            note: None,
+            captures: vec![],
+        },
+    ));
+    events.push(mk(3, 100, "bob", ChangeAction::Approve { comment: None }));
+    let (state, _) = fold(&events);
+    let state = state.expect("created");
+    assert!(state.authorizes(&asset("fw1"), t0() + Duration::hours(101), &policy));
+    assert!(state.flags(t0() + Duration::hours(101), &policy)[0]
+        .starts_with("emergency change approved late"));
 }
 
 #[test]

@@ -1,0 +1,649 @@
+//! Format-aware normalisation: turn a configuration export into the lines that matter, each with the place an
+//! engineer would look for it, so that noise (export timestamps, counters, re-salted secrets, reordering where
+//! order means nothing) does not count as change, and secrets are never shown.
+//!
+//! `normalize(name, bytes, key)` → `Normalized { format, lines: [NormLine { text, context }] }`. The
+//! normalised hash (`Normalized::hash`) is what drift compares. Pure: bytes in, value out.
+//!
+//! What counts as noise is declared per format in `NOISE` (whole lines dropped), `TRANSFORMS` (parts of lines
+//! rewritten), `xml::VOLATILE_ATTRIBUTES`/`VOLATILE_ELEMENTS`, and the reordering rules in `unordered()`.
+//! Everything else is significant, in particular the order of firewall rules, ACL entries, routing policy and
+//! rungs.
+
+mod detect;
+mod json;
+pub mod secrets;
+mod xml;
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+use sha2::{Digest, Sha256};
+
+pub use detect::{detect, Format};
+pub use secrets::FingerprintKey;
+
+use crate::text::{self, Encoding};
+
+/// Version of the normalisation rules. Stored with every configuration version: hashes made by different
+/// versions are not compared with each other (drift falls back to the raw hash).
+pub const NORMALIZER_VERSION: u32 = 1;
+
+/// Inputs larger than this are refused (callers fall back to raw comparison): memory stays bounded.
+pub const MAX_NORMALIZE_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NormalizeError {
+    #[error("file is {size} bytes; format-aware normalisation is limited to {MAX_NORMALIZE_BYTES} bytes")]
+    TooLarge { size: usize },
+}
+
+/// One significant line and where it belongs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormLine {
+    pub text: String,
+    /// The hierarchical context (`interface GigabitEthernet0/1`, `config firewall policy > edit 3`) or element
+    /// path (`Controller[PLC]/Programs/Program[Main]/…/Rung[3]`).
+    pub context: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Normalized {
+    pub format: Format,
+    pub encoding: Encoding,
+    pub lines: Vec<NormLine>,
+    /// Number of secrets masked.
+    pub secrets: usize,
+}
+
+impl Normalized {
+    /// SHA-256 over the normalised lines (context excluded: moving nothing changes nothing).
+    pub fn hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.format.as_str().as_bytes());
+        h.update(b"\n");
+        for line in &self.lines {
+            h.update(line.text.as_bytes());
+            h.update(b"\n");
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+/// Normalises one file. `name` is a hint for format detection only.
+pub fn normalize(
+    name: Option<&str>,
+    bytes: &[u8],
+    key: &FingerprintKey,
+) -> Result<Normalized, NormalizeError> {
+    if bytes.len() > MAX_NORMALIZE_BYTES {
+        return Err(NormalizeError::TooLarge { size: bytes.len() });
+    }
+    let (encoding, decoded) = text::decode(bytes);
+    let Some(text) = decoded else {
+        return Ok(Normalized {
+            format: Format::Binary,
+            encoding,
+            lines: vec![NormLine {
+                text: format!("binary sha256 {}", hex::encode(Sha256::digest(bytes))),
+                context: "file".into(),
+            }],
+            secrets: 0,
+        });
+    };
+    let format = detect(name, &text);
+    let (lines, secrets) = match format {
+        f if f.is_xml() => match xml::normalize(f, &text, key) {
+            Some(out) => out,
+            // Malformed XML is still compared, as text.
+            None => normalize_lines(Format::Text, &text, key),
+        },
+        Format::Json => {
+            json::normalize(&text, key).unwrap_or_else(|| normalize_lines(Format::Text, &text, key))
+        }
+        f => normalize_lines(f, &text, key),
+    };
+    Ok(Normalized {
+        format,
+        encoding,
+        lines,
+        secrets,
+    })
+}
+
+/// Secret masking only, line by line, for showing raw text (`diff --raw`, displays).
+pub fn mask_raw(text: &str, key: &FingerprintKey) -> Vec<String> {
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    secrets::mask_private_key_blocks(lines, key)
+        .into_iter()
+        .map(|l| secrets::mask_line(&l, key).0)
+        .collect()
+}
+
+/// A noise rule: lines of these formats matching the pattern are dropped.
+struct Noise {
+    formats: &'static [Format],
+    pattern: &'static str,
+    /// Shown in docs/normalisation.md.
+    #[allow(dead_code)]
+    what: &'static str,
+}
+
+const CISCO: &[Format] = &[
+    Format::CiscoIos,
+    Format::CiscoNxos,
+    Format::CiscoIosXr,
+    Format::CiscoAsa,
+    Format::NetworkCli,
+];
+const ANY_TEXT: &[Format] = &[
+    Format::CiscoIos,
+    Format::CiscoNxos,
+    Format::CiscoIosXr,
+    Format::CiscoAsa,
+    Format::NetworkCli,
+    Format::Text,
+];
+
+const NOISE: &[Noise] = &[
+    Noise {
+        formats: CISCO,
+        pattern: r"^!\s*Last configuration change at",
+        what: "last change timestamp",
+    },
+    Noise {
+        formats: CISCO,
+        pattern: r"^!\s*NVRAM config last updated at",
+        what: "NVRAM save timestamp",
+    },
+    Noise {
+        formats: CISCO,
+        pattern: r"^!\s*No configuration change since last restart",
+        what: "restart note",
+    },
+    Noise {
+        formats: CISCO,
+        pattern: r"^!!?\s*Last configuration change",
+        what: "IOS-XR last change",
+    },
+    Noise {
+        formats: CISCO,
+        pattern: r"^!Time:",
+        what: "NX-OS time header",
+    },
+    Noise {
+        formats: CISCO,
+        pattern: r"^!Running configuration last done at",
+        what: "NX-OS last done",
+    },
+    Noise {
+        formats: CISCO,
+        pattern: r"^Building configuration",
+        what: "show run banner",
+    },
+    Noise {
+        formats: CISCO,
+        pattern: r"^Current configuration\s*:",
+        what: "config size",
+    },
+    Noise {
+        formats: CISCO,
+        pattern: r"^\s*ntp clock-period\s",
+        what: "NTP clock drift compensation",
+    },
+    Noise {
+        formats: CISCO,
+        pattern: r"^: Written by .* at ",
+        what: "ASA write time",
+    },
+    Noise {
+        formats: CISCO,
+        pattern: r"^: Saved",
+        what: "ASA saved marker",
+    },
+    Noise {
+        formats: CISCO,
+        pattern: r"^Cryptochecksum:",
+        what: "ASA checksum",
+    },
+    Noise {
+        formats: CISCO,
+        pattern: r"^!\s*$",
+        what: "separator lines",
+    },
+    Noise {
+        formats: ANY_TEXT,
+        pattern: r"^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d+ \d\d:\d\d:\d\d(?:\.\d+)? \S+$",
+        what: "time stamp printed by `show running-config`",
+    },
+    Noise {
+        formats: ANY_TEXT,
+        pattern: r"\buptime is\b",
+        what: "uptime",
+    },
+    Noise {
+        formats: &[Format::JunosCurly, Format::JunosSet],
+        pattern: r"^##\s*Last (?:commit|changed):",
+        what: "commit time and user",
+    },
+    Noise {
+        formats: &[Format::FortiOs],
+        pattern: r"^#(?:config-version|conf_file_ver|buildno|global_vdom|private-encryption-key)=",
+        what: "export header",
+    },
+    Noise {
+        formats: &[Format::MikroTik],
+        pattern: r"^#.*\bby RouterOS\b",
+        what: "export time and RouterOS version",
+    },
+    Noise {
+        formats: &[Format::MikroTik],
+        pattern: r"^#\s*software id\s*=",
+        what: "software id",
+    },
+    Noise {
+        formats: &[Format::IptablesSave],
+        pattern: r"^#\s*(?:Generated by|Completed on)",
+        what: "iptables-save time stamps",
+    },
+];
+
+/// A rewrite of part of a line (counters, volatile numbers).
+struct Transform {
+    formats: &'static [Format],
+    pattern: &'static str,
+    replacement: &'static str,
+    #[allow(dead_code)]
+    what: &'static str,
+}
+
+const TRANSFORMS: &[Transform] = &[
+    Transform {
+        formats: &[Format::IptablesSave],
+        pattern: r"\[\d+:\d+\]",
+        replacement: "[0:0]",
+        what: "packet and byte counters",
+    },
+    Transform {
+        formats: &[Format::Nftables],
+        pattern: r"counter packets \d+ bytes \d+",
+        replacement: "counter",
+        what: "rule counters",
+    },
+];
+
+fn noise_rules() -> &'static [(Vec<Format>, Regex)] {
+    static RULES: OnceLock<Vec<(Vec<Format>, Regex)>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        NOISE
+            .iter()
+            .map(|n| {
+                (
+                    n.formats.to_vec(),
+                    Regex::new(n.pattern).expect("noise rules are valid"),
+                )
+            })
+            .collect()
+    })
+}
+
+fn transform_rules() -> &'static [(Vec<Format>, Regex, &'static str)] {
+    static RULES: OnceLock<Vec<(Vec<Format>, Regex, &'static str)>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        TRANSFORMS
+            .iter()
+            .map(|t| {
+                (
+                    t.formats.to_vec(),
+                    Regex::new(t.pattern).expect("transforms are valid"),
+                    t.replacement,
+                )
+            })
+            .collect()
+    })
+}
+
+/// Formats whose comment lines carry no configuration.
+fn comment_prefix(format: Format) -> Option<&'static [&'static str]> {
+    match format {
+        Format::Sysctl
+        | Format::KeyValue
+        | Format::SshdConfig
+        | Format::AuditRules
+        | Format::OpenWrtUci
+        | Format::IptablesSave
+        | Format::Nftables
+        | Format::MikroTik => Some(&["#"]),
+        Format::WindowsInf => Some(&[";"]),
+        Format::Step7Source => Some(&["//"]),
+        _ => None,
+    }
+}
+
+/// Collapses runs of spaces and tabs to one space and trims.
+fn collapse_ws(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `key = value` with canonical spacing.
+fn canonical_kv(line: &str) -> String {
+    match line.split_once('=') {
+        Some((k, v)) => format!("{} = {}", k.trim(), v.trim()),
+        None => collapse_ws(line),
+    }
+}
+
+/// Normalises line-oriented formats.
+fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<NormLine>, usize) {
+    let raw: Vec<String> = text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .map(|l| l.trim_end_matches('\r').trim_end().to_string())
+        .collect();
+    let raw = join_continuations(format, raw);
+    let raw = secrets::mask_private_key_blocks(raw, key);
+    let noise: Vec<&Regex> = noise_rules()
+        .iter()
+        .filter(|(f, _)| f.contains(&format))
+        .map(|(_, r)| r)
+        .collect();
+    let transforms: Vec<(&Regex, &str)> = transform_rules()
+        .iter()
+        .filter(|(f, _, _)| f.contains(&format))
+        .map(|(_, r, s)| (r, *s))
+        .collect();
+    let comments = comment_prefix(format);
+    let mut secrets_n = 0;
+    let mut out: Vec<NormLine> = Vec::with_capacity(raw.len());
+    let mut ctx = Context::new(format);
+    for (idx, line) in raw.iter().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if comments.is_some_and(|c| c.iter().any(|p| trimmed.starts_with(p))) {
+            continue;
+        }
+        if noise.iter().any(|r| r.is_match(line)) {
+            continue;
+        }
+        let (masked, n) = secrets::mask_line(line, key);
+        secrets_n += n;
+        let mut value = masked;
+        for (re, replacement) in &transforms {
+            value = re.replace_all(&value, *replacement).into_owned();
+        }
+        let context = ctx.update(&value, idx + 1);
+        let text = match format {
+            Format::Sysctl | Format::KeyValue | Format::WindowsInf => canonical_kv(&value),
+            Format::SshdConfig => {
+                let v = collapse_ws(&value);
+                match v.split_once(' ') {
+                    Some((k, rest)) => format!("{} {rest}", k.to_ascii_lowercase()),
+                    None => v.to_ascii_lowercase(),
+                }
+            }
+            Format::AuditRules | Format::Step7Source | Format::OpenWrtUci | Format::Nftables => {
+                collapse_ws(&value)
+            }
+            Format::JunosCurly | Format::FortiOs | Format::MikroTik => value.trim().to_string(),
+            _ => value,
+        };
+        out.push(NormLine { text, context });
+    }
+    unordered(format, &mut out);
+    (out, secrets_n)
+}
+
+/// RouterOS `/export` wraps long lines with a trailing `\`; the wrap point carries no meaning.
+fn join_continuations(format: Format, lines: Vec<String>) -> Vec<String> {
+    if format != Format::MikroTik {
+        return lines;
+    }
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    let mut pending: Option<String> = None;
+    for line in lines {
+        let (body, continues) = match line.strip_suffix('\\') {
+            Some(b) => (b.to_string(), true),
+            None => (line, false),
+        };
+        let joined = match pending.take() {
+            Some(mut p) => {
+                p.push_str(body.trim_start());
+                p
+            }
+            None => body,
+        };
+        if continues {
+            pending = Some(joined);
+        } else {
+            out.push(joined);
+        }
+    }
+    out.extend(pending);
+    out
+}
+
+/// Sorts where order has no meaning: sysctl and key=value files entirely, Windows templates and OpenWrt UCI
+/// options within their section. The sort is stable, so repeated keys (last one wins, UCI `list`s) keep their
+/// relative order.
+fn unordered(format: Format, lines: &mut [NormLine]) {
+    let key_of = |l: &NormLine| -> String {
+        match format {
+            Format::OpenWrtUci => {
+                let mut parts = l.text.split_whitespace();
+                let kind = parts.next().unwrap_or("");
+                if kind == "config" {
+                    String::new()
+                } else {
+                    parts.next().unwrap_or("").to_string()
+                }
+            }
+            _ => l.text.split('=').next().unwrap_or("").trim().to_string(),
+        }
+    };
+    match format {
+        Format::Sysctl | Format::KeyValue => lines.sort_by_key(key_of),
+        Format::WindowsInf | Format::OpenWrtUci => {
+            // Sort within runs that share a context (a section), keeping the section header first.
+            let mut start = 0;
+            while start < lines.len() {
+                let mut end = start + 1;
+                while end < lines.len() && lines[end].context == lines[start].context {
+                    end += 1;
+                }
+                let body_start =
+                    if format == Format::OpenWrtUci || lines[start].text.starts_with('[') {
+                        start + 1
+                    } else {
+                        start
+                    };
+                if body_start < end {
+                    lines[body_start..end].sort_by_key(key_of);
+                }
+                start = end;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Tracks the hierarchical context of line-oriented formats.
+struct Context {
+    format: Format,
+    stack: Vec<(usize, String)>,
+}
+
+impl Context {
+    fn new(format: Format) -> Context {
+        Context {
+            format,
+            stack: Vec::new(),
+        }
+    }
+
+    /// Feeds one (masked) line; returns its context.
+    fn update(&mut self, line: &str, line_no: usize) -> String {
+        let trimmed = line.trim();
+        let indent = line.len() - line.trim_start().len();
+        match self.format {
+            Format::CiscoIos
+            | Format::CiscoNxos
+            | Format::CiscoIosXr
+            | Format::CiscoAsa
+            | Format::NetworkCli
+            | Format::SshdConfig => {
+                while self.stack.last().is_some_and(|(i, _)| *i >= indent) {
+                    self.stack.pop();
+                }
+                let ctx = if self.stack.is_empty() {
+                    trimmed.to_string()
+                } else {
+                    self.join()
+                };
+                if self.format == Format::SshdConfig {
+                    // `Match` blocks scope the lines after them.
+                    if trimmed.to_ascii_lowercase().starts_with("match ") {
+                        self.stack = vec![(0, trimmed.to_string())];
+                        return trimmed.to_string();
+                    }
+                    return self
+                        .stack
+                        .first()
+                        .map(|(_, s)| s.clone())
+                        .unwrap_or_else(|| "global".into());
+                }
+                self.stack.push((indent, trimmed.to_string()));
+                ctx
+            }
+            Format::JunosCurly | Format::Nftables => {
+                let ctx = if self.stack.is_empty() {
+                    trimmed.trim_end_matches(['{', ';']).trim().to_string()
+                } else {
+                    self.join()
+                };
+                if trimmed.ends_with('{') {
+                    self.stack
+                        .push((0, trimmed.trim_end_matches('{').trim().to_string()));
+                } else if trimmed.starts_with('}') {
+                    self.stack.pop();
+                }
+                ctx
+            }
+            Format::JunosSet => {
+                let words: Vec<&str> = trimmed.split_whitespace().collect();
+                let keep = words.len().saturating_sub(1).clamp(1, 6);
+                words[..keep.min(words.len())].join(" ")
+            }
+            Format::FortiOs => {
+                let ctx = if self.stack.is_empty() {
+                    trimmed.to_string()
+                } else {
+                    self.join()
+                };
+                if trimmed.starts_with("config ") {
+                    self.stack.push((0, trimmed.to_string()));
+                    return trimmed.to_string();
+                } else if trimmed.starts_with("edit ") {
+                    self.stack.push((1, trimmed.to_string()));
+                    return self.join();
+                } else if trimmed == "next" {
+                    if self.stack.last().is_some_and(|(k, _)| *k == 1) {
+                        self.stack.pop();
+                    }
+                } else if trimmed == "end" {
+                    if self.stack.last().is_some_and(|(k, _)| *k == 1) {
+                        self.stack.pop();
+                    }
+                    self.stack.pop();
+                }
+                ctx
+            }
+            Format::MikroTik => {
+                if trimmed.starts_with('/') {
+                    let path: Vec<&str> = trimmed
+                        .split_whitespace()
+                        .take_while(|w| !w.contains('=') && *w != "add" && *w != "set")
+                        .collect();
+                    self.stack = vec![(0, path.join(" "))];
+                }
+                self.join()
+            }
+            Format::OpenWrtUci => {
+                if trimmed.starts_with("config ") {
+                    self.stack = vec![(0, trimmed.to_string())];
+                }
+                self.join()
+            }
+            Format::WindowsInf => {
+                if trimmed.starts_with('[') {
+                    self.stack = vec![(0, trimmed.to_string())];
+                }
+                self.join()
+            }
+            Format::IptablesSave => {
+                if trimmed.starts_with('*') {
+                    self.stack = vec![(0, trimmed.to_string())];
+                    return self.join();
+                }
+                let table = self
+                    .stack
+                    .first()
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_default();
+                let chain = trimmed
+                    .strip_prefix("-A ")
+                    .or_else(|| trimmed.strip_prefix(':'))
+                    .and_then(|r| r.split_whitespace().next());
+                match chain {
+                    Some(c) => format!("{table} {c}"),
+                    None => table,
+                }
+            }
+            Format::Step7Source => {
+                let upper = trimmed.to_ascii_uppercase();
+                if [
+                    "ORGANIZATION_BLOCK",
+                    "FUNCTION_BLOCK",
+                    "FUNCTION ",
+                    "DATA_BLOCK",
+                    "TYPE ",
+                ]
+                .iter()
+                .any(|p| upper.starts_with(p))
+                {
+                    self.stack = vec![(0, collapse_ws(trimmed))];
+                } else if upper.starts_with("NETWORK") {
+                    self.stack.truncate(1);
+                    self.stack.push((1, "NETWORK".into()));
+                } else if upper.starts_with("TITLE")
+                    && self.stack.last().is_some_and(|(k, _)| *k == 1)
+                {
+                    self.stack.pop();
+                    self.stack
+                        .push((2, format!("NETWORK {}", collapse_ws(trimmed))));
+                }
+                if self.stack.is_empty() {
+                    format!("line {line_no}")
+                } else {
+                    self.join()
+                }
+            }
+            _ => format!("line {line_no}"),
+        }
+    }
+
+    fn join(&self) -> String {
+        self.stack
+            .iter()
+            .map(|(_, s)| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" > ")
+    }
+}
+
+#[cfg(test)]
+mod tests;
