@@ -7,20 +7,13 @@ use std::sync::OnceLock;
 
 /// The workspace root (this crate lives in `<root>/tests`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// A fixture from the kit. Panics (fails the test) when the kit is missing: tests must not skip.
 pub fn fixture(rel: &str) -> PathBuf {
     let path = workspace_root().join("../shared/fixtures").join(rel);
-    assert!(
-        path.is_file(),
-        "fixture {} is missing: the kit must be at ../shared/fixtures",
-        path.display()
-    );
+    assert!(path.is_file(), "fixture {} is missing: the kit must be at ../shared/fixtures", path.display());
     path
 }
 
@@ -30,23 +23,11 @@ pub fn bin(name: &str) -> PathBuf {
     let dir = BUILT.get_or_init(|| {
         let exe = std::env::current_exe().expect("current exe");
         // target/<profile>/deps/<test-binary> -> target/<profile>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps")
-            .to_path_buf();
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps").to_path_buf();
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "datum-edge",
-            "--bin",
-            "datum-edge",
-        ])
-        .current_dir(workspace_root());
+        cmd.args(["build", "--quiet", "-p", "datum-edge", "--bin", "datum-edge"]).current_dir(workspace_root());
         if release {
             cmd.arg("--release");
         }
@@ -75,8 +56,7 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
     }
 }
 
@@ -92,12 +72,7 @@ impl Plant {
     pub fn empty() -> Plant {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("data");
-        Plant {
-            tmp,
-            data,
-            actor: "alice".into(),
-            now: None,
-        }
+        Plant { tmp, data, actor: "alice".into(), now: None }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -118,11 +93,7 @@ impl Plant {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = self.command(args).output().expect("run datum-edge");
+        let Output { status, stdout, stderr } = self.command(args).output().expect("run datum-edge");
         Run {
             code: status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -133,11 +104,7 @@ impl Plant {
     pub fn run_as(&self, actor: &str, args: &[&str]) -> Run {
         let mut cmd = self.command(args);
         cmd.env("DATUM_ACTOR", actor);
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = cmd.output().expect("run datum-edge");
+        let Output { status, stdout, stderr } = cmd.output().expect("run datum-edge");
         Run {
             code: status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -148,22 +115,14 @@ impl Plant {
     /// Runs and asserts exit code 0.
     pub fn ok(&self, args: &[&str]) -> Run {
         let run = self.run(args);
-        assert_eq!(
-            run.code, 0,
-            "datum-edge {args:?} failed: {}{}",
-            run.stdout, run.stderr
-        );
+        assert_eq!(run.code, 0, "datum-edge {args:?} failed: {}{}", run.stdout, run.stderr);
         run
     }
 
     /// Runs and asserts the exit code.
     pub fn expect_code(&self, code: i32, args: &[&str]) -> Run {
         let run = self.run(args);
-        assert_eq!(
-            run.code, code,
-            "datum-edge {args:?}: expected exit {code}: {}{}",
-            run.stdout, run.stderr
-        );
+        assert_eq!(run.code, code, "datum-edge {args:?}: expected exit {code}: {}{}", run.stdout, run.stderr);
         run
     }
 
@@ -182,19 +141,11 @@ pub fn sha256_file(path: &Path) -> String {
 /// Runs SQL against a site's database directly, as an attacker with file access would.
 pub fn tamper_sql(data: &Path, sql: &str) -> u64 {
     let url = format!("sqlite://{}", data.join("datum.db").display());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&url)
-            .await
-            .expect("open database");
-        let result = sqlx::query(sql)
-            .execute(&mut conn)
-            .await
-            .expect("tamper query");
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open database");
+        let result = sqlx::query(sql).execute(&mut conn).await.expect("tamper query");
         conn.close().await.expect("close");
         result.rows_affected()
     })
@@ -203,19 +154,11 @@ pub fn tamper_sql(data: &Path, sql: &str) -> u64 {
 /// Counts rows with a query against a site's database (for white-box checks such as compaction).
 pub fn query_count(data: &Path, sql: &str) -> i64 {
     let url = format!("sqlite://{}", data.join("datum.db").display());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&url)
-            .await
-            .expect("open database");
-        let n: i64 = sqlx::query_scalar(sql)
-            .fetch_one(&mut conn)
-            .await
-            .expect("count query");
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open database");
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("count query");
         conn.close().await.expect("close");
         n
     })
@@ -223,11 +166,7 @@ pub fn query_count(data: &Path, sql: &str) -> i64 {
 
 /// Runs a command to completion and returns its exit code and peak resident memory in KiB (wait4).
 pub fn run_measured(cmd: &mut Command) -> (i32, i64) {
-    let child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("spawn");
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     #[allow(unsafe_code)]
@@ -238,10 +177,6 @@ pub fn run_measured(cmd: &mut Command) -> (i32, i64) {
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid, "wait4 failed");
     std::mem::forget(child);
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
     (code, usage.ru_maxrss)
 }

@@ -12,6 +12,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -84,12 +85,7 @@ impl Header {
         let depth = u32::from_le_bytes(bytes[24..28].try_into().ok()?);
         let mut base = [0u8; 32];
         base.copy_from_slice(&bytes[32..64]);
-        Some(Header {
-            format: bytes[8],
-            raw_size,
-            depth,
-            base,
-        })
+        Some(Header { format: bytes[8], raw_size, depth, base })
     }
 }
 
@@ -99,15 +95,12 @@ pub struct BlobStore {
 }
 
 pub fn is_hash(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 impl BlobStore {
     pub fn open(root: PathBuf) -> Result<BlobStore, BlobError> {
-        fs::create_dir_all(root.join("tmp"))
-            .map_err(io_err(format!("create {}", root.display())))?;
+        fs::create_dir_all(root.join("tmp")).map_err(io_err(format!("create {}", root.display())))?;
         Ok(BlobStore { root })
     }
 
@@ -122,9 +115,7 @@ impl BlobStore {
     /// Stores a file from disk. `base` is the hash of the previous version of the same artifact, if any.
     pub fn put_file(&self, path: &Path, base: Option<&str>) -> Result<Stored, BlobError> {
         let shown = path.display().to_string();
-        let size = fs::metadata(path)
-            .map_err(io_err(format!("read {shown}")))?
-            .len();
+        let size = fs::metadata(path).map_err(io_err(format!("read {shown}")))?.len();
         if size > MAX_BLOB_BYTES {
             return Err(BlobError::TooLarge { path: shown, size });
         }
@@ -132,24 +123,17 @@ impl BlobStore {
             let bytes = fs::read(path).map_err(io_err(format!("read {shown}")))?;
             return self.put_bytes(&bytes, base);
         }
-        self.put_stream(
-            File::open(path).map_err(io_err(format!("open {shown}")))?,
-            &shown,
-        )
+        self.put_stream(File::open(path).map_err(io_err(format!("open {shown}")))?, &shown)
     }
 
     /// Stores bytes held in memory.
     pub fn put_bytes(&self, bytes: &[u8], base: Option<&str>) -> Result<Stored, BlobError> {
         let hash = hex::encode(Sha256::digest(bytes));
         let size = bytes.len() as u64;
-        if self.contains(&hash) {
-            return Ok(Stored {
-                hash,
-                size,
-                stored_bytes: 0,
-                delta_base: None,
-                new: false,
-            });
+        // An existing blob is only trusted after it verifies: capturing the same bytes again repairs a
+        // damaged copy instead of hiding it behind "unchanged".
+        if self.contains(&hash) && self.verify(&hash).is_ok() {
+            return Ok(Stored { hash, size, stored_bytes: 0, delta_base: None, new: false });
         }
         // Small files (most configurations) get the strongest level: it costs milliseconds. Large ones get a
         // fast level so a capture stays well ahead of `git add`.
@@ -157,11 +141,13 @@ impl BlobStore {
         let mut delta = None;
         if let Some(base_hash) = base.filter(|b| is_hash(b) && size <= DELTA_MAX_BYTES) {
             if let Ok(base_header) = self.header(base_hash) {
+                // A damaged base is no reason to refuse a new backup: store a full copy instead.
                 if base_header.depth < MAX_DELTA_DEPTH && base_header.raw_size <= DELTA_MAX_BYTES {
-                    let base_bytes = self.read(base_hash)?;
-                    let frame = compress_with_prefix(bytes, &base_bytes, level)
-                        .map_err(io_err("compress delta"))?;
-                    delta = Some((frame, base_header.depth + 1, base_hash.to_string()));
+                    if let Ok(base_bytes) = self.read(base_hash) {
+                        let frame =
+                            compress_with_prefix(bytes, &base_bytes, level).map_err(io_err("compress delta"))?;
+                        delta = Some((frame, base_header.depth + 1, base_hash.to_string()));
+                    }
                 }
             }
         }
@@ -179,46 +165,18 @@ impl BlobStore {
         let (frame, header, delta_base) = match (delta, full) {
             (Some((frame, depth, base_hash)), _) if use_delta => {
                 let mut base_raw = [0u8; 32];
-                hex::decode_to_slice(&base_hash, &mut base_raw).map_err(|e| {
-                    BlobError::Damaged {
-                        hash: base_hash.clone(),
-                        detail: e.to_string(),
-                    }
-                })?;
-                (
-                    frame,
-                    Header {
-                        format: FORMAT_DELTA,
-                        raw_size: size,
-                        depth,
-                        base: base_raw,
-                    },
-                    Some(base_hash),
-                )
+                hex::decode_to_slice(&base_hash, &mut base_raw)
+                    .map_err(|e| BlobError::Damaged { hash: base_hash.clone(), detail: e.to_string() })?;
+                (frame, Header { format: FORMAT_DELTA, raw_size: size, depth, base: base_raw }, Some(base_hash))
             }
-            (_, Some(full)) => (
-                full,
-                Header {
-                    format: FORMAT_FULL,
-                    raw_size: size,
-                    depth: 0,
-                    base: [0; 32],
-                },
-                None,
-            ),
+            (_, Some(full)) => (full, Header { format: FORMAT_FULL, raw_size: size, depth: 0, base: [0; 32] }, None),
             (_, None) => unreachable!("a full frame is made whenever the delta is not used"),
         };
         let stored_bytes = self.write_atomically(&hash, |file| {
             file.write_all(&header.encode())?;
             file.write_all(&frame)
         })?;
-        Ok(Stored {
-            hash,
-            size,
-            stored_bytes,
-            delta_base,
-            new: true,
-        })
+        Ok(Stored { hash, size, stored_bytes, delta_base, new: true })
     }
 
     fn put_stream(&self, mut input: File, shown: &str) -> Result<Stored, BlobError> {
@@ -226,15 +184,11 @@ impl BlobStore {
         let (mut file, tmp_path) = tmp;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        file.write_all(&[0u8; HEADER_LEN])
-            .map_err(io_err("write blob"))?;
-        let mut encoder =
-            zstd::stream::write::Encoder::new(&mut file, 3).map_err(io_err("compress"))?;
+        file.write_all(&[0u8; HEADER_LEN]).map_err(io_err("write blob"))?;
+        let mut encoder = zstd::stream::write::Encoder::new(&mut file, 3).map_err(io_err("compress"))?;
         let mut buf = vec![0u8; STREAM_CHUNK];
         loop {
-            let n = input
-                .read(&mut buf)
-                .map_err(io_err(format!("read {shown}")))?;
+            let n = input.read(&mut buf).map_err(io_err(format!("read {shown}")))?;
             if n == 0 {
                 break;
             }
@@ -242,64 +196,34 @@ impl BlobStore {
             size += n as u64;
             if size > MAX_BLOB_BYTES {
                 let _ = fs::remove_file(&tmp_path);
-                return Err(BlobError::TooLarge {
-                    path: shown.into(),
-                    size,
-                });
+                return Err(BlobError::TooLarge { path: shown.into(), size });
             }
             encoder.write_all(&buf[..n]).map_err(io_err("compress"))?;
         }
         encoder.finish().map_err(io_err("compress"))?;
         let hash = hex::encode(hasher.finalize());
-        if self.contains(&hash) {
+        if self.contains(&hash) && self.verify(&hash).is_ok() {
             let _ = fs::remove_file(&tmp_path);
-            return Ok(Stored {
-                hash,
-                size,
-                stored_bytes: 0,
-                delta_base: None,
-                new: false,
-            });
+            return Ok(Stored { hash, size, stored_bytes: 0, delta_base: None, new: false });
         }
-        let header = Header {
-            format: FORMAT_FULL,
-            raw_size: size,
-            depth: 0,
-            base: [0; 32],
-        };
+        let header = Header { format: FORMAT_FULL, raw_size: size, depth: 0, base: [0; 32] };
         use std::io::{Seek, SeekFrom};
-        file.seek(SeekFrom::Start(0))
-            .map_err(io_err("write blob"))?;
-        file.write_all(&header.encode())
-            .map_err(io_err("write blob"))?;
+        file.seek(SeekFrom::Start(0)).map_err(io_err("write blob"))?;
+        file.write_all(&header.encode()).map_err(io_err("write blob"))?;
         file.sync_all().map_err(io_err("sync blob"))?;
         let stored_bytes = file.metadata().map_err(io_err("stat blob"))?.len();
         drop(file);
         self.install(&tmp_path, &hash)?;
-        Ok(Stored {
-            hash,
-            size,
-            stored_bytes,
-            delta_base: None,
-            new: true,
-        })
+        Ok(Stored { hash, size, stored_bytes, delta_base: None, new: true })
     }
 
     /// Writes a blob file through a temporary file, fsync and rename. Returns its size.
-    fn write_atomically(
-        &self,
-        hash: &str,
-        write: impl FnOnce(&mut File) -> io::Result<()>,
-    ) -> Result<u64, BlobError> {
-        let (mut file, tmp_path) =
-            tempfile_in(&self.root.join("tmp")).map_err(io_err("create temporary blob"))?;
+    fn write_atomically(&self, hash: &str, write: impl FnOnce(&mut File) -> io::Result<()>) -> Result<u64, BlobError> {
+        let (mut file, tmp_path) = tempfile_in(&self.root.join("tmp")).map_err(io_err("create temporary blob"))?;
         let result = write(&mut file).and_then(|()| file.sync_all());
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp_path);
-            return Err(BlobError::Io {
-                context: "write blob".into(),
-                source: e,
-            });
+            return Err(BlobError::Io { context: "write blob".into(), source: e });
         }
         let len = file.metadata().map_err(io_err("stat blob"))?.len();
         drop(file);
@@ -327,10 +251,7 @@ impl BlobStore {
         }
         File::open(self.path(hash)).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => BlobError::Missing { hash: hash.into() },
-            _ => BlobError::Io {
-                context: format!("open blob {hash}"),
-                source: e,
-            },
+            _ => BlobError::Io { context: format!("open blob {hash}"), source: e },
         })
     }
 
@@ -343,59 +264,34 @@ impl BlobStore {
 
     /// Streams a blob's content into `out`, verifying size and hash at the end. Fails without a hash match,
     /// so a caller writing a file must only keep it when this returns Ok.
-    pub fn copy_to(
-        &self,
-        hash: &str,
-        out: &mut dyn Write,
-        max_in_memory: u64,
-    ) -> Result<u64, BlobError> {
-        let damaged = |detail: String| BlobError::Damaged {
-            hash: hash.into(),
-            detail,
-        };
+    pub fn copy_to(&self, hash: &str, out: &mut dyn Write, max_in_memory: u64) -> Result<u64, BlobError> {
+        let damaged = |detail: String| BlobError::Damaged { hash: hash.into(), detail };
         let mut file = self.open_blob(hash)?;
         let header = read_header(&mut file, hash)?;
         let mut hasher = Sha256::new();
         let mut written = 0u64;
-        let mut sink = HashingWriter {
-            inner: out,
-            hasher: &mut hasher,
-            written: &mut written,
-            limit: header.raw_size,
-        };
+        let mut sink = HashingWriter { inner: out, hasher: &mut hasher, written: &mut written, limit: header.raw_size };
         match header.format {
             FORMAT_FULL => {
-                let mut decoder = zstd::stream::read::Decoder::new(BufReader::new(file))
-                    .map_err(|e| damaged(e.to_string()))?;
-                decoder
-                    .window_log_max(31)
-                    .map_err(|e| damaged(e.to_string()))?;
+                let mut decoder =
+                    zstd::stream::read::Decoder::new(BufReader::new(file)).map_err(|e| damaged(e.to_string()))?;
+                decoder.window_log_max(31).map_err(|e| damaged(e.to_string()))?;
                 io::copy(&mut decoder, &mut sink).map_err(|e| damaged(e.to_string()))?;
             }
             _ => {
-                if header.depth > MAX_DELTA_DEPTH
-                    || header.raw_size > max_in_memory.max(DELTA_MAX_BYTES)
-                {
+                if header.depth > MAX_DELTA_DEPTH || header.raw_size > max_in_memory.max(DELTA_MAX_BYTES) {
                     return Err(damaged("delta header out of range".into()));
                 }
                 let base_hash = hex::encode(header.base);
-                let base = self
-                    .read(&base_hash)
-                    .map_err(|e| damaged(format!("its delta base is unreadable: {e}")))?;
-                let mut decoder =
-                    zstd::stream::read::Decoder::with_ref_prefix(BufReader::new(file), &base)
-                        .map_err(|e| damaged(e.to_string()))?;
-                decoder
-                    .window_log_max(31)
+                let base = self.read(&base_hash).map_err(|e| damaged(format!("its delta base is unreadable: {e}")))?;
+                let mut decoder = zstd::stream::read::Decoder::with_ref_prefix(BufReader::new(file), &base)
                     .map_err(|e| damaged(e.to_string()))?;
+                decoder.window_log_max(31).map_err(|e| damaged(e.to_string()))?;
                 io::copy(&mut decoder, &mut sink).map_err(|e| damaged(e.to_string()))?;
             }
         }
         if written != header.raw_size {
-            return Err(damaged(format!(
-                "expected {} bytes, decoded {written}",
-                header.raw_size
-            )));
+            return Err(damaged(format!("expected {} bytes, decoded {written}", header.raw_size)));
         }
         let actual = hex::encode(hasher.finalize());
         if actual != hash {
@@ -410,22 +306,20 @@ impl BlobStore {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let (file, tmp_path) =
-            tempfile_in(&dir).map_err(io_err(format!("create a file in {}", dir.display())))?;
+        let (file, tmp_path) = tempfile_in(&dir).map_err(io_err(format!("create a file in {}", dir.display())))?;
         let mut writer = io::BufWriter::new(file);
-        let result = self
-            .copy_to(hash, &mut writer, DELTA_MAX_BYTES)
-            .and_then(|n| {
-                let file = writer.into_inner().map_err(|e| BlobError::Io {
-                    context: "write".into(),
-                    source: e.into_error(),
-                })?;
-                file.sync_all().map_err(io_err("sync"))?;
-                Ok(n)
-            });
+        let result = self.copy_to(hash, &mut writer, DELTA_MAX_BYTES).and_then(|n| {
+            let file =
+                writer.into_inner().map_err(|e| BlobError::Io { context: "write".into(), source: e.into_error() })?;
+            file.sync_all().map_err(io_err("sync"))?;
+            Ok(n)
+        });
         match result {
             Ok(n) => {
-                fs::rename(&tmp_path, dest).map_err(io_err(format!("write {}", dest.display())))?;
+                if let Err(e) = fs::rename(&tmp_path, dest) {
+                    let _ = fs::remove_file(&tmp_path);
+                    return Err(BlobError::Io { context: format!("write {}", dest.display()), source: e });
+                }
                 Ok(n)
             }
             Err(e) => {
@@ -480,10 +374,7 @@ impl BlobStore {
     /// base).
     pub fn install_raw(&self, hash: &str, file_bytes: &[u8]) -> Result<(), BlobError> {
         if !is_hash(hash) {
-            return Err(BlobError::Damaged {
-                hash: hash.into(),
-                detail: "not a SHA-256 name".into(),
-            });
+            return Err(BlobError::Damaged { hash: hash.into(), detail: "not a SHA-256 name".into() });
         }
         self.write_atomically(hash, |f| f.write_all(file_bytes))?;
         Ok(())
@@ -492,14 +383,9 @@ impl BlobStore {
 
 fn read_header(file: &mut File, hash: &str) -> Result<Header, BlobError> {
     let mut buf = [0u8; HEADER_LEN];
-    file.read_exact(&mut buf).map_err(|e| BlobError::Damaged {
-        hash: hash.into(),
-        detail: format!("header unreadable: {e}"),
-    })?;
-    Header::decode(&buf).ok_or_else(|| BlobError::Damaged {
-        hash: hash.into(),
-        detail: "bad header".into(),
-    })
+    file.read_exact(&mut buf)
+        .map_err(|e| BlobError::Damaged { hash: hash.into(), detail: format!("header unreadable: {e}") })?;
+    Header::decode(&buf).ok_or_else(|| BlobError::Damaged { hash: hash.into(), detail: "bad header".into() })
 }
 
 fn compress_with_prefix(bytes: &[u8], prefix: &[u8], level: i32) -> io::Result<Vec<u8>> {
@@ -527,10 +413,7 @@ impl Write for HashingWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // Stop a damaged stream from producing more than it claims: memory and disk stay bounded.
         if *self.written + buf.len() as u64 > self.limit {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "decodes to more bytes than recorded",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "decodes to more bytes than recorded"));
         }
         self.inner.write_all(buf)?;
         self.hasher.update(buf);
@@ -548,12 +431,8 @@ pub fn tempfile_in(dir: &Path) -> io::Result<(File, PathBuf)> {
     for _ in 0..16 {
         let name = format!(".tmp-{:016x}", rand::thread_rng().gen::<u64>());
         let path = dir.join(name);
-        match fs::OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .open(&path)
-        {
+        let opened = fs::OpenOptions::new().write(true).read(true).create_new(true).mode(0o600).open(&path);
+        match opened {
             Ok(f) => return Ok((f, path)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
@@ -590,25 +469,13 @@ mod tests {
     #[test]
     fn similar_versions_are_stored_as_small_deltas() {
         let (_dir, store) = store();
-        let v1: String = (0..20_000)
-            .map(|i| {
-                format!(
-                    "interface Gi0/{i}\n description port {}\n",
-                    i * 7919 % 10007
-                )
-            })
-            .collect();
+        let v1: String =
+            (0..20_000).map(|i| format!("interface Gi0/{i}\n description port {}\n", i * 7919 % 10007)).collect();
         let v2 = v1.replace("port 42\n", "port 42 changed\n");
         let first = store.put_bytes(v1.as_bytes(), None).expect("put");
-        let second = store
-            .put_bytes(v2.as_bytes(), Some(&first.hash))
-            .expect("put");
+        let second = store.put_bytes(v2.as_bytes(), Some(&first.hash)).expect("put");
         assert_eq!(second.delta_base.as_deref(), Some(first.hash.as_str()));
-        assert!(
-            second.stored_bytes < 200,
-            "delta is {} bytes",
-            second.stored_bytes
-        );
+        assert!(second.stored_bytes < 200, "delta is {} bytes", second.stored_bytes);
         assert_eq!(store.read(&second.hash).expect("read"), v2.as_bytes());
     }
 
@@ -624,10 +491,7 @@ mod tests {
         let err = store.verify(&stored.hash).unwrap_err();
         assert!(matches!(err, BlobError::Damaged { .. }), "{err}");
         fs::remove_file(&path).expect("rm");
-        assert!(matches!(
-            store.verify(&stored.hash).unwrap_err(),
-            BlobError::Missing { .. }
-        ));
+        assert!(matches!(store.verify(&stored.hash).unwrap_err(), BlobError::Missing { .. }));
     }
 
     #[test]

@@ -5,11 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "datum-edge",
-    version,
-    about = "Configuration and change control for one plant (IEC 62443), offline"
-)]
+#[command(name = "datum-edge", version, about = "Configuration and change control for one plant (IEC 62443), offline")]
 pub struct Cli {
     /// Data directory [env: DATUM_DATA] [default: ./datum-data]
     #[arg(long, global = true, value_name = "DIR")]

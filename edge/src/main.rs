@@ -21,6 +21,7 @@ use crate::error::{Outcome, UserError};
 
 fn main() -> ExitCode {
     restore_sigpipe();
+    private_files();
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -29,10 +30,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: start runtime: {e}");
@@ -40,11 +38,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let ctx = commands::Context {
-            data: resolve_data(cli.data),
-            actor: resolve_actor(cli.actor)?,
-            now: resolve_now()?,
-        };
+        let ctx =
+            commands::Context { data: resolve_data(cli.data), actor: resolve_actor(cli.actor)?, now: resolve_now()? };
         commands::run(ctx, cli.command).await
     });
     match result {
@@ -59,12 +54,8 @@ fn main() -> ExitCode {
 }
 
 fn resolve_data(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| {
-        std::env::var_os("DATUM_DATA")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    })
-    .unwrap_or_else(|| PathBuf::from("datum-data"))
+    flag.or_else(|| std::env::var_os("DATUM_DATA").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("datum-data"))
 }
 
 fn resolve_actor(flag: Option<String>) -> anyhow::Result<String> {
@@ -72,12 +63,13 @@ fn resolve_actor(flag: Option<String>) -> anyhow::Result<String> {
         .or_else(|| std::env::var("DATUM_ACTOR").ok().filter(|v| !v.is_empty()))
         .or_else(|| std::env::var("USER").ok().filter(|v| !v.is_empty()))
         .or_else(|| std::env::var("LOGNAME").ok().filter(|v| !v.is_empty()))
-        .ok_or_else(|| {
-            error::user("cannot tell who is acting: pass --actor NAME or set DATUM_ACTOR")
-        })?;
+        .ok_or_else(|| error::user("cannot tell who is acting: pass --actor NAME or set DATUM_ACTOR"))?;
     datum_shared::model::check_text("actor", &actor, 64).map_err(error::user)?;
     if actor.trim().is_empty() {
         return Err(error::user("actor must not be empty"));
+    }
+    if actor.trim() != actor {
+        return Err(error::user(format!("actor {actor:?} has leading or trailing blanks")));
     }
     Ok(actor)
 }
@@ -99,5 +91,15 @@ fn restore_sigpipe() {
     // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Everything this process creates (database, WAL, blobs, dumps, exports) is readable by its owner only:
+/// configurations hold password hashes and the dump holds the site key.
+#[allow(unsafe_code)]
+fn private_files() {
+    // SAFETY: umask has no preconditions and cannot fail.
+    unsafe {
+        libc::umask(0o077);
     }
 }

@@ -53,14 +53,22 @@ pub fn progress(len: u64, what: &str, json: bool) -> ProgressBar {
     bar
 }
 
+/// A spinner on stderr for one long step, on a terminal only.
+pub fn spinner(what: &str, json: bool) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 pub fn opt(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| "-".into())
 }
 
-pub fn age_days(
-    now: chrono::DateTime<chrono::Utc>,
-    then: Option<chrono::DateTime<chrono::Utc>>,
-) -> String {
+pub fn age_days(now: chrono::DateTime<chrono::Utc>, then: Option<chrono::DateTime<chrono::Utc>>) -> String {
     match then {
         Some(t) => format!("{}d", (now - t).num_days()),
         None => "never".into(),

@@ -32,6 +32,9 @@ use crate::store::{Batch, RecordRow, Store};
 const DB_FILE: &str = "datum.db";
 const LOCK_FILE: &str = "LOCK";
 const KEY_FILE: &str = "identity/site.key";
+/// The newest audit entry (`seq hash`), kept outside the database so that cutting entries off the end of the
+/// audit table is detected.
+pub const AUDIT_HEAD_FILE: &str = "identity/audit-head";
 /// Incremental chunks per document before they are compacted into one snapshot.
 const COMPACT_AFTER_CHUNKS: i64 = 64;
 
@@ -48,33 +51,26 @@ pub struct Write {
     op: String,
     subject: String,
     reason: Option<String>,
+    assets: Vec<String>,
     puts: Vec<Put>,
 }
 
 impl Write {
     pub fn new(op: &str, subject: impl Into<String>, reason: Option<String>) -> Write {
-        Write {
-            op: op.into(),
-            subject: subject.into(),
-            reason,
-            puts: Vec::new(),
-        }
+        Write { op: op.into(), subject: subject.into(), reason, assets: Vec::new(), puts: Vec::new() }
     }
 
-    pub fn put<R: Serialize>(
-        &mut self,
-        doc: &DocId,
-        collection: &str,
-        key: &str,
-        record: &R,
-    ) -> Result<()> {
+    /// Names the assets this operation concerns (for `audit log --asset`).
+    pub fn concerning<I: IntoIterator<Item = S>, S: ToString>(mut self, assets: I) -> Write {
+        self.assets = assets.into_iter().map(|a| a.to_string()).collect();
+        self.assets.sort();
+        self.assets.dedup();
+        self
+    }
+
+    pub fn put<R: Serialize>(&mut self, doc: &DocId, collection: &str, key: &str, record: &R) -> Result<()> {
         let json = serde_json::to_value(record).context("encode record")?;
-        self.puts.push(Put {
-            doc: doc.clone(),
-            collection: collection.into(),
-            key: key.into(),
-            json,
-        });
+        self.puts.push(Put { doc: doc.clone(), collection: collection.into(), key: key.into(), json });
         Ok(())
     }
 }
@@ -99,8 +95,7 @@ pub struct Site {
 impl Site {
     /// Creates a new data directory and the site identity.
     pub async fn init(dir: &Path, name: &str, actor: &str, now: DateTime<Utc>) -> Result<Site> {
-        let site_name =
-            datum_shared::ids::SiteName::new(name).map_err(|e| UserError::new(e.to_string()))?;
+        let site_name = datum_shared::ids::SiteName::new(name).map_err(|e| UserError::new(e.to_string()))?;
         if dir.join(DB_FILE).exists() {
             return Err(UserError::new(format!(
                 "{} already holds a site; choose another --data directory",
@@ -108,14 +103,46 @@ impl Site {
             ))
             .into());
         }
-        fs::create_dir_all(dir.join("identity"))
-            .with_context(|| format!("create {}", dir.display()))?;
+        if dir.exists() && (!dir.is_dir() || fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true)) {
+            return Err(UserError::new(format!("{} exists and is not an empty directory", dir.display())).into());
+        }
+        // Build the site in a staging directory and rename it into place: a crash during init leaves no
+        // half-made site behind.
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+        fs::create_dir_all(&parent).with_context(|| format!("create {}", parent.display()))?;
+        let leaf = dir
+            .file_name()
+            .ok_or_else(|| UserError::new("--data must name a directory"))?
+            .to_string_lossy()
+            .to_string();
+        let staging = parent.join(format!(".{leaf}.init-{:08x}", rand::random::<u32>()));
+        let result = Site::init_in(&staging, &site_name, actor, now).await;
+        match result {
+            Ok(()) => {
+                if dir.exists() {
+                    fs::remove_dir(dir).with_context(|| format!("replace empty {}", dir.display()))?;
+                }
+                fs::rename(&staging, dir).with_context(|| format!("create {}", dir.display()))?;
+                crate::blobs::sync_dir(&parent).ok();
+                Site::open(dir, actor, now).await
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                Err(e)
+            }
+        }
+    }
+
+    async fn init_in(
+        dir: &Path,
+        site_name: &datum_shared::ids::SiteName,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        fs::create_dir_all(dir.join("identity")).with_context(|| format!("create {}", dir.display()))?;
         let lock = DirLock::acquire(dir)?;
         let signing_key = SigningKey::generate(&mut rand::rngs::OsRng);
-        write_secret(
-            &dir.join(KEY_FILE),
-            hex::encode(signing_key.to_bytes()).as_bytes(),
-        )?;
+        write_secret(&dir.join(KEY_FILE), hex::encode(signing_key.to_bytes()).as_bytes())?;
         let site_id = hex::encode(rand::random::<[u8; 8]>());
         let info = SiteInfo {
             site_id: site_id.clone(),
@@ -125,12 +152,13 @@ impl Site {
             audit_key: hex::encode(signing_key.verifying_key().to_bytes()),
         };
         let store = Store::open(&dir.join(DB_FILE), true).await?;
+        store.set_meta("site_id", &site_id).await?;
         let mut site = Site::assemble(dir, store, info.clone(), signing_key, actor, now, lock)?;
         let mut w = Write::new("site.init", &info.name, None);
         w.put(&site.doc_id("site"), "site", "identity", &info)?;
         site.apply(w, format!("site {} created", info.name)).await?;
-        site.store.set_meta("site_id", &site_id).await?;
-        Ok(site)
+        site.close().await;
+        Ok(())
     }
 
     /// Opens an existing data directory.
@@ -143,24 +171,20 @@ impl Site {
             .into());
         }
         let lock = DirLock::acquire(dir)?;
-        let key_hex = fs::read_to_string(dir.join(KEY_FILE))
-            .context("read the site key (identity/site.key)")?;
+        let key_hex = fs::read_to_string(dir.join(KEY_FILE)).context("read the site key (identity/site.key)")?;
         let mut key = [0u8; 32];
-        hex::decode_to_slice(key_hex.trim(), &mut key)
-            .map_err(|_| anyhow!("identity/site.key is damaged"))?;
+        hex::decode_to_slice(key_hex.trim(), &mut key).map_err(|_| anyhow!("identity/site.key is damaged"))?;
         let signing_key = SigningKey::from_bytes(&key);
         let store = Store::open(&dir.join(DB_FILE), false).await?;
-        let site_id = store
-            .meta("site_id")
-            .await?
-            .ok_or_else(|| anyhow!("database has no site id; was init interrupted?"))?;
-        let json = store
-            .record("site", "identity")
-            .await?
-            .ok_or_else(|| anyhow!("site identity record missing"))?;
+        let site_id =
+            store.meta("site_id").await?.ok_or_else(|| anyhow!("database has no site id; was init interrupted?"))?;
+        let json = store.record("site", "identity").await?.ok_or_else(|| anyhow!("site identity record missing"))?;
         let info: SiteInfo = serde_json::from_str(&json).context("decode site identity")?;
         if info.site_id != site_id {
             bail!("site identity does not match the database");
+        }
+        if hex::encode(signing_key.verifying_key().to_bytes()) != info.audit_key {
+            bail!("identity/site.key is not this site's key (its public half differs from the one recorded at init)");
         }
         Site::assemble(dir, store, info, signing_key, actor, now, lock)
     }
@@ -236,28 +260,13 @@ impl Site {
                 document::put_record(&mut tx, &put.collection, &put.key, &put.json)
                     .with_context(|| format!("write {}/{} in {doc_id}", put.collection, put.key))?;
             }
-            let (hash, _) = tx.commit_with(
-                CommitOptions::default()
-                    .with_message(message.clone())
-                    .with_time(time),
-            );
+            let (hash, _) = tx.commit_with(CommitOptions::default().with_message(message.clone()).with_time(time));
             let Some(hash) = hash else { continue };
-            batch
-                .chunks
-                .push((doc_id.clone(), doc.save_after(&heads_before)));
-            changes.push(DocChange {
-                doc: doc_id.to_string(),
-                change: hash.to_string(),
-            });
+            batch.chunks.push((doc_id.clone(), doc.save_after(&heads_before)));
+            changes.push(DocChange { doc: doc_id.to_string(), change: hash.to_string() });
             for put in &puts {
                 let json = document::get_record_json(&*doc, &put.collection, &put.key)?
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "record {}/{} vanished after writing",
-                            put.collection,
-                            put.key
-                        )
-                    })?;
+                    .ok_or_else(|| anyhow!("record {}/{} vanished after writing", put.collection, put.key))?;
                 batch.records.push(RecordRow {
                     collection: put.collection.clone(),
                     key: put.key.clone(),
@@ -270,11 +279,7 @@ impl Site {
         if changes.is_empty() {
             return Ok(None);
         }
-        let (last_seq, prev) = self
-            .store
-            .last_audit()
-            .await?
-            .unwrap_or((0, GENESIS.to_string()));
+        let (last_seq, prev) = self.store.last_audit().await?.unwrap_or((0, GENESIS.to_string()));
         let entry = AuditEntry {
             seq: last_seq + 1,
             at: self.now,
@@ -282,23 +287,21 @@ impl Site {
             op: write.op,
             subject: write.subject,
             reason: write.reason,
+            assets: write.assets,
             summary,
             changes,
             prev,
         };
         let hash = entry.hash();
         let signature = hex::encode(self.signing_key.sign(hash.as_bytes()).to_bytes());
-        batch.audit = Some(SignedEntry {
-            entry: entry.clone(),
-            hash,
-            signature,
-        });
+        batch.audit = Some(SignedEntry { entry: entry.clone(), hash: hash.clone(), signature });
         let touched: Vec<DocId> = batch.chunks.iter().map(|(d, _)| d.clone()).collect();
         if let Err(e) = self.store.commit(batch).await {
             // The in-memory documents now hold changes that were not stored: forget them.
             self.docs.clear();
             return Err(e.into());
         }
+        write_audit_head(&self.dir, entry.seq, &hash)?;
         for doc_id in touched {
             self.maybe_compact(&doc_id).await?;
         }
@@ -321,8 +324,7 @@ impl Site {
         if hex::decode_to_slice(signature, &mut bytes).is_err() {
             return false;
         }
-        key.verify(hash.as_bytes(), &Signature::from_bytes(&bytes))
-            .is_ok()
+        key.verify(hash.as_bytes(), &Signature::from_bytes(&bytes)).is_ok()
     }
 
     /// Typed records of one collection from the projection.
@@ -330,23 +332,17 @@ impl Site {
         decode_rows(collection, self.store.records(collection).await?)
     }
 
-    pub async fn list_for<R: DeserializeOwned>(
-        &self,
-        collection: &str,
-        subject: &str,
-    ) -> Result<Vec<R>> {
-        decode_rows(
-            collection,
-            self.store.records_by_subject(collection, subject).await?,
-        )
+    pub async fn list_for<R: DeserializeOwned>(&self, collection: &str, subject: &str) -> Result<Vec<R>> {
+        decode_rows(collection, self.store.records_by_subject(collection, subject).await?)
     }
 
     pub async fn get<R: DeserializeOwned>(&self, collection: &str, key: &str) -> Result<Option<R>> {
         match self.store.record(collection, key).await? {
             None => Ok(None),
-            Some(json) => Ok(Some(serde_json::from_str(&json).with_context(|| {
-                format!("decode {collection}/{key} from the projection")
-            })?)),
+            Some(json) => Ok(Some(
+                serde_json::from_str(&json)
+                    .with_context(|| format!("decode {collection}/{key} from the projection"))?,
+            )),
         }
     }
 
@@ -355,14 +351,10 @@ impl Site {
     }
 }
 
-fn decode_rows<R: DeserializeOwned>(
-    collection: &str,
-    rows: Vec<(String, String)>,
-) -> Result<Vec<R>> {
+fn decode_rows<R: DeserializeOwned>(collection: &str, rows: Vec<(String, String)>) -> Result<Vec<R>> {
     rows.into_iter()
         .map(|(key, json)| {
-            serde_json::from_str(&json)
-                .with_context(|| format!("decode {collection}/{key} from the projection"))
+            serde_json::from_str(&json).with_context(|| format!("decode {collection}/{key} from the projection"))
         })
         .collect()
 }
@@ -377,6 +369,28 @@ pub async fn load_doc_from(store: &Store, id: &DocId) -> Result<Automerge> {
     Automerge::load(&bytes).map_err(|e| anyhow!("document {id} is damaged: {e}"))
 }
 
+/// Records the newest audit entry outside the database (see `AUDIT_HEAD_FILE`).
+pub fn write_audit_head(dir: &Path, seq: u64, hash: &str) -> Result<()> {
+    write_file_atomically(&dir.join(AUDIT_HEAD_FILE), format!("{seq} {hash}\n").as_bytes(), true)
+}
+
+/// Reads the recorded audit head, if any.
+pub fn read_audit_head(dir: &Path) -> Result<Option<(u64, String)>> {
+    let path = dir.join(AUDIT_HEAD_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context("read identity/audit-head"),
+    };
+    let mut parts = text.split_whitespace();
+    let seq = parts.next().and_then(|s| s.parse::<u64>().ok());
+    let hash = parts.next().map(str::to_string);
+    match (seq, hash) {
+        (Some(seq), Some(hash)) => Ok(Some((seq, hash))),
+        _ => bail!("identity/audit-head is damaged"),
+    }
+}
+
 /// Writes a file readable only by its owner, via temp + fsync + rename.
 pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
     write_file_atomically(path, bytes, true)
@@ -384,12 +398,9 @@ pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// temp + fsync + rename + directory fsync; `private` makes the file mode 0600.
 pub fn write_file_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let (mut file, tmp) = crate::blobs::tempfile_in(dir)
-        .with_context(|| format!("create a file in {}", dir.display()))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (mut file, tmp) =
+        crate::blobs::tempfile_in(dir).with_context(|| format!("create a file in {}", dir.display()))?;
     if private {
         use std::os::unix::fs::PermissionsExt;
         file.set_permissions(fs::Permissions::from_mode(0o600))?;
@@ -427,11 +438,7 @@ impl DirLock {
                 return Err(UserError::new(format!(
                     "data directory {} is in use by another process ({}); wait for it to finish",
                     dir.display(),
-                    if holder.is_empty() {
-                        "holder unknown"
-                    } else {
-                        holder
-                    }
+                    if holder.is_empty() { "holder unknown" } else { holder }
                 ))
                 .into());
             }

@@ -15,19 +15,13 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {context}: {detail}")]
-    Db {
-        context: &'static str,
-        detail: String,
-    },
+    Db { context: &'static str, detail: String },
     #[error("database holds invalid data: {0}")]
     Corrupt(String),
 }
 
 fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| StoreError::Db {
-        context,
-        detail: e.to_string(),
-    }
+    move |e| StoreError::Db { context, detail: e.to_string() }
 }
 
 /// Rows per multi-row INSERT: one statement costs ~90 µs in sqlx, so batching is what makes imports fast.
@@ -66,18 +60,11 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(db("open"))?;
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(db("open"))?;
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Db {
-                context: "migrate",
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| StoreError::Db { context: "migrate", detail: e.to_string() })?;
         Ok(Store { pool })
     }
 
@@ -94,24 +81,23 @@ impl Store {
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await
-            .map_err(db("write meta"))?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(db("write meta"))?;
         Ok(())
     }
 
     pub async fn doc_ids(&self) -> Result<Vec<DocId>, StoreError> {
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT DISTINCT doc_id FROM doc_chunks ORDER BY doc_id")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db("list documents"))?;
-        ids.into_iter()
-            .map(|id| DocId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect()
+        let ids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT doc_id FROM doc_chunks ORDER BY doc_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("list documents"))?;
+        ids.into_iter().map(|id| DocId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
     }
 
     /// A document's stored chunks in order (a snapshot, then incremental changes).
@@ -125,13 +111,12 @@ impl Store {
 
     /// Number of chunks and the highest sequence number of a document.
     pub async fn chunk_stats(&self, doc: &DocId) -> Result<(i64, i64), StoreError> {
-        let row =
-            sqlx::query("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM doc_chunks WHERE doc_id = ?")
-                .bind(doc.as_str())
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db("count document chunks"))?;
-        Ok((row.get(0), row.get(1)))
+        let row = sqlx::query("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM doc_chunks WHERE doc_id = ?")
+            .bind(doc.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("count document chunks"))?;
+        Ok((col(&row, 0)?, col(&row, 1)?))
     }
 
     /// Writes one operation atomically.
@@ -158,12 +143,7 @@ impl Store {
     }
 
     /// Replaces a document's chunks up to `upto_seq` by one snapshot.
-    pub async fn compact(
-        &self,
-        doc: &DocId,
-        snapshot: &[u8],
-        upto_seq: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn compact(&self, doc: &DocId, snapshot: &[u8], upto_seq: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db("begin"))?;
         sqlx::query("DELETE FROM doc_chunks WHERE doc_id = ? AND seq <= ?")
             .bind(doc.as_str())
@@ -171,15 +151,13 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(db("compact document"))?;
-        sqlx::query(
-            "INSERT INTO doc_chunks (doc_id, seq, kind, bytes) VALUES (?, ?, 'snapshot', ?)",
-        )
-        .bind(doc.as_str())
-        .bind(upto_seq)
-        .bind(snapshot)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("compact document"))?;
+        sqlx::query("INSERT INTO doc_chunks (doc_id, seq, kind, bytes) VALUES (?, ?, 'snapshot', ?)")
+            .bind(doc.as_str())
+            .bind(upto_seq)
+            .bind(snapshot)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("compact document"))?;
         tx.commit().await.map_err(db("commit"))?;
         Ok(())
     }
@@ -193,14 +171,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db("begin"))?;
         for (doc, bytes) in docs {
-            sqlx::query(
-                "INSERT INTO doc_chunks (doc_id, seq, kind, bytes) VALUES (?, 1, 'snapshot', ?)",
-            )
-            .bind(doc.as_str())
-            .bind(bytes)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("import document"))?;
+            sqlx::query("INSERT INTO doc_chunks (doc_id, seq, kind, bytes) VALUES (?, 1, 'snapshot', ?)")
+                .bind(doc.as_str())
+                .bind(bytes)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("import document"))?;
         }
         upsert_records(&mut tx, records).await?;
         for entry in audit {
@@ -216,7 +192,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(db("read records"))?;
-        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?))).collect()
     }
 
     pub async fn records_by_subject(
@@ -224,15 +200,13 @@ impl Store {
         collection: &str,
         subject: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT key, json FROM records WHERE collection = ? AND subject = ? ORDER BY key",
-        )
-        .bind(collection)
-        .bind(subject)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("read records"))?;
-        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        let rows = sqlx::query("SELECT key, json FROM records WHERE collection = ? AND subject = ? ORDER BY key")
+            .bind(collection)
+            .bind(subject)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read records"))?;
+        rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?))).collect()
     }
 
     pub async fn record(&self, collection: &str, key: &str) -> Result<Option<String>, StoreError> {
@@ -245,11 +219,7 @@ impl Store {
     }
 
     /// The doc a record lives in (to write to the same document again).
-    pub async fn record_doc(
-        &self,
-        collection: &str,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
+    pub async fn record_doc(&self, collection: &str, key: &str) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT doc_id FROM records WHERE collection = ? AND key = ?")
             .bind(collection)
             .bind(key)
@@ -260,22 +230,21 @@ impl Store {
 
     /// All projection rows (for verification against the documents).
     pub async fn all_records(&self) -> Result<Vec<RecordRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT collection, key, doc_id, subject, json FROM records ORDER BY collection, key",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("read records"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| RecordRow {
-                collection: r.get(0),
-                key: r.get(1),
-                doc_id: r.get(2),
-                subject: r.get(3),
-                json: r.get(4),
+        let rows = sqlx::query("SELECT collection, key, doc_id, subject, json FROM records ORDER BY collection, key")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read records"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(RecordRow {
+                    collection: col(r, 0)?,
+                    key: col(r, 1)?,
+                    doc_id: col(r, 2)?,
+                    subject: col(r, 3)?,
+                    json: col(r, 4)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     pub async fn max_key_number(&self, collection: &str) -> Result<u32, StoreError> {
@@ -286,11 +255,7 @@ impl Store {
             .map_err(db("read records"))?;
         Ok(keys
             .iter()
-            .filter_map(|k| {
-                k.split('/')
-                    .next()
-                    .and_then(|n| n.trim_start_matches("CR-").parse::<u32>().ok())
-            })
+            .filter_map(|k| k.split('/').next().and_then(|n| n.trim_start_matches("CR-").parse::<u32>().ok()))
             .max()
             .unwrap_or(0))
     }
@@ -300,101 +265,94 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .map_err(db("read audit"))?;
-        Ok(row.map(|r| (r.get::<i64, _>(0) as u64, r.get(1))))
+        row.map(|r| Ok((col::<i64>(&r, 0)? as u64, col(&r, 1)?))).transpose()
+    }
+
+    /// The newest audit entry's sequence number and hash as recorded, without decoding entries.
+    pub async fn audit_hash_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT hash FROM audit WHERE seq = ?")
+            .bind(seq as i64)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read audit"))
     }
 
     /// Audit entries in order, optionally only since a time or about one subject.
-    pub async fn audit(
-        &self,
-        since: Option<&str>,
-        subject: Option<&str>,
-    ) -> Result<Vec<SignedEntry>, StoreError> {
-        let mut q =
-            QueryBuilder::<Sqlite>::new("SELECT entry, hash, signature FROM audit WHERE 1 = 1");
+    pub async fn audit(&self, since: Option<&str>, subject: Option<&str>) -> Result<Vec<SignedEntry>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT seq, entry, hash, signature FROM audit WHERE 1 = 1");
         if let Some(since) = since {
             q.push(" AND at >= ").push_bind(since.to_string());
         }
         if let Some(subject) = subject {
-            q.push(" AND subject = ").push_bind(subject.to_string());
+            q.push(" AND (subject = ")
+                .push_bind(subject.to_string())
+                .push(" OR seq IN (SELECT seq FROM audit_assets WHERE asset = ")
+                .push_bind(subject.to_string())
+                .push("))");
         }
         q.push(" ORDER BY seq");
-        let rows = q
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("read audit"))?;
+        let rows = q.build().fetch_all(&self.pool).await.map_err(db("read audit"))?;
         rows.into_iter()
             .map(|r| {
-                let entry: String = r.get(0);
-                let entry = serde_json::from_str(&entry)
-                    .map_err(|e| StoreError::Corrupt(format!("audit entry: {e}")))?;
-                Ok(SignedEntry {
-                    entry,
-                    hash: r.get(1),
-                    signature: r.get(2),
-                })
+                let seq: i64 = col(&r, 0)?;
+                let entry: String = col(&r, 1)?;
+                let entry = serde_json::from_str(&entry).map_err(|e| {
+                    StoreError::Corrupt(format!("audit entry {seq} is not a valid entry (edited?): {e}"))
+                })?;
+                Ok(SignedEntry { entry, hash: col(&r, 2)?, signature: col(&r, 3)? })
             })
             .collect()
     }
 
     /// Integrity check of SQLite itself.
     pub async fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("integrity check"))?;
+        let rows: Vec<String> =
+            sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&self.pool).await.map_err(db("integrity check"))?;
         Ok(rows.into_iter().filter(|r| r != "ok").collect())
     }
 }
 
-async fn upsert_records(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    records: &[RecordRow],
-) -> Result<(), StoreError> {
+async fn upsert_records(tx: &mut sqlx::Transaction<'_, Sqlite>, records: &[RecordRow]) -> Result<(), StoreError> {
     for batch in records.chunks(BATCH_ROWS) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO records (collection, key, doc_id, subject, json) ",
-        );
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO records (collection, key, doc_id, subject, json) ");
         q.push_values(batch, |mut b, r| {
-            b.push_bind(&r.collection)
-                .push_bind(&r.key)
-                .push_bind(&r.doc_id)
-                .push_bind(&r.subject)
-                .push_bind(&r.json);
+            b.push_bind(&r.collection).push_bind(&r.key).push_bind(&r.doc_id).push_bind(&r.subject).push_bind(&r.json);
         });
         q.push(
             " ON CONFLICT (collection, key) DO UPDATE SET doc_id = excluded.doc_id, subject = excluded.subject, json = excluded.json",
         );
-        q.build()
-            .execute(&mut **tx)
-            .await
-            .map_err(db("write records"))?;
+        q.build().execute(&mut **tx).await.map_err(db("write records"))?;
     }
     Ok(())
 }
 
-async fn insert_audit(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    signed: &SignedEntry,
-) -> Result<(), StoreError> {
-    let entry =
-        serde_json::to_string(&signed.entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    sqlx::query(
-        "INSERT INTO audit (seq, at, subject, entry, hash, signature) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(signed.entry.seq as i64)
-    .bind(
-        signed
-            .entry
-            .at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    )
-    .bind(&signed.entry.subject)
-    .bind(entry)
-    .bind(&signed.hash)
-    .bind(&signed.signature)
-    .execute(&mut **tx)
-    .await
-    .map_err(db("append audit entry"))?;
+async fn insert_audit(tx: &mut sqlx::Transaction<'_, Sqlite>, signed: &SignedEntry) -> Result<(), StoreError> {
+    let entry = serde_json::to_string(&signed.entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query("INSERT INTO audit (seq, at, subject, entry, hash, signature) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(signed.entry.seq as i64)
+        .bind(signed.entry.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .bind(&signed.entry.subject)
+        .bind(entry)
+        .bind(&signed.hash)
+        .bind(&signed.signature)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("append audit entry"))?;
+    for asset in &signed.entry.assets {
+        sqlx::query("INSERT OR IGNORE INTO audit_assets (seq, asset) VALUES (?, ?)")
+            .bind(signed.entry.seq as i64)
+            .bind(asset)
+            .execute(&mut **tx)
+            .await
+            .map_err(db("append audit entry"))?;
+    }
     Ok(())
+}
+
+/// Reads a column; a value of the wrong type (SQLite does not enforce types) is a `Corrupt` error, not a panic.
+fn col<'r, T>(row: &'r sqlx::sqlite::SqliteRow, index: usize) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(index).map_err(|e| StoreError::Corrupt(format!("column {index}: {e}")))
 }

@@ -38,10 +38,7 @@ impl View {
             view.assets.insert(asset.name.clone(), asset);
         }
         for v in site.list::<ConfigVersion>("versions").await? {
-            view.versions
-                .entry((v.asset.clone(), v.slot.clone()))
-                .or_default()
-                .push(v);
+            view.versions.entry((v.asset.clone(), v.slot.clone())).or_default().push(v);
         }
         for list in view.versions.values_mut() {
             list.sort_by_key(|v| v.version);
@@ -81,23 +78,15 @@ impl View {
     }
 
     pub fn slots_of(&self, asset: &AssetName) -> Vec<&SlotName> {
-        self.versions
-            .keys()
-            .filter(|(a, _)| a == asset)
-            .map(|(_, s)| s)
-            .collect()
+        self.versions.keys().filter(|(a, _)| a == asset).map(|(_, s)| s).collect()
     }
 
     pub fn latest(&self, asset: &AssetName, slot: &SlotName) -> Option<&ConfigVersion> {
-        self.versions
-            .get(&(asset.clone(), slot.clone()))
-            .and_then(|l| l.last())
+        self.versions.get(&(asset.clone(), slot.clone())).and_then(|l| l.last())
     }
 
     pub fn version(&self, asset: &AssetName, slot: &SlotName, n: u32) -> Option<&ConfigVersion> {
-        self.versions
-            .get(&(asset.clone(), slot.clone()))
-            .and_then(|l| l.iter().find(|v| v.version == n))
+        self.versions.get(&(asset.clone(), slot.clone())).and_then(|l| l.iter().find(|v| v.version == n))
     }
 
     pub fn latest_ref(&self, asset: &AssetName, slot: &SlotName) -> Option<VersionRef> {
@@ -107,10 +96,7 @@ impl View {
     /// When a slot's content was last seen (captured or checked unchanged).
     pub fn last_seen(&self, asset: &AssetName, slot: &SlotName) -> Option<DateTime<Utc>> {
         let key = (asset.clone(), slot.clone());
-        let captured = self
-            .versions
-            .get(&key)
-            .and_then(|l| l.iter().map(|v| v.captured_at).max());
+        let captured = self.versions.get(&key).and_then(|l| l.iter().map(|v| v.captured_at).max());
         match (captured, self.last_check.get(&key).copied()) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -134,10 +120,7 @@ impl View {
                 .map(|slot| {
                     let mut v = self.latest(&asset.name, slot)?.clone();
                     if v.change.is_none() {
-                        v.change = self
-                            .check_changes
-                            .get(&((asset.name.clone(), (*slot).clone()), v.version))
-                            .copied();
+                        v.change = self.check_changes.get(&((asset.name.clone(), (*slot).clone()), v.version)).copied();
                     }
                     Some(v)
                 })
@@ -154,35 +137,19 @@ impl View {
                     Some(SlotInput {
                         slot,
                         latest,
-                        last_seen_at: self
-                            .last_seen(&asset.name, slot)
-                            .unwrap_or(latest.captured_at),
+                        last_seen_at: self.last_seen(&asset.name, slot).unwrap_or(latest.captured_at),
                         baseline,
                     })
                 })
                 .collect();
-            let changes: Vec<&ChangeRequest> = self
-                .changes
-                .values()
-                .filter(|c| c.draft.assets.contains(&asset.name))
-                .collect();
-            out.extend(classify_asset(
-                asset,
-                &inputs,
-                &changes,
-                site.now,
-                &site.policy,
-            ));
+            let changes: Vec<&ChangeRequest> =
+                self.changes.values().filter(|c| c.draft.assets.contains(&asset.name)).collect();
+            out.extend(classify_asset(asset, &inputs, &changes, site.now, &site.policy));
         }
         out
     }
 }
 
 pub fn version_ref(v: &ConfigVersion) -> VersionRef {
-    VersionRef {
-        asset: v.asset.clone(),
-        slot: v.slot.clone(),
-        version: v.version,
-        raw_hash: v.raw_hash.clone(),
-    }
+    VersionRef { asset: v.asset.clone(), slot: v.slot.clone(), version: v.version, raw_hash: v.raw_hash.clone() }
 }

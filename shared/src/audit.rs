@@ -30,6 +30,9 @@ pub struct AuditEntry {
     pub subject: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Every asset the operation concerns (an import, a change request, a zone review touch several).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assets: Vec<String>,
     /// Short human summary ("added 3, updated 1", "v4 of running-config").
     pub summary: String,
     pub changes: Vec<DocChange>,
@@ -54,36 +57,27 @@ pub struct SignedEntry {
 }
 
 /// Checks links, hashes, numbering and signatures. Returns one message per problem found.
-pub fn verify_chain(
-    entries: &[SignedEntry],
-    verify_signature: impl Fn(&str, &str) -> bool,
-) -> Vec<String> {
+pub fn verify_chain(entries: &[SignedEntry], verify_signature: impl Fn(&str, &str) -> bool) -> Vec<String> {
     let mut problems = Vec::new();
     let mut prev = GENESIS.to_string();
     let mut expected_seq = 1;
     for signed in entries {
         let e = &signed.entry;
         if e.seq != expected_seq {
-            problems.push(format!("audit entry {}: expected sequence number {expected_seq} (an entry was removed or inserted)", e.seq));
-        }
-        if e.prev != prev {
             problems.push(format!(
-                "audit entry {}: does not link to the entry before it (chain broken)",
+                "audit entry {}: expected sequence number {expected_seq} (an entry was removed or inserted)",
                 e.seq
             ));
+        }
+        if e.prev != prev {
+            problems.push(format!("audit entry {}: does not link to the entry before it (chain broken)", e.seq));
         }
         let hash = e.hash();
         if hash != signed.hash {
-            problems.push(format!(
-                "audit entry {}: content does not match its hash (entry was edited)",
-                e.seq
-            ));
+            problems.push(format!("audit entry {}: content does not match its hash (entry was edited)", e.seq));
         }
         if !verify_signature(&signed.hash, &signed.signature) {
-            problems.push(format!(
-                "audit entry {}: signature does not verify with the site key",
-                e.seq
-            ));
+            problems.push(format!("audit entry {}: signature does not verify with the site key", e.seq));
         }
         prev = signed.hash.clone();
         expected_seq = e.seq + 1;
@@ -103,25 +97,19 @@ mod tests {
             .map(|seq| {
                 let entry = AuditEntry {
                     seq,
-                    at: Utc
-                        .with_ymd_and_hms(2026, 1, 1, 0, 0, seq as u32)
-                        .single()
-                        .expect("valid"),
+                    at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, seq as u32).single().expect("valid"),
                     actor: "alice".into(),
                     op: "asset.add".into(),
                     subject: format!("plc{seq}"),
                     reason: None,
+                    assets: vec![],
                     summary: String::new(),
                     changes: vec![],
                     prev: prev.clone(),
                 };
                 let hash = entry.hash();
                 prev = hash.clone();
-                SignedEntry {
-                    signature: format!("sig:{hash}"),
-                    hash,
-                    entry,
-                }
+                SignedEntry { signature: format!("sig:{hash}"), hash, entry }
             })
             .collect()
     }
@@ -139,34 +127,18 @@ mod tests {
     fn tampering_is_named() {
         let mut edited = chain(3);
         edited[1].entry.actor = "mallory".into();
-        assert_eq!(
-            verify(&edited),
-            vec!["audit entry 2: content does not match its hash (entry was edited)"]
-        );
+        assert_eq!(verify(&edited), vec!["audit entry 2: content does not match its hash (entry was edited)"]);
 
         let mut removed = chain(3);
         removed.remove(1);
         let problems = verify(&removed);
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("expected sequence number 2")),
-            "{problems:?}"
-        );
-        assert!(
-            problems.iter().any(|p| p.contains("chain broken")),
-            "{problems:?}"
-        );
+        assert!(problems.iter().any(|p| p.contains("expected sequence number 2")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("chain broken")), "{problems:?}");
 
         let mut resigned = chain(2);
         resigned[0].entry.actor = "mallory".into();
         resigned[0].hash = resigned[0].entry.hash();
         let problems = verify(&resigned);
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("signature does not verify")),
-            "{problems:?}"
-        );
+        assert!(problems.iter().any(|p| p.contains("signature does not verify")), "{problems:?}");
     }
 }

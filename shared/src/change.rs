@@ -144,10 +144,7 @@ impl ChangeState {
         }
     }
     pub fn is_open(self) -> bool {
-        !matches!(
-            self,
-            ChangeState::Closed | ChangeState::Rejected | ChangeState::Cancelled
-        )
+        !matches!(self, ChangeState::Closed | ChangeState::Rejected | ChangeState::Cancelled)
     }
 }
 
@@ -161,14 +158,11 @@ impl std::str::FromStr for ChangeState {
     type Err = crate::model::ParseEnumError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let wanted = s.trim().to_ascii_lowercase();
-        ChangeState::ALL
-            .into_iter()
-            .find(|c| c.as_str() == wanted)
-            .ok_or_else(|| crate::model::ParseEnumError {
-                what: "state",
-                value: s.to_string(),
-                allowed: ChangeState::ALL.map(|c| c.as_str()).join(", "),
-            })
+        ChangeState::ALL.into_iter().find(|c| c.as_str() == wanted).ok_or_else(|| crate::model::ParseEnumError {
+            what: "state",
+            value: s.to_string(),
+            allowed: ChangeState::ALL.map(|c| c.as_str()).join(", "),
+        })
     }
 }
 
@@ -218,42 +212,19 @@ pub enum ChangeError {
     #[error("{change} does not exist")]
     Unknown { change: ChangeId },
     #[error("{change}: {actor} requested this change and cannot {verb} it; another person must")]
-    OwnDecision {
-        change: ChangeId,
-        actor: String,
-        verb: &'static str,
-    },
-    #[error(
-        "{change}: {actor} has already approved it; a second approval must come from someone else"
-    )]
+    OwnDecision { change: ChangeId, actor: String, verb: &'static str },
+    #[error("{change}: {actor} has already approved it; a second approval must come from someone else")]
     DuplicateApproval { change: ChangeId, actor: String },
     #[error("{change} was rejected by {by}; a rejected change cannot be approved or implemented, raise a new one")]
     WasRejected { change: ChangeId, by: String },
     #[error("{change} is {state}; cannot {verb} it{hint}")]
-    BadState {
-        change: ChangeId,
-        state: ChangeState,
-        verb: &'static str,
-        hint: &'static str,
-    },
+    BadState { change: ChangeId, state: ChangeState, verb: &'static str, hint: &'static str },
     #[error("{change}: approvals incomplete ({have} of {need}); cannot {verb} before approval")]
-    NotApproved {
-        change: ChangeId,
-        have: usize,
-        need: usize,
-        verb: &'static str,
-    },
+    NotApproved { change: ChangeId, have: usize, need: usize, verb: &'static str },
     #[error("{change}: {field} must not be empty")]
-    MissingField {
-        change: ChangeId,
-        field: &'static str,
-    },
+    MissingField { change: ChangeId, field: &'static str },
     #[error("{change}: event {seq} is out of order (expected {expected})")]
-    OutOfOrder {
-        change: ChangeId,
-        seq: u32,
-        expected: u32,
-    },
+    OutOfOrder { change: ChangeId, seq: u32, expected: u32 },
 }
 
 /// Names of people are compared without case and surrounding blanks: `Alice` and `alice ` are one person
@@ -277,10 +248,7 @@ impl ChangeRequest {
 
     /// An emergency change that was implemented without its approvals.
     pub fn awaiting_retrospective_approval(&self) -> bool {
-        self.draft.emergency
-            && self.implemented.is_some()
-            && !self.approvals_complete()
-            && self.state.is_open()
+        self.draft.emergency && self.implemented.is_some() && !self.approvals_complete() && self.state.is_open()
     }
 
     /// When the retrospective approval of an emergency change is due.
@@ -288,9 +256,7 @@ impl ChangeRequest {
         if !self.awaiting_retrospective_approval() {
             return None;
         }
-        self.implemented
-            .as_ref()
-            .map(|s| s.at + policy.emergency_approval_window())
+        self.implemented.as_ref().map(|s| s.at + policy.emergency_approval_window())
     }
 
     /// Has the change's window (if it has one) ended before the change was verified?
@@ -304,10 +270,7 @@ impl ChangeRequest {
         if !self.draft.emergency || !self.approvals_complete() {
             return None;
         }
-        let completed = self
-            .approvals
-            .get(self.required_approvals.saturating_sub(1))?
-            .at;
+        let completed = self.approvals.get(self.required_approvals.saturating_sub(1))?.at;
         (completed > implemented.at + policy.emergency_approval_window()).then_some(completed)
     }
 
@@ -323,23 +286,14 @@ impl ChangeRequest {
         }
         if self.window_ended(now) && self.state.is_open() {
             if let Some(end) = self.draft.window_to {
-                flags.push(format!(
-                    "change window ended {} before verification",
-                    end.to_rfc3339()
-                ));
+                flags.push(format!("change window ended {} before verification", end.to_rfc3339()));
             }
         }
         if let Some(due) = self.retrospective_approval_due(policy) {
             if now > due {
-                flags.push(format!(
-                    "emergency change not approved retrospectively; was due {}",
-                    due.to_rfc3339()
-                ));
+                flags.push(format!("emergency change not approved retrospectively; was due {}", due.to_rfc3339()));
             } else {
-                flags.push(format!(
-                    "emergency change awaiting retrospective approval until {}",
-                    due.to_rfc3339()
-                ));
+                flags.push(format!("emergency change awaiting retrospective approval until {}", due.to_rfc3339()));
             }
         }
         flags
@@ -356,20 +310,17 @@ impl ChangeRequest {
         }
         match self.state {
             ChangeState::Approved | ChangeState::Implemented if self.window_ended(now) => false,
-            ChangeState::Approved
-            | ChangeState::Implemented
-            | ChangeState::Verified
-            | ChangeState::Closed => match self.retrospective_approval_due(policy) {
-                Some(due) => now <= due,
-                None => true,
-            },
+            ChangeState::Approved | ChangeState::Implemented | ChangeState::Verified | ChangeState::Closed => {
+                match self.retrospective_approval_due(policy) {
+                    Some(due) => now <= due,
+                    None => true,
+                }
+            }
             ChangeState::Draft | ChangeState::Submitted => {
                 // Only an emergency change that is already implemented; otherwise nothing is authorized yet.
                 self.draft.emergency
                     && self.implemented.is_some()
-                    && self
-                        .retrospective_approval_due(policy)
-                        .is_some_and(|due| now <= due)
+                    && self.retrospective_approval_due(policy).is_some_and(|due| now <= due)
             }
             ChangeState::Rejected | ChangeState::Cancelled => false,
         }
@@ -396,26 +347,15 @@ impl ChangeRequest {
 }
 
 /// Applies one event to the state of its change. `None` means the change does not exist yet.
-pub fn apply(
-    current: Option<&ChangeRequest>,
-    event: &ChangeEvent,
-) -> Result<ChangeRequest, ChangeError> {
+pub fn apply(current: Option<&ChangeRequest>, event: &ChangeEvent) -> Result<ChangeRequest, ChangeError> {
     let id = event.change;
-    let stamp = |text: Option<String>| Stamp {
-        by: event.actor.clone(),
-        at: event.at,
-        text,
-    };
+    let stamp = |text: Option<String>| Stamp { by: event.actor.clone(), at: event.at, text };
     let Some(cr) = current else {
         let ChangeAction::Create(draft) = &event.action else {
             return Err(ChangeError::Unknown { change: id });
         };
         if event.seq != 1 {
-            return Err(ChangeError::OutOfOrder {
-                change: id,
-                seq: event.seq,
-                expected: 1,
-            });
+            return Err(ChangeError::OutOfOrder { change: id, seq: event.seq, expected: 1 });
         }
         for (field, value) in [
             ("title", &draft.title),
@@ -428,10 +368,7 @@ pub fn apply(
             }
         }
         if draft.assets.is_empty() {
-            return Err(ChangeError::MissingField {
-                change: id,
-                field: "assets",
-            });
+            return Err(ChangeError::MissingField { change: id, field: "assets" });
         }
         return Ok(ChangeRequest {
             id,
@@ -454,18 +391,10 @@ pub fn apply(
     };
     let expected = cr.n_events + 1;
     if event.seq != expected {
-        return Err(ChangeError::OutOfOrder {
-            change: id,
-            seq: event.seq,
-            expected,
-        });
+        return Err(ChangeError::OutOfOrder { change: id, seq: event.seq, expected });
     }
-    let bad = |verb: &'static str, hint: &'static str| ChangeError::BadState {
-        change: id,
-        state: cr.state,
-        verb,
-        hint,
-    };
+    let bad =
+        |verb: &'static str, hint: &'static str| ChangeError::BadState { change: id, state: cr.state, verb, hint };
     let mut next = cr.clone();
     next.n_events = expected;
     let emergency = cr.draft.emergency;
@@ -480,83 +409,49 @@ pub fn apply(
         }
         ChangeAction::Approve { comment } => {
             if let Some(r) = &cr.rejected {
-                return Err(ChangeError::WasRejected {
-                    change: id,
-                    by: r.by.clone(),
-                });
+                return Err(ChangeError::WasRejected { change: id, by: r.by.clone() });
             }
             if same_person(&event.actor, &cr.requester) {
-                return Err(ChangeError::OwnDecision {
-                    change: id,
-                    actor: event.actor.clone(),
-                    verb: "approve",
-                });
+                return Err(ChangeError::OwnDecision { change: id, actor: event.actor.clone(), verb: "approve" });
             }
-            if cr
-                .approvals
-                .iter()
-                .any(|a| same_person(&a.by, &event.actor))
-            {
-                return Err(ChangeError::DuplicateApproval {
-                    change: id,
-                    actor: event.actor.clone(),
-                });
+            if cr.approvals.iter().any(|a| same_person(&a.by, &event.actor)) {
+                return Err(ChangeError::DuplicateApproval { change: id, actor: event.actor.clone() });
             }
             let allowed = match cr.state {
                 ChangeState::Submitted => true,
-                ChangeState::Draft | ChangeState::Implemented => {
-                    emergency && !cr.approvals_complete()
-                }
+                ChangeState::Draft | ChangeState::Implemented => emergency && !cr.approvals_complete(),
                 _ => false,
             };
             if !allowed {
-                let hint = if cr.state == ChangeState::Draft {
-                    " (submit it first)"
-                } else {
-                    ""
-                };
+                let hint = if cr.state == ChangeState::Draft { " (submit it first)" } else { "" };
                 return Err(bad("approve", hint));
             }
             next.approvals.push(stamp(comment.clone()));
-            if next.approvals_complete()
-                && matches!(cr.state, ChangeState::Submitted | ChangeState::Draft)
-            {
+            if next.approvals_complete() && matches!(cr.state, ChangeState::Submitted | ChangeState::Draft) {
                 next.state = ChangeState::Approved;
             }
         }
         ChangeAction::Reject { reason } => {
             if same_person(&event.actor, &cr.requester) {
-                return Err(ChangeError::OwnDecision {
-                    change: id,
-                    actor: event.actor.clone(),
-                    verb: "reject",
-                });
+                return Err(ChangeError::OwnDecision { change: id, actor: event.actor.clone(), verb: "reject" });
             }
             let allowed = match cr.state {
                 ChangeState::Submitted => true,
-                ChangeState::Draft | ChangeState::Implemented => {
-                    emergency && !cr.approvals_complete()
-                }
+                ChangeState::Draft | ChangeState::Implemented => emergency && !cr.approvals_complete(),
                 _ => false,
             };
             if !allowed {
                 return Err(bad("reject", ""));
             }
             if reason.trim().is_empty() {
-                return Err(ChangeError::MissingField {
-                    change: id,
-                    field: "reason",
-                });
+                return Err(ChangeError::MissingField { change: id, field: "reason" });
             }
             next.state = ChangeState::Rejected;
             next.rejected = Some(stamp(Some(reason.clone())));
         }
         ChangeAction::Implement { note, captures } => {
             if let Some(r) = &cr.rejected {
-                return Err(ChangeError::WasRejected {
-                    change: id,
-                    by: r.by.clone(),
-                });
+                return Err(ChangeError::WasRejected { change: id, by: r.by.clone() });
             }
             match cr.state {
                 ChangeState::Approved => {}
@@ -577,10 +472,7 @@ pub fn apply(
         }
         ChangeAction::Verify { checked } => {
             if cr.state != ChangeState::Implemented {
-                return Err(bad(
-                    "verify",
-                    " (only an implemented change can be verified)",
-                ));
+                return Err(bad("verify", " (only an implemented change can be verified)"));
             }
             if !cr.approvals_complete() {
                 return Err(ChangeError::NotApproved {
@@ -602,10 +494,7 @@ pub fn apply(
             next.closed = Some(stamp(None));
         }
         ChangeAction::Cancel { reason } => {
-            if !matches!(
-                cr.state,
-                ChangeState::Draft | ChangeState::Submitted | ChangeState::Approved
-            ) {
+            if !matches!(cr.state, ChangeState::Draft | ChangeState::Submitted | ChangeState::Approved) {
                 let hint = if cr.state == ChangeState::Implemented {
                     " (it is already implemented: roll it back under a new change)"
                 } else {
@@ -614,10 +503,7 @@ pub fn apply(
                 return Err(bad("cancel", hint));
             }
             if reason.trim().is_empty() {
-                return Err(ChangeError::MissingField {
-                    change: id,
-                    field: "reason",
-                });
+                return Err(ChangeError::MissingField { change: id, field: "reason" });
             }
             next.state = ChangeState::Cancelled;
             next.cancelled = Some(stamp(Some(reason.clone())));
@@ -643,10 +529,7 @@ pub fn fold(events: &[ChangeEvent]) -> (Option<ChangeRequest>, Vec<IgnoredEvent>
     for event in sorted {
         match apply(state.as_ref(), event) {
             Ok(next) => state = Some(next),
-            Err(e) => ignored.push(IgnoredEvent {
-                seq: event.seq,
-                error: e.to_string(),
-            }),
+            Err(e) => ignored.push(IgnoredEvent { seq: event.seq, error: e.to_string() }),
         }
     }
     (state, ignored)
@@ -674,8 +557,7 @@ pub fn check_verification(
     let mut problems = Vec::new();
     for asset in &cr.draft.assets {
         // The newest capture per slot made under this change is what was implemented.
-        let mut implemented: Vec<&VersionRef> =
-            cr.captures.iter().filter(|c| &c.asset == asset).collect();
+        let mut implemented: Vec<&VersionRef> = cr.captures.iter().filter(|c| &c.asset == asset).collect();
         implemented.sort();
         implemented.reverse();
         implemented.dedup_by(|a, b| a.slot == b.slot);

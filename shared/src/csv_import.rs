@@ -67,15 +67,8 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, CsvError> {
     let (_, text) = text::decode(bytes);
     let text = text.ok_or(CsvError::Binary)?;
     let first_line = text.lines().next().unwrap_or_default();
-    let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() {
-        b';'
-    } else {
-        b','
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(false)
-        .from_reader(text.as_bytes());
+    let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() { b';' } else { b',' };
+    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(false).from_reader(text.as_bytes());
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| CsvError::Header(e.to_string()))?
@@ -92,16 +85,11 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, CsvError> {
             return Err(CsvError::Header(format!("column {h:?} appears twice")));
         }
     }
-    let name_col = position("name")
-        .ok_or_else(|| CsvError::Header("missing required column \"name\"".into()))?;
-    let kind_col = position("kind")
-        .ok_or_else(|| CsvError::Header("missing required column \"kind\"".into()))?;
+    let name_col = position("name").ok_or_else(|| CsvError::Header("missing required column \"name\"".into()))?;
+    let kind_col = position("kind").ok_or_else(|| CsvError::Header("missing required column \"kind\"".into()))?;
     let tags_col = position("tags");
-    let custom_cols: Vec<(usize, &String)> = headers
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| !COLUMNS.contains(&h.as_str()) && h.as_str() != "tags")
-        .collect();
+    let custom_cols: Vec<(usize, &String)> =
+        headers.iter().enumerate().filter(|(_, h)| !COLUMNS.contains(&h.as_str()) && h.as_str() != "tags").collect();
 
     let mut rows = Vec::new();
     let mut names = HashSet::new();
@@ -109,9 +97,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, CsvError> {
         let record = record.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
             let message = match e.kind() {
-                csv::ErrorKind::UnequalLengths {
-                    expected_len, len, ..
-                } => {
+                csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
                     format!("row has {len} fields but the header has {expected_len}")
                 }
                 _ => e.to_string(),
@@ -124,46 +110,29 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, CsvError> {
             continue;
         }
         let get = |col: Option<usize>| col.and_then(|c| record.get(c)).map(str::trim).unwrap_or("");
-        let name =
-            AssetName::new(get(Some(name_col))).map_err(|e| row_err(format!("name: {e}")))?;
+        let name = AssetName::new(get(Some(name_col))).map_err(|e| row_err(format!("name: {e}")))?;
         if !names.insert(name.clone()) {
-            return Err(row_err(format!(
-                "name: asset {name} appears more than once in the file"
-            )));
+            return Err(row_err(format!("name: asset {name} appears more than once in the file")));
         }
-        let kind: AssetKind = get(Some(kind_col))
-            .parse()
-            .map_err(|e| row_err(format!("kind: {e}")))?;
+        let kind: AssetKind = get(Some(kind_col)).parse().map_err(|e| row_err(format!("kind: {e}")))?;
         let text = |col: &str| position(col).map(|c| get(Some(c)).to_string());
         let criticality = match get(position("criticality")) {
             "" => None,
-            v => Some(
-                v.parse::<Criticality>()
-                    .map_err(|e| row_err(format!("criticality: {e}")))?,
-            ),
+            v => Some(v.parse::<Criticality>().map_err(|e| row_err(format!("criticality: {e}")))?),
         };
-        let in_scope = match position("in_scope") {
-            None => None,
-            Some(c) => Some(parse_bool(get(Some(c))).ok_or_else(|| {
-                row_err(format!(
-                    "in_scope: {:?} is not one of true/false/yes/no/1/0",
-                    get(Some(c))
-                ))
-            })?),
-        };
+        let in_scope =
+            match position("in_scope") {
+                None => None,
+                Some(c) => Some(parse_bool(get(Some(c))).ok_or_else(|| {
+                    row_err(format!("in_scope: {:?} is not one of true/false/yes/no/1/0", get(Some(c))))
+                })?),
+            };
         let tags = tags_col.map(|c| {
-            get(Some(c))
-                .split(';')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(String::from)
-                .collect::<Vec<_>>()
+            get(Some(c)).split(';').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect::<Vec<_>>()
         });
         // Empty cells are kept: on an existing asset they clear that custom field.
-        let custom: BTreeMap<String, String> = custom_cols
-            .iter()
-            .map(|(c, h)| ((*h).clone(), get(Some(*c)).to_string()))
-            .collect();
+        let custom: BTreeMap<String, String> =
+            custom_cols.iter().map(|(c, h)| ((*h).clone(), get(Some(*c)).to_string())).collect();
         let fields = AssetFields {
             kind: Some(kind),
             vendor: text("vendor"),
@@ -177,11 +146,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, CsvError> {
             owner: text("owner"),
             in_scope,
             tags,
-            custom: if custom_cols.is_empty() {
-                None
-            } else {
-                Some(custom)
-            },
+            custom: if custom_cols.is_empty() { None } else { Some(custom) },
         };
         fields.validate().map_err(row_err)?;
         rows.push(CsvRow { line, name, fields });
@@ -209,19 +174,8 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].line, 2);
         assert_eq!(rows[0].fields.criticality, Some(Criticality::Critical));
-        assert_eq!(
-            rows[0].fields.tags,
-            Some(vec!["line1".into(), "safety".into()])
-        );
-        assert_eq!(
-            rows[0]
-                .fields
-                .custom
-                .as_ref()
-                .and_then(|c| c.get("cabinet"))
-                .map(String::as_str),
-            Some("CAB-3")
-        );
+        assert_eq!(rows[0].fields.tags, Some(vec!["line1".into(), "safety".into()]));
+        assert_eq!(rows[0].fields.custom.as_ref().and_then(|c| c.get("cabinet")).map(String::as_str), Some("CAB-3"));
         assert_eq!(rows[1].fields.kind, Some(AssetKind::Switch));
         assert_eq!(rows[1].fields.in_scope, Some(false));
     }
@@ -235,31 +189,19 @@ mod tests {
     #[test]
     fn errors_name_line_and_field() {
         check_err("name,kind\nA,plc\nB,toaster\n", "line 3: kind: asset kind \"toaster\" is not one of: plc, dcs, scada-server, hmi, historian, engineering-workstation, switch, router, firewall, rtu, safety-controller, server, other");
+        check_err("name,kind\nA,plc\nA,hmi\n", "line 3: name: asset A appears more than once in the file");
+        check_err("name,kind,ip\nA,plc,10.0.0.300\n", "line 2: ip \"10.0.0.300\" is not an IPv4/IPv6 address");
         check_err(
-            "name,kind\nA,plc\nA,hmi\n",
-            "line 3: name: asset A appears more than once in the file",
+            "name,kind,criticality\nA,plc,extreme\n",
+            "line 2: criticality: criticality \"extreme\" is not one of: low, medium, high, critical",
         );
-        check_err(
-            "name,kind,ip\nA,plc,10.0.0.300\n",
-            "line 2: ip \"10.0.0.300\" is not an IPv4/IPv6 address",
-        );
-        check_err("name,kind,criticality\nA,plc,extreme\n", "line 2: criticality: criticality \"extreme\" is not one of: low, medium, high, critical");
         check_err(
             "name,kind,in_scope\nA,plc,maybe\n",
             "line 2: in_scope: \"maybe\" is not one of true/false/yes/no/1/0",
         );
-        check_err(
-            "name,vendor\nA,x\n",
-            "header: missing required column \"kind\"",
-        );
-        check_err(
-            "name,kind,kind\nA,plc,plc\n",
-            "header: column \"kind\" appears twice",
-        );
+        check_err("name,vendor\nA,x\n", "header: missing required column \"kind\"");
+        check_err("name,kind,kind\nA,plc,plc\n", "header: column \"kind\" appears twice");
         check_err("name,kind\nA b,plc\n", "line 2: name: asset name \"A b\" may only contain letters, digits, '.', '_' and '-' (and must start with a letter or digit)");
-        check_err(
-            "name,kind\nA,plc\nB,plc,extra\n",
-            "line 3: row has 3 fields but the header has 2",
-        );
+        check_err("name,kind\nA,plc\nB,plc,extra\n", "line 3: row has 3 fields but the header has 2");
     }
 }

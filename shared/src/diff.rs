@@ -54,11 +54,7 @@ pub fn hunks(old: &[&str], new: &[&str]) -> Vec<(Range<u32>, Range<u32>)> {
     }
     let input = InternedInput::new(old_text.as_str(), new_text.as_str());
     let mut out = Vec::new();
-    imara(
-        Algorithm::Histogram,
-        &input,
-        |before: Range<u32>, after: Range<u32>| out.push((before, after)),
-    );
+    imara(Algorithm::Histogram, &input, |before: Range<u32>, after: Range<u32>| out.push((before, after)));
     out
 }
 
@@ -71,17 +67,9 @@ pub fn diff(old: &Normalized, new: &Normalized, raw_identical: bool) -> DiffRepo
     let mut secrets_changed = 0;
     if significant {
         for (before, after) in hunks(&old_lines, &new_lines) {
-            let removed: Vec<&NormLine> = old.lines[before.start as usize..before.end as usize]
-                .iter()
-                .collect();
-            let added: Vec<&NormLine> = new.lines[after.start as usize..after.end as usize]
-                .iter()
-                .collect();
-            let location = added
-                .first()
-                .or(removed.first())
-                .map(|l| l.context.clone())
-                .unwrap_or_default();
+            let removed: Vec<&NormLine> = old.lines[before.start as usize..before.end as usize].iter().collect();
+            let added: Vec<&NormLine> = new.lines[after.start as usize..after.end as usize].iter().collect();
+            let location = added.first().or(removed.first()).map(|l| l.context.clone()).unwrap_or_default();
             let kind = if removed.is_empty() {
                 ChangeKind::Added
             } else if added.is_empty() {
@@ -105,13 +93,7 @@ pub fn diff(old: &Normalized, new: &Normalized, raw_identical: bool) -> DiffRepo
             });
         }
     }
-    DiffReport {
-        format: new.format.as_str().to_string(),
-        raw_identical,
-        significant,
-        changes,
-        secrets_changed,
-    }
+    DiffReport { format: new.format.as_str().to_string(), raw_identical, significant, changes, secrets_changed }
 }
 
 /// The report as text for a terminal: one block per change, headed by its location.
@@ -122,11 +104,7 @@ pub fn render(report: &DiffReport) -> String {
             out,
             "{}: no significant difference{}",
             report.format,
-            if report.raw_identical {
-                " (identical bytes)"
-            } else {
-                " (only noise differs; see --raw)"
-            }
+            if report.raw_identical { " (identical bytes)" } else { " (only noise differs; see --raw)" }
         );
         return out;
     }
@@ -173,14 +151,7 @@ pub fn raw_unified(old_label: &str, new_label: &str, old: &[String], new: &[Stri
     }
     let _ = writeln!(out, "--- {old_label}\n+++ {new_label}");
     for (before, after) in all {
-        let _ = writeln!(
-            out,
-            "@@ -{},{} +{},{} @@",
-            before.start + 1,
-            before.len(),
-            after.start + 1,
-            after.len()
-        );
+        let _ = writeln!(out, "@@ -{},{} +{},{} @@", before.start + 1, before.len(), after.start + 1, after.len());
         for l in &old_refs[before.start as usize..before.end as usize] {
             let _ = writeln!(out, "-{l}");
         }

@@ -36,18 +36,9 @@ const JSON_SUFFIX: &str = "~json";
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
     #[error("{collection}/{key}: field {field} holds invalid JSON: {error}")]
-    BadNestedJson {
-        collection: String,
-        key: String,
-        field: String,
-        error: String,
-    },
+    BadNestedJson { collection: String, key: String, field: String, error: String },
     #[error("{collection}/{key}: record does not match the schema: {error}")]
-    Schema {
-        collection: String,
-        key: String,
-        error: String,
-    },
+    Schema { collection: String, key: String, error: String },
     #[error("record {collection}/{key} is not a JSON object")]
     NotAnObject { collection: String, key: String },
     #[error("automerge: {0}")]
@@ -109,10 +100,7 @@ fn from_scalar(value: &ScalarValue) -> Option<Json> {
         ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map(Json::Number),
         ScalarValue::Boolean(b) => Some(Json::Bool(*b)),
         ScalarValue::Timestamp(t) => Some(Json::from(*t)),
-        ScalarValue::Counter(_)
-        | ScalarValue::Bytes(_)
-        | ScalarValue::Unknown { .. }
-        | ScalarValue::Null => None,
+        ScalarValue::Counter(_) | ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => None,
     }
 }
 
@@ -139,10 +127,7 @@ pub fn put_record<T: Transactable, R: Serialize>(
         error: e.to_string(),
     })?;
     let Json::Object(fields) = json else {
-        return Err(DocError::NotAnObject {
-            collection: collection.into(),
-            key: key.into(),
-        });
+        return Err(DocError::NotAnObject { collection: collection.into(), key: key.into() });
     };
     let coll = collection_obj(tx, collection)?;
     let mut wanted: Vec<(String, ScalarValue)> = Vec::with_capacity(fields.len());
@@ -168,19 +153,15 @@ pub fn put_record<T: Transactable, R: Serialize>(
         _ => {
             // A new record is created in one batch: automerge 0.12 pays per splice, and a batch is two
             // splices instead of one per field (what makes a 10,000-row import fit in seconds).
-            let map: HashMap<&str, hydrate::Value> = wanted
-                .iter()
-                .map(|(name, scalar)| (name.as_str(), hydrate::Value::scalar(scalar.clone())))
-                .collect();
+            let map: HashMap<&str, hydrate::Value> =
+                wanted.iter().map(|(name, scalar)| (name.as_str(), hydrate::Value::scalar(scalar.clone()))).collect();
             tx.batch_create_object(&coll, key, &hydrate::Value::from(map), false)?;
             return Ok(true);
         }
     };
     let mut changed = false;
     for (name, scalar) in &wanted {
-        let same = existing
-            .iter()
-            .any(|(k, v)| k == name && v.as_ref() == Some(scalar));
+        let same = existing.iter().any(|(k, v)| k == name && v.as_ref() == Some(scalar));
         if !same {
             tx.put(&obj, name.as_str(), scalar.clone())?;
             changed = true;
@@ -195,12 +176,7 @@ pub fn put_record<T: Transactable, R: Serialize>(
     Ok(changed)
 }
 
-fn record_json<D: ReadDoc>(
-    doc: &D,
-    obj: &ObjId,
-    collection: &str,
-    key: &str,
-) -> Result<Json, DocError> {
+fn record_json<D: ReadDoc>(doc: &D, obj: &ObjId, collection: &str, key: &str) -> Result<Json, DocError> {
     let mut map = Map::new();
     for item in doc.map_range(obj, ..) {
         let name = item.key.to_string();
@@ -227,11 +203,7 @@ fn record_json<D: ReadDoc>(
 }
 
 /// Reads one record as JSON, or `None` when absent.
-pub fn get_record_json<D: ReadDoc>(
-    doc: &D,
-    collection: &str,
-    key: &str,
-) -> Result<Option<Json>, DocError> {
+pub fn get_record_json<D: ReadDoc>(doc: &D, collection: &str, key: &str) -> Result<Option<Json>, DocError> {
     let Some((Value::Object(ObjType::Map), coll)) = doc.get(ROOT, collection)? else {
         return Ok(None);
     };
@@ -249,21 +221,16 @@ pub fn get_record<D: ReadDoc, R: DeserializeOwned>(
 ) -> Result<Option<R>, DocError> {
     match get_record_json(doc, collection, key)? {
         None => Ok(None),
-        Some(json) => serde_json::from_value(json)
-            .map(Some)
-            .map_err(|e| DocError::Schema {
-                collection: collection.into(),
-                key: key.into(),
-                error: e.to_string(),
-            }),
+        Some(json) => serde_json::from_value(json).map(Some).map_err(|e| DocError::Schema {
+            collection: collection.into(),
+            key: key.into(),
+            error: e.to_string(),
+        }),
     }
 }
 
 /// Every record of one collection, in key order, as JSON.
-pub fn collection_json<D: ReadDoc>(
-    doc: &D,
-    collection: &str,
-) -> Result<Vec<(String, Json)>, DocError> {
+pub fn collection_json<D: ReadDoc>(doc: &D, collection: &str) -> Result<Vec<(String, Json)>, DocError> {
     let Some((Value::Object(ObjType::Map), coll)) = doc.get(ROOT, collection)? else {
         return Ok(Vec::new());
     };
@@ -345,32 +312,17 @@ mod tests {
     #[test]
     fn records_round_trip_and_only_changes_are_written() {
         let mut doc = doc();
-        let rec = Rec {
-            name: "a".into(),
-            n: 3,
-            flag: true,
-            opt: Some("x".into()),
-            tags: vec!["t".into()],
-        };
+        let rec = Rec { name: "a".into(), n: 3, flag: true, opt: Some("x".into()), tags: vec!["t".into()] };
         assert!(commit(&mut doc, &rec));
-        assert_eq!(
-            get_record::<_, Rec>(&doc, "things", "k1").expect("get"),
-            Some(rec.clone())
-        );
+        assert_eq!(get_record::<_, Rec>(&doc, "things", "k1").expect("get"), Some(rec.clone()));
         let before = doc.get_heads();
-        assert!(
-            !commit(&mut doc, &rec),
-            "rewriting identical values must not write"
-        );
+        assert!(!commit(&mut doc, &rec), "rewriting identical values must not write");
         let mut edited = rec.clone();
         edited.opt = None;
         edited.n = 4;
         assert!(commit(&mut doc, &edited));
         assert_ne!(doc.get_heads(), before);
-        assert_eq!(
-            get_record::<_, Rec>(&doc, "things", "k1").expect("get"),
-            Some(edited)
-        );
+        assert_eq!(get_record::<_, Rec>(&doc, "things", "k1").expect("get"), Some(edited));
         let saved = doc.save();
         let loaded = Automerge::load(&saved).expect("load");
         assert_eq!(all_records(&loaded).expect("records").len(), 1);
@@ -385,11 +337,7 @@ mod tests {
         tx.put(&obj, "tags~json", "[not json").expect("put");
         tx.commit();
         let err = get_record_json(&doc, "things", "k").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("things/k: field tags holds invalid JSON"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("things/k: field tags holds invalid JSON"), "{err}");
     }
 
     proptest! {

@@ -127,16 +127,11 @@ pub fn classify_asset(
                 entry.detail = if base.version == latest.version {
                     format!("matches baseline v{}", base.version)
                 } else {
-                    format!(
-                        "v{} has the same content as baseline v{}",
-                        latest.version, base.version
-                    )
+                    format!("v{} has the same content as baseline v{}", latest.version, base.version)
                 };
             }
             Some(base) => {
-                let linked = latest
-                    .change
-                    .and_then(|id| changes.iter().find(|c| c.id == id));
+                let linked = latest.change.and_then(|id| changes.iter().find(|c| c.id == id));
                 match linked {
                     Some(cr) if cr.authorizes(&asset.name, now, policy) => {
                         entry.status = DriftStatus::DriftAuthorized;
@@ -146,16 +141,17 @@ pub fn classify_asset(
                             latest.version, base.version, cr.id, cr.state
                         );
                         if cr.awaiting_retrospective_approval() {
-                            entry
-                                .detail
-                                .push_str(", emergency change awaiting retrospective approval");
+                            entry.detail.push_str(", emergency change awaiting retrospective approval");
                         }
                     }
                     Some(cr) => {
                         entry.status = DriftStatus::DriftUnauthorized;
                         entry.change = Some(cr.id);
                         entry.detail = if cr.awaiting_retrospective_approval() {
-                            format!("v{} differs from baseline v{}; emergency change {} was not approved in time", latest.version, base.version, cr.id)
+                            format!(
+                                "v{} differs from baseline v{}; emergency change {} was not approved in time",
+                                latest.version, base.version, cr.id
+                            )
                         } else {
                             format!(
                                 "v{} differs from baseline v{}; {} is {} and does not authorize it",
@@ -169,10 +165,7 @@ pub fn classify_asset(
                             "v{} differs from baseline v{} and no change covers it",
                             latest.version, base.version
                         );
-                        if let Some(open) = changes
-                            .iter()
-                            .find(|c| c.authorizes(&asset.name, now, policy))
-                        {
+                        if let Some(open) = changes.iter().find(|c| c.authorizes(&asset.name, now, policy)) {
                             entry.change = Some(open.id);
                             entry.detail = format!(
                                 "v{} differs from baseline v{}; {} covers this asset but the capture is not linked to it (capture again with --change {})",
@@ -203,9 +196,7 @@ mod tests {
     use crate::model::{AssetKind, Risk};
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0)
-            .single()
-            .expect("valid")
+        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).single().expect("valid")
     }
 
     fn asset(crit: Criticality) -> Asset {
@@ -266,13 +257,7 @@ mod tests {
         let mut all = vec![("alice", ChangeAction::Create(draft))];
         all.extend(steps.iter().cloned());
         for (i, (actor, action)) in all.into_iter().enumerate() {
-            let event = ChangeEvent {
-                change: ChangeId(1),
-                seq: i as u32 + 1,
-                at,
-                actor: actor.into(),
-                action,
-            };
+            let event = ChangeEvent { change: ChangeId(1), seq: i as u32 + 1, at, actor: actor.into(), action };
             state = Some(apply(state.as_ref(), &event).expect("legal"));
         }
         state.expect("created")
@@ -286,12 +271,8 @@ mod tests {
         changes: &[&ChangeRequest],
     ) -> DriftEntry {
         let slot = latest.slot.clone();
-        let input = SlotInput {
-            slot: &slot,
-            latest,
-            last_seen_at: now() - Duration::days(seen_days_ago),
-            baseline: base,
-        };
+        let input =
+            SlotInput { slot: &slot, latest, last_seen_at: now() - Duration::days(seen_days_ago), baseline: base };
         let mut out = classify_asset(&asset(crit), &[input], changes, now(), &Policy::default());
         assert_eq!(out.len(), 1);
         out.remove(0)
@@ -307,11 +288,7 @@ mod tests {
         let v1 = version(1, "aa", None);
         let v2 = version(2, "bb", None);
         let v3_same = version(3, "aa", None);
-        check(
-            classify(Criticality::High, &v1, Some(&v1), 1, &[]),
-            DriftStatus::InBaseline,
-            "matches baseline v1",
-        );
+        check(classify(Criticality::High, &v1, Some(&v1), 1, &[]), DriftStatus::InBaseline, "matches baseline v1");
         check(
             classify(Criticality::High, &v3_same, Some(&v1), 1, &[]),
             DriftStatus::InBaseline,
@@ -333,40 +310,22 @@ mod tests {
             "last capture 8 days ago; critical assets need one every 7 days; matches baseline v1",
         );
         // Unauthorized outranks stale.
-        assert_eq!(
-            classify(Criticality::Critical, &v2, Some(&v1), 8, &[]).status,
-            DriftStatus::DriftUnauthorized
-        );
+        assert_eq!(classify(Criticality::Critical, &v2, Some(&v1), 8, &[]).status, DriftStatus::DriftUnauthorized);
     }
 
     #[test]
     fn never_captured_is_stale() {
-        let out = classify_asset(
-            &asset(Criticality::Low),
-            &[],
-            &[],
-            now(),
-            &Policy::default(),
-        );
+        let out = classify_asset(&asset(Criticality::Low), &[], &[], now(), &Policy::default());
         assert_eq!(out[0].status, DriftStatus::Stale);
-        assert_eq!(
-            out[0].detail,
-            "never captured (low assets need a capture every 180 days)"
-        );
+        assert_eq!(out[0].detail, "never captured (low assets need a capture every 180 days)");
     }
 
     #[test]
     fn drift_linked_to_changes() {
         let v1 = version(1, "aa", None);
         let linked = version(2, "bb", Some(1));
-        let approved = change(
-            false,
-            &[
-                ("alice", ChangeAction::Submit),
-                ("bob", ChangeAction::Approve { comment: None }),
-            ],
-            now(),
-        );
+        let approved =
+            change(false, &[("alice", ChangeAction::Submit), ("bob", ChangeAction::Approve { comment: None })], now());
         check(
             classify(Criticality::High, &linked, Some(&v1), 1, &[&approved]),
             DriftStatus::DriftAuthorized,
@@ -384,15 +343,8 @@ mod tests {
             DriftStatus::DriftUnauthorized,
             "v2 differs from baseline v1; CR-0001 covers this asset but the capture is not linked to it (capture again with --change CR-0001)",
         );
-        let implement = ChangeAction::Implement {
-            note: None,
-            captures: vec![],
-        };
-        let fresh_emergency = change(
-            true,
-            &[("alice", implement.clone())],
-            now() - Duration::hours(10),
-        );
+        let implement = ChangeAction::Implement { note: None, captures: vec![] };
+        let fresh_emergency = change(true, &[("alice", implement.clone())], now() - Duration::hours(10));
         check(
             classify(Criticality::High, &linked, Some(&v1), 1, &[&fresh_emergency]),
             DriftStatus::DriftAuthorized,

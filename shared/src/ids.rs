@@ -13,12 +13,10 @@ pub enum IdError {
     #[error("{what} must not be empty")]
     Empty { what: &'static str },
     #[error("{what} {value:?} is longer than {max} characters")]
-    TooLong {
-        what: &'static str,
-        value: String,
-        max: usize,
-    },
-    #[error("{what} {value:?} may only contain letters, digits, '.', '_' and '-' (and must start with a letter or digit)")]
+    TooLong { what: &'static str, value: String, max: usize },
+    #[error(
+        "{what} {value:?} may only contain letters, digits, '.', '_' and '-' (and must start with a letter or digit)"
+    )]
     BadCharacter { what: &'static str, value: String },
     #[error("change id {value:?} is not of the form CR-0001")]
     BadChangeId { value: String },
@@ -31,24 +29,12 @@ fn check_name(what: &'static str, value: &str, max: usize) -> Result<(), IdError
         return Err(IdError::Empty { what });
     }
     if value.chars().count() > max {
-        return Err(IdError::TooLong {
-            what,
-            value: value.to_string(),
-            max,
-        });
+        return Err(IdError::TooLong { what, value: value.to_string(), max });
     }
-    let first_ok = value
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let first_ok = value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !first_ok || !rest_ok {
-        return Err(IdError::BadCharacter {
-            what,
-            value: value.to_string(),
-        });
+        return Err(IdError::BadCharacter { what, value: value.to_string() });
     }
     Ok(())
 }
@@ -114,9 +100,7 @@ pub struct ChangeId(pub u32);
 
 impl ChangeId {
     pub fn parse(value: &str) -> Result<Self, IdError> {
-        let bad = || IdError::BadChangeId {
-            value: value.to_string(),
-        };
+        let bad = || IdError::BadChangeId { value: value.to_string() };
         let upper = value.to_ascii_uppercase();
         let digits = upper.strip_prefix("CR-").unwrap_or(&upper);
         if digits.is_empty() || digits.len() > 9 || !digits.chars().all(|c| c.is_ascii_digit()) {
@@ -173,18 +157,13 @@ impl DocId {
         DocId(format!("site/{site_id}/{name}"))
     }
     pub fn parse(value: &str) -> Result<Self, IdError> {
-        let bad = || IdError::BadDocId {
-            value: value.to_string(),
-        };
+        let bad = || IdError::BadDocId { value: value.to_string() };
         if value.len() > 200 {
             return Err(bad());
         }
         let parts: Vec<&str> = value.split('/').collect();
-        let part_ok = |p: &str| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        };
+        let part_ok =
+            |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         let ok = match parts.first() {
             Some(&"site") => (3..=4).contains(&parts.len()),
             Some(&"hub") => (2..=3).contains(&parts.len()),
@@ -244,10 +223,7 @@ mod tests {
         }
         assert_eq!(
             AssetName::new(&"x".repeat(65)).unwrap_err().to_string(),
-            format!(
-                "asset name {:?} is longer than 64 characters",
-                "x".repeat(65)
-            )
+            format!("asset name {:?} is longer than 64 characters", "x".repeat(65))
         );
     }
 
@@ -269,13 +245,7 @@ mod tests {
         let hub = DocId::parse("hub/templates").unwrap();
         assert_eq!(hub.owner(), Owner::Hub);
         assert_eq!(hub.kind(), "templates");
-        for bad in [
-            "site/x",
-            "other/x/y",
-            "site/a/b/c/d",
-            "site//inventory",
-            "hub/a b",
-        ] {
+        for bad in ["site/x", "other/x/y", "site/a/b/c/d", "site//inventory", "hub/a b"] {
             assert!(DocId::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

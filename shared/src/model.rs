@@ -70,16 +70,11 @@ impl AssetKind {
     /// The slot a capture goes to when the user names none.
     pub fn default_slot(self) -> SlotName {
         let name = match self {
-            AssetKind::Plc | AssetKind::Dcs | AssetKind::Rtu | AssetKind::SafetyController => {
-                "plc-program"
-            }
+            AssetKind::Plc | AssetKind::Dcs | AssetKind::Rtu | AssetKind::SafetyController => "plc-program",
             AssetKind::Switch | AssetKind::Router => "running-config",
             AssetKind::Firewall => "firewall-rules",
             AssetKind::Hmi | AssetKind::ScadaServer => "project",
-            AssetKind::Historian
-            | AssetKind::EngineeringWorkstation
-            | AssetKind::Server
-            | AssetKind::Other => "config",
+            AssetKind::Historian | AssetKind::EngineeringWorkstation | AssetKind::Server | AssetKind::Other => "config",
         };
         SlotName::new(name).expect("default slot names are valid")
     }
@@ -103,14 +98,11 @@ impl FromStr for AssetKind {
     type Err = ParseEnumError;
     fn from_str(s: &str) -> Result<Self, ParseEnumError> {
         let wanted = s.trim().to_ascii_lowercase().replace(['_', ' '], "-");
-        AssetKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == wanted)
-            .ok_or_else(|| ParseEnumError {
-                what: "asset kind",
-                value: s.to_string(),
-                allowed: AssetKind::ALL.map(|k| k.as_str()).join(", "),
-            })
+        AssetKind::ALL.into_iter().find(|k| k.as_str() == wanted).ok_or_else(|| ParseEnumError {
+            what: "asset kind",
+            value: s.to_string(),
+            allowed: AssetKind::ALL.map(|k| k.as_str()).join(", "),
+        })
     }
 }
 
@@ -125,12 +117,7 @@ pub enum Criticality {
 }
 
 impl Criticality {
-    pub const ALL: [Criticality; 4] = [
-        Criticality::Low,
-        Criticality::Medium,
-        Criticality::High,
-        Criticality::Critical,
-    ];
+    pub const ALL: [Criticality; 4] = [Criticality::Low, Criticality::Medium, Criticality::High, Criticality::Critical];
     pub fn as_str(self) -> &'static str {
         match self {
             Criticality::Low => "low",
@@ -151,14 +138,11 @@ impl FromStr for Criticality {
     type Err = ParseEnumError;
     fn from_str(s: &str) -> Result<Self, ParseEnumError> {
         let wanted = s.trim().to_ascii_lowercase();
-        Criticality::ALL
-            .into_iter()
-            .find(|c| c.as_str() == wanted)
-            .ok_or_else(|| ParseEnumError {
-                what: "criticality",
-                value: s.to_string(),
-                allowed: "low, medium, high, critical".to_string(),
-            })
+        Criticality::ALL.into_iter().find(|c| c.as_str() == wanted).ok_or_else(|| ParseEnumError {
+            what: "criticality",
+            value: s.to_string(),
+            allowed: "low, medium, high, critical".to_string(),
+        })
     }
 }
 
@@ -178,11 +162,7 @@ impl FromStr for Risk {
             "low" => Ok(Risk::Low),
             "medium" => Ok(Risk::Medium),
             "high" => Ok(Risk::High),
-            _ => Err(ParseEnumError {
-                what: "risk",
-                value: s.to_string(),
-                allowed: "low, medium, high".to_string(),
-            }),
+            _ => Err(ParseEnumError { what: "risk", value: s.to_string(), allowed: "low, medium, high".to_string() }),
         }
     }
 }
@@ -266,9 +246,7 @@ pub fn validate_ip(value: &str) -> Result<(), String> {
         Some((a, p)) => (a, Some(p)),
         None => (value, None),
     };
-    let parsed: std::net::IpAddr = addr
-        .parse()
-        .map_err(|_| format!("ip {value:?} is not an IPv4/IPv6 address"))?;
+    let parsed: std::net::IpAddr = addr.parse().map_err(|_| format!("ip {value:?} is not an IPv4/IPv6 address"))?;
     if let Some(prefix) = prefix {
         let max = if parsed.is_ipv4() { 32 } else { 128 };
         match prefix.parse::<u8>() {
@@ -434,11 +412,7 @@ impl FromStr for TestResult {
         match s.trim().to_ascii_lowercase().as_str() {
             "pass" => Ok(TestResult::Pass),
             "fail" => Ok(TestResult::Fail),
-            _ => Err(ParseEnumError {
-                what: "result",
-                value: s.to_string(),
-                allowed: "pass, fail".into(),
-            }),
+            _ => Err(ParseEnumError { what: "result", value: s.to_string(), allowed: "pass, fail".into() }),
         }
     }
 }
@@ -475,11 +449,7 @@ impl FromStr for ReviewOutcome {
         match s.trim().to_ascii_lowercase().as_str() {
             "ok" => Ok(ReviewOutcome::Ok),
             "findings" => Ok(ReviewOutcome::Findings),
-            _ => Err(ParseEnumError {
-                what: "outcome",
-                value: s.to_string(),
-                allowed: "ok, findings".into(),
-            }),
+            _ => Err(ParseEnumError { what: "outcome", value: s.to_string(), allowed: "ok, findings".into() }),
         }
     }
 }

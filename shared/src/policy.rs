@@ -68,12 +68,7 @@ mod tests {
         let p = Policy::default();
         let days = |c| p.review_interval(c).num_days();
         assert_eq!(
-            [
-                days(Criticality::Critical),
-                days(Criticality::High),
-                days(Criticality::Medium),
-                days(Criticality::Low)
-            ],
+            [days(Criticality::Critical), days(Criticality::High), days(Criticality::Medium), days(Criticality::Low)],
             [30, 90, 180, 365]
         );
     }

@@ -34,10 +34,7 @@ impl Encoding {
 /// Decodes bytes to text, recognising BOMs; `None` for binary content.
 pub fn decode(bytes: &[u8]) -> (Encoding, Option<String>) {
     if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        return (
-            Encoding::Utf8,
-            Some(String::from_utf8_lossy(rest).into_owned()),
-        );
+        return (Encoding::Utf8, Some(String::from_utf8_lossy(rest).into_owned()));
     }
     if bytes.starts_with(&[0xFF, 0xFE]) {
         let (text, _, _) = encoding_rs::UTF_16LE.decode(bytes);
@@ -48,10 +45,7 @@ pub fn decode(bytes: &[u8]) -> (Encoding, Option<String>) {
         return (Encoding::Utf16Be, Some(text.into_owned()));
     }
     let sample = &bytes[..bytes.len().min(64 * 1024)];
-    let controls = sample
-        .iter()
-        .filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0C))
-        .count();
+    let controls = sample.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0C)).count();
     if sample.contains(&0) || controls * 100 > sample.len().max(1) {
         return (Encoding::Binary, None);
     }
@@ -74,11 +68,7 @@ pub struct DiffStat {
 /// A unified line diff (histogram algorithm) with `---`/`+++` headers; empty when the texts are equal.
 pub fn unified_diff(old_label: &str, new_label: &str, old: &str, new: &str) -> (String, DiffStat) {
     let input = InternedInput::new(old, new);
-    let body = diff(
-        Algorithm::Histogram,
-        &input,
-        UnifiedDiffBuilder::new(&input),
-    );
+    let body = diff(Algorithm::Histogram, &input, UnifiedDiffBuilder::new(&input));
     let mut stat = DiffStat::default();
     for line in body.lines() {
         if line.starts_with('+') {
@@ -106,19 +96,10 @@ mod tests {
 
     #[test]
     fn decodes_the_encodings_plants_have() {
-        assert_eq!(
-            decode(b"hostname sw1\n"),
-            (Encoding::Utf8, Some("hostname sw1\n".into()))
-        );
+        assert_eq!(decode(b"hostname sw1\n"), (Encoding::Utf8, Some("hostname sw1\n".into())));
         assert_eq!(decode(b"\xEF\xBB\xBFa"), (Encoding::Utf8, Some("a".into())));
-        assert_eq!(
-            decode(b"\xFF\xFEa\x00b\x00"),
-            (Encoding::Utf16Le, Some("ab".into()))
-        );
-        assert_eq!(
-            decode(b"Stra\xDFe"),
-            (Encoding::Windows1252, Some("Straße".into()))
-        );
+        assert_eq!(decode(b"\xFF\xFEa\x00b\x00"), (Encoding::Utf16Le, Some("ab".into())));
+        assert_eq!(decode(b"Stra\xDFe"), (Encoding::Windows1252, Some("Straße".into())));
         assert_eq!(decode(b"PK\x03\x04\x00\x00").0, Encoding::Binary);
     }
 
@@ -130,13 +111,7 @@ mod tests {
     #[test]
     fn diff_shows_changed_lines() {
         let (text, stat) = unified_diff("v1", "v2", "a\nb\nc\n", "a\nB\nc\n");
-        assert_eq!(
-            stat,
-            DiffStat {
-                added: 1,
-                removed: 1
-            }
-        );
+        assert_eq!(stat, DiffStat { added: 1, removed: 1 });
         assert_eq!(text, "--- v1\n+++ v2\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n");
     }
 }

@@ -4,10 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("shared/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("shared/ has a parent").to_path_buf()
 }
 
 /// The pure core must not pull in anything that does I/O: no async runtime, no database, no network.
@@ -15,34 +12,16 @@ fn workspace_root() -> PathBuf {
 fn shared_has_no_io_dependencies() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args([
-            "tree",
-            "-p",
-            "datum-shared",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--offline",
-        ])
+        .args(["tree", "-p", "datum-shared", "-e", "normal", "--prefix", "none", "--offline"])
         .current_dir(workspace_root())
         .output()
         .expect("run cargo tree");
-    assert!(
-        output.status.success(),
-        "cargo tree failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
     let tree = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        tree.contains("automerge"),
-        "unexpected cargo tree output: {tree}"
-    );
+    assert!(tree.contains("automerge"), "unexpected cargo tree output: {tree}");
     for forbidden in ["tokio ", "sqlx", "quinn", "rustls", "axum", "hyper", "mio "] {
         assert!(
-            !tree
-                .lines()
-                .any(|l| l.starts_with(forbidden.trim_end()) && l.contains(' ')),
+            !tree.lines().any(|l| l.starts_with(forbidden.trim_end()) && l.contains(' ')),
             "datum-shared depends on {forbidden}:\n{tree}"
         );
     }
@@ -70,15 +49,8 @@ fn every_source_file_starts_with_a_module_doc() {
     assert!(files.len() > 20, "found only {} files", files.len());
     let missing: Vec<String> = files
         .iter()
-        .filter(|f| {
-            !std::fs::read_to_string(f)
-                .unwrap_or_default()
-                .starts_with("//!")
-        })
+        .filter(|f| !std::fs::read_to_string(f).unwrap_or_default().starts_with("//!"))
         .map(|f| f.strip_prefix(&root).unwrap_or(f).display().to_string())
         .collect();
-    assert!(
-        missing.is_empty(),
-        "files without a leading //! doc: {missing:?}"
-    );
+    assert!(missing.is_empty(), "files without a leading //! doc: {missing:?}");
 }

@@ -20,11 +20,7 @@ struct Measured {
 /// Runs a command and measures its wall time and peak resident memory (from wait4).
 fn measure(cmd: &mut Command) -> Measured {
     let start = Instant::now();
-    let child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     #[allow(unsafe_code)]
@@ -35,16 +31,8 @@ fn measure(cmd: &mut Command) -> Measured {
     assert_eq!(waited, pid, "wait4 failed");
     let wall = start.elapsed();
     std::mem::forget(child);
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    Measured {
-        wall,
-        max_rss_kib: usage.ru_maxrss,
-        code,
-    }
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    Measured { wall, max_rss_kib: usage.ru_maxrss, code }
 }
 
 fn quick() -> bool {
@@ -136,10 +124,7 @@ fn raw_speeds_and_capture() {
     let t = Instant::now();
     let compressed = zstd::bulk::compress(&data, 3).expect("zstd");
     let zstd_time = t.elapsed();
-    println!(
-        "| SHA-256 of {mib} MiB (in process) | {:.0} MB/s | raw hardware figure |",
-        mbps(n, sha)
-    );
+    println!("| SHA-256 of {mib} MiB (in process) | {:.0} MB/s | raw hardware figure |", mbps(n, sha));
     println!(
         "| zstd -3 of {mib} MiB (in process) | {:.0} MB/s, ratio {:.1} | raw hardware figure |",
         mbps(n, zstd_time),
@@ -153,12 +138,7 @@ fn raw_speeds_and_capture() {
         let plant = Plant::new("bench");
         plant.ok(&["asset", "add", "PLC-1", "--kind", "plc"]);
         let file = plant.write("export.L5X", &data);
-        let m = measure(&mut plant.command(&[
-            "config",
-            "capture",
-            "PLC-1",
-            file.to_str().expect("utf-8"),
-        ]));
+        let m = measure(&mut plant.command(&["config", "capture", "PLC-1", file.to_str().expect("utf-8")]));
         assert_eq!(m.code, 0);
         ours.push(m.wall);
         rss = rss.max(m.max_rss_kib);
@@ -184,10 +164,7 @@ fn raw_speeds_and_capture() {
 }
 
 fn version_storage() {
-    let dir = fixture("versions/SOURCES.md")
-        .parent()
-        .expect("dir")
-        .to_path_buf();
+    let dir = fixture("versions/SOURCES.md").parent().expect("dir").to_path_buf();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("versions")
         .flatten()
@@ -207,26 +184,14 @@ fn version_storage() {
         })
         .collect();
     series.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-    let raw: u64 = series
-        .iter()
-        .map(|(_, _, p)| p.metadata().map(|m| m.len()).unwrap_or(0))
-        .sum();
+    let raw: u64 = series.iter().map(|(_, _, p)| p.metadata().map(|m| m.len()).unwrap_or(0)).sum();
 
     let plant = Plant::new("bench");
     let mut names: Vec<&String> = series.iter().map(|s| &s.0).collect();
     names.sort();
     names.dedup();
     let asset_of = |name: &str| -> String {
-        let mut a: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+        let mut a: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
         a.truncate(60);
         a.trim_start_matches('-').to_string()
     };
@@ -235,12 +200,7 @@ fn version_storage() {
     }
     let t = Instant::now();
     for (name, _, path) in &series {
-        plant.ok(&[
-            "config",
-            "capture",
-            &asset_of(name),
-            path.to_str().expect("utf-8"),
-        ]);
+        plant.ok(&["config", "capture", &asset_of(name), path.to_str().expect("utf-8")]);
     }
     let capture_time = t.elapsed();
     let blob_bytes = dir_bytes(&plant.data.join("blobs"));
@@ -278,16 +238,11 @@ fn inventory_scale() {
     {
         use automerge::transaction::Transactable;
         let mut tx = doc.transaction();
-        let assets = tx
-            .put_object(automerge::ROOT, "assets", automerge::ObjType::Map)
-            .expect("put");
+        let assets = tx.put_object(automerge::ROOT, "assets", automerge::ObjType::Map).expect("put");
         for i in 0..n_assets {
-            let a = tx
-                .put_object(&assets, format!("A-{i:05}"), automerge::ObjType::Map)
-                .expect("put");
+            let a = tx.put_object(&assets, format!("A-{i:05}"), automerge::ObjType::Map).expect("put");
             for f in 0..fields {
-                tx.put(&a, format!("f{f}"), format!("value {i} {f}"))
-                    .expect("put");
+                tx.put(&a, format!("f{f}"), format!("value {i} {f}")).expect("put");
             }
         }
         tx.commit();
@@ -302,9 +257,7 @@ fn inventory_scale() {
     );
 
     let plant = Plant::new("bench");
-    let mut csv = String::from(
-        "name,kind,vendor,model,serial,firmware,location,zone,ip,criticality,owner,in_scope\n",
-    );
+    let mut csv = String::from("name,kind,vendor,model,serial,firmware,location,zone,ip,criticality,owner,in_scope\n");
     let kinds = ["plc", "hmi", "switch", "firewall", "rtu", "server"];
     let crits = ["low", "medium", "high", "critical"];
     for i in 0..n_assets {
@@ -325,8 +278,7 @@ fn inventory_scale() {
         ));
     }
     let file = plant.write("inventory.csv", csv.as_bytes());
-    let import =
-        measure(&mut plant.command(&["asset", "import", file.to_str().expect("utf-8"), "--json"]));
+    let import = measure(&mut plant.command(&["asset", "import", file.to_str().expect("utf-8"), "--json"]));
     assert_eq!(import.code, 0, "import failed");
     println!(
         "| `asset import` of {n_assets} rows | {:.2} s, peak RSS {} MiB | target ≤ 5 s, ≤ 200 MiB |",
@@ -339,24 +291,10 @@ fn inventory_scale() {
     let cfg2 = plant.write("cfg2.txt", b"hostname y\n");
     for i in 0..n_captured {
         let name = format!("A-{i:05}");
-        plant.ok(&[
-            "config",
-            "capture",
-            &name,
-            cfg.to_str().expect("utf-8"),
-            "--slot",
-            "running-config",
-        ]);
+        plant.ok(&["config", "capture", &name, cfg.to_str().expect("utf-8"), "--slot", "running-config"]);
         plant.ok(&["baseline", "approve", &name, "--reason", "bench"]);
         if i % 3 == 0 {
-            plant.ok(&[
-                "config",
-                "capture",
-                &name,
-                cfg2.to_str().expect("utf-8"),
-                "--slot",
-                "running-config",
-            ]);
+            plant.ok(&["config", "capture", &name, cfg2.to_str().expect("utf-8"), "--slot", "running-config"]);
         }
     }
     for args in [vec!["asset", "list", "--json"], vec!["drift", "--json"]] {

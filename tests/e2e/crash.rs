@@ -49,48 +49,24 @@ fn kill_9_during_capture_leaves_a_consistent_site_and_the_lock_names_its_holder(
 
     // While a capture runs, a second process is refused with the holder named.
     let tmp_dir = plant.data.join("blobs/tmp");
-    let mut child = plant
-        .command(&["config", "capture", "SCADA-1", big_arg])
-        .spawn()
-        .expect("spawn");
+    let mut child = plant.command(&["config", "capture", "SCADA-1", big_arg]).spawn().expect("spawn");
     let started = wait_until(Duration::from_secs(30), || {
-        std::fs::read_dir(&tmp_dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false)
+        std::fs::read_dir(&tmp_dir).map(|mut d| d.next().is_some()).unwrap_or(false)
     });
     assert!(started, "the capture never started writing");
     let second = plant.run(&["asset", "list"]);
     assert_eq!(second.code, 2, "{}", second.stderr);
-    assert!(
-        second.stderr.contains("is in use by another process (pid"),
-        "{}",
-        second.stderr
-    );
-    assert!(
-        second.stderr.contains("config capture"),
-        "{}",
-        second.stderr
-    );
+    assert!(second.stderr.contains("is in use by another process (pid"), "{}", second.stderr);
+    assert!(second.stderr.contains("config capture"), "{}", second.stderr);
     child.kill().expect("kill -9");
     child.wait().expect("reap");
 
     // Reopen: nothing half-written, nothing to repair, and the capture can be redone.
-    assert_eq!(
-        plant.ok(&["config", "log", "SCADA-1", "--json"]).json(),
-        serde_json::json!([])
-    );
-    assert_eq!(
-        plant.ok(&["audit", "verify", "--json"]).json()["intact"],
-        true
-    );
-    let report = plant
-        .ok(&["config", "capture", "SCADA-1", big_arg, "--json"])
-        .json();
+    assert_eq!(plant.ok(&["config", "log", "SCADA-1", "--json"]).json(), serde_json::json!([]));
+    assert_eq!(plant.ok(&["audit", "verify", "--json"]).json()["intact"], true);
+    let report = plant.ok(&["config", "capture", "SCADA-1", big_arg, "--json"]).json();
     assert_eq!(report["version"], 1);
-    assert_eq!(
-        plant.ok(&["backup", "verify", "--json"]).json()["problems"],
-        serde_json::json!([])
-    );
+    assert_eq!(plant.ok(&["backup", "verify", "--json"]).json()["problems"], serde_json::json!([]));
 }
 
 #[test]
@@ -100,19 +76,13 @@ fn kill_9_at_many_points_of_small_captures_never_corrupts() {
     // Different kill points: from before the database is opened to after the commit.
     for (i, delay_ms) in [0u64, 2, 5, 10, 20, 40, 80].into_iter().enumerate() {
         let file = big_file(&plant, &format!("v{i}.txt"), 4, i as u64 + 11);
-        let mut child = plant
-            .command(&["config", "capture", "PLC-7", file.to_str().expect("utf-8")])
-            .spawn()
-            .expect("spawn");
+        let mut child =
+            plant.command(&["config", "capture", "PLC-7", file.to_str().expect("utf-8")]).spawn().expect("spawn");
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill();
         child.wait().expect("reap");
         let verify = plant.run(&["audit", "verify", "--json"]);
-        assert_eq!(
-            verify.code, 0,
-            "kill after {delay_ms} ms: {}{}",
-            verify.stdout, verify.stderr
-        );
+        assert_eq!(verify.code, 0, "kill after {delay_ms} ms: {}{}", verify.stdout, verify.stderr);
         let versions = plant.ok(&["config", "log", "PLC-7", "--json"]).json();
         let n = versions.as_array().map(Vec::len).unwrap_or(0);
         assert!(n <= i + 1, "more versions than captures");
@@ -120,10 +90,7 @@ fn kill_9_at_many_points_of_small_captures_never_corrupts() {
     // The site is fully usable afterwards.
     let file = big_file(&plant, "final.txt", 1, 99);
     plant.ok(&["config", "capture", "PLC-7", file.to_str().expect("utf-8")]);
-    assert_eq!(
-        plant.ok(&["audit", "verify", "--json"]).json()["intact"],
-        true
-    );
+    assert_eq!(plant.ok(&["audit", "verify", "--json"]).json()["intact"], true);
 }
 
 #[test]
@@ -131,18 +98,10 @@ fn a_260_mib_export_is_captured_and_restored_in_bounded_memory() {
     let plant = Plant::new("plant-big");
     plant.ok(&["asset", "add", "HIST-1", "--kind", "historian"]);
     let big = big_file(&plant, "archive.bak", 260, 3);
-    let (code, rss_kib) = datum_tests::run_measured(&mut plant.command(&[
-        "config",
-        "capture",
-        "HIST-1",
-        big.to_str().expect("utf-8"),
-    ]));
+    let (code, rss_kib) =
+        datum_tests::run_measured(&mut plant.command(&["config", "capture", "HIST-1", big.to_str().expect("utf-8")]));
     assert_eq!(code, 0);
-    assert!(
-        rss_kib < 200 * 1024,
-        "capture of 260 MiB used {} MiB",
-        rss_kib / 1024
-    );
+    assert!(rss_kib < 200 * 1024, "capture of 260 MiB used {} MiB", rss_kib / 1024);
     let out = plant.path("restored.bak");
     let (code, rss_kib) = datum_tests::run_measured(&mut plant.command(&[
         "config",
@@ -154,15 +113,8 @@ fn a_260_mib_export_is_captured_and_restored_in_bounded_memory() {
         out.to_str().expect("utf-8"),
     ]));
     assert_eq!(code, 0);
-    assert!(
-        rss_kib < 200 * 1024,
-        "export of 260 MiB used {} MiB",
-        rss_kib / 1024
-    );
-    assert_eq!(
-        datum_tests::sha256_file(&out),
-        datum_tests::sha256_file(&big)
-    );
+    assert!(rss_kib < 200 * 1024, "export of 260 MiB used {} MiB", rss_kib / 1024);
+    assert_eq!(datum_tests::sha256_file(&out), datum_tests::sha256_file(&big));
 }
 
 #[test]
@@ -173,34 +125,13 @@ fn many_commits_are_compacted_and_the_key_stays_private() {
     for i in 0..80 {
         plant.ok(&["asset", "edit", "PLC-1", "--firmware", &format!("1.{i}")]);
     }
-    let chunks = datum_tests::query_count(
-        &plant.data,
-        "SELECT COUNT(*) FROM doc_chunks WHERE doc_id LIKE '%/inventory'",
-    );
-    assert!(
-        chunks <= 65,
-        "{chunks} chunks: the inventory document was not compacted"
-    );
-    let snapshots = datum_tests::query_count(
-        &plant.data,
-        "SELECT COUNT(*) FROM doc_chunks WHERE kind = 'snapshot'",
-    );
+    let chunks =
+        datum_tests::query_count(&plant.data, "SELECT COUNT(*) FROM doc_chunks WHERE doc_id LIKE '%/inventory'");
+    assert!(chunks <= 65, "{chunks} chunks: the inventory document was not compacted");
+    let snapshots = datum_tests::query_count(&plant.data, "SELECT COUNT(*) FROM doc_chunks WHERE kind = 'snapshot'");
     assert!(snapshots >= 1);
-    assert_eq!(
-        plant.ok(&["asset", "show", "PLC-1", "--json"]).json()["firmware"],
-        "1.79"
-    );
-    assert_eq!(
-        plant.ok(&["audit", "verify", "--json"]).json()["intact"],
-        true
-    );
-    let mode = std::fs::metadata(plant.data.join("identity/site.key"))
-        .expect("key")
-        .permissions()
-        .mode();
-    assert_eq!(
-        mode & 0o777,
-        0o600,
-        "the site key must be readable by its owner only"
-    );
+    assert_eq!(plant.ok(&["asset", "show", "PLC-1", "--json"]).json()["firmware"], "1.79");
+    assert_eq!(plant.ok(&["audit", "verify", "--json"]).json()["intact"], true);
+    let mode = std::fs::metadata(plant.data.join("identity/site.key")).expect("key").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the site key must be readable by its owner only");
 }

@@ -2,4 +2,5 @@
 
 mod crash;
 mod life;
+mod review_fixes;
 mod tamper;

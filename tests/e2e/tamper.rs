@@ -5,33 +5,14 @@ use datum_tests::{fixture, tamper_sql, Plant};
 
 fn site() -> Plant {
     let plant = Plant::new("plant-south");
-    plant.ok(&[
-        "asset",
-        "add",
-        "PLC-01",
-        "--kind",
-        "plc",
-        "--criticality",
-        "critical",
-    ]);
+    plant.ok(&["asset", "add", "PLC-01", "--kind", "plc", "--criticality", "critical"]);
     plant.ok(&["asset", "add", "FW-01", "--kind", "firewall"]);
     let file = fixture("versions/LogixLibraries_Num_IPv4toStr_AOI.v1.L5X");
     plant.ok(&["config", "capture", "PLC-01", file.to_str().expect("utf-8")]);
     let file = fixture("versions/LogixLibraries_Num_IPv4toStr_AOI.v2.L5X");
     plant.ok(&["config", "capture", "PLC-01", file.to_str().expect("utf-8")]);
-    plant.ok(&[
-        "baseline",
-        "approve",
-        "PLC-01",
-        "--version",
-        "1",
-        "--reason",
-        "initial",
-    ]);
-    assert_eq!(
-        plant.ok(&["audit", "verify", "--json"]).json()["intact"],
-        true
-    );
+    plant.ok(&["baseline", "approve", "PLC-01", "--version", "1", "--reason", "initial"]);
+    assert_eq!(plant.ok(&["audit", "verify", "--json"]).json()["intact"], true);
     plant
 }
 
@@ -39,19 +20,11 @@ fn problems(plant: &Plant) -> Vec<String> {
     let run = plant.expect_code(1, &["audit", "verify", "--json"]);
     let report = run.json();
     assert_eq!(report["intact"], false);
-    report["problems"]
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|p| p.as_str().expect("text").to_string())
-        .collect()
+    report["problems"].as_array().expect("array").iter().map(|p| p.as_str().expect("text").to_string()).collect()
 }
 
 fn assert_named(problems: &[String], needle: &str) {
-    assert!(
-        problems.iter().any(|p| p.contains(needle)),
-        "no problem mentions {needle:?}: {problems:#?}"
-    );
+    assert!(problems.iter().any(|p| p.contains(needle)), "no problem mentions {needle:?}: {problems:#?}");
 }
 
 #[test]
@@ -59,29 +32,23 @@ fn edited_projection_is_caught() {
     let plant = site();
     let n = tamper_sql(&plant.data, "UPDATE records SET json = replace(json, '\"critical\"', '\"low\"') WHERE collection = 'assets' AND key = 'PLC-01'");
     assert_eq!(n, 1);
-    assert_named(
-        &problems(&plant),
-        "record assets/PLC-01 in the database differs from document",
-    );
+    assert_named(&problems(&plant), "record assets/PLC-01 in the database differs from document");
 }
 
 #[test]
 fn moved_baseline_is_caught() {
     let plant = site();
-    tamper_sql(&plant.data, "UPDATE records SET json = replace(json, '\"version\":1', '\"version\":2') WHERE collection = 'baselines'");
-    assert_named(
-        &problems(&plant),
-        "record baselines/PLC-01/plc-program in the database differs",
+    tamper_sql(
+        &plant.data,
+        "UPDATE records SET json = replace(json, '\"version\":1', '\"version\":2') WHERE collection = 'baselines'",
     );
+    assert_named(&problems(&plant), "record baselines/PLC-01/plc-program in the database differs");
 }
 
 #[test]
 fn removed_audit_entry_is_caught() {
     let plant = site();
-    assert_eq!(
-        tamper_sql(&plant.data, "DELETE FROM audit WHERE seq = 3"),
-        1
-    );
+    assert_eq!(tamper_sql(&plant.data, "DELETE FROM audit WHERE seq = 3"), 1);
     let problems = problems(&plant);
     assert_named(&problems, "audit entry 4: expected sequence number 3");
     assert_named(&problems, "has no audit entry");
@@ -90,11 +57,11 @@ fn removed_audit_entry_is_caught() {
 #[test]
 fn edited_audit_entry_is_caught() {
     let plant = site();
-    tamper_sql(&plant.data, "UPDATE audit SET entry = replace(entry, '\"actor\":\"alice\"', '\"actor\":\"mallory\"') WHERE seq = 2");
-    assert_named(
-        &problems(&plant),
-        "audit entry 2: content does not match its hash",
+    tamper_sql(
+        &plant.data,
+        "UPDATE audit SET entry = replace(entry, '\"actor\":\"alice\"', '\"actor\":\"mallory\"') WHERE seq = 2",
     );
+    assert_named(&problems(&plant), "audit entry 2: content does not match its hash");
 }
 
 #[test]
@@ -120,15 +87,9 @@ fn damaged_and_missing_blobs_are_caught() {
     std::fs::write(&blobs[0], &bytes).expect("write");
     let run = plant.expect_code(1, &["backup", "verify", "--json"]);
     let report = run.json();
+    assert!(!report["problems"].as_array().expect("problems").is_empty(), "{report}");
     assert!(
-        !report["problems"].as_array().expect("problems").is_empty(),
-        "{report}"
-    );
-    assert!(
-        report["problems"][0]["used_by"][0]
-            .as_str()
-            .expect("user")
-            .starts_with("PLC-01/plc-program v"),
+        report["problems"][0]["used_by"][0].as_str().expect("user").starts_with("PLC-01/plc-program v"),
         "{report}"
     );
     assert_named(&problems(&plant), "is damaged");

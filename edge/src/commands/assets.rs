@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{find_asset, parse_asset_name, required_text};
 use crate::cli::{AssetCmd, AssetFieldArgs};
 use crate::error::{user, Outcome};
-use crate::output::{opt, print_json, print_table, progress};
+use crate::output::{opt, print_json, print_table, spinner};
 use crate::site::{Site, Write};
 
 const COLLECTION: &str = "assets";
@@ -22,28 +22,16 @@ pub async fn run(site: &mut Site, cmd: AssetCmd) -> Result<Outcome> {
         AssetCmd::Edit { name, fields } => edit(site, &name, fields).await,
         AssetCmd::Retire { name, reason } => retire(site, &name, reason).await,
         AssetCmd::Show { name, json } => show(site, &name, json).await,
-        AssetCmd::List {
-            zone,
-            kind,
-            all,
-            json,
-        } => list(site, zone, kind, all, json).await,
+        AssetCmd::List { zone, kind, all, json } => list(site, zone, kind, all, json).await,
         AssetCmd::Import { file, json } => import(site, &file, json).await,
         AssetCmd::Export { csv: _, all } => export(site, all).await,
     }
 }
 
 fn fields_from_args(args: AssetFieldArgs) -> Result<AssetFields> {
-    let kind = args
-        .kind
-        .map(|k| k.parse::<AssetKind>())
-        .transpose()
-        .map_err(|e| user(e.to_string()))?;
-    let criticality = args
-        .criticality
-        .map(|c| c.parse::<Criticality>())
-        .transpose()
-        .map_err(|e| user(e.to_string()))?;
+    let kind = args.kind.map(|k| k.parse::<AssetKind>()).transpose().map_err(|e| user(e.to_string()))?;
+    let criticality =
+        args.criticality.map(|c| c.parse::<Criticality>()).transpose().map_err(|e| user(e.to_string()))?;
     let in_scope = if args.in_scope {
         Some(true)
     } else if args.out_of_scope {
@@ -63,11 +51,8 @@ fn fields_from_args(args: AssetFieldArgs) -> Result<AssetFields> {
         criticality,
         owner: args.owner,
         in_scope,
-        tags: if args.tags.is_empty() {
-            None
-        } else {
-            Some(args.tags)
-        },
+        // `--tag ""` clears the tags.
+        tags: if args.tags.is_empty() { None } else { Some(args.tags.into_iter().filter(|t| !t.is_empty()).collect()) },
         custom: None,
     };
     fields.validate().map_err(user)?;
@@ -75,9 +60,7 @@ fn fields_from_args(args: AssetFieldArgs) -> Result<AssetFields> {
 }
 
 fn new_asset(site: &Site, name: datum_shared::AssetName, fields: &AssetFields) -> Result<Asset> {
-    let kind = fields
-        .kind
-        .ok_or_else(|| user(format!("asset {name}: --kind is required")))?;
+    let kind = fields.kind.ok_or_else(|| user(format!("asset {name}: --kind is required")))?;
     let mut asset = Asset {
         name,
         kind,
@@ -107,20 +90,13 @@ fn new_asset(site: &Site, name: datum_shared::AssetName, fields: &AssetFields) -
 async fn add(site: &mut Site, name: &str, args: AssetFieldArgs) -> Result<Outcome> {
     let name = parse_asset_name(name)?;
     let fields = fields_from_args(args)?;
-    if site
-        .get::<Asset>(COLLECTION, name.as_str())
-        .await?
-        .is_some()
-    {
-        return Err(user(format!(
-            "asset {name} already exists (use `asset edit` to change it)"
-        )));
+    if site.get::<Asset>(COLLECTION, name.as_str()).await?.is_some() {
+        return Err(user(format!("asset {name} already exists (use `asset edit` to change it)")));
     }
     let asset = new_asset(site, name.clone(), &fields)?;
-    let mut w = Write::new("asset.add", name.as_str(), None);
+    let mut w = Write::new("asset.add", name.as_str(), None).concerning([&name]);
     w.put(&site.doc_id("inventory"), COLLECTION, name.as_str(), &asset)?;
-    site.apply(w, format!("added {} {}", asset.kind, asset.name))
-        .await?;
+    site.apply(w, format!("added {} {}", asset.kind, asset.name)).await?;
     println!("added asset {name} ({}, {})", asset.kind, asset.criticality);
     Ok(Outcome::Clean)
 }
@@ -128,10 +104,7 @@ async fn add(site: &mut Site, name: &str, args: AssetFieldArgs) -> Result<Outcom
 async fn edit(site: &mut Site, name: &str, args: AssetFieldArgs) -> Result<Outcome> {
     let mut asset = find_asset(site, name).await?;
     if !asset.is_active() {
-        return Err(user(format!(
-            "asset {} is retired and cannot be edited",
-            asset.name
-        )));
+        return Err(user(format!("asset {} is retired and cannot be edited", asset.name)));
     }
     let fields = fields_from_args(args)?;
     let before = asset.clone();
@@ -142,15 +115,9 @@ async fn edit(site: &mut Site, name: &str, args: AssetFieldArgs) -> Result<Outco
     asset.updated_at = site.now;
     asset.updated_by = site.actor.clone();
     let changed = changed_fields(&before, &asset);
-    let mut w = Write::new("asset.edit", asset.name.as_str(), None);
-    w.put(
-        &site.doc_id("inventory"),
-        COLLECTION,
-        asset.name.as_str(),
-        &asset,
-    )?;
-    site.apply(w, format!("changed {}", changed.join(", ")))
-        .await?;
+    let mut w = Write::new("asset.edit", asset.name.as_str(), None).concerning([&asset.name]);
+    w.put(&site.doc_id("inventory"), COLLECTION, asset.name.as_str(), &asset)?;
+    site.apply(w, format!("changed {}", changed.join(", "))).await?;
     println!("updated asset {}: {}", asset.name, changed.join(", "));
     Ok(Outcome::Clean)
 }
@@ -158,17 +125,9 @@ async fn edit(site: &mut Site, name: &str, args: AssetFieldArgs) -> Result<Outco
 fn changed_fields(before: &Asset, after: &Asset) -> Vec<String> {
     let a = serde_json::to_value(before).unwrap_or_default();
     let b = serde_json::to_value(after).unwrap_or_default();
-    let keys: BTreeSet<&String> = a
-        .as_object()
-        .into_iter()
-        .chain(b.as_object())
-        .flat_map(|m| m.keys())
-        .collect();
+    let keys: BTreeSet<&String> = a.as_object().into_iter().chain(b.as_object()).flat_map(|m| m.keys()).collect();
     keys.into_iter()
-        .filter(|k| {
-            !matches!(k.as_str(), "updated_at" | "updated_by")
-                && a.get(k.as_str()) != b.get(k.as_str())
-        })
+        .filter(|k| !matches!(k.as_str(), "updated_at" | "updated_by") && a.get(k.as_str()) != b.get(k.as_str()))
         .cloned()
         .collect()
 }
@@ -177,23 +136,14 @@ async fn retire(site: &mut Site, name: &str, reason: String) -> Result<Outcome> 
     let reason = required_text("reason", reason, 1024)?;
     let mut asset = find_asset(site, name).await?;
     if let Some(at) = asset.retired_at {
-        return Err(user(format!(
-            "asset {} was already retired on {}",
-            asset.name,
-            at.format("%Y-%m-%d")
-        )));
+        return Err(user(format!("asset {} was already retired on {}", asset.name, at.format("%Y-%m-%d"))));
     }
     asset.retired_at = Some(site.now);
     asset.retired_reason = Some(reason.clone());
     asset.updated_at = site.now;
     asset.updated_by = site.actor.clone();
-    let mut w = Write::new("asset.retire", asset.name.as_str(), Some(reason));
-    w.put(
-        &site.doc_id("inventory"),
-        COLLECTION,
-        asset.name.as_str(),
-        &asset,
-    )?;
+    let mut w = Write::new("asset.retire", asset.name.as_str(), Some(reason)).concerning([&asset.name]);
+    w.put(&site.doc_id("inventory"), COLLECTION, asset.name.as_str(), &asset)?;
     site.apply(w, "retired".into()).await?;
     println!("retired asset {}", asset.name);
     Ok(Outcome::Clean)
@@ -209,14 +159,7 @@ async fn show(site: &mut Site, name: &str, json: bool) -> Result<Outcome> {
         ("name", asset.name.to_string()),
         ("kind", asset.kind.to_string()),
         ("criticality", asset.criticality.to_string()),
-        (
-            "in scope",
-            if asset.in_scope {
-                "yes".into()
-            } else {
-                "no".into()
-            },
-        ),
+        ("in scope", if asset.in_scope { "yes".into() } else { "no".into() }),
         ("vendor", opt(&asset.vendor)),
         ("model", opt(&asset.model)),
         ("serial", opt(&asset.serial)),
@@ -225,22 +168,9 @@ async fn show(site: &mut Site, name: &str, json: bool) -> Result<Outcome> {
         ("zone", opt(&asset.zone)),
         ("ip", opt(&asset.ip)),
         ("owner", opt(&asset.owner)),
-        (
-            "tags",
-            if asset.tags.is_empty() {
-                "-".into()
-            } else {
-                asset.tags.join(", ")
-            },
-        ),
-        (
-            "created",
-            format!("{} by {}", asset.created_at.to_rfc3339(), asset.created_by),
-        ),
-        (
-            "updated",
-            format!("{} by {}", asset.updated_at.to_rfc3339(), asset.updated_by),
-        ),
+        ("tags", if asset.tags.is_empty() { "-".into() } else { asset.tags.join(", ") }),
+        ("created", format!("{} by {}", asset.created_at.to_rfc3339(), asset.created_by)),
+        ("updated", format!("{} by {}", asset.updated_at.to_rfc3339(), asset.updated_by)),
     ];
     for (k, v) in rows {
         println!("{k:<12} {v}");
@@ -255,25 +185,11 @@ async fn show(site: &mut Site, name: &str, json: bool) -> Result<Outcome> {
 }
 
 async fn active_assets(site: &Site, all: bool) -> Result<Vec<Asset>> {
-    Ok(site
-        .list::<Asset>(COLLECTION)
-        .await?
-        .into_iter()
-        .filter(|a| all || a.is_active())
-        .collect())
+    Ok(site.list::<Asset>(COLLECTION).await?.into_iter().filter(|a| all || a.is_active()).collect())
 }
 
-async fn list(
-    site: &mut Site,
-    zone: Option<String>,
-    kind: Option<String>,
-    all: bool,
-    json: bool,
-) -> Result<Outcome> {
-    let kind = kind
-        .map(|k| k.parse::<AssetKind>())
-        .transpose()
-        .map_err(|e| user(e.to_string()))?;
+async fn list(site: &mut Site, zone: Option<String>, kind: Option<String>, all: bool, json: bool) -> Result<Outcome> {
+    let kind = kind.map(|k| k.parse::<AssetKind>()).transpose().map_err(|e| user(e.to_string()))?;
     let assets: Vec<Asset> = active_assets(site, all)
         .await?
         .into_iter()
@@ -304,18 +220,7 @@ async fn list(
             ]
         })
         .collect();
-    print_table(
-        &[
-            "NAME",
-            "KIND",
-            "CRITICALITY",
-            "ZONE",
-            "IP",
-            "VENDOR",
-            "STATUS",
-        ],
-        &rows,
-    );
+    print_table(&["NAME", "KIND", "CRITICALITY", "ZONE", "IP", "VENDOR", "STATUS"], &rows);
     Ok(Outcome::Clean)
 }
 
@@ -328,30 +233,18 @@ struct ImportReport {
 
 async fn import(site: &mut Site, file: &std::path::Path, json: bool) -> Result<Outcome> {
     let shown = file.display().to_string();
-    let size = std::fs::metadata(file)
-        .map_err(|e| user(format!("{shown}: {e}")))?
-        .len();
+    let size = std::fs::metadata(file).map_err(|e| user(format!("{shown}: {e}")))?.len();
     if size as usize > csv_import::MAX_CSV_BYTES {
-        return Err(user(format!(
-            "{shown}: file is {size} bytes; the limit is {}",
-            csv_import::MAX_CSV_BYTES
-        )));
+        return Err(user(format!("{shown}: file is {size} bytes; the limit is {}", csv_import::MAX_CSV_BYTES)));
     }
     let bytes = std::fs::read(file).map_err(|e| user(format!("{shown}: {e}")))?;
-    let rows = csv_import::parse(&bytes)
-        .map_err(|e| user(format!("{shown}: {e}; nothing was imported")))?;
-    let existing: std::collections::HashMap<_, _> = active_assets(site, true)
-        .await?
-        .into_iter()
-        .map(|a| (a.name.clone(), a))
-        .collect();
+    let rows = csv_import::parse(&bytes).map_err(|e| user(format!("{shown}: {e}; nothing was imported")))?;
+    let existing: std::collections::HashMap<_, _> =
+        active_assets(site, true).await?.into_iter().map(|a| (a.name.clone(), a)).collect();
     let doc = site.doc_id("inventory");
-    let mut w = Write::new("asset.import", shown.as_str(), None);
-    let mut report = ImportReport {
-        added: 0,
-        updated: 0,
-        unchanged: 0,
-    };
+    let mut touched = Vec::new();
+    let mut puts = Vec::new();
+    let mut report = ImportReport { added: 0, updated: 0, unchanged: 0 };
     for row in &rows {
         let asset = match existing.get(&row.name) {
             Some(current) if !current.is_active() => {
@@ -376,16 +269,16 @@ async fn import(site: &mut Site, file: &std::path::Path, json: bool) -> Result<O
                 new_asset(site, row.name.clone(), &row.fields)?
             }
         };
-        w.put(&doc, COLLECTION, asset.name.as_str(), &asset)?;
+        touched.push(asset.name.clone());
+        puts.push(asset);
     }
-    let bar = progress(1, &format!("importing {} assets", rows.len()), json);
-    let summary = format!(
-        "added {}, updated {}, unchanged {}",
-        report.added, report.updated, report.unchanged
-    );
-    site.apply(w, summary.clone())
-        .await
-        .with_context(|| format!("import {shown}"))?;
+    let mut w = Write::new("asset.import", shown.as_str(), None).concerning(&touched);
+    for asset in &puts {
+        w.put(&doc, COLLECTION, asset.name.as_str(), asset)?;
+    }
+    let bar = spinner(&format!("importing {} assets", rows.len()), json);
+    let summary = format!("added {}, updated {}, unchanged {}", report.added, report.updated, report.unchanged);
+    site.apply(w, summary.clone()).await.with_context(|| format!("import {shown}"))?;
     bar.finish_and_clear();
     if json {
         print_json(&report)?;
@@ -397,10 +290,7 @@ async fn import(site: &mut Site, file: &std::path::Path, json: bool) -> Result<O
 
 async fn export(site: &mut Site, all: bool) -> Result<Outcome> {
     let assets = active_assets(site, all).await?;
-    let custom: BTreeSet<String> = assets
-        .iter()
-        .flat_map(|a| a.custom.keys().cloned())
-        .collect();
+    let custom: BTreeSet<String> = assets.iter().flat_map(|a| a.custom.keys().cloned()).collect();
     let stdout = std::io::stdout();
     let mut writer = csv::Writer::from_writer(stdout.lock());
     let mut header: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
@@ -423,11 +313,7 @@ async fn export(site: &mut Site, all: bool) -> Result<Outcome> {
             a.in_scope.to_string(),
             a.tags.join(";"),
         ];
-        row.extend(
-            custom
-                .iter()
-                .map(|k| a.custom.get(k).cloned().unwrap_or_default()),
-        );
+        row.extend(custom.iter().map(|k| a.custom.get(k).cloned().unwrap_or_default()));
         writer.write_record(&row)?;
     }
     writer.flush()?;

@@ -12,7 +12,7 @@ use super::reports::check_blobs;
 use crate::cli::AuditCmd;
 use crate::error::{user, Outcome};
 use crate::output::{print_json, print_table};
-use crate::site::{load_doc_from, Site};
+use crate::site::{load_doc_from, read_audit_head, Site};
 use crate::store::RecordRow;
 
 pub async fn run(site: &mut Site, cmd: AuditCmd) -> Result<Outcome> {
@@ -31,18 +31,10 @@ fn parse_since(value: &str) -> Result<DateTime<Utc>> {
         .map_err(|_| user(format!("--since {value:?} is not RFC 3339 or YYYY-MM-DD")))
 }
 
-async fn log(
-    site: &mut Site,
-    since: Option<String>,
-    asset: Option<String>,
-    json: bool,
-) -> Result<Outcome> {
+async fn log(site: &mut Site, since: Option<String>, asset: Option<String>, json: bool) -> Result<Outcome> {
     let since = since.as_deref().map(parse_since).transpose()?;
     let since_text = since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
-    let entries = site
-        .store
-        .audit(since_text.as_deref(), asset.as_deref())
-        .await?;
+    let entries = site.store.audit(since_text.as_deref(), asset.as_deref()).await?;
     if json {
         let plain: Vec<&SignedEntry> = entries.iter().collect();
         print_json(&plain)?;
@@ -65,10 +57,7 @@ async fn log(
             ]
         })
         .collect();
-    print_table(
-        &["#", "WHEN (UTC)", "WHO", "WHAT", "SUBJECT", "DETAIL"],
-        &rows,
-    );
+    print_table(&["#", "WHEN (UTC)", "WHO", "WHAT", "SUBJECT", "DETAIL"], &rows);
     Ok(Outcome::Clean)
 }
 
@@ -92,7 +81,10 @@ pub async fn verify_site(site: &Site, json: bool) -> Result<VerifyReport> {
     // 1. Documents load (automerge checks every change hash) and are rebuilt into records.
     let mut doc_changes: HashMap<String, (String, String)> = HashMap::new();
     let mut rebuilt: BTreeMap<(String, String), RecordRow> = BTreeMap::new();
-    let doc_ids = site.store.doc_ids().await?;
+    let doc_ids = site.store.doc_ids().await.unwrap_or_else(|e| {
+        problems.push(format!("document list unreadable: {e}"));
+        Vec::new()
+    });
     for id in &doc_ids {
         let doc = match load_doc_from(&site.store, id).await {
             Ok(doc) => doc,
@@ -115,13 +107,8 @@ pub async fn verify_site(site: &Site, json: bool) -> Result<VerifyReport> {
                         key: key.clone(),
                         doc_id: id.to_string(),
                     };
-                    if rebuilt
-                        .insert((collection.clone(), key.clone()), row)
-                        .is_some()
-                    {
-                        problems.push(format!(
-                            "record {collection}/{key} exists in more than one document"
-                        ));
+                    if rebuilt.insert((collection.clone(), key.clone()), row).is_some() {
+                        problems.push(format!("record {collection}/{key} exists in more than one document"));
                     }
                 }
             }
@@ -129,11 +116,29 @@ pub async fn verify_site(site: &Site, json: bool) -> Result<VerifyReport> {
         }
     }
     // 2. The audit chain: links, hashes, signatures.
-    let entries = site.store.audit(None, None).await?;
+    let entries = site.store.audit(None, None).await.unwrap_or_else(|e| {
+        problems.push(e.to_string());
+        Vec::new()
+    });
     let key = site.verifying_key()?;
-    problems.extend(verify_chain(&entries, |hash, sig| {
-        site.signature_ok(&key, hash, sig)
-    }));
+    problems.extend(verify_chain(&entries, |hash, sig| site.signature_ok(&key, hash, sig)));
+    // The head recorded outside the database catches entries cut off the end.
+    match (read_audit_head(&site.dir), site.store.last_audit().await?) {
+        (Err(e), _) => problems.push(format!("{e:#}")),
+        (Ok(None), Some((last, _))) => {
+            problems.push(format!("identity/audit-head is missing but the database holds {last} audit entries"))
+        }
+        (Ok(Some((seq, _))), last) if seq > last.as_ref().map(|l| l.0).unwrap_or(0) => problems.push(format!(
+            "audit trail truncated: entry {seq} was written, the database ends at {}",
+            last.map(|l| l.0).unwrap_or(0)
+        )),
+        (Ok(Some((seq, hash))), _) => {
+            if site.store.audit_hash_at(seq).await?.as_deref() != Some(hash.as_str()) {
+                problems.push(format!("audit entry {seq} differs from the one recorded in identity/audit-head"));
+            }
+        }
+        (Ok(None), None) => {}
+    }
     // 3. Every audited change is in its document, with the same who/what; every document change is audited.
     let mut audited = HashSet::new();
     for signed in &entries {
@@ -150,9 +155,7 @@ pub async fn verify_site(site: &Site, json: bool) -> Result<VerifyReport> {
                 Some((doc, message)) => {
                     let info: Option<CommitInfo> = serde_json::from_str(message).ok();
                     let same = doc == &c.doc
-                        && info.as_ref().is_some_and(|i| {
-                            i.op == e.op && i.actor == e.actor && i.subject == e.subject
-                        });
+                        && info.as_ref().is_some_and(|i| i.op == e.op && i.actor == e.actor && i.subject == e.subject);
                     if !same {
                         problems.push(format!(
                             "audit entry {}: does not match change {} in document {doc}",
@@ -164,27 +167,23 @@ pub async fn verify_site(site: &Site, json: bool) -> Result<VerifyReport> {
             }
         }
     }
-    let mut unaudited: Vec<(&String, &String)> = doc_changes
-        .iter()
-        .filter(|(h, _)| !audited.contains(*h))
-        .map(|(h, (doc, _))| (doc, h))
-        .collect();
+    let mut unaudited: Vec<(&String, &String)> =
+        doc_changes.iter().filter(|(h, _)| !audited.contains(*h)).map(|(h, (doc, _))| (doc, h)).collect();
     unaudited.sort();
     for (doc, hash) in unaudited {
-        problems.push(format!(
-            "document {doc}: change {} has no audit entry",
-            short(hash)
-        ));
+        problems.push(format!("document {doc}: change {} has no audit entry", short(hash)));
     }
     // 4. The projection equals what the documents say.
-    let stored = site.store.all_records().await?;
+    let stored = site.store.all_records().await.unwrap_or_else(|e| {
+        problems.push(format!("projection unreadable: {e}"));
+        Vec::new()
+    });
     let n_records = stored.len();
     for row in stored {
         match rebuilt.remove(&(row.collection.clone(), row.key.clone())) {
-            None => problems.push(format!(
-                "record {}/{} is in the database but in no document",
-                row.collection, row.key
-            )),
+            None => {
+                problems.push(format!("record {}/{} is in the database but in no document", row.collection, row.key))
+            }
             Some(doc_row) if doc_row != row => problems.push(format!(
                 "record {}/{} in the database differs from document {}",
                 row.collection, row.key, doc_row.doc_id
@@ -193,19 +192,18 @@ pub async fn verify_site(site: &Site, json: bool) -> Result<VerifyReport> {
         }
     }
     for ((collection, key), row) in rebuilt {
-        problems.push(format!(
-            "record {collection}/{key} of document {} is missing from the database",
-            row.doc_id
-        ));
+        problems.push(format!("record {collection}/{key} of document {} is missing from the database", row.doc_id));
     }
     // 5. Every configuration file still hashes to its name.
-    let (n_blobs, _, blob_problems) = check_blobs(site, json).await?;
+    let (n_blobs, _, blob_problems) = match check_blobs(site, json).await {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(format!("cannot list the configuration files to check: {e:#}"));
+            (0, 0, Vec::new())
+        }
+    };
     for p in blob_problems {
-        let users = if p.used_by.is_empty() {
-            String::new()
-        } else {
-            format!(" (used by {})", p.used_by.join(", "))
-        };
+        let users = if p.used_by.is_empty() { String::new() } else { format!(" (used by {})", p.used_by.join(", ")) };
         problems.push(format!("{}{users}", p.problem));
     }
     Ok(VerifyReport {
@@ -234,11 +232,7 @@ async fn verify(site: &mut Site, json: bool) -> Result<Outcome> {
         }
         println!(
             "{}: {} documents, {} changes, {} audit entries, {} records, {} blobs checked",
-            if findings {
-                "HISTORY IS NOT INTACT"
-            } else {
-                "history intact"
-            },
+            if findings { "HISTORY IS NOT INTACT" } else { "history intact" },
             report.documents,
             report.changes,
             report.audit_entries,

@@ -6,8 +6,7 @@
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use datum_shared::change::{
-    apply, check_verification, ChangeAction, ChangeDraft, ChangeEvent, ChangeRequest, ChangeState,
-    VersionRef,
+    apply, check_verification, ChangeAction, ChangeDraft, ChangeEvent, ChangeRequest, ChangeState, VersionRef,
 };
 use datum_shared::document::year_period;
 use datum_shared::model::{Baseline, ConfigCheck, ConfigVersion, Risk};
@@ -26,34 +25,9 @@ const EVENTS: &str = "change_events";
 
 pub async fn run(site: &mut Site, cmd: ChangeCmd) -> Result<Outcome> {
     match cmd {
-        ChangeCmd::New {
-            title,
-            reason,
-            assets,
-            risk,
-            impact,
-            rollback,
-            test_plan,
-            window,
-            emergency,
-            json,
-        } => {
-            new(
-                site,
-                NewArgs {
-                    title,
-                    reason,
-                    assets,
-                    risk,
-                    impact,
-                    rollback,
-                    test_plan,
-                    window,
-                    emergency,
-                },
-                json,
-            )
-            .await
+        ChangeCmd::New { title, reason, assets, risk, impact, rollback, test_plan, window, emergency, json } => {
+            new(site, NewArgs { title, reason, assets, risk, impact, rollback, test_plan, window, emergency }, json)
+                .await
         }
         ChangeCmd::Submit { id } => step(site, &id, ChangeAction::Submit).await,
         ChangeCmd::Approve { id, comment } => {
@@ -64,9 +38,7 @@ pub async fn run(site: &mut Site, cmd: ChangeCmd) -> Result<Outcome> {
             let reason = required_text("reason", reason, 2048)?;
             step(site, &id, ChangeAction::Reject { reason }).await
         }
-        ChangeCmd::Implement { id, note } => {
-            implement(site, &id, text_arg("note", note, 2048)?).await
-        }
+        ChangeCmd::Implement { id, note } => implement(site, &id, text_arg("note", note, 2048)?).await,
         ChangeCmd::Verify { id } => verify(site, &id).await,
         ChangeCmd::Close { id } => step(site, &id, ChangeAction::Close).await,
         ChangeCmd::Cancel { id, reason } => {
@@ -102,15 +74,11 @@ fn parse_time(value: &str) -> Result<DateTime<Utc>> {
     if let Ok(d) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
     }
-    Err(user(format!(
-        "{value:?} is not a time (RFC 3339, YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)"
-    )))
+    Err(user(format!("{value:?} is not a time (RFC 3339, YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)")))
 }
 
 fn parse_window(value: &str) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
-    let (from, to) = value
-        .split_once("..")
-        .ok_or_else(|| user(format!("window {value:?} is not FROM..TO")))?;
+    let (from, to) = value.split_once("..").ok_or_else(|| user(format!("window {value:?} is not FROM..TO")))?;
     let (from, to) = (parse_time(from.trim())?, parse_time(to.trim())?);
     if to <= from {
         return Err(user(format!("window {value:?} ends before it starts")));
@@ -129,10 +97,7 @@ async fn new(site: &mut Site, args: NewArgs, json: bool) -> Result<Outcome> {
             assets.push(asset.name);
         }
     }
-    let risk: Risk = args
-        .risk
-        .parse()
-        .map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
+    let risk: Risk = args.risk.parse().map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
     let window = args.window.as_deref().map(parse_window).transpose()?;
     let draft = ChangeDraft {
         title: required_text("title", args.title, 200)?,
@@ -156,32 +121,16 @@ async fn new(site: &mut Site, args: NewArgs, json: bool) -> Result<Outcome> {
     };
     let cr = apply(None, &event).map_err(|e| user(e.to_string()))?;
     let doc = site.doc_id(&format!("changes/{}", year_period(site.now)));
-    write_event(
-        site,
-        &doc,
-        &event,
-        Some(cr.draft.reason.clone()),
-        &cr,
-        Vec::new(),
-    )
-    .await?;
+    write_event(site, &doc, &event, Some(cr.draft.reason.clone()), &cr, Vec::new()).await?;
     if json {
         print_json(&cr)?;
     } else {
         println!(
             "created {id} ({} risk{}): {}; next: `datum-edge change submit {id}`{}",
             cr.draft.risk,
-            if cr.draft.emergency {
-                ", EMERGENCY"
-            } else {
-                ""
-            },
+            if cr.draft.emergency { ", EMERGENCY" } else { "" },
             cr.draft.title,
-            if cr.draft.emergency {
-                " or implement now and get approvals within 72 h"
-            } else {
-                ""
-            }
+            if cr.draft.emergency { " or implement now and get approvals within 72 h" } else { "" }
         );
     }
     Ok(Outcome::Clean)
@@ -192,11 +141,7 @@ async fn doc_of(site: &Site, id: ChangeId) -> Result<DocId> {
         .store
         .record_doc(EVENTS, &format!("{id}/{:04}", 1))
         .await?
-        .ok_or_else(|| {
-            user(format!(
-                "{id} does not exist (see `datum-edge change list`)"
-            ))
-        })?;
+        .ok_or_else(|| user(format!("{id} does not exist (see `datum-edge change list`)")))?;
     Ok(DocId::parse(&doc)?)
 }
 
@@ -208,22 +153,13 @@ async fn write_event(
     after: &ChangeRequest,
     baselines: Vec<Baseline>,
 ) -> Result<()> {
-    let mut w = Write::new(
-        &format!("change.{}", event.action.verb()),
-        event.change.to_string(),
-        reason,
-    );
-    w.put(
-        doc,
-        EVENTS,
-        &format!("{}/{:04}", event.change, event.seq),
-        event,
-    )?;
+    let mut w = Write::new(&format!("change.{}", event.action.verb()), event.change.to_string(), reason)
+        .concerning(&after.draft.assets);
+    w.put(doc, EVENTS, &format!("{}/{:04}", event.change, event.seq), event)?;
     for b in &baselines {
         baseline_puts(site, &mut w, b)?;
     }
-    site.apply(w, format!("{} is {}", event.change, after.state))
-        .await?;
+    site.apply(w, format!("{} is {}", event.change, after.state)).await?;
     Ok(())
 }
 
@@ -241,13 +177,7 @@ async fn next_event(
         ChangeAction::Approve { comment } => comment.clone(),
         _ => None,
     };
-    let event = ChangeEvent {
-        change: id,
-        seq: current.n_events + 1,
-        at: site.now,
-        actor: site.actor.clone(),
-        action,
-    };
+    let event = ChangeEvent { change: id, seq: current.n_events + 1, at: site.now, actor: site.actor.clone(), action };
     let after = apply(Some(&current), &event).map_err(|e| user(e.to_string()))?;
     let doc = doc_of(site, id).await?;
     let baselines = baselines(&after);
@@ -258,16 +188,9 @@ async fn next_event(
 async fn step(site: &mut Site, id: &str, action: ChangeAction) -> Result<Outcome> {
     let verb = action.verb();
     let after = next_event(site, id, action, |_| Vec::new()).await?;
-    let mut line = format!(
-        "{}: {verb} recorded; state is now {}",
-        after.id, after.state
-    );
+    let mut line = format!("{}: {verb} recorded; state is now {}", after.id, after.state);
     if verb == "approve" && !after.approvals_complete() {
-        line.push_str(&format!(
-            " ({} of {} approvals)",
-            after.approvals.len(),
-            after.required_approvals
-        ));
+        line.push_str(&format!(" ({} of {} approvals)", after.approvals.len(), after.required_approvals));
     }
     println!("{line}");
     for flag in after.flags(site.now, &site.policy) {
@@ -282,54 +205,29 @@ async fn implement(site: &mut Site, id: &str, note: Option<String>) -> Result<Ou
     let mut captures: Vec<VersionRef> = Vec::new();
     for asset in &current.draft.assets {
         let versions: Vec<ConfigVersion> = site.list_for("versions", asset.as_str()).await?;
-        captures.extend(
-            versions
-                .iter()
-                .filter(|v| v.change == Some(change))
-                .map(version_ref),
-        );
+        captures.extend(versions.iter().filter(|v| v.change == Some(change)).map(version_ref));
         let checks: Vec<ConfigCheck> = site.list_for("checks", asset.as_str()).await?;
         for check in checks.iter().filter(|c| c.change == Some(change)) {
-            if let Some(v) = versions
-                .iter()
-                .find(|v| v.slot == check.slot && v.version == check.version)
-            {
+            if let Some(v) = versions.iter().find(|v| v.slot == check.slot && v.version == check.version) {
                 captures.push(version_ref(v));
             }
         }
     }
     captures.sort();
     captures.dedup();
-    let after = next_event(
-        site,
-        id,
-        ChangeAction::Implement {
-            note,
-            captures: captures.clone(),
-        },
-        |_| Vec::new(),
-    )
-    .await?;
+    let after =
+        next_event(site, id, ChangeAction::Implement { note, captures: captures.clone() }, |_| Vec::new()).await?;
     println!(
         "{}: implemented; linked captures: {}",
         after.id,
         if captures.is_empty() {
             "none".into()
         } else {
-            captures
-                .iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            captures.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
         }
     );
-    let missing: Vec<String> = after
-        .draft
-        .assets
-        .iter()
-        .filter(|a| !captures.iter().any(|c| &c.asset == *a))
-        .map(|a| a.to_string())
-        .collect();
+    let missing: Vec<String> =
+        after.draft.assets.iter().filter(|a| !captures.iter().any(|c| &c.asset == *a)).map(|a| a.to_string()).collect();
     if !missing.is_empty() {
         println!(
             "  ! no capture linked for {}: capture with --change {} before `change verify`",
@@ -348,48 +246,30 @@ async fn verify(site: &mut Site, id: &str) -> Result<Outcome> {
     let current = load_change(site, change).await?;
     let view = View::load(site).await?;
     let outcome = check_verification(&current, |a, s| view.latest_ref(a, s));
-    if current.state == ChangeState::Implemented
-        && current.approvals_complete()
-        && !outcome.problems.is_empty()
-    {
-        return Err(user(format!(
-            "{change}: verification failed:\n  {}",
-            outcome.problems.join("\n  ")
-        )));
+    if current.state == ChangeState::Implemented && current.approvals_complete() && !outcome.problems.is_empty() {
+        return Err(user(format!("{change}: verification failed:\n  {}", outcome.problems.join("\n  "))));
     }
     let (now, actor) = (site.now, site.actor.clone());
     let matched = outcome.matched.clone();
-    let after = next_event(
-        site,
-        id,
-        ChangeAction::Verify {
-            checked: matched.clone(),
-        },
-        |cr| {
-            matched
-                .iter()
-                .map(|m| Baseline {
-                    asset: m.asset.clone(),
-                    slot: m.slot.clone(),
-                    version: m.version,
-                    approved_at: now,
-                    approved_by: actor.clone(),
-                    reason: format!("verified implementation of {}: {}", cr.id, cr.draft.title),
-                    change: Some(cr.id),
-                })
-                .collect()
-        },
-    )
+    let after = next_event(site, id, ChangeAction::Verify { checked: matched.clone() }, |cr| {
+        matched
+            .iter()
+            .map(|m| Baseline {
+                asset: m.asset.clone(),
+                slot: m.slot.clone(),
+                version: m.version,
+                approved_at: now,
+                approved_by: actor.clone(),
+                reason: format!("verified implementation of {}: {}", cr.id, cr.draft.title),
+                change: Some(cr.id),
+            })
+            .collect()
+    })
     .await?;
     println!(
         "{}: verified; new baselines: {}",
         after.id,
-        after
-            .verified_versions
-            .iter()
-            .map(|v| v.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        after.verified_versions.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
     );
     Ok(Outcome::Clean)
 }
@@ -409,40 +289,15 @@ async fn show(site: &mut Site, id: &str, json: bool) -> Result<Outcome> {
     events.sort_by_key(|e| e.seq);
     let flags = cr.flags(site.now, &site.policy);
     if json {
-        print_json(&ShowChange {
-            change: &cr,
-            flags,
-            events,
-        })?;
+        print_json(&ShowChange { change: &cr, flags, events })?;
         return Ok(Outcome::Clean);
     }
     let d = &cr.draft;
-    println!(
-        "{} {}{}",
-        cr.id,
-        d.title,
-        if d.emergency { "  [EMERGENCY]" } else { "" }
-    );
+    println!("{} {}{}", cr.id, d.title, if d.emergency { "  [EMERGENCY]" } else { "" });
     println!("state      {}", cr.state);
-    println!(
-        "requester  {} at {}",
-        cr.requester,
-        cr.created_at.to_rfc3339()
-    );
-    println!(
-        "assets     {}",
-        d.assets
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    println!(
-        "risk       {} ({} approval(s) needed, {} given)",
-        d.risk,
-        cr.required_approvals,
-        cr.approvals.len()
-    );
+    println!("requester  {} at {}", cr.requester, cr.created_at.to_rfc3339());
+    println!("assets     {}", d.assets.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "));
+    println!("risk       {} ({} approval(s) needed, {} given)", d.risk, cr.required_approvals, cr.approvals.len());
     println!("reason     {}", d.reason);
     println!("impact     {}", d.impact);
     println!("rollback   {}", d.rollback);
@@ -467,23 +322,12 @@ async fn show(site: &mut Site, id: &str, json: bool) -> Result<Outcome> {
                 captures.len(),
                 note.as_ref().map(|n| format!(", {n}")).unwrap_or_default()
             ),
-            ChangeAction::Verify { checked } => format!(
-                ": {}",
-                checked
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            ChangeAction::Verify { checked } => {
+                format!(": {}", checked.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "))
+            }
             _ => String::new(),
         };
-        println!(
-            "  {}  {:<10} {}{}",
-            e.at.format("%Y-%m-%d %H:%M"),
-            e.action.verb(),
-            e.actor,
-            detail
-        );
+        println!("  {}  {:<10} {}{}", e.at.format("%Y-%m-%d %H:%M"), e.action.verb(), e.actor, detail);
     }
     Ok(Outcome::Clean)
 }
@@ -496,25 +340,14 @@ struct ListEntry<'a> {
 }
 
 async fn list(site: &mut Site, state: Option<String>, json: bool) -> Result<Outcome> {
-    let state: Option<ChangeState> = state
-        .map(|s| s.parse())
-        .transpose()
-        .map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
+    let state: Option<ChangeState> =
+        state.map(|s| s.parse()).transpose().map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
     let mut view = View::default();
     view.load_changes(site).await?;
-    let changes: Vec<&ChangeRequest> = view
-        .changes
-        .values()
-        .filter(|c| state.is_none_or(|s| c.state == s))
-        .collect();
+    let changes: Vec<&ChangeRequest> = view.changes.values().filter(|c| state.is_none_or(|s| c.state == s)).collect();
     if json {
-        let entries: Vec<ListEntry<'_>> = changes
-            .iter()
-            .map(|c| ListEntry {
-                change: c,
-                flags: c.flags(site.now, &site.policy),
-            })
-            .collect();
+        let entries: Vec<ListEntry<'_>> =
+            changes.iter().map(|c| ListEntry { change: c, flags: c.flags(site.now, &site.policy) }).collect();
         print_json(&entries)?;
         return Ok(Outcome::Clean);
     }
@@ -525,28 +358,13 @@ async fn list(site: &mut Site, state: Option<String>, json: bool) -> Result<Outc
                 c.id.to_string(),
                 c.state.to_string(),
                 c.draft.risk.to_string(),
-                if c.draft.emergency {
-                    "yes".into()
-                } else {
-                    "".into()
-                },
+                if c.draft.emergency { "yes".into() } else { "".into() },
                 c.requester.clone(),
                 format!("{}/{}", c.approvals.len(), c.required_approvals),
                 c.draft.title.clone(),
             ]
         })
         .collect();
-    print_table(
-        &[
-            "ID",
-            "STATE",
-            "RISK",
-            "EMERG",
-            "REQUESTER",
-            "APPROVALS",
-            "TITLE",
-        ],
-        &rows,
-    );
+    print_table(&["ID", "STATE", "RISK", "EMERG", "REQUESTER", "APPROVALS", "TITLE"], &rows);
     Ok(Outcome::Clean)
 }

@@ -19,45 +19,19 @@ use crate::site::{Site, Write};
 
 pub async fn run(site: &mut Site, cmd: ConfigCmd) -> Result<Outcome> {
     match cmd {
-        ConfigCmd::Capture {
-            asset,
-            file,
-            slot,
-            note,
-            change,
-            json,
-        } => capture(site, &asset, &file, slot, note, change, json).await,
+        ConfigCmd::Capture { asset, file, slot, note, change, json } => {
+            capture(site, &asset, &file, slot, note, change, json).await
+        }
         ConfigCmd::Log { asset, slot, json } => log(site, &asset, slot, json).await,
-        ConfigCmd::Show {
-            asset,
-            slot,
-            version,
-            json,
-        } => show(site, &asset, slot, version, json).await,
-        ConfigCmd::Export {
-            asset,
-            slot,
-            version,
-            out,
-        } => export(site, &asset, slot, &version, &out).await,
-        ConfigCmd::Diff {
-            asset,
-            from,
-            to,
-            slot,
-            json,
-        } => diff(site, &asset, slot, from, to, json).await,
+        ConfigCmd::Show { asset, slot, version, json } => show(site, &asset, slot, version, json).await,
+        ConfigCmd::Export { asset, slot, version, out } => export(site, &asset, slot, &version, &out).await,
+        ConfigCmd::Diff { asset, from, to, slot, json } => diff(site, &asset, slot, from, to, json).await,
     }
 }
 
 pub async fn run_baseline(site: &mut Site, cmd: BaselineCmd) -> Result<Outcome> {
     match cmd {
-        BaselineCmd::Approve {
-            asset,
-            slot,
-            version,
-            reason,
-        } => approve(site, &asset, slot, version, reason).await,
+        BaselineCmd::Approve { asset, slot, version, reason } => approve(site, &asset, slot, version, reason).await,
         BaselineCmd::Show { asset, json } => show_baseline(site, &asset, json).await,
     }
 }
@@ -83,11 +57,7 @@ pub fn version_key(v: &ConfigVersion) -> String {
 pub async fn load_change(site: &Site, id: ChangeId) -> Result<ChangeRequest> {
     let events: Vec<ChangeEvent> = site.list_for("change_events", &id.to_string()).await?;
     let (state, _) = fold(&events);
-    state.ok_or_else(|| {
-        user(format!(
-            "{id} does not exist (see `datum-edge change list`)"
-        ))
-    })
+    state.ok_or_else(|| user(format!("{id} does not exist (see `datum-edge change list`)")))
 }
 
 #[derive(Serialize)]
@@ -114,10 +84,7 @@ async fn capture(
 ) -> Result<Outcome> {
     let asset = find_asset(site, asset).await?;
     if !asset.is_active() {
-        return Err(user(format!(
-            "asset {} is retired; captures are closed",
-            asset.name
-        )));
+        return Err(user(format!("asset {} is retired; captures are closed", asset.name)));
     }
     let note = text_arg("note", note, 4096)?;
     let versions = versions_of(site, &asset).await?;
@@ -142,17 +109,11 @@ async fn capture(
     if !meta.is_file() {
         return Err(user(format!("{} is not a regular file", file.display())));
     }
-    let latest = versions
-        .iter()
-        .filter(|v| v.slot == slot)
-        .max_by_key(|v| v.version);
-    let stored = site
-        .blobs
-        .put_file(file, latest.map(|v| v.raw_hash.as_str()))
-        .map_err(|e| match e {
-            BlobError::TooLarge { .. } => user(e.to_string()),
-            other => anyhow::Error::from(other),
-        })?;
+    let latest = versions.iter().filter(|v| v.slot == slot).max_by_key(|v| v.version);
+    let stored = site.blobs.put_file(file, latest.map(|v| v.raw_hash.as_str())).map_err(|e| match e {
+        BlobError::TooLarge { .. } => user(e.to_string()),
+        other => anyhow::Error::from(other),
+    })?;
     let file_name = file.file_name().map(|n| n.to_string_lossy().to_string());
     let configs_doc = site.doc_id(&format!("configs/{}", month_period(site.now)));
     let report;
@@ -167,17 +128,10 @@ async fn capture(
                 note,
                 change,
             };
-            let key = format!(
-                "{}/{}/{:06}/{}",
-                asset.name,
-                slot,
-                latest.version,
-                site.now.timestamp_micros()
-            );
-            let mut w = Write::new("config.check", asset.name.as_str(), None);
+            let key = format!("{}/{}/{:06}/{}", asset.name, slot, latest.version, site.now.timestamp_micros());
+            let mut w = Write::new("config.check", asset.name.as_str(), None).concerning([&asset.name]);
             w.put(&configs_doc, "checks", &key, &check)?;
-            site.apply(w, format!("{slot}: unchanged since v{}", latest.version))
-                .await?;
+            site.apply(w, format!("{slot}: unchanged since v{}", latest.version)).await?;
             report = CaptureReport {
                 asset: asset.name.to_string(),
                 slot: slot.to_string(),
@@ -204,13 +158,9 @@ async fn capture(
                 note,
                 change,
             };
-            let mut w = Write::new("config.capture", asset.name.as_str(), None);
+            let mut w = Write::new("config.capture", asset.name.as_str(), None).concerning([&asset.name]);
             w.put(&configs_doc, "versions", &version_key(&version), &version)?;
-            site.apply(
-                w,
-                format!("{slot} v{} ({} bytes)", version.version, version.size),
-            )
-            .await?;
+            site.apply(w, format!("{slot} v{} ({} bytes)", version.version, version.size)).await?;
             report = CaptureReport {
                 asset: asset.name.to_string(),
                 slot: slot.to_string(),
@@ -227,10 +177,7 @@ async fn capture(
     if json {
         print_json(&report)?;
     } else if report.unchanged {
-        println!(
-            "{}/{}: unchanged since v{} (checked, recorded)",
-            report.asset, report.slot, report.version
-        );
+        println!("{}/{}: unchanged since v{} (checked, recorded)", report.asset, report.slot, report.version);
     } else {
         println!(
             "{}/{}: stored v{} ({} bytes, sha256 {}){}",
@@ -238,22 +185,15 @@ async fn capture(
             report.slot,
             report.version,
             report.size,
-            &report.raw_hash[..16],
-            report
-                .change
-                .map(|c| format!(" under {c}"))
-                .unwrap_or_default()
+            report.raw_hash.get(..16).unwrap_or(&report.raw_hash),
+            report.change.map(|c| format!(" under {c}")).unwrap_or_default()
         );
     }
     Ok(Outcome::Clean)
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 #[derive(Serialize)]
@@ -265,28 +205,14 @@ struct LogEntry<'a> {
 
 async fn log(site: &mut Site, asset: &str, slot: Option<String>, json: bool) -> Result<Outcome> {
     let asset = find_asset(site, asset).await?;
-    let slot = slot
-        .map(|s| SlotName::new(&s).map_err(|e| user(e.to_string())))
-        .transpose()?;
+    let slot = slot.map(|s| SlotName::new(&s).map_err(|e| user(e.to_string()))).transpose()?;
     let baselines: Vec<Baseline> = site.list_for("baselines", asset.name.as_str()).await?;
-    let versions: Vec<ConfigVersion> = versions_of(site, &asset)
-        .await?
-        .into_iter()
-        .filter(|v| slot.as_ref().is_none_or(|s| &v.slot == s))
-        .collect();
-    let is_baseline = |v: &ConfigVersion| {
-        baselines
-            .iter()
-            .any(|b| b.slot == v.slot && b.version == v.version)
-    };
+    let versions: Vec<ConfigVersion> =
+        versions_of(site, &asset).await?.into_iter().filter(|v| slot.as_ref().is_none_or(|s| &v.slot == s)).collect();
+    let is_baseline = |v: &ConfigVersion| baselines.iter().any(|b| b.slot == v.slot && b.version == v.version);
     if json {
-        let entries: Vec<LogEntry<'_>> = versions
-            .iter()
-            .map(|v| LogEntry {
-                version: v,
-                baseline: is_baseline(v),
-            })
-            .collect();
+        let entries: Vec<LogEntry<'_>> =
+            versions.iter().map(|v| LogEntry { version: v, baseline: is_baseline(v) }).collect();
         print_json(&entries)?;
         return Ok(Outcome::Clean);
     }
@@ -299,20 +225,13 @@ async fn log(site: &mut Site, asset: &str, slot: Option<String>, json: bool) -> 
                 v.captured_at.format("%Y-%m-%d %H:%M").to_string(),
                 v.captured_by.clone(),
                 v.size.to_string(),
-                v.raw_hash[..12].to_string(),
-                v.change
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "-".into()),
+                v.raw_hash.get(..12).unwrap_or(&v.raw_hash).to_string(),
+                v.change.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
                 v.note.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    print_table(
-        &[
-            "SLOT", "VERSION", "CAPTURED", "BY", "BYTES", "SHA256", "CHANGE", "NOTE",
-        ],
-        &rows,
-    );
+    print_table(&["SLOT", "VERSION", "CAPTURED", "BY", "BYTES", "SHA256", "CHANGE", "NOTE"], &rows);
     if !rows.is_empty() {
         println!("(* = approved baseline)");
     }
@@ -338,10 +257,7 @@ async fn pick_version(
     };
     found.cloned().ok_or_else(|| {
         user(match version {
-            Some(v) => format!(
-                "{}/{slot} has no version {v} (see `datum-edge config log {}`)",
-                asset.name, asset.name
-            ),
+            Some(v) => format!("{}/{slot} has no version {v} (see `datum-edge config log {}`)", asset.name, asset.name),
             None => format!("{}/{slot} has no captured versions", asset.name),
         })
     })
@@ -361,11 +277,7 @@ async fn show(
         return Ok(Outcome::Clean);
     }
     println!("{}/{} v{}", v.asset, v.slot, v.version);
-    println!(
-        "captured   {} by {}",
-        v.captured_at.to_rfc3339(),
-        v.captured_by
-    );
+    println!("captured   {} by {}", v.captured_at.to_rfc3339(), v.captured_by);
     println!("size       {} bytes", v.size);
     println!("sha256     {}", v.raw_hash);
     if let Some(name) = &v.file_name {
@@ -380,23 +292,14 @@ async fn show(
     Ok(Outcome::Clean)
 }
 
-async fn export(
-    site: &mut Site,
-    asset: &str,
-    slot: Option<String>,
-    version: &str,
-    out: &Path,
-) -> Result<Outcome> {
+async fn export(site: &mut Site, asset: &str, slot: Option<String>, version: &str, out: &Path) -> Result<Outcome> {
     let asset = find_asset(site, asset).await?;
     let v = pick_version(site, &asset, slot, Some(version)).await?;
+    if out.is_dir() {
+        return Err(user(format!("{} is a directory; give a file name with --out", out.display())));
+    }
     let written = site.blobs.export(&v.raw_hash, out)?;
-    println!(
-        "wrote {}/{} v{} to {} ({written} bytes, sha256 verified)",
-        v.asset,
-        v.slot,
-        v.version,
-        out.display()
-    );
+    println!("wrote {}/{} v{} to {} ({written} bytes, sha256 verified)", v.asset, v.slot, v.version, out.display());
     Ok(Outcome::Clean)
 }
 
@@ -428,9 +331,7 @@ async fn diff(
     let from_v = match from {
         Some(f) => pick_version(site, &asset, Some(slot.to_string()), Some(&f)).await?,
         None => {
-            let baseline: Option<Baseline> = site
-                .get("baselines", &format!("{}/{}", asset.name, slot))
-                .await?;
+            let baseline: Option<Baseline> = site.get("baselines", &format!("{}/{}", asset.name, slot)).await?;
             match baseline {
                 Some(b) => pick_version(site, &asset, Some(slot.to_string()), Some(&b.version.to_string())).await?,
                 None => {
@@ -455,7 +356,9 @@ async fn diff(
     };
     if !report.identical {
         if from_v.size > DELTA_MAX_BYTES || to_v.size > DELTA_MAX_BYTES {
-            return Err(user(format!("versions larger than {DELTA_MAX_BYTES} bytes are not diffed line by line; export them instead")));
+            return Err(user(format!(
+                "versions larger than {DELTA_MAX_BYTES} bytes are not diffed line by line; export them instead"
+            )));
         }
         let old = site.blobs.read(&from_v.raw_hash)?;
         let new = site.blobs.read(&to_v.raw_hash)?;
@@ -475,10 +378,7 @@ async fn diff(
     if json {
         print_json(&report)?;
     } else if report.identical {
-        println!(
-            "{}/{}: v{} and v{} are identical",
-            report.asset, report.slot, report.from, report.to
-        );
+        println!("{}/{}: v{} and v{} are identical", report.asset, report.slot, report.from, report.to);
     } else if report.binary {
         println!(
             "{}/{}: binary content differs between v{} and v{}",
@@ -528,28 +428,18 @@ pub fn baseline_puts(site: &Site, w: &mut Write, baseline: &Baseline) -> Result<
     let doc = site.doc_id("baselines");
     let key = format!("{}/{}", baseline.asset, baseline.slot);
     w.put(&doc, "baselines", &key, baseline)?;
-    let history_key = format!(
-        "{key}/{:06}/{}",
-        baseline.version,
-        baseline.approved_at.timestamp_micros()
-    );
-    w.put(&doc, "baseline_history", &history_key, baseline)?;
+    // The history grows with every approval, so it goes to the month's configuration document (bounded), not
+    // to the baselines document (one record per slot).
+    let history_key = format!("{key}/{:06}/{}", baseline.version, baseline.approved_at.timestamp_micros());
+    let history_doc = site.doc_id(&format!("configs/{}", month_period(baseline.approved_at)));
+    w.put(&history_doc, "baseline_history", &history_key, baseline)?;
     Ok(())
 }
 
-async fn put_baseline(
-    site: &mut Site,
-    baseline: &Baseline,
-    op: &str,
-    reason: Option<String>,
-) -> Result<()> {
-    let mut w = Write::new(op, baseline.asset.as_str(), reason);
+async fn put_baseline(site: &mut Site, baseline: &Baseline, op: &str, reason: Option<String>) -> Result<()> {
+    let mut w = Write::new(op, baseline.asset.as_str(), reason).concerning([&baseline.asset]);
     baseline_puts(site, &mut w, baseline)?;
-    site.apply(
-        w,
-        format!("{} baseline v{}", baseline.slot, baseline.version),
-    )
-    .await?;
+    site.apply(w, format!("{} baseline v{}", baseline.slot, baseline.version)).await?;
     Ok(())
 }
 
@@ -567,10 +457,7 @@ async fn show_baseline(site: &mut Site, asset: &str, json: bool) -> Result<Outco
     let baselines: Vec<Baseline> = site.list_for("baselines", asset.name.as_str()).await?;
     let mut out = Vec::new();
     for slot in slots(&versions) {
-        let latest = versions
-            .iter()
-            .filter(|v| &v.slot == slot)
-            .max_by_key(|v| v.version);
+        let latest = versions.iter().filter(|v| &v.slot == slot).max_by_key(|v| v.version);
         let baseline = baselines.iter().find(|b| &b.slot == slot).cloned();
         let matches = match (&baseline, latest) {
             (Some(b), Some(l)) => versions
@@ -605,18 +492,11 @@ async fn show_baseline(site: &mut Site, asset: &str, json: bool) -> Result<Outco
                 base.reason,
                 base.change.map(|c| format!(" via {c}")).unwrap_or_default(),
                 b.latest_version.unwrap_or(0),
-                if b.matches_latest == Some(true) {
-                    " (matches)"
-                } else {
-                    " (differs)"
-                }
+                if b.matches_latest == Some(true) { " (matches)" } else { " (differs)" }
             ),
-            None => println!(
-                "{}/{}: no baseline approved; latest v{}",
-                asset.name,
-                b.slot,
-                b.latest_version.unwrap_or(0)
-            ),
+            None => {
+                println!("{}/{}: no baseline approved; latest v{}", asset.name, b.slot, b.latest_version.unwrap_or(0))
+            }
         }
     }
     Ok(Outcome::Clean)

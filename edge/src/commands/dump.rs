@@ -6,6 +6,7 @@
 //! member against the manifest, rebuilds the database, verifies the whole history like `audit verify`, and only
 //! then renames the staging directory into place: a failed restore leaves no target behind.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Component, Path};
@@ -23,7 +24,7 @@ use super::Context;
 use crate::blobs::{is_hash, sync_dir, tempfile_in, BlobStore};
 use crate::error::{user, Outcome};
 use crate::output::{print_json, progress};
-use crate::site::{write_secret, DirLock, Site};
+use crate::site::{write_audit_head, write_secret, DirLock, Site};
 use crate::store::{RecordRow, Store};
 
 const FORMAT: &str = "datum-dump/1";
@@ -71,21 +72,10 @@ struct ArchiveWriter<W: Write> {
 
 impl<W: Write> ArchiveWriter<W> {
     fn add(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
-        self.add_reader(
-            path,
-            bytes.len() as u64,
-            bytes,
-            hex::encode(Sha256::digest(bytes)),
-        )
+        self.add_reader(path, bytes.len() as u64, bytes, hex::encode(Sha256::digest(bytes)))
     }
 
-    fn add_reader(
-        &mut self,
-        path: &str,
-        size: u64,
-        reader: impl Read,
-        sha256: String,
-    ) -> Result<()> {
+    fn add_reader(&mut self, path: &str, size: u64, reader: impl Read, sha256: String) -> Result<()> {
         let mut header = tar::Header::new_gnu();
         header.set_size(size);
         header.set_mode(0o600);
@@ -94,25 +84,20 @@ impl<W: Write> ArchiveWriter<W> {
         self.tar
             .append_data(&mut header, format!("{ROOT}/{path}"), reader)
             .with_context(|| format!("write {path} to the dump"))?;
-        self.members.push(Member {
-            path: path.into(),
-            sha256,
-            size,
-        });
+        self.members.push(Member { path: path.into(), sha256, size });
         Ok(())
     }
 }
 
 pub async fn dump(site: &mut Site, out: &Path, json: bool) -> Result<Outcome> {
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !dir.is_dir() {
         return Err(user(format!("{} does not exist", dir.display())));
     }
-    let (file, tmp) =
-        tempfile_in(dir).with_context(|| format!("create a file in {}", dir.display()))?;
+    if out.is_dir() {
+        return Err(user(format!("{} is a directory; give a file name with --out", out.display())));
+    }
+    let (file, tmp) = tempfile_in(dir).with_context(|| format!("create a file in {}", dir.display()))?;
     let result = write_dump(site, file, json).await;
     let (n_docs, n_blobs, n_audit) = match result {
         Ok(counts) => counts,
@@ -121,7 +106,10 @@ pub async fn dump(site: &mut Site, out: &Path, json: bool) -> Result<Outcome> {
             return Err(e);
         }
     };
-    fs::rename(&tmp, out).with_context(|| format!("write {}", out.display()))?;
+    if let Err(e) = fs::rename(&tmp, out) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("write {}", out.display()));
+    }
     sync_dir(dir).ok();
     let bytes = fs::metadata(out)?.len();
     let sha256 = hash_file(out)?;
@@ -138,12 +126,7 @@ pub async fn dump(site: &mut Site, out: &Path, json: bool) -> Result<Outcome> {
     } else {
         println!(
             "wrote {} ({} bytes, sha256 {}): {} documents, {} blobs, {} audit entries",
-            report.file,
-            report.bytes,
-            report.sha256,
-            report.documents,
-            report.blobs,
-            report.audit_entries
+            report.file, report.bytes, report.sha256, report.documents, report.blobs, report.audit_entries
         );
         println!("the dump contains the site's signing key: store it as securely as the plant's configurations");
     }
@@ -151,10 +134,7 @@ pub async fn dump(site: &mut Site, out: &Path, json: bool) -> Result<Outcome> {
 }
 
 async fn write_dump(site: &mut Site, file: File, json: bool) -> Result<(usize, usize, u64)> {
-    let mut archive = ArchiveWriter {
-        tar: tar::Builder::new(BufWriter::new(file)),
-        members: Vec::new(),
-    };
+    let mut archive = ArchiveWriter { tar: tar::Builder::new(BufWriter::new(file)), members: Vec::new() };
     let doc_ids = site.store.doc_ids().await?;
     for id in &doc_ids {
         let snapshot = site.load_doc(id).await?.save();
@@ -172,18 +152,10 @@ async fn write_dump(site: &mut Site, file: File, json: bool) -> Result<(usize, u
     let blobs = site.blobs.list()?;
     let bar = progress(blobs.len() as u64, "dumping blobs", json);
     for hash in &blobs {
-        let path = site
-            .blobs
-            .raw_file(hash)
-            .map_err(|e| anyhow!("{e}; run `datum-edge backup verify`"))?;
+        let path = site.blobs.raw_file(hash).map_err(|e| anyhow!("{e}; run `datum-edge backup verify`"))?;
         let size = fs::metadata(&path)?.len();
         let file_hash = hash_file(&path)?;
-        archive.add_reader(
-            &format!("blobs/{hash}"),
-            size,
-            BufReader::new(File::open(&path)?),
-            file_hash,
-        )?;
+        archive.add_reader(&format!("blobs/{hash}"), size, BufReader::new(File::open(&path)?), file_hash)?;
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -201,11 +173,7 @@ async fn write_dump(site: &mut Site, file: File, json: bool) -> Result<(usize, u
     header.set_size(manifest_bytes.len() as u64);
     header.set_mode(0o600);
     header.set_mtime(0);
-    archive.tar.append_data(
-        &mut header,
-        format!("{ROOT}/manifest.json"),
-        manifest_bytes.as_slice(),
-    )?;
+    archive.tar.append_data(&mut header, format!("{ROOT}/manifest.json"), manifest_bytes.as_slice())?;
     let writer = archive.tar.into_inner()?;
     let file = writer.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
@@ -221,40 +189,24 @@ fn hash_file(path: &Path) -> Result<String> {
 
 /// A member path must be a plain relative path under the dump root.
 fn member_path(path: &Path) -> Result<String> {
-    let rel = path
-        .strip_prefix(ROOT)
-        .map_err(|_| anyhow!("member {} is outside {ROOT}/", path.display()))?;
+    let rel = path.strip_prefix(ROOT).map_err(|_| anyhow!("member {} is outside {ROOT}/", path.display()))?;
     if rel.components().any(|c| !matches!(c, Component::Normal(_))) || rel.as_os_str().is_empty() {
         bail!("member {} has an unsafe path", path.display());
     }
-    rel.to_str()
-        .map(String::from)
-        .ok_or_else(|| anyhow!("member path is not UTF-8"))
+    rel.to_str().map(String::from).ok_or_else(|| anyhow!("member path is not UTF-8"))
 }
 
 pub async fn restore(ctx: &Context, file: &Path, json: bool) -> Result<Outcome> {
     let target = &ctx.data;
-    if target.exists()
-        && fs::read_dir(target)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
+    if target.exists() && fs::read_dir(target).map(|mut d| d.next().is_some()).unwrap_or(true) {
         return Err(user(format!(
             "{} already exists and is not empty; restore into a new directory",
             target.display()
         )));
     }
-    let parent = target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     fs::create_dir_all(&parent)?;
-    let name = target
-        .file_name()
-        .ok_or_else(|| user("--data must name a directory"))?
-        .to_string_lossy()
-        .to_string();
+    let name = target.file_name().ok_or_else(|| user("--data must name a directory"))?.to_string_lossy().to_string();
     let staging = parent.join(format!(".{name}.restoring-{:08x}", rand::random::<u32>()));
     fs::create_dir_all(&staging)?;
     let result = restore_into(file, &staging, ctx, json).await;
@@ -262,8 +214,7 @@ pub async fn restore(ctx: &Context, file: &Path, json: bool) -> Result<Outcome> 
         Ok(summary) => {
             let site_dir = staging.join("site");
             if target.exists() {
-                fs::remove_dir(target)
-                    .with_context(|| format!("replace empty {}", target.display()))?;
+                fs::remove_dir(target).with_context(|| format!("replace empty {}", target.display()))?;
             }
             fs::rename(&site_dir, target)
                 .with_context(|| format!("move the restored site into {}", target.display()))?;
@@ -274,18 +225,18 @@ pub async fn restore(ctx: &Context, file: &Path, json: bool) -> Result<Outcome> 
             } else {
                 println!(
                     "restored site {} into {}: {} documents, {} blobs, {} audit entries; history verified intact",
-                    summary.site, target.display(), summary.documents, summary.blobs, summary.audit_entries
+                    summary.site,
+                    target.display(),
+                    summary.documents,
+                    summary.blobs,
+                    summary.audit_entries
                 );
             }
             Ok(Outcome::Clean)
         }
         Err(e) => {
             let _ = fs::remove_dir_all(&staging);
-            Err(e.context(format!(
-                "restore {} (nothing was written to {})",
-                file.display(),
-                target.display()
-            )))
+            Err(e.context(format!("restore {} (nothing was written to {})", file.display(), target.display())))
         }
     }
 }
@@ -298,29 +249,23 @@ struct RestoreReport {
     audit_entries: usize,
 }
 
-async fn restore_into(
-    file: &Path,
-    staging: &Path,
-    ctx: &Context,
-    json: bool,
-) -> Result<RestoreReport> {
+async fn restore_into(file: &Path, staging: &Path, ctx: &Context, json: bool) -> Result<RestoreReport> {
     let input = File::open(file).map_err(|e| user(format!("{}: {e}", file.display())))?;
     let raw = staging.join("raw");
     fs::create_dir_all(&raw)?;
     let mut archive = tar::Archive::new(BufReader::new(input));
-    let mut seen: Vec<Member> = Vec::new();
-    for entry in archive
-        .entries()
-        .map_err(|e| user(format!("{} is not a Datum dump: {e}", file.display())))?
-    {
-        let mut entry = entry.map_err(|e| user(format!("{} is damaged: {e}", file.display())))?;
+    // Error texts of the archive reader can quote the file's bytes; they are not shown.
+    let not_a_dump = || user(format!("{} is not a Datum dump (not a tar archive, or damaged)", file.display()));
+    let mut seen: HashMap<String, Member> = HashMap::new();
+    for entry in archive.entries().map_err(|_| not_a_dump())? {
+        let mut entry = entry.map_err(|_| not_a_dump())?;
         if seen.len() >= MAX_MEMBERS {
             return Err(user("dump has too many members"));
         }
         if entry.header().entry_type() != tar::EntryType::Regular {
             return Err(user("dump contains something other than regular files"));
         }
-        let path = member_path(&entry.path()?)
+        let path = member_path(&entry.path().map_err(|_| not_a_dump())?)
             .map_err(|e| user(format!("{} is not a Datum dump: {e}", file.display())))?;
         let dest = raw.join(&path);
         fs::create_dir_all(dest.parent().expect("member paths have a parent"))?;
@@ -329,9 +274,7 @@ async fn restore_into(
         let mut buf = vec![0u8; 1 << 20];
         let mut size = 0u64;
         loop {
-            let n = entry
-                .read(&mut buf)
-                .map_err(|e| user(format!("{} is damaged: {e}", file.display())))?;
+            let n = entry.read(&mut buf).map_err(|_| not_a_dump())?;
             if n == 0 {
                 break;
             }
@@ -339,95 +282,62 @@ async fn restore_into(
             out.write_all(&buf[..n])?;
             size += n as u64;
         }
-        seen.push(Member {
-            path,
-            sha256: hex::encode(hasher.finalize()),
-            size,
-        });
+        let member = Member { path: path.clone(), sha256: hex::encode(hasher.finalize()), size };
+        if seen.insert(path.clone(), member).is_some() {
+            return Err(user(format!("dump contains {path} twice: refusing an ambiguous archive")));
+        }
     }
-    let manifest_bytes = fs::read(raw.join("manifest.json")).map_err(|_| {
-        user(format!(
-            "{} has no manifest: not a complete Datum dump",
-            file.display()
-        ))
-    })?;
-    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
-        .map_err(|e| user(format!("dump manifest is invalid: {e}")))?;
+    let manifest_bytes = fs::read(raw.join("manifest.json"))
+        .map_err(|_| user(format!("{} has no manifest: not a complete Datum dump", file.display())))?;
+    let manifest: Manifest =
+        serde_json::from_slice(&manifest_bytes).map_err(|e| user(format!("dump manifest is invalid: {e}")))?;
     if manifest.format != FORMAT {
-        return Err(user(format!(
-            "dump format {:?} is not supported (expected {FORMAT})",
-            manifest.format
-        )));
+        return Err(user(format!("dump format {:?} is not supported (expected {FORMAT})", manifest.format)));
     }
     for m in &manifest.members {
-        match seen.iter().find(|s| s.path == m.path) {
+        match seen.get(&m.path) {
             None => return Err(user(format!("dump is incomplete: {} is missing", m.path))),
             Some(s) if s.sha256 != m.sha256 || s.size != m.size => {
-                return Err(user(format!(
-                    "dump is damaged: {} does not match the manifest",
-                    m.path
-                )))
+                return Err(user(format!("dump is damaged: {} does not match the manifest", m.path)))
             }
             Some(_) => {}
         }
     }
-    if let Some(extra) = seen
-        .iter()
-        .find(|s| s.path != "manifest.json" && !manifest.members.iter().any(|m| m.path == s.path))
-    {
-        return Err(user(format!(
-            "dump contains {} which the manifest does not list",
-            extra.path
-        )));
+    let listed: std::collections::HashSet<&str> = manifest.members.iter().map(|m| m.path.as_str()).collect();
+    if let Some(extra) = seen.keys().find(|p| p.as_str() != "manifest.json" && !listed.contains(p.as_str())) {
+        return Err(user(format!("dump contains {extra} which the manifest does not list")));
     }
 
     // Rebuild the site.
     let site_dir = staging.join("site");
     fs::create_dir_all(site_dir.join("identity"))?;
     let _lock = DirLock::acquire(&site_dir)?;
-    write_secret(
-        &site_dir.join("identity/site.key"),
-        &fs::read(raw.join("identity/site.key"))?,
-    )?;
+    write_secret(&site_dir.join("identity/site.key"), &fs::read(raw.join("identity/site.key"))?)?;
     let blobs = BlobStore::open(site_dir.join("blobs"))?;
-    let blob_members: Vec<&Member> = manifest
-        .members
-        .iter()
-        .filter(|m| m.path.starts_with("blobs/"))
-        .collect();
+    let blob_members: Vec<&Member> = manifest.members.iter().filter(|m| m.path.starts_with("blobs/")).collect();
     let bar = progress(2 * blob_members.len() as u64, "restoring blobs", json);
     for m in &blob_members {
         let hash = &m.path["blobs/".len()..];
         if !is_hash(hash) {
             return Err(user(format!("dump member {} is not a blob name", m.path)));
         }
-        blobs
-            .install_raw(hash, &fs::read(raw.join(&m.path))?)
-            .map_err(|e| user(format!("dump blob: {e}")))?;
+        blobs.install_raw(hash, &fs::read(raw.join(&m.path))?).map_err(|e| user(format!("dump blob: {e}")))?;
         bar.inc(1);
     }
     for m in &blob_members {
-        blobs
-            .verify(&m.path["blobs/".len()..])
-            .map_err(|e| user(format!("dump blob: {e}")))?;
+        blobs.verify(&m.path["blobs/".len()..]).map_err(|e| user(format!("dump blob: {e}")))?;
         bar.inc(1);
     }
     bar.finish_and_clear();
     let mut docs = Vec::new();
     let mut records = Vec::new();
-    for m in manifest
-        .members
-        .iter()
-        .filter(|m| m.path.starts_with("docs/"))
-    {
+    for m in manifest.members.iter().filter(|m| m.path.starts_with("docs/")) {
         let stem = m.path["docs/".len()..]
             .strip_suffix(".automerge")
             .ok_or_else(|| user(format!("unexpected member {}", m.path)))?;
-        let id = DocId::parse(&stem.replace('~', "/"))
-            .map_err(|e| user(format!("dump member {}: {e}", m.path)))?;
+        let id = DocId::parse(&stem.replace('~', "/")).map_err(|e| user(format!("dump member {}: {e}", m.path)))?;
         let bytes = fs::read(raw.join(&m.path))?;
-        let doc = Automerge::load(&bytes)
-            .map_err(|e| user(format!("document {id} in the dump is damaged: {e}")))?;
+        let doc = Automerge::load(&bytes).map_err(|e| user(format!("document {id} in the dump is damaged: {e}")))?;
         for (collection, key, json) in document::all_records(&doc)? {
             records.push(RecordRow {
                 subject: document::record_subject(&key, &json),
@@ -440,19 +350,16 @@ async fn restore_into(
         docs.push((id, bytes));
     }
     let mut audit: Vec<SignedEntry> = Vec::new();
-    for (i, line) in fs::read_to_string(raw.join("audit.jsonl"))?
-        .lines()
-        .enumerate()
-    {
-        audit.push(
-            serde_json::from_str(line)
-                .map_err(|e| user(format!("dump audit line {}: {e}", i + 1)))?,
-        );
+    for (i, line) in fs::read_to_string(raw.join("audit.jsonl"))?.lines().enumerate() {
+        audit.push(serde_json::from_str(line).map_err(|e| user(format!("dump audit line {}: {e}", i + 1)))?);
     }
     let store = Store::open(&site_dir.join("datum.db"), true).await?;
     store.import_snapshot(&docs, &records, &audit).await?;
     store.set_meta("site_id", &manifest.site.site_id).await?;
     store.close().await;
+    if let Some(last) = audit.last() {
+        write_audit_head(&site_dir, last.entry.seq, &last.hash)?;
+    }
     drop(_lock);
 
     // Open it like any site and prove it is whole before it goes live.
@@ -466,10 +373,7 @@ async fn restore_into(
     };
     site.close().await;
     if !report.problems.is_empty() {
-        bail!(
-            "the restored history does not verify:\n  {}",
-            report.problems.join("\n  ")
-        );
+        bail!("the restored history does not verify:\n  {}", report.problems.join("\n  "));
     }
     fs::remove_dir_all(&raw).ok();
     Ok(summary)

@@ -28,12 +28,7 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
     match command {
         Command::Init { site } => {
             let site = Site::init(&ctx.data, &site, &ctx.actor, ctx.now).await?;
-            println!(
-                "initialised site {} (id {}) in {}",
-                site.info.name,
-                site.info.site_id,
-                ctx.data.display()
-            );
+            println!("initialised site {} (id {}) in {}", site.info.name, site.info.site_id, ctx.data.display());
             site.close().await;
             Ok(Outcome::Clean)
         }
@@ -70,9 +65,7 @@ pub fn parse_version(value: &str) -> Result<u32> {
     let digits = value.trim().trim_start_matches(['v', 'V']);
     match digits.parse::<u32>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(user(format!(
-            "version {value:?} is not a version number like 3 or v3"
-        ))),
+        _ => Err(user(format!("version {value:?} is not a version number like 3 or v3"))),
     }
 }
 
@@ -85,11 +78,7 @@ pub async fn find_asset(site: &Site, name: &str) -> Result<Asset> {
     let name = parse_asset_name(name)?;
     site.get::<Asset>("assets", name.as_str())
         .await?
-        .ok_or_else(|| {
-            user(format!(
-                "asset {name} does not exist (see `datum-edge asset list`)"
-            ))
-        })
+        .ok_or_else(|| user(format!("asset {name} does not exist (see `datum-edge asset list`)")))
 }
 
 /// The slot a command means: the one named, else the asset's only slot, else its kind's default slot.
@@ -103,10 +92,7 @@ pub fn resolve_slot(asset: &Asset, slots: &[&SlotName], given: Option<&str>) -> 
         many => Err(user(format!(
             "asset {} has several slots ({}); name one with --slot",
             asset.name,
-            many.iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         ))),
     }
 }

@@ -36,10 +36,7 @@ fn print_drift(entries: &[DriftEntry]) {
         .map(|e| {
             vec![
                 e.asset.to_string(),
-                e.slot
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "-".into()),
+                e.slot.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
                 e.status.as_str().to_string(),
                 e.detail.clone(),
             ]
@@ -58,19 +55,9 @@ fn print_drift(entries: &[DriftEntry]) {
 }
 
 pub async fn restore_test(site: &mut Site, cmd: RestoreTestCmd) -> Result<Outcome> {
-    let RestoreTestCmd::Record {
-        asset,
-        slot,
-        version,
-        result,
-        method,
-        evidence,
-        notes,
-    } = cmd;
+    let RestoreTestCmd::Record { asset, slot, version, result, method, evidence, notes } = cmd;
     let asset = find_asset(site, &asset).await?;
-    let result: TestResult = result
-        .parse()
-        .map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
+    let result: TestResult = result.parse().map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
     let method = required_text("method", method, 1024)?;
     let notes = text_arg("notes", notes, 4096)?;
     let view = View::load(site).await?;
@@ -84,19 +71,13 @@ pub async fn restore_test(site: &mut Site, cmd: RestoreTestCmd) -> Result<Outcom
         None => (None, None),
         Some(path) => {
             if !path.is_file() {
-                return Err(user(format!(
-                    "evidence {} is not a readable file",
-                    path.display()
-                )));
+                return Err(user(format!("evidence {} is not a readable file", path.display())));
             }
             let stored = site.blobs.put_file(path, None).map_err(|e| match e {
                 BlobError::TooLarge { .. } => user(e.to_string()),
                 other => other.into(),
             })?;
-            (
-                Some(stored.hash),
-                path.file_name().map(|n| n.to_string_lossy().to_string()),
-            )
+            (Some(stored.hash), path.file_name().map(|n| n.to_string_lossy().to_string()))
         }
     };
     let id = view.restore_tests.iter().map(|t| t.id).max().unwrap_or(0) + 1;
@@ -114,22 +95,11 @@ pub async fn restore_test(site: &mut Site, cmd: RestoreTestCmd) -> Result<Outcom
         tested_by: site.actor.clone(),
     };
     let doc = site.doc_id(&format!("records/{}", year_period(site.now)));
-    let mut w = Write::new("restore-test.record", asset.name.as_str(), None);
+    let mut w = Write::new("restore-test.record", asset.name.as_str(), None).concerning([&asset.name]);
     w.put(&doc, "restore_tests", &format!("{id:06}"), &test)?;
-    let result_text = if result == TestResult::Pass {
-        "pass"
-    } else {
-        "FAIL"
-    };
-    site.apply(
-        w,
-        format!("{slot} v{} restore test: {result_text}", v.version),
-    )
-    .await?;
-    println!(
-        "recorded restore test #{id} of {}/{slot} v{}: {result_text}",
-        asset.name, v.version
-    );
+    let result_text = if result == TestResult::Pass { "pass" } else { "FAIL" };
+    site.apply(w, format!("{slot} v{} restore test: {result_text}", v.version)).await?;
+    println!("recorded restore test #{id} of {}/{slot} v{}: {result_text}", asset.name, v.version);
     Ok(Outcome::Clean)
 }
 
@@ -156,11 +126,7 @@ async fn backup_status(site: &mut Site, json: bool) -> Result<Outcome> {
     let view = View::load(site).await?;
     let mut out = Vec::new();
     for asset in view.assets.values().filter(|a| a.is_active() && a.in_scope) {
-        let last_backup = view
-            .slots_of(&asset.name)
-            .iter()
-            .filter_map(|s| view.last_seen(&asset.name, s))
-            .max();
+        let last_backup = view.slots_of(&asset.name).iter().filter_map(|s| view.last_seen(&asset.name, s)).max();
         let last_test = view
             .restore_tests
             .iter()
@@ -180,9 +146,7 @@ async fn backup_status(site: &mut Site, json: bool) -> Result<Outcome> {
             restore_test_overdue: last_test.is_none_or(|t| site.now - t > test_interval),
         });
     }
-    let findings = out
-        .iter()
-        .any(|s| s.backup_overdue || s.restore_test_overdue);
+    let findings = out.iter().any(|s| s.backup_overdue || s.restore_test_overdue);
     if json {
         print_json(&out)?;
     } else {
@@ -194,31 +158,13 @@ async fn backup_status(site: &mut Site, json: bool) -> Result<Outcome> {
                     s.asset.to_string(),
                     s.criticality.to_string(),
                     age_days(site.now, s.last_backup_at),
-                    format!(
-                        "{} (every {}d)",
-                        flag(s.backup_overdue),
-                        s.backup_interval_days
-                    ),
+                    format!("{} (every {}d)", flag(s.backup_overdue), s.backup_interval_days),
                     age_days(site.now, s.last_restore_test_at),
-                    format!(
-                        "{} (every {}d)",
-                        flag(s.restore_test_overdue),
-                        s.restore_test_interval_days
-                    ),
+                    format!("{} (every {}d)", flag(s.restore_test_overdue), s.restore_test_interval_days),
                 ]
             })
             .collect();
-        print_table(
-            &[
-                "ASSET",
-                "CRITICALITY",
-                "BACKUP AGE",
-                "BACKUP",
-                "RESTORE TEST AGE",
-                "RESTORE TEST",
-            ],
-            &rows,
-        );
+        print_table(&["ASSET", "CRITICALITY", "BACKUP AGE", "BACKUP", "RESTORE TEST AGE", "RESTORE TEST"], &rows);
     }
     Ok(Outcome::from_findings(findings))
 }
@@ -238,21 +184,15 @@ struct VerifyReport {
 }
 
 /// Every blob hash the records reference, with who references it.
-pub async fn referenced_blobs(
-    site: &Site,
-) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
+pub async fn referenced_blobs(site: &Site) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
     let view = View::load(site).await?;
     let mut refs: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for v in view.versions.values().flatten() {
-        refs.entry(v.raw_hash.clone())
-            .or_default()
-            .push(format!("{}/{} v{}", v.asset, v.slot, v.version));
+        refs.entry(v.raw_hash.clone()).or_default().push(format!("{}/{} v{}", v.asset, v.slot, v.version));
     }
     for t in &view.restore_tests {
         if let Some(h) = &t.evidence_hash {
-            refs.entry(h.clone())
-                .or_default()
-                .push(format!("restore test #{} evidence", t.id));
+            refs.entry(h.clone()).or_default().push(format!("restore test #{} evidence", t.id));
         }
     }
     Ok(refs)
@@ -285,27 +225,16 @@ async fn backup_verify(site: &mut Site, json: bool) -> Result<Outcome> {
     let (n, bytes, problems) = check_blobs(site, json).await?;
     let findings = !problems.is_empty();
     if json {
-        print_json(&VerifyReport {
-            blobs_checked: n,
-            bytes_checked: bytes,
-            problems,
-        })?;
+        print_json(&VerifyReport { blobs_checked: n, bytes_checked: bytes, problems })?;
     } else {
         for p in &problems {
-            let users = if p.used_by.is_empty() {
-                String::new()
-            } else {
-                format!(" (used by {})", p.used_by.join(", "))
-            };
+            let users =
+                if p.used_by.is_empty() { String::new() } else { format!(" (used by {})", p.used_by.join(", ")) };
             println!("DAMAGED {}{users}", p.problem);
         }
         println!(
             "checked {n} blobs ({bytes} bytes): {}",
-            if findings {
-                format!("{} damaged or missing", problems.len())
-            } else {
-                "all intact".into()
-            }
+            if findings { format!("{} damaged or missing", problems.len()) } else { "all intact".into() }
         );
     }
     Ok(Outcome::from_findings(findings))
@@ -314,12 +243,7 @@ async fn backup_verify(site: &mut Site, json: bool) -> Result<Outcome> {
 pub async fn review(site: &mut Site, cmd: ReviewCmd) -> Result<Outcome> {
     match cmd {
         ReviewCmd::Due { json } => review_due(site, json).await,
-        ReviewCmd::Record {
-            asset,
-            zone,
-            outcome,
-            notes,
-        } => review_record(site, asset, zone, outcome, notes).await,
+        ReviewCmd::Record { asset, zone, outcome, notes } => review_record(site, asset, zone, outcome, notes).await,
     }
 }
 
@@ -338,12 +262,7 @@ async fn review_due(site: &mut Site, json: bool) -> Result<Outcome> {
     let view = View::load(site).await?;
     let mut out = Vec::new();
     for asset in view.assets.values().filter(|a| a.is_active() && a.in_scope) {
-        let last = view
-            .reviews
-            .iter()
-            .filter(|r| r.assets.contains(&asset.name))
-            .map(|r| r.reviewed_at)
-            .max();
+        let last = view.reviews.iter().filter(|r| r.assets.contains(&asset.name)).map(|r| r.reviewed_at).max();
         let interval = site.policy.review_interval(asset.criticality);
         let due_at = last.unwrap_or(asset.created_at) + interval;
         let status = if site.now > due_at {
@@ -375,30 +294,14 @@ async fn review_due(site: &mut Site, json: bool) -> Result<Outcome> {
                     r.asset.to_string(),
                     r.criticality.to_string(),
                     r.zone.clone().unwrap_or_else(|| "-".into()),
-                    r.last_review_at
-                        .map(|t| t.format("%Y-%m-%d").to_string())
-                        .unwrap_or_else(|| "never".into()),
+                    r.last_review_at.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "never".into()),
                     r.due_at.format("%Y-%m-%d").to_string(),
                     r.status.to_uppercase(),
                 ]
             })
             .collect();
-        print_table(
-            &[
-                "ASSET",
-                "CRITICALITY",
-                "ZONE",
-                "LAST REVIEW",
-                "DUE",
-                "STATUS",
-            ],
-            &rows,
-        );
-        println!(
-            "\n{} of {} in-scope assets due or overdue",
-            listed.len(),
-            out.len()
-        );
+        print_table(&["ASSET", "CRITICALITY", "ZONE", "LAST REVIEW", "DUE", "STATUS"], &rows);
+        println!("\n{} of {} in-scope assets due or overdue", listed.len(), out.len());
     }
     Ok(Outcome::from_findings(findings))
 }
@@ -410,26 +313,22 @@ async fn review_record(
     outcome: String,
     notes: String,
 ) -> Result<Outcome> {
-    let outcome: ReviewOutcome = outcome
-        .parse()
-        .map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
+    let outcome: ReviewOutcome =
+        outcome.parse().map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
     let notes = required_text("notes", notes, 8192)?;
     let view = View::load(site).await?;
     let (assets, subject): (Vec<&Asset>, String) = match (&asset, &zone) {
         (Some(name), _) => {
             let a = find_asset(site, name).await?;
-            let a = view
-                .assets
-                .get(&a.name)
-                .ok_or_else(|| user(format!("asset {name} does not exist")))?;
+            if !a.is_active() {
+                return Err(user(format!("asset {} is retired; it needs no review", a.name)));
+            }
+            let a = view.assets.get(&a.name).ok_or_else(|| user(format!("asset {name} does not exist")))?;
             (vec![a], a.name.to_string())
         }
         (None, Some(zone)) => {
-            let list: Vec<&Asset> = view
-                .assets
-                .values()
-                .filter(|a| a.is_active() && a.zone.as_deref() == Some(zone))
-                .collect();
+            let list: Vec<&Asset> =
+                view.assets.values().filter(|a| a.is_active() && a.zone.as_deref() == Some(zone)).collect();
             if list.is_empty() {
                 return Err(user(format!("zone {zone:?} has no active assets")));
             }
@@ -438,11 +337,8 @@ async fn review_record(
         (None, None) => return Err(user("name an asset or --zone")),
     };
     let names: Vec<AssetName> = assets.iter().map(|a| a.name.clone()).collect();
-    let drift: Vec<DriftEntry> = view
-        .drift(site, zone.as_deref())
-        .into_iter()
-        .filter(|e| names.contains(&e.asset))
-        .collect();
+    let drift: Vec<DriftEntry> =
+        view.drift(site, zone.as_deref()).into_iter().filter(|e| names.contains(&e.asset)).collect();
     let id = view.reviews.iter().map(|r| r.id).max().unwrap_or(0) + 1;
     let review = Review {
         id,
@@ -455,23 +351,15 @@ async fn review_record(
         drift,
     };
     let doc = site.doc_id(&format!("records/{}", year_period(site.now)));
-    let mut w = Write::new("review.record", subject.clone(), None);
+    let mut w = Write::new("review.record", subject.clone(), None).concerning(&names);
     w.put(&doc, "reviews", &format!("{id:06}"), &review)?;
-    let findings = review
-        .drift
-        .iter()
-        .filter(|d| d.status.is_finding())
-        .count();
+    let findings = review.drift.iter().filter(|d| d.status.is_finding()).count();
     site.apply(
         w,
         format!(
             "review #{id} of {} asset(s): {}, {findings} drift finding(s) at review time",
             names.len(),
-            if outcome == ReviewOutcome::Ok {
-                "ok"
-            } else {
-                "findings"
-            }
+            if outcome == ReviewOutcome::Ok { "ok" } else { "findings" }
         ),
     )
     .await?;

@@ -6,9 +6,7 @@ use expect_test::{expect, Expect};
 use super::*;
 
 fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0)
-        .single()
-        .expect("valid date")
+    Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).single().expect("valid date")
 }
 
 fn asset(name: &str) -> AssetName {
@@ -45,31 +43,17 @@ fn run(risk: Risk, emergency: bool, script: &str) -> String {
     let mut state: Option<ChangeRequest> = None;
     let mut out = String::new();
     let mut seq = 0;
-    for (i, line) in script
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
+    for (i, line) in script.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
         let (actor, verb) = line.split_once(' ').expect("actor verb");
         let action = match verb {
             "create" => ChangeAction::Create(draft(risk, emergency)),
             "submit" => ChangeAction::Submit,
             "approve" => ChangeAction::Approve { comment: None },
-            "reject" => ChangeAction::Reject {
-                reason: "too risky".into(),
-            },
-            "implement" => ChangeAction::Implement {
-                note: None,
-                captures: vec![vref("fw1", 2, "bb")],
-            },
-            "verify" => ChangeAction::Verify {
-                checked: vec![vref("fw1", 2, "bb")],
-            },
+            "reject" => ChangeAction::Reject { reason: "too risky".into() },
+            "implement" => ChangeAction::Implement { note: None, captures: vec![vref("fw1", 2, "bb")] },
+            "verify" => ChangeAction::Verify { checked: vec![vref("fw1", 2, "bb")] },
             "close" => ChangeAction::Close,
-            "cancel" => ChangeAction::Cancel {
-                reason: "not needed".into(),
-            },
+            "cancel" => ChangeAction::Cancel { reason: "not needed".into() },
             other => panic!("unknown verb {other}"),
         };
         let event = ChangeEvent {
@@ -280,19 +264,10 @@ fn folded(risk: Risk, emergency: bool, verbs: &[(&str, &str)]) -> ChangeRequest 
             "create" => ChangeAction::Create(draft(risk, emergency)),
             "submit" => ChangeAction::Submit,
             "approve" => ChangeAction::Approve { comment: None },
-            "implement" => ChangeAction::Implement {
-                note: None,
-                captures: vec![vref("fw1", 2, "bb")],
-            },
+            "implement" => ChangeAction::Implement { note: None, captures: vec![vref("fw1", 2, "bb")] },
             other => panic!("{other}"),
         };
-        events.push(ChangeEvent {
-            change: ChangeId(1),
-            seq: i as u32 + 1,
-            at: t0(),
-            actor: actor.to_string(),
-            action,
-        });
+        events.push(ChangeEvent { change: ChangeId(1), seq: i as u32 + 1, at: t0(), actor: actor.to_string(), action });
     }
     let (state, ignored) = fold(&events);
     assert!(ignored.is_empty(), "{ignored:?}");
@@ -302,60 +277,35 @@ fn folded(risk: Risk, emergency: bool, verbs: &[(&str, &str)]) -> ChangeRequest 
 #[test]
 fn emergency_authorization_expires_after_the_approval_window() {
     let policy = Policy::default();
-    let cr = folded(
-        Risk::Low,
-        true,
-        &[("alice", "create"), ("alice", "implement")],
-    );
+    let cr = folded(Risk::Low, true, &[("alice", "create"), ("alice", "implement")]);
     assert!(cr.authorizes(&asset("fw1"), t0() + Duration::hours(71), &policy));
     assert!(!cr.authorizes(&asset("fw1"), t0() + Duration::hours(73), &policy));
     assert!(!cr.authorizes(&asset("other"), t0(), &policy));
     assert_eq!(cr.flags(t0() + Duration::hours(73), &policy).len(), 1);
-    assert!(cr.flags(t0() + Duration::hours(73), &policy)[0]
-        .starts_with("emergency change not approved"));
+    assert!(cr.flags(t0() + Duration::hours(73), &policy)[0].starts_with("emergency change not approved"));
 }
 
 #[test]
 fn unapproved_normal_change_authorizes_nothing() {
     let policy = Policy::default();
-    let submitted = folded(
-        Risk::Low,
-        false,
-        &[("alice", "create"), ("alice", "submit")],
-    );
+    let submitted = folded(Risk::Low, false, &[("alice", "create"), ("alice", "submit")]);
     assert!(!submitted.authorizes(&asset("fw1"), t0(), &policy));
     assert!(submitted.accepts_captures().is_err());
-    let approved = folded(
-        Risk::Low,
-        false,
-        &[("alice", "create"), ("alice", "submit"), ("bob", "approve")],
-    );
+    let approved = folded(Risk::Low, false, &[("alice", "create"), ("alice", "submit"), ("bob", "approve")]);
     assert!(approved.authorizes(&asset("fw1"), t0(), &policy));
     assert!(approved.accepts_captures().is_ok());
     let implemented = folded(
         Risk::Low,
         false,
-        &[
-            ("alice", "create"),
-            ("alice", "submit"),
-            ("bob", "approve"),
-            ("alice", "implement"),
-        ],
+        &[("alice", "create"), ("alice", "submit"), ("bob", "approve"), ("alice", "implement")],
     );
-    assert!(
-        implemented.accepts_captures().is_err(),
-        "captures after implementation would never be verified"
-    );
+    assert!(implemented.accepts_captures().is_err(), "captures after implementation would never be verified");
 }
 
 #[test]
 fn authorization_ends_with_the_change_window() {
     let policy = Policy::default();
-    let mut cr = folded(
-        Risk::Low,
-        false,
-        &[("alice", "create"), ("alice", "submit"), ("bob", "approve")],
-    );
+    let mut cr = folded(Risk::Low, false, &[("alice", "create"), ("alice", "submit"), ("bob", "approve")]);
     cr.draft.window_to = Some(t0() + Duration::hours(2));
     assert!(cr.authorizes(&asset("fw1"), t0() + Duration::hours(1), &policy));
     assert!(!cr.authorizes(&asset("fw1"), t0() + Duration::hours(3), &policy));
@@ -373,38 +323,18 @@ fn late_emergency_approval_stays_visible() {
         actor: actor.into(),
         action,
     };
-    events.push(mk(
-        1,
-        0,
-        "alice",
-        ChangeAction::Create(draft(Risk::Low, true)),
-    ));
-    events.push(mk(
-        2,
-        1,
-        "alice",
-        ChangeAction::Implement {
-            note: None,
-            captures: vec![],
-        },
-    ));
+    events.push(mk(1, 0, "alice", ChangeAction::Create(draft(Risk::Low, true))));
+    events.push(mk(2, 1, "alice", ChangeAction::Implement { note: None, captures: vec![] }));
     events.push(mk(3, 100, "bob", ChangeAction::Approve { comment: None }));
     let (state, _) = fold(&events);
     let state = state.expect("created");
     assert!(state.authorizes(&asset("fw1"), t0() + Duration::hours(101), &policy));
-    assert!(state.flags(t0() + Duration::hours(101), &policy)[0]
-        .starts_with("emergency change approved late"));
+    assert!(state.flags(t0() + Duration::hours(101), &policy)[0].starts_with("emergency change approved late"));
 }
 
 #[test]
 fn fold_keeps_refused_events_visible() {
-    let mk = |seq, actor: &str, action| ChangeEvent {
-        change: ChangeId(1),
-        seq,
-        at: t0(),
-        actor: actor.into(),
-        action,
-    };
+    let mk = |seq, actor: &str, action| ChangeEvent { change: ChangeId(1), seq, at: t0(), actor: actor.into(), action };
     let events = vec![
         mk(3, "bob", ChangeAction::Approve { comment: None }),
         mk(1, "alice", ChangeAction::Create(draft(Risk::Low, false))),
@@ -414,11 +344,7 @@ fn fold_keeps_refused_events_visible() {
     let state = state.expect("created");
     assert_eq!(state.state, ChangeState::Draft);
     assert_eq!(ignored.len(), 2, "{ignored:?}");
-    assert!(
-        ignored[0].error.contains("cannot approve"),
-        "{}",
-        ignored[0].error
-    );
+    assert!(ignored[0].error.contains("cannot approve"), "{}", ignored[0].error);
 }
 
 #[test]
@@ -426,16 +352,9 @@ fn verification_needs_every_asset_and_unchanged_captures() {
     let cr = folded(
         Risk::Low,
         false,
-        &[
-            ("alice", "create"),
-            ("alice", "submit"),
-            ("bob", "approve"),
-            ("alice", "implement"),
-        ],
+        &[("alice", "create"), ("alice", "submit"), ("bob", "approve"), ("alice", "implement")],
     );
-    let outcome = check_verification(&cr, |a, _| {
-        (a.as_str() == "fw1").then(|| vref("fw1", 2, "bb"))
-    });
+    let outcome = check_verification(&cr, |a, _| (a.as_str() == "fw1").then(|| vref("fw1", 2, "bb")));
     assert_eq!(outcome.matched, vec![vref("fw1", 2, "bb")]);
     assert_eq!(outcome.problems.len(), 1, "{:?}", outcome.problems);
     assert!(outcome.problems[0].starts_with("plc1: no capture is linked"));

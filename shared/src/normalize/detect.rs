@@ -124,24 +124,16 @@ pub fn detect(name: Option<&str>, text: &str) -> Format {
         return Format::FortiOs;
     }
     if any(&|l| l.starts_with('#') && l.contains("by RouterOS"))
-        || count(&|l| {
-            l.starts_with("/ip ") || l.starts_with("/interface ") || l.starts_with("/system ")
-        }) >= 2
+        || count(&|l| l.starts_with("/ip ") || l.starts_with("/interface ") || l.starts_with("/system ")) >= 2
     {
         return Format::MikroTik;
     }
-    if any(&starts("*filter"))
-        || any(&starts("*nat"))
-        || any(&starts("*mangle"))
-        || any(&starts("*raw"))
-    {
-        if any(&starts("COMMIT")) {
-            return Format::IptablesSave;
-        }
+    let iptables_table =
+        any(&starts("*filter")) || any(&starts("*nat")) || any(&starts("*mangle")) || any(&starts("*raw"));
+    if iptables_table && any(&starts("COMMIT")) {
+        return Format::IptablesSave;
     }
-    if any(&|l| l.starts_with("table ") && l.trim_end().ends_with('{'))
-        || any(&starts("#!/usr/sbin/nft"))
-    {
+    if any(&|l| l.starts_with("table ") && l.trim_end().ends_with('{')) || any(&starts("#!/usr/sbin/nft")) {
         return Format::Nftables;
     }
     if any(&starts("## Last commit:"))
@@ -151,11 +143,7 @@ pub fn detect(name: Option<&str>, text: &str) -> Format {
         return Format::JunosCurly;
     }
     if count(&|l| l.starts_with("set ") || l.starts_with("deactivate ")) * 2
-        > lines
-            .iter()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .count()
-            .max(1)
+        > lines.iter().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).count().max(1)
         && any(&|l| {
             l.starts_with("set system ")
                 || l.starts_with("set interfaces ")
@@ -176,9 +164,7 @@ pub fn detect(name: Option<&str>, text: &str) -> Format {
     if any(&starts("!! IOS XR")) || any(&|l| l.starts_with("!! Last configuration change")) {
         return Format::CiscoIosXr;
     }
-    if any(&starts("!Command: show running-config"))
-        || (any(&starts("feature ")) && any(&starts("interface ")))
-    {
+    if any(&starts("!Command: show running-config")) || (any(&starts("feature ")) && any(&starts("interface "))) {
         return Format::CiscoNxos;
     }
     let cisco_markers = count(&|l| {
@@ -198,8 +184,7 @@ pub fn detect(name: Option<&str>, text: &str) -> Format {
     }
     // OpenWrt UCI.
     if count(&|l| l.starts_with("config ")) >= 1
-        && count(&|l| l.trim_start().starts_with("option ") || l.trim_start().starts_with("list "))
-            >= 1
+        && count(&|l| l.trim_start().starts_with("option ") || l.trim_start().starts_with("list ")) >= 1
         && !any(&|l| l.trim_start().starts_with("edit "))
     {
         return Format::OpenWrtUci;
@@ -218,10 +203,7 @@ pub fn detect(name: Option<&str>, text: &str) -> Format {
         return Format::Step7Source;
     }
     // Linux hardening.
-    if count(&|l| {
-        l.starts_with("-a ") || l.starts_with("-w ") || l.starts_with("-D") || l.starts_with("-b ")
-    }) >= 2
-    {
+    if count(&|l| l.starts_with("-a ") || l.starts_with("-w ") || l.starts_with("-D") || l.starts_with("-b ")) >= 2 {
         return Format::AuditRules;
     }
     let sshd_keys = [
@@ -236,13 +218,7 @@ pub fn detect(name: Option<&str>, text: &str) -> Format {
         "kbdinteractiveauthentication",
     ];
     if count(&|l| {
-        let first = l
-            .trim_start()
-            .trim_start_matches('#')
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let first = l.trim_start().trim_start_matches('#').split_whitespace().next().unwrap_or("").to_ascii_lowercase();
         sshd_keys.contains(&first.as_str())
     }) >= 2
         || name.contains("sshd_config")
@@ -253,24 +229,16 @@ pub fn detect(name: Option<&str>, text: &str) -> Format {
         let l = l.trim();
         !l.starts_with('#')
             && !l.starts_with(';')
-            && l.split_once('=')
-                .is_some_and(|(k, _)| !k.trim().is_empty() && !k.trim().contains(' '))
+            && l.split_once('=').is_some_and(|(k, _)| !k.trim().is_empty() && !k.trim().contains(' '))
     });
     let content = lines
         .iter()
-        .filter(|l| {
-            !l.trim().is_empty()
-                && !l.trim_start().starts_with('#')
-                && !l.trim_start().starts_with(';')
-        })
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && !l.trim_start().starts_with(';'))
         .count();
     if content > 0 && kv * 10 >= content * 8 {
         let sysctl = count(&|l| {
             let k = l.split('=').next().unwrap_or("").trim();
-            (k.starts_with("net.")
-                || k.starts_with("kernel.")
-                || k.starts_with("fs.")
-                || k.starts_with("vm."))
+            (k.starts_with("net.") || k.starts_with("kernel.") || k.starts_with("fs.") || k.starts_with("vm."))
                 && k.contains('.')
         });
         if sysctl * 2 >= kv || name.contains("sysctl") {
@@ -279,10 +247,7 @@ pub fn detect(name: Option<&str>, text: &str) -> Format {
         return Format::KeyValue;
     }
     // Other indented network CLIs.
-    if count(&|l| {
-        l.starts_with("interface ") || l.starts_with("vlan ") || l.starts_with("hostname ")
-    }) >= 2
-    {
+    if count(&|l| l.starts_with("interface ") || l.starts_with("vlan ") || l.starts_with("hostname ")) >= 2 {
         return Format::NetworkCli;
     }
     if name.ends_with(".csv") || looks_like_csv(&lines) {
@@ -292,11 +257,7 @@ pub fn detect(name: Option<&str>, text: &str) -> Format {
 }
 
 fn looks_like_csv(lines: &[&str]) -> bool {
-    let content: Vec<&&str> = lines
-        .iter()
-        .filter(|l| !l.trim().is_empty())
-        .take(20)
-        .collect();
+    let content: Vec<&&str> = lines.iter().filter(|l| !l.trim().is_empty()).take(20).collect();
     if content.len() < 2 {
         return false;
     }
@@ -340,10 +301,7 @@ fn root_element(text: &str) -> Option<String> {
         } else if rest.starts_with("<!") {
             rest = &rest[rest.find('>')? + 1..];
         } else {
-            let name: String = rest[1..]
-                .chars()
-                .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/')
-                .collect();
+            let name: String = rest[1..].chars().take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/').collect();
             let local = name.rsplit(':').next().unwrap_or(&name).to_string();
             return Some(local);
         }

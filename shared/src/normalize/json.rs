@@ -14,52 +14,29 @@ pub fn normalize(text: &str, key: &FingerprintKey) -> Option<(Vec<NormLine>, usi
     Some((out, n))
 }
 
-fn walk(
-    value: &Value,
-    path: &str,
-    secret: bool,
-    key: &FingerprintKey,
-    out: &mut Vec<NormLine>,
-    n: &mut usize,
-) {
+fn walk(value: &Value, path: &str, secret: bool, key: &FingerprintKey, out: &mut Vec<NormLine>, n: &mut usize) {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
             if keys.is_empty() {
-                out.push(NormLine {
-                    text: format!("{path} = {{}}"),
-                    context: path.to_string(),
-                });
+                out.push(NormLine { text: format!("{path} = {{}}"), context: path.to_string() });
             }
             for k in keys {
                 let child = format!("{path}.{k}");
-                walk(
-                    &map[k],
-                    &child,
-                    secret || secrets::is_secret_name(k),
-                    key,
-                    out,
-                    n,
-                );
+                walk(&map[k], &child, secret || secrets::is_secret_name(k), key, out, n);
             }
         }
         Value::Array(items) => {
             if items.is_empty() {
-                out.push(NormLine {
-                    text: format!("{path} = []"),
-                    context: path.to_string(),
-                });
+                out.push(NormLine { text: format!("{path} = []"), context: path.to_string() });
             }
             for (i, item) in items.iter().enumerate() {
                 walk(item, &format!("{path}[{i}]"), secret, key, out, n);
             }
         }
         scalar => {
-            let shown = if secret
-                && !matches!(scalar, Value::Null | Value::Bool(_))
-                && scalar.as_str() != Some("")
-            {
+            let shown = if secret && !matches!(scalar, Value::Null | Value::Bool(_)) && scalar.as_str() != Some("") {
                 *n += 1;
                 key.mask(&scalar.to_string(), false)
             } else if let Value::String(s) = scalar {
@@ -69,15 +46,8 @@ fn walk(
             } else {
                 scalar.to_string()
             };
-            let context = path
-                .rsplit_once('.')
-                .map(|(p, _)| p)
-                .unwrap_or(path)
-                .to_string();
-            out.push(NormLine {
-                text: format!("{path} = {shown}"),
-                context,
-            });
+            let context = path.rsplit_once('.').map(|(p, _)| p).unwrap_or(path).to_string();
+            out.push(NormLine { text: format!("{path} = {shown}"), context });
         }
     }
 }

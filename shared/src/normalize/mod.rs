@@ -71,11 +71,7 @@ impl Normalized {
 }
 
 /// Normalises one file. `name` is a hint for format detection only.
-pub fn normalize(
-    name: Option<&str>,
-    bytes: &[u8],
-    key: &FingerprintKey,
-) -> Result<Normalized, NormalizeError> {
+pub fn normalize(name: Option<&str>, bytes: &[u8], key: &FingerprintKey) -> Result<Normalized, NormalizeError> {
     if bytes.len() > MAX_NORMALIZE_BYTES {
         return Err(NormalizeError::TooLarge { size: bytes.len() });
     }
@@ -98,29 +94,16 @@ pub fn normalize(
             // Malformed XML is still compared, as text.
             None => normalize_lines(Format::Text, &text, key),
         },
-        Format::Json => {
-            json::normalize(&text, key).unwrap_or_else(|| normalize_lines(Format::Text, &text, key))
-        }
+        Format::Json => json::normalize(&text, key).unwrap_or_else(|| normalize_lines(Format::Text, &text, key)),
         f => normalize_lines(f, &text, key),
     };
-    Ok(Normalized {
-        format,
-        encoding,
-        lines,
-        secrets,
-    })
+    Ok(Normalized { format, encoding, lines, secrets })
 }
 
 /// Secret masking only, line by line, for showing raw text (`diff --raw`, displays).
 pub fn mask_raw(text: &str, key: &FingerprintKey) -> Vec<String> {
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .collect();
-    secrets::mask_private_key_blocks(lines, key)
-        .into_iter()
-        .map(|l| secrets::mask_line(&l, key).0)
-        .collect()
+    let lines: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
+    secrets::mask_private_key_blocks(lines, key).into_iter().map(|l| secrets::mask_line(&l, key).0).collect()
 }
 
 /// A noise rule: lines of these formats matching the pattern are dropped.
@@ -132,98 +115,31 @@ struct Noise {
     what: &'static str,
 }
 
-const CISCO: &[Format] = &[
-    Format::CiscoIos,
-    Format::CiscoNxos,
-    Format::CiscoIosXr,
-    Format::CiscoAsa,
-    Format::NetworkCli,
-];
-const ANY_TEXT: &[Format] = &[
-    Format::CiscoIos,
-    Format::CiscoNxos,
-    Format::CiscoIosXr,
-    Format::CiscoAsa,
-    Format::NetworkCli,
-    Format::Text,
-];
+const CISCO: &[Format] =
+    &[Format::CiscoIos, Format::CiscoNxos, Format::CiscoIosXr, Format::CiscoAsa, Format::NetworkCli];
+const ANY_TEXT: &[Format] =
+    &[Format::CiscoIos, Format::CiscoNxos, Format::CiscoIosXr, Format::CiscoAsa, Format::NetworkCli, Format::Text];
 
 const NOISE: &[Noise] = &[
-    Noise {
-        formats: CISCO,
-        pattern: r"^!\s*Last configuration change at",
-        what: "last change timestamp",
-    },
-    Noise {
-        formats: CISCO,
-        pattern: r"^!\s*NVRAM config last updated at",
-        what: "NVRAM save timestamp",
-    },
-    Noise {
-        formats: CISCO,
-        pattern: r"^!\s*No configuration change since last restart",
-        what: "restart note",
-    },
-    Noise {
-        formats: CISCO,
-        pattern: r"^!!?\s*Last configuration change",
-        what: "IOS-XR last change",
-    },
-    Noise {
-        formats: CISCO,
-        pattern: r"^!Time:",
-        what: "NX-OS time header",
-    },
-    Noise {
-        formats: CISCO,
-        pattern: r"^!Running configuration last done at",
-        what: "NX-OS last done",
-    },
-    Noise {
-        formats: CISCO,
-        pattern: r"^Building configuration",
-        what: "show run banner",
-    },
-    Noise {
-        formats: CISCO,
-        pattern: r"^Current configuration\s*:",
-        what: "config size",
-    },
-    Noise {
-        formats: CISCO,
-        pattern: r"^\s*ntp clock-period\s",
-        what: "NTP clock drift compensation",
-    },
-    Noise {
-        formats: CISCO,
-        pattern: r"^: Written by .* at ",
-        what: "ASA write time",
-    },
-    Noise {
-        formats: CISCO,
-        pattern: r"^: Saved",
-        what: "ASA saved marker",
-    },
-    Noise {
-        formats: CISCO,
-        pattern: r"^Cryptochecksum:",
-        what: "ASA checksum",
-    },
-    Noise {
-        formats: CISCO,
-        pattern: r"^!\s*$",
-        what: "separator lines",
-    },
+    Noise { formats: CISCO, pattern: r"^!\s*Last configuration change at", what: "last change timestamp" },
+    Noise { formats: CISCO, pattern: r"^!\s*NVRAM config last updated at", what: "NVRAM save timestamp" },
+    Noise { formats: CISCO, pattern: r"^!\s*No configuration change since last restart", what: "restart note" },
+    Noise { formats: CISCO, pattern: r"^!!?\s*Last configuration change", what: "IOS-XR last change" },
+    Noise { formats: CISCO, pattern: r"^!Time:", what: "NX-OS time header" },
+    Noise { formats: CISCO, pattern: r"^!Running configuration last done at", what: "NX-OS last done" },
+    Noise { formats: CISCO, pattern: r"^Building configuration", what: "show run banner" },
+    Noise { formats: CISCO, pattern: r"^Current configuration\s*:", what: "config size" },
+    Noise { formats: CISCO, pattern: r"^\s*ntp clock-period\s", what: "NTP clock drift compensation" },
+    Noise { formats: CISCO, pattern: r"^: Written by .* at ", what: "ASA write time" },
+    Noise { formats: CISCO, pattern: r"^: Saved", what: "ASA saved marker" },
+    Noise { formats: CISCO, pattern: r"^Cryptochecksum:", what: "ASA checksum" },
+    Noise { formats: CISCO, pattern: r"^!\s*$", what: "separator lines" },
     Noise {
         formats: ANY_TEXT,
         pattern: r"^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d+ \d\d:\d\d:\d\d(?:\.\d+)? \S+$",
         what: "time stamp printed by `show running-config`",
     },
-    Noise {
-        formats: ANY_TEXT,
-        pattern: r"\buptime is\b",
-        what: "uptime",
-    },
+    Noise { formats: ANY_TEXT, pattern: r"\buptime is\b", what: "uptime" },
     Noise {
         formats: &[Format::JunosCurly, Format::JunosSet],
         pattern: r"^##\s*Last (?:commit|changed):",
@@ -234,16 +150,8 @@ const NOISE: &[Noise] = &[
         pattern: r"^#(?:config-version|conf_file_ver|buildno|global_vdom|private-encryption-key)=",
         what: "export header",
     },
-    Noise {
-        formats: &[Format::MikroTik],
-        pattern: r"^#.*\bby RouterOS\b",
-        what: "export time and RouterOS version",
-    },
-    Noise {
-        formats: &[Format::MikroTik],
-        pattern: r"^#\s*software id\s*=",
-        what: "software id",
-    },
+    Noise { formats: &[Format::MikroTik], pattern: r"^#.*\bby RouterOS\b", what: "export time and RouterOS version" },
+    Noise { formats: &[Format::MikroTik], pattern: r"^#\s*software id\s*=", what: "software id" },
     Noise {
         formats: &[Format::IptablesSave],
         pattern: r"^#\s*(?:Generated by|Completed on)",
@@ -278,15 +186,7 @@ const TRANSFORMS: &[Transform] = &[
 fn noise_rules() -> &'static [(Vec<Format>, Regex)] {
     static RULES: OnceLock<Vec<(Vec<Format>, Regex)>> = OnceLock::new();
     RULES.get_or_init(|| {
-        NOISE
-            .iter()
-            .map(|n| {
-                (
-                    n.formats.to_vec(),
-                    Regex::new(n.pattern).expect("noise rules are valid"),
-                )
-            })
-            .collect()
+        NOISE.iter().map(|n| (n.formats.to_vec(), Regex::new(n.pattern).expect("noise rules are valid"))).collect()
     })
 }
 
@@ -295,13 +195,7 @@ fn transform_rules() -> &'static [(Vec<Format>, Regex, &'static str)] {
     RULES.get_or_init(|| {
         TRANSFORMS
             .iter()
-            .map(|t| {
-                (
-                    t.formats.to_vec(),
-                    Regex::new(t.pattern).expect("transforms are valid"),
-                    t.replacement,
-                )
-            })
+            .map(|t| (t.formats.to_vec(), Regex::new(t.pattern).expect("transforms are valid"), t.replacement))
             .collect()
     })
 }
@@ -338,23 +232,13 @@ fn canonical_kv(line: &str) -> String {
 
 /// Normalises line-oriented formats.
 fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<NormLine>, usize) {
-    let raw: Vec<String> = text
-        .trim_start_matches('\u{feff}')
-        .lines()
-        .map(|l| l.trim_end_matches('\r').trim_end().to_string())
-        .collect();
+    let raw: Vec<String> =
+        text.trim_start_matches('\u{feff}').lines().map(|l| l.trim_end_matches('\r').trim_end().to_string()).collect();
     let raw = join_continuations(format, raw);
     let raw = secrets::mask_private_key_blocks(raw, key);
-    let noise: Vec<&Regex> = noise_rules()
-        .iter()
-        .filter(|(f, _)| f.contains(&format))
-        .map(|(_, r)| r)
-        .collect();
-    let transforms: Vec<(&Regex, &str)> = transform_rules()
-        .iter()
-        .filter(|(f, _, _)| f.contains(&format))
-        .map(|(_, r, s)| (r, *s))
-        .collect();
+    let noise: Vec<&Regex> = noise_rules().iter().filter(|(f, _)| f.contains(&format)).map(|(_, r)| r).collect();
+    let transforms: Vec<(&Regex, &str)> =
+        transform_rules().iter().filter(|(f, _, _)| f.contains(&format)).map(|(_, r, s)| (r, *s)).collect();
     let comments = comment_prefix(format);
     let mut secrets_n = 0;
     let mut out: Vec<NormLine> = Vec::with_capacity(raw.len());
@@ -386,9 +270,7 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
                     None => v.to_ascii_lowercase(),
                 }
             }
-            Format::AuditRules | Format::Step7Source | Format::OpenWrtUci | Format::Nftables => {
-                collapse_ws(&value)
-            }
+            Format::AuditRules | Format::Step7Source | Format::OpenWrtUci | Format::Nftables => collapse_ws(&value),
             Format::JunosCurly | Format::FortiOs | Format::MikroTik => value.trim().to_string(),
             _ => value,
         };
@@ -456,11 +338,7 @@ fn unordered(format: Format, lines: &mut [NormLine]) {
                     end += 1;
                 }
                 let body_start =
-                    if format == Format::OpenWrtUci || lines[start].text.starts_with('[') {
-                        start + 1
-                    } else {
-                        start
-                    };
+                    if format == Format::OpenWrtUci || lines[start].text.starts_with('[') { start + 1 } else { start };
                 if body_start < end {
                     lines[body_start..end].sort_by_key(key_of);
                 }
@@ -479,10 +357,7 @@ struct Context {
 
 impl Context {
     fn new(format: Format) -> Context {
-        Context {
-            format,
-            stack: Vec::new(),
-        }
+        Context { format, stack: Vec::new() }
     }
 
     /// Feeds one (masked) line; returns its context.
@@ -499,22 +374,14 @@ impl Context {
                 while self.stack.last().is_some_and(|(i, _)| *i >= indent) {
                     self.stack.pop();
                 }
-                let ctx = if self.stack.is_empty() {
-                    trimmed.to_string()
-                } else {
-                    self.join()
-                };
+                let ctx = if self.stack.is_empty() { trimmed.to_string() } else { self.join() };
                 if self.format == Format::SshdConfig {
                     // `Match` blocks scope the lines after them.
                     if trimmed.to_ascii_lowercase().starts_with("match ") {
                         self.stack = vec![(0, trimmed.to_string())];
                         return trimmed.to_string();
                     }
-                    return self
-                        .stack
-                        .first()
-                        .map(|(_, s)| s.clone())
-                        .unwrap_or_else(|| "global".into());
+                    return self.stack.first().map(|(_, s)| s.clone()).unwrap_or_else(|| "global".into());
                 }
                 self.stack.push((indent, trimmed.to_string()));
                 ctx
@@ -526,8 +393,7 @@ impl Context {
                     self.join()
                 };
                 if trimmed.ends_with('{') {
-                    self.stack
-                        .push((0, trimmed.trim_end_matches('{').trim().to_string()));
+                    self.stack.push((0, trimmed.trim_end_matches('{').trim().to_string()));
                 } else if trimmed.starts_with('}') {
                     self.stack.pop();
                 }
@@ -539,11 +405,7 @@ impl Context {
                 words[..keep.min(words.len())].join(" ")
             }
             Format::FortiOs => {
-                let ctx = if self.stack.is_empty() {
-                    trimmed.to_string()
-                } else {
-                    self.join()
-                };
+                let ctx = if self.stack.is_empty() { trimmed.to_string() } else { self.join() };
                 if trimmed.starts_with("config ") {
                     self.stack.push((0, trimmed.to_string()));
                     return trimmed.to_string();
@@ -589,11 +451,7 @@ impl Context {
                     self.stack = vec![(0, trimmed.to_string())];
                     return self.join();
                 }
-                let table = self
-                    .stack
-                    .first()
-                    .map(|(_, s)| s.clone())
-                    .unwrap_or_default();
+                let table = self.stack.first().map(|(_, s)| s.clone()).unwrap_or_default();
                 let chain = trimmed
                     .strip_prefix("-A ")
                     .or_else(|| trimmed.strip_prefix(':'))
@@ -605,26 +463,17 @@ impl Context {
             }
             Format::Step7Source => {
                 let upper = trimmed.to_ascii_uppercase();
-                if [
-                    "ORGANIZATION_BLOCK",
-                    "FUNCTION_BLOCK",
-                    "FUNCTION ",
-                    "DATA_BLOCK",
-                    "TYPE ",
-                ]
-                .iter()
-                .any(|p| upper.starts_with(p))
+                if ["ORGANIZATION_BLOCK", "FUNCTION_BLOCK", "FUNCTION ", "DATA_BLOCK", "TYPE "]
+                    .iter()
+                    .any(|p| upper.starts_with(p))
                 {
                     self.stack = vec![(0, collapse_ws(trimmed))];
                 } else if upper.starts_with("NETWORK") {
                     self.stack.truncate(1);
                     self.stack.push((1, "NETWORK".into()));
-                } else if upper.starts_with("TITLE")
-                    && self.stack.last().is_some_and(|(k, _)| *k == 1)
-                {
+                } else if upper.starts_with("TITLE") && self.stack.last().is_some_and(|(k, _)| *k == 1) {
                     self.stack.pop();
-                    self.stack
-                        .push((2, format!("NETWORK {}", collapse_ws(trimmed))));
+                    self.stack.push((2, format!("NETWORK {}", collapse_ws(trimmed))));
                 }
                 if self.stack.is_empty() {
                     format!("line {line_no}")
@@ -637,11 +486,7 @@ impl Context {
     }
 
     fn join(&self) -> String {
-        self.stack
-            .iter()
-            .map(|(_, s)| s.as_str())
-            .collect::<Vec<_>>()
-            .join(" > ")
+        self.stack.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(" > ")
     }
 }
 

@@ -24,8 +24,7 @@ impl std::fmt::Debug for FingerprintKey {
 
 impl FingerprintKey {
     pub fn fingerprint(&self, value: &str) -> String {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         mac.update(value.as_bytes());
         let out = mac.finalize().into_bytes();
         hex::encode(&out[..4])
@@ -56,11 +55,7 @@ struct Rule {
 
 /// The rules, applied to every line of every text format. Order matters: earlier rules mask first.
 const RULES: &[Rule] = &[
-    Rule {
-        what: "FortiOS encrypted value",
-        pattern: r#"(?i)\bset\s+[\w-]+\s+(ENC\s+(?:"[^"]*"|\S+))"#,
-        salted: true,
-    },
+    Rule { what: "FortiOS encrypted value", pattern: r#"(?i)\bset\s+[\w-]+\s+(ENC\s+(?:"[^"]*"|\S+))"#, salted: true },
     Rule {
         what: "FortiOS secret",
         pattern: r#"(?i)\bset\s+(?:password|passwd|psksecret|secret|passphrase|sso-password|radius-secret|ldap-password|auth-pwd|wifi-passphrase|key|private-key|pre-shared-key|psk|passwd\d)\s+("[^"]*"|\S+)"#,
@@ -71,16 +66,8 @@ const RULES: &[Rule] = &[
         pattern: r#"(?i)\b(?:secret|password|passwd)\s+(?:\d+\s+)?([^\s"]+|"[^"]*")"#,
         salted: false,
     },
-    Rule {
-        what: "SNMP community",
-        pattern: r#"(?i)\bsnmp-server\s+community\s+(\S+)"#,
-        salted: false,
-    },
-    Rule {
-        what: "Junos SNMP community",
-        pattern: r#"(?i)^\s*community\s+("[^"]*"|[^\s{;]+)"#,
-        salted: false,
-    },
+    Rule { what: "SNMP community", pattern: r#"(?i)\bsnmp-server\s+community\s+(\S+)"#, salted: false },
+    Rule { what: "Junos SNMP community", pattern: r#"(?i)^\s*community\s+("[^"]*"|[^\s{;]+)"#, salted: false },
     Rule {
         what: "keys and pre-shared keys",
         pattern: r#"(?i)\b(?:key-string|key|pre-shared-key(?:\s+ascii-text|\s+hexadecimal)?|authentication-key|simple-password|hello-authentication-key|md5|message-digest-key\s+\d+\s+md5|ikev\d\s+pre-shared-key|psk)\s+(?:\d\s+)?("[^"]*"|[^\s";{]+)"#,
@@ -101,25 +88,13 @@ const RULES: &[Rule] = &[
         pattern: r#"(?i)(?:^|[\s.;,])[\w.-]*(?:password|passwd|passphrase|secret|psk|token|api[_-]?key|private[_-]?key|pre-shared-key|community|wpa[\w-]*-key)\s*[=:]\s*("[^"]*"|[^\s,;]+)"#,
         salted: false,
     },
-    Rule {
-        what: "crypt(3) password hash",
-        pattern: r#"(\$(?:1|2[aby]?|5|6|y|sha1|md5)\$[^\s:"',;]+)"#,
-        salted: false,
-    },
+    Rule { what: "crypt(3) password hash", pattern: r#"(\$(?:1|2[aby]?|5|6|y|sha1|md5)\$[^\s:"',;]+)"#, salted: false },
 ];
 
 fn compiled() -> &'static [(Regex, bool)] {
     static RULES_RE: OnceLock<Vec<(Regex, bool)>> = OnceLock::new();
     RULES_RE.get_or_init(|| {
-        RULES
-            .iter()
-            .map(|r| {
-                (
-                    Regex::new(r.pattern).expect("secret rules are valid regexes"),
-                    r.salted,
-                )
-            })
-            .collect()
+        RULES.iter().map(|r| (Regex::new(r.pattern).expect("secret rules are valid regexes"), r.salted)).collect()
     })
 }
 
@@ -206,10 +181,7 @@ pub fn mask_private_key_blocks(lines: Vec<String>, key: &FingerprintKey) -> Vec<
                 let prefix = line[..idx].to_string();
                 let after = line[idx..].split("-----").nth(2).unwrap_or("").to_string();
                 if line[idx..].contains("-----END") {
-                    out.push(format!(
-                        "{prefix}<private key:{}>",
-                        key.fingerprint(&line[idx..])
-                    ));
+                    out.push(format!("{prefix}<private key:{}>", key.fingerprint(&line[idx..])));
                 } else {
                     block = Some((prefix, after));
                 }
@@ -248,32 +220,17 @@ mod tests {
 
     #[test]
     fn vendor_secrets_are_masked() {
-        check(
-            "enable secret 5 $1$mERr$hx5rVt7rPNoS4wqbXKX7m0",
-            "enable secret 5 <secret>",
-        );
+        check("enable secret 5 $1$mERr$hx5rVt7rPNoS4wqbXKX7m0", "enable secret 5 <secret>");
         check(" password 7 0822455D0A16", " password 7 <secret>");
-        check(
-            "username admin privilege 15 secret 9 $9$abc$def",
-            "username admin privilege 15 secret 9 <secret>",
-        );
-        check(
-            "snmp-server community s3cr3t RO",
-            "snmp-server community <secret> RO",
-        );
-        check(
-            "crypto isakmp key MyKey address 0.0.0.0",
-            "crypto isakmp key <secret> address 0.0.0.0",
-        );
+        check("username admin privilege 15 secret 9 $9$abc$def", "username admin privilege 15 secret 9 <secret>");
+        check("snmp-server community s3cr3t RO", "snmp-server community <secret> RO");
+        check("crypto isakmp key MyKey address 0.0.0.0", "crypto isakmp key <secret> address 0.0.0.0");
         check(" key-string 7 1234ABCD", " key-string 7 <secret>");
         check(
             "        set password ENC SH2nlSm9QL9tapcHPXIqAXvX7vBJuuqu7wxzWEAJSGTE1ZVy3sOdY=",
             "        set password <secret:salted>",
         );
-        check(
-            "        set psksecret mypsk",
-            "        set psksecret <secret>",
-        );
+        check("        set psksecret mypsk", "        set psksecret <secret>");
         check(
             "    encrypted-password \"$6$abc$xyz\"; ## SECRET-DATA",
             "    encrypted-password <secret>; ## SECRET-DATA",
@@ -318,11 +275,7 @@ mod tests {
         ];
         let out = mask_private_key_blocks(lines, &key());
         assert_eq!(out.len(), 2);
-        assert!(
-            out[0].starts_with("set private-key \"<private key:"),
-            "{}",
-            out[0]
-        );
+        assert!(out[0].starts_with("set private-key \"<private key:"), "{}", out[0]);
         assert!(!out[0].contains("MIIF"));
     }
 }

@@ -17,28 +17,15 @@ fn cisco_noise_is_ignored_and_context_is_the_parent() {
     let b = norm("r1.cfg", "! Last configuration change at 11:12:13 UTC Tue Jan 2 2024\nhostname r1\n!\ninterface Gi0/1\n description uplink\n ip address 10.0.0.1 255.255.255.0\n!\nend\n");
     assert_eq!(a.format, Format::CiscoIos);
     assert_eq!(a.hash(), b.hash());
-    let line = a
-        .lines
-        .iter()
-        .find(|l| l.text.contains("ip address"))
-        .expect("line");
+    let line = a.lines.iter().find(|l| l.text.contains("ip address")).expect("line");
     assert_eq!(line.context, "interface Gi0/1");
 }
 
 #[test]
 fn sysctl_order_and_spacing_do_not_matter_but_values_do() {
-    let a = norm(
-        "sysctl.conf",
-        "net.ipv4.ip_forward=0\nkernel.kptr_restrict = 2\n",
-    );
-    let b = norm(
-        "sysctl.conf",
-        "kernel.kptr_restrict=2\nnet.ipv4.ip_forward = 0\n",
-    );
-    let c = norm(
-        "sysctl.conf",
-        "kernel.kptr_restrict=1\nnet.ipv4.ip_forward = 0\n",
-    );
+    let a = norm("sysctl.conf", "net.ipv4.ip_forward=0\nkernel.kptr_restrict = 2\n");
+    let b = norm("sysctl.conf", "kernel.kptr_restrict=2\nnet.ipv4.ip_forward = 0\n");
+    let c = norm("sysctl.conf", "kernel.kptr_restrict=1\nnet.ipv4.ip_forward = 0\n");
     assert_eq!(a.format, Format::Sysctl);
     assert_eq!(a.hash(), b.hash());
     assert_ne!(a.hash(), c.hash());
@@ -46,21 +33,19 @@ fn sysctl_order_and_spacing_do_not_matter_but_values_do() {
 
 #[test]
 fn firewall_rule_order_matters() {
-    let a = norm("rules", "*filter\n:INPUT DROP [10:200]\n-A INPUT -s 10.0.0.0/8 -j ACCEPT\n-A INPUT -j DROP\nCOMMIT\n");
-    let b = norm("rules", "*filter\n:INPUT DROP [99:9999]\n-A INPUT -j DROP\n-A INPUT -s 10.0.0.0/8 -j ACCEPT\nCOMMIT\n");
+    let a =
+        norm("rules", "*filter\n:INPUT DROP [10:200]\n-A INPUT -s 10.0.0.0/8 -j ACCEPT\n-A INPUT -j DROP\nCOMMIT\n");
+    let b =
+        norm("rules", "*filter\n:INPUT DROP [99:9999]\n-A INPUT -j DROP\n-A INPUT -s 10.0.0.0/8 -j ACCEPT\nCOMMIT\n");
     assert_eq!(a.format, Format::IptablesSave);
     assert_ne!(a.hash(), b.hash(), "reordered rules are a real change");
-    let c = norm("rules", "*filter\n:INPUT DROP [99:9999]\n-A INPUT -s 10.0.0.0/8 -j ACCEPT\n-A INPUT -j DROP\nCOMMIT\n");
+    let c =
+        norm("rules", "*filter\n:INPUT DROP [99:9999]\n-A INPUT -s 10.0.0.0/8 -j ACCEPT\n-A INPUT -j DROP\nCOMMIT\n");
     assert_eq!(a.hash(), c.hash(), "counters are noise");
 }
 
 #[test]
 fn too_large_input_is_refused() {
     let big = vec![b'a'; MAX_NORMALIZE_BYTES + 1];
-    assert_eq!(
-        normalize(None, &big, &key()).unwrap_err(),
-        NormalizeError::TooLarge {
-            size: MAX_NORMALIZE_BYTES + 1
-        }
-    );
+    assert_eq!(normalize(None, &big, &key()).unwrap_err(), NormalizeError::TooLarge { size: MAX_NORMALIZE_BYTES + 1 });
 }

@@ -25,11 +25,8 @@ pub const VOLATILE_ATTRIBUTES: &[(Format, &str)] = &[
 ];
 
 /// Elements whose whole subtree is bookkeeping.
-pub const VOLATILE_ELEMENTS: &[(Format, &str)] = &[
-    (Format::TwinCat, "LineIds"),
-    (Format::PfSense, "revision"),
-    (Format::OpnSense, "revision"),
-];
+pub const VOLATILE_ELEMENTS: &[(Format, &str)] =
+    &[(Format::TwinCat, "LineIds"), (Format::PfSense, "revision"), (Format::OpnSense, "revision")];
 
 const NAME_ATTRIBUTES: &[&str] = &["Name", "name", "Number", "ID", "Id", "id", "Key", "key"];
 
@@ -40,17 +37,11 @@ struct Frame {
 }
 
 /// Returns `None` when the XML is malformed (the caller then compares it as text).
-pub fn normalize(
-    format: Format,
-    text: &str,
-    key: &FingerprintKey,
-) -> Option<(Vec<NormLine>, usize)> {
+pub fn normalize(format: Format, text: &str, key: &FingerprintKey) -> Option<(Vec<NormLine>, usize)> {
     let mut reader = Reader::from_str(text.trim_start_matches('\u{feff}'));
     reader.config_mut().trim_text(false);
-    let code_like = matches!(
-        format,
-        Format::RockwellL5x | Format::PlcOpen | Format::TwinCat | Format::SimaticMl | Format::Xml
-    );
+    let code_like =
+        matches!(format, Format::RockwellL5x | Format::PlcOpen | Format::TwinCat | Format::SimaticMl | Format::Xml);
     let mut stack: Vec<Frame> = Vec::new();
     let mut skip_depth: usize = 0;
     let mut out = Vec::new();
@@ -79,10 +70,8 @@ pub fn normalize(
                 }
             }
             Event::Text(t) if skip_depth == 0 => {
-                let value = t
-                    .unescape()
-                    .map(|c| c.into_owned())
-                    .unwrap_or_else(|_| String::from_utf8_lossy(&t).into_owned());
+                let value =
+                    t.unescape().map(|c| c.into_owned()).unwrap_or_else(|_| String::from_utf8_lossy(&t).into_owned());
                 text_lines(&value, &stack, code_like, key, &mut out, &mut n_secrets);
             }
             Event::CData(c) if skip_depth == 0 => {
@@ -100,11 +89,7 @@ pub fn normalize(
 }
 
 fn path(stack: &[Frame]) -> String {
-    stack
-        .iter()
-        .map(|f| f.label.as_str())
-        .collect::<Vec<_>>()
-        .join("/")
+    stack.iter().map(|f| f.label.as_str()).collect::<Vec<_>>().join("/")
 }
 
 /// Emits the element line; returns the frame, or `None` when the element is volatile (skip its subtree).
@@ -117,20 +102,13 @@ fn open(
     n_secrets: &mut usize,
 ) -> Option<Frame> {
     let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-    if VOLATILE_ELEMENTS
-        .iter()
-        .any(|(f, n)| *f == format && *n == name)
-    {
+    if VOLATILE_ELEMENTS.iter().any(|(f, n)| *f == format && *n == name) {
         return None;
     }
     let mut attrs: Vec<(String, String)> = Vec::new();
     for attr in e.attributes().flatten() {
         let k = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
-        if k.starts_with("xmlns")
-            || VOLATILE_ATTRIBUTES
-                .iter()
-                .any(|(f, n)| *f == format && *n == k)
-        {
+        if k.starts_with("xmlns") || VOLATILE_ATTRIBUTES.iter().any(|(f, n)| *f == format && *n == k) {
             continue;
         }
         let v = attr
@@ -145,9 +123,7 @@ fn open(
         };
         attrs.push((k, v));
     }
-    let id = NAME_ATTRIBUTES
-        .iter()
-        .find_map(|n| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()));
+    let id = NAME_ATTRIBUTES.iter().find_map(|n| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()));
     let label = match (&id, stack.last_mut()) {
         (Some(id), _) => format!("{name}[{id}]"),
         (None, Some(parent)) => {
@@ -172,15 +148,8 @@ fn open(
     for (k, v) in &attrs {
         text.push_str(&format!(" @{k}={v:?}"));
     }
-    out.push(NormLine {
-        text,
-        context: full,
-    });
-    Some(Frame {
-        label,
-        children: HashMap::new(),
-        secret,
-    })
+    out.push(NormLine { text, context: full });
+    Some(Frame { label, children: HashMap::new(), secret })
 }
 
 fn text_lines(
@@ -197,30 +166,17 @@ fn text_lines(
     let context = path(stack);
     if stack.last().is_some_and(|f| f.secret) {
         *n_secrets += 1;
-        out.push(NormLine {
-            text: format!("{context}: {}", key.mask(value.trim(), false)),
-            context,
-        });
+        out.push(NormLine { text: format!("{context}: {}", key.mask(value.trim(), false)), context });
         return;
     }
-    let lines: Vec<String> = value
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .collect();
+    let lines: Vec<String> = value.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
     for line in secrets::mask_private_key_blocks(lines, key) {
-        let line = if code_like {
-            collapse_ws(&line)
-        } else {
-            line.trim().to_string()
-        };
+        let line = if code_like { collapse_ws(&line) } else { line.trim().to_string() };
         if line.is_empty() {
             continue;
         }
         let (masked, n) = secrets::mask_line(&line, key);
         *n_secrets += n;
-        out.push(NormLine {
-            text: format!("{context}: {masked}"),
-            context: context.clone(),
-        });
+        out.push(NormLine { text: format!("{context}: {masked}"), context: context.clone() });
     }
 }
