@@ -55,6 +55,16 @@ pub enum Command {
     /// The audit trail
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Compare two configuration files directly (no data directory); exit 1 when significantly different
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        /// Show the raw line diff (secrets still masked) as well
+        #[arg(long)]
+        raw: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write one verifiable archive of the whole site
     Dump {
         #[arg(long)]
@@ -198,13 +208,16 @@ pub enum ConfigCmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Line diff between two versions (default: baseline vs latest)
+    /// What changed between two versions (default: baseline vs latest), by location, noise ignored
     Diff {
         asset: String,
         from: Option<String>,
         to: Option<String>,
         #[arg(long)]
         slot: Option<String>,
+        /// Show the raw line diff (secrets still masked) instead of the normalised one
+        #[arg(long)]
+        raw: bool,
         #[arg(long)]
         json: bool,
     },

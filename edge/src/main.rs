@@ -38,8 +38,10 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let ctx =
-            commands::Context { data: resolve_data(cli.data), actor: resolve_actor(cli.actor)?, now: resolve_now()? };
+        // Comparing two files acts on nothing, so it needs no actor.
+        let actor =
+            if matches!(cli.command, cli::Command::Diff { .. }) { String::new() } else { resolve_actor(cli.actor)? };
+        let ctx = commands::Context { data: resolve_data(cli.data), actor, now: resolve_now()? };
         commands::run(ctx, cli.command).await
     });
     match result {

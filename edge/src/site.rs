@@ -220,6 +220,15 @@ impl Site {
         DocId::site(&self.info.site_id, name)
     }
 
+    /// The key of secret fingerprints, derived from the site key: stable for the site, unknown outside it.
+    pub fn fingerprint_key(&self) -> datum_shared::normalize::FingerprintKey {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"datum secret fingerprints v1");
+        h.update(self.signing_key.to_bytes());
+        datum_shared::normalize::FingerprintKey(h.finalize().into())
+    }
+
     pub fn verifying_key(&self) -> Result<VerifyingKey> {
         let mut key = [0u8; 32];
         hex::decode_to_slice(&self.info.audit_key, &mut key).context("site audit key")?;

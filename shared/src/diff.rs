@@ -119,11 +119,20 @@ pub fn render(report: &DiffReport) -> String {
         if change.kind == ChangeKind::SecretChanged {
             continue;
         }
+        // XML and JSON lines start with their element path; under a header naming it, the rest suffices.
+        let shown = |l: &str| -> String {
+            match l.strip_prefix(change.location.as_str()) {
+                Some(rest) if !change.location.is_empty() && (rest.starts_with(": ") || rest.starts_with(" ")) => {
+                    rest.trim_start_matches(": ").trim_start().to_string()
+                }
+                _ => l.to_string(),
+            }
+        };
         for l in &change.removed {
-            let _ = writeln!(out, "- {l}");
+            let _ = writeln!(out, "- {}", shown(l));
         }
         for l in &change.added {
-            let _ = writeln!(out, "+ {l}");
+            let _ = writeln!(out, "+ {}", shown(l));
         }
     }
     let _ = writeln!(

@@ -122,10 +122,15 @@ pub fn classify_asset(
                 entry.status = DriftStatus::NoBaseline;
                 entry.detail = format!("v{} captured, no baseline approved", latest.version);
             }
-            Some(base) if base.normalized_hash == latest.normalized_hash => {
+            Some(base) if base.same_content(latest) => {
                 entry.status = DriftStatus::InBaseline;
                 entry.detail = if base.version == latest.version {
                     format!("matches baseline v{}", base.version)
+                } else if base.raw_hash != latest.raw_hash {
+                    format!(
+                        "v{} differs from baseline v{} only in noise (timestamps, counters, order)",
+                        latest.version, base.version
+                    )
                 } else {
                     format!("v{} has the same content as baseline v{}", latest.version, base.version)
                 };
@@ -231,6 +236,8 @@ mod tests {
             version: v,
             raw_hash: hash.into(),
             normalized_hash: hash.into(),
+            normalizer: 1,
+            format: None,
             size: 1,
             file_name: None,
             captured_at: now() - Duration::days(1),

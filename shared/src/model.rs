@@ -358,9 +358,15 @@ pub struct ConfigVersion {
     /// 1, 2, 3… per (asset, slot).
     pub version: u32,
     pub raw_hash: BlobHash,
-    /// Hash of the normalised content; drift compares this one. Until format-aware normalisation exists it
-    /// equals `raw_hash`.
+    /// Hash of the normalised content (noise removed, secrets fingerprinted); drift compares this one.
     pub normalized_hash: BlobHash,
+    /// Version of the normalisation rules that made `normalized_hash`; 0 means none (the raw hash, e.g. a file
+    /// too large to normalise). Hashes of different rule versions are never compared.
+    #[serde(default)]
+    pub normalizer: u32,
+    /// The detected format (`cisco-ios`, `rockwell-l5x`…), when normalised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
@@ -370,6 +376,18 @@ pub struct ConfigVersion {
     pub note: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<ChangeId>,
+}
+
+impl ConfigVersion {
+    /// Do two versions hold the same configuration? By normalised hash when both were normalised by the same
+    /// rules, otherwise by raw bytes.
+    pub fn same_content(&self, other: &ConfigVersion) -> bool {
+        if self.normalizer == other.normalizer && self.normalizer != 0 {
+            self.normalized_hash == other.normalized_hash
+        } else {
+            self.raw_hash == other.raw_hash
+        }
+    }
 }
 
 /// A capture whose bytes equalled the latest version: "checked, unchanged". It proves the backup is current.

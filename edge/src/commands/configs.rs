@@ -6,12 +6,13 @@ use anyhow::Result;
 use datum_shared::change::{fold, ChangeEvent, ChangeRequest};
 use datum_shared::document::month_period;
 use datum_shared::model::{Asset, Baseline, ConfigCheck, ConfigVersion};
-use datum_shared::text::{self, Encoding};
+use datum_shared::normalize::{normalize, MAX_NORMALIZE_BYTES, NORMALIZER_VERSION};
 use datum_shared::{ChangeId, SlotName};
 use serde::Serialize;
 
+use super::compare::{self, compare, Comparison};
 use super::{find_asset, parse_version, required_text, resolve_slot, text_arg};
-use crate::blobs::{BlobError, DELTA_MAX_BYTES};
+use crate::blobs::BlobError;
 use crate::cli::{BaselineCmd, ConfigCmd};
 use crate::error::{user, Outcome};
 use crate::output::{print_json, print_table};
@@ -25,7 +26,7 @@ pub async fn run(site: &mut Site, cmd: ConfigCmd) -> Result<Outcome> {
         ConfigCmd::Log { asset, slot, json } => log(site, &asset, slot, json).await,
         ConfigCmd::Show { asset, slot, version, json } => show(site, &asset, slot, version, json).await,
         ConfigCmd::Export { asset, slot, version, out } => export(site, &asset, slot, &version, &out).await,
-        ConfigCmd::Diff { asset, from, to, slot, json } => diff(site, &asset, slot, from, to, json).await,
+        ConfigCmd::Diff { asset, from, to, slot, raw, json } => diff(site, &asset, slot, from, to, raw, json).await,
     }
 }
 
@@ -71,6 +72,10 @@ struct CaptureReport {
     stored_bytes: u64,
     delta_base: Option<String>,
     change: Option<ChangeId>,
+    /// Detected format, when normalised.
+    format: Option<String>,
+    /// False when the new version differs from the previous one only in noise.
+    significant: bool,
 }
 
 async fn capture(
@@ -114,6 +119,14 @@ async fn capture(
         BlobError::TooLarge { .. } => user(e.to_string()),
         other => anyhow::Error::from(other),
     })?;
+    // Normalise (bounded size): the normalised hash is what drift compares; a file too large keeps its raw hash.
+    let normalized = if stored.size <= MAX_NORMALIZE_BYTES as u64 {
+        let bytes = std::fs::read(file).map_err(|e| user(format!("{}: {e}", file.display())))?;
+        let name = file.file_name().map(|n| n.to_string_lossy().to_string());
+        normalize(name.as_deref(), &bytes, &site.fingerprint_key()).ok()
+    } else {
+        None
+    };
     let file_name = file.file_name().map(|n| n.to_string_lossy().to_string());
     let configs_doc = site.doc_id(&format!("configs/{}", month_period(site.now)));
     let report;
@@ -142,6 +155,8 @@ async fn capture(
                 stored_bytes: 0,
                 delta_base: None,
                 change,
+                format: latest.format.clone(),
+                significant: false,
             };
         }
         _ => {
@@ -150,7 +165,9 @@ async fn capture(
                 slot: slot.clone(),
                 version: latest.map(|v| v.version + 1).unwrap_or(1),
                 raw_hash: stored.hash.clone(),
-                normalized_hash: stored.hash.clone(),
+                normalized_hash: normalized.as_ref().map(|n| n.hash()).unwrap_or_else(|| stored.hash.clone()),
+                normalizer: if normalized.is_some() { NORMALIZER_VERSION } else { 0 },
+                format: normalized.as_ref().map(|n| n.format.as_str().to_string()),
                 size: stored.size,
                 file_name,
                 captured_at: site.now,
@@ -161,7 +178,10 @@ async fn capture(
             let mut w = Write::new("config.capture", asset.name.as_str(), None).concerning([&asset.name]);
             w.put(&configs_doc, "versions", &version_key(&version), &version)?;
             site.apply(w, format!("{slot} v{} ({} bytes)", version.version, version.size)).await?;
+            let significant = latest.is_none_or(|l| !l.same_content(&version));
             report = CaptureReport {
+                format: version.format.clone(),
+                significant,
                 asset: asset.name.to_string(),
                 slot: slot.to_string(),
                 version: version.version,
@@ -180,13 +200,19 @@ async fn capture(
         println!("{}/{}: unchanged since v{} (checked, recorded)", report.asset, report.slot, report.version);
     } else {
         println!(
-            "{}/{}: stored v{} ({} bytes, sha256 {}){}",
+            "{}/{}: stored v{} ({} bytes, sha256 {}, {}){}{}",
             report.asset,
             report.slot,
             report.version,
             report.size,
             report.raw_hash.get(..16).unwrap_or(&report.raw_hash),
-            report.change.map(|c| format!(" under {c}")).unwrap_or_default()
+            report.format.as_deref().unwrap_or("not normalised"),
+            report.change.map(|c| format!(" under {c}")).unwrap_or_default(),
+            if report.significant || report.version == 1 {
+                String::new()
+            } else {
+                format!("; no significant change since v{} (only noise differs)", report.version - 1)
+            }
         );
     }
     Ok(Outcome::Clean)
@@ -304,24 +330,23 @@ async fn export(site: &mut Site, asset: &str, slot: Option<String>, version: &st
 }
 
 #[derive(Serialize)]
-struct DiffReport {
+struct ConfigDiff {
     asset: String,
     slot: String,
     from: u32,
     to: u32,
-    identical: bool,
-    binary: bool,
-    added: u32,
-    removed: u32,
-    diff: String,
+    #[serde(flatten)]
+    comparison: Comparison,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn diff(
     site: &mut Site,
     asset: &str,
     slot: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    raw: bool,
     json: bool,
 ) -> Result<Outcome> {
     let asset = find_asset(site, asset).await?;
@@ -343,49 +368,34 @@ async fn diff(
             }
         }
     };
-    let mut report = DiffReport {
+    for v in [&from_v, &to_v] {
+        if v.size > MAX_NORMALIZE_BYTES as u64 {
+            return Err(user(format!(
+                "{}/{} v{} is {} bytes; comparisons are limited to {MAX_NORMALIZE_BYTES} bytes: export the versions instead",
+                v.asset, v.slot, v.version, v.size
+            )));
+        }
+    }
+    let old = site.blobs.read(&from_v.raw_hash)?;
+    let new = site.blobs.read(&to_v.raw_hash)?;
+    let label = |v: &ConfigVersion| format!("{}/{} v{}", v.asset, v.slot, v.version);
+    let name = to_v.file_name.clone();
+    let comparison =
+        compare(name.as_deref(), &label(&from_v), &old, &label(&to_v), &new, &site.fingerprint_key(), raw)?;
+    if !json {
+        println!("{} .. {}", label(&from_v), label(&to_v));
+    }
+    let out = ConfigDiff {
         asset: asset.name.to_string(),
         slot: slot.to_string(),
         from: from_v.version,
         to: to_v.version,
-        identical: from_v.raw_hash == to_v.raw_hash,
-        binary: false,
-        added: 0,
-        removed: 0,
-        diff: String::new(),
+        comparison,
     };
-    if !report.identical {
-        if from_v.size > DELTA_MAX_BYTES || to_v.size > DELTA_MAX_BYTES {
-            return Err(user(format!(
-                "versions larger than {DELTA_MAX_BYTES} bytes are not diffed line by line; export them instead"
-            )));
-        }
-        let old = site.blobs.read(&from_v.raw_hash)?;
-        let new = site.blobs.read(&to_v.raw_hash)?;
-        let (old_enc, old_text) = text::decode(&old);
-        let (new_enc, new_text) = text::decode(&new);
-        match (old_text, new_text) {
-            (Some(a), Some(b)) if old_enc != Encoding::Binary && new_enc != Encoding::Binary => {
-                let label = |v: &ConfigVersion| format!("{}/{} v{}", v.asset, v.slot, v.version);
-                let (text, stat) = text::unified_diff(&label(&from_v), &label(&to_v), &a, &b);
-                report.diff = text;
-                report.added = stat.added;
-                report.removed = stat.removed;
-            }
-            _ => report.binary = true,
-        }
-    }
     if json {
-        print_json(&report)?;
-    } else if report.identical {
-        println!("{}/{}: v{} and v{} are identical", report.asset, report.slot, report.from, report.to);
-    } else if report.binary {
-        println!(
-            "{}/{}: binary content differs between v{} and v{}",
-            report.asset, report.slot, report.from, report.to
-        );
+        print_json(&out)?;
     } else {
-        print!("{}", report.diff);
+        compare::print(&out.comparison, false)?;
     }
     Ok(Outcome::Clean)
 }
@@ -460,10 +470,9 @@ async fn show_baseline(site: &mut Site, asset: &str, json: bool) -> Result<Outco
         let latest = versions.iter().filter(|v| &v.slot == slot).max_by_key(|v| v.version);
         let baseline = baselines.iter().find(|b| &b.slot == slot).cloned();
         let matches = match (&baseline, latest) {
-            (Some(b), Some(l)) => versions
-                .iter()
-                .find(|v| &v.slot == slot && v.version == b.version)
-                .map(|bv| bv.normalized_hash == l.normalized_hash),
+            (Some(b), Some(l)) => {
+                versions.iter().find(|v| &v.slot == slot && v.version == b.version).map(|bv| bv.same_content(l))
+            }
             _ => None,
         };
         out.push(BaselineView {

@@ -3,6 +3,7 @@
 mod assets;
 mod audit;
 mod changes;
+mod compare;
 mod configs;
 mod dump;
 mod reports;
@@ -33,6 +34,7 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
             Ok(Outcome::Clean)
         }
         Command::RestoreDump { file, json } => dump::restore(&ctx, &file, json).await,
+        Command::Diff { old, new, raw, json } => compare::run(&old, &new, raw, json),
         command => {
             let mut site = Site::open(&ctx.data, &ctx.actor, ctx.now).await?;
             let outcome = dispatch(&mut site, command).await;
@@ -44,7 +46,7 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
 
 async fn dispatch(site: &mut Site, command: Command) -> Result<Outcome> {
     match command {
-        Command::Init { .. } | Command::RestoreDump { .. } => {
+        Command::Init { .. } | Command::RestoreDump { .. } | Command::Diff { .. } => {
             unreachable!("handled before opening a site")
         }
         Command::Asset(cmd) => assets::run(site, cmd).await,

@@ -118,9 +118,11 @@ pub fn detect(name: Option<&str>, text: &str) -> Format {
         return Format::WindowsInf;
     }
     // Firewalls and network operating systems.
-    if any(&starts("#config-version="))
-        || (any(&starts("config system ")) && any(&|l| l.trim_start().starts_with("edit ")))
-    {
+    // FortiOS: `config …` / `edit N` / `set …` / `next` blocks (also a bare snippet of `edit` blocks).
+    let forti_edits = count(&|l| l.trim_start().starts_with("edit ")) > 0
+        && count(&|l| l.trim() == "next") > 0
+        && count(&|l| l.trim_start().starts_with("set ")) > 0;
+    if any(&starts("#config-version=")) || forti_edits {
         return Format::FortiOs;
     }
     if any(&|l| l.starts_with('#') && l.contains("by RouterOS"))

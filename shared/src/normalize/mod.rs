@@ -30,7 +30,7 @@ use crate::text::{self, Encoding};
 pub const NORMALIZER_VERSION: u32 = 1;
 
 /// Inputs larger than this are refused (callers fall back to raw comparison): memory stays bounded.
-pub const MAX_NORMALIZE_BYTES: usize = 64 * 1024 * 1024;
+pub const MAX_NORMALIZE_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NormalizeError {

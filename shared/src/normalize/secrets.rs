@@ -85,7 +85,12 @@ const RULES: &[Rule] = &[
     },
     Rule {
         what: "key=value secret",
-        pattern: r#"(?i)(?:^|[\s.;,])[\w.-]*(?:password|passwd|passphrase|secret|psk|token|api[_-]?key|private[_-]?key|pre-shared-key|community|wpa[\w-]*-key)\s*[=:]\s*("[^"]*"|[^\s,;]+)"#,
+        pattern: r#"(?i)(?:^|[\s.;,{"])[\w.-]*(?:password|passwd|passphrase|secret|psk|token|api[_-]?key|private[_-]?key|pre-shared-key|community|wpa[\w-]*-key)"?\s*[=:]\s*("[^"]*"|[^\s,;}]+)"#,
+        salted: false,
+    },
+    Rule {
+        what: "XML element holding a secret (pfSense/OPNsense hashes, keys, PSKs)",
+        pattern: r#"(?i)<(?:[\w.-]*(?:password|passwd|passphrase|hash|secret|psk|prv|private-?key|pre-shared-key|shared_key|token|community|authkey|bindpw))>([^<]+)<"#,
         salted: false,
     },
     Rule { what: "crypt(3) password hash", pattern: r#"(\$(?:1|2[aby]?|5|6|y|sha1|md5)\$[^\s:"',;]+)"#, salted: false },

@@ -169,6 +169,8 @@ fn text_lines(
         out.push(NormLine { text: format!("{context}: {}", key.mask(value.trim(), false)), context });
         return;
     }
+    // In PLC code (Structured Text and friends) comments and layout carry no behaviour.
+    let value = if code_like { strip_st_comments(value) } else { value.to_string() };
     let lines: Vec<String> = value.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
     for line in secrets::mask_private_key_blocks(lines, key) {
         let line = if code_like { collapse_ws(&line) } else { line.trim().to_string() };
@@ -178,5 +180,71 @@ fn text_lines(
         let (masked, n) = secrets::mask_line(&line, key);
         *n_secrets += n;
         out.push(NormLine { text: format!("{context}: {masked}"), context: context.clone() });
+    }
+}
+
+/// Removes IEC 61131-3 comments (`(* … *)`, `/* … */`, `// …`) outside string literals.
+pub fn strip_st_comments(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut chars = code.chars().peekable();
+    let mut in_string: Option<char> = None;
+    while let Some(c) = chars.next() {
+        if let Some(q) = in_string {
+            out.push(c);
+            if c == '$' {
+                // `$'` escapes a quote inside an ST string.
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            } else if c == q {
+                in_string = None;
+            }
+            continue;
+        }
+        match (c, chars.peek().copied()) {
+            ('\'', _) | ('"', _) => {
+                in_string = Some(c);
+                out.push(c);
+            }
+            ('(', Some('*')) | ('/', Some('*')) => {
+                let close = if c == '(' { ')' } else { '/' };
+                chars.next();
+                let mut prev = ' ';
+                for d in chars.by_ref() {
+                    if prev == '*' && d == close {
+                        break;
+                    }
+                    if d == '\n' {
+                        out.push('\n');
+                    }
+                    prev = d;
+                }
+            }
+            ('/', Some('/')) => {
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_st_comments;
+
+    #[test]
+    fn st_comments_go_strings_stay() {
+        assert_eq!(
+            strip_st_comments("a := 1; (* set a *)\nb := '(* not *)'; // tail\nc;"),
+            "a := 1; \nb := '(* not *)'; \nc;"
+        );
+        assert_eq!(strip_st_comments("(* multi\nline *)x"), "\nx");
+        assert_eq!(strip_st_comments("s := 'it$'s'; // c"), "s := 'it$'s'; ");
     }
 }
