@@ -13,7 +13,12 @@ fn v(stem: &str, n: u32, ext: &str) -> std::path::PathBuf {
 #[test]
 fn diff_exit_codes_follow_significance() {
     let plant = Plant::empty();
-    let noise = plant.run(&["diff", path(&v("scrapli_iosxr_get_config", 1, "txt")), path(&v("scrapli_iosxr_get_config", 2, "txt")), "--json"]);
+    let noise = plant.run(&[
+        "diff",
+        path(&v("scrapli_iosxr_get_config", 1, "txt")),
+        path(&v("scrapli_iosxr_get_config", 2, "txt")),
+        "--json",
+    ]);
     assert_eq!(noise.code, 0, "{}{}", noise.stdout, noise.stderr);
     let report = noise.json();
     assert_eq!(report["format"], "cisco-ios-xr");
@@ -21,7 +26,12 @@ fn diff_exit_codes_follow_significance() {
     assert_eq!(report["significant"], false);
     assert_eq!(report["changes"], serde_json::json!([]));
 
-    let real = plant.run(&["diff", path(&v("pybatfish_drift_as2dist1", 1, "cfg")), path(&v("pybatfish_drift_as2dist1", 2, "cfg")), "--json"]);
+    let real = plant.run(&[
+        "diff",
+        path(&v("pybatfish_drift_as2dist1", 1, "cfg")),
+        path(&v("pybatfish_drift_as2dist1", 2, "cfg")),
+        "--json",
+    ]);
     assert_eq!(real.code, 1, "{}", real.stderr);
     let report = real.json();
     assert_eq!(report["significant"], true);
@@ -43,7 +53,11 @@ fn a_changed_secret_is_reported_but_never_printed() {
     let plant = Plant::empty();
     let old = v("scale_delong-sw02_juniper", 3, "conf");
     let new = v("scale_delong-sw02_juniper", 4, "conf");
-    for args in [vec!["diff", path(&old), path(&new)], vec!["diff", path(&old), path(&new), "--json"], vec!["diff", path(&old), path(&new), "--raw"]] {
+    for args in [
+        vec!["diff", path(&old), path(&new)],
+        vec!["diff", path(&old), path(&new), "--json"],
+        vec!["diff", path(&old), path(&new), "--raw"],
+    ] {
         let run = plant.run(&args);
         assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
         for secret in ["$1$jLjmJdDw$uo3cF/AX5lBe94cTPPkyn.", "$1$MaaZPnhq$joHwbAF2NjWbNhvjRrPT01", "jLjmJdDw"] {
@@ -62,18 +76,23 @@ fn a_changed_secret_is_reported_but_never_printed() {
 fn noise_only_captures_stay_in_baseline_and_real_changes_drift() {
     let plant = Plant::new("p");
     plant.ok(&["asset", "add", "PLC-1", "--kind", "plc", "--criticality", "high"]);
-    let first = plant.ok(&["config", "capture", "PLC-1", path(&v("TcUnit_FB_TcUnitRunner", 1, "TcPOU")), "--json"]).json();
+    let first =
+        plant.ok(&["config", "capture", "PLC-1", path(&v("TcUnit_FB_TcUnitRunner", 1, "TcPOU")), "--json"]).json();
     assert_eq!(first["format"], "twincat");
     plant.ok(&["baseline", "approve", "PLC-1", "--reason", "initial"]);
     // v2 only drops the ProductVersion attribute: a new backup, not a change.
-    let second = plant.ok(&["config", "capture", "PLC-1", path(&v("TcUnit_FB_TcUnitRunner", 2, "TcPOU")), "--json"]).json();
+    let second =
+        plant.ok(&["config", "capture", "PLC-1", path(&v("TcUnit_FB_TcUnitRunner", 2, "TcPOU")), "--json"]).json();
     assert_eq!(second["version"], 2);
     assert_eq!(second["significant"], false);
     let drift = plant.ok(&["drift", "--json"]).json();
     assert_eq!(drift[0]["status"], "in-baseline", "{drift}");
     assert!(drift[0]["detail"].as_str().expect("detail").contains("only in noise"), "{drift}");
     let diff = plant.ok(&["config", "diff", "PLC-1", "--json"]).json();
-    assert_eq!((diff["from"].as_u64(), diff["to"].as_u64(), diff["significant"].as_bool()), (Some(1), Some(2), Some(false)));
+    assert_eq!(
+        (diff["from"].as_u64(), diff["to"].as_u64(), diff["significant"].as_bool()),
+        (Some(1), Some(2), Some(false))
+    );
     let raw = plant.ok(&["config", "diff", "PLC-1", "--raw", "--json"]).json();
     assert!(raw["raw_diff"].as_str().expect("raw").contains("ProductVersion"), "{raw}");
     // v3 changes code: unauthorized drift, located in the POU.
@@ -81,5 +100,12 @@ fn noise_only_captures_stay_in_baseline_and_real_changes_drift() {
     let drift = plant.expect_code(1, &["drift", "--json"]).json();
     assert_eq!(drift[0]["status"], "drift-unauthorized");
     let diff = plant.ok(&["config", "diff", "PLC-1", "--json"]).json();
-    assert!(diff["changes"].as_array().expect("changes").iter().all(|c| c["location"].as_str().expect("loc").starts_with("TcPlcObject/POU[FB_TcUnitRunner]")), "{diff}");
+    assert!(
+        diff["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .all(|c| c["location"].as_str().expect("loc").starts_with("TcPlcObject/POU[FB_TcUnitRunner]")),
+        "{diff}"
+    );
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use datum_shared::diff::{self, DiffReport};
-use datum_shared::normalize::{mask_raw, normalize, FingerprintKey, MAX_NORMALIZE_BYTES};
+use datum_shared::normalize::{mask_raw, normalize_pair, FingerprintKey, MAX_NORMALIZE_BYTES};
 use datum_shared::text;
 use serde::Serialize;
 
@@ -40,8 +40,8 @@ pub fn compare(
             )));
         }
     }
-    let old_n = normalize(name, old, key).map_err(|e| user(e.to_string()))?;
-    let new_n = normalize(name, new, key).map_err(|e| user(e.to_string()))?;
+    let (old_n, new_n) = normalize_pair(name, old, new, key);
+    let (old_n, new_n) = (old_n.map_err(|e| user(e.to_string()))?, new_n.map_err(|e| user(e.to_string()))?);
     let report = diff::diff(&old_n, &new_n, old == new);
     let raw_diff = if raw {
         match (text::decode(old).1, text::decode(new).1) {

@@ -17,7 +17,7 @@ mod xml;
 
 use std::sync::OnceLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use sha2::{Digest, Sha256};
 
 pub use detect::{detect, Format};
@@ -98,6 +98,22 @@ pub fn normalize(name: Option<&str>, bytes: &[u8], key: &FingerprintKey) -> Resu
         f => normalize_lines(f, &text, key),
     };
     Ok(Normalized { format, encoding, lines, secrets })
+}
+
+/// Normalises the two sides of a comparison at once, on two threads (a comparison is interactive; the two
+/// halves are independent).
+pub fn normalize_pair(
+    name: Option<&str>,
+    old: &[u8],
+    new: &[u8],
+    key: &FingerprintKey,
+) -> (Result<Normalized, NormalizeError>, Result<Normalized, NormalizeError>) {
+    std::thread::scope(|scope| {
+        let old_side = scope.spawn(|| normalize(name, old, key));
+        let new_side = normalize(name, new, key);
+        let old_side = old_side.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (old_side, new_side)
+    })
 }
 
 /// Secret masking only, line by line, for showing raw text (`diff --raw`, displays).
@@ -183,10 +199,65 @@ const TRANSFORMS: &[Transform] = &[
     },
 ];
 
+/// Makes `\b`, `\w`, `\d`, `\s` (and their negations) ASCII-only. Unicode word boundaries keep the regex
+/// crate off its fast DFA; configuration keywords are ASCII anyway.
+pub(crate) fn ascii_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('b') if !in_class => out.push_str("(?-u:\\b)"),
+                Some('w') => out.push_str(if in_class { "0-9A-Za-z_" } else { "[0-9A-Za-z_]" }),
+                Some('d') => out.push_str(if in_class { "0-9" } else { "[0-9]" }),
+                Some('s') => out.push_str(if in_class { "\\t\\n\\x0B\\x0C\\r " } else { "[\\t\\n\\x0B\\x0C\\r ]" }),
+                Some(other) => {
+                    out.push('\\');
+                    out.push(other);
+                }
+                None => out.push('\\'),
+            },
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+                // A `]` right after `[` or `[^` is a literal, not the end of the class.
+                let rest = chars.as_str();
+                if let Some(stripped) = rest.strip_prefix('^') {
+                    out.push('^');
+                    chars.next();
+                    if stripped.starts_with(']') {
+                        out.push(']');
+                        chars.next();
+                    }
+                } else if rest.starts_with(']') {
+                    out.push(']');
+                    chars.next();
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every noise pattern in one automaton, to test a line once.
+fn noise_set() -> &'static RegexSet {
+    static SET: OnceLock<RegexSet> = OnceLock::new();
+    SET.get_or_init(|| RegexSet::new(NOISE.iter().map(|n| ascii_classes(n.pattern))).expect("noise rules are valid"))
+}
+
 fn noise_rules() -> &'static [(Vec<Format>, Regex)] {
     static RULES: OnceLock<Vec<(Vec<Format>, Regex)>> = OnceLock::new();
     RULES.get_or_init(|| {
-        NOISE.iter().map(|n| (n.formats.to_vec(), Regex::new(n.pattern).expect("noise rules are valid"))).collect()
+        NOISE
+            .iter()
+            .map(|n| (n.formats.to_vec(), Regex::new(&ascii_classes(n.pattern)).expect("noise rules are valid")))
+            .collect()
     })
 }
 
@@ -236,7 +307,8 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
         text.trim_start_matches('\u{feff}').lines().map(|l| l.trim_end_matches('\r').trim_end().to_string()).collect();
     let raw = join_continuations(format, raw);
     let raw = secrets::mask_private_key_blocks(raw, key);
-    let noise: Vec<&Regex> = noise_rules().iter().filter(|(f, _)| f.contains(&format)).map(|(_, r)| r).collect();
+    let noise: Vec<usize> =
+        noise_rules().iter().enumerate().filter(|(_, (f, _))| f.contains(&format)).map(|(i, _)| i).collect();
     let transforms: Vec<(&Regex, &str)> =
         transform_rules().iter().filter(|(f, _, _)| f.contains(&format)).map(|(_, r, s)| (r, *s)).collect();
     let comments = comment_prefix(format);
@@ -251,8 +323,11 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
         if comments.is_some_and(|c| c.iter().any(|p| trimmed.starts_with(p))) {
             continue;
         }
-        if noise.iter().any(|r| r.is_match(line)) {
-            continue;
+        if !noise.is_empty() {
+            let hits = noise_set().matches(line);
+            if noise.iter().any(|i| hits.matched(*i)) {
+                continue;
+            }
         }
         let (masked, n) = secrets::mask_line(line, key);
         secrets_n += n;

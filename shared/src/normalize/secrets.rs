@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 
 use hmac::{Hmac, Mac};
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use sha2::Sha256;
 
 /// The key of the keyed fingerprints. The edge derives it from the site key; `datum-edge diff` uses a fresh one.
@@ -99,16 +99,31 @@ const RULES: &[Rule] = &[
 fn compiled() -> &'static [(Regex, bool)] {
     static RULES_RE: OnceLock<Vec<(Regex, bool)>> = OnceLock::new();
     RULES_RE.get_or_init(|| {
-        RULES.iter().map(|r| (Regex::new(r.pattern).expect("secret rules are valid regexes"), r.salted)).collect()
+        RULES
+            .iter()
+            .map(|r| (Regex::new(&super::ascii_classes(r.pattern)).expect("secret rules are valid regexes"), r.salted))
+            .collect()
+    })
+}
+
+/// All rules in one automaton: most lines hold no secret, and one scan tells.
+fn rule_set() -> &'static RegexSet {
+    static SET: OnceLock<RegexSet> = OnceLock::new();
+    SET.get_or_init(|| {
+        RegexSet::new(RULES.iter().map(|r| super::ascii_classes(r.pattern))).expect("secret rules are valid regexes")
     })
 }
 
 /// Masks every secret in one line. Returns the masked line and how many secrets it held.
 pub fn mask_line(line: &str, key: &FingerprintKey) -> (String, usize) {
+    let hits = rule_set().matches(line);
+    if !hits.matched_any() {
+        return (line.to_string(), 0);
+    }
     let mut current = line.to_string();
     let mut n = 0;
-    for (re, salted) in compiled() {
-        if !re.is_match(&current) {
+    for (idx, (re, salted)) in compiled().iter().enumerate() {
+        if !hits.matched(idx) || !re.is_match(&current) {
             continue;
         }
         let mut out = String::with_capacity(current.len());
