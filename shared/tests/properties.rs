@@ -50,6 +50,12 @@ proptest! {
     }
 
     #[test]
+    fn every_parser_survives_any_text(format_idx in 0usize..30, text in "(?s).{0,1500}") {
+        let format = datum_shared::normalize::ALL_FORMATS[format_idx];
+        let _ = datum_shared::normalize::normalize_as(format, &text, &key());
+    }
+
+    #[test]
     fn xml_like_input_never_panics(parts in prop::collection::vec(prop_oneof![Just("<a>"), Just("</a>"), Just("<b x=\"1\"/>"), Just("text"), Just("<![CDATA[x]]>"), Just("<?xml version=\"1.0\"?>"), Just("&amp;"), Just("<")], 0..40)) {
         let text = parts.concat();
         let _ = normalize(Some("x.xml"), text.as_bytes(), &key()).expect("small input");

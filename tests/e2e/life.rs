@@ -194,7 +194,15 @@ fn baselines_drift_and_a_change_through_approval() {
     assert_eq!(plant.run(&["drift"]).code, 1);
     let diff = plant.ok(&["config", "diff", "SW-01", "--json"]).json();
     assert_eq!((diff["from"].as_u64(), diff["to"].as_u64()), (Some(1), Some(2)));
-    assert!(diff["diff"].as_str().expect("diff").contains("@@"));
+    assert_eq!(diff["significant"], true);
+    assert!(
+        diff["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .all(|c| c["location"].as_str().expect("loc").starts_with('/')),
+        "{diff}"
+    );
 
     // A proper change: high risk, two approvers, never the requester.
     let cr = plant
@@ -415,6 +423,17 @@ fn dump_and_restore_dump_give_the_same_answers() {
         ]);
     }
     plant.ok(&["baseline", "approve", "WS-01", "--version", "2", "--reason", "hardening v2"]);
+    // UTF-16LE security templates are compared as text, located by section.
+    let diff = plant.ok(&["config", "diff", "WS-01", "1", "2", "--json"]).json();
+    assert_eq!(diff["format"], "windows-inf");
+    assert!(
+        diff["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .any(|c| c["location"].as_str().expect("loc").starts_with('[')),
+        "{diff}"
+    );
     plant.ok(&[
         "change",
         "new",

@@ -100,6 +100,50 @@ pub fn normalize(name: Option<&str>, bytes: &[u8], key: &FingerprintKey) -> Resu
     Ok(Normalized { format, encoding, lines, secrets })
 }
 
+/// Runs one format's normaliser on text, whatever the content looks like (fuzzing and tests of each parser).
+pub fn normalize_as(format: Format, text: &str, key: &FingerprintKey) -> Vec<NormLine> {
+    match format {
+        f if f.is_xml() => xml::normalize(f, text, key).map(|(lines, _)| lines).unwrap_or_default(),
+        Format::Json => json::normalize(text, key).map(|(lines, _)| lines).unwrap_or_default(),
+        Format::Binary => Vec::new(),
+        f => normalize_lines(f, text, key).0,
+    }
+}
+
+/// Every format, for tests and fuzzing.
+pub const ALL_FORMATS: [Format; 30] = [
+    Format::CiscoIos,
+    Format::CiscoNxos,
+    Format::CiscoIosXr,
+    Format::CiscoAsa,
+    Format::JunosCurly,
+    Format::JunosSet,
+    Format::FortiOs,
+    Format::PfSense,
+    Format::OpnSense,
+    Format::MikroTik,
+    Format::IptablesSave,
+    Format::Nftables,
+    Format::Firewalld,
+    Format::NetworkCli,
+    Format::OpenWrtUci,
+    Format::RockwellL5x,
+    Format::SimaticMl,
+    Format::Step7Source,
+    Format::PlcOpen,
+    Format::TwinCat,
+    Format::Xml,
+    Format::Sysctl,
+    Format::SshdConfig,
+    Format::AuditRules,
+    Format::KeyValue,
+    Format::WindowsInf,
+    Format::Csv,
+    Format::Json,
+    Format::Text,
+    Format::Binary,
+];
+
 /// Normalises the two sides of a comparison at once, on two threads (a comparison is interactive; the two
 /// halves are independent).
 pub fn normalize_pair(
