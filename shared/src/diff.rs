@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use imara_diff::intern::InternedInput;
+use imara_diff::intern::{InternedInput, TokenSource};
 use imara_diff::{diff as imara, Algorithm};
 use serde::Serialize;
 
@@ -40,19 +40,25 @@ pub struct DiffReport {
     pub secrets_changed: usize,
 }
 
+/// Lines as diff tokens, without copying them into one text first.
+struct LineSlice<'a>(&'a [&'a str]);
+
+impl<'a> TokenSource for LineSlice<'a> {
+    type Token = &'a str;
+    type Tokenizer = std::iter::Copied<std::slice::Iter<'a, &'a str>>;
+
+    fn tokenize(&self) -> Self::Tokenizer {
+        self.0.iter().copied()
+    }
+
+    fn estimate_tokens(&self) -> u32 {
+        self.0.len() as u32
+    }
+}
+
 /// Line hunks between two lists of lines (histogram algorithm).
 pub fn hunks(old: &[&str], new: &[&str]) -> Vec<(Range<u32>, Range<u32>)> {
-    let mut old_text = String::with_capacity(old.iter().map(|l| l.len() + 1).sum());
-    for l in old {
-        old_text.push_str(l);
-        old_text.push('\n');
-    }
-    let mut new_text = String::with_capacity(new.iter().map(|l| l.len() + 1).sum());
-    for l in new {
-        new_text.push_str(l);
-        new_text.push('\n');
-    }
-    let input = InternedInput::new(old_text.as_str(), new_text.as_str());
+    let input = InternedInput::new(LineSlice(old), LineSlice(new));
     let mut out = Vec::new();
     imara(Algorithm::Histogram, &input, |before: Range<u32>, after: Range<u32>| out.push((before, after)));
     out
@@ -122,7 +128,7 @@ pub fn render(report: &DiffReport) -> String {
         // XML and JSON lines start with their element path; under a header naming it, the rest suffices.
         let shown = |l: &str| -> String {
             match l.strip_prefix(change.location.as_str()) {
-                Some(rest) if !change.location.is_empty() && (rest.starts_with(": ") || rest.starts_with(" ")) => {
+                Some(rest) if !change.location.is_empty() && (rest.starts_with(": ") || rest.starts_with(" @")) => {
                     rest.trim_start_matches(": ").trim_start().to_string()
                 }
                 _ => l.to_string(),

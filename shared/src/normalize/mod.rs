@@ -600,6 +600,8 @@ impl Context {
                     self.join()
                 }
             }
+            // Sorted formats: the key is the location (line numbers would point into the unsorted file).
+            Format::Sysctl | Format::KeyValue => trimmed.split(['=', ':']).next().unwrap_or(trimmed).trim().to_string(),
             _ => format!("line {line_no}"),
         }
     }
