@@ -338,13 +338,13 @@ async fn insert_audit(tx: &mut sqlx::Transaction<'_, Sqlite>, signed: &SignedEnt
         .execute(&mut **tx)
         .await
         .map_err(db("append audit entry"))?;
-    for asset in &signed.entry.assets {
-        sqlx::query("INSERT OR IGNORE INTO audit_assets (seq, asset) VALUES (?, ?)")
-            .bind(signed.entry.seq as i64)
-            .bind(asset)
-            .execute(&mut **tx)
-            .await
-            .map_err(db("append audit entry"))?;
+    // An import can concern thousands of assets: one multi-row statement per batch, not one per asset.
+    for batch in signed.entry.assets.chunks(BATCH_ROWS) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO audit_assets (seq, asset) ");
+        q.push_values(batch, |mut b, asset| {
+            b.push_bind(signed.entry.seq as i64).push_bind(asset);
+        });
+        q.build().execute(&mut **tx).await.map_err(db("append audit entry"))?;
     }
     Ok(())
 }

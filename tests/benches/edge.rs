@@ -20,19 +20,8 @@ struct Measured {
 /// Runs a command and measures its wall time and peak resident memory (from wait4).
 fn measure(cmd: &mut Command) -> Measured {
     let start = Instant::now();
-    let child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    #[allow(unsafe_code)]
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    #[allow(unsafe_code)]
-    // SAFETY: pid is our child; status and usage are valid out-pointers.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4 failed");
-    let wall = start.elapsed();
-    std::mem::forget(child);
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
-    Measured { wall, max_rss_kib: usage.ru_maxrss, code }
+    let (code, max_rss_kib) = datum_tests::run_measured(cmd);
+    Measured { wall: start.elapsed(), max_rss_kib, code }
 }
 
 fn quick() -> bool {
