@@ -163,7 +163,10 @@ pub fn normalize_pair(
 /// Secret masking only, line by line, for showing raw text (`diff --raw`, displays).
 pub fn mask_raw(text: &str, key: &FingerprintKey) -> Vec<String> {
     let lines: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
-    secrets::mask_private_key_blocks(lines, key).into_iter().map(|l| secrets::mask_line(&l, key).0).collect()
+    secrets::mask_private_key_blocks(lines, key)
+        .into_iter()
+        .map(|l| secrets::mask_line(&l, key).0.into_owned())
+        .collect()
 }
 
 /// A noise rule: lines of these formats matching the pattern are dropped.
@@ -332,9 +335,16 @@ fn comment_prefix(format: Format) -> Option<&'static [&'static str]> {
     }
 }
 
-/// Collapses runs of spaces and tabs to one space and trims.
+/// Collapses runs of whitespace to one space and trims.
 fn collapse_ws(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 /// `key = value` with canonical spacing.
@@ -375,7 +385,7 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
         }
         let (masked, n) = secrets::mask_line(line, key);
         secrets_n += n;
-        let mut value = masked;
+        let mut value = masked.into_owned();
         for (re, replacement) in &transforms {
             value = re.replace_all(&value, *replacement).into_owned();
         }

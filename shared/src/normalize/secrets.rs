@@ -6,8 +6,10 @@
 //! printed. Values that are re-encrypted with a fresh salt on every export (FortiGate `ENC`) cannot be compared
 //! and become `<secret:salted>`, so they are never reported as changed.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
+use aho_corasick::AhoCorasick;
 use hmac::{Hmac, Mac};
 use regex::{Regex, RegexSet};
 use sha2::Sha256;
@@ -114,11 +116,45 @@ fn rule_set() -> &'static RegexSet {
     })
 }
 
+/// Words at least one of which every rule needs: a cheap first test that lets most lines (PLC code, plain
+/// settings) skip the regular expressions. Kept in step with `RULES` by `every_rule_has_a_trigger`.
+const TRIGGERS: &[&str] = &[
+    "secret",
+    "pass",
+    "key",
+    "psk",
+    "pwd",
+    "community",
+    "token",
+    "md5",
+    "hash",
+    "prv",
+    "bindpw",
+    "enc",
+    "$1$",
+    "$2",
+    "$5$",
+    "$6$",
+    "$y$",
+    "$sha1$",
+    "$md5$",
+];
+
+fn triggers() -> &'static AhoCorasick {
+    static AC: OnceLock<AhoCorasick> = OnceLock::new();
+    AC.get_or_init(|| {
+        AhoCorasick::builder().ascii_case_insensitive(true).build(TRIGGERS).expect("trigger words are valid")
+    })
+}
+
 /// Masks every secret in one line. Returns the masked line and how many secrets it held.
-pub fn mask_line(line: &str, key: &FingerprintKey) -> (String, usize) {
+pub fn mask_line<'a>(line: &'a str, key: &FingerprintKey) -> (Cow<'a, str>, usize) {
+    if !triggers().is_match(line) {
+        return (Cow::Borrowed(line), 0);
+    }
     let hits = rule_set().matches(line);
     if !hits.matched_any() {
-        return (line.to_string(), 0);
+        return (Cow::Borrowed(line), 0);
     }
     let mut current = line.to_string();
     let mut n = 0;
@@ -142,7 +178,7 @@ pub fn mask_line(line: &str, key: &FingerprintKey) -> (String, usize) {
         out.push_str(&current[last..]);
         current = out;
     }
-    (current, n)
+    (Cow::Owned(current), n)
 }
 
 /// Is this element or key name one whose value is secret (XML, JSON)?
@@ -261,6 +297,32 @@ mod tests {
         );
         check("users.1.password=$1$abc$def", "users.1.password=<secret>");
         check("wpa_passphrase=correct horse", "wpa_passphrase=<secret>");
+    }
+
+    #[test]
+    fn every_rule_has_a_trigger() {
+        // Each rule's own example must pass the trigger prefilter, or the rule would never run.
+        let examples = [
+            "set password ENC abc",
+            "set psksecret abc",
+            "enable secret 5 abc",
+            "snmp-server community abc RO",
+            "  community abc;",
+            "key-string 7 abc",
+            "encrypted-password \"abc\";",
+            "wpa_passphrase=abc",
+            "x token=abc",
+            "<bcrypt-hash>abc</bcrypt-hash>",
+            "<prv>abc</prv>",
+            "$6$salt$hash",
+            "$2b$10$abc",
+            "set auth-pwd abc",
+            "ntp authentication-key 1 md5 abc",
+        ];
+        for example in examples {
+            assert!(triggers().is_match(example), "{example:?} would skip the rules");
+            assert!(mask_line(example, &key()).1 > 0, "{example:?} was not masked");
+        }
     }
 
     #[test]
