@@ -55,48 +55,179 @@ struct Rule {
     salted: bool,
 }
 
-/// The rules, applied to every line of every text format. Order matters: earlier rules mask first.
-const RULES: &[Rule] = &[
-    Rule { what: "FortiOS encrypted value", pattern: r#"(?i)\bset\s+[\w-]+\s+(ENC\s+(?:"[^"]*"|\S+))"#, salted: true },
-    Rule {
-        what: "FortiOS secret",
-        pattern: r#"(?i)\bset\s+(?:password|passwd|psksecret|secret|passphrase|sso-password|radius-secret|ldap-password|auth-pwd|wifi-passphrase|key|private-key|pre-shared-key|psk|passwd\d)\s+("[^"]*"|\S+)"#,
-        salted: false,
-    },
-    Rule {
-        what: "Cisco type-N password or secret",
-        pattern: r#"(?i)\b(?:secret|password|passwd)\s+(?:\d+\s+)?([^\s"]+|"[^"]*")"#,
-        salted: false,
-    },
-    Rule { what: "SNMP community", pattern: r#"(?i)\bsnmp-server\s+community\s+(\S+)"#, salted: false },
-    Rule { what: "Junos SNMP community", pattern: r#"(?i)^\s*community\s+("[^"]*"|[^\s{;]+)"#, salted: false },
-    Rule {
-        what: "keys and pre-shared keys",
-        pattern: r#"(?i)\b(?:key-string|key|pre-shared-key(?:\s+ascii-text|\s+hexadecimal)?|authentication-key|simple-password|hello-authentication-key|md5|message-digest-key\s+\d+\s+md5|ikev\d\s+pre-shared-key|psk)\s+(?:\d\s+)?("[^"]*"|[^\s";{]+)"#,
-        salted: false,
-    },
-    Rule {
-        what: "Junos encrypted password",
-        pattern: r#"(?i)\bencrypted-password\s+("[^"]*"|[^\s;]+)"#,
-        salted: false,
-    },
-    Rule {
-        what: "key=value line whose value is a secret (to the end of the line)",
-        pattern: r#"(?i)^\s*[\w.-]*(?:password|passwd|passphrase|secret|psk|token|api[_-]?key|private[_-]?key|pre-shared-key|community|wpa[\w-]*-key)\s*[=:]\s*("[^"]*"|.*\S)\s*$"#,
-        salted: false,
-    },
-    Rule {
-        what: "key=value secret",
-        pattern: r#"(?i)(?:^|[\s.;,{"])[\w.-]*(?:password|passwd|passphrase|secret|psk|token|api[_-]?key|private[_-]?key|pre-shared-key|community|wpa[\w-]*-key)"?\s*[=:]\s*("[^"]*"|[^\s,;}]+)"#,
-        salted: false,
-    },
-    Rule {
-        what: "XML element holding a secret (pfSense/OPNsense hashes, keys, PSKs)",
-        pattern: r#"(?i)<(?:[\w.-]*(?:password|passwd|passphrase|hash|secret|psk|prv|private-?key|pre-shared-key|shared_key|token|community|authkey|bindpw))>([^<]+)<"#,
-        salted: false,
-    },
-    Rule { what: "crypt(3) password hash", pattern: r#"(\$(?:1|2[aby]?|5|6|y|sha1|md5)\$[^\s:"',;]+)"#, salted: false },
+/// Regular-expression rules for secrets that need no keyword (password hashes anywhere on a line). Everything
+/// introduced by a keyword is handled by `mask_keyword_values`.
+const RULES: &[Rule] = &[Rule {
+    what: "crypt(3) and Junos $9$ password hashes",
+    pattern: r#"(\$(?:1|2[aby]?|5|6|9|y|sha1|md5)\$[^\s:"',;<]+)"#,
+    salted: false,
+}];
+
+/// Words that introduce a secret value wherever they appear as a whole word (`enable secret 5 …`,
+/// `md5 key …`, `snmp-server user … auth sha … priv aes …`, `wpa-psk ascii 0 …`).
+const KEYWORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "secret",
+    "passphrase",
+    "key",
+    "key-string",
+    "psk",
+    "community",
+    "token",
+    "bearer",
+    "credential",
+    "credentials",
+    "md5",
+    "auth",
+    "priv",
+    "ascii-text",
+    "hexadecimal",
+    "authentication-key",
+    "pre-shared-key",
+    "preshared-key",
+    "encrypted-password",
+    "plain-text-password-value",
+    "simple-password",
+    "wpa-psk",
+    "set-key",
+    "cpassword",
+    "localizedkey",
+    "2c",
+    "v2c",
+    "x-api-key",
+    "apikey",
+    "api-key",
+    "api_key",
+    "tls",
+    "prv",
+    "bindpw",
 ];
+
+/// Endings of setting names whose value is secret (`users.1.password`, `sae_password`, `ipsecpsk`,
+/// `rocommunity`, `PasswordHash`, `SourceKey`, `ValidCommunities`).
+const SUFFIXES: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "secrets",
+    "key",
+    "psk",
+    "community",
+    "communities",
+    "token",
+    "bindpw",
+    "hash",
+    "credential",
+    "credentials",
+    "pwd",
+];
+
+/// Setting names that end like a secret but hold none (their values are worth seeing).
+const NOT_SECRET: &[&str] = &["hostkey", "pubkey"];
+
+/// Is this word (a setting, element, attribute or JSON key name) one whose value is secret?
+pub fn is_secret_word(word: &str) -> bool {
+    let w = word.to_ascii_lowercase();
+    if NOT_SECRET.contains(&w.as_str()) {
+        return false;
+    }
+    KEYWORDS.contains(&w.as_str()) || SUFFIXES.iter().any(|s| w.len() > s.len() && w.ends_with(s))
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// Masks the value after every secret keyword of a line: to the closing quote for a quoted value, to the closing
+/// tag inside XML, otherwise to the end of the line (keeping a trailing `;`, `{` or `## SECRET-DATA`). Masking too
+/// much is the safe side: a word of context lost is better than a password shown.
+fn mask_keyword_values(line: &str, key: &FingerprintKey) -> (String, usize) {
+    let mut out = String::with_capacity(line.len());
+    let mut n = 0;
+    let mut pos = 0;
+    let bytes = line.as_bytes();
+    while pos < line.len() {
+        let Some(start) = line[pos..].find(is_word_char).map(|i| pos + i) else { break };
+        let end = line[start..].find(|c: char| !is_word_char(c)).map(|i| start + i).unwrap_or(line.len());
+        out.push_str(&line[pos..end]);
+        pos = end;
+        if !is_secret_word(line[start..end].trim_matches(['.', '-'])) {
+            continue;
+        }
+        let in_tag = start > 0 && bytes[start - 1] == b'<';
+        if start > 1 && bytes[start - 2] == b'<' && bytes[start - 1] == b'/' {
+            continue; // a closing tag holds no value
+        }
+        // Skip the separators between the keyword and its value.
+        let mut value_start = end;
+        // A quoted key (`"password": "…"`, `'pass' = …`): its closing quote is not the value's opening one.
+        if value_start < line.len() && matches!(bytes[value_start], b'"' | b'\'') {
+            let after = line[value_start + 1..].trim_start();
+            if after.starts_with(':') || after.starts_with('=') {
+                value_start += 1;
+            }
+        }
+        while value_start < line.len() && matches!(bytes[value_start], b' ' | b'\t' | b'=' | b':' | b'>') {
+            value_start += 1;
+        }
+        let rest = &line[value_start..];
+        if rest.is_empty()
+            || rest.starts_with("<secret:")
+            || rest.starts_with("<private key:")
+            || rest.starts_with("</")
+        {
+            continue;
+        }
+        let value_end = if in_tag {
+            rest.find("</").map(|i| value_start + i).unwrap_or(line.len())
+        } else if let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') {
+            closing_quote(rest, q).map(|i| value_start + i + 1).unwrap_or(line.len())
+        } else {
+            let mut e = line.len();
+            for marker in [" ## SECRET-DATA", "</"] {
+                if let Some(i) = rest.find(marker) {
+                    e = e.min(value_start + i);
+                }
+            }
+            while e > value_start && matches!(bytes[e - 1], b';' | b'{' | b' ' | b'\t') {
+                e -= 1;
+            }
+            e
+        };
+        if value_end <= value_start {
+            continue;
+        }
+        let value = &line[value_start..value_end];
+        out.push_str(&line[end..value_start]);
+        let salted = value.starts_with("ENC ") || value.starts_with("enc ");
+        out.push_str(&key.mask(value.trim_matches(['"', '\'']), salted));
+        n += 1;
+        pos = value_end;
+    }
+    if pos < line.len() {
+        out.push_str(&line[pos..]);
+    }
+    (out, n)
+}
+
+/// Index of the quote closing a value that starts with quote `q`, honouring backslash escapes.
+fn closing_quote(value: &str, q: char) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in value.char_indices().skip(1) {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == q {
+            return Some(i);
+        }
+    }
+    None
+}
 
 fn compiled() -> &'static [(Regex, bool)] {
     static RULES_RE: OnceLock<Vec<(Regex, bool)>> = OnceLock::new();
@@ -124,17 +255,25 @@ const TRIGGERS: &[&str] = &[
     "key",
     "psk",
     "pwd",
-    "community",
+    "communit",
     "token",
     "md5",
     "hash",
     "prv",
     "bindpw",
-    "enc",
+    "bearer",
+    "credential",
+    "auth",
+    "priv",
+    "tls",
+    "2c",
+    "ascii-text",
+    "hexadecimal",
     "$1$",
     "$2",
     "$5$",
     "$6$",
+    "$9$",
     "$y$",
     "$sha1$",
     "$md5$",
@@ -152,12 +291,11 @@ pub fn mask_line<'a>(line: &'a str, key: &FingerprintKey) -> (Cow<'a, str>, usiz
     if !triggers().is_match(line) {
         return (Cow::Borrowed(line), 0);
     }
-    let hits = rule_set().matches(line);
+    let (mut current, mut n) = mask_keyword_values(line, key);
+    let hits = rule_set().matches(&current);
     if !hits.matched_any() {
-        return (Cow::Borrowed(line), 0);
+        return if n == 0 { (Cow::Borrowed(line), 0) } else { (Cow::Owned(current), n) };
     }
-    let mut current = line.to_string();
-    let mut n = 0;
     for (idx, (re, salted)) in compiled().iter().enumerate() {
         if !hits.matched(idx) || !re.is_match(&current) {
             continue;
@@ -183,37 +321,7 @@ pub fn mask_line<'a>(line: &'a str, key: &FingerprintKey) -> (Cow<'a, str>, usiz
 
 /// Is this element or key name one whose value is secret (XML, JSON)?
 pub fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    const EXACT: &[&str] = &[
-        "prv",
-        "tls",
-        "psk",
-        "key",
-        "secret",
-        "community",
-        "shared_key",
-        "sharedkey",
-        "authkey",
-        "auth_key",
-        "privatekey",
-        "private_key",
-        "pre-shared-key",
-        "ipsec_psk",
-        "ldap_bindpw",
-        "bindpw",
-        "radius_secret",
-        "passwd",
-        "pass",
-    ];
-    EXACT.contains(&n.as_str())
-        || n.contains("password")
-        || n.contains("passphrase")
-        || n.ends_with("-hash")
-        || n.ends_with("_hash")
-        || n.ends_with("secret")
-        || n.contains("apikey")
-        || n.contains("api_key")
-        || n.contains("token")
+    is_secret_word(name)
 }
 
 /// Masks `-----BEGIN … PRIVATE KEY-----` blocks in a list of lines: the block becomes one line.
@@ -233,7 +341,7 @@ pub fn mask_private_key_blocks(lines: Vec<String>, key: &FingerprintKey) -> Vec<
             continue;
         }
         if let Some(idx) = line.find("-----BEGIN") {
-            if line[idx..].contains("PRIVATE KEY") {
+            if line[idx..].to_ascii_uppercase().contains("KEY") {
                 let prefix = line[..idx].to_string();
                 let after = line[idx..].split("-----").nth(2).unwrap_or("").to_string();
                 if line[idx..].contains("-----END") {
@@ -276,12 +384,12 @@ mod tests {
 
     #[test]
     fn vendor_secrets_are_masked() {
-        check("enable secret 5 $1$mERr$hx5rVt7rPNoS4wqbXKX7m0", "enable secret 5 <secret>");
-        check(" password 7 0822455D0A16", " password 7 <secret>");
-        check("username admin privilege 15 secret 9 $9$abc$def", "username admin privilege 15 secret 9 <secret>");
-        check("snmp-server community s3cr3t RO", "snmp-server community <secret> RO");
-        check("crypto isakmp key MyKey address 0.0.0.0", "crypto isakmp key <secret> address 0.0.0.0");
-        check(" key-string 7 1234ABCD", " key-string 7 <secret>");
+        check("enable secret 5 $1$mERr$hx5rVt7rPNoS4wqbXKX7m0", "enable secret <secret>");
+        check(" password 7 0822455D0A16", " password <secret>");
+        check("username admin privilege 15 secret 9 $9$abc$def", "username admin privilege 15 secret <secret>");
+        check("snmp-server community s3cr3t RO", "snmp-server community <secret>");
+        check("crypto isakmp key MyKey address 0.0.0.0", "crypto isakmp key <secret>");
+        check(" key-string 7 1234ABCD", " key-string <secret>");
         check(
             "        set password ENC SH2nlSm9QL9tapcHPXIqAXvX7vBJuuqu7wxzWEAJSGTE1ZVy3sOdY=",
             "        set password <secret:salted>",
@@ -291,12 +399,53 @@ mod tests {
             "    encrypted-password \"$6$abc$xyz\"; ## SECRET-DATA",
             "    encrypted-password <secret>; ## SECRET-DATA",
         );
-        check(
-            "/ip ipsec peer add secret=hunter2 address=1.2.3.4",
-            "/ip ipsec peer add secret=<secret> address=1.2.3.4",
-        );
+        check("/ip ipsec peer add secret=hunter2 address=1.2.3.4", "/ip ipsec peer add secret=<secret>");
+        check("add name=x password=\"a b\" group=full", "add name=x password=<secret> group=full");
         check("users.1.password=$1$abc$def", "users.1.password=<secret>");
         check("wpa_passphrase=correct horse", "wpa_passphrase=<secret>");
+        check(
+            "<password>x y</password><bcrypt-hash>$2b$10$q</bcrypt-hash>",
+            "<password><secret></password><bcrypt-hash><secret></bcrypt-hash>",
+        );
+        check("<user Password=\"p w\" name=\"n\"/>", "<user Password=<secret> name=\"n\"/>");
+    }
+
+    /// Cases a probe found leaking through the first, per-word rules.
+    #[test]
+    fn values_after_type_words_spaces_and_quotes_never_leak() {
+        let cases = [
+            ("standby 1 authentication md5 key-string HsrpOld99", "HsrpOld99"),
+            ("ntp authentication-key 1 md5 NtpOld12 7", "NtpOld12"),
+            ("security wpa psk set-key ascii 0 WpaOldPsk12345", "WpaOldPsk12345"),
+            ("wpa-psk ascii 0 ApPskOld1", "ApPskOld1"),
+            (" message-digest-key 1 md5 encrypted XrOspfOld1", "XrOspfOld1"),
+            (" password encrypted XrBgpOld2", "XrBgpOld2"),
+            ("authentication-key 1 type md5 value \"$9$OLDntpKEY\";", "OLDntp"),
+            ("md5 1 key \"$9$OLDospfKEY\";", "OLDospf"),
+            ("set security ike policy p manual authentication key ascii-text \"ManualOld9\"", "ManualOld9"),
+            ("ppp.1.password = \"Kv Ppp Old 6\"", "Ppp Old"),
+            ("fbMqtt.sPassword := 'TcPw2Old3';", "TcPw2Old3"),
+            ("username bob privilege 15 password 0 my Old pass word", "Old pass"),
+            ("snmp-server community \"Comm Old Spaced\" RO", "Old Spaced"),
+            ("enable secret 0 En\"Old\"Q", "Old"),
+            ("option key 'Uci Wpa Old 1'", "Wpa Old"),
+            ("set passwd \"Fg \\\"Old\\\" pw x\"", "Old"),
+            ("snmp-server host 10.1.1.1 version 2c TrapCommOld", "TrapCommOld"),
+            ("snmp-server user v3user grp v3 auth sha AuthPassOld1 priv aes 128 PrivPassOld1", "PassOld1"),
+            ("set snmp community JnCommOld1 authorization read-only", "JnCommOld1"),
+            ("plain-text-password-value \"PlainOld1\";", "PlainOld1"),
+            ("add name=peer1 tcp-md5-key=MtBgpOld11", "MtBgpOld11"),
+            ("<ipsecpsk>PskOld</ipsecpsk><rocommunity>RoOld</rocommunity>", "Old"),
+            ("option sae_password 'SaeOld'", "SaeOld"),
+            ("MACHINE\\Software\\Winlogon\\DefaultPassword=1,\"WinPwOld1\"", "WinPwOld1"),
+            ("<Controller SourceKey=\"L5SkOld2\">", "L5SkOld2"),
+            ("<AdministratorPassword><Value>UnPwOld1</Value></AdministratorPassword>", "UnPwOld1"),
+        ];
+        for (line, secret) in cases {
+            let (masked, n) = mask_line(line, &key());
+            assert!(n > 0, "{line:?}: nothing masked");
+            assert!(!masked.contains(secret), "{line:?} leaks {secret:?}: {masked}");
+        }
     }
 
     #[test]

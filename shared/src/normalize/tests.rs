@@ -49,3 +49,13 @@ fn too_large_input_is_refused() {
     let big = vec![b'a'; MAX_NORMALIZE_BYTES + 1];
     assert_eq!(normalize(None, &big, &key()).unwrap_err(), NormalizeError::TooLarge { size: MAX_NORMALIZE_BYTES + 1 });
 }
+
+#[test]
+fn absurdly_deep_xml_falls_back_to_text_quickly() {
+    let depth = 100_000;
+    let text = format!("<pfsense>{}{}</pfsense>", "<a>".repeat(depth), "</a>".repeat(depth));
+    let started = std::time::Instant::now();
+    let n = normalize(Some("config.xml"), text.as_bytes(), &key()).expect("normalize");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(!n.lines.is_empty());
+}

@@ -28,6 +28,9 @@ pub const VOLATILE_ATTRIBUTES: &[(Format, &str)] = &[
 pub const VOLATILE_ELEMENTS: &[(Format, &str)] =
     &[(Format::TwinCat, "LineIds"), (Format::PfSense, "revision"), (Format::OpnSense, "revision")];
 
+/// Deeper documents are compared as text (real exports nest a few dozen levels).
+const MAX_DEPTH: usize = 256;
+
 const NAME_ATTRIBUTES: &[&str] = &["Name", "name", "Number", "ID", "Id", "id", "Key", "key"];
 
 struct Frame {
@@ -53,6 +56,10 @@ pub fn normalize(format: Format, text: &str, key: &FingerprintKey) -> Option<(Ve
             Event::Start(_) if skip_depth > 0 => skip_depth += 1,
             Event::Empty(_) if skip_depth > 0 => {}
             Event::Start(e) => {
+                // Element paths are built per line: unbounded nesting would cost quadratic time and memory.
+                if stack.len() >= MAX_DEPTH {
+                    return None;
+                }
                 if let Some(frame) = open(format, &e, &mut stack, key, &mut out, &mut n_secrets) {
                     stack.push(frame);
                 } else {
