@@ -126,6 +126,28 @@ impl Plant {
         run
     }
 
+    /// Opens a change request with placeholder texts on `asset` (draft); returns its id as printed by JSON.
+    pub fn new_change(&self, asset: &str, risk: &str) -> String {
+        let args = [
+            "change",
+            "new",
+            "--title",
+            "t",
+            "--reason",
+            "r",
+            "--asset",
+            asset,
+            "--risk",
+            risk,
+            "--impact",
+            "i",
+            "--rollback",
+            "r",
+            "--json",
+        ];
+        self.ok(&args).json()["id"].as_str().expect("change id").to_string()
+    }
+
     pub fn write(&self, name: &str, content: &[u8]) -> PathBuf {
         let path = self.path(name);
         std::fs::write(&path, content).expect("write test file");

@@ -266,22 +266,7 @@ fn baselines_drift_and_a_change_through_approval() {
     assert_eq!(shown["events"].as_array().map(Vec::len), Some(7));
 
     // Rejected changes stay rejected.
-    plant.ok(&[
-        "change",
-        "new",
-        "--title",
-        "t",
-        "--reason",
-        "r",
-        "--asset",
-        "FW-01",
-        "--risk",
-        "low",
-        "--impact",
-        "i",
-        "--rollback",
-        "r",
-    ]);
+    plant.new_change("FW-01", "low");
     plant.ok(&["change", "submit", "CR-0002"]);
     assert_eq!(plant.run_as("bob", &["change", "reject", "CR-0002", "--reason", "no window"]).code, 0);
     let after = plant.run_as("carol", &["change", "approve", "CR-0002"]);
@@ -434,22 +419,7 @@ fn dump_and_restore_dump_give_the_same_answers() {
             .any(|c| c["location"].as_str().expect("loc").starts_with('[')),
         "{diff}"
     );
-    plant.ok(&[
-        "change",
-        "new",
-        "--title",
-        "t",
-        "--reason",
-        "r",
-        "--asset",
-        "WS-01",
-        "--risk",
-        "low",
-        "--impact",
-        "i",
-        "--rollback",
-        "r",
-    ]);
+    plant.new_change("WS-01", "low");
     let dump = plant.path("site.dump");
     plant.ok(&["dump", "--out", path(&dump)]);
     let restored = plant.path("restored");

@@ -13,22 +13,7 @@ fn path(p: &std::path::Path) -> &str {
 fn the_requester_cannot_approve_under_another_spelling() {
     let plant = Plant::new("p");
     plant.ok(&["asset", "add", "FW-1", "--kind", "firewall"]);
-    plant.ok(&[
-        "change",
-        "new",
-        "--title",
-        "t",
-        "--reason",
-        "r",
-        "--asset",
-        "FW-1",
-        "--risk",
-        "low",
-        "--impact",
-        "i",
-        "--rollback",
-        "r",
-    ]);
+    plant.new_change("FW-1", "low");
     plant.ok(&["change", "submit", "CR-1"]);
     let padded = plant.run_as("alice ", &["change", "approve", "CR-1"]);
     assert_eq!(padded.code, 2, "{}", padded.stderr);
@@ -42,22 +27,7 @@ fn the_requester_cannot_approve_under_another_spelling() {
 fn captures_after_implementation_are_refused() {
     let plant = Plant::new("p");
     plant.ok(&["asset", "add", "FW-1", "--kind", "firewall"]);
-    plant.ok(&[
-        "change",
-        "new",
-        "--title",
-        "t",
-        "--reason",
-        "r",
-        "--asset",
-        "FW-1",
-        "--risk",
-        "low",
-        "--impact",
-        "i",
-        "--rollback",
-        "r",
-    ]);
+    plant.new_change("FW-1", "low");
     plant.ok(&["change", "submit", "CR-1"]);
     assert_eq!(plant.run_as("bob", &["change", "approve", "CR-1"]).code, 0);
     let v1 = fixture("versions/pybatfish_fcv_border1.v1.cfg");
