@@ -261,15 +261,6 @@ pub fn all_records<D: ReadDoc>(doc: &D) -> Result<Vec<(String, String, Json)>, D
     Ok(out)
 }
 
-/// Decodes a projected record.
-pub fn decode<R: DeserializeOwned>(collection: &str, key: &str, json: Json) -> Result<R, DocError> {
-    serde_json::from_value(json).map_err(|e| DocError::Schema {
-        collection: collection.into(),
-        key: key.into(),
-        error: e.to_string(),
-    })
-}
-
 /// The subject of a record (what `audit log --asset` and per-asset queries filter on).
 pub fn record_subject(key: &str, json: &Json) -> String {
     for field in ["asset", "name", "change"] {

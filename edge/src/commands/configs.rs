@@ -115,19 +115,21 @@ async fn capture(
         return Err(user(format!("{} is not a regular file", file.display())));
     }
     let latest = versions.iter().filter(|v| v.slot == slot).max_by_key(|v| v.version);
-    let stored = site.blobs.put_file(file, latest.map(|v| v.raw_hash.as_str())).map_err(|e| match e {
+    let file_name = file.file_name().map(|n| n.to_string_lossy().to_string());
+    let base = latest.map(|v| v.raw_hash.as_str());
+    let too_large = |e: BlobError| match e {
         BlobError::TooLarge { .. } => user(e.to_string()),
         other => anyhow::Error::from(other),
-    })?;
-    // Normalise (bounded size): the normalised hash is what drift compares; a file too large keeps its raw hash.
-    let normalized = if stored.size <= MAX_NORMALIZE_BYTES as u64 {
-        let bytes = std::fs::read(file).map_err(|e| user(format!("{}: {e}", file.display())))?;
-        let name = file.file_name().map(|n| n.to_string_lossy().to_string());
-        normalize(name.as_deref(), &bytes, &site.fingerprint_key()).ok()
-    } else {
-        None
     };
-    let file_name = file.file_name().map(|n| n.to_string_lossy().to_string());
+    // Files small enough to normalise are read once: the bytes stored are the bytes normalised (the file may
+    // change while we work). Larger ones are streamed into the store and keep their raw hash for drift.
+    let (stored, normalized) = if meta.len() <= MAX_NORMALIZE_BYTES as u64 {
+        let bytes = std::fs::read(file).map_err(|e| user(format!("{}: {e}", file.display())))?;
+        let stored = site.blobs.put_bytes(&bytes, base).map_err(too_large)?;
+        (stored, normalize(file_name.as_deref(), &bytes, &site.fingerprint_key()).ok())
+    } else {
+        (site.blobs.put_file(file, base).map_err(too_large)?, None)
+    };
     let configs_doc = site.doc_id(&format!("configs/{}", month_period(site.now)));
     let report;
     match latest {
