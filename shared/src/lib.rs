@@ -14,6 +14,7 @@ pub mod ids;
 pub mod model;
 pub mod normalize;
 pub mod policy;
+pub mod sync;
 pub mod text;
 
 pub use ids::{AssetName, ChangeId, DocId, IdError, SlotName};

@@ -1,0 +1,73 @@
+//! The sync protocol between an edge and the hub, as a deterministic state machine with no I/O.
+//!
+//! `wire` is the frame format, `session` runs one connection, and the rules below decide who may write
+//! what. Drivers (the `datum-edge` and `datum-hub` binaries, and the simulator in `tests/sync_sim.rs`) move
+//! frames between a transport and a `Session`, load and store documents when asked, and read no rule of
+//! their own.
+
+pub mod session;
+pub mod wire;
+
+pub use session::{Event, LocalDoc, Session, SessionConfig};
+pub use wire::{Frame, Msg};
+
+use crate::ids::Owner;
+use crate::DocId;
+
+/// Who is at the other end of a connection, as established from its certificate (never from what it says).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Principal {
+    Hub,
+    /// The edge node(s) of one site, by site id.
+    Site {
+        site_id: String,
+    },
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Principal::Hub => f.write_str("hub"),
+            Principal::Site { site_id } => write!(f, "site {site_id}"),
+        }
+    }
+}
+
+/// May `who` author changes to `doc`? Exactly one principal may: the owner named in the id.
+pub fn may_write(who: &Principal, doc: &DocId) -> bool {
+    match (who, doc.owner()) {
+        (Principal::Hub, Owner::Hub) => true,
+        (Principal::Site { site_id }, Owner::Site(owner)) => *site_id == owner,
+        _ => false,
+    }
+}
+
+/// May `who` hold a copy of `doc`? The hub holds everything; a site holds its own documents and the hub's
+/// (templates, central approvals), never another site's.
+pub fn may_read(who: &Principal, doc: &DocId) -> bool {
+    match who {
+        Principal::Hub => true,
+        Principal::Site { site_id } => match doc.owner() {
+            Owner::Hub => true,
+            Owner::Site(owner) => *site_id == owner,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_writer_per_document() {
+        let a = Principal::Site { site_id: "aaaa".into() };
+        let b = Principal::Site { site_id: "bbbb".into() };
+        let a_inv = DocId::site("aaaa", "inventory");
+        let tpl = DocId::parse("hub/templates").expect("valid id");
+        assert!(may_write(&a, &a_inv) && may_read(&a, &a_inv));
+        assert!(!may_write(&b, &a_inv) && !may_read(&b, &a_inv));
+        assert!(!may_write(&Principal::Hub, &a_inv) && may_read(&Principal::Hub, &a_inv));
+        assert!(may_write(&Principal::Hub, &tpl));
+        assert!(!may_write(&a, &tpl) && may_read(&a, &tpl));
+    }
+}

@@ -1,0 +1,573 @@
+//! One sync connection between an edge and the hub, as a state machine: frames in, frames and events out.
+//!
+//! Calling contract (drivers must keep it; the simulator and both binaries do):
+//! 1. Create the session with the local documents' summaries (id, heads, the saved per-peer sync state).
+//!    It queues `Hello` and a `Manifest` at once.
+//! 2. Feed every received frame to `handle`. After each call, first drain `poll_event` and act on every event
+//!    (in particular, store `Applied` changes durably), then drain `poll_transmit` and send the frames in
+//!    order. Acting on events before transmitting is what makes an acknowledgement mean "stored".
+//! 3. On `Event::Load`, hand over each listed document with `provide` (or `None` if it does not exist yet).
+//! 4. At the end (any end), persist `sync_states()`: they are the per-peer cursors for the next connection.
+//!
+//! The session fails safe: a frame out of sequence, a message out of place or a rule broken ends it with
+//! `Event::Failed` or `Event::Violation` (a `Reject` frame is queued for the peer), and later frames are
+//! ignored. It never panics on peer input.
+//!
+//! Phases: both sides send `Hello` + `Manifest`; the union of both manifests is the set of documents this
+//! session synchronises (automerge sync, one `sync::State` per document, read-only for documents the peer
+//! may not write). When the edge sees every document converged it says `DocsSynced`; the hub checks the
+//! same from its side, asks for the configuration files it lacks (`BlobWant`), receives them, and confirms
+//! with `Synced`. New local changes (`local_changed`) restart the cycle on a live connection.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{Automerge, ChangeHash};
+use sha2::{Digest, Sha256};
+
+use super::wire::{is_blob_hash, BlobWant, DocHeads, Frame, Head, Msg, BLOB_CHUNK, PROTOCOL_VERSION};
+use super::{may_read, may_write, Principal};
+use crate::ids::Owner;
+use crate::DocId;
+
+/// Who we are and who the transport says the peer is.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub me: Principal,
+    /// Established from the peer's certificate by the driver.
+    pub peer: Principal,
+    /// Our node name (for the peer's logs and attribution).
+    pub node: String,
+    /// Identifies our store, so a peer can tell a rebuilt node from the one it synced with before.
+    pub store: String,
+}
+
+/// What the driver knows about a local document without loading it.
+#[derive(Debug, Clone)]
+pub struct LocalDoc {
+    pub id: DocId,
+    pub heads: Vec<ChangeHash>,
+    /// The encoded `sync::State` saved at the end of the last session with this peer.
+    pub saved_state: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Load these documents and hand each over with `Session::provide` before feeding more frames.
+    Load(Vec<DocId>),
+    /// The peer's changes were applied to `doc`: store `incremental` (automerge `save_after`) durably
+    /// before transmitting anything else. `changes` are the new change hashes, for attribution.
+    Applied { doc: DocId, changes: Vec<ChangeHash>, incremental: Vec<u8> },
+    /// Hub: these files are referenced by the site's configuration documents in this session. Answer with
+    /// `want_blobs` listing the ones not stored completely (including older ones still missing).
+    CheckBlobs(Vec<String>),
+    /// Edge: send these files with `blob_chunk_frame`, then call `blobs_sent`.
+    SendBlobs(Vec<BlobWant>),
+    /// Hub: append this piece of a file (order, bounds and the piece's hash are already checked).
+    BlobChunk { hash: String, offset: u64, total: u64, data: Vec<u8> },
+    /// Hub: the last piece of `hash` arrived; verify the whole file and answer with `blob_stored`.
+    BlobComplete { hash: String, total: u64 },
+    /// Hub: the edge cannot provide this file.
+    BlobUnavailable { hash: String, reason: String },
+    /// Hub: the edge asks for a new certificate (CSR in DER); answer with `renewed`.
+    RenewRequested(Vec<u8>),
+    /// Edge: the hub sent a renewed certificate chain.
+    Renewed(String),
+    /// Both sides hold everything this session exchanged (the hub stored it durably).
+    Synced { docs: u32, blobs: u32 },
+    /// The peer broke a rule (wrote a document it does not own, offered another site's document…). A
+    /// `Reject` is queued; record the violation and close.
+    Violation(String),
+    /// The session ended for another reason (the peer rejected us, a protocol error, a bad frame).
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitHello,
+    AwaitManifest,
+    Loading,
+    Running,
+    Closed,
+}
+
+struct Slot {
+    doc: Option<Automerge>,
+    state: sync::State,
+}
+
+/// Hub-side bookkeeping of the files wanted in the current cycle.
+#[derive(Default)]
+struct Incoming {
+    /// hash → next expected offset.
+    expected: BTreeMap<String, u64>,
+    /// Files completely stored in this cycle.
+    /// Files whose last piece arrived and whose verdict (`blob_stored`) is due.
+    awaiting_verdict: BTreeSet<String>,
+    unavailable: BTreeSet<String>,
+    edge_done: bool,
+}
+
+pub struct Session {
+    cfg: SessionConfig,
+    phase: Phase,
+    local: BTreeMap<DocId, LocalDoc>,
+    our_manifest: Vec<DocHeads>,
+    peer_manifest: Option<Vec<DocHeads>>,
+    slots: BTreeMap<DocId, Slot>,
+    pending_loads: BTreeSet<DocId>,
+    send_seq: u64,
+    recv_seq: u64,
+    out: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
+    /// Edge: `DocsSynced` was sent for the current state and not invalidated since.
+    announced: bool,
+    /// Hub: the files wanted in the current cycle, once asked.
+    incoming: Option<Incoming>,
+    /// Hub: the edge announced convergence again during a transfer; check files again after it.
+    recheck: bool,
+    blobs_total: u32,
+}
+
+impl Session {
+    pub fn new(cfg: SessionConfig, local_docs: Vec<LocalDoc>) -> Session {
+        let mut local = BTreeMap::new();
+        let mut our_manifest = Vec::new();
+        for d in local_docs {
+            // Offer only what the peer may hold, and only what changed since the last sync with it.
+            if !may_read(&cfg.peer, &d.id) || !may_read(&cfg.me, &d.id) {
+                continue;
+            }
+            let cursor = d.saved_state.as_deref().and_then(|b| sync::State::decode(b).ok()).map(|s| s.shared_heads);
+            if cursor.as_deref() != Some(&d.heads[..]) {
+                our_manifest.push(DocHeads { doc: d.id.clone(), heads: d.heads.iter().map(|h| h.0).collect() });
+            }
+            local.insert(d.id.clone(), d);
+        }
+        let mut session = Session {
+            cfg,
+            phase: Phase::AwaitHello,
+            local,
+            our_manifest: our_manifest.clone(),
+            peer_manifest: None,
+            slots: BTreeMap::new(),
+            pending_loads: BTreeSet::new(),
+            send_seq: 0,
+            recv_seq: 0,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            announced: false,
+            incoming: None,
+            recheck: false,
+            blobs_total: 0,
+        };
+        let site_id = match &session.cfg.me {
+            Principal::Site { site_id } => Some(site_id.clone()),
+            Principal::Hub => None,
+        };
+        session.send(Msg::Hello {
+            protocol: PROTOCOL_VERSION,
+            node: session.cfg.node.clone(),
+            site_id,
+            store: session.cfg.store.clone(),
+        });
+        session.send(Msg::Manifest { docs: our_manifest });
+        session
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    pub fn peer(&self) -> &Principal {
+        &self.cfg.peer
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.out.pop_front()
+    }
+
+    /// The per-peer sync state of every document this session touched, to persist for the next connection.
+    pub fn sync_states(&self) -> Vec<(DocId, Vec<u8>)> {
+        self.slots.iter().filter(|(_, s)| s.doc.is_some()).map(|(id, s)| (id.clone(), s.state.encode())).collect()
+    }
+
+    /// Documents of this session and their current heads (for status reports and tests).
+    pub fn session_docs(&self) -> Vec<DocId> {
+        self.slots.keys().cloned().collect()
+    }
+
+    /// Feeds one received frame.
+    pub fn handle(&mut self, bytes: &[u8]) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let frame = match Frame::decode(bytes) {
+            Ok(f) => f,
+            Err(e) => return self.fail(format!("bad frame from the peer: {e}")),
+        };
+        if frame.seq != self.recv_seq + 1 {
+            return self.fail(format!("frame {} arrived where {} was expected", frame.seq, self.recv_seq + 1));
+        }
+        self.recv_seq = frame.seq;
+        self.on_msg(frame.msg);
+    }
+
+    /// Hands over a document asked for by `Event::Load` (`None`: we have no copy yet).
+    pub fn provide(&mut self, id: &DocId, doc: Option<Automerge>) {
+        if !self.pending_loads.remove(id) {
+            return;
+        }
+        let read_only = !may_write(&self.cfg.peer, id);
+        let saved = self.local.get(id).and_then(|d| d.saved_state.as_deref()).and_then(|b| sync::State::decode(b).ok());
+        let mut state = saved.unwrap_or_default();
+        state.read_only = read_only;
+        self.slots.insert(id.clone(), Slot { doc: Some(doc.unwrap_or_default()), state });
+        if self.pending_loads.is_empty() && self.phase == Phase::Loading {
+            self.phase = Phase::Running;
+            let ids: Vec<DocId> = self.slots.keys().cloned().collect();
+            for id in ids {
+                self.generate(&id);
+            }
+            self.check_converged();
+        }
+    }
+
+    /// A local write changed `id` (continuous sync): replace our copy and tell the peer.
+    pub fn local_changed(&mut self, id: &DocId, doc: Automerge) {
+        if self.phase != Phase::Running || !may_read(&self.cfg.peer, id) || !may_write(&self.cfg.me, id) {
+            return;
+        }
+        let slot = self.slots.entry(id.clone()).or_insert_with(|| Slot {
+            doc: None,
+            state: sync::State { read_only: !may_write(&self.cfg.peer, id), ..Default::default() },
+        });
+        slot.doc = Some(doc);
+        self.announced = false;
+        self.generate(id);
+    }
+
+    /// Hub: the answer to `Event::CheckBlobs`.
+    pub fn want_blobs(&mut self, wants: Vec<BlobWant>) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        let mut incoming = Incoming::default();
+        for w in &wants {
+            incoming.expected.insert(w.hash.clone(), w.from);
+        }
+        self.incoming = Some(incoming);
+        self.send(Msg::BlobWant { wants });
+    }
+
+    /// Hub: the verdict on a file announced by `Event::BlobComplete`.
+    pub fn blob_stored(&mut self, hash: &str, result: Result<(), String>) {
+        let Some(incoming) = self.incoming.as_mut() else { return };
+        if !incoming.awaiting_verdict.remove(hash) {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                self.blobs_total += 1;
+                self.maybe_confirm();
+            }
+            Err(e) => self.fail(format!("file {hash} failed verification: {e}")),
+        }
+    }
+
+    /// Edge: one piece of a wanted file as a frame to send (the driver streams large files without the
+    /// session holding them).
+    pub fn blob_chunk_frame(&mut self, hash: &str, offset: u64, total: u64, data: Vec<u8>) -> Vec<u8> {
+        let sha256: Head = Sha256::digest(&data).into();
+        self.frame(Msg::BlobChunk { hash: hash.to_string(), offset, total, sha256, data })
+    }
+
+    /// Edge: a wanted file cannot be sent.
+    pub fn blob_unavailable(&mut self, hash: &str, reason: &str) {
+        self.send(Msg::BlobUnavailable { hash: hash.to_string(), reason: reason.to_string() });
+    }
+
+    /// Edge: all files of the last `Event::SendBlobs` were sent.
+    pub fn blobs_sent(&mut self) {
+        self.send(Msg::BlobsSent);
+    }
+
+    /// Edge: ask the hub for a new certificate.
+    pub fn request_renewal(&mut self, csr: Vec<u8>) {
+        self.send(Msg::Renew { csr });
+    }
+
+    /// Hub: the answer to `Event::RenewRequested`.
+    pub fn renewed(&mut self, chain_pem: String) {
+        self.send(Msg::Renewed { chain_pem });
+    }
+
+    /// Ends the session from our side with a reason the peer will see.
+    pub fn reject(&mut self, reason: &str) {
+        if self.phase != Phase::Closed {
+            self.send(Msg::Reject { reason: reason.to_string() });
+            self.phase = Phase::Closed;
+        }
+    }
+
+    fn on_msg(&mut self, msg: Msg) {
+        match (self.phase, msg) {
+            (_, Msg::Reject { reason }) => {
+                self.phase = Phase::Closed;
+                self.events.push_back(Event::Failed(format!("the peer refused: {reason}")));
+            }
+            (Phase::AwaitHello, Msg::Hello { protocol, site_id, .. }) => {
+                if protocol != PROTOCOL_VERSION {
+                    return self.fail(format!("peer speaks protocol {protocol}, we speak {PROTOCOL_VERSION}"));
+                }
+                let claimed = match site_id {
+                    Some(site_id) => Principal::Site { site_id },
+                    None => Principal::Hub,
+                };
+                if claimed != self.cfg.peer {
+                    return self
+                        .violation(format!("peer claims to be {claimed} but its certificate says {}", self.cfg.peer));
+                }
+                self.phase = Phase::AwaitManifest;
+            }
+            (Phase::AwaitManifest, Msg::Manifest { docs }) => self.on_manifest(docs),
+            (Phase::Running, Msg::Sync { doc, data }) => self.on_sync(doc, data),
+            (Phase::Running, Msg::DocsSynced) if self.cfg.me == Principal::Hub => self.on_docs_synced(),
+            (Phase::Running, Msg::BlobWant { wants }) if self.cfg.me != Principal::Hub => {
+                if let Some(bad) = wants.iter().find(|w| !is_blob_hash(&w.hash)) {
+                    return self.violation(format!("wanted a file by a malformed name {:?}", bad.hash));
+                }
+                self.events.push_back(Event::SendBlobs(wants));
+            }
+            (Phase::Running, Msg::BlobChunk { hash, offset, total, sha256, data }) if self.cfg.me == Principal::Hub => {
+                self.on_blob_chunk(hash, offset, total, sha256, data)
+            }
+            (Phase::Running, Msg::BlobUnavailable { hash, reason }) if self.cfg.me == Principal::Hub => {
+                let Some(incoming) = self.incoming.as_mut() else {
+                    return self.fail("file report outside a transfer".into());
+                };
+                if incoming.expected.remove(&hash).is_some() {
+                    incoming.unavailable.insert(hash.clone());
+                    self.events.push_back(Event::BlobUnavailable { hash, reason });
+                }
+            }
+            (Phase::Running, Msg::BlobsSent) if self.cfg.me == Principal::Hub => {
+                let Some(incoming) = self.incoming.as_mut() else {
+                    return self.fail("`BlobsSent` outside a transfer".into());
+                };
+                incoming.edge_done = true;
+                self.maybe_confirm();
+            }
+            (Phase::Running, Msg::Synced { docs, blobs }) if self.cfg.me != Principal::Hub => {
+                self.events.push_back(Event::Synced { docs, blobs });
+            }
+            (Phase::Running, Msg::Renew { csr }) if self.cfg.me == Principal::Hub => {
+                self.events.push_back(Event::RenewRequested(csr));
+            }
+            (Phase::Running, Msg::Renewed { chain_pem }) if self.cfg.me != Principal::Hub => {
+                self.events.push_back(Event::Renewed(chain_pem));
+            }
+            (phase, msg) => {
+                let name = format!("{msg:?}");
+                let name = name.split([' ', '(', '{']).next().unwrap_or("?").to_string();
+                self.fail(format!("unexpected {name} message in phase {phase:?}"));
+            }
+        }
+    }
+
+    fn on_manifest(&mut self, docs: Vec<DocHeads>) {
+        for d in &docs {
+            if !may_read(&self.cfg.peer, &d.doc) {
+                return self.violation(format!("peer offered {}, which it may not hold", d.doc));
+            }
+            if !may_read(&self.cfg.me, &d.doc) {
+                return self.violation(format!("peer offered {}, which we may not hold", d.doc));
+            }
+        }
+        let mut union: BTreeSet<DocId> = self.our_manifest.iter().map(|d| d.doc.clone()).collect();
+        for d in &docs {
+            let ours = self.local.get(&d.doc).map(|l| l.heads.iter().map(|h| h.0).collect::<Vec<_>>());
+            if ours.as_deref() != Some(&d.heads[..]) {
+                union.insert(d.doc.clone());
+            }
+        }
+        self.peer_manifest = Some(docs);
+        self.pending_loads = union.clone();
+        if union.is_empty() {
+            self.phase = Phase::Running;
+            self.check_converged();
+        } else {
+            self.phase = Phase::Loading;
+            self.events.push_back(Event::Load(union.into_iter().collect()));
+        }
+    }
+
+    fn on_sync(&mut self, id: DocId, data: Vec<u8>) {
+        let peer_may_write = may_write(&self.cfg.peer, &id);
+        let Some(slot) = self.slots.get_mut(&id) else {
+            if !may_read(&self.cfg.peer, &id) {
+                return self.violation(format!("peer sent {id}, which it may not hold"));
+            }
+            return self.fail(format!("sync for {id}, which is not in this session"));
+        };
+        let message = match sync::Message::decode(&data) {
+            Ok(m) => m,
+            Err(e) => return self.fail(format!("bad sync message for {id}: {e}")),
+        };
+        if !peer_may_write && !message.changes.is_empty() {
+            return self.violation(format!("peer sent changes to {id}, which only {:?} may write", id.owner()));
+        }
+        let doc = slot.doc.as_mut().expect("slots in a running session hold their document");
+        let before = doc.get_heads();
+        if let Err(e) = doc.receive_sync_message(&mut slot.state, message) {
+            return self.fail(format!("could not apply the sync message for {id}: {e}"));
+        }
+        let after = doc.get_heads();
+        if after != before {
+            let changes = doc.get_changes(&before).iter().map(|c| c.hash()).collect();
+            let incremental = doc.save_after(&before);
+            self.events.push_back(Event::Applied { doc: id.clone(), changes, incremental });
+            self.announced = false;
+        }
+        self.generate(&id);
+        self.check_converged();
+    }
+
+    fn on_docs_synced(&mut self) {
+        if !self.converged() {
+            // More changes are on their way to the edge; it will say so again.
+            return;
+        }
+        if self.incoming.is_some() {
+            self.recheck = true;
+            return;
+        }
+        self.recheck = false;
+        let mut referenced = BTreeSet::new();
+        for (id, slot) in &self.slots {
+            if id.kind() != "configs" || !matches!(id.owner(), Owner::Site(_)) {
+                continue;
+            }
+            let Some(doc) = slot.doc.as_ref() else { continue };
+            match crate::document::collection_json(doc, "versions") {
+                Ok(records) => {
+                    for (_, json) in records {
+                        if let Some(hash) = json.get("raw_hash").and_then(|h| h.as_str()) {
+                            if is_blob_hash(hash) {
+                                referenced.insert(hash.to_string());
+                            }
+                        }
+                    }
+                }
+                Err(e) => return self.fail(format!("cannot read configuration versions of {id}: {e}")),
+            }
+        }
+        self.events.push_back(Event::CheckBlobs(referenced.into_iter().collect()));
+    }
+
+    fn on_blob_chunk(&mut self, hash: String, offset: u64, total: u64, sha256: Head, data: Vec<u8>) {
+        let Some(incoming) = self.incoming.as_mut() else {
+            return self.fail("file piece outside a transfer".into());
+        };
+        let Some(expected) = incoming.expected.get(&hash).copied() else {
+            return self.violation(format!("peer sent file {hash}, which was not asked for"));
+        };
+        let len = data.len() as u64;
+        if offset != expected || data.len() > BLOB_CHUNK || offset.checked_add(len).is_none_or(|end| end > total) {
+            return self
+                .fail(format!("file {hash}: piece at {offset} (+{len} of {total}) where {expected} was expected"));
+        }
+        if <[u8; 32]>::from(Sha256::digest(&data)) != sha256 {
+            return self.fail(format!("file {hash}: piece at {offset} does not match its checksum"));
+        }
+        let end = offset + len;
+        if end == total {
+            incoming.expected.remove(&hash);
+        } else if len == 0 {
+            return self.fail(format!("file {hash}: empty piece before the end"));
+        } else {
+            incoming.expected.insert(hash.clone(), end);
+        }
+        if end == total {
+            incoming.awaiting_verdict.insert(hash.clone());
+        }
+        self.events.push_back(Event::BlobChunk { hash: hash.clone(), offset, total, data });
+        if end == total {
+            self.events.push_back(Event::BlobComplete { hash, total });
+        }
+    }
+
+    /// Hub: confirms once the edge has sent everything and every wanted file is stored.
+    fn maybe_confirm(&mut self) {
+        let Some(incoming) = self.incoming.as_ref() else { return };
+        if !incoming.edge_done {
+            return;
+        }
+        if let Some(hash) = incoming.expected.keys().next() {
+            let hash = hash.clone();
+            return self.fail(format!("the edge finished sending but file {hash} is incomplete"));
+        }
+        if !incoming.awaiting_verdict.is_empty() {
+            return;
+        }
+        let docs = self.slots.len() as u32;
+        let blobs = self.blobs_total;
+        self.events.push_back(Event::Synced { docs, blobs });
+        self.send(Msg::Synced { docs, blobs });
+        self.incoming = None;
+        if self.recheck {
+            self.on_docs_synced();
+        }
+    }
+
+    fn generate(&mut self, id: &DocId) {
+        let Some(slot) = self.slots.get_mut(id) else { return };
+        let Some(doc) = slot.doc.as_ref() else { return };
+        if let Some(message) = doc.generate_sync_message(&mut slot.state) {
+            let data = message.encode();
+            self.send(Msg::Sync { doc: id.clone(), data });
+        }
+    }
+
+    /// Every document of the session: the peer has told us its heads and they equal ours.
+    fn converged(&self) -> bool {
+        self.slots.values().all(|slot| match (&slot.doc, &slot.state.their_heads) {
+            (Some(doc), Some(theirs)) => *theirs == doc.get_heads(),
+            _ => false,
+        })
+    }
+
+    fn check_converged(&mut self) {
+        if self.cfg.me == Principal::Hub || self.announced || self.phase != Phase::Running {
+            return;
+        }
+        if self.converged() {
+            self.announced = true;
+            self.send(Msg::DocsSynced);
+        }
+    }
+
+    fn frame(&mut self, msg: Msg) -> Vec<u8> {
+        self.send_seq += 1;
+        Frame { seq: self.send_seq, msg }.encode()
+    }
+
+    fn send(&mut self, msg: Msg) {
+        let bytes = self.frame(msg);
+        self.out.push_back(bytes);
+    }
+
+    fn fail(&mut self, reason: String) {
+        self.reject(&reason);
+        self.events.push_back(Event::Failed(reason));
+    }
+
+    fn violation(&mut self, reason: String) {
+        self.reject(&reason);
+        self.events.push_back(Event::Violation(reason));
+    }
+}

@@ -1,0 +1,200 @@
+//! The wire format of `datum-sync/1`: one frame per message, a sequence number per direction, postcard
+//! encoding. This module is the only place that knows the byte layout.
+//!
+//! The transport (a QUIC stream or TLS over TCP) delivers frames in order; the sequence number lets the
+//! session notice a transport that did not (a duplicate, a gap, a frame from an older connection) and fail
+//! safe instead of applying it. Sizes are checked before anything is decoded.
+
+use serde::{Deserialize, Serialize};
+
+use crate::DocId;
+
+/// The protocol version carried in `Hello`; the ALPN string `datum-sync/1` carries it too.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The largest frame either side sends or accepts (8 MiB). Checked on the length prefix, before allocation.
+pub const MAX_FRAME: usize = 8 << 20;
+/// Configuration files travel in chunks of this size; a chunk and its header always fit in one frame.
+pub const BLOB_CHUNK: usize = 1 << 20;
+/// Most documents one manifest may list.
+pub const MAX_MANIFEST_DOCS: usize = 100_000;
+/// Most heads one document may list in a manifest (concurrent branches; normally 1–3).
+pub const MAX_HEADS: usize = 1_000;
+
+/// A change hash (SHA-256 of an automerge change).
+pub type Head = [u8; 32];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// 1, 2, 3… per direction and connection.
+    pub seq: u64,
+    pub msg: Msg,
+}
+
+/// Every message of the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    /// First message of each side. The identity that counts is the certificate's; these fields are
+    /// cross-checked against it and used for logs.
+    Hello { protocol: u32, node: String, site_id: Option<String>, store: String },
+    /// Documents that changed since the last sync with this peer (by the persisted per-peer cursor), with
+    /// their heads. Documents listed by either side are synchronised.
+    Manifest { docs: Vec<DocHeads> },
+    /// An automerge sync message for one document.
+    Sync { doc: DocId, data: Vec<u8> },
+    /// Edge → hub: every document in this session has converged as far as the edge can see.
+    DocsSynced,
+    /// Hub → edge: the configuration files the hub lacks (`from` > 0 resumes a cut transfer).
+    BlobWant { wants: Vec<BlobWant> },
+    /// A piece of a configuration file; `sha256` is over `data`.
+    BlobChunk { hash: String, offset: u64, total: u64, sha256: Head, data: Vec<u8> },
+    /// The sender cannot provide this file (its copy is missing or damaged).
+    BlobUnavailable { hash: String, reason: String },
+    /// Edge → hub: every wanted file has been sent (or declared unavailable).
+    BlobsSent,
+    /// Hub → edge: the hub holds all documents and files of this session durably.
+    Synced { docs: u32, blobs: u32 },
+    /// An edge asks for a new certificate before the current one expires (CSR in DER).
+    Renew { csr: Vec<u8> },
+    /// The hub's answer to `Renew`: the new chain in PEM.
+    Renewed { chain_pem: String },
+    /// An enrolling edge (no certificate yet) presents its one-time token.
+    Enroll { token: String, site_name: String, site_id: String, node: String, csr: Vec<u8> },
+    /// The hub's answer to `Enroll`.
+    Enrolled { chain_pem: String, root_pem: String, hub_name: String },
+    /// The sender refuses to continue; the connection is closed after this.
+    Reject { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocHeads {
+    pub doc: DocId,
+    pub heads: Vec<Head>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobWant {
+    pub hash: String,
+    pub from: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("frame of {len} bytes exceeds the limit of {MAX_FRAME}")]
+    TooLarge { len: usize },
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    #[error("{what}: {n} entries exceed the limit of {max}")]
+    TooMany { what: &'static str, n: usize, max: usize },
+}
+
+impl Frame {
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("postcard encodes every Frame into a Vec")
+    }
+
+    /// Decodes one frame payload (the transport strips the length prefix after checking it).
+    pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
+        if bytes.len() > MAX_FRAME {
+            return Err(DecodeError::TooLarge { len: bytes.len() });
+        }
+        let frame: Frame = postcard::from_bytes(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        frame.check_limits()?;
+        Ok(frame)
+    }
+
+    fn check_limits(&self) -> Result<(), DecodeError> {
+        let too_many = |what, n, max| if n > max { Err(DecodeError::TooMany { what, n, max }) } else { Ok(()) };
+        match &self.msg {
+            Msg::Manifest { docs } => {
+                too_many("manifest documents", docs.len(), MAX_MANIFEST_DOCS)?;
+                for d in docs {
+                    too_many("document heads", d.heads.len(), MAX_HEADS)?;
+                }
+                Ok(())
+            }
+            Msg::BlobChunk { data, .. } => too_many("blob chunk bytes", data.len(), BLOB_CHUNK),
+            Msg::BlobWant { wants } => too_many("wanted blobs", wants.len(), MAX_MANIFEST_DOCS),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Is `s` a lowercase hex SHA-256, the only form a blob name may take on the wire (it becomes a key and a
+/// file name)?
+pub fn is_blob_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn doc_id() -> impl Strategy<Value = DocId> {
+        prop_oneof![
+            "[a-f0-9]{16}".prop_map(|s| DocId::site(&s, "inventory")),
+            Just(DocId::parse("hub/templates").expect("valid id")),
+        ]
+    }
+
+    fn msg() -> impl Strategy<Value = Msg> {
+        let bytes = proptest::collection::vec(any::<u8>(), 0..64);
+        prop_oneof![
+            ("[a-z0-9-]{0,20}", proptest::option::of("[a-f0-9]{16}"), "[a-f0-9]{8}")
+                .prop_map(|(node, site_id, store)| Msg::Hello { protocol: PROTOCOL_VERSION, node, site_id, store }),
+            proptest::collection::vec((doc_id(), proptest::collection::vec(any::<[u8; 32]>(), 0..3)), 0..4).prop_map(
+                |docs| Msg::Manifest { docs: docs.into_iter().map(|(doc, heads)| DocHeads { doc, heads }).collect() }
+            ),
+            (doc_id(), bytes.clone()).prop_map(|(doc, data)| Msg::Sync { doc, data }),
+            Just(Msg::DocsSynced),
+            ("[a-f0-9]{64}", any::<u64>())
+                .prop_map(|(hash, from)| Msg::BlobWant { wants: vec![BlobWant { hash, from }] }),
+            ("[a-f0-9]{64}", any::<u64>(), any::<u64>(), any::<[u8; 32]>(), bytes.clone())
+                .prop_map(|(hash, offset, total, sha256, data)| Msg::BlobChunk { hash, offset, total, sha256, data }),
+            (any::<u32>(), any::<u32>()).prop_map(|(docs, blobs)| Msg::Synced { docs, blobs }),
+            bytes.prop_map(|csr| Msg::Renew { csr }),
+            ".{0,40}".prop_map(|reason| Msg::Reject { reason }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn frames_round_trip(seq in any::<u64>(), msg in msg()) {
+            let frame = Frame { seq, msg };
+            prop_assert_eq!(Frame::decode(&frame.encode()), Ok(frame));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Frame::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        assert_eq!(Frame::decode(&vec![0; MAX_FRAME + 1]), Err(DecodeError::TooLarge { len: MAX_FRAME + 1 }));
+        let big = Frame {
+            seq: 1,
+            msg: Msg::BlobChunk {
+                hash: "a".repeat(64),
+                offset: 0,
+                total: 1,
+                sha256: [0; 32],
+                data: vec![0; BLOB_CHUNK + 1],
+            },
+        };
+        assert!(matches!(Frame::decode(&big.encode()), Err(DecodeError::TooMany { .. })));
+        // A document id that does not parse is refused while decoding, not later.
+        let mut bad = Frame { seq: 1, msg: Msg::Sync { doc: DocId::site("ab", "inventory"), data: vec![] } }.encode();
+        let pos = bad.windows(4).position(|w| w == b"site").expect("id is in the frame");
+        bad[pos] = b'x';
+        assert!(matches!(Frame::decode(&bad), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn blob_hash_form() {
+        assert!(is_blob_hash(&"0a".repeat(32)));
+        assert!(!is_blob_hash(&"0A".repeat(32)));
+        assert!(!is_blob_hash("../etc/passwd"));
+    }
+}

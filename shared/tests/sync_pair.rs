@@ -1,0 +1,279 @@
+//! Two peers, one edge and the hub, driven in memory: the protocol converges, resumes, and refuses every
+//! write a peer is not entitled to — tested from the attacker's side.
+
+mod support;
+
+use automerge::sync::SyncDoc;
+use automerge::Automerge;
+use datum_shared::sync::wire::{Frame, Msg, BLOB_CHUNK};
+use datum_shared::sync::{Principal, Session, SessionConfig};
+use datum_shared::DocId;
+use support::*;
+
+const CHUNK: usize = BLOB_CHUNK;
+
+fn converge(edge: &mut Node, hub: &mut Node, chunk: usize) -> (Outcome, Outcome) {
+    let mut link = Link::open(edge, hub, chunk);
+    link.run(edge, hub, chunk);
+    link.close(edge, hub)
+}
+
+fn assert_same(edge: &Node, hub: &Node, docs: &[DocId]) {
+    for d in docs {
+        assert_eq!(edge.disk.heads(d), hub.disk.heads(d), "{d} differs");
+    }
+}
+
+#[test]
+fn first_sync_then_incremental_then_nothing() {
+    let mut rng = Rng::new(1);
+    let mut edge = Node::edge("aaaa");
+    let mut hub = Node::hub();
+    let docs = site_docs("aaaa");
+    for d in &docs {
+        for _ in 0..5 {
+            edge.write(d, &mut rng);
+        }
+    }
+    hub.write(&hub_doc(), &mut rng);
+
+    let (e, h) = converge(&mut edge, &mut hub, CHUNK);
+    assert_eq!((e.synced, h.synced), (1, 1), "{e:?} {h:?}");
+    assert!(e.failed.is_empty() && h.failed.is_empty(), "{e:?} {h:?}");
+    assert_same(&edge, &hub, &docs);
+    assert_same(&edge, &hub, &[hub_doc()]);
+    assert_eq!(hub.disk.blobs, edge.disk.blobs, "every configuration file reached the hub");
+    let received = hub.disk.received.len();
+    assert_eq!(received, 15, "every edge change is attributed once");
+
+    // One more change: only that document is in the manifest, only that change travels.
+    edge.write(&docs[0], &mut rng);
+    let (e, _) = converge(&mut edge, &mut hub, CHUNK);
+    assert_eq!(e.synced, 1);
+    assert_eq!(hub.disk.received.len(), received + 1);
+    assert_same(&edge, &hub, &docs);
+
+    // Nothing changed: an empty manifest on both sides, still a confirmed sync.
+    let mut link = Link::open(&mut edge, &mut hub, CHUNK);
+    let first: Vec<Frame> = link.a_to_b.iter().map(|f| Frame::decode(f).expect("own frame")).collect();
+    assert!(matches!(&first[1].msg, Msg::Manifest { docs } if docs.is_empty()), "{first:?}");
+    link.run(&mut edge, &mut hub, CHUNK);
+    let (e, _) = link.close(&mut edge, &mut hub);
+    assert_eq!(e.synced, 1);
+}
+
+#[test]
+fn a_cut_file_transfer_resumes_where_it_stopped() {
+    let mut rng = Rng::new(2);
+    let mut edge = Node::edge("aaaa");
+    let mut hub = Node::hub();
+    let configs = site_docs("aaaa")[2].clone();
+    edge.write(&configs, &mut rng);
+    let (hash, bytes) = edge.disk.blobs.iter().next().map(|(h, b)| (h.clone(), b.clone())).expect("one file");
+    assert!(bytes.len() > 6);
+
+    // Deliver until the hub has part of the file, then cut.
+    let chunk = 3;
+    let mut link = Link::open(&mut edge, &mut hub, chunk);
+    for _ in 0..10_000 {
+        if hub.disk.partial.get(&hash).is_some_and(|p| p.len() >= 3) {
+            break;
+        }
+        link.deliver(&mut edge, &mut hub, true, chunk);
+        link.deliver(&mut edge, &mut hub, false, chunk);
+    }
+    let got = hub.disk.partial.get(&hash).map(|p| p.len()).expect("a partial file");
+    assert!(got < bytes.len());
+    link.close(&mut edge, &mut hub);
+
+    let mut link = Link::open(&mut edge, &mut hub, chunk);
+    link.run(&mut edge, &mut hub, chunk);
+    let resumed_from = link.b_sent.iter().find_map(|f| match Frame::decode(f) {
+        Ok(Frame { msg: Msg::BlobWant { wants }, .. }) => wants.iter().find(|w| w.hash == hash).map(|w| w.from),
+        _ => None,
+    });
+    let (e, _) = link.close(&mut edge, &mut hub);
+    assert_eq!(resumed_from, Some(got as u64), "the hub asks from where it stopped");
+    assert_eq!(e.synced, 1);
+    assert_eq!(hub.disk.blobs.get(&hash), Some(&bytes));
+}
+
+/// A hand-made peer: sends the frames we script, so it can break rules an honest session never breaks.
+struct Forger {
+    seq: u64,
+}
+
+impl Forger {
+    fn frame(&mut self, msg: Msg) -> Vec<u8> {
+        self.seq += 1;
+        Frame { seq: self.seq, msg }.encode()
+    }
+    fn hello(&mut self, site_id: Option<&str>) -> Vec<u8> {
+        self.frame(Msg::Hello {
+            protocol: 1,
+            node: "forger".into(),
+            site_id: site_id.map(str::to_string),
+            store: "x".into(),
+        })
+    }
+}
+
+fn hub_session(peer_site: &str, hub: &Node) -> Session {
+    let cfg = SessionConfig {
+        me: Principal::Hub,
+        peer: Principal::Site { site_id: peer_site.into() },
+        node: "hub".into(),
+        store: "hub-store".into(),
+    };
+    let docs = hub
+        .disk
+        .doc_ids()
+        .into_iter()
+        .map(|id| datum_shared::sync::LocalDoc { heads: hub.disk.heads(&id), saved_state: None, id })
+        .collect();
+    Session::new(cfg, docs)
+}
+
+/// Feeds forged frames to a hub session; returns the violations and failures it reported.
+fn attack(hub: &mut Node, peer_site: &str, frames: Vec<Vec<u8>>) -> Outcome {
+    let mut session = hub_session(peer_site, hub);
+    let mut outcome = Outcome::default();
+    let mut sent = drive(hub, "forger", &mut session, CHUNK, &mut outcome);
+    for f in frames {
+        session.handle(&f);
+        sent.extend(drive(hub, "forger", &mut session, CHUNK, &mut outcome));
+    }
+    assert!(
+        outcome.violations.is_empty() && outcome.failed.is_empty()
+            || sent.iter().any(|f| matches!(Frame::decode(f), Ok(Frame { msg: Msg::Reject { .. }, .. }))),
+        "a refusal is announced to the peer"
+    );
+    assert!(session.is_closed() || (outcome.violations.is_empty() && outcome.failed.is_empty()));
+    outcome
+}
+
+/// An automerge sync message carrying real changes to `doc_id`.
+fn changes_for(doc_id: &DocId) -> Vec<u8> {
+    let mut rng = Rng::new(9);
+    let mut liar = Node::edge("aaaa");
+    let doc = liar.write(doc_id, &mut rng);
+    let mut state = automerge::sync::State::new();
+    // Pretend the peer already told us it has nothing, so the next message carries changes.
+    let empty = Automerge::new();
+    let mut their = automerge::sync::State::new();
+    let hello = empty.generate_sync_message(&mut their).expect("first message");
+    let mut doc2 = doc.clone();
+    doc2.receive_sync_message(&mut state, hello).expect("receive");
+    let msg = doc2.generate_sync_message(&mut state).expect("a message with changes");
+    assert!(!msg.changes.is_empty());
+    msg.encode()
+}
+
+#[test]
+fn hub_rejects_an_edge_writing_a_hub_document() {
+    let mut hub = Node::hub();
+    let mut rng = Rng::new(3);
+    hub.write(&hub_doc(), &mut rng);
+    let mut f = Forger { seq: 0 };
+    let heads = vec![[7u8; 32]];
+    let frames = vec![
+        f.hello(Some("aaaa")),
+        f.frame(Msg::Manifest { docs: vec![datum_shared::sync::wire::DocHeads { doc: hub_doc(), heads }] }),
+        f.frame(Msg::Sync { doc: hub_doc(), data: changes_for(&hub_doc()) }),
+    ];
+    let before = hub.disk.heads(&hub_doc());
+    let outcome = attack(&mut hub, "aaaa", frames);
+    assert_eq!(outcome.violations.len(), 1, "{outcome:?}");
+    assert!(outcome.violations[0].contains("hub/templates"), "{outcome:?}");
+    assert_eq!(hub.disk.heads(&hub_doc()), before, "nothing was applied");
+    assert_eq!(hub.disk.violations.len(), 1, "the violation is recorded");
+}
+
+#[test]
+fn hub_rejects_another_sites_documents() {
+    let mut hub = Node::hub();
+    let other = DocId::site("bbbb", "inventory");
+    // Offered in the manifest.
+    let mut f = Forger { seq: 0 };
+    let frames = vec![
+        f.hello(Some("aaaa")),
+        f.frame(Msg::Manifest { docs: vec![datum_shared::sync::wire::DocHeads { doc: other.clone(), heads: vec![] }] }),
+    ];
+    let outcome = attack(&mut hub, "aaaa", frames);
+    assert!(outcome.violations.iter().any(|v| v.contains("site/bbbb/inventory")), "{outcome:?}");
+    // Sent without being offered.
+    let mut f = Forger { seq: 0 };
+    let frames = vec![
+        f.hello(Some("aaaa")),
+        f.frame(Msg::Manifest { docs: vec![] }),
+        f.frame(Msg::Sync { doc: other.clone(), data: changes_for(&other) }),
+    ];
+    let outcome = attack(&mut hub, "aaaa", frames);
+    assert!(outcome.violations.iter().any(|v| v.contains("site/bbbb/inventory")), "{outcome:?}");
+    assert!(hub.disk.load(&other).is_none());
+}
+
+#[test]
+fn hub_rejects_an_edge_claiming_another_site() {
+    let mut hub = Node::hub();
+    let mut f = Forger { seq: 0 };
+    let outcome = attack(&mut hub, "aaaa", vec![f.hello(Some("bbbb"))]);
+    assert!(outcome.violations.iter().any(|v| v.contains("claims to be site bbbb")), "{outcome:?}");
+    let mut f = Forger { seq: 0 };
+    let outcome = attack(&mut hub, "aaaa", vec![f.hello(None)]);
+    assert!(outcome.violations.iter().any(|v| v.contains("claims to be hub")), "{outcome:?}");
+}
+
+#[test]
+fn hub_refuses_unasked_or_corrupt_file_pieces_and_bad_frames() {
+    let mut hub = Node::hub();
+    let mut f = Forger { seq: 0 };
+    let frames = vec![
+        f.hello(Some("aaaa")),
+        f.frame(Msg::Manifest { docs: vec![] }),
+        f.frame(Msg::BlobChunk { hash: "ab".repeat(32), offset: 0, total: 1, sha256: [0; 32], data: vec![1] }),
+    ];
+    let outcome = attack(&mut hub, "aaaa", frames);
+    assert!(!outcome.failed.is_empty() || !outcome.violations.is_empty(), "{outcome:?}");
+    assert!(hub.disk.blobs.is_empty() && hub.disk.partial.is_empty());
+
+    // Out of sequence, duplicated, garbage.
+    for frames in [
+        vec![Forger { seq: 1 }.hello(Some("aaaa"))],
+        {
+            let mut f = Forger { seq: 0 };
+            let h = f.hello(Some("aaaa"));
+            vec![h.clone(), h]
+        },
+        vec![vec![0xff; 40]],
+    ] {
+        let outcome = attack(&mut hub, "aaaa", frames);
+        assert_eq!(outcome.failed.len(), 1, "{outcome:?}");
+    }
+}
+
+#[test]
+fn edge_accepts_no_change_to_its_own_documents_from_the_hub() {
+    let mut edge = Node::edge("aaaa");
+    let mut rng = Rng::new(4);
+    let inv = DocId::site("aaaa", "inventory");
+    edge.write(&inv, &mut rng);
+    let before = edge.disk.heads(&inv);
+    let mut session = {
+        let hub = Node::hub();
+        edge.session(&hub)
+    };
+    let mut outcome = Outcome::default();
+    drive(&mut edge, "hub", &mut session, CHUNK, &mut outcome);
+    let mut f = Forger { seq: 0 };
+    for frame in [
+        f.hello(None),
+        f.frame(Msg::Manifest { docs: vec![] }),
+        f.frame(Msg::Sync { doc: inv.clone(), data: changes_for(&inv) }),
+    ] {
+        session.handle(&frame);
+        drive(&mut edge, "hub", &mut session, CHUNK, &mut outcome);
+    }
+    assert!(outcome.violations.iter().any(|v| v.contains("site/aaaa/inventory")), "{outcome:?}");
+    assert_eq!(edge.disk.heads(&inv), before);
+}
