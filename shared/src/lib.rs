@@ -12,6 +12,8 @@ pub mod document;
 pub mod drift;
 pub mod ids;
 pub mod model;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod normalize;
 pub mod policy;
 pub mod sync;

@@ -7,23 +7,40 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("shared/ has a parent").to_path_buf()
 }
 
+/// `cargo tree` of datum-shared's normal dependencies, one crate per line, with `extra` arguments.
+fn shared_dependency_tree(extra: &[&str]) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // `-p` resolves features for datum-shared alone, so a binary that enables `net` does not leak it here.
+    let mut args = vec!["tree", "-p", "datum-shared", "-e", "normal", "--prefix", "none", "--offline"];
+    args.extend_from_slice(extra);
+    let output = Command::new(cargo).args(&args).current_dir(workspace_root()).output().expect("run cargo tree");
+    assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    let tree = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(tree.contains("automerge"), "unexpected cargo tree output: {tree}");
+    tree
+}
+
 /// The pure core must not pull in anything that does I/O: no async runtime, no database, no network.
+/// Checked without features: the `net` feature is the one place that may.
 #[test]
 fn shared_has_no_io_dependencies() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["tree", "-p", "datum-shared", "-e", "normal", "--prefix", "none", "--offline"])
-        .current_dir(workspace_root())
-        .output()
-        .expect("run cargo tree");
-    assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
-    let tree = String::from_utf8_lossy(&output.stdout);
-    assert!(tree.contains("automerge"), "unexpected cargo tree output: {tree}");
+    let tree = shared_dependency_tree(&["--no-default-features"]);
     for forbidden in ["tokio ", "sqlx", "quinn", "rustls", "axum", "hyper", "mio "] {
         assert!(
             !tree.lines().any(|l| l.starts_with(forbidden.trim_end()) && l.contains(' ')),
             "datum-shared depends on {forbidden}:\n{tree}"
         );
+    }
+}
+
+/// The `net` feature uses ring only: aws-lc-rs needs cmake and a C toolchain we do not want in the build.
+#[test]
+fn net_feature_uses_ring_not_aws_lc() {
+    let tree = shared_dependency_tree(&["--features", "net"]);
+    assert!(tree.lines().any(|l| l.starts_with("quinn ")), "net feature without quinn:\n{tree}");
+    assert!(tree.lines().any(|l| l.starts_with("ring ")), "net feature without ring:\n{tree}");
+    for forbidden in ["aws-lc", "cmake", "openssl"] {
+        assert!(!tree.lines().any(|l| l.starts_with(forbidden)), "net feature depends on {forbidden}:\n{tree}");
     }
 }
 
