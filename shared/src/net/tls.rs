@@ -116,9 +116,16 @@ struct PinnedVerifier {
 
 /// The reason a pinned verification failed; shown to the user, who most likely mistyped the fingerprint or
 /// dialled the wrong hub.
-#[derive(Debug, Error)]
+#[derive(Error)]
 #[error("the hub's certificate chain does not contain the pinned fingerprint")]
 pub struct PinMismatch;
+
+// rustls shows the inner error of `CertificateError::Other` with `Debug`; make that the readable sentence.
+impl std::fmt::Debug for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
 
 impl ServerCertVerifier for PinnedVerifier {
     fn verify_server_cert(

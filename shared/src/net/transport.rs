@@ -645,7 +645,8 @@ pub async fn read_frame<R: AsyncRead + Unpin + ?Sized>(reader: &mut R) -> Result
     }
     let mut frame = vec![0u8; len];
     reader.read_exact(&mut frame).await.map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof if e.get_ref().is_none() => TransportError::Truncated,
+        // A FIN, a close_notify or a bare TCP close inside a frame: the frame is cut either way.
+        io::ErrorKind::UnexpectedEof => TransportError::Truncated,
         _ => io_error(e),
     })?;
     Ok(Some(frame))
