@@ -1,5 +1,6 @@
-//! Helpers for end-to-end tests and benchmarks: build and run the real `datum-edge` binary against a
-//! temporary data directory, and find the field fixtures in `../shared/fixtures`.
+//! Helpers for end-to-end tests and benchmarks: build and run the real `datum-edge` and `datum-hub` binaries
+//! against temporary data directories (and a fresh PostgreSQL database where asked), and find the field
+//! fixtures in `../shared/fixtures`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -27,12 +28,12 @@ pub fn bin(name: &str) -> PathBuf {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "datum-edge", "--bin", "datum-edge"]).current_dir(workspace_root());
+        cmd.args(["build", "--quiet", "-p", "datum-edge", "-p", "datum-hub"]).current_dir(workspace_root());
         if release {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building datum-edge failed");
+        assert!(status.success(), "building datum-edge and datum-hub failed");
         profile_dir
     });
     dir.join(name)
@@ -201,4 +202,212 @@ pub fn run_measured(cmd: &mut Command) -> (i32, i64) {
     std::mem::forget(child);
     let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
     (code, usage.ru_maxrss)
+}
+
+/// Which database a test hub runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the suite uses (CI and this machine: 127.0.0.1:5432, trust auth, database `test`).
+pub fn postgres_admin_url() -> String {
+    std::env::var("DATUM_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh PostgreSQL database for one test hub; dropped when the hub is dropped.
+fn create_pg_database() -> (String, String) {
+    let name = format!("datum_test_{:016x}", rand_u64());
+    let admin = postgres_admin_url();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for the hub tests: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+        conn.close().await.expect("close");
+    });
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).expect("url has a database");
+    (name.clone(), format!("{base}/{name}"))
+}
+
+fn drop_pg_database(name: &str) {
+    let admin = postgres_admin_url();
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    runtime.block_on(async {
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+            let _ = conn.close().await;
+        }
+    });
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A hub: a temporary data directory, its database, and (when started) a `datum-hub serve` process.
+pub struct Hub {
+    pub tmp: tempfile::TempDir,
+    pub data: PathBuf,
+    pub backend: Backend,
+    pub database_url: Option<String>,
+    pg_name: Option<String>,
+    pub server: Option<std::process::Child>,
+    /// `127.0.0.1:PORT` once started (the same port is reused on restart).
+    pub addr: Option<String>,
+    pub fingerprint: String,
+    pub now: Option<String>,
+}
+
+impl Hub {
+    pub fn new(backend: Backend) -> Hub {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("hub");
+        let (pg_name, database_url) = match backend {
+            Backend::Sqlite => (None, None),
+            Backend::Postgres => {
+                let (name, url) = create_pg_database();
+                (Some(name), Some(url))
+            }
+        };
+        let mut hub = Hub {
+            tmp,
+            data,
+            backend,
+            database_url,
+            pg_name,
+            server: None,
+            addr: None,
+            fingerprint: String::new(),
+            now: None,
+        };
+        let out = hub.ok(&["init", "--name", "test-hub"]);
+        hub.fingerprint = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("hub fingerprint: "))
+            .expect("init prints the fingerprint")
+            .replace(':', "");
+        hub
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("datum-hub"));
+        cmd.arg("--data").arg(&self.data).args(args).env_remove("DATUM_NOW").env_remove("DATUM_HUB_DATABASE");
+        if let Some(url) = &self.database_url {
+            // Only `init` needs it: the hub remembers it.
+            if args.first() == Some(&"init") {
+                cmd.env("DATUM_HUB_DATABASE", url);
+            }
+        }
+        if let Some(now) = &self.now {
+            cmd.env("DATUM_NOW", now);
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let Output { status, stdout, stderr } = self.command(args).output().expect("run datum-hub");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(run.code, 0, "datum-hub {args:?} failed: {}{}", run.stdout, run.stderr);
+        run
+    }
+
+    /// Adds a site; returns its one-time token.
+    pub fn add_site(&self, name: &str) -> String {
+        self.ok(&["site", "add", name, "--json"]).json()["token"].as_str().expect("token").to_string()
+    }
+
+    /// Starts `serve` on loopback (UDP and TCP unless `udp` is false) and waits until it listens.
+    pub fn start(&mut self, udp: bool) {
+        assert!(self.server.is_none(), "hub already running");
+        let listen = self.addr.clone().unwrap_or_else(|| "127.0.0.1:0".into());
+        let mut cmd = self.command(&["serve", "--listen", &listen]);
+        if !udp {
+            cmd.arg("--no-udp");
+        }
+        let mut child = cmd
+            .env("DATUM_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::from(
+                std::fs::File::create(self.tmp.path().join("serve.log")).expect("log file"),
+            ))
+            .spawn()
+            .expect("spawn datum-hub serve");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut line = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+        let addr = line
+            .split(" listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("hub did not start: {line:?} {}", self.log()))
+            .to_string();
+        self.addr = Some(addr);
+        self.server = Some(child);
+    }
+
+    pub fn addr(&self) -> &str {
+        self.addr.as_deref().expect("hub started")
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// What `serve` logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.tmp.path().join("serve.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.kill();
+        if let Some(name) = &self.pg_name {
+            drop_pg_database(name);
+        }
+    }
+}
+
+impl Plant {
+    /// Enrolls this plant's site with `hub` using a fresh token.
+    pub fn enroll(&self, hub: &Hub, token: &str) -> Run {
+        self.run(&["enroll", "--hub", hub.addr(), "--token", token, "--fingerprint", &hub.fingerprint])
+    }
+
+    /// `sync --once --json`.
+    pub fn sync(&self, transport: &str) -> Run {
+        self.run(&["sync", "--once", "--json", "--transport", transport])
+    }
+}
+
+/// Waits for `condition` with a deadline (no fixed sleeps).
+pub fn wait_for(what: &str, deadline: std::time::Duration, mut condition: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -72,6 +72,40 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Enroll this site with a hub (once): the node key is made here and never leaves this machine
+    Enroll {
+        /// The hub's address, HOST:PORT
+        #[arg(long)]
+        hub: String,
+        /// The one-time token from `datum-hub site add` / `site token`
+        #[arg(long)]
+        token: String,
+        /// The hub fingerprint printed with the token (pins the hub)
+        #[arg(long)]
+        fingerprint: String,
+        /// This node's name (default: the site name and 4 random hex digits)
+        #[arg(long)]
+        node: Option<String>,
+        /// auto (QUIC, then TLS over TCP), quic or tcp
+        #[arg(long, default_value = "auto")]
+        transport: String,
+    },
+    /// Sync with the hub: one pass with --once (exit 0 in sync, 1 hub unreachable), else keep syncing
+    Sync {
+        #[arg(long)]
+        once: bool,
+        /// auto (QUIC, then TLS over TCP), quic or tcp
+        #[arg(long, default_value = "auto")]
+        transport: String,
+        /// Seconds between checks for local changes (continuous mode)
+        #[arg(long, default_value_t = 5)]
+        interval: u64,
+        /// Disable UDP segmentation offload (for network cards that misreport it)
+        #[arg(long)]
+        no_gso: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Rebuild a site from a dump into a new data directory (given with --data)
     #[command(name = "restore-dump")]
     RestoreDump {

@@ -186,6 +186,34 @@ impl Store {
         Ok(())
     }
 
+    /// Saved per-peer sync states (document id → encoded automerge `sync::State`).
+    pub async fn sync_states(&self, peer: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let rows = sqlx::query("SELECT doc_id, state FROM sync_states WHERE peer = ?")
+            .bind(peer)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read sync states"))?;
+        rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?))).collect()
+    }
+
+    pub async fn save_sync_states(&self, peer: &str, states: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("begin"))?;
+        for (doc, state) in states {
+            sqlx::query(
+                "INSERT INTO sync_states (peer, doc_id, state) VALUES (?, ?, ?) \
+                 ON CONFLICT (peer, doc_id) DO UPDATE SET state = excluded.state",
+            )
+            .bind(peer)
+            .bind(doc)
+            .bind(state)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("save sync state"))?;
+        }
+        tx.commit().await.map_err(db("commit"))?;
+        Ok(())
+    }
+
     pub async fn records(&self, collection: &str) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query("SELECT key, json FROM records WHERE collection = ? ORDER BY key")
             .bind(collection)

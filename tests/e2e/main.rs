@@ -1,7 +1,8 @@
-//! End-to-end tests: the real `datum-edge` binary through a plant's life.
+//! End-to-end tests: the real `datum-edge` and `datum-hub` binaries through a plant's life and its federation.
 
 mod crash;
 mod diffs;
+mod federation;
 mod life;
 mod review_fixes;
 mod tamper;

@@ -6,6 +6,7 @@ mod changes;
 mod compare;
 mod configs;
 mod dump;
+mod federation;
 mod reports;
 
 use std::path::PathBuf;
@@ -35,6 +36,10 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
         }
         Command::RestoreDump { file, json } => dump::restore(&ctx, &file, json).await,
         Command::Diff { old, new, raw, json } => compare::run(&old, &new, raw, json),
+        Command::Sync { once, transport, interval, no_gso, json } => {
+            let mode = federation::parse_mode(&transport)?;
+            federation::sync(&ctx, once, json, mode, std::time::Duration::from_secs(interval.max(1)), no_gso).await
+        }
         command => {
             let mut site = Site::open(&ctx.data, &ctx.actor, ctx.now).await?;
             let outcome = dispatch(&mut site, command).await;
@@ -46,7 +51,11 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
 
 async fn dispatch(site: &mut Site, command: Command) -> Result<Outcome> {
     match command {
-        Command::Init { .. } | Command::RestoreDump { .. } | Command::Diff { .. } => {
+        Command::Enroll { hub, token, fingerprint, node, transport } => {
+            let mode = federation::parse_mode(&transport)?;
+            federation::enroll(site, &hub, &token, &fingerprint, node, mode).await
+        }
+        Command::Init { .. } | Command::RestoreDump { .. } | Command::Diff { .. } | Command::Sync { .. } => {
             unreachable!("handled before opening a site")
         }
         Command::Asset(cmd) => assets::run(site, cmd).await,

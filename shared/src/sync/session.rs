@@ -57,7 +57,7 @@ pub enum Event {
     Load(Vec<DocId>),
     /// The peer's changes were applied to `doc`: store `incremental` (automerge `save_after`) durably
     /// before transmitting anything else. `changes` are the new change hashes, for attribution.
-    Applied { doc: DocId, changes: Vec<ChangeHash>, incremental: Vec<u8> },
+    Applied { doc: DocId, changes: Vec<ChangeHash>, incremental: Vec<u8>, heads: Vec<ChangeHash> },
     /// Hub: these files are referenced by the site's configuration documents in this session. Answer with
     /// `want_blobs` listing the ones not stored completely (including older ones still missing).
     CheckBlobs(Vec<String>),
@@ -78,7 +78,9 @@ pub enum Event {
     /// The peer broke a rule (wrote a document it does not own, offered another site's document…). A
     /// `Reject` is queued; record the violation and close.
     Violation(String),
-    /// The session ended for another reason (the peer rejected us, a protocol error, a bad frame).
+    /// The peer refused to continue (its reason): we are not authorized, or it found us breaking a rule.
+    Rejected(String),
+    /// The session ended for another reason (a protocol error, a bad frame).
     Failed(String),
 }
 
@@ -318,7 +320,7 @@ impl Session {
         match (self.phase, msg) {
             (_, Msg::Reject { reason }) => {
                 self.phase = Phase::Closed;
-                self.events.push_back(Event::Failed(format!("the peer refused: {reason}")));
+                self.events.push_back(Event::Rejected(reason));
             }
             (Phase::AwaitHello, Msg::Hello { protocol, site_id, .. }) => {
                 if protocol != PROTOCOL_VERSION {
@@ -430,7 +432,7 @@ impl Session {
         if after != before {
             let changes = doc.get_changes(&before).iter().map(|c| c.hash()).collect();
             let incremental = doc.save_after(&before);
-            self.events.push_back(Event::Applied { doc: id.clone(), changes, incremental });
+            self.events.push_back(Event::Applied { doc: id.clone(), changes, incremental, heads: after });
             self.announced = false;
         }
         self.generate(&id);

@@ -152,7 +152,7 @@ pub fn drive(
                     session.provide(&id, doc);
                 }
             }
-            Event::Applied { doc, changes, incremental } => {
+            Event::Applied { doc, changes, incremental, .. } => {
                 node.disk.chunks.entry(doc.clone()).or_default().push(incremental);
                 for c in changes {
                     node.disk.received.push((peer_name.to_string(), doc.clone(), c));
@@ -227,6 +227,7 @@ pub fn drive(
                 outcome.violations.push(v);
             }
             Event::Failed(f) => outcome.failed.push(f),
+            Event::Rejected(r) => outcome.failed.push(format!("the peer refused: {r}")),
         }
     }
     while let Some(f) = session.poll_transmit() {

@@ -1,0 +1,439 @@
+//! Federation from the edge's side: `enroll` with a hub, `sync` (one pass or continuously), and the driver
+//! that runs a `datum_shared::sync::Session` over QUIC or TLS/TCP.
+//!
+//! The edge always dials out (plants do not accept inbound connections), tries QUIC first and falls back to
+//! TCP by itself. Being offline is normal: a pass that cannot reach the hub changes nothing locally.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _, Result};
+use chrono::{DateTime, Utc};
+use datum_shared::net::pki;
+use datum_shared::net::tls::{self, HubTrust};
+use datum_shared::net::transport::{self, ConnectError, ConnectOpts, FrameSender, Mode, Via};
+use datum_shared::sync::wire::{BlobWant, Frame, Msg, BLOB_CHUNK};
+use datum_shared::sync::{Event, LocalDoc, Principal, Session, SessionConfig};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::Context;
+use crate::error::{user, Outcome};
+use crate::site::{load_doc_from, write_secret, Site};
+use crate::store::Batch;
+
+/// Everything the edge needs to reach and trust its hub, written at enrollment as one file (replaced
+/// atomically on certificate renewal). Private: it holds the node's key.
+const HUB_FILE: &str = "identity/hub.json";
+/// The peer name under which sync states are kept.
+const HUB_PEER: &str = "hub";
+/// Renew the node certificate when less than this is left (certificates last 90 days).
+const RENEW_BEFORE_DAYS: i64 = 30;
+/// A silent hub for this long ends the pass.
+const SILENCE: Duration = Duration::from_secs(60);
+
+#[derive(Serialize, Deserialize)]
+pub struct HubLink {
+    pub address: String,
+    pub hub_name: String,
+    pub node: String,
+    pub fingerprint: String,
+    pub root_pem: String,
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for HubLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubLink").field("address", &self.address).field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+impl HubLink {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join(HUB_FILE)
+    }
+    pub fn load(dir: &Path) -> Result<Option<HubLink>> {
+        match std::fs::read(Self::path(dir)) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).context("read identity/hub.json")?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).context("read identity/hub.json"),
+        }
+    }
+    fn save(&self, dir: &Path) -> Result<()> {
+        write_secret(&Self::path(dir), &serde_json::to_vec_pretty(self)?)
+    }
+}
+
+pub fn parse_mode(s: &str) -> Result<Mode> {
+    match s {
+        "auto" => Ok(Mode::Auto),
+        "quic" => Ok(Mode::QuicOnly),
+        "tcp" => Ok(Mode::TcpOnly),
+        other => Err(user(format!("--transport {other:?}: use auto, quic or tcp"))),
+    }
+}
+
+fn connect_error(e: ConnectError, address: &str) -> anyhow::Error {
+    match e {
+        ConnectError::Unreachable(why) => anyhow!(Offline(format!("hub {address} unreachable: {why}"))),
+        ConnectError::NotAuthorized(why) => user(format!(
+            "the hub refused this node's certificate ({why}); the site may be revoked or this node replaced"
+        )),
+        ConnectError::HubNotTrusted(why) => user(format!(
+            "the server at {address} is not the hub this node trusts ({why}); check the address and fingerprint"
+        )),
+        ConnectError::Other(why) => anyhow!("connect to {address}: {why}"),
+    }
+}
+
+/// The hub could not be reached: not an error of this node, and nothing was changed.
+#[derive(Debug)]
+pub struct Offline(pub String);
+
+impl std::fmt::Display for Offline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Offline {}
+
+pub async fn enroll(
+    site: &Site,
+    hub: &str,
+    token: &str,
+    fingerprint: &str,
+    node: Option<String>,
+    mode: Mode,
+) -> Result<Outcome> {
+    if let Some(link) = HubLink::load(&site.dir)? {
+        return Err(user(format!(
+            "this site is already enrolled with hub {} at {} as node {}",
+            link.hub_name, link.address, link.node
+        )));
+    }
+    let fingerprint = pki::parse_fingerprint(fingerprint).map_err(|e| user(format!("--fingerprint: {e}")))?;
+    let node = node.unwrap_or_else(|| format!("{}-{}", site.info.name, hex::encode(rand::random::<[u8; 2]>())));
+    datum_shared::ids::SiteName::new(&node).map_err(|e| user(format!("--node: {e}")))?;
+    let (key_pem, csr) = pki::new_node_key()?;
+    let config = tls::client_config(HubTrust::Pinned(fingerprint.clone()), None)?;
+    let opts = ConnectOpts { mode, ..ConnectOpts::default() };
+    let conn = transport::connect(hub, config, &opts).await.map_err(|e| connect_error(e, hub))?;
+    let (mut tx, mut rx, closer) = conn.split();
+    let request = Msg::Enroll {
+        token: token.trim().to_string(),
+        site_name: site.info.name.clone(),
+        site_id: site.info.site_id.clone(),
+        node: node.clone(),
+        csr,
+    };
+    tx.send(&Frame { seq: 1, msg: request }.encode()).await?;
+    let reply = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .map_err(|_| anyhow!("the hub did not answer the enrollment within 30 s"))??
+        .ok_or_else(|| anyhow!("the hub closed the connection without answering"))?;
+    closer.close(0, "enrolled");
+    let (chain_pem, root_pem, hub_name) = match Frame::decode(&reply).map_err(|e| anyhow!("hub answer: {e}"))?.msg {
+        Msg::Enrolled { chain_pem, root_pem, hub_name } => (chain_pem, root_pem, hub_name),
+        Msg::Reject { reason } => return Err(user(format!("the hub refused the enrollment: {reason}"))),
+        other => return Err(anyhow!("unexpected answer from the hub: {other:?}")),
+    };
+    let root_der = pki::certs_from_pem(&root_pem)?.into_iter().next().context("hub sent no root certificate")?;
+    if pki::fingerprint(&root_der) != fingerprint {
+        return Err(anyhow!("the hub's root certificate does not match the fingerprint given"));
+    }
+    let leaf = pki::certs_from_pem(&chain_pem)?.into_iter().next().context("hub sent no certificate")?;
+    let identity = pki::node_identity(&leaf)?;
+    if identity.site != site.info.name || identity.node != node {
+        return Err(anyhow!("the hub issued a certificate for {}/{}", identity.site, identity.node));
+    }
+    HubLink {
+        address: hub.to_string(),
+        hub_name: hub_name.clone(),
+        node: node.clone(),
+        fingerprint,
+        root_pem,
+        chain_pem,
+        key_pem,
+    }
+    .save(&site.dir)?;
+    println!("enrolled site {} with hub {hub_name} at {hub} as node {node}", site.info.name);
+    println!("certificate valid until {}; it is renewed automatically while syncing", identity.not_after.to_rfc3339());
+    Ok(Outcome::Clean)
+}
+
+/// What one pass achieved.
+#[derive(Debug, Serialize)]
+pub struct PassReport {
+    pub via: String,
+    pub docs: u32,
+    pub files: u32,
+    pub received_changes: usize,
+    pub renewed: bool,
+}
+
+/// One sync pass: connect, exchange everything, wait for the hub's confirmation that it stored it.
+pub async fn sync_pass(site: &Site, mode: Mode, disable_gso: bool) -> Result<PassReport> {
+    let mut link = HubLink::load(&site.dir)?
+        .ok_or_else(|| user("this site is not enrolled with a hub; run `datum-edge enroll` first"))?;
+    let config = tls::client_config(HubTrust::Root(link.root_pem.clone()), Some((&link.chain_pem, &link.key_pem)))?;
+    let opts = ConnectOpts { mode, disable_gso, ..ConnectOpts::default() };
+    let conn = transport::connect(&link.address, config, &opts).await.map_err(|e| connect_error(e, &link.address))?;
+    let via = match conn.via {
+        Via::Quic => "quic",
+        Via::Tcp => "tcp",
+    };
+    let (mut tx, mut rx, closer) = conn.split();
+
+    let states: std::collections::HashMap<String, Vec<u8>> =
+        site.store.sync_states(HUB_PEER).await?.into_iter().collect();
+    let mut local = Vec::new();
+    for id in site.store.doc_ids().await? {
+        let heads = load_doc_from(&site.store, &id).await?.get_heads();
+        local.push(LocalDoc { saved_state: states.get(id.as_str()).cloned(), id, heads });
+    }
+    let cfg = SessionConfig {
+        me: Principal::Site { site_id: site.info.site_id.clone() },
+        peer: Principal::Hub,
+        node: link.node.clone(),
+        store: site.info.site_id.clone(),
+    };
+    let mut session = Session::new(cfg, local);
+    let mut report = PassReport { via: via.into(), docs: 0, files: 0, received_changes: 0, renewed: false };
+    let mut renewal: Option<String> = None;
+    let mut synced = false;
+    let result: Result<()> = async {
+        loop {
+            while let Some(event) = session.poll_event() {
+                match event {
+                    Event::Load(ids) => {
+                        for id in ids {
+                            let doc = load_doc_from(&site.store, &id).await?;
+                            session.provide(&id, Some(doc));
+                        }
+                    }
+                    Event::Applied { doc, changes, incremental, .. } => {
+                        // Only hub documents can get here: the session refuses changes to our own.
+                        report.received_changes += changes.len();
+                        site.store.commit(Batch { chunks: vec![(doc, incremental)], ..Batch::default() }).await?;
+                    }
+                    Event::SendBlobs(wants) => {
+                        while let Some(frame) = session.poll_transmit() {
+                            tx.send(&frame).await?;
+                        }
+                        for want in wants {
+                            report.files += send_blob(site, &mut session, &mut tx, &want).await? as u32;
+                        }
+                        session.blobs_sent();
+                    }
+                    Event::Synced { docs, .. } => {
+                        report.docs = docs;
+                        synced = true;
+                        if renewal.is_none() {
+                            if let Some((key_pem, csr)) = renewal_due(&link, Utc::now())? {
+                                renewal = Some(key_pem);
+                                session.request_renewal(csr);
+                            }
+                        }
+                    }
+                    Event::Renewed(chain_pem) => {
+                        if let Some(key_pem) = renewal.take() {
+                            link.chain_pem = chain_pem;
+                            link.key_pem = key_pem;
+                            link.save(&site.dir)?;
+                            report.renewed = true;
+                            info!("node certificate renewed");
+                        }
+                    }
+                    Event::Violation(reason) => return Err(anyhow!("the hub broke the protocol: {reason}")),
+                    Event::Failed(reason) => return Err(anyhow!("sync failed: {reason}")),
+                    // The hub decided (revoked site, replaced node…): a person must act, retrying will not help.
+                    Event::Rejected(reason) => return Err(user(format!("the hub refused to sync: {reason}"))),
+                    Event::CheckBlobs(_)
+                    | Event::BlobChunk { .. }
+                    | Event::BlobComplete { .. }
+                    | Event::BlobUnavailable { .. }
+                    | Event::RenewRequested(_) => {}
+                }
+            }
+            while let Some(frame) = session.poll_transmit() {
+                tx.send(&frame).await?;
+            }
+            if session.is_closed() || (synced && renewal.is_none()) {
+                return Ok(());
+            }
+            match tokio::time::timeout(SILENCE, rx.recv()).await {
+                Err(_) => return Err(anyhow!(Offline(format!("the hub said nothing for {SILENCE:?}")))),
+                Ok(Ok(Some(frame))) => session.handle(&frame),
+                Ok(Ok(None)) => return Err(anyhow!(Offline("the hub closed the connection".into()))),
+                Ok(Err(e)) => return Err(anyhow!(Offline(format!("connection lost: {e}")))),
+            }
+        }
+    }
+    .await;
+    let states: Vec<(String, Vec<u8>)> = session.sync_states().into_iter().map(|(d, s)| (d.to_string(), s)).collect();
+    site.store.save_sync_states(HUB_PEER, &states).await?;
+    tx.finish().await;
+    closer.close(0, "done");
+    result?;
+    if !synced {
+        return Err(anyhow!("the session ended before the hub confirmed"));
+    }
+    site.store.set_meta("last_sync", &Utc::now().to_rfc3339()).await?;
+    Ok(report)
+}
+
+fn renewal_due(link: &HubLink, now: DateTime<Utc>) -> Result<Option<(String, Vec<u8>)>> {
+    let leaf = pki::certs_from_pem(&link.chain_pem)?.into_iter().next().context("node certificate missing")?;
+    let (_, not_after) = pki::validity(&leaf)?;
+    if not_after - now > chrono::Duration::days(RENEW_BEFORE_DAYS) {
+        return Ok(None);
+    }
+    Ok(Some(pki::new_node_key()?))
+}
+
+/// Streams one stored file to the hub from `want.from`, in pieces, without holding it in memory. Returns
+/// whether it was sent.
+async fn send_blob(site: &Site, session: &mut Session, tx: &mut FrameSender, want: &BlobWant) -> Result<bool> {
+    if !crate::blobs::is_hash(&want.hash) || !site.blobs.contains(&want.hash) {
+        session.blob_unavailable(&want.hash, "not in this node's store");
+        return Ok(false);
+    }
+    // Decompress to a private temporary file (verified against its hash on the way), then send from it.
+    let tmp_dir = site.dir.join("tmp");
+    std::fs::create_dir_all(&tmp_dir)?;
+    let (mut file, tmp_path) = crate::blobs::tempfile_in(&tmp_dir)?;
+    let copied = site.blobs.copy_to(&want.hash, &mut file, 0);
+    let result = async {
+        let total = match copied {
+            Ok(n) => n,
+            Err(e) => {
+                session.blob_unavailable(&want.hash, &format!("stored copy is damaged: {e}"));
+                return Ok(false);
+            }
+        };
+        use std::io::{Read, Seek, SeekFrom};
+        let mut offset = want.from.min(total);
+        file.seek(SeekFrom::Start(offset))?;
+        let mut buf = vec![0u8; BLOB_CHUNK];
+        loop {
+            let n = read_full(&mut file, &mut buf)?;
+            let frame = session.blob_chunk_frame(&want.hash, offset, total, buf[..n].to_vec());
+            tx.send(&frame).await?;
+            offset += n as u64;
+            if offset >= total || n == 0 {
+                break;
+            }
+        }
+        fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+            let mut filled = 0;
+            while filled < buf.len() {
+                match file.read(&mut buf[filled..])? {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            Ok(filled)
+        }
+        Ok::<bool, anyhow::Error>(true)
+    }
+    .await;
+    let _ = std::fs::remove_file(&tmp_path);
+    result
+}
+
+/// `datum-edge sync`: one pass (`--once`) or a loop that syncs whenever local documents change (and every few
+/// minutes for the hub's), with backoff and jitter while the hub is unreachable.
+pub async fn sync(
+    ctx: &Context,
+    once: bool,
+    json: bool,
+    mode: Mode,
+    interval: Duration,
+    disable_gso: bool,
+) -> Result<Outcome> {
+    if once {
+        let site = Site::open(&ctx.data, &ctx.actor, ctx.now).await?;
+        let result = sync_pass(&site, mode, disable_gso).await;
+        site.close().await;
+        return match result {
+            Ok(report) => {
+                if json {
+                    crate::output::print_json(&report)?;
+                } else {
+                    println!(
+                        "in sync with the hub via {}: {} documents, {} files sent, {} changes received{}",
+                        report.via,
+                        report.docs,
+                        report.files,
+                        report.received_changes,
+                        if report.renewed { ", certificate renewed" } else { "" }
+                    );
+                }
+                Ok(Outcome::Clean)
+            }
+            Err(e) if e.downcast_ref::<Offline>().is_some() => {
+                eprintln!("not in sync: {e:#} (working offline; nothing was lost)");
+                Ok(Outcome::Findings)
+            }
+            Err(e) => Err(e),
+        };
+    }
+    let mut failures = 0u32;
+    let mut last_heads: Option<Vec<(String, i64, i64)>> = None;
+    let mut last_pass = std::time::Instant::now() - Duration::from_secs(3600);
+    loop {
+        let site = match Site::open(&ctx.data, &ctx.actor, Utc::now()).await {
+            Ok(s) => s,
+            Err(e) if e.downcast_ref::<crate::error::UserError>().is_some() => {
+                // Someone is running a command: try again shortly.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let heads = current_heads(&site).await?;
+        let due = last_heads.as_ref() != Some(&heads) || last_pass.elapsed() >= Duration::from_secs(300);
+        let mut delay = interval;
+        if due {
+            match sync_pass(&site, mode, disable_gso).await {
+                Ok(report) => {
+                    failures = 0;
+                    last_heads = Some(current_heads(&site).await?);
+                    last_pass = std::time::Instant::now();
+                    info!(via = report.via, docs = report.docs, files = report.files, "in sync with the hub");
+                }
+                Err(e) if e.downcast_ref::<crate::error::UserError>().is_some() => {
+                    site.close().await;
+                    return Err(e);
+                }
+                Err(e) => {
+                    failures += 1;
+                    delay = backoff(failures);
+                    info!("not in sync ({e:#}); retrying in {delay:?}");
+                }
+            }
+        }
+        site.close().await;
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// A cheap fingerprint of the local documents (chunk counts and sequence numbers): it changes with every
+/// local write, so the loop can tell when there is something to push.
+async fn current_heads(site: &Site) -> Result<Vec<(String, i64, i64)>> {
+    let mut out = Vec::new();
+    for id in site.store.doc_ids().await? {
+        let (n, upto) = site.store.chunk_stats(&id).await?;
+        out.push((id.to_string(), n, upto));
+    }
+    Ok(out)
+}
+
+/// 1 s, 2 s, 4 s … up to 5 min, each ±25 % so that many plants coming back after a WAN outage do not all
+/// knock at once.
+fn backoff(failures: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << failures.min(9)).min(Duration::from_secs(300));
+    let jitter = 0.75 + rand::random::<f64>() * 0.5;
+    base.mul_f64(jitter)
+}

@@ -1,0 +1,98 @@
+//! The command line of `datum-hub` (clap). Reference: `docs/hub.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "datum-hub",
+    version,
+    about = "Datum hub: every plant's configuration and change control in one place"
+)]
+pub struct Cli {
+    /// Hub data directory (identity, and the SQLite database unless --database is given).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// PostgreSQL instead of the embedded SQLite: postgres://user@host/db (also DATUM_HUB_DATABASE). Once given
+    /// to `init`, it is remembered in the data directory.
+    #[arg(long, global = true, env = "DATUM_HUB_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the hub's identity (private CA, TLS certificate, signing key) and database.
+    Init {
+        #[arg(long, default_value = "datum-hub")]
+        name: String,
+    },
+    /// Sites (plants) and their enrollment.
+    Site {
+        #[command(subcommand)]
+        command: SiteCommand,
+    },
+    /// Accept edges over QUIC and TLS/TCP on the same port number.
+    Serve {
+        #[arg(long, default_value = "0.0.0.0:7800")]
+        listen: SocketAddr,
+        /// Do not listen on UDP (QUIC): TLS over TCP only.
+        #[arg(long)]
+        no_udp: bool,
+    },
+    /// Assets of every site, from the hub's copy.
+    Asset {
+        #[command(subcommand)]
+        command: AssetCommand,
+    },
+    /// Per site: last contact, sync state, assets, open changes, unauthorized drift, overdue backups.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SiteCommand {
+    /// Add a site and print its one-time enrollment token.
+    Add {
+        name: String,
+        /// Hours the token stays valid.
+        #[arg(long, default_value_t = 72)]
+        valid_hours: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A new one-time token for an existing site (a replacement edge).
+    Token {
+        name: String,
+        #[arg(long, default_value_t = 72)]
+        valid_hours: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse the site's nodes from now on and cut their live connections.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AssetCommand {
+    List {
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}

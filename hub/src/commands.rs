@@ -1,0 +1,359 @@
+//! The hub's commands except `serve`: identity, sites and enrollment tokens, cross-site reports.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Duration, Utc};
+use datum_shared::change::{fold, ChangeEvent};
+use datum_shared::ids::SiteName;
+use datum_shared::model::Asset;
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::cli::{AssetCommand, Command, SiteCommand};
+use crate::error::{user, Outcome};
+use crate::identity::{self, display_fingerprint};
+use crate::store::{SiteRow, Store};
+
+pub struct Context {
+    pub data: PathBuf,
+    pub database: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+const DB_FILE: &str = "hub.db";
+const DATABASE_URL_FILE: &str = "identity/database-url";
+
+impl Context {
+    /// Opens the hub's database: `--database`, else the URL remembered by `init`, else the SQLite file.
+    pub async fn store(&self) -> Result<Store> {
+        let remembered = std::fs::read_to_string(self.data.join(DATABASE_URL_FILE)).ok().map(|s| s.trim().to_string());
+        let url = self.database.clone().or(remembered);
+        if url.is_none() && !self.data.join(DB_FILE).exists() {
+            return Err(user(format!(
+                "{} is not a hub data directory; run `datum-hub init` first",
+                self.data.display()
+            )));
+        }
+        Store::open(url.as_deref(), &self.data.join(DB_FILE), false).await.context("open the hub database")
+    }
+}
+
+pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
+    match command {
+        Command::Init { name } => init(&ctx, &name).await,
+        Command::Site { command } => site(&ctx, command).await,
+        Command::Serve { listen, no_udp } => crate::serve::serve(&ctx, listen, !no_udp).await,
+        Command::Asset { command: AssetCommand::List { site, json } } => asset_list(&ctx, site, json).await,
+        Command::Status { json } => status(&ctx, json).await,
+    }
+}
+
+async fn init(ctx: &Context, name: &str) -> Result<Outcome> {
+    SiteName::new(name).map_err(|e| user(format!("hub name: {e}")))?;
+    let data = &ctx.data;
+    if data.join(DB_FILE).exists() || data.join("identity/root.pem").exists() {
+        return Err(user(format!("{} already holds a hub", data.display())));
+    }
+    std::fs::create_dir_all(data).with_context(|| format!("create {}", data.display()))?;
+    // The database first: a wrong --database URL must fail before any key is made.
+    let store = Store::open(ctx.database.as_deref(), &data.join(DB_FILE), true).await.context("create the database")?;
+    if store.meta("hub_name").await?.is_some() {
+        return Err(user("that database already belongs to a hub; give each hub its own database"));
+    }
+    let id = identity::create(data, name, ctx.now)?;
+    if let Some(url) = &ctx.database {
+        identity::write_private(&data.join(DATABASE_URL_FILE), url.as_bytes())?;
+    }
+    store.set_meta("hub_name", name).await?;
+    store.set_meta("store_id", &hex::encode(rand::random::<[u8; 8]>())).await?;
+    store.close().await;
+    println!("hub {name} created in {}", data.display());
+    println!("hub fingerprint: {}", display_fingerprint(&id.fingerprint));
+    Ok(Outcome::Clean)
+}
+
+fn new_token() -> (String, String) {
+    let token = hex::encode(rand::random::<[u8; 20]>());
+    (token.clone(), token_hash(&token))
+}
+
+/// Tokens are stored only as their SHA-256: they are 160 random bits, so no slow hash is needed, and a
+/// copy of the database does not let anyone enroll.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.trim().as_bytes()))
+}
+
+async fn site(ctx: &Context, command: SiteCommand) -> Result<Outcome> {
+    let store = ctx.store().await?;
+    let result = site_command(ctx, &store, command).await;
+    store.close().await;
+    result
+}
+
+async fn site_command(ctx: &Context, store: &Store, command: SiteCommand) -> Result<Outcome> {
+    match command {
+        SiteCommand::Add { name, valid_hours, json } => {
+            SiteName::new(&name).map_err(|e| user(e.to_string()))?;
+            let (token, hash) = new_token();
+            let expires = ctx.now + Duration::hours(i64::from(valid_hours.clamp(1, 24 * 30)));
+            if !store.add_site(&name, &hash, ctx.now, expires).await? {
+                return Err(user(format!("site {name} exists; `datum-hub site token {name}` issues a new token")));
+            }
+            print_token(ctx, &name, &token, expires, json)
+        }
+        SiteCommand::Token { name, valid_hours, json } => {
+            let site = store.site(&name).await?.ok_or_else(|| user(format!("no site named {name}")))?;
+            if site.revoked_at.is_some() {
+                return Err(user(format!("site {name} is revoked")));
+            }
+            let (token, hash) = new_token();
+            let expires = ctx.now + Duration::hours(i64::from(valid_hours.clamp(1, 24 * 30)));
+            store.add_token(&name, &hash, ctx.now, expires).await?;
+            print_token(ctx, &name, &token, expires, json)
+        }
+        SiteCommand::List { json } => {
+            let sites = store.sites().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&sites)?);
+            } else {
+                for s in &sites {
+                    println!(
+                        "{:<24} {:<8} last contact {}",
+                        s.name,
+                        if s.revoked_at.is_some() {
+                            "REVOKED"
+                        } else if s.site_id.is_some() {
+                            "enrolled"
+                        } else {
+                            "pending"
+                        },
+                        s.last_contact.as_deref().unwrap_or("never")
+                    );
+                }
+            }
+            Ok(Outcome::Clean)
+        }
+        SiteCommand::Show { name, json } => {
+            let site = store.site(&name).await?.ok_or_else(|| user(format!("no site named {name}")))?;
+            let nodes = store.nodes_of(&name).await?;
+            let violations = store.violations(&name).await?;
+            let mut documents = Vec::new();
+            if let Some(site_id) = &site.site_id {
+                for (doc, _) in store.doc_heads(site_id).await? {
+                    if !doc.starts_with("site/") {
+                        continue;
+                    }
+                    // Attribution: which node sent which change, and when.
+                    let receipts = store.receipts(&doc).await?;
+                    let last = receipts.iter().map(|(_, _, at)| at.clone()).max();
+                    let mut by_node: BTreeMap<String, usize> = BTreeMap::new();
+                    for (_, node, _) in &receipts {
+                        *by_node.entry(node.clone()).or_default() += 1;
+                    }
+                    documents.push(json!({"doc": doc, "changes_received": receipts.len(), "by_node": by_node, "last_received": last}));
+                }
+            }
+            if json {
+                let v = json!({"site": site, "nodes": nodes, "documents": documents, "violations": violations.iter()
+                    .map(|(at, node, reason)| json!({"at": at, "node": node, "reason": reason})).collect::<Vec<_>>()});
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("site {} (id {})", site.name, site.site_id.as_deref().unwrap_or("not enrolled yet"));
+                println!(
+                    "created {}, last contact {}",
+                    site.created_at,
+                    site.last_contact.as_deref().unwrap_or("never")
+                );
+                if let Some(r) = &site.revoked_at {
+                    println!("REVOKED at {r}");
+                }
+                for n in &nodes {
+                    let state = if n.replaced_by.is_some() { "replaced" } else { "current" };
+                    println!("node {} cert {} valid until {} ({state})", n.node, &n.fingerprint[..16], n.not_after);
+                }
+                for d in &documents {
+                    println!(
+                        "document {} : {} changes received, last {}",
+                        d["doc"], d["changes_received"], d["last_received"]
+                    );
+                }
+                for (at, node, reason) in &violations {
+                    println!("VIOLATION {at} node {node}: {reason}");
+                }
+            }
+            Ok(Outcome::Clean)
+        }
+        SiteCommand::Revoke { name } => {
+            if store.site(&name).await?.is_none() {
+                return Err(user(format!("no site named {name}")));
+            }
+            if store.revoke_site(&name, ctx.now).await? {
+                println!(
+                    "site {name} revoked: its nodes are refused from now on (live connections are cut within seconds)"
+                );
+            } else {
+                println!("site {name} was already revoked");
+            }
+            Ok(Outcome::Clean)
+        }
+    }
+}
+
+fn print_token(ctx: &Context, site: &str, token: &str, expires: DateTime<Utc>, json: bool) -> Result<Outcome> {
+    let id = identity::load(&ctx.data)?;
+    if json {
+        let v = json!({"site": site, "token": token, "expires_at": expires, "fingerprint": id.fingerprint});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("site {site}: one-time enrollment token (valid until {}):", expires.to_rfc3339());
+        println!("  {token}");
+        println!("hub fingerprint: {}", display_fingerprint(&id.fingerprint));
+        println!("on the plant's edge node:");
+        println!("  datum-edge enroll --hub HUB-ADDRESS:7800 --token {token} --fingerprint {}", id.fingerprint);
+    }
+    Ok(Outcome::Clean)
+}
+
+#[derive(Serialize)]
+struct AssetRow {
+    site: String,
+    #[serde(flatten)]
+    asset: Asset,
+}
+
+async fn site_names(store: &Store) -> Result<BTreeMap<String, SiteRow>> {
+    Ok(store.sites().await?.into_iter().filter_map(|s| s.site_id.clone().map(|id| (id, s))).collect())
+}
+
+async fn asset_list(ctx: &Context, site: Option<String>, json: bool) -> Result<Outcome> {
+    let store = ctx.store().await?;
+    let names = site_names(&store).await?;
+    let site_id = match &site {
+        Some(name) => {
+            let row = store.site(name).await?.ok_or_else(|| user(format!("no site named {name}")))?;
+            Some(row.site_id.ok_or_else(|| user(format!("site {name} has not enrolled yet")))?)
+        }
+        None => None,
+    };
+    let mut rows = Vec::new();
+    for (sid, key, text) in store.records("assets", site_id.as_deref()).await? {
+        let asset: Asset = serde_json::from_str(&text).with_context(|| format!("decode asset {key} of {sid}"))?;
+        let site = names.get(&sid).map(|s| s.name.clone()).unwrap_or(sid);
+        rows.push(AssetRow { site, asset });
+    }
+    store.close().await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!("{:<20} {:<24} {:<12} {:<10} ZONE", "SITE", "ASSET", "KIND", "CRIT");
+        for r in &rows {
+            let a = serde_json::to_value(&r.asset)?;
+            let get = |k: &str| a.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+            println!(
+                "{:<20} {:<24} {:<12} {:<10} {}",
+                r.site,
+                get("name"),
+                get("kind"),
+                get("criticality"),
+                get("zone")
+            );
+        }
+        println!("\n{} assets", rows.len());
+    }
+    Ok(Outcome::Clean)
+}
+
+#[derive(Serialize)]
+struct SiteStatus {
+    site: String,
+    enrolled: bool,
+    revoked: bool,
+    last_contact: Option<String>,
+    last_synced: Option<String>,
+    last_result: Option<String>,
+    in_sync: bool,
+    assets: usize,
+    open_changes: usize,
+    files_stored: i64,
+    files_missing: i64,
+    violations: usize,
+}
+
+async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
+    let store = ctx.store().await?;
+    let mut out = Vec::new();
+    for site in store.sites().await? {
+        let mut s = SiteStatus {
+            site: site.name.clone(),
+            enrolled: site.site_id.is_some(),
+            revoked: site.revoked_at.is_some(),
+            last_contact: site.last_contact.clone(),
+            last_synced: site.last_synced.clone(),
+            last_result: site.last_result.clone(),
+            in_sync: false,
+            assets: 0,
+            open_changes: 0,
+            files_stored: 0,
+            files_missing: 0,
+            violations: store.violations(&site.name).await?.len(),
+        };
+        if let Some(site_id) = &site.site_id {
+            s.assets = store.records("assets", Some(site_id)).await?.len();
+            let mut by_change: BTreeMap<String, Vec<ChangeEvent>> = BTreeMap::new();
+            for (_, _, text) in store.records("change_events", Some(site_id)).await? {
+                if let Ok(e) = serde_json::from_str::<ChangeEvent>(&text) {
+                    by_change.entry(e.change.to_string()).or_default().push(e);
+                }
+            }
+            s.open_changes = by_change
+                .values_mut()
+                .filter_map(|events| {
+                    events.sort_by_key(|e| e.seq);
+                    fold(events).0
+                })
+                .filter(|c| c.state.is_open())
+                .count();
+            let (stored, missing, _) = store.blob_counts(site_id).await?;
+            s.files_stored = stored;
+            s.files_missing = missing;
+            s.in_sync = site.last_result.as_deref() == Some("synced") && missing == 0;
+        }
+        out.push(s);
+    }
+    store.close().await;
+    let findings = out.iter().any(|s| s.violations > 0 || (s.enrolled && !s.in_sync));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{:<20} {:<9} {:<26} {:>6} {:>6} {:>6} {:>7} {:>5}",
+            "SITE", "SYNC", "LAST CONTACT", "ASSETS", "OPEN", "FILES", "MISSING", "VIOL"
+        );
+        for s in &out {
+            let sync = if s.revoked {
+                "revoked"
+            } else if !s.enrolled {
+                "pending"
+            } else if s.in_sync {
+                "in sync"
+            } else {
+                "BEHIND"
+            };
+            println!(
+                "{:<20} {:<9} {:<26} {:>6} {:>6} {:>6} {:>7} {:>5}",
+                s.site,
+                sync,
+                s.last_contact.as_deref().unwrap_or("never"),
+                s.assets,
+                s.open_changes,
+                s.files_stored,
+                s.files_missing,
+                s.violations
+            );
+        }
+    }
+    Ok(Outcome::from_findings(findings))
+}

@@ -1,0 +1,269 @@
+//! Federation end to end with the real binaries on loopback: a hub (SQLite and PostgreSQL) and edges that
+//! enroll, work offline, sync over QUIC or TLS/TCP, and are refused when they should be.
+
+use datum_tests::*;
+use serde_json::Value;
+
+fn plant_with_assets(site: &str, n: usize) -> Plant {
+    let plant = Plant::new(site);
+    for i in 0..n {
+        plant.ok(&["asset", "add", &format!("plc-{i}"), "--kind", "plc", "--criticality", "high", "--zone", "cell-1"]);
+    }
+    plant
+}
+
+fn hub_assets(hub: &Hub, site: Option<&str>) -> Vec<Value> {
+    let mut args = vec!["asset", "list", "--json"];
+    if let Some(s) = site {
+        args.extend(["--site", s]);
+    }
+    hub.ok(&args).json().as_array().expect("array").clone()
+}
+
+fn status_of(hub: &Hub, site: &str) -> Value {
+    let run = hub.run(&["status", "--json"]);
+    assert!(run.code == 0 || run.code == 1, "status failed: {}{}", run.stdout, run.stderr);
+    run.json().as_array().expect("array").iter().find(|s| s["site"] == site).cloned().expect("site in status")
+}
+
+fn converge_offline_week(backend: Backend) {
+    let mut hub = Hub::new(backend);
+    hub.start(true);
+    let plants: Vec<Plant> = ["north", "south", "east"].iter().map(|s| plant_with_assets(s, 3)).collect();
+    for (plant, site) in plants.iter().zip(["north", "south", "east"]) {
+        let token = hub.add_site(site);
+        let run = plant.enroll(&hub, &token);
+        assert_eq!(run.code, 0, "enroll {site}: {}{}", run.stdout, run.stderr);
+        let cfg = plant.write("cfg.txt", format!("hostname {site}\ninterface Gi0/1\n description uplink\n").as_bytes());
+        plant.ok(&["config", "capture", "plc-0", cfg.to_str().expect("utf-8 path")]);
+        let run = plant.sync("auto");
+        assert_eq!(run.code, 0, "sync {site}: {}{}\n{}", run.stdout, run.stderr, hub.log());
+        assert_eq!(run.json()["files"], 1, "{}", run.stdout);
+    }
+    assert_eq!(hub_assets(&hub, None).len(), 9);
+    assert_eq!(hub_assets(&hub, Some("south")).len(), 3);
+    assert_eq!(hub_assets(&hub, Some("south"))[0]["site"], "south");
+
+    // The WAN goes away for a week; every plant keeps working.
+    hub.kill();
+    for (day, plant) in plants.iter().enumerate() {
+        let mut plant_now = plant.command(&["asset", "add", "hmi-1", "--kind", "hmi", "--criticality", "medium"]);
+        plant_now.env("DATUM_NOW", format!("2026-12-0{}T08:00:00Z", day + 1));
+        assert!(plant_now.status().expect("run").success());
+        let cfg = plant.write("cfg.txt", format!("hostname x{day}\ninterface Gi0/1\n shutdown\n").as_bytes());
+        plant.ok(&["config", "capture", "plc-0", cfg.to_str().expect("utf-8 path")]);
+        let run = plant.sync("auto");
+        assert_eq!(run.code, 1, "an unreachable hub is a finding, not an error: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains("unreachable") || run.stderr.contains("offline"), "{}", run.stderr);
+    }
+
+    // Back online, on the same address: everything arrives.
+    hub.start(true);
+    for plant in &plants {
+        let run = plant.sync("auto");
+        assert_eq!(run.code, 0, "{}{}\n{}", run.stdout, run.stderr, hub.log());
+        assert_eq!(run.json()["files"], 1, "only the new file travels: {}", run.stdout);
+    }
+    assert_eq!(hub_assets(&hub, None).len(), 12);
+    for site in ["north", "south", "east"] {
+        let s = status_of(&hub, site);
+        assert_eq!(s["in_sync"], true, "{s}");
+        assert_eq!(s["assets"], 4, "{s}");
+        assert_eq!(s["files_stored"], 2, "{s}");
+        assert_eq!(s["files_missing"], 0, "{s}");
+    }
+    // A second pass has nothing to send and still confirms.
+    let run = plants[0].sync("auto");
+    assert_eq!(run.code, 0);
+    assert_eq!(run.json()["files"], 0);
+}
+
+#[test]
+fn three_edges_work_a_week_offline_then_converge_sqlite() {
+    converge_offline_week(Backend::Sqlite);
+}
+
+#[test]
+fn three_edges_work_a_week_offline_then_converge_postgres() {
+    converge_offline_week(Backend::Postgres);
+}
+
+#[test]
+fn tcp_fallback_carries_the_sync_when_udp_is_blocked() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(false);
+    let plant = plant_with_assets("west", 2);
+    let token = hub.add_site("west");
+    let run = plant.enroll(&hub, &token);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let run = plant.sync("auto");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["via"], "tcp");
+    // QUIC only cannot work without UDP: reported as unreachable, not as success.
+    assert_eq!(plant.sync("quic").code, 1);
+    assert_eq!(hub_assets(&hub, Some("west")).len(), 2);
+}
+
+#[test]
+fn enrollment_tokens_are_single_use_bound_and_expire() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let token = hub.add_site("north");
+    let north = Plant::new("north");
+    let south = Plant::new("south");
+    // A token for north does not enroll south.
+    let run = south.enroll(&hub, &token);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("for site north"), "{}", run.stderr);
+    // Wrong fingerprint: the edge refuses the hub before sending the token.
+    let wrong = "00".repeat(32);
+    let run = north.run(&["enroll", "--hub", hub.addr(), "--token", &token, "--fingerprint", &wrong]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("not the hub"), "{}", run.stderr);
+    assert_eq!(north.enroll(&hub, &token).code, 0);
+    // Used once: a second node cannot use it.
+    let north2 = Plant::new("north");
+    let run = north2.enroll(&hub, &token);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("already used"), "{}", run.stderr);
+    let run = hub.ok(&["site", "token", "north", "--json"]);
+    let token2 = run.json()["token"].as_str().expect("token").to_string();
+    // A new token for north does not let a different site id take the site over.
+    let run = north2.enroll(&hub, &token2);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("another site id"), "{}", run.stderr);
+    // Expired: the hub's clock is two days ahead.
+    let token3 = hub.add_site("east");
+    hub.kill();
+    hub.now = Some((chrono_now_plus_hours(80)).to_string());
+    hub.start(true);
+    let east = Plant::new("east");
+    let run = east.enroll(&hub, &token3);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("expired"), "{}", run.stderr);
+}
+
+fn chrono_now_plus_hours(hours: i64) -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let t = secs + hours * 3600;
+    // RFC 3339 from a Unix time without pulling chrono into the test crate.
+    let days = t.div_euclid(86_400);
+    let rem = t.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[test]
+fn foreign_expired_and_revoked_certificates_are_refused() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let mut other = Hub::new(Backend::Sqlite);
+    other.start(true);
+
+    // An edge enrolled with another hub (another CA) presents its certificate to ours.
+    let stranger = Plant::new("north");
+    let token = other.add_site("north");
+    assert_eq!(stranger.enroll(&other, &token).code, 0);
+    let ours: Value = {
+        let local = Plant::new("south");
+        let token = hub.add_site("south");
+        assert_eq!(local.enroll(&hub, &token).code, 0);
+        serde_json::from_slice(&std::fs::read(local.data.join("identity/hub.json")).expect("hub.json")).expect("json")
+    };
+    let path = stranger.data.join("identity/hub.json");
+    let mut link: Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    link["address"] = ours["address"].clone();
+    link["root_pem"] = ours["root_pem"].clone();
+    std::fs::write(&path, serde_json::to_vec(&link).expect("json")).expect("write");
+    for transport in ["quic", "tcp"] {
+        let run = stranger.sync(transport);
+        assert_eq!(run.code, 2, "{transport}: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains("refused"), "{}", run.stderr);
+    }
+
+    // A certificate that expired: issued by a hub whose clock was 100 days behind.
+    hub.kill();
+    hub.now = Some(chrono_now_plus_hours(-24 * 100));
+    hub.start(true);
+    let late = Plant::new("west");
+    let token = hub.add_site("west");
+    assert_eq!(late.enroll(&hub, &token).code, 0);
+    hub.kill();
+    hub.now = None;
+    hub.start(true);
+    let run = late.sync("auto");
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+
+    // Revoked: refused at the next handshake.
+    let east = Plant::new("east");
+    let token = hub.add_site("east");
+    assert_eq!(east.enroll(&hub, &token).code, 0);
+    assert_eq!(east.sync("auto").code, 0);
+    hub.ok(&["site", "revoke", "east"]);
+    let run = east.sync("auto");
+    assert_ne!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("revoked"), "{}", run.stderr);
+    assert_eq!(status_of(&hub, "east")["revoked"], true);
+}
+
+#[test]
+fn an_edge_offering_another_sites_documents_is_rejected_and_recorded() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let north = plant_with_assets("north", 1);
+    let south = plant_with_assets("south", 1);
+    for (plant, site) in [(&north, "north"), (&south, "south")] {
+        let token = hub.add_site(site);
+        assert_eq!(plant.enroll(&hub, &token).code, 0);
+        assert_eq!(plant.sync("auto").code, 0);
+    }
+    let south_id = south.ok(&["asset", "list", "--json"]).json();
+    let _ = south_id;
+    let south_site_id = query_string(&south.data, "SELECT value FROM meta WHERE key = 'site_id'");
+    let north_site_id = query_string(&north.data, "SELECT value FROM meta WHERE key = 'site_id'");
+    // North's node is compromised: it now holds a document in south's name and offers it.
+    tamper_sql(
+        &north.data,
+        &format!(
+            "INSERT INTO doc_chunks (doc_id, seq, kind, bytes) SELECT 'site/{south_site_id}/inventory', seq, kind, bytes \
+             FROM doc_chunks WHERE doc_id = 'site/{north_site_id}/inventory'"
+        ),
+    );
+    let run = north.sync("auto");
+    assert_ne!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let shown = hub.ok(&["site", "show", "north", "--json"]).json();
+    let violations = shown["violations"].as_array().expect("violations");
+    assert_eq!(violations.len(), 1, "{shown}");
+    assert!(violations[0]["reason"].as_str().expect("reason").contains(&south_site_id), "{shown}");
+    // South's data at the hub is untouched.
+    assert_eq!(hub_assets(&hub, Some("south")).len(), 1);
+    assert_eq!(hub_assets(&hub, Some("south"))[0]["name"], "plc-0");
+    let status = status_of(&hub, "north");
+    assert_eq!(status["violations"], 1);
+}
+
+fn query_string(data: &std::path::Path, sql: &str) -> String {
+    let url = format!("sqlite://{}", data.join("datum.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open database");
+        let v: String = sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("query");
+        conn.close().await.expect("close");
+        v
+    })
+}
