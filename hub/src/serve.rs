@@ -285,7 +285,7 @@ async fn sync(
         }
     };
     let site = node.site.clone();
-    if !hub.busy.lock().expect("busy lock").insert(site.clone()) {
+    if !take_over(hub, &site).await {
         let reason = "another connection of this site is syncing; try again shortly".to_string();
         let _ = out.send(Frame { seq: 1, msg: Msg::Reject { reason } }.encode());
         drop(out);
@@ -301,6 +301,21 @@ async fn sync(
     drop(out);
     let _ = writer_task.await;
     result
+}
+
+/// Marks the site busy for this connection. A newer connection wins: an edge that was killed or lost its
+/// network leaves a half-open connection behind, and its next attempt must not wait for that one to time out.
+async fn take_over(hub: &Hub, site: &str) -> bool {
+    for _ in 0..100 {
+        if hub.busy.lock().expect("busy lock").insert(site.to_string()) {
+            return true;
+        }
+        for (_, closer) in hub.live.lock().expect("live map lock").get(site).into_iter().flatten() {
+            closer.close(2, "superseded by a newer connection of this site");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 struct Run {

@@ -573,7 +573,8 @@ impl Store {
     /// (files complete, files incomplete, bytes complete) of a site.
     pub async fn blob_counts(&self, site_id: &str) -> Result<(i64, i64, i64)> {
         let row = sqlx::query(
-            "SELECT COALESCE(SUM(complete), 0), COALESCE(SUM(1 - complete), 0), COALESCE(SUM(size * complete), 0)
+            "SELECT CAST(COALESCE(SUM(complete), 0) AS BIGINT), CAST(COALESCE(SUM(1 - complete), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(size * complete), 0) AS BIGINT)
              FROM blobs WHERE site_id = $1",
         )
         .bind(site_id)

@@ -220,8 +220,74 @@ fn foreign_expired_and_revoked_certificates_are_refused() {
     assert_eq!(status_of(&hub, "east")["revoked"], true);
 }
 
+/// A compromised edge: a real, enrolled node certificate, but a client that sends whatever it likes.
+struct Forger {
+    tx: datum_shared::net::transport::FrameSender,
+    rx: datum_shared::net::transport::FrameReceiver,
+    closer: datum_shared::net::transport::Closer,
+    seq: u64,
+}
+
+impl Forger {
+    async fn connect(plant: &Plant) -> Forger {
+        use datum_shared::net::{tls, transport};
+        let link: Value =
+            serde_json::from_slice(&std::fs::read(plant.data.join("identity/hub.json")).expect("hub.json"))
+                .expect("json");
+        let s = |k: &str| link[k].as_str().expect("field").to_string();
+        let config = tls::client_config(tls::HubTrust::Root(s("root_pem")), Some((&s("chain_pem"), &s("key_pem"))))
+            .expect("client config");
+        let conn =
+            transport::connect(&s("address"), config, &transport::ConnectOpts::default()).await.expect("connect");
+        let (tx, rx, closer) = conn.split();
+        Forger { tx, rx, closer, seq: 0 }
+    }
+
+    async fn send(&mut self, msg: datum_shared::sync::wire::Msg) {
+        self.seq += 1;
+        let frame = datum_shared::sync::wire::Frame { seq: self.seq, msg }.encode();
+        let _ = self.tx.send(&frame).await;
+    }
+
+    /// Reads until the hub rejects us (returns its reason) or hangs up; then hangs up.
+    async fn rejection(mut self) -> Option<String> {
+        use datum_shared::sync::wire::{Frame, Msg};
+        let reason = loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(20), self.rx.recv()).await {
+                Ok(Ok(Some(bytes))) => {
+                    if let Ok(Frame { msg: Msg::Reject { reason }, .. }) = Frame::decode(&bytes) {
+                        break Some(reason);
+                    }
+                }
+                _ => break None,
+            }
+        };
+        self.closer.close(0, "bye");
+        reason
+    }
+}
+
+/// An automerge sync message that carries one new change to a document with one record.
+fn sync_message_with_changes() -> Vec<u8> {
+    use automerge::sync::SyncDoc;
+    let mut doc = automerge::Automerge::new();
+    let mut tx = doc.transaction();
+    datum_shared::document::put_record(&mut tx, "assets", "evil", &serde_json::json!({"name": "evil"})).expect("put");
+    tx.commit();
+    let empty = automerge::Automerge::new();
+    let mut their_state = automerge::sync::State::new();
+    let first = empty.generate_sync_message(&mut their_state).expect("first message");
+    let mut state = automerge::sync::State::new();
+    doc.receive_sync_message(&mut state, first).expect("receive");
+    let msg = doc.generate_sync_message(&mut state).expect("message with changes");
+    assert!(!msg.changes.is_empty());
+    msg.encode()
+}
+
 #[test]
-fn an_edge_offering_another_sites_documents_is_rejected_and_recorded() {
+fn an_edge_writing_another_sites_or_the_hubs_documents_is_rejected_and_recorded() {
+    use datum_shared::sync::wire::{DocHeads, Msg};
+    use datum_shared::DocId;
     let mut hub = Hub::new(Backend::Sqlite);
     hub.start(true);
     let north = plant_with_assets("north", 1);
@@ -231,29 +297,56 @@ fn an_edge_offering_another_sites_documents_is_rejected_and_recorded() {
         assert_eq!(plant.enroll(&hub, &token).code, 0);
         assert_eq!(plant.sync("auto").code, 0);
     }
-    let south_id = south.ok(&["asset", "list", "--json"]).json();
-    let _ = south_id;
     let south_site_id = query_string(&south.data, "SELECT value FROM meta WHERE key = 'site_id'");
     let north_site_id = query_string(&north.data, "SELECT value FROM meta WHERE key = 'site_id'");
-    // North's node is compromised: it now holds a document in south's name and offers it.
-    tamper_sql(
-        &north.data,
-        &format!(
-            "INSERT INTO doc_chunks (doc_id, seq, kind, bytes) SELECT 'site/{south_site_id}/inventory', seq, kind, bytes \
-             FROM doc_chunks WHERE doc_id = 'site/{north_site_id}/inventory'"
-        ),
-    );
-    let run = north.sync("auto");
-    assert_ne!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let south_inventory = DocId::site(&south_site_id, "inventory");
+    let templates = DocId::parse("hub/templates").expect("id");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let reasons = runtime.block_on(async {
+        let hello = || Msg::Hello {
+            protocol: 1,
+            node: "north-x".into(),
+            site_id: Some(north_site_id.clone()),
+            store: "x".into(),
+        };
+        let mut reasons = Vec::new();
+        // 1. Offers south's inventory in its manifest.
+        let mut f = Forger::connect(&north).await;
+        f.send(hello()).await;
+        f.send(Msg::Manifest { docs: vec![DocHeads { doc: south_inventory.clone(), heads: vec![[1; 32]] }] }).await;
+        reasons.push(f.rejection().await);
+        // 2. Sends changes to south's inventory without offering it.
+        let mut f = Forger::connect(&north).await;
+        f.send(hello()).await;
+        f.send(Msg::Manifest { docs: vec![] }).await;
+        f.send(Msg::Sync { doc: south_inventory.clone(), data: sync_message_with_changes() }).await;
+        reasons.push(f.rejection().await);
+        // 3. Writes a hub-owned document.
+        let mut f = Forger::connect(&north).await;
+        f.send(hello()).await;
+        f.send(Msg::Manifest { docs: vec![DocHeads { doc: templates.clone(), heads: vec![[2; 32]] }] }).await;
+        f.send(Msg::Sync { doc: templates.clone(), data: sync_message_with_changes() }).await;
+        reasons.push(f.rejection().await);
+        // 4. Claims to be south.
+        let mut f = Forger::connect(&north).await;
+        f.send(Msg::Hello { protocol: 1, node: "n".into(), site_id: Some(south_site_id.clone()), store: "x".into() })
+            .await;
+        reasons.push(f.rejection().await);
+        reasons
+    });
+    for (i, reason) in reasons.iter().enumerate() {
+        assert!(reason.is_some(), "attack {i} was not rejected: {reasons:?}\n{}", hub.log());
+    }
     let shown = hub.ok(&["site", "show", "north", "--json"]).json();
     let violations = shown["violations"].as_array().expect("violations");
-    assert_eq!(violations.len(), 1, "{shown}");
-    assert!(violations[0]["reason"].as_str().expect("reason").contains(&south_site_id), "{shown}");
-    // South's data at the hub is untouched.
-    assert_eq!(hub_assets(&hub, Some("south")).len(), 1);
-    assert_eq!(hub_assets(&hub, Some("south"))[0]["name"], "plc-0");
-    let status = status_of(&hub, "north");
-    assert_eq!(status["violations"], 1);
+    assert_eq!(violations.len(), 4, "every attempt is recorded: {shown}");
+    assert!(violations.iter().any(|v| v["reason"].as_str().expect("reason").contains("hub/templates")), "{shown}");
+    // South's data at the hub is untouched and north still syncs honestly.
+    let south_assets = hub_assets(&hub, Some("south"));
+    assert_eq!(south_assets.len(), 1);
+    assert_eq!(south_assets[0]["name"], "plc-0");
+    assert_eq!(north.sync("auto").code, 0);
+    assert_eq!(status_of(&hub, "north")["violations"], 4);
 }
 
 fn query_string(data: &std::path::Path, sql: &str) -> String {
