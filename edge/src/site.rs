@@ -429,6 +429,13 @@ pub struct DirLock {
     _file: File,
 }
 
+/// Set by the continuous sync loop, whose passes hold the lock for moments only: a command that finds the
+/// directory held by such a pass waits for it instead of failing.
+pub static SHORT_HOLDER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+const SHORT_MARK: &str = "[sync pass]";
+/// How long a command waits for a sync pass to let go.
+const SHORT_HOLD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl DirLock {
     pub fn acquire(dir: &Path) -> Result<DirLock> {
         let path = dir.join(LOCK_FILE);
@@ -439,23 +446,25 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .with_context(|| format!("open {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let holder = fs::read_to_string(&path).unwrap_or_default();
-                let holder = holder.trim();
-                return Err(UserError::new(format!(
-                    "data directory {} is in use by another process ({}); wait for it to finish",
-                    dir.display(),
-                    if holder.is_empty() { "holder unknown" } else { holder }
-                ))
-                .into());
+        let started = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) => {
+                    let holder = fs::read_to_string(&path).unwrap_or_default();
+                    if holder.contains(SHORT_MARK) && started.elapsed() < SHORT_HOLD_WAIT {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        continue;
+                    }
+                    return Err(lock_busy(dir, holder.trim()));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e).context("lock the data directory"),
             }
-            Err(fs::TryLockError::Error(e)) => return Err(e).context("lock the data directory"),
         }
         let args: Vec<String> = std::env::args().take(3).collect();
+        let short = if SHORT_HOLDER.load(std::sync::atomic::Ordering::Relaxed) { SHORT_MARK } else { "" };
         let holder = format!(
-            "pid {} running `{}` since {}",
+            "pid {} running `{}` since {} {short}",
             std::process::id(),
             args.join(" "),
             Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
@@ -464,4 +473,13 @@ impl DirLock {
         io::Write::write_all(&mut file, holder.as_bytes())?;
         Ok(DirLock { _file: file })
     }
+}
+
+fn lock_busy(dir: &Path, holder: &str) -> anyhow::Error {
+    UserError::new(format!(
+        "data directory {} is in use by another process ({}); wait for it to finish",
+        dir.display(),
+        if holder.is_empty() { "holder unknown" } else { holder }
+    ))
+    .into()
 }

@@ -360,3 +360,89 @@ fn query_string(data: &std::path::Path, sql: &str) -> String {
         v
     })
 }
+
+#[test]
+fn revocation_cuts_a_live_connection_and_the_daemon_pushes_changes_promptly() {
+    use datum_shared::sync::wire::Msg;
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let north = plant_with_assets("north", 1);
+    let token = hub.add_site("north");
+    assert_eq!(north.enroll(&hub, &token).code, 0);
+
+    // The continuous mode: a change made at the plant reaches the hub within seconds, while the plant's
+    // commands keep working (they wait for a sync pass instead of failing on the lock).
+    let mut daemon = north
+        .command(&["sync", "--interval", "1"])
+        .env("DATUM_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn sync daemon");
+    wait_for("the first pass", std::time::Duration::from_secs(30), || hub_assets(&hub, Some("north")).len() == 1);
+    for i in 0..3 {
+        north.ok(&["asset", "add", &format!("hmi-{i}"), "--kind", "hmi", "--criticality", "low"]);
+    }
+    let pushed = std::time::Instant::now();
+    wait_for("the daemon to push the new assets", std::time::Duration::from_secs(30), || {
+        hub_assets(&hub, Some("north")).len() == 4
+    });
+    eprintln!("changes reached the hub {:?} after the last command", pushed.elapsed());
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+
+    // A connection that is open when the site is revoked is cut.
+    let north_site_id = query_string(&north.data, "SELECT value FROM meta WHERE key = 'site_id'");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut f = Forger::connect(&north).await;
+        f.send(Msg::Hello { protocol: 1, node: "n".into(), site_id: Some(north_site_id.clone()), store: "x".into() })
+            .await;
+        f.send(Msg::Manifest { docs: vec![] }).await;
+        // The hub answers (hello, manifest…); the connection stays open while we say nothing more.
+        let first = tokio::time::timeout(std::time::Duration::from_secs(10), f.rx.recv()).await;
+        assert!(matches!(first, Ok(Ok(Some(_)))), "{first:?}");
+        hub.ok(&["site", "revoke", "north"]);
+        let start = std::time::Instant::now();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match f.rx.recv().await {
+                    Ok(Some(_)) => continue,
+                    _ => break,
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the live connection was not cut");
+        eprintln!("revocation cut the live connection after {:?}", start.elapsed());
+    });
+}
+
+#[test]
+fn node_certificates_are_renewed_over_the_sync_channel() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let north = plant_with_assets("north", 1);
+    let token = hub.add_site("north");
+    assert_eq!(north.enroll(&hub, &token).code, 0);
+    let before: Value =
+        serde_json::from_slice(&std::fs::read(north.data.join("identity/hub.json")).expect("read")).expect("json");
+    let run = north.sync("auto");
+    assert_eq!(run.json()["renewed"], false, "a fresh certificate is not renewed");
+    // 70 days later (certificates last 90): renewed during the sync, no one acts.
+    let mut later = north.command(&["sync", "--once", "--json"]);
+    later.env("DATUM_NOW", chrono_now_plus_hours(24 * 70));
+    let out = later.output().expect("run");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["renewed"], true, "{report} {}", String::from_utf8_lossy(&out.stderr));
+    let after: Value =
+        serde_json::from_slice(&std::fs::read(north.data.join("identity/hub.json")).expect("read")).expect("json");
+    assert_ne!(before["chain_pem"], after["chain_pem"]);
+    assert_ne!(before["key_pem"], after["key_pem"], "a new key with the new certificate");
+    // The new certificate works, and the hub knows both (the old one superseded).
+    assert_eq!(north.sync("auto").code, 0);
+    let shown = hub.ok(&["site", "show", "north", "--json"]).json();
+    let nodes = shown["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 2, "{shown}");
+    assert!(nodes[0]["replaced_by"].is_string() && nodes[1]["replaced_by"].is_null(), "{shown}");
+}

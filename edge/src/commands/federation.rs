@@ -173,7 +173,7 @@ pub struct PassReport {
 }
 
 /// One sync pass: connect, exchange everything, wait for the hub's confirmation that it stored it.
-pub async fn sync_pass(site: &Site, mode: Mode, disable_gso: bool) -> Result<PassReport> {
+pub async fn sync_pass(site: &Site, mode: Mode, disable_gso: bool, now: DateTime<Utc>) -> Result<PassReport> {
     let mut link = HubLink::load(&site.dir)?
         .ok_or_else(|| user("this site is not enrolled with a hub; run `datum-edge enroll` first"))?;
     let config = tls::client_config(HubTrust::Root(link.root_pem.clone()), Some((&link.chain_pem, &link.key_pem)))?;
@@ -230,7 +230,7 @@ pub async fn sync_pass(site: &Site, mode: Mode, disable_gso: bool) -> Result<Pas
                         report.docs = docs;
                         synced = true;
                         if renewal.is_none() {
-                            if let Some((key_pem, csr)) = renewal_due(&link, Utc::now())? {
+                            if let Some((key_pem, csr)) = renewal_due(&link, now)? {
                                 renewal = Some(key_pem);
                                 session.request_renewal(csr);
                             }
@@ -354,7 +354,7 @@ pub async fn sync(
 ) -> Result<Outcome> {
     if once {
         let site = Site::open(&ctx.data, &ctx.actor, ctx.now).await?;
-        let result = sync_pass(&site, mode, disable_gso).await;
+        let result = sync_pass(&site, mode, disable_gso, ctx.now).await;
         site.close().await;
         return match result {
             Ok(report) => {
@@ -379,6 +379,14 @@ pub async fn sync(
             Err(e) => Err(e),
         };
     }
+    // Fail fast on what waiting will not fix: not a site, not enrolled.
+    let site = Site::open(&ctx.data, &ctx.actor, ctx.now).await?;
+    let enrolled = HubLink::load(&site.dir)?.is_some();
+    site.close().await;
+    if !enrolled {
+        return Err(user("this site is not enrolled with a hub; run `datum-edge enroll` first"));
+    }
+    crate::site::SHORT_HOLDER.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut failures = 0u32;
     let mut last_heads: Option<Vec<(String, i64, i64)>> = None;
     let mut last_pass = std::time::Instant::now() - Duration::from_secs(3600);
@@ -396,7 +404,7 @@ pub async fn sync(
         let due = last_heads.as_ref() != Some(&heads) || last_pass.elapsed() >= Duration::from_secs(300);
         let mut delay = interval;
         if due {
-            match sync_pass(&site, mode, disable_gso).await {
+            match sync_pass(&site, mode, disable_gso, Utc::now()).await {
                 Ok(report) => {
                     failures = 0;
                     last_heads = Some(current_heads(&site).await?);
