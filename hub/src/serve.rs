@@ -2,7 +2,7 @@
 //! connection. The rules live in `datum_shared::sync`; this module moves frames, stores what the session
 //! says to store, and decides who the peer is from its certificate (never from what it says).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,8 +39,9 @@ struct Hub {
     clock: Clock,
     /// Live connections per site, to cut them on revocation.
     live: Mutex<HashMap<String, Vec<(u64, Closer)>>>,
-    /// Sites with a session running: one at a time per site, so their documents have one writer here too.
-    busy: Mutex<HashSet<String>>,
+    /// Sites with a session running (and its connection): one at a time per site, so their documents have one
+    /// writer here too.
+    busy: Mutex<HashMap<String, u64>>,
 }
 
 /// Wall-clock time, shifted by `DATUM_NOW` when set (tests of expiry).
@@ -75,7 +76,7 @@ pub async fn serve(ctx: &Context, listen: SocketAddr, udp: bool) -> Result<Outco
         store_id,
         clock,
         live: Mutex::new(HashMap::new()),
-        busy: Mutex::new(HashSet::new()),
+        busy: Mutex::new(HashMap::new()),
     });
     tokio::spawn(watch_revocations(hub.clone()));
     let mut next_id = 0u64;
@@ -285,7 +286,7 @@ async fn sync(
         }
     };
     let site = node.site.clone();
-    if !take_over(hub, &site).await {
+    if !take_over(hub, &site, conn_id).await {
         let reason = "another connection of this site is syncing; try again shortly".to_string();
         let _ = out.send(Frame { seq: 1, msg: Msg::Reject { reason } }.encode());
         drop(out);
@@ -297,21 +298,37 @@ async fn sync(
     let span = tracing::info_span!("sync", site, node = node.node, ?via);
     let result = run_session(hub, &node, &site_id, &out, &mut rx).instrument(span).await;
     hub.live.lock().expect("live map lock").entry(site.clone()).or_default().retain(|(id, _)| *id != conn_id);
-    hub.busy.lock().expect("busy lock").remove(&site);
+    {
+        let mut busy = hub.busy.lock().expect("busy lock");
+        if busy.get(&site) == Some(&conn_id) {
+            busy.remove(&site);
+        }
+    }
     drop(out);
     let _ = writer_task.await;
     result
 }
 
-/// Marks the site busy for this connection. A newer connection wins: an edge that was killed or lost its
-/// network leaves a half-open connection behind, and its next attempt must not wait for that one to time out.
-async fn take_over(hub: &Hub, site: &str) -> bool {
+/// Marks the site busy for this connection. The newest connection wins: an edge that was killed or lost its
+/// network leaves a half-open connection behind, and its next attempt must not wait for that one to time out;
+/// an older attempt still waiting gives up.
+async fn take_over(hub: &Hub, site: &str, conn_id: u64) -> bool {
     for _ in 0..100 {
-        if hub.busy.lock().expect("busy lock").insert(site.to_string()) {
-            return true;
+        {
+            let mut busy = hub.busy.lock().expect("busy lock");
+            match busy.get(site) {
+                None => {
+                    busy.insert(site.to_string(), conn_id);
+                    return true;
+                }
+                Some(owner) if *owner > conn_id => return false,
+                Some(_) => {}
+            }
         }
-        for (_, closer) in hub.live.lock().expect("live map lock").get(site).into_iter().flatten() {
-            closer.close(2, "superseded by a newer connection of this site");
+        for (id, closer) in hub.live.lock().expect("live map lock").get(site).into_iter().flatten() {
+            if *id < conn_id {
+                closer.close(2, "superseded by a newer connection of this site");
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

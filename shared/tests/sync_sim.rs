@@ -42,8 +42,17 @@ impl World {
         if let Some(link) = self.links[i].take() {
             if clean {
                 link.close(&mut self.edges[i], &mut self.hub);
+            } else {
+                // A crash of one side loses its sessions' in-memory sync states (its disk keeps older ones);
+                // the other side may well have saved its own.
+                if self.rng.chance(50) {
+                    save_states(&mut self.edges[i], "hub", &link.a);
+                }
+                if self.rng.chance(50) {
+                    let name = self.edges[i].name.clone();
+                    save_states(&mut self.hub, &name, &link.b);
+                }
             }
-            // A crash loses the sessions' in-memory sync states; the disk keeps the older ones.
         }
     }
 
@@ -118,15 +127,18 @@ impl World {
                 0..=2 => {
                     self.log.push(format!("link {i}: frame dropped"));
                     queue.pop_front();
+                    link.faulted = true;
                 }
                 3..=5 => {
                     self.log.push(format!("link {i}: frame duplicated"));
                     let f = queue.front().cloned().expect("not empty");
                     queue.push_front(f);
+                    link.faulted = true;
                 }
                 6..=8 if queue.len() > 1 => {
                     self.log.push(format!("link {i}: frames reordered"));
                     queue.swap(0, 1);
+                    link.faulted = true;
                 }
                 _ => {}
             }
@@ -137,6 +149,11 @@ impl World {
             || !link.a_out.violations.is_empty()
             || !link.b_out.violations.is_empty();
         if dead {
+            assert!(
+                link.faulted,
+                "a session failed on a link without any injected fault: {:?} {:?}",
+                link.a_out, link.b_out
+            );
             assert!(
                 link.a_out.violations.is_empty() && link.b_out.violations.is_empty(),
                 "honest peers never break a rule: {:?} {:?}",

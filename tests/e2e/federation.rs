@@ -446,3 +446,143 @@ fn node_certificates_are_renewed_over_the_sync_channel() {
     assert_eq!(nodes.len(), 2, "{shown}");
     assert!(nodes[0]["replaced_by"].is_string() && nodes[1]["replaced_by"].is_null(), "{shown}");
 }
+
+/// Pseudo-random text that zstd cannot shrink much, so transfers take measurable time.
+fn noisy_config(seed: u64, bytes: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(bytes + 64);
+    while out.len() < bytes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(format!("set value {:016x}\n", x).as_bytes());
+    }
+    out
+}
+
+fn hub_count(hub: &Hub, sql: &str) -> i64 {
+    let url = format!("sqlite://{}?mode=ro", hub.data.join("hub.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let Ok(mut conn) = sqlx::SqliteConnection::connect(&url).await else { return 0 };
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap_or(0);
+        let _ = conn.close().await;
+        n
+    })
+}
+
+#[test]
+fn kill_9_of_hub_and_edge_during_sync_then_converge_without_repair() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let north = plant_with_assets("north", 2);
+    let token = hub.add_site("north");
+    assert_eq!(north.enroll(&hub, &token).code, 0);
+    for i in 0..8 {
+        let file = north.write(&format!("cfg-{i}.txt"), &noisy_config(i, 3 << 20));
+        north.ok(&["config", "capture", "plc-0", file.to_str().expect("utf-8"), "--slot", &format!("s{i}")]);
+    }
+
+    // The hub dies in the middle of receiving files.
+    let mut sync = north.command(&["sync", "--once"]).stdout(std::process::Stdio::null()).spawn().expect("spawn");
+    wait_for("the hub to receive part of a file", std::time::Duration::from_secs(60), || {
+        hub_count(&hub, "SELECT COUNT(*) FROM blob_chunks") > 0
+    });
+    hub.kill();
+    let status = sync.wait().expect("wait");
+    assert_eq!(status.code(), Some(1), "an interrupted sync is reported as not in sync");
+    hub.start(true);
+
+    // The edge dies in the middle of sending, twice.
+    for _ in 0..2 {
+        let before = hub_count(&hub, "SELECT COUNT(*) FROM blob_chunks");
+        let complete = hub_count(&hub, "SELECT COUNT(*) FROM blobs WHERE complete = 1");
+        if complete == 8 {
+            break;
+        }
+        let mut sync = north.command(&["sync", "--once"]).stdout(std::process::Stdio::null()).spawn().expect("spawn");
+        wait_for("more pieces at the hub", std::time::Duration::from_secs(60), || {
+            hub_count(&hub, "SELECT COUNT(*) FROM blob_chunks") > before
+        });
+        let _ = sync.kill();
+        let _ = sync.wait();
+    }
+
+    // Both come back: no repair step, the next pass completes, nothing is lost or damaged.
+    let run = north.sync("auto");
+    assert_eq!(run.code, 0, "{}{}\n{}", run.stdout, run.stderr, hub.log());
+    north.ok(&["audit", "verify"]);
+    north.ok(&["backup", "verify"]);
+    let s = status_of(&hub, "north");
+    assert_eq!(s["files_stored"], 8, "{s}");
+    assert_eq!(s["files_missing"], 0, "{s}");
+    assert_eq!(s["in_sync"], true, "{s}");
+    assert_eq!(hub_count(&hub, "SELECT COUNT(*) FROM blobs WHERE complete = 1 AND size = received"), 8);
+}
+
+/// A UDP relay between an edge and the hub that drops a share of the datagrams in both directions.
+fn lossy_udp_proxy(upstream: std::net::SocketAddr, loss_percent: u64) -> std::net::SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind proxy");
+    let addr = socket.local_addr().expect("addr");
+    let to_hub = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind proxy upstream side");
+    to_hub.connect(upstream).expect("connect upstream");
+    let client: std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>> = Default::default();
+    let (a, b) = (socket.try_clone().expect("clone"), to_hub.try_clone().expect("clone"));
+    let c = client.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        while let Ok((n, from)) = a.recv_from(&mut buf) {
+            *c.lock().expect("lock") = Some(from);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 100 >= loss_percent {
+                let _ = b.send(&buf[..n]);
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        while let Ok(n) = to_hub.recv(&mut buf) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let to = *client.lock().expect("lock");
+            if let (Some(to), true) = (to, x % 100 >= loss_percent) {
+                let _ = socket.send_to(&buf[..n], to);
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn quic_sync_survives_5_to_20_percent_packet_loss() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    for (i, loss) in [5u64, 10, 20].into_iter().enumerate() {
+        let site = format!("plant-{loss}");
+        let plant = plant_with_assets(&site, 3);
+        let token = hub.add_site(&site);
+        assert_eq!(plant.enroll(&hub, &token).code, 0);
+        for j in 0..2 {
+            let file = plant.write(&format!("cfg-{j}.txt"), &noisy_config(100 + i as u64 * 10 + j, 1 << 20));
+            plant.ok(&["config", "capture", "plc-0", file.to_str().expect("utf-8"), "--slot", &format!("s{j}")]);
+        }
+        let proxy = lossy_udp_proxy(hub.addr().parse().expect("hub address"), loss);
+        let path = plant.data.join("identity/hub.json");
+        let mut link: Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        link["address"] = Value::String(proxy.to_string());
+        std::fs::write(&path, serde_json::to_vec(&link).expect("json")).expect("write");
+        let start = std::time::Instant::now();
+        let run = plant.sync("quic");
+        assert_eq!(run.code, 0, "{loss}% loss: {}{}", run.stdout, run.stderr);
+        assert_eq!(run.json()["via"], "quic");
+        eprintln!("{loss}% loss: 2 MiB synced over QUIC in {:?}", start.elapsed());
+        let s = status_of(&hub, &site);
+        assert_eq!((s["files_stored"].as_i64(), s["assets"].as_i64()), (Some(2), Some(3)), "{s}");
+    }
+}

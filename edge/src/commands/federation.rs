@@ -275,7 +275,11 @@ pub async fn sync_pass(site: &Site, mode: Mode, disable_gso: bool, now: DateTime
     site.store.save_sync_states(HUB_PEER, &states).await?;
     tx.finish().await;
     closer.close(0, "done");
-    result?;
+    // A connection that breaks mid-pass is the network's doing: offline, not an error of this node.
+    result.map_err(|e| match e.downcast_ref::<transport::TransportError>() {
+        Some(t) => anyhow!(Offline(format!("connection lost: {t}"))),
+        None => e,
+    })?;
     if !synced {
         return Err(anyhow!("the session ended before the hub confirmed"));
     }

@@ -118,6 +118,9 @@ pub struct Session {
     peer_manifest: Option<Vec<DocHeads>>,
     slots: BTreeMap<DocId, Slot>,
     pending_loads: BTreeSet<DocId>,
+    /// Sync messages for documents that joined a running session (a write on the other side), held until the
+    /// driver has loaded our copy.
+    late: BTreeMap<DocId, Vec<Vec<u8>>>,
     send_seq: u64,
     recv_seq: u64,
     out: VecDeque<Vec<u8>>,
@@ -154,6 +157,7 @@ impl Session {
             peer_manifest: None,
             slots: BTreeMap::new(),
             pending_loads: BTreeSet::new(),
+            late: BTreeMap::new(),
             send_seq: 0,
             recv_seq: 0,
             out: VecDeque::new(),
@@ -229,6 +233,12 @@ impl Session {
         let mut state = saved.unwrap_or_default();
         state.read_only = read_only;
         self.slots.insert(id.clone(), Slot { doc: Some(doc.unwrap_or_default()), state });
+        if self.phase == Phase::Running {
+            for data in self.late.remove(id).unwrap_or_default() {
+                self.on_sync(id.clone(), data);
+            }
+            return;
+        }
         if self.pending_loads.is_empty() && self.phase == Phase::Loading {
             self.phase = Phase::Running;
             let ids: Vec<DocId> = self.slots.keys().cloned().collect();
@@ -390,13 +400,12 @@ impl Session {
                 return self.violation(format!("peer offered {}, which we may not hold", d.doc));
             }
         }
+        // Every document listed by either side, even where the heads already agree: both sides must arrive at
+        // the same set, and only the side that listed a document knows it did (its cursor may be staler than
+        // the other side's, e.g. after a crash before the cursor was saved). A converged document costs one
+        // round trip.
         let mut union: BTreeSet<DocId> = self.our_manifest.iter().map(|d| d.doc.clone()).collect();
-        for d in &docs {
-            let ours = self.local.get(&d.doc).map(|l| l.heads.iter().map(|h| h.0).collect::<Vec<_>>());
-            if ours.as_deref() != Some(&d.heads[..]) {
-                union.insert(d.doc.clone());
-            }
-        }
+        union.extend(docs.iter().map(|d| d.doc.clone()));
         self.peer_manifest = Some(docs);
         self.pending_loads = union.clone();
         if union.is_empty() {
@@ -414,7 +423,19 @@ impl Session {
             if !may_read(&self.cfg.peer, &id) {
                 return self.violation(format!("peer sent {id}, which it may not hold"));
             }
-            return self.fail(format!("sync for {id}, which is not in this session"));
+            if !may_read(&self.cfg.me, &id) {
+                return self.violation(format!("peer sent {id}, which we may not hold"));
+            }
+            // A document that joined the session on the other side (written there meanwhile): load ours first.
+            let pending = self.late.entry(id.clone()).or_default();
+            if pending.len() >= 64 {
+                return self.fail(format!("too many messages for {id} before it could be loaded"));
+            }
+            pending.push(data);
+            if self.pending_loads.insert(id.clone()) {
+                self.events.push_back(Event::Load(vec![id]));
+            }
+            return;
         };
         let message = match sync::Message::decode(&data) {
             Ok(m) => m,
@@ -537,10 +558,11 @@ impl Session {
 
     /// Every document of the session: the peer has told us its heads and they equal ours.
     fn converged(&self) -> bool {
-        self.slots.values().all(|slot| match (&slot.doc, &slot.state.their_heads) {
-            (Some(doc), Some(theirs)) => *theirs == doc.get_heads(),
-            _ => false,
-        })
+        self.pending_loads.is_empty()
+            && self.slots.values().all(|slot| match (&slot.doc, &slot.state.their_heads) {
+                (Some(doc), Some(theirs)) => *theirs == doc.get_heads(),
+                _ => false,
+            })
     }
 
     fn check_converged(&mut self) {

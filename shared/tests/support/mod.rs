@@ -253,6 +253,8 @@ pub struct Link {
     pub b_out: Outcome,
     /// Every frame b (the hub) sent.
     pub b_sent: Vec<Vec<u8>>,
+    /// A fault was injected on this link (only then may a session fail).
+    pub faulted: bool,
 }
 
 impl Link {
@@ -264,7 +266,7 @@ impl Link {
         let a_to_b = drive(a, &b.name, &mut sa, chunk, &mut a_out).into();
         let b_to_a: VecDeque<Vec<u8>> = drive(b, &a.name, &mut sb, chunk, &mut b_out).into();
         let b_sent = Vec::from_iter(b_to_a.iter().cloned());
-        Link { a: sa, b: sb, a_to_b, b_to_a, a_out, b_out, b_sent }
+        Link { a: sa, b: sb, a_to_b, b_to_a, a_out, b_out, b_sent, faulted: false }
     }
 
     /// Delivers one frame (a→b if `forward`), if any is in flight. Returns whether one was.
