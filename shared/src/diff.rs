@@ -78,7 +78,7 @@ pub fn diff(old: &Normalized, new: &Normalized, raw_identical: bool) -> DiffRepo
         for (before, after) in hunks(&old_lines, &new_lines) {
             let removed: Vec<&NormLine> = old.lines[before.start as usize..before.end as usize].iter().collect();
             let added: Vec<&NormLine> = new.lines[after.start as usize..after.end as usize].iter().collect();
-            let location = added.first().or(removed.first()).map(|l| l.context.clone()).unwrap_or_default();
+            let location = added.first().or(removed.first()).map(|l| l.context.to_string()).unwrap_or_default();
             let kind = if removed.is_empty() {
                 ChangeKind::Added
             } else if added.is_empty() {

@@ -15,7 +15,7 @@ mod json;
 pub mod secrets;
 mod xml;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use regex::{Regex, RegexSet};
 use sha2::{Digest, Sha256};
@@ -43,8 +43,8 @@ pub enum NormalizeError {
 pub struct NormLine {
     pub text: String,
     /// The hierarchical context (`interface GigabitEthernet0/1`, `config firewall policy > edit 3`) or element
-    /// path (`Controller[PLC]/Programs/Program[Main]/…/Rung[3]`).
-    pub context: String,
+    /// path (`Controller[PLC]/Programs/Program[Main]/…/Rung[3]`). Shared by the lines of one block or element.
+    pub context: Arc<str>,
 }
 
 #[derive(Debug, Clone)]
@@ -338,13 +338,43 @@ fn comment_prefix(format: Format) -> Option<&'static [&'static str]> {
 /// Collapses runs of whitespace to one space and trims.
 fn collapse_ws(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    push_collapsed_ws(&mut out, s);
+    out
+}
+
+/// Appends `s` with runs of whitespace collapsed to one space and the ends trimmed.
+fn push_collapsed_ws(out: &mut String, s: &str) {
+    let mut first = true;
+    if s.is_ascii() {
+        // The common case, run by run: below 0x80 `split_whitespace` splits on exactly these bytes.
+        let is_space = |b: u8| matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ');
+        let bytes = s.as_bytes();
+        let mut idx = 0;
+        while idx < bytes.len() {
+            while idx < bytes.len() && is_space(bytes[idx]) {
+                idx += 1;
+            }
+            let start = idx;
+            while idx < bytes.len() && !is_space(bytes[idx]) {
+                idx += 1;
+            }
+            if start < idx {
+                if !first {
+                    out.push(' ');
+                }
+                first = false;
+                out.push_str(&s[start..idx]);
+            }
+        }
+        return;
+    }
     for word in s.split_whitespace() {
-        if !out.is_empty() {
+        if !first {
             out.push(' ');
         }
+        first = false;
         out.push_str(word);
     }
-    out
 }
 
 /// `key = value` with canonical spacing.
@@ -482,15 +512,59 @@ fn unordered(format: Format, lines: &mut [NormLine]) {
 struct Context {
     format: Format,
     stack: Vec<(usize, String)>,
+    /// For each level of the stack, the stack down to it joined with ` > ` once asked for: the lines of a block
+    /// share one context.
+    joined: Vec<Option<Arc<str>>>,
+}
+
+/// Where a line belongs: a context shared with other lines of its block, or one of its own.
+enum Location {
+    Shared(Arc<str>),
+    Own(String),
 }
 
 impl Context {
     fn new(format: Format) -> Context {
-        Context { format, stack: Vec::new() }
+        Context { format, stack: Vec::new(), joined: Vec::new() }
     }
 
     /// Feeds one (masked) line; returns its context.
-    fn update(&mut self, line: &str, line_no: usize) -> String {
+    fn update(&mut self, line: &str, line_no: usize) -> Arc<str> {
+        match self.locate(line, line_no) {
+            Location::Shared(shared) => shared,
+            Location::Own(own) => Arc::from(own),
+        }
+    }
+
+    /// The current block: the stack joined with ` > `, computed once per block.
+    fn block(&mut self) -> Arc<str> {
+        if let Some(Some(joined)) = self.joined.last() {
+            return joined.clone();
+        }
+        let joined: Arc<str> = Arc::from(self.stack.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(" > "));
+        if let Some(last) = self.joined.last_mut() {
+            *last = Some(joined.clone());
+        }
+        joined
+    }
+
+    fn push(&mut self, entry: (usize, String)) {
+        self.stack.push(entry);
+        self.joined.push(None);
+    }
+
+    fn pop(&mut self) {
+        self.stack.pop();
+        self.joined.pop();
+    }
+
+    fn set(&mut self, entry: (usize, String)) {
+        self.stack.clear();
+        self.joined.clear();
+        self.push(entry);
+    }
+
+    fn locate(&mut self, line: &str, line_no: usize) -> Location {
         let trimmed = line.trim();
         let indent = line.len() - line.trim_start().len();
         match self.format {
@@ -501,57 +575,69 @@ impl Context {
             | Format::NetworkCli
             | Format::SshdConfig => {
                 while self.stack.last().is_some_and(|(i, _)| *i >= indent) {
-                    self.stack.pop();
+                    self.pop();
                 }
-                let ctx = if self.stack.is_empty() { trimmed.to_string() } else { self.join() };
                 if self.format == Format::SshdConfig {
                     // `Match` blocks scope the lines after them.
                     if trimmed.to_ascii_lowercase().starts_with("match ") {
-                        self.stack = vec![(0, trimmed.to_string())];
-                        return trimmed.to_string();
+                        self.set((0, trimmed.to_string()));
+                        return Location::Own(trimmed.to_string());
                     }
-                    return self.stack.first().map(|(_, s)| s.clone()).unwrap_or_else(|| "global".into());
+                    return match self.stack.is_empty() {
+                        true => Location::Own("global".into()),
+                        false => Location::Shared(self.block()),
+                    };
                 }
-                self.stack.push((indent, trimmed.to_string()));
-                ctx
+                // A top-level line is its own context; an indented one belongs to the lines above it.
+                let located = if self.stack.is_empty() {
+                    Location::Own(trimmed.to_string())
+                } else {
+                    Location::Shared(self.block())
+                };
+                self.push((indent, trimmed.to_string()));
+                located
             }
             Format::JunosCurly | Format::Nftables => {
-                let ctx = if self.stack.is_empty() {
-                    trimmed.trim_end_matches(['{', ';']).trim().to_string()
+                let located = if self.stack.is_empty() {
+                    Location::Own(trimmed.trim_end_matches(['{', ';']).trim().to_string())
                 } else {
-                    self.join()
+                    Location::Shared(self.block())
                 };
                 if trimmed.ends_with('{') {
-                    self.stack.push((0, trimmed.trim_end_matches('{').trim().to_string()));
+                    self.push((0, trimmed.trim_end_matches('{').trim().to_string()));
                 } else if trimmed.starts_with('}') {
-                    self.stack.pop();
+                    self.pop();
                 }
-                ctx
+                located
             }
             Format::JunosSet => {
                 let words: Vec<&str> = trimmed.split_whitespace().collect();
                 let keep = words.len().saturating_sub(1).clamp(1, 6);
-                words[..keep.min(words.len())].join(" ")
+                Location::Own(words[..keep.min(words.len())].join(" "))
             }
             Format::FortiOs => {
-                let ctx = if self.stack.is_empty() { trimmed.to_string() } else { self.join() };
+                let located = if self.stack.is_empty() {
+                    Location::Own(trimmed.to_string())
+                } else {
+                    Location::Shared(self.block())
+                };
                 if trimmed.starts_with("config ") {
-                    self.stack.push((0, trimmed.to_string()));
-                    return trimmed.to_string();
+                    self.push((0, trimmed.to_string()));
+                    return Location::Own(trimmed.to_string());
                 } else if trimmed.starts_with("edit ") {
-                    self.stack.push((1, trimmed.to_string()));
-                    return self.join();
+                    self.push((1, trimmed.to_string()));
+                    return Location::Shared(self.block());
                 } else if trimmed == "next" {
                     if self.stack.last().is_some_and(|(k, _)| *k == 1) {
-                        self.stack.pop();
+                        self.pop();
                     }
                 } else if trimmed == "end" {
                     if self.stack.last().is_some_and(|(k, _)| *k == 1) {
-                        self.stack.pop();
+                        self.pop();
                     }
-                    self.stack.pop();
+                    self.pop();
                 }
-                ctx
+                located
             }
             Format::MikroTik => {
                 if trimmed.starts_with('/') {
@@ -559,35 +645,35 @@ impl Context {
                         .split_whitespace()
                         .take_while(|w| !w.contains('=') && *w != "add" && *w != "set")
                         .collect();
-                    self.stack = vec![(0, path.join(" "))];
+                    self.set((0, path.join(" ")));
                 }
-                self.join()
+                Location::Shared(self.block())
             }
             Format::OpenWrtUci => {
                 if trimmed.starts_with("config ") {
-                    self.stack = vec![(0, trimmed.to_string())];
+                    self.set((0, trimmed.to_string()));
                 }
-                self.join()
+                Location::Shared(self.block())
             }
             Format::WindowsInf => {
                 if trimmed.starts_with('[') {
-                    self.stack = vec![(0, trimmed.to_string())];
+                    self.set((0, trimmed.to_string()));
                 }
-                self.join()
+                Location::Shared(self.block())
             }
             Format::IptablesSave => {
                 if trimmed.starts_with('*') {
-                    self.stack = vec![(0, trimmed.to_string())];
-                    return self.join();
+                    self.set((0, trimmed.to_string()));
+                    return Location::Shared(self.block());
                 }
-                let table = self.stack.first().map(|(_, s)| s.clone()).unwrap_or_default();
+                let table = self.stack.first().map(|(_, s)| s.as_str()).unwrap_or_default();
                 let chain = trimmed
                     .strip_prefix("-A ")
                     .or_else(|| trimmed.strip_prefix(':'))
                     .and_then(|r| r.split_whitespace().next());
                 match chain {
-                    Some(c) => format!("{table} {c}"),
-                    None => table,
+                    Some(c) => Location::Own(format!("{table} {c}")),
+                    None => Location::Own(table.to_string()),
                 }
             }
             Format::Step7Source => {
@@ -596,28 +682,27 @@ impl Context {
                     .iter()
                     .any(|p| upper.starts_with(p))
                 {
-                    self.stack = vec![(0, collapse_ws(trimmed))];
+                    self.set((0, collapse_ws(trimmed)));
                 } else if upper.starts_with("NETWORK") {
                     self.stack.truncate(1);
-                    self.stack.push((1, "NETWORK".into()));
+                    self.joined.truncate(1);
+                    self.push((1, "NETWORK".into()));
                 } else if upper.starts_with("TITLE") && self.stack.last().is_some_and(|(k, _)| *k == 1) {
-                    self.stack.pop();
-                    self.stack.push((2, format!("NETWORK {}", collapse_ws(trimmed))));
+                    self.pop();
+                    self.push((2, format!("NETWORK {}", collapse_ws(trimmed))));
                 }
                 if self.stack.is_empty() {
-                    format!("line {line_no}")
+                    Location::Own(format!("line {line_no}"))
                 } else {
-                    self.join()
+                    Location::Shared(self.block())
                 }
             }
             // Sorted formats: the key is the location (line numbers would point into the unsorted file).
-            Format::Sysctl | Format::KeyValue => trimmed.split(['=', ':']).next().unwrap_or(trimmed).trim().to_string(),
-            _ => format!("line {line_no}"),
+            Format::Sysctl | Format::KeyValue => {
+                Location::Own(trimmed.split(['=', ':']).next().unwrap_or(trimmed).trim().to_string())
+            }
+            _ => Location::Own(format!("line {line_no}")),
         }
-    }
-
-    fn join(&self) -> String {
-        self.stack.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(" > ")
     }
 }
 

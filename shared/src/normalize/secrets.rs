@@ -131,11 +131,15 @@ const NOT_SECRET: &[&str] = &["hostkey", "pubkey"];
 
 /// Is this word (a setting, element, attribute or JSON key name) one whose value is secret?
 pub fn is_secret_word(word: &str) -> bool {
-    let w = word.to_ascii_lowercase();
-    if NOT_SECRET.contains(&w.as_str()) {
+    // Case-insensitive without allocating: this runs for every XML attribute and element name.
+    let ends_with = |suffix: &str| {
+        word.len() > suffix.len()
+            && word.as_bytes()[word.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    if NOT_SECRET.iter().any(|n| word.eq_ignore_ascii_case(n)) {
         return false;
     }
-    KEYWORDS.contains(&w.as_str()) || SUFFIXES.iter().any(|s| w.len() > s.len() && w.ends_with(s))
+    KEYWORDS.iter().any(|k| word.eq_ignore_ascii_case(k)) || SUFFIXES.iter().any(|s| ends_with(s))
 }
 
 fn is_word_char(c: char) -> bool {
@@ -282,7 +286,28 @@ const TRIGGERS: &[&str] = &[
 fn triggers() -> &'static AhoCorasick {
     static AC: OnceLock<AhoCorasick> = OnceLock::new();
     AC.get_or_init(|| {
-        AhoCorasick::builder().ascii_case_insensitive(true).build(TRIGGERS).expect("trigger words are valid")
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            // A full DFA: the prefilter runs over whole exports, and a few dozen short words keep it small.
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(TRIGGERS)
+            .expect("trigger words are valid")
+    })
+}
+
+/// Can this text hold a secret at all? `false` means `mask_line` would leave every line of it untouched, so a
+/// block of text can be tested once instead of line by line.
+pub fn may_hold_secret(text: &str) -> bool {
+    trigger_regex().is_match(text)
+}
+
+/// The trigger words as one case-insensitive regular expression, for long texts: its lazy DFA scans faster than
+/// the Aho-Corasick automaton, which wins on short lines.
+fn trigger_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        let alternatives: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
+        Regex::new(&format!("(?i-u){}", alternatives.join("|"))).expect("trigger words are valid")
     })
 }
 

@@ -18,7 +18,7 @@ fn cisco_noise_is_ignored_and_context_is_the_parent() {
     assert_eq!(a.format, Format::CiscoIos);
     assert_eq!(a.hash(), b.hash());
     let line = a.lines.iter().find(|l| l.text.contains("ip address")).expect("line");
-    assert_eq!(line.context, "interface Gi0/1");
+    assert_eq!(&*line.context, "interface Gi0/1");
 }
 
 #[test]
@@ -58,4 +58,24 @@ fn absurdly_deep_xml_falls_back_to_text_quickly() {
     let n = normalize(Some("config.xml"), text.as_bytes(), &key()).expect("normalize");
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
     assert!(!n.lines.is_empty());
+}
+
+#[test]
+fn lines_of_one_block_share_one_context() {
+    // One allocation per block or element, not one per line (the 1 MiB XML budget depends on it).
+    let cisco = norm(
+        "r1.cfg",
+        "hostname r1\n!\ninterface Gi0/1\n description uplink\n ip address 10.0.0.1 255.255.255.0\n!\nend\n",
+    );
+    let in_block: Vec<&NormLine> = cisco.lines.iter().filter(|l| l.text.starts_with(' ')).collect();
+    assert_eq!(in_block.len(), 2);
+    assert!(Arc::ptr_eq(&in_block[0].context, &in_block[1].context));
+    let xml = norm(
+        "x.xml",
+        "<project xmlns=\"http://www.plcopen.org/xml/tc6_0200\"><pou name=\"A\"><ST>a := 1;\nb := 2;</ST></pou></project>",
+    );
+    let st: Vec<&NormLine> = xml.lines.iter().filter(|l| &*l.context == "project/pou[A]/ST").collect();
+    assert_eq!(st.len(), 3, "{:?}", xml.lines);
+    assert!(st.windows(2).all(|w| Arc::ptr_eq(&w[0].context, &w[1].context)));
+    assert_eq!(st[1].text, "project/pou[A]/ST: a := 1;");
 }
