@@ -15,6 +15,7 @@ mod json;
 pub mod secrets;
 mod xml;
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use regex::{Regex, RegexSet};
@@ -27,7 +28,7 @@ use crate::text::{self, Encoding};
 
 /// Version of the normalisation rules. Stored with every configuration version: hashes made by different
 /// versions are not compared with each other (drift falls back to the raw hash).
-pub const NORMALIZER_VERSION: u32 = 1;
+pub const NORMALIZER_VERSION: u32 = 2;
 
 /// Inputs larger than this are refused (callers fall back to raw comparison): memory stays bounded.
 pub const MAX_NORMALIZE_BYTES: usize = 32 * 1024 * 1024;
@@ -163,10 +164,7 @@ pub fn normalize_pair(
 /// Secret masking only, line by line, for showing raw text (`diff --raw`, displays).
 pub fn mask_raw(text: &str, key: &FingerprintKey) -> Vec<String> {
     let lines: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
-    secrets::mask_private_key_blocks(lines, key)
-        .into_iter()
-        .map(|l| secrets::mask_line(&l, key).0.into_owned())
-        .collect()
+    secrets::mask_raw_lines(lines, key)
 }
 
 /// A noise rule: lines of these formats matching the pattern are dropped.
@@ -399,6 +397,7 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
     let mut secrets_n = 0;
     let mut out: Vec<NormLine> = Vec::with_capacity(raw.len());
     let mut ctx = Context::new(format);
+    let mut block_secrets = secrets::BlockSecrets::default();
     for (idx, line) in raw.iter().enumerate() {
         let trimmed = line.trim();
         if trimmed.is_empty() {
@@ -413,7 +412,15 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
                 continue;
             }
         }
-        let (masked, n) = secrets::mask_line(line, key);
+        let mut spans = secrets::secret_spans(line);
+        block_secrets.scan(line, &mut spans);
+        let (masked, n) = match spans.is_empty() {
+            true => (Cow::Borrowed(line.as_str()), 0),
+            false => {
+                let spans = secrets::merge_spans(spans);
+                (Cow::Owned(secrets::apply_spans(line, &spans, key)), spans.len())
+            }
+        };
         secrets_n += n;
         let mut value = masked.into_owned();
         for (re, replacement) in &transforms {
