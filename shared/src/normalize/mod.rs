@@ -426,7 +426,6 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
         for (re, replacement) in &transforms {
             value = re.replace_all(&value, *replacement).into_owned();
         }
-        let context = ctx.update(&value, idx + 1);
         let text = match format {
             Format::Sysctl | Format::KeyValue | Format::WindowsInf => canonical_kv(&value),
             Format::SshdConfig => {
@@ -440,6 +439,8 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
             Format::JunosCurly | Format::FortiOs | Format::MikroTik => value.trim().to_string(),
             _ => value,
         };
+        // Contexts follow the canonical text: re-spacing and keyword case, which are noise, move no location.
+        let context = ctx.update(&text, idx + 1);
         out.push(NormLine { text, context });
     }
     unordered(format, &mut out);
