@@ -5,8 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use imara_diff::intern::{InternedInput, TokenSource};
-use imara_diff::{diff as imara, Algorithm};
+use imara_diff::intern::{InternedInput, Token, TokenSource};
+use imara_diff::{diff as imara, diff_with_tokens, Algorithm};
 use serde::Serialize;
 
 use crate::normalize::secrets::without_fingerprints;
@@ -58,11 +58,167 @@ impl<'a> TokenSource for LineSlice<'a> {
 }
 
 /// Line hunks between two lists of lines (histogram algorithm).
+///
+/// The two sides are first cut where they fall apart into parts that share no line (`independent_cuts`), and
+/// each part is diffed alone. The histogram algorithm never matches a line of one part with a line of another,
+/// and counts a line's occurrences the same within its part as in the whole, so the parts' hunks are the
+/// hunks of the whole (touching hunks at a cut are joined). The gain is speed: the algorithm re-scans the rest
+/// of the file after each common stretch it takes, which costs time proportional to lines × changes when many
+/// changes are spread over a large export (each POU or rung of an XML export is such a part).
 pub fn hunks(old: &[&str], new: &[&str]) -> Vec<(Range<u32>, Range<u32>)> {
+    hunks_in_parts(old, new, MIN_PART_LINES)
+}
+
+fn hunks_in_parts(old: &[&str], new: &[&str], min_part: usize) -> Vec<(Range<u32>, Range<u32>)> {
+    let input = InternedInput::new(LineSlice(old), LineSlice(new));
+    // The common beginning and end are taken off first, as the histogram diff of the whole does.
+    let prefix = input.before.iter().zip(&input.after).take_while(|(a, b)| a == b).count();
+    let postfix =
+        input.before[prefix..].iter().rev().zip(input.after[prefix..].iter().rev()).take_while(|(a, b)| a == b).count();
+    let before = &input.before[prefix..input.before.len() - postfix];
+    let after = &input.after[prefix..input.after.len() - postfix];
+    let cuts = independent_cuts(before, after, input.interner.num_tokens(), min_part);
+    if cuts.len() <= 2 {
+        let mut out = Vec::new();
+        imara(Algorithm::Histogram, &input, |before: Range<u32>, after: Range<u32>| out.push((before, after)));
+        return out;
+    }
+    let mut out: Vec<(Range<u32>, Range<u32>)> = Vec::new();
+    // Each part's lines get small token numbers of their own: the algorithm allocates a table per token number.
+    let mut local = vec![u32::MAX; input.interner.num_tokens() as usize];
+    let mut part_before: Vec<Token> = Vec::new();
+    let mut part_after: Vec<Token> = Vec::new();
+    for cut in cuts.windows(2) {
+        let ((b0, a0), (b1, a1)) = (cut[0], cut[1]);
+        let mut n_local = 0u32;
+        let mut renumber = |token: &Token| {
+            let slot = &mut local[token.0 as usize];
+            if *slot == u32::MAX {
+                *slot = n_local;
+                n_local += 1;
+            }
+            Token(*slot)
+        };
+        // Each part is framed by lines of its own on each side, so that the diff of the part, which takes off a
+        // common beginning and end first, does not: inside the whole, the histogram diff does not either.
+        part_before.clear();
+        part_after.clear();
+        part_before.extend(before[b0..b1].iter().map(&mut renumber));
+        part_after.extend(after[a0..a1].iter().map(&mut renumber));
+        let frame = n_local;
+        part_before.insert(0, Token(frame));
+        part_after.insert(0, Token(frame + 1));
+        part_before.push(Token(frame + 2));
+        part_after.push(Token(frame + 3));
+        let (b_len, a_len) = ((b1 - b0) as u32, (a1 - a0) as u32);
+        let (b_off, a_off) = ((prefix + b0) as u32, (prefix + a0) as u32);
+        diff_with_tokens(
+            Algorithm::Histogram,
+            &part_before,
+            &part_after,
+            frame + 4,
+            |before: Range<u32>, after: Range<u32>| {
+                // Without the frame lines, in the numbering of the whole.
+                let clip = |r: Range<u32>, len: u32, off: u32| {
+                    r.start.clamp(1, len + 1) - 1 + off..r.end.clamp(1, len + 1) - 1 + off
+                };
+                let (before, after) = (clip(before, b_len, b_off), clip(after, a_len, a_off));
+                if before.is_empty() && after.is_empty() {
+                    return;
+                }
+                match out.last_mut() {
+                    Some((last_before, last_after))
+                        if last_before.end == before.start && last_after.end == after.start =>
+                    {
+                        last_before.end = before.end;
+                        last_after.end = after.end;
+                    }
+                    _ => out.push((before, after)),
+                }
+            },
+        );
+        for token in before[b0..b1].iter().chain(&after[a0..a1]) {
+            local[token.0 as usize] = u32::MAX;
+        }
+    }
+    out
+}
+
+/// The plain histogram diff of the whole, without cutting: the reference `hunks` is tested against.
+#[cfg(test)]
+fn hunks_uncut(old: &[&str], new: &[&str]) -> Vec<(Range<u32>, Range<u32>)> {
     let input = InternedInput::new(LineSlice(old), LineSlice(new));
     let mut out = Vec::new();
     imara(Algorithm::Histogram, &input, |before: Range<u32>, after: Range<u32>| out.push((before, after)));
     out
+}
+
+/// Parts smaller than this are joined with the next: cutting finer saves nothing.
+const MIN_PART_LINES: usize = 512;
+
+/// Places `(before, after)`, from `(0, 0)` to the ends, where both sides can be cut so that no line occurs on both
+/// sides of the cut (in either list) and no common stretch runs through it. Consecutive cuts are at least
+/// `min_part` lines apart (both sides counted).
+fn independent_cuts(before: &[Token], after: &[Token], num_tokens: u32, min_part: usize) -> Vec<(usize, usize)> {
+    // One past the last occurrence of each token on each side (0: none).
+    let mut last_before = vec![0usize; num_tokens as usize];
+    let mut last_after = vec![0usize; num_tokens as usize];
+    for (idx, token) in before.iter().enumerate() {
+        last_before[token.0 as usize] = idx + 1;
+    }
+    for (idx, token) in after.iter().enumerate() {
+        last_after[token.0 as usize] = idx + 1;
+    }
+    let mut cuts = vec![(0, 0)];
+    let (mut i, mut j, mut need_i, mut need_j) = (0, 0, 0, 0);
+    loop {
+        // Take in lines until everything taken in has all its occurrences inside.
+        if i < need_i {
+            need_i = need_i.max(last_before[before[i].0 as usize]);
+            need_j = need_j.max(last_after[before[i].0 as usize]);
+            i += 1;
+            continue;
+        }
+        if j < need_j {
+            need_i = need_i.max(last_before[after[j].0 as usize]);
+            need_j = need_j.max(last_after[after[j].0 as usize]);
+            j += 1;
+            continue;
+        }
+        // (i, j) is a cut.
+        let &(ci, cj) = cuts.last().expect("starts with (0, 0)");
+        if i == before.len() && j == after.len() {
+            if (ci, cj) != (i, j) {
+                cuts.push((i, j));
+            }
+            break;
+        }
+        // A common stretch running through the cut would be measured whole by the algorithm: no cut there.
+        let through = i > 0
+            && j > 0
+            && i < before.len()
+            && j < after.len()
+            && before[i - 1] == after[j - 1]
+            && before[i] == after[j];
+        if (i - ci) + (j - cj) >= min_part && !through {
+            cuts.push((i, j));
+        }
+        // Start the next part with the next line of either side.
+        if i < before.len() {
+            need_i = i + 1;
+        } else {
+            need_j = j + 1;
+        }
+    }
+    if cuts.len() > 2 {
+        // The last part may be short; join it with the one before rather than leave a tiny part.
+        let &(li, lj) = cuts.last().expect("ends at the ends");
+        let (pi, pj) = cuts[cuts.len() - 2];
+        if (li - pi) + (lj - pj) < min_part {
+            cuts.remove(cuts.len() - 2);
+        }
+    }
+    cuts
 }
 
 /// Compares two normalised versions of one artifact.
@@ -360,6 +516,92 @@ pub fn raw_unified(old_label: &str, new_label: &str, old: &[String], new: &[Stri
 mod tests {
     use super::*;
     use crate::normalize::{normalize, FingerprintKey};
+    use proptest::prelude::*;
+
+    /// Compares the hunks of the parts with those of the whole; returns how many parts there were.
+    fn cut_and_uncut(old: &[&str], new: &[&str]) -> usize {
+        let uncut = hunks_uncut(old, new);
+        for min_part in [1, 2, 7] {
+            assert_eq!(hunks_in_parts(old, new, min_part), uncut, "min_part {min_part}\nold {old:?}\nnew {new:?}");
+        }
+        let input = InternedInput::new(LineSlice(old), LineSlice(new));
+        independent_cuts(&input.before, &input.after, input.interner.num_tokens(), 1).len() - 1
+    }
+
+    proptest! {
+        /// Diffing the parts alone gives the hunks of the whole, also with repeated lines.
+        #[test]
+        fn hunks_of_independent_parts_are_the_hunks_of_the_whole(
+            alphabet in prop::sample::select(vec![8u16, 40, 400]),
+            old in prop::collection::vec(0u16..400, 0..120),
+            edits in prop::collection::vec((0usize..120, 0u16..420, 0u8..3), 0..12),
+        ) {
+            let old: Vec<u16> = old.iter().map(|n| n % alphabet).collect();
+            let mut new = old.clone();
+            for (at, line, op) in edits {
+                let at = at.min(new.len());
+                match op {
+                    0 => new.insert(at, line),
+                    1 if at < new.len() => { new.remove(at); }
+                    _ if at < new.len() => new[at] = line,
+                    _ => {}
+                }
+            }
+            let old: Vec<String> = old.iter().map(|n| format!("line {n}")).collect();
+            let new: Vec<String> = new.iter().map(|n| format!("line {n}")).collect();
+            let old: Vec<&str> = old.iter().map(String::as_str).collect();
+            let new: Vec<&str> = new.iter().map(String::as_str).collect();
+            cut_and_uncut(&old, &new);
+        }
+    }
+
+    #[test]
+    fn many_changes_over_unique_lines_are_cut_into_parts() {
+        // 400 named blocks of 5 lines, one line changed in every tenth block.
+        let block = |i: usize, changed: bool| {
+            let v = if changed && i % 10 == 3 { 2 } else { 1 };
+            [
+                format!("pou[P{i}]"),
+                format!("pou[P{i}]: a := {v};"),
+                format!("pou[P{i}]: b := 2;"),
+                format!("pou[P{i}]/v"),
+                format!("pou[P{i}]/t"),
+            ]
+        };
+        let old: Vec<String> = (0..400).flat_map(|i| block(i, false)).collect();
+        let new: Vec<String> = (0..400).flat_map(|i| block(i, true)).collect();
+        let old: Vec<&str> = old.iter().map(String::as_str).collect();
+        let new: Vec<&str> = new.iter().map(String::as_str).collect();
+        // Cuts fall next to the changes (a common stretch runs through everywhere else): a part per change.
+        assert!(cut_and_uncut(&old, &new) >= 40);
+        assert_eq!(hunks(&old, &new).len(), 40);
+    }
+
+    #[test]
+    fn hunks_of_the_kit_are_those_of_the_plain_histogram_diff() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/versions");
+        let mut files: Vec<_> = std::fs::read_dir(&dir).expect("the kit").flatten().map(|e| e.path()).collect();
+        files.sort();
+        let key = FingerprintKey([3; 32]);
+        let (mut compared, mut parts) = (0, 0);
+        for pair in files.windows(2) {
+            let stem = |p: &std::path::Path| p.file_name()?.to_str()?.rsplit_once(".v").map(|(s, _)| s.to_string());
+            if stem(&pair[0]).is_none() || stem(&pair[0]) != stem(&pair[1]) {
+                continue;
+            }
+            let read = |p: &std::path::Path| {
+                normalize(p.file_name().and_then(|n| n.to_str()), &std::fs::read(p).expect("fixture"), &key)
+                    .expect("normalize")
+            };
+            let (a, b) = (read(&pair[0]), read(&pair[1]));
+            let old: Vec<&str> = a.lines.iter().map(|l| l.text.as_str()).collect();
+            let new: Vec<&str> = b.lines.iter().map(|l| l.text.as_str()).collect();
+            parts += cut_and_uncut(&old, &new);
+            compared += 1;
+        }
+        assert!(compared >= 60, "{compared} pairs");
+        assert!(parts > 10 * compared, "the kit is hardly cut: {parts} parts in {compared} pairs");
+    }
 
     /// The changes between two texts as `(kind, location, removed, added)`.
     fn check(old: &str, new: &str, expect: &[(ChangeKind, &str, usize, usize)]) -> DiffReport {
