@@ -489,7 +489,14 @@ pub fn mask_raw_lines(lines: Vec<String>, key: &FingerprintKey) -> Vec<String> {
 
 /// Masks one logical line made of physical lines joined by trailing `\` (RouterOS wrapping: the next line's
 /// indentation is not part of the value).
-fn mask_wrapped(pieces: Vec<String>, blocks: &mut BlockSecrets, key: &FingerprintKey, out: &mut Vec<String>) {
+fn mask_wrapped(mut pieces: Vec<String>, blocks: &mut BlockSecrets, key: &FingerprintKey, out: &mut Vec<String>) {
+    if pieces.len() == 1 {
+        let line = pieces.pop().expect("one piece");
+        let mut spans = secret_spans(&line);
+        blocks.scan(&line, &mut spans);
+        out.push(if spans.is_empty() { line } else { apply_spans(&line, &merge_spans(spans), key) });
+        return;
+    }
     // Where each piece's body lies in the joined line: (indentation kept, body start, body end).
     let mut joined = String::new();
     let mut layout: Vec<(usize, usize, usize)> = Vec::with_capacity(pieces.len());
@@ -506,10 +513,6 @@ fn mask_wrapped(pieces: Vec<String>, blocks: &mut BlockSecrets, key: &Fingerprin
     let spans = merge_spans(spans);
     if spans.is_empty() {
         out.extend(pieces);
-        return;
-    }
-    if pieces.len() == 1 {
-        out.push(apply_spans(&joined, &spans, key));
         return;
     }
     for (piece, (indent, start, end)) in pieces.iter().zip(layout) {
