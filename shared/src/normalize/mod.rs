@@ -385,10 +385,19 @@ fn canonical_kv(line: &str) -> String {
 
 /// Normalises line-oriented formats.
 fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<NormLine>, usize) {
-    let raw: Vec<String> =
-        text.trim_start_matches('\u{feff}').lines().map(|l| l.trim_end_matches('\r').trim_end().to_string()).collect();
-    let raw = join_continuations(format, raw);
-    let raw = secrets::mask_private_key_blocks(raw, key);
+    // Lines are borrowed from the text; only RouterOS wrapping and private key blocks need lines of their own.
+    let mut raw: Vec<Cow<'_, str>> = text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .map(|l| Cow::Borrowed(l.trim_end_matches('\r').trim_end()))
+        .collect();
+    if format == Format::MikroTik {
+        raw = join_continuations(raw.into_iter().map(Cow::into_owned).collect()).into_iter().map(Cow::Owned).collect();
+    }
+    if text.contains("-----BEGIN") {
+        let owned: Vec<String> = raw.into_iter().map(Cow::into_owned).collect();
+        raw = secrets::mask_private_key_blocks(owned, key).into_iter().map(Cow::Owned).collect();
+    }
     let noise: Vec<usize> =
         noise_rules().iter().enumerate().filter(|(_, (f, _))| f.contains(&format)).map(|(i, _)| i).collect();
     let transforms: Vec<(&Regex, &str)> =
@@ -415,7 +424,7 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
         let mut spans = secrets::secret_spans(line);
         block_secrets.scan(line, &mut spans);
         let (masked, n) = match spans.is_empty() {
-            true => (Cow::Borrowed(line.as_str()), 0),
+            true => (Cow::Borrowed(line.as_ref()), 0),
             false => {
                 let spans = secrets::merge_spans(spans);
                 (Cow::Owned(secrets::apply_spans(line, &spans, key)), spans.len())
@@ -448,10 +457,7 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
 }
 
 /// RouterOS `/export` wraps long lines with a trailing `\`; the wrap point carries no meaning.
-fn join_continuations(format: Format, lines: Vec<String>) -> Vec<String> {
-    if format != Format::MikroTik {
-        return lines;
-    }
+fn join_continuations(lines: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(lines.len());
     let mut pending: Option<String> = None;
     for line in lines {
