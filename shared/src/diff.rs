@@ -1,11 +1,12 @@
 //! Readable, located differences between two normalised configurations — the engine behind
 //! `datum-edge diff`, `config diff` and drift details.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use imara_diff::intern::{InternedInput, TokenSource};
-use imara_diff::{diff as imara, Algorithm};
+use imara_diff::intern::{InternedInput, Token, TokenSource};
+use imara_diff::{diff as imara, diff_with_tokens, Algorithm};
 use serde::Serialize;
 
 use crate::normalize::secrets::without_fingerprints;
@@ -57,11 +58,167 @@ impl<'a> TokenSource for LineSlice<'a> {
 }
 
 /// Line hunks between two lists of lines (histogram algorithm).
+///
+/// The two sides are first cut where they fall apart into parts that share no line (`independent_cuts`), and
+/// each part is diffed alone. The histogram algorithm never matches a line of one part with a line of another,
+/// and counts a line's occurrences the same within its part as in the whole, so the parts' hunks are the
+/// hunks of the whole (touching hunks at a cut are joined). The gain is speed: the algorithm re-scans the rest
+/// of the file after each common stretch it takes, which costs time proportional to lines × changes when many
+/// changes are spread over a large export (each POU or rung of an XML export is such a part).
 pub fn hunks(old: &[&str], new: &[&str]) -> Vec<(Range<u32>, Range<u32>)> {
+    hunks_in_parts(old, new, MIN_PART_LINES)
+}
+
+fn hunks_in_parts(old: &[&str], new: &[&str], min_part: usize) -> Vec<(Range<u32>, Range<u32>)> {
+    let input = InternedInput::new(LineSlice(old), LineSlice(new));
+    // The common beginning and end are taken off first, as the histogram diff of the whole does.
+    let prefix = input.before.iter().zip(&input.after).take_while(|(a, b)| a == b).count();
+    let postfix =
+        input.before[prefix..].iter().rev().zip(input.after[prefix..].iter().rev()).take_while(|(a, b)| a == b).count();
+    let before = &input.before[prefix..input.before.len() - postfix];
+    let after = &input.after[prefix..input.after.len() - postfix];
+    let cuts = independent_cuts(before, after, input.interner.num_tokens(), min_part);
+    if cuts.len() <= 2 {
+        let mut out = Vec::new();
+        imara(Algorithm::Histogram, &input, |before: Range<u32>, after: Range<u32>| out.push((before, after)));
+        return out;
+    }
+    let mut out: Vec<(Range<u32>, Range<u32>)> = Vec::new();
+    // Each part's lines get small token numbers of their own: the algorithm allocates a table per token number.
+    let mut local = vec![u32::MAX; input.interner.num_tokens() as usize];
+    let mut part_before: Vec<Token> = Vec::new();
+    let mut part_after: Vec<Token> = Vec::new();
+    for cut in cuts.windows(2) {
+        let ((b0, a0), (b1, a1)) = (cut[0], cut[1]);
+        let mut n_local = 0u32;
+        let mut renumber = |token: &Token| {
+            let slot = &mut local[token.0 as usize];
+            if *slot == u32::MAX {
+                *slot = n_local;
+                n_local += 1;
+            }
+            Token(*slot)
+        };
+        // Each part is framed by lines of its own on each side, so that the diff of the part, which takes off a
+        // common beginning and end first, does not: inside the whole, the histogram diff does not either.
+        part_before.clear();
+        part_after.clear();
+        part_before.extend(before[b0..b1].iter().map(&mut renumber));
+        part_after.extend(after[a0..a1].iter().map(&mut renumber));
+        let frame = n_local;
+        part_before.insert(0, Token(frame));
+        part_after.insert(0, Token(frame + 1));
+        part_before.push(Token(frame + 2));
+        part_after.push(Token(frame + 3));
+        let (b_len, a_len) = ((b1 - b0) as u32, (a1 - a0) as u32);
+        let (b_off, a_off) = ((prefix + b0) as u32, (prefix + a0) as u32);
+        diff_with_tokens(
+            Algorithm::Histogram,
+            &part_before,
+            &part_after,
+            frame + 4,
+            |before: Range<u32>, after: Range<u32>| {
+                // Without the frame lines, in the numbering of the whole.
+                let clip = |r: Range<u32>, len: u32, off: u32| {
+                    r.start.clamp(1, len + 1) - 1 + off..r.end.clamp(1, len + 1) - 1 + off
+                };
+                let (before, after) = (clip(before, b_len, b_off), clip(after, a_len, a_off));
+                if before.is_empty() && after.is_empty() {
+                    return;
+                }
+                match out.last_mut() {
+                    Some((last_before, last_after))
+                        if last_before.end == before.start && last_after.end == after.start =>
+                    {
+                        last_before.end = before.end;
+                        last_after.end = after.end;
+                    }
+                    _ => out.push((before, after)),
+                }
+            },
+        );
+        for token in before[b0..b1].iter().chain(&after[a0..a1]) {
+            local[token.0 as usize] = u32::MAX;
+        }
+    }
+    out
+}
+
+/// The plain histogram diff of the whole, without cutting: the reference `hunks` is tested against.
+#[cfg(test)]
+fn hunks_uncut(old: &[&str], new: &[&str]) -> Vec<(Range<u32>, Range<u32>)> {
     let input = InternedInput::new(LineSlice(old), LineSlice(new));
     let mut out = Vec::new();
     imara(Algorithm::Histogram, &input, |before: Range<u32>, after: Range<u32>| out.push((before, after)));
     out
+}
+
+/// Parts smaller than this are joined with the next: cutting finer saves nothing.
+const MIN_PART_LINES: usize = 512;
+
+/// Places `(before, after)`, from `(0, 0)` to the ends, where both sides can be cut so that no line occurs on both
+/// sides of the cut (in either list) and no common stretch runs through it. Consecutive cuts are at least
+/// `min_part` lines apart (both sides counted).
+fn independent_cuts(before: &[Token], after: &[Token], num_tokens: u32, min_part: usize) -> Vec<(usize, usize)> {
+    // One past the last occurrence of each token on each side (0: none).
+    let mut last_before = vec![0usize; num_tokens as usize];
+    let mut last_after = vec![0usize; num_tokens as usize];
+    for (idx, token) in before.iter().enumerate() {
+        last_before[token.0 as usize] = idx + 1;
+    }
+    for (idx, token) in after.iter().enumerate() {
+        last_after[token.0 as usize] = idx + 1;
+    }
+    let mut cuts = vec![(0, 0)];
+    let (mut i, mut j, mut need_i, mut need_j) = (0, 0, 0, 0);
+    loop {
+        // Take in lines until everything taken in has all its occurrences inside.
+        if i < need_i {
+            need_i = need_i.max(last_before[before[i].0 as usize]);
+            need_j = need_j.max(last_after[before[i].0 as usize]);
+            i += 1;
+            continue;
+        }
+        if j < need_j {
+            need_i = need_i.max(last_before[after[j].0 as usize]);
+            need_j = need_j.max(last_after[after[j].0 as usize]);
+            j += 1;
+            continue;
+        }
+        // (i, j) is a cut.
+        let &(ci, cj) = cuts.last().expect("starts with (0, 0)");
+        if i == before.len() && j == after.len() {
+            if (ci, cj) != (i, j) {
+                cuts.push((i, j));
+            }
+            break;
+        }
+        // A common stretch running through the cut would be measured whole by the algorithm: no cut there.
+        let through = i > 0
+            && j > 0
+            && i < before.len()
+            && j < after.len()
+            && before[i - 1] == after[j - 1]
+            && before[i] == after[j];
+        if (i - ci) + (j - cj) >= min_part && !through {
+            cuts.push((i, j));
+        }
+        // Start the next part with the next line of either side.
+        if i < before.len() {
+            need_i = i + 1;
+        } else {
+            need_j = j + 1;
+        }
+    }
+    if cuts.len() > 2 {
+        // The last part may be short; join it with the one before rather than leave a tiny part.
+        let &(li, lj) = cuts.last().expect("ends at the ends");
+        let (pi, pj) = cuts[cuts.len() - 2];
+        if (li - pi) + (lj - pj) < min_part {
+            cuts.remove(cuts.len() - 2);
+        }
+    }
+    cuts
 }
 
 /// Compares two normalised versions of one artifact.
@@ -76,33 +233,208 @@ pub fn diff(old: &Normalized, new: &Normalized, raw_identical: bool) -> DiffRepo
     let mut secrets_changed = 0;
     if significant {
         for (before, after) in hunks(&old_lines, &new_lines) {
-            let removed: Vec<&NormLine> = old.lines[before.start as usize..before.end as usize].iter().collect();
-            let added: Vec<&NormLine> = new.lines[after.start as usize..after.end as usize].iter().collect();
-            let location = added.first().or(removed.first()).map(|l| l.context.clone()).unwrap_or_default();
-            let kind = if removed.is_empty() {
-                ChangeKind::Added
-            } else if added.is_empty() {
-                ChangeKind::Removed
-            } else if removed.len() == added.len()
-                && removed
-                    .iter()
-                    .zip(&added)
-                    .all(|(a, b)| without_fingerprints(&a.text) == without_fingerprints(&b.text))
-            {
-                secrets_changed += removed.len();
-                ChangeKind::SecretChanged
-            } else {
-                ChangeKind::Changed
-            };
-            changes.push(Change {
-                kind,
-                location,
-                removed: removed.iter().map(|l| l.text.clone()).collect(),
-                added: added.iter().map(|l| l.text.clone()).collect(),
-            });
+            let removed = &old.lines[before.start as usize..before.end as usize];
+            let added = &new.lines[after.start as usize..after.end as usize];
+            located_changes(removed, added, &mut changes, &mut secrets_changed);
         }
     }
     DiffReport { format: new.format.as_str().to_string(), raw_identical, significant, changes, secrets_changed }
+}
+
+/// Hunks larger than this (runs on one side times runs on the other) are not aligned block by block: one change
+/// per hunk, located at its first line, keeps huge rewrites linear.
+const MAX_ALIGNMENT_CELLS: usize = 250_000;
+
+/// Turns one hunk into located changes. A hunk can span several blocks (the end of one interface and a new
+/// top-level line after it): its lines are cut into runs that share a context, the runs of the two sides are
+/// aligned (same context first, then the same kind of context: `hostname r1` → `hostname r2`), and a run that
+/// only continues the run before it (a sub-block, a child element) stays with it.
+fn located_changes(removed: &[NormLine], added: &[NormLine], changes: &mut Vec<Change>, secrets_changed: &mut usize) {
+    let old_runs = runs(removed);
+    let new_runs = runs(added);
+    if old_runs.len().saturating_mul(new_runs.len()) > MAX_ALIGNMENT_CELLS {
+        classify(removed, added, changes, secrets_changed);
+        return;
+    }
+    // Weighted LCS over the runs: 2 for the same context, 1 for the same kind of context.
+    let score = |i: usize, j: usize| -> u32 {
+        let (a, b): (&str, &str) = (&removed[old_runs[i].start].context, &added[new_runs[j].start].context);
+        if same_block(a, b) {
+            2
+        } else if context_kind(a) == context_kind(b) || is_below(a, b) || is_below(b, a) {
+            1
+        } else {
+            0
+        }
+    };
+    let (n, m) = (old_runs.len(), new_runs.len());
+    let mut best = vec![0u32; (n + 1) * (m + 1)];
+    let at = |i: usize, j: usize| i * (m + 1) + j;
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            let s = score(i, j);
+            let pair = if s > 0 { s + best[at(i + 1, j + 1)] } else { 0 };
+            best[at(i, j)] = pair.max(best[at(i + 1, j)]).max(best[at(i, j + 1)]);
+        }
+    }
+    // Walk the alignment in order, grouping a run with the runs below it.
+    let (mut i, mut j) = (0, 0);
+    let mut group: Option<(Range<usize>, Range<usize>)> = None;
+    while i < n || j < m {
+        let step = if i < n && j < m && score(i, j) > 0 && best[at(i, j)] == score(i, j) + best[at(i + 1, j + 1)] {
+            (Some(old_runs[i].clone()), Some(new_runs[j].clone()))
+        } else if i < n && (j == m || best[at(i, j)] == best[at(i + 1, j)]) {
+            (Some(old_runs[i].clone()), None)
+        } else {
+            (None, Some(new_runs[j].clone()))
+        };
+        i += usize::from(step.0.is_some());
+        j += usize::from(step.1.is_some());
+        let (old, new) = (step.0.unwrap_or(0..0), step.1.unwrap_or(0..0));
+        group = match group {
+            Some((g_old, g_new))
+                if continues(removed, &g_old, &old)
+                    && continues(added, &g_new, &new)
+                    && (g_old.is_empty() == old.is_empty() && g_new.is_empty() == new.is_empty()) =>
+            {
+                Some((g_old.start..old.end.max(g_old.end), g_new.start..new.end.max(g_new.end)))
+            }
+            Some((g_old, g_new)) => {
+                classify(&removed[g_old], &added[g_new], changes, secrets_changed);
+                Some((old, new))
+            }
+            None => Some((old, new)),
+        };
+    }
+    if let Some((g_old, g_new)) = group {
+        classify(&removed[g_old], &added[g_new], changes, secrets_changed);
+    }
+}
+
+/// Consecutive lines that share a context.
+fn runs(lines: &[NormLine]) -> Vec<Range<usize>> {
+    let mut out: Vec<Range<usize>> = Vec::new();
+    for (idx, line) in lines.iter().enumerate() {
+        match out.last_mut() {
+            Some(run) if same_block(&lines[run.start].context, &line.context) => run.end = idx + 1,
+            _ => out.push(idx..idx + 1),
+        }
+    }
+    out
+}
+
+/// What kind of block a context is, without its names and numbers: `interface` for `interface Gi0/1`,
+/// `Programs/Program/Routines` for `Programs/Program[Main]/Routines`.
+fn context_kind(context: &str) -> String {
+    let first_word = context.split_whitespace().next().unwrap_or("");
+    let mut kind = String::with_capacity(first_word.len());
+    let mut depth = 0usize;
+    let mut chars = first_word.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            '#' if depth == 0 && chars.peek().is_some_and(char::is_ascii_digit) => {
+                while chars.next_if(char::is_ascii_digit).is_some() {}
+            }
+            _ if depth == 0 => kind.push(c),
+            _ => {}
+        }
+    }
+    kind
+}
+
+/// Does run `next` belong under the run that starts `group` (a sub-block or child element of it)?
+fn continues(lines: &[NormLine], group: &Range<usize>, next: &Range<usize>) -> bool {
+    if next.is_empty() || group.is_empty() {
+        return next.is_empty() && group.is_empty();
+    }
+    is_below(&lines[next.start].context, &lines[group.start].context)
+}
+
+/// Is `child` the context `parent` or one inside it (a sub-block, a child element or key)?
+fn is_below(child: &str, parent: &str) -> bool {
+    child.strip_prefix(parent).is_some_and(|rest| {
+        rest.is_empty()
+            || rest.starts_with('/')
+            || rest.starts_with(" > ")
+            || rest.starts_with('.')
+            || rest.starts_with('[')
+    })
+}
+
+/// Do two lines belong to the same block? Line-number contexts (`line 12`, formats without blocks) name no block,
+/// so neighbouring lines there are one stretch, as in a plain diff.
+fn same_block(a: &str, b: &str) -> bool {
+    let line_number =
+        |c: &str| c.strip_prefix("line ").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    a == b || (line_number(a) && line_number(b))
+}
+
+/// One change per stretch of lines: pairs of lines that differ only in a secret's fingerprint are `secret changed`
+/// (the rest of a mixed stretch is still `changed`, `added` or `removed`).
+fn classify(removed: &[NormLine], added: &[NormLine], changes: &mut Vec<Change>, secrets_changed: &mut usize) {
+    let pairs = secret_pairs(removed, added);
+    let (mut r, mut a, mut k) = (0, 0, 0);
+    while k < pairs.len() {
+        let (first_r, first_a) = pairs[k];
+        push_change(&removed[r..first_r], &added[a..first_a], None, changes);
+        // Neighbouring secret changes are one change.
+        let mut end = k + 1;
+        while end < pairs.len() && pairs[end] == (pairs[end - 1].0 + 1, pairs[end - 1].1 + 1) {
+            end += 1;
+        }
+        let (r_end, a_end) = (pairs[end - 1].0 + 1, pairs[end - 1].1 + 1);
+        push_change(&removed[first_r..r_end], &added[first_a..a_end], Some(ChangeKind::SecretChanged), changes);
+        *secrets_changed += end - k;
+        (r, a, k) = (r_end, a_end, end);
+    }
+    push_change(&removed[r..], &added[a..], None, changes);
+}
+
+/// Lines (removed index, added index), in order, that are equal but for the fingerprints of masked secrets.
+fn secret_pairs(removed: &[NormLine], added: &[NormLine]) -> Vec<(usize, usize)> {
+    let masked = |l: &NormLine| l.text.contains("<secret:") || l.text.contains("<private key:");
+    let mut by_shape: HashMap<String, VecDeque<usize>> = HashMap::new();
+    for (idx, line) in removed.iter().enumerate().filter(|(_, l)| masked(l)) {
+        by_shape.entry(without_fingerprints(&line.text)).or_default().push_back(idx);
+    }
+    if by_shape.is_empty() {
+        return Vec::new();
+    }
+    let mut pairs = Vec::new();
+    let mut next_removed = 0;
+    for (idx, line) in added.iter().enumerate().filter(|(_, l)| masked(l)) {
+        let Some(candidates) = by_shape.get_mut(&without_fingerprints(&line.text)) else { continue };
+        while candidates.front().is_some_and(|&r| r < next_removed) {
+            candidates.pop_front();
+        }
+        if let Some(&r) = candidates.front() {
+            if removed[r].text != line.text {
+                candidates.pop_front();
+                pairs.push((r, idx));
+                next_removed = r + 1;
+            }
+        }
+    }
+    pairs
+}
+
+fn push_change(removed: &[NormLine], added: &[NormLine], kind: Option<ChangeKind>, changes: &mut Vec<Change>) {
+    let kind = match (kind, removed.is_empty(), added.is_empty()) {
+        (_, true, true) => return,
+        (Some(kind), _, _) => kind,
+        (None, true, false) => ChangeKind::Added,
+        (None, false, true) => ChangeKind::Removed,
+        (None, false, false) => ChangeKind::Changed,
+    };
+    let location = added.first().or(removed.first()).map(|l| l.context.to_string()).unwrap_or_default();
+    changes.push(Change {
+        kind,
+        location,
+        removed: removed.iter().map(|l| l.text.clone()).collect(),
+        added: added.iter().map(|l| l.text.clone()).collect(),
+    });
 }
 
 /// The report as text for a terminal: one block per change, headed by its location.
@@ -178,4 +510,159 @@ pub fn raw_unified(old_label: &str, new_label: &str, old: &[String], new: &[Stri
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::{normalize, FingerprintKey};
+    use proptest::prelude::*;
+
+    /// Compares the hunks of the parts with those of the whole; returns how many parts there were.
+    fn cut_and_uncut(old: &[&str], new: &[&str]) -> usize {
+        let uncut = hunks_uncut(old, new);
+        for min_part in [1, 2, 7] {
+            assert_eq!(hunks_in_parts(old, new, min_part), uncut, "min_part {min_part}\nold {old:?}\nnew {new:?}");
+        }
+        let input = InternedInput::new(LineSlice(old), LineSlice(new));
+        independent_cuts(&input.before, &input.after, input.interner.num_tokens(), 1).len() - 1
+    }
+
+    proptest! {
+        /// Diffing the parts alone gives the hunks of the whole, also with repeated lines.
+        #[test]
+        fn hunks_of_independent_parts_are_the_hunks_of_the_whole(
+            alphabet in prop::sample::select(vec![8u16, 40, 400]),
+            old in prop::collection::vec(0u16..400, 0..120),
+            edits in prop::collection::vec((0usize..120, 0u16..420, 0u8..3), 0..12),
+        ) {
+            let old: Vec<u16> = old.iter().map(|n| n % alphabet).collect();
+            let mut new = old.clone();
+            for (at, line, op) in edits {
+                let at = at.min(new.len());
+                match op {
+                    0 => new.insert(at, line),
+                    1 if at < new.len() => { new.remove(at); }
+                    _ if at < new.len() => new[at] = line,
+                    _ => {}
+                }
+            }
+            let old: Vec<String> = old.iter().map(|n| format!("line {n}")).collect();
+            let new: Vec<String> = new.iter().map(|n| format!("line {n}")).collect();
+            let old: Vec<&str> = old.iter().map(String::as_str).collect();
+            let new: Vec<&str> = new.iter().map(String::as_str).collect();
+            cut_and_uncut(&old, &new);
+        }
+    }
+
+    #[test]
+    fn many_changes_over_unique_lines_are_cut_into_parts() {
+        // 400 named blocks of 5 lines, one line changed in every tenth block.
+        let block = |i: usize, changed: bool| {
+            let v = if changed && i % 10 == 3 { 2 } else { 1 };
+            [
+                format!("pou[P{i}]"),
+                format!("pou[P{i}]: a := {v};"),
+                format!("pou[P{i}]: b := 2;"),
+                format!("pou[P{i}]/v"),
+                format!("pou[P{i}]/t"),
+            ]
+        };
+        let old: Vec<String> = (0..400).flat_map(|i| block(i, false)).collect();
+        let new: Vec<String> = (0..400).flat_map(|i| block(i, true)).collect();
+        let old: Vec<&str> = old.iter().map(String::as_str).collect();
+        let new: Vec<&str> = new.iter().map(String::as_str).collect();
+        // Cuts fall next to the changes (a common stretch runs through everywhere else): a part per change.
+        assert!(cut_and_uncut(&old, &new) >= 40);
+        assert_eq!(hunks(&old, &new).len(), 40);
+    }
+
+    #[test]
+    fn hunks_of_the_kit_are_those_of_the_plain_histogram_diff() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/versions");
+        let mut files: Vec<_> = std::fs::read_dir(&dir).expect("the kit").flatten().map(|e| e.path()).collect();
+        files.sort();
+        let key = FingerprintKey([3; 32]);
+        let (mut compared, mut parts) = (0, 0);
+        for pair in files.windows(2) {
+            let stem = |p: &std::path::Path| p.file_name()?.to_str()?.rsplit_once(".v").map(|(s, _)| s.to_string());
+            if stem(&pair[0]).is_none() || stem(&pair[0]) != stem(&pair[1]) {
+                continue;
+            }
+            let read = |p: &std::path::Path| {
+                normalize(p.file_name().and_then(|n| n.to_str()), &std::fs::read(p).expect("fixture"), &key)
+                    .expect("normalize")
+            };
+            let (a, b) = (read(&pair[0]), read(&pair[1]));
+            let old: Vec<&str> = a.lines.iter().map(|l| l.text.as_str()).collect();
+            let new: Vec<&str> = b.lines.iter().map(|l| l.text.as_str()).collect();
+            parts += cut_and_uncut(&old, &new);
+            compared += 1;
+        }
+        assert!(compared >= 60, "{compared} pairs");
+        assert!(parts > 10 * compared, "the kit is hardly cut: {parts} parts in {compared} pairs");
+    }
+
+    /// The changes between two texts as `(kind, location, removed, added)`.
+    fn check(old: &str, new: &str, expect: &[(ChangeKind, &str, usize, usize)]) -> DiffReport {
+        let key = FingerprintKey([3; 32]);
+        // A header and separators make the snippets read as IOS.
+        let ios = |body: &str| format!("version 15.2\nhostname r1\n!\ninterface Loopback0\n!\n{body}!\nend\n");
+        let old = normalize(Some("r1.cfg"), ios(old).as_bytes(), &key).expect("normalize");
+        let new = normalize(Some("r1.cfg"), ios(new).as_bytes(), &key).expect("normalize");
+        assert_eq!(new.format, crate::normalize::Format::CiscoIos);
+        let report = diff(&old, &new, false);
+        let got: Vec<(ChangeKind, &str, usize, usize)> =
+            report.changes.iter().map(|c| (c.kind, c.location.as_str(), c.removed.len(), c.added.len())).collect();
+        assert_eq!(got, expect, "\n{}", render(&report));
+        report
+    }
+
+    #[test]
+    fn a_top_level_line_is_located_at_itself_not_at_the_block_before_it() {
+        check(
+            "interface Gi0/1\n description a\n!\nip route 10.0.0.0 255.0.0.0 192.0.2.1\n",
+            "interface Gi0/1\n description a\n shutdown\n!\nip route 10.0.0.0 255.0.0.0 192.0.2.2\n",
+            &[
+                (ChangeKind::Added, "interface Gi0/1", 0, 1),
+                (ChangeKind::Changed, "ip route 10.0.0.0 255.0.0.0 192.0.2.2", 1, 1),
+            ],
+        );
+        // A new block after a line added to the previous one: two changes, each at its own block.
+        check(
+            "route-map rm permit 100\n match ip address 1\n",
+            "route-map rm permit 100\n match ip address 1\n set local-preference 350\nroute-map rm permit 200\n match ip address 2\n",
+            &[(ChangeKind::Added, "route-map rm permit 100", 0, 1), (ChangeKind::Added, "route-map rm permit 200", 0, 2)],
+        );
+        // A changed top-level line is still one change.
+        check(
+            "ip domain-name a.example\n",
+            "ip domain-name b.example\n",
+            &[(ChangeKind::Changed, "ip domain-name b.example", 1, 1)],
+        );
+    }
+
+    #[test]
+    fn a_secret_change_is_reported_as_such_next_to_other_changes() {
+        let report = check(
+            "interface Gi0/1\n description old\n ip ospf authentication-key 7 OldKey1\n mtu 1500\n",
+            "interface Gi0/1\n description new\n ip ospf authentication-key 7 NewKey2\n mtu 9000\n",
+            &[
+                (ChangeKind::Changed, "interface Gi0/1", 1, 1),
+                (ChangeKind::SecretChanged, "interface Gi0/1", 1, 1),
+                (ChangeKind::Changed, "interface Gi0/1", 1, 1),
+            ],
+        );
+        assert_eq!(report.secrets_changed, 1);
+        let shown = render(&report);
+        assert!(shown.contains("@@ interface Gi0/1 (secret changed)"), "{shown}");
+        assert!(!shown.contains("OldKey1") && !shown.contains("NewKey2"), "{shown}");
+        // Only secrets in a hunk: one change, as before.
+        let report = check(
+            "interface Gi0/1\n ip ospf authentication-key 7 One1\n ip ospf message-digest-key 1 md5 Two2\n",
+            "interface Gi0/1\n ip ospf authentication-key 7 Three3\n ip ospf message-digest-key 1 md5 Four4\n",
+            &[(ChangeKind::SecretChanged, "interface Gi0/1", 2, 2)],
+        );
+        assert_eq!(report.secrets_changed, 2);
+    }
 }

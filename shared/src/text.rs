@@ -3,6 +3,8 @@
 //! Plants have UTF-8, UTF-16 (Windows security templates) and Windows-1252 (STEP 7 sources) files. Decoding
 //! is only for display and diffing: the raw bytes are always what is stored and restored.
 
+use std::borrow::Cow;
+
 /// How a file's bytes were turned into text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -26,18 +28,18 @@ impl Encoding {
     }
 }
 
-/// Decodes bytes to text, recognising BOMs; `None` for binary content.
-pub fn decode(bytes: &[u8]) -> (Encoding, Option<String>) {
+/// Decodes bytes to text, recognising BOMs; `None` for binary content. UTF-8 is borrowed, not copied.
+pub fn decode(bytes: &[u8]) -> (Encoding, Option<Cow<'_, str>>) {
     if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        return (Encoding::Utf8, Some(String::from_utf8_lossy(rest).into_owned()));
+        return (Encoding::Utf8, Some(String::from_utf8_lossy(rest)));
     }
     if bytes.starts_with(&[0xFF, 0xFE]) {
         let (text, _, _) = encoding_rs::UTF_16LE.decode(bytes);
-        return (Encoding::Utf16Le, Some(text.into_owned()));
+        return (Encoding::Utf16Le, Some(text));
     }
     if bytes.starts_with(&[0xFE, 0xFF]) {
         let (text, _, _) = encoding_rs::UTF_16BE.decode(bytes);
-        return (Encoding::Utf16Be, Some(text.into_owned()));
+        return (Encoding::Utf16Be, Some(text));
     }
     let sample = &bytes[..bytes.len().min(64 * 1024)];
     let controls = sample.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0C)).count();
@@ -45,10 +47,10 @@ pub fn decode(bytes: &[u8]) -> (Encoding, Option<String>) {
         return (Encoding::Binary, None);
     }
     match std::str::from_utf8(bytes) {
-        Ok(text) => (Encoding::Utf8, Some(text.to_string())),
+        Ok(text) => (Encoding::Utf8, Some(Cow::Borrowed(text))),
         Err(_) => {
             let (text, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
-            (Encoding::Windows1252, Some(text.into_owned()))
+            (Encoding::Windows1252, Some(text))
         }
     }
 }

@@ -20,7 +20,7 @@ fn walk(value: &Value, path: &str, secret: bool, key: &FingerprintKey, out: &mut
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
             if keys.is_empty() {
-                out.push(NormLine { text: format!("{path} = {{}}"), context: path.to_string() });
+                out.push(NormLine { text: format!("{path} = {{}}"), context: path.into() });
             }
             for k in keys {
                 let child = format!("{path}.{k}");
@@ -29,7 +29,7 @@ fn walk(value: &Value, path: &str, secret: bool, key: &FingerprintKey, out: &mut
         }
         Value::Array(items) => {
             if items.is_empty() {
-                out.push(NormLine { text: format!("{path} = []"), context: path.to_string() });
+                out.push(NormLine { text: format!("{path} = []"), context: path.into() });
             }
             for (i, item) in items.iter().enumerate() {
                 walk(item, &format!("{path}[{i}]"), secret, key, out, n);
@@ -46,7 +46,7 @@ fn walk(value: &Value, path: &str, secret: bool, key: &FingerprintKey, out: &mut
             } else {
                 scalar.to_string()
             };
-            let context = path.rsplit_once('.').map(|(p, _)| p).unwrap_or(path).to_string();
+            let context = path.rsplit_once('.').map(|(p, _)| p).unwrap_or(path).into();
             out.push(NormLine { text: format!("{path} = {shown}"), context });
         }
     }

@@ -15,7 +15,8 @@ mod json;
 pub mod secrets;
 mod xml;
 
-use std::sync::OnceLock;
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
 use regex::{Regex, RegexSet};
 use sha2::{Digest, Sha256};
@@ -27,7 +28,7 @@ use crate::text::{self, Encoding};
 
 /// Version of the normalisation rules. Stored with every configuration version: hashes made by different
 /// versions are not compared with each other (drift falls back to the raw hash).
-pub const NORMALIZER_VERSION: u32 = 1;
+pub const NORMALIZER_VERSION: u32 = 2;
 
 /// Inputs larger than this are refused (callers fall back to raw comparison): memory stays bounded.
 pub const MAX_NORMALIZE_BYTES: usize = 32 * 1024 * 1024;
@@ -43,8 +44,8 @@ pub enum NormalizeError {
 pub struct NormLine {
     pub text: String,
     /// The hierarchical context (`interface GigabitEthernet0/1`, `config firewall policy > edit 3`) or element
-    /// path (`Controller[PLC]/Programs/Program[Main]/…/Rung[3]`).
-    pub context: String,
+    /// path (`Controller[PLC]/Programs/Program[Main]/…/Rung[3]`). Shared by the lines of one block or element.
+    pub context: Arc<str>,
 }
 
 #[derive(Debug, Clone)]
@@ -163,10 +164,7 @@ pub fn normalize_pair(
 /// Secret masking only, line by line, for showing raw text (`diff --raw`, displays).
 pub fn mask_raw(text: &str, key: &FingerprintKey) -> Vec<String> {
     let lines: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
-    secrets::mask_private_key_blocks(lines, key)
-        .into_iter()
-        .map(|l| secrets::mask_line(&l, key).0.into_owned())
-        .collect()
+    secrets::mask_raw_lines(lines, key)
 }
 
 /// A noise rule: lines of these formats matching the pattern are dropped.
@@ -338,13 +336,43 @@ fn comment_prefix(format: Format) -> Option<&'static [&'static str]> {
 /// Collapses runs of whitespace to one space and trims.
 fn collapse_ws(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    push_collapsed_ws(&mut out, s);
+    out
+}
+
+/// Appends `s` with runs of whitespace collapsed to one space and the ends trimmed.
+fn push_collapsed_ws(out: &mut String, s: &str) {
+    let mut first = true;
+    if s.is_ascii() {
+        // The common case, run by run: below 0x80 `split_whitespace` splits on exactly these bytes.
+        let is_space = |b: u8| matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ');
+        let bytes = s.as_bytes();
+        let mut idx = 0;
+        while idx < bytes.len() {
+            while idx < bytes.len() && is_space(bytes[idx]) {
+                idx += 1;
+            }
+            let start = idx;
+            while idx < bytes.len() && !is_space(bytes[idx]) {
+                idx += 1;
+            }
+            if start < idx {
+                if !first {
+                    out.push(' ');
+                }
+                first = false;
+                out.push_str(&s[start..idx]);
+            }
+        }
+        return;
+    }
     for word in s.split_whitespace() {
-        if !out.is_empty() {
+        if !first {
             out.push(' ');
         }
+        first = false;
         out.push_str(word);
     }
-    out
 }
 
 /// `key = value` with canonical spacing.
@@ -357,10 +385,19 @@ fn canonical_kv(line: &str) -> String {
 
 /// Normalises line-oriented formats.
 fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<NormLine>, usize) {
-    let raw: Vec<String> =
-        text.trim_start_matches('\u{feff}').lines().map(|l| l.trim_end_matches('\r').trim_end().to_string()).collect();
-    let raw = join_continuations(format, raw);
-    let raw = secrets::mask_private_key_blocks(raw, key);
+    // Lines are borrowed from the text; only RouterOS wrapping and private key blocks need lines of their own.
+    let mut raw: Vec<Cow<'_, str>> = text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .map(|l| Cow::Borrowed(l.trim_end_matches('\r').trim_end()))
+        .collect();
+    if format == Format::MikroTik {
+        raw = join_continuations(raw.into_iter().map(Cow::into_owned).collect()).into_iter().map(Cow::Owned).collect();
+    }
+    if text.contains("-----BEGIN") {
+        let owned: Vec<String> = raw.into_iter().map(Cow::into_owned).collect();
+        raw = secrets::mask_private_key_blocks(owned, key).into_iter().map(Cow::Owned).collect();
+    }
     let noise: Vec<usize> =
         noise_rules().iter().enumerate().filter(|(_, (f, _))| f.contains(&format)).map(|(i, _)| i).collect();
     let transforms: Vec<(&Regex, &str)> =
@@ -369,6 +406,7 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
     let mut secrets_n = 0;
     let mut out: Vec<NormLine> = Vec::with_capacity(raw.len());
     let mut ctx = Context::new(format);
+    let mut block_secrets = secrets::BlockSecrets::default();
     for (idx, line) in raw.iter().enumerate() {
         let trimmed = line.trim();
         if trimmed.is_empty() {
@@ -383,13 +421,20 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
                 continue;
             }
         }
-        let (masked, n) = secrets::mask_line(line, key);
+        let mut spans = secrets::secret_spans(line);
+        block_secrets.scan(line, &mut spans);
+        let (masked, n) = match spans.is_empty() {
+            true => (Cow::Borrowed(line.as_ref()), 0),
+            false => {
+                let spans = secrets::merge_spans(spans);
+                (Cow::Owned(secrets::apply_spans(line, &spans, key)), spans.len())
+            }
+        };
         secrets_n += n;
         let mut value = masked.into_owned();
         for (re, replacement) in &transforms {
             value = re.replace_all(&value, *replacement).into_owned();
         }
-        let context = ctx.update(&value, idx + 1);
         let text = match format {
             Format::Sysctl | Format::KeyValue | Format::WindowsInf => canonical_kv(&value),
             Format::SshdConfig => {
@@ -403,6 +448,8 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
             Format::JunosCurly | Format::FortiOs | Format::MikroTik => value.trim().to_string(),
             _ => value,
         };
+        // Contexts follow the canonical text: re-spacing and keyword case, which are noise, move no location.
+        let context = ctx.update(&text, idx + 1);
         out.push(NormLine { text, context });
     }
     unordered(format, &mut out);
@@ -410,10 +457,7 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
 }
 
 /// RouterOS `/export` wraps long lines with a trailing `\`; the wrap point carries no meaning.
-fn join_continuations(format: Format, lines: Vec<String>) -> Vec<String> {
-    if format != Format::MikroTik {
-        return lines;
-    }
+fn join_continuations(lines: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(lines.len());
     let mut pending: Option<String> = None;
     for line in lines {
@@ -482,15 +526,59 @@ fn unordered(format: Format, lines: &mut [NormLine]) {
 struct Context {
     format: Format,
     stack: Vec<(usize, String)>,
+    /// For each level of the stack, the stack down to it joined with ` > ` once asked for: the lines of a block
+    /// share one context.
+    joined: Vec<Option<Arc<str>>>,
+}
+
+/// Where a line belongs: a context shared with other lines of its block, or one of its own.
+enum Location {
+    Shared(Arc<str>),
+    Own(String),
 }
 
 impl Context {
     fn new(format: Format) -> Context {
-        Context { format, stack: Vec::new() }
+        Context { format, stack: Vec::new(), joined: Vec::new() }
     }
 
     /// Feeds one (masked) line; returns its context.
-    fn update(&mut self, line: &str, line_no: usize) -> String {
+    fn update(&mut self, line: &str, line_no: usize) -> Arc<str> {
+        match self.locate(line, line_no) {
+            Location::Shared(shared) => shared,
+            Location::Own(own) => Arc::from(own),
+        }
+    }
+
+    /// The current block: the stack joined with ` > `, computed once per block.
+    fn block(&mut self) -> Arc<str> {
+        if let Some(Some(joined)) = self.joined.last() {
+            return joined.clone();
+        }
+        let joined: Arc<str> = Arc::from(self.stack.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(" > "));
+        if let Some(last) = self.joined.last_mut() {
+            *last = Some(joined.clone());
+        }
+        joined
+    }
+
+    fn push(&mut self, entry: (usize, String)) {
+        self.stack.push(entry);
+        self.joined.push(None);
+    }
+
+    fn pop(&mut self) {
+        self.stack.pop();
+        self.joined.pop();
+    }
+
+    fn set(&mut self, entry: (usize, String)) {
+        self.stack.clear();
+        self.joined.clear();
+        self.push(entry);
+    }
+
+    fn locate(&mut self, line: &str, line_no: usize) -> Location {
         let trimmed = line.trim();
         let indent = line.len() - line.trim_start().len();
         match self.format {
@@ -501,57 +589,69 @@ impl Context {
             | Format::NetworkCli
             | Format::SshdConfig => {
                 while self.stack.last().is_some_and(|(i, _)| *i >= indent) {
-                    self.stack.pop();
+                    self.pop();
                 }
-                let ctx = if self.stack.is_empty() { trimmed.to_string() } else { self.join() };
                 if self.format == Format::SshdConfig {
                     // `Match` blocks scope the lines after them.
                     if trimmed.to_ascii_lowercase().starts_with("match ") {
-                        self.stack = vec![(0, trimmed.to_string())];
-                        return trimmed.to_string();
+                        self.set((0, trimmed.to_string()));
+                        return Location::Own(trimmed.to_string());
                     }
-                    return self.stack.first().map(|(_, s)| s.clone()).unwrap_or_else(|| "global".into());
+                    return match self.stack.is_empty() {
+                        true => Location::Own("global".into()),
+                        false => Location::Shared(self.block()),
+                    };
                 }
-                self.stack.push((indent, trimmed.to_string()));
-                ctx
+                // A top-level line is its own context; an indented one belongs to the lines above it.
+                let located = if self.stack.is_empty() {
+                    Location::Own(trimmed.to_string())
+                } else {
+                    Location::Shared(self.block())
+                };
+                self.push((indent, trimmed.to_string()));
+                located
             }
             Format::JunosCurly | Format::Nftables => {
-                let ctx = if self.stack.is_empty() {
-                    trimmed.trim_end_matches(['{', ';']).trim().to_string()
+                let located = if self.stack.is_empty() {
+                    Location::Own(trimmed.trim_end_matches(['{', ';']).trim().to_string())
                 } else {
-                    self.join()
+                    Location::Shared(self.block())
                 };
                 if trimmed.ends_with('{') {
-                    self.stack.push((0, trimmed.trim_end_matches('{').trim().to_string()));
+                    self.push((0, trimmed.trim_end_matches('{').trim().to_string()));
                 } else if trimmed.starts_with('}') {
-                    self.stack.pop();
+                    self.pop();
                 }
-                ctx
+                located
             }
             Format::JunosSet => {
                 let words: Vec<&str> = trimmed.split_whitespace().collect();
                 let keep = words.len().saturating_sub(1).clamp(1, 6);
-                words[..keep.min(words.len())].join(" ")
+                Location::Own(words[..keep.min(words.len())].join(" "))
             }
             Format::FortiOs => {
-                let ctx = if self.stack.is_empty() { trimmed.to_string() } else { self.join() };
+                let located = if self.stack.is_empty() {
+                    Location::Own(trimmed.to_string())
+                } else {
+                    Location::Shared(self.block())
+                };
                 if trimmed.starts_with("config ") {
-                    self.stack.push((0, trimmed.to_string()));
-                    return trimmed.to_string();
+                    self.push((0, trimmed.to_string()));
+                    return Location::Own(trimmed.to_string());
                 } else if trimmed.starts_with("edit ") {
-                    self.stack.push((1, trimmed.to_string()));
-                    return self.join();
+                    self.push((1, trimmed.to_string()));
+                    return Location::Shared(self.block());
                 } else if trimmed == "next" {
                     if self.stack.last().is_some_and(|(k, _)| *k == 1) {
-                        self.stack.pop();
+                        self.pop();
                     }
                 } else if trimmed == "end" {
                     if self.stack.last().is_some_and(|(k, _)| *k == 1) {
-                        self.stack.pop();
+                        self.pop();
                     }
-                    self.stack.pop();
+                    self.pop();
                 }
-                ctx
+                located
             }
             Format::MikroTik => {
                 if trimmed.starts_with('/') {
@@ -559,35 +659,35 @@ impl Context {
                         .split_whitespace()
                         .take_while(|w| !w.contains('=') && *w != "add" && *w != "set")
                         .collect();
-                    self.stack = vec![(0, path.join(" "))];
+                    self.set((0, path.join(" ")));
                 }
-                self.join()
+                Location::Shared(self.block())
             }
             Format::OpenWrtUci => {
                 if trimmed.starts_with("config ") {
-                    self.stack = vec![(0, trimmed.to_string())];
+                    self.set((0, trimmed.to_string()));
                 }
-                self.join()
+                Location::Shared(self.block())
             }
             Format::WindowsInf => {
                 if trimmed.starts_with('[') {
-                    self.stack = vec![(0, trimmed.to_string())];
+                    self.set((0, trimmed.to_string()));
                 }
-                self.join()
+                Location::Shared(self.block())
             }
             Format::IptablesSave => {
                 if trimmed.starts_with('*') {
-                    self.stack = vec![(0, trimmed.to_string())];
-                    return self.join();
+                    self.set((0, trimmed.to_string()));
+                    return Location::Shared(self.block());
                 }
-                let table = self.stack.first().map(|(_, s)| s.clone()).unwrap_or_default();
+                let table = self.stack.first().map(|(_, s)| s.as_str()).unwrap_or_default();
                 let chain = trimmed
                     .strip_prefix("-A ")
                     .or_else(|| trimmed.strip_prefix(':'))
                     .and_then(|r| r.split_whitespace().next());
                 match chain {
-                    Some(c) => format!("{table} {c}"),
-                    None => table,
+                    Some(c) => Location::Own(format!("{table} {c}")),
+                    None => Location::Own(table.to_string()),
                 }
             }
             Format::Step7Source => {
@@ -596,28 +696,27 @@ impl Context {
                     .iter()
                     .any(|p| upper.starts_with(p))
                 {
-                    self.stack = vec![(0, collapse_ws(trimmed))];
+                    self.set((0, collapse_ws(trimmed)));
                 } else if upper.starts_with("NETWORK") {
                     self.stack.truncate(1);
-                    self.stack.push((1, "NETWORK".into()));
+                    self.joined.truncate(1);
+                    self.push((1, "NETWORK".into()));
                 } else if upper.starts_with("TITLE") && self.stack.last().is_some_and(|(k, _)| *k == 1) {
-                    self.stack.pop();
-                    self.stack.push((2, format!("NETWORK {}", collapse_ws(trimmed))));
+                    self.pop();
+                    self.push((2, format!("NETWORK {}", collapse_ws(trimmed))));
                 }
                 if self.stack.is_empty() {
-                    format!("line {line_no}")
+                    Location::Own(format!("line {line_no}"))
                 } else {
-                    self.join()
+                    Location::Shared(self.block())
                 }
             }
             // Sorted formats: the key is the location (line numbers would point into the unsorted file).
-            Format::Sysctl | Format::KeyValue => trimmed.split(['=', ':']).next().unwrap_or(trimmed).trim().to_string(),
-            _ => format!("line {line_no}"),
+            Format::Sysctl | Format::KeyValue => {
+                Location::Own(trimmed.split(['=', ':']).next().unwrap_or(trimmed).trim().to_string())
+            }
+            _ => Location::Own(format!("line {line_no}")),
         }
-    }
-
-    fn join(&self) -> String {
-        self.stack.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(" > ")
     }
 }
 

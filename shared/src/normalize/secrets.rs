@@ -56,7 +56,7 @@ struct Rule {
 }
 
 /// Regular-expression rules for secrets that need no keyword (password hashes anywhere on a line). Everything
-/// introduced by a keyword is handled by `mask_keyword_values`.
+/// introduced by a keyword is handled by `keyword_spans`.
 const RULES: &[Rule] = &[Rule {
     what: "crypt(3) and Junos $9$ password hashes",
     pattern: r#"(\$(?:1|2[aby]?|5|6|9|y|sha1|md5)\$[^\s:"',;<]+)"#,
@@ -131,30 +131,44 @@ const NOT_SECRET: &[&str] = &["hostkey", "pubkey"];
 
 /// Is this word (a setting, element, attribute or JSON key name) one whose value is secret?
 pub fn is_secret_word(word: &str) -> bool {
-    let w = word.to_ascii_lowercase();
-    if NOT_SECRET.contains(&w.as_str()) {
+    // Case-insensitive without allocating: this runs for every XML attribute and element name.
+    let ends_with = |suffix: &str| {
+        word.len() > suffix.len()
+            && word.as_bytes()[word.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    if NOT_SECRET.iter().any(|n| word.eq_ignore_ascii_case(n)) {
         return false;
     }
-    KEYWORDS.contains(&w.as_str()) || SUFFIXES.iter().any(|s| w.len() > s.len() && w.ends_with(s))
+    KEYWORDS.iter().any(|k| word.eq_ignore_ascii_case(k)) || SUFFIXES.iter().any(|s| ends_with(s))
 }
 
 fn is_word_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
 }
 
-/// Masks the value after every secret keyword of a line: to the closing quote for a quoted value, to the closing
+/// A secret value inside a line: its byte range, and whether it is re-salted on every export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+    pub salted: bool,
+}
+
+/// Finds the value after every secret keyword of a line: to the closing quote for a quoted value, to the closing
 /// tag inside XML, otherwise to the end of the line (keeping a trailing `;`, `{` or `## SECRET-DATA`). Masking too
 /// much is the safe side: a word of context lost is better than a password shown.
-fn mask_keyword_values(line: &str, key: &FingerprintKey) -> (String, usize) {
-    let mut out = String::with_capacity(line.len());
-    let mut n = 0;
+fn keyword_spans(line: &str, spans: &mut Vec<Span>) {
     let mut pos = 0;
     let bytes = line.as_bytes();
     while pos < line.len() {
         let Some(start) = line[pos..].find(is_word_char).map(|i| pos + i) else { break };
         let end = line[start..].find(|c: char| !is_word_char(c)).map(|i| start + i).unwrap_or(line.len());
-        out.push_str(&line[pos..end]);
         pos = end;
+        if start > 0 && bytes[start - 1] == b'<' && is_mask(&line[start - 1..]) {
+            // A mask (normalised text fed again) is not a keyword: go on after it.
+            pos = line[start..].find('>').map(|i| start + i + 1).unwrap_or(line.len());
+            continue;
+        }
         if !is_secret_word(line[start..end].trim_matches(['.', '-'])) {
             continue;
         }
@@ -175,11 +189,12 @@ fn mask_keyword_values(line: &str, key: &FingerprintKey) -> (String, usize) {
             value_start += 1;
         }
         let rest = &line[value_start..];
-        if rest.is_empty()
-            || rest.starts_with("<secret:")
-            || rest.starts_with("<private key:")
-            || rest.starts_with("</")
-        {
+        if is_mask(rest) {
+            // Already masked (normalised text fed again): go on after the mask, not inside it.
+            pos = rest.find('>').map(|i| value_start + i + 1).unwrap_or(line.len());
+            continue;
+        }
+        if rest.is_empty() || rest.starts_with("</") {
             continue;
         }
         let value_end = if in_tag {
@@ -202,16 +217,15 @@ fn mask_keyword_values(line: &str, key: &FingerprintKey) -> (String, usize) {
             continue;
         }
         let value = &line[value_start..value_end];
-        out.push_str(&line[end..value_start]);
         let salted = value.starts_with("ENC ") || value.starts_with("enc ");
-        out.push_str(&key.mask(value.trim_matches(['"', '\'']), salted));
-        n += 1;
+        spans.push(Span { start: value_start, end: value_end, salted });
         pos = value_end;
     }
-    if pos < line.len() {
-        out.push_str(&line[pos..]);
-    }
-    (out, n)
+}
+
+/// Does the text start with a mask (`<secret:…>`, `<private key:…>`)?
+fn is_mask(text: &str) -> bool {
+    text.starts_with("<secret:") || text.starts_with("<private key:")
 }
 
 /// Index of the quote closing a value that starts with quote `q`, honouring backslash escapes.
@@ -282,41 +296,244 @@ const TRIGGERS: &[&str] = &[
 fn triggers() -> &'static AhoCorasick {
     static AC: OnceLock<AhoCorasick> = OnceLock::new();
     AC.get_or_init(|| {
-        AhoCorasick::builder().ascii_case_insensitive(true).build(TRIGGERS).expect("trigger words are valid")
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            // A full DFA: the prefilter runs over whole exports, and a few dozen short words keep it small.
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(TRIGGERS)
+            .expect("trigger words are valid")
     })
+}
+
+/// Can this text hold a secret at all? `false` means `mask_line` would leave every line of it untouched, so a
+/// block of text can be tested once instead of line by line.
+pub fn may_hold_secret(text: &str) -> bool {
+    trigger_regex().is_match(text)
+}
+
+/// The trigger words as one case-insensitive regular expression, for long texts: its lazy DFA scans faster than
+/// the Aho-Corasick automaton, which wins on short lines.
+fn trigger_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        let alternatives: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
+        Regex::new(&format!("(?i-u){}", alternatives.join("|"))).expect("trigger words are valid")
+    })
+}
+
+/// Every secret value in one line, sorted and without overlaps (overlapping finds are merged: the safe side).
+pub fn secret_spans(line: &str) -> Vec<Span> {
+    let mut spans = Vec::new();
+    if !triggers().is_match(line) {
+        return spans;
+    }
+    keyword_spans(line, &mut spans);
+    let hits = rule_set().matches(line);
+    if hits.matched_any() {
+        for (idx, (re, salted)) in compiled().iter().enumerate() {
+            if !hits.matched(idx) {
+                continue;
+            }
+            for caps in re.captures_iter(line) {
+                let Some(group) = caps.get(1) else { continue };
+                if is_mask(group.as_str()) || group.is_empty() {
+                    continue;
+                }
+                spans.push(Span { start: group.start(), end: group.end(), salted: *salted });
+            }
+        }
+    }
+    merge_spans(spans)
+}
+
+/// Sorts spans and merges overlapping ones.
+pub fn merge_spans(mut spans: Vec<Span>) -> Vec<Span> {
+    spans.sort_by_key(|s| (s.start, s.end));
+    let mut merged: Vec<Span> = Vec::with_capacity(spans.len());
+    for span in spans {
+        match merged.last_mut() {
+            Some(last) if span.start < last.end => {
+                last.end = last.end.max(span.end);
+                last.salted &= span.salted;
+            }
+            _ => merged.push(span),
+        }
+    }
+    merged
+}
+
+/// The line with each span replaced by its mask.
+pub fn apply_spans(line: &str, spans: &[Span], key: &FingerprintKey) -> String {
+    let mut out = String::with_capacity(line.len() + 8 * spans.len());
+    let mut last = 0;
+    for span in spans {
+        out.push_str(&line[last..span.start]);
+        out.push_str(&mask_value(&line[span.start..span.end], span.salted, key));
+        last = span.end;
+    }
+    out.push_str(&line[last..]);
+    out
+}
+
+/// The mask of one value; quotes around it are not part of the secret.
+fn mask_value(value: &str, salted: bool, key: &FingerprintKey) -> String {
+    key.mask(value.trim_matches(['"', '\'']), salted)
 }
 
 /// Masks every secret in one line. Returns the masked line and how many secrets it held.
 pub fn mask_line<'a>(line: &'a str, key: &FingerprintKey) -> (Cow<'a, str>, usize) {
-    if !triggers().is_match(line) {
+    let spans = secret_spans(line);
+    if spans.is_empty() {
         return (Cow::Borrowed(line), 0);
     }
-    let (mut current, mut n) = mask_keyword_values(line, key);
-    let hits = rule_set().matches(&current);
-    if !hits.matched_any() {
-        return if n == 0 { (Cow::Borrowed(line), 0) } else { (Cow::Owned(current), n) };
+    (Cow::Owned(apply_spans(line, &spans, key)), spans.len())
+}
+
+/// Secrets that only the enclosing block gives away: the name of a FortiOS `config system snmp community`
+/// entry (`set name "public"`) and of a RouterOS `/snmp community` entry (`add name=public`,
+/// `set [ find default=yes ] name=xyz`) is the community itself. Fed every (logical) line in order.
+#[derive(Debug, Default)]
+pub struct BlockSecrets {
+    /// FortiOS `config` blocks open around the current line, innermost last.
+    forti_blocks: Vec<String>,
+    /// The RouterOS menu of the current line (`/snmp community`).
+    routeros_menu: String,
+}
+
+const FORTI_SNMP_COMMUNITY: &str = "system snmp community";
+const ROUTEROS_SNMP_COMMUNITY: &str = "/snmp community";
+
+impl BlockSecrets {
+    /// Follows the blocks through one line and adds the spans of the values that are secret there.
+    pub fn scan(&mut self, line: &str, spans: &mut Vec<Span>) {
+        let trimmed = line.trim();
+        if let Some(block) = trimmed.strip_prefix("config ") {
+            self.forti_blocks.push(block.split_whitespace().collect::<Vec<_>>().join(" "));
+            return;
+        }
+        if trimmed == "end" {
+            self.forti_blocks.pop();
+            return;
+        }
+        if self.forti_blocks.iter().any(|b| b == FORTI_SNMP_COMMUNITY) {
+            if let Some(rest) = trimmed.strip_prefix("set name") {
+                let value = rest.trim_start();
+                if rest.len() > value.len() && !value.is_empty() && !is_mask(value) {
+                    let start = line.len() - line.trim_start().len() + "set name".len() + (rest.len() - value.len());
+                    spans.push(Span { start, end: start + value.len(), salted: false });
+                }
+            }
+        }
+        if trimmed.starts_with('/') {
+            let words: Vec<&str> = trimmed
+                .split_whitespace()
+                .take_while(|w| !w.contains('=') && !w.starts_with('[') && !is_routeros_command(w))
+                .collect();
+            self.routeros_menu = words.join(" ");
+        }
+        if self.routeros_menu == ROUTEROS_SNMP_COMMUNITY {
+            routeros_parameter_spans(line, "name", spans);
+        }
     }
-    for (idx, (re, salted)) in compiled().iter().enumerate() {
-        if !hits.matched(idx) || !re.is_match(&current) {
+}
+
+fn is_routeros_command(word: &str) -> bool {
+    matches!(word, "add" | "set" | "remove" | "print" | "enable" | "disable" | "edit" | "find" | "comment" | "export")
+}
+
+/// Values of every `name=value` parameter (also inside `[ find name=… ]`), quoted or not.
+fn routeros_parameter_spans(line: &str, parameter: &str, spans: &mut Vec<Span>) {
+    let bytes = line.as_bytes();
+    let needle = format!("{parameter}=");
+    let mut from = 0;
+    while let Some(found) = line[from..].find(&needle).map(|i| from + i) {
+        let value_start = found + needle.len();
+        from = value_start;
+        // A whole parameter name only (`name=`, not `user-name=`).
+        if found > 0 && !matches!(bytes[found - 1], b' ' | b'\t' | b'[') {
             continue;
         }
-        let mut out = String::with_capacity(current.len());
-        let mut last = 0;
-        for caps in re.captures_iter(&current) {
-            let Some(group) = caps.get(1) else { continue };
-            let value = group.as_str();
-            if value.starts_with("<secret:") || value.is_empty() {
-                continue;
-            }
-            out.push_str(&current[last..group.start()]);
-            out.push_str(&key.mask(value.trim_matches('"'), *salted));
-            last = group.end();
-            n += 1;
+        let rest = &line[value_start..];
+        let value_end = if rest.starts_with('"') {
+            closing_quote(rest, '"').map(|i| value_start + i + 1).unwrap_or(line.len())
+        } else {
+            rest.find([' ', '\t', ']']).map(|i| value_start + i).unwrap_or(line.len())
+        };
+        if value_end > value_start && !is_mask(rest) {
+            spans.push(Span { start: value_start, end: value_end, salted: false });
+            from = value_end;
         }
-        out.push_str(&current[last..]);
-        current = out;
     }
-    (Cow::Owned(current), n)
+}
+
+/// Masks raw text line by line for display (`diff --raw`): private key blocks, every secret, the secrets that
+/// depend on the block, and values that RouterOS wrapped onto the next line with a trailing `\` (the wrapped
+/// lines are masked as one logical line and shown as they were wrapped).
+pub fn mask_raw_lines(lines: Vec<String>, key: &FingerprintKey) -> Vec<String> {
+    let lines = mask_private_key_blocks(lines, key);
+    let mut blocks = BlockSecrets::default();
+    let mut out = Vec::with_capacity(lines.len());
+    let mut group: Vec<String> = Vec::new();
+    for line in lines {
+        let continues = line.ends_with('\\');
+        group.push(line);
+        if !continues {
+            mask_wrapped(std::mem::take(&mut group), &mut blocks, key, &mut out);
+        }
+    }
+    if !group.is_empty() {
+        mask_wrapped(group, &mut blocks, key, &mut out);
+    }
+    out
+}
+
+/// Masks one logical line made of physical lines joined by trailing `\` (RouterOS wrapping: the next line's
+/// indentation is not part of the value).
+fn mask_wrapped(mut pieces: Vec<String>, blocks: &mut BlockSecrets, key: &FingerprintKey, out: &mut Vec<String>) {
+    if pieces.len() == 1 {
+        let line = pieces.pop().expect("one piece");
+        let mut spans = secret_spans(&line);
+        blocks.scan(&line, &mut spans);
+        out.push(if spans.is_empty() { line } else { apply_spans(&line, &merge_spans(spans), key) });
+        return;
+    }
+    // Where each piece's body lies in the joined line: (indentation kept, body start, body end).
+    let mut joined = String::new();
+    let mut layout: Vec<(usize, usize, usize)> = Vec::with_capacity(pieces.len());
+    for (idx, piece) in pieces.iter().enumerate() {
+        let indent = if idx == 0 { 0 } else { piece.len() - piece.trim_start().len() };
+        let body = &piece[indent..];
+        let body = body.strip_suffix('\\').unwrap_or(body);
+        let start = joined.len();
+        joined.push_str(body);
+        layout.push((indent, start, joined.len()));
+    }
+    let mut spans = secret_spans(&joined);
+    blocks.scan(&joined, &mut spans);
+    let spans = merge_spans(spans);
+    if spans.is_empty() {
+        out.extend(pieces);
+        return;
+    }
+    for (piece, (indent, start, end)) in pieces.iter().zip(layout) {
+        let mut shown = piece[..indent].to_string();
+        let mut pos = start;
+        for span in spans.iter().filter(|s| s.start < end && s.end > start) {
+            if span.start > pos {
+                shown.push_str(&joined[pos..span.start]);
+            }
+            // A value wrapped over several lines shows its mask on each of them.
+            shown.push_str(&mask_value(&joined[span.start..span.end], span.salted, key));
+            pos = span.end.min(end);
+        }
+        if pos < end {
+            shown.push_str(&joined[pos..end]);
+        }
+        if piece.ends_with('\\') {
+            shown.push('\\');
+        }
+        out.push(shown);
+    }
 }
 
 /// Is this element or key name one whose value is secret (XML, JSON)?

@@ -18,7 +18,7 @@ fn cisco_noise_is_ignored_and_context_is_the_parent() {
     assert_eq!(a.format, Format::CiscoIos);
     assert_eq!(a.hash(), b.hash());
     let line = a.lines.iter().find(|l| l.text.contains("ip address")).expect("line");
-    assert_eq!(line.context, "interface Gi0/1");
+    assert_eq!(&*line.context, "interface Gi0/1");
 }
 
 #[test]
@@ -58,4 +58,104 @@ fn absurdly_deep_xml_falls_back_to_text_quickly() {
     let n = normalize(Some("config.xml"), text.as_bytes(), &key()).expect("normalize");
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
     assert!(!n.lines.is_empty());
+}
+
+#[test]
+fn lines_of_one_block_share_one_context() {
+    // One allocation per block or element, not one per line (the 1 MiB XML budget depends on it).
+    let cisco = norm(
+        "r1.cfg",
+        "hostname r1\n!\ninterface Gi0/1\n description uplink\n ip address 10.0.0.1 255.255.255.0\n!\nend\n",
+    );
+    let in_block: Vec<&NormLine> = cisco.lines.iter().filter(|l| l.text.starts_with(' ')).collect();
+    assert_eq!(in_block.len(), 2);
+    assert!(Arc::ptr_eq(&in_block[0].context, &in_block[1].context));
+    let xml = norm(
+        "x.xml",
+        "<project xmlns=\"http://www.plcopen.org/xml/tc6_0200\"><pou name=\"A\"><ST>a := 1;\nb := 2;</ST></pou></project>",
+    );
+    let st: Vec<&NormLine> = xml.lines.iter().filter(|l| &*l.context == "project/pou[A]/ST").collect();
+    assert_eq!(st.len(), 3, "{:?}", xml.lines);
+    assert!(st.windows(2).all(|w| Arc::ptr_eq(&w[0].context, &w[1].context)));
+    assert_eq!(st[1].text, "project/pou[A]/ST: a := 1;");
+}
+
+fn shown(lines: impl IntoIterator<Item = String>) -> Vec<String> {
+    lines.into_iter().map(|l| secrets::without_fingerprints(&l)).collect()
+}
+
+#[test]
+fn community_names_are_secret_inside_their_block() {
+    let forti = "#config-version=FGT60F-7.2.5-FW-build1517-230606:opmode=0:vdom=0\nconfig system snmp community\n    edit 1\n        set name \"public\"\n        config hosts\n            edit 1\n                set ip 10.0.0.5 255.255.255.255\n            next\n        end\n    next\nend\nconfig system interface\n    edit \"port1\"\n        set name \"wan1\"\n    next\nend\n";
+    let n = norm("fw.conf", forti);
+    assert_eq!(n.format, Format::FortiOs);
+    let texts = shown(n.lines.iter().map(|l| l.text.clone()));
+    assert!(texts.contains(&"set name <secret>".to_string()), "{texts:?}");
+    assert!(texts.contains(&"set name \"wan1\"".to_string()), "outside the block a name is a name: {texts:?}");
+    assert!(!texts.iter().any(|t| t.contains("public")));
+    let raw = shown(mask_raw(forti, &key()));
+    assert_eq!(raw[3], "        set name <secret>");
+    assert_eq!(raw[13], "        set name \"wan1\"");
+
+    let routeros = "# 2024-01-01 12:00:00 by RouterOS 7.15.2\n/snmp community\nset [ find default=yes ] name=xyzzy1\nadd addresses=10.0.0.0/8 name=\"plant ro\"\n/snmp\nset enabled=yes\n/ip address\nadd address=10.0.0.1/24 interface=ether1 name=keepme\n";
+    let n = norm("r.rsc", routeros);
+    assert_eq!(n.format, Format::MikroTik);
+    let texts = shown(n.lines.iter().map(|l| l.text.clone()));
+    assert_eq!(
+        texts,
+        [
+            "/snmp community",
+            "set [ find default=yes ] name=<secret>",
+            "add addresses=10.0.0.0/8 name=<secret>",
+            "/snmp",
+            "set enabled=yes",
+            "/ip address",
+            "add address=10.0.0.1/24 interface=ether1 name=keepme",
+        ]
+    );
+    let raw = shown(mask_raw(routeros, &key()));
+    assert_eq!(raw[2], "set [ find default=yes ] name=<secret>");
+    assert_eq!(raw[3], "add addresses=10.0.0.0/8 name=<secret>");
+    // The community named in a `find`, and the one-line form (where `community` alone already masks the rest).
+    let raw = shown(mask_raw(
+        "/snmp community\nset [ find name=abc123 ] name=def456\n/snmp community add name=ghi789\n",
+        &key(),
+    ));
+    assert_eq!(raw, ["/snmp community", "set [ find name=<secret> ] name=<secret>", "/snmp community <secret>"]);
+}
+
+#[test]
+fn raw_routeros_values_wrapped_onto_the_next_line_are_masked() {
+    let text = "/ip ipsec peer\nadd address=192.0.2.1/32 comment=\"site b\" name=peer-b \\\n    secret=WrappedS3cret\n/ppp secret\nadd name=bob password=Spl\\\n    itValue99 service=pppoe\n";
+    let raw = mask_raw(text, &key());
+    assert_eq!(raw.len(), 6, "line numbers of the raw diff stay those of the file: {raw:?}");
+    let joined = raw.join("\n");
+    for leak in ["WrappedS3cret", "Spl", "itValue99"] {
+        assert!(!joined.contains(leak), "{leak} leaked:\n{joined}");
+    }
+    let raw = shown(raw);
+    assert_eq!(raw[1], "add address=192.0.2.1/32 comment=\"site b\" name=peer-b \\");
+    assert_eq!(raw[2], "    secret=<secret>");
+    assert_eq!(raw[4], "add name=bob password=<secret>\\");
+    assert_eq!(raw[5], "    <secret>");
+    // The normalised lines join the wrap, so they mask it too.
+    let n = norm("r.rsc", &format!("# 2024-01-01 by RouterOS 7.1\n{text}"));
+    assert!(n.lines.iter().all(|l| !l.text.contains("itValue99") && !l.text.contains("WrappedS3cret")));
+}
+
+#[test]
+fn masks_are_not_masked_again() {
+    // Normalised text fed again (and text that carries masks) keeps its masks as they are.
+    for line in [
+        "enable secret <secret:0123abcd>",
+        "x <secret:0123abcd> y",
+        "set name <private key:0123abcd>",
+        "ca-key <private key:0123abcd>",
+    ] {
+        assert_eq!(secrets::mask_line(line, &key()).0, line);
+    }
+    let n = norm("k.cfg", "hostname r1\ncrypto pki key\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\nend\n");
+    let masked: Vec<&str> = n.lines.iter().map(|l| l.text.as_str()).filter(|t| t.contains("private key")).collect();
+    assert_eq!(masked.len(), 1, "{:?}", n.lines);
+    assert!(masked[0].starts_with("<private key:") && masked[0].ends_with('>') && masked[0].len() == 22, "{masked:?}");
 }

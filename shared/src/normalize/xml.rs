@@ -4,13 +4,16 @@
 //! Element paths name things the way an engineer does: an element with a `Name`/`name`/`Number`/`Id`
 //! attribute is `Rung[3]`, `Program[MainProgram]`; repeated unnamed siblings are numbered (`rule#2`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
 use super::secrets::{self, FingerprintKey};
-use super::{collapse_ws, Format, NormLine};
+use super::{push_collapsed_ws, Format, NormLine};
 
 /// Attributes that change on every export without a change of content.
 pub const VOLATILE_ATTRIBUTES: &[(Format, &str)] = &[
@@ -33,8 +36,12 @@ const MAX_DEPTH: usize = 256;
 
 const NAME_ATTRIBUTES: &[&str] = &["Name", "name", "Number", "ID", "Id", "id", "Key", "key"];
 
+/// One open element.
 struct Frame {
-    label: String,
+    /// The element path down to this element. Every line the element emits shares it as its context (one
+    /// allocation per element, not one per line).
+    path: Arc<str>,
+    /// How many children of each name were seen, to number unnamed repeated siblings.
     children: HashMap<String, usize>,
     secret: bool,
 }
@@ -47,8 +54,10 @@ pub fn normalize(format: Format, text: &str, key: &FingerprintKey) -> Option<(Ve
         matches!(format, Format::RockwellL5x | Format::PlcOpen | Format::TwinCat | Format::SimaticMl | Format::Xml);
     let mut stack: Vec<Frame> = Vec::new();
     let mut skip_depth: usize = 0;
-    let mut out = Vec::new();
+    // Room for a line per 32 bytes up front: regrowing a large vector copies it (and touches fresh pages).
+    let mut out = Vec::with_capacity(text.len() / 32);
     let mut n_secrets = 0;
+    let mut scratch = String::new();
     loop {
         let event = reader.read_event().ok()?;
         match event {
@@ -56,7 +65,7 @@ pub fn normalize(format: Format, text: &str, key: &FingerprintKey) -> Option<(Ve
             Event::Start(_) if skip_depth > 0 => skip_depth += 1,
             Event::Empty(_) if skip_depth > 0 => {}
             Event::Start(e) => {
-                // Element paths are built per line: unbounded nesting would cost quadratic time and memory.
+                // Element paths grow with depth: unbounded nesting would cost quadratic time and memory.
                 if stack.len() >= MAX_DEPTH {
                     return None;
                 }
@@ -77,13 +86,12 @@ pub fn normalize(format: Format, text: &str, key: &FingerprintKey) -> Option<(Ve
                 }
             }
             Event::Text(t) if skip_depth == 0 => {
-                let value =
-                    t.unescape().map(|c| c.into_owned()).unwrap_or_else(|_| String::from_utf8_lossy(&t).into_owned());
-                text_lines(&value, &stack, code_like, key, &mut out, &mut n_secrets);
+                let value = t.unescape().unwrap_or_else(|_| String::from_utf8_lossy(&t));
+                text_lines(&value, stack.last(), code_like, key, &mut scratch, &mut out, &mut n_secrets);
             }
             Event::CData(c) if skip_depth == 0 => {
-                let value = String::from_utf8_lossy(&c).into_owned();
-                text_lines(&value, &stack, code_like, key, &mut out, &mut n_secrets);
+                let value = String::from_utf8_lossy(&c);
+                text_lines(&value, stack.last(), code_like, key, &mut scratch, &mut out, &mut n_secrets);
             }
             Event::Eof => break,
             _ => {}
@@ -95,10 +103,6 @@ pub fn normalize(format: Format, text: &str, key: &FingerprintKey) -> Option<(Ve
     Some((out, n_secrets))
 }
 
-fn path(stack: &[Frame]) -> String {
-    stack.iter().map(|f| f.label.as_str()).collect::<Vec<_>>().join("/")
-}
-
 /// Emits the element line; returns the frame, or `None` when the element is volatile (skip its subtree).
 fn open(
     format: Format,
@@ -108,129 +112,197 @@ fn open(
     out: &mut Vec<NormLine>,
     n_secrets: &mut usize,
 ) -> Option<Frame> {
-    let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+    let local_name = e.local_name();
+    let name = String::from_utf8_lossy(local_name.as_ref());
     if VOLATILE_ELEMENTS.iter().any(|(f, n)| *f == format && *n == name) {
         return None;
     }
-    let mut attrs: Vec<(String, String)> = Vec::new();
+    let mut attrs: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
     for attr in e.attributes().flatten() {
-        let k = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
+        let k = String::from_utf8_lossy(attr.key.0);
         if k.starts_with("xmlns") || VOLATILE_ATTRIBUTES.iter().any(|(f, n)| *f == format && *n == k) {
             continue;
         }
-        let v = attr
-            .unescape_value()
-            .map(|c| c.into_owned())
-            .unwrap_or_else(|_| String::from_utf8_lossy(&attr.value).into_owned());
+        let v = match attr.unescape_value() {
+            Ok(v) => v,
+            Err(_) => Cow::Owned(String::from_utf8_lossy(&attr.value).into_owned()),
+        };
         let v = if secrets::is_secret_name(&k) && !v.is_empty() {
             *n_secrets += 1;
-            key.mask(&v, false)
+            Cow::Owned(key.mask(&v, false))
         } else {
             v
         };
         attrs.push((k, v));
     }
-    let id = NAME_ATTRIBUTES.iter().find_map(|n| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()));
-    let label = match (&id, stack.last_mut()) {
-        (Some(id), _) => format!("{name}[{id}]"),
+    let id = NAME_ATTRIBUTES.iter().find_map(|n| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v));
+    let parent = stack.last_mut();
+    let mut path = String::with_capacity(parent.as_ref().map_or(0, |p| p.path.len()) + name.len() + 16);
+    if let Some(parent) = &parent {
+        path.push_str(&parent.path);
+        path.push('/');
+    }
+    path.push_str(&name);
+    match (id, parent) {
+        (Some(id), _) => {
+            path.push('[');
+            path.push_str(id);
+            path.push(']');
+        }
         (None, Some(parent)) => {
-            let count = parent.children.entry(name.clone()).or_insert(0);
+            let count = match parent.children.get_mut(name.as_ref()) {
+                Some(count) => count,
+                None => parent.children.entry(name.clone().into_owned()).or_insert(0),
+            };
             *count += 1;
             if *count > 1 {
-                format!("{name}#{count}")
-            } else {
-                name.clone()
+                let _ = write!(path, "#{count}");
             }
         }
-        (None, None) => name.clone(),
-    };
+        (None, None) => {}
+    }
     attrs.sort();
     let secret = secrets::is_secret_name(&name) || stack.last().is_some_and(|p| p.secret);
-    let mut full = path(stack);
-    if !full.is_empty() {
-        full.push('/');
-    }
-    full.push_str(&label);
-    let mut text = full.clone();
+    let mut text = String::with_capacity(path.len() + attrs.iter().map(|(k, v)| k.len() + v.len() + 5).sum::<usize>());
+    text.push_str(&path);
     for (k, v) in &attrs {
-        text.push_str(&format!(" @{k}={v:?}"));
+        let _ = write!(text, " @{k}={v:?}");
     }
-    out.push(NormLine { text, context: full });
-    Some(Frame { label, children: HashMap::new(), secret })
+    let path: Arc<str> = Arc::from(path);
+    out.push(NormLine { text, context: path.clone() });
+    Some(Frame { path, children: HashMap::new(), secret })
 }
 
 fn text_lines(
     value: &str,
-    stack: &[Frame],
+    frame: Option<&Frame>,
     code_like: bool,
     key: &FingerprintKey,
+    scratch: &mut String,
     out: &mut Vec<NormLine>,
     n_secrets: &mut usize,
 ) {
     if value.trim().is_empty() {
         return;
     }
-    let context = path(stack);
-    if stack.last().is_some_and(|f| f.secret) {
+    let context: Arc<str> = frame.map(|f| f.path.clone()).unwrap_or_else(|| Arc::from(""));
+    let line_of = |masked: &str| -> String {
+        let mut text = String::with_capacity(context.len() + 2 + masked.len());
+        text.push_str(&context);
+        text.push_str(": ");
+        text.push_str(masked);
+        text
+    };
+    if frame.is_some_and(|f| f.secret) {
         *n_secrets += 1;
-        out.push(NormLine { text: format!("{context}: {}", key.mask(value.trim(), false)), context });
+        out.push(NormLine { text: line_of(&key.mask(value.trim(), false)), context });
         return;
     }
     // In PLC code (Structured Text and friends) comments and layout carry no behaviour.
-    let value = if code_like { strip_st_comments(value) } else { value.to_string() };
-    let lines: Vec<String> = value.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
-    for line in secrets::mask_private_key_blocks(lines, key) {
-        let line = if code_like { collapse_ws(&line) } else { line.trim().to_string() };
-        if line.is_empty() {
-            continue;
+    let value: Cow<'_, str> = if code_like { strip_st_comments(value) } else { Cow::Borrowed(value) };
+    // Most text holds no secret at all: one scan of the whole text instead of one per line.
+    let may_hold_secret = secrets::may_hold_secret(&value);
+    if may_hold_secret && value.contains("-----BEGIN") {
+        let lines: Vec<String> = value.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
+        for line in secrets::mask_private_key_blocks(lines, key) {
+            push_text_line(&line, code_like, true, key, scratch, &context, out, n_secrets);
         }
-        let (masked, n) = secrets::mask_line(&line, key);
-        *n_secrets += n;
-        out.push(NormLine { text: format!("{context}: {masked}"), context: context.clone() });
+    } else {
+        for line in value.lines() {
+            push_text_line(line, code_like, may_hold_secret, key, scratch, &context, out, n_secrets);
+        }
     }
 }
 
-/// Removes IEC 61131-3 comments (`(* … *)`, `/* … */`, `// …`) outside string literals.
-pub fn strip_st_comments(code: &str) -> String {
-    let mut out = String::with_capacity(code.len());
-    let mut chars = code.chars().peekable();
-    let mut in_string: Option<char> = None;
-    while let Some(c) = chars.next() {
-        if let Some(q) = in_string {
+/// One line of element text: layout normalised, secrets masked, prefixed by the element path.
+#[allow(clippy::too_many_arguments)]
+fn push_text_line(
+    line: &str,
+    code_like: bool,
+    may_hold_secret: bool,
+    key: &FingerprintKey,
+    scratch: &mut String,
+    context: &Arc<str>,
+    out: &mut Vec<NormLine>,
+    n_secrets: &mut usize,
+) {
+    scratch.clear();
+    if code_like {
+        push_collapsed_ws(scratch, line);
+    } else {
+        scratch.push_str(line.trim());
+    }
+    if scratch.is_empty() {
+        return;
+    }
+    let masked = if may_hold_secret {
+        let (masked, n) = secrets::mask_line(scratch, key);
+        *n_secrets += n;
+        masked
+    } else {
+        Cow::Borrowed(scratch.as_str())
+    };
+    let mut text = String::with_capacity(context.len() + 2 + masked.len());
+    text.push_str(context);
+    text.push_str(": ");
+    text.push_str(&masked);
+    out.push(NormLine { text, context: context.clone() });
+}
+
+/// Removes IEC 61131-3 comments (`(* … *)`, `/* … */`, `// …`) outside string literals, keeping the line
+/// breaks inside them.
+pub fn strip_st_comments(code: &str) -> Cow<'_, str> {
+    if !code.contains("(*") && !code.contains("/*") && !code.contains("//") {
+        return Cow::Borrowed(code);
+    }
+    // Byte by byte: every delimiter is ASCII, so comments start and end on character boundaries.
+    let bytes = code.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut idx = 0;
+    let mut in_string: Option<u8> = None;
+    while idx < bytes.len() {
+        let c = bytes[idx];
+        idx += 1;
+        if let Some(quote) = in_string {
             out.push(c);
-            if c == '$' {
+            if c == b'$' {
                 // `$'` escapes a quote inside an ST string.
-                if let Some(n) = chars.next() {
-                    out.push(n);
+                if let Some(&escaped) = bytes.get(idx) {
+                    out.push(escaped);
+                    idx += 1;
                 }
-            } else if c == q {
+            } else if c == quote {
                 in_string = None;
             }
             continue;
         }
-        match (c, chars.peek().copied()) {
-            ('\'', _) | ('"', _) => {
+        match (c, bytes.get(idx).copied()) {
+            (b'\'', _) | (b'"', _) => {
                 in_string = Some(c);
                 out.push(c);
             }
-            ('(', Some('*')) | ('/', Some('*')) => {
-                let close = if c == '(' { ')' } else { '/' };
-                chars.next();
-                let mut prev = ' ';
-                for d in chars.by_ref() {
-                    if prev == '*' && d == close {
+            (b'(', Some(b'*')) | (b'/', Some(b'*')) => {
+                let close = if c == b'(' { b')' } else { b'/' };
+                idx += 1;
+                let mut prev = b' ';
+                while idx < bytes.len() {
+                    let d = bytes[idx];
+                    idx += 1;
+                    if prev == b'*' && d == close {
                         break;
                     }
-                    if d == '\n' {
-                        out.push('\n');
+                    if d == b'\n' {
+                        out.push(b'\n');
                     }
                     prev = d;
                 }
             }
-            ('/', Some('/')) => {
-                for d in chars.by_ref() {
-                    if d == '\n' {
-                        out.push('\n');
+            (b'/', Some(b'/')) => {
+                while idx < bytes.len() {
+                    let d = bytes[idx];
+                    idx += 1;
+                    if d == b'\n' {
+                        out.push(b'\n');
                         break;
                     }
                 }
@@ -238,7 +310,7 @@ pub fn strip_st_comments(code: &str) -> String {
             _ => out.push(c),
         }
     }
-    out
+    Cow::Owned(String::from_utf8(out).expect("only whole characters between ASCII delimiters are removed"))
 }
 
 #[cfg(test)]
@@ -253,5 +325,7 @@ mod tests {
         );
         assert_eq!(strip_st_comments("(* multi\nline *)x"), "\nx");
         assert_eq!(strip_st_comments("s := 'it$'s'; // c"), "s := 'it$'s'; ");
+        assert_eq!(strip_st_comments("x := 'ü$'ö'; (* ä\n *) y // ß\nz"), "x := 'ü$'ö'; \n y \nz");
+        assert_eq!(strip_st_comments("no comments here"), "no comments here");
     }
 }
