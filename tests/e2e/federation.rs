@@ -405,12 +405,7 @@ fn revocation_cuts_a_live_connection_and_the_daemon_pushes_changes_promptly() {
         hub.ok(&["site", "revoke", "north"]);
         let start = std::time::Instant::now();
         let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-            loop {
-                match f.rx.recv().await {
-                    Ok(Some(_)) => continue,
-                    _ => break,
-                }
-            }
+            while let Ok(Some(_)) = f.rx.recv().await {}
         })
         .await;
         assert!(ended.is_ok(), "the live connection was not cut");
