@@ -5,9 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Duration, Utc};
-use datum_shared::change::{fold, ChangeEvent};
+use datum_shared::drift::DriftStatus;
 use datum_shared::ids::SiteName;
 use datum_shared::model::Asset;
+use datum_shared::policy::Policy;
+use datum_shared::view::View;
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -277,6 +279,12 @@ struct SiteStatus {
     in_sync: bool,
     assets: usize,
     open_changes: usize,
+    /// Slots whose configuration differs from the approved baseline with no change authorizing it.
+    unauthorized_drift: usize,
+    /// Assets whose backup (capture) or passing restore test is older than their criticality allows.
+    overdue_backups: usize,
+    /// Assets whose periodic review is overdue.
+    overdue_reviews: usize,
     files_stored: i64,
     files_missing: i64,
     violations: usize,
@@ -296,26 +304,36 @@ async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
             in_sync: false,
             assets: 0,
             open_changes: 0,
+            unauthorized_drift: 0,
+            overdue_backups: 0,
+            overdue_reviews: 0,
             files_stored: 0,
             files_missing: 0,
             violations: store.violations(&site.name).await?.len(),
         };
         if let Some(site_id) = &site.site_id {
-            s.assets = store.records("assets", Some(site_id)).await?.len();
-            let mut by_change: BTreeMap<String, Vec<ChangeEvent>> = BTreeMap::new();
-            for (_, _, text) in store.records("change_events", Some(site_id)).await? {
-                if let Ok(e) = serde_json::from_str::<ChangeEvent>(&text) {
-                    by_change.entry(e.change.to_string()).or_default().push(e);
-                }
+            // The same view and rules as the edge's reports, over the hub's copy of the site's records.
+            let mut rows = BTreeMap::new();
+            for collection in datum_shared::view::COLLECTIONS {
+                let list: Vec<(String, String)> =
+                    store.records(collection, Some(site_id)).await?.into_iter().map(|(_, k, j)| (k, j)).collect();
+                rows.insert(collection, list);
             }
-            s.open_changes = by_change
-                .values_mut()
-                .filter_map(|events| {
-                    events.sort_by_key(|e| e.seq);
-                    fold(events).0
-                })
-                .filter(|c| c.state.is_open())
+            let view = View::from_rows(|c| rows.get(c).cloned().unwrap_or_default())
+                .with_context(|| format!("site {}", site.name))?;
+            let policy = Policy::default();
+            s.assets = view.reported_assets().count();
+            s.open_changes = view.changes.values().filter(|c| c.state.is_open()).count();
+            s.unauthorized_drift = view
+                .drift(ctx.now, &policy, None)
+                .iter()
+                .filter(|e| e.status == DriftStatus::DriftUnauthorized)
                 .count();
+            for asset in view.reported_assets() {
+                let b = view.backup_state(asset, ctx.now, &policy);
+                s.overdue_backups += usize::from(b.backup_overdue || b.test_overdue);
+                s.overdue_reviews += usize::from(view.review_state(asset, ctx.now, &policy).status == "overdue");
+            }
             let (stored, missing, _) = store.blob_counts(site_id).await?;
             s.files_stored = stored;
             s.files_missing = missing;
@@ -324,13 +342,15 @@ async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
         out.push(s);
     }
     store.close().await;
-    let findings = out.iter().any(|s| s.violations > 0 || (s.enrolled && !s.in_sync));
+    let findings = out
+        .iter()
+        .any(|s| s.violations > 0 || (s.enrolled && !s.in_sync) || s.unauthorized_drift > 0 || s.overdue_backups > 0);
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "{:<20} {:<9} {:<26} {:>6} {:>6} {:>6} {:>7} {:>5}",
-            "SITE", "SYNC", "LAST CONTACT", "ASSETS", "OPEN", "FILES", "MISSING", "VIOL"
+            "{:<20} {:<9} {:<26} {:>6} {:>6} {:>6} {:>7} {:>7} {:>6} {:>7} {:>5}",
+            "SITE", "SYNC", "LAST CONTACT", "ASSETS", "OPEN", "DRIFT", "BACKUPS", "REVIEWS", "FILES", "MISSING", "VIOL"
         );
         for s in &out {
             let sync = if s.revoked {
@@ -343,12 +363,15 @@ async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
                 "BEHIND"
             };
             println!(
-                "{:<20} {:<9} {:<26} {:>6} {:>6} {:>6} {:>7} {:>5}",
+                "{:<20} {:<9} {:<26} {:>6} {:>6} {:>6} {:>7} {:>7} {:>6} {:>7} {:>5}",
                 s.site,
                 sync,
                 s.last_contact.as_deref().unwrap_or("never"),
                 s.assets,
                 s.open_changes,
+                s.unauthorized_drift,
+                s.overdue_backups,
+                s.overdue_reviews,
                 s.files_stored,
                 s.files_missing,
                 s.violations

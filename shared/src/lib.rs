@@ -18,5 +18,6 @@ pub mod normalize;
 pub mod policy;
 pub mod sync;
 pub mod text;
+pub mod view;
 
 pub use ids::{AssetName, ChangeId, DocId, IdError, SlotName};

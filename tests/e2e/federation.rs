@@ -581,3 +581,39 @@ fn quic_sync_survives_5_to_20_percent_packet_loss() {
         assert_eq!((s["files_stored"].as_i64(), s["assets"].as_i64()), (Some(2), Some(3)), "{s}");
     }
 }
+
+#[test]
+fn hub_status_reports_the_same_drift_and_overdue_evidence_as_the_edge() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let plant = plant_with_assets("north", 2);
+    let v1 = plant.write("v1.cfg", b"hostname fw\ninterface Gi0/1\n ip address 10.0.0.1 255.255.255.0\n");
+    let v2 = plant.write("v2.cfg", b"hostname fw\ninterface Gi0/1\n ip address 10.0.0.9 255.255.255.0\n");
+    plant.ok(&["config", "capture", "plc-0", v1.to_str().expect("utf-8")]);
+    plant.ok(&["baseline", "approve", "plc-0", "--reason", "commissioning"]);
+    plant.ok(&["config", "capture", "plc-0", v2.to_str().expect("utf-8")]);
+    plant.ok(&["config", "capture", "plc-1", v1.to_str().expect("utf-8")]);
+    plant.ok(&["restore-test", "record", "plc-1", "--version", "1", "--result", "pass", "--method", "lab"]);
+    let token = hub.add_site("north");
+    assert_eq!(plant.enroll(&hub, &token).code, 0);
+    assert_eq!(plant.sync("auto").code, 0);
+
+    let edge_drift = plant.run(&["drift", "--json"]).json();
+    let edge_unauthorized =
+        edge_drift.as_array().expect("array").iter().filter(|e| e["status"] == "drift-unauthorized").count();
+    let edge_backups = plant.run(&["backup", "status", "--json"]).json();
+    let edge_overdue = edge_backups
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|b| b["backup_overdue"] == true || b["restore_test_overdue"] == true)
+        .count();
+    assert_eq!(edge_unauthorized, 1, "{edge_drift}");
+    assert_eq!(edge_overdue, 1, "plc-0 has no restore test: {edge_backups}");
+
+    let s = status_of(&hub, "north");
+    assert_eq!(s["unauthorized_drift"], edge_unauthorized, "{s}");
+    assert_eq!(s["overdue_backups"], edge_overdue, "{s}");
+    assert_eq!(s["overdue_reviews"], 0, "{s}");
+    assert_eq!(hub.run(&["status"]).code, 1, "drift at a site is a finding at the hub");
+}

@@ -19,7 +19,7 @@ use crate::cli::ChangeCmd;
 use crate::error::{user, Outcome};
 use crate::output::{print_json, print_table};
 use crate::site::{Site, Write};
-use crate::view::{version_ref, View};
+use crate::view::version_ref;
 
 const EVENTS: &str = "change_events";
 
@@ -244,7 +244,7 @@ async fn implement(site: &mut Site, id: &str, note: Option<String>) -> Result<Ou
 async fn verify(site: &mut Site, id: &str) -> Result<Outcome> {
     let change = ChangeId::parse(id).map_err(|e| user(e.to_string()))?;
     let current = load_change(site, change).await?;
-    let view = View::load(site).await?;
+    let view = crate::view::load(site).await?;
     let outcome = check_verification(&current, |a, s| view.latest_ref(a, s));
     if current.state == ChangeState::Implemented && current.approvals_complete() && !outcome.problems.is_empty() {
         return Err(user(format!("{change}: verification failed:\n  {}", outcome.problems.join("\n  "))));
@@ -342,8 +342,7 @@ struct ListEntry<'a> {
 async fn list(site: &mut Site, state: Option<String>, json: bool) -> Result<Outcome> {
     let state: Option<ChangeState> =
         state.map(|s| s.parse()).transpose().map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
-    let mut view = View::default();
-    view.load_changes(site).await?;
+    let view = crate::view::load_changes(site).await?;
     let changes: Vec<&ChangeRequest> = view.changes.values().filter(|c| state.is_none_or(|s| c.state == s)).collect();
     if json {
         let entries: Vec<ListEntry<'_>> =

@@ -16,11 +16,10 @@ use crate::cli::{BackupCmd, RestoreTestCmd, ReviewCmd};
 use crate::error::{user, Outcome};
 use crate::output::{age_days, print_json, print_table, progress};
 use crate::site::{Site, Write};
-use crate::view::View;
 
 pub async fn drift(site: &mut Site, json: bool, zone: Option<&str>) -> Result<Outcome> {
-    let view = View::load(site).await?;
-    let entries = view.drift(site, zone);
+    let view = crate::view::load(site).await?;
+    let entries = view.drift(site.now, &site.policy, zone);
     let findings = entries.iter().any(|e| e.status.is_finding());
     if json {
         print_json(&entries)?;
@@ -60,7 +59,7 @@ pub async fn restore_test(site: &mut Site, cmd: RestoreTestCmd) -> Result<Outcom
     let result: TestResult = result.parse().map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
     let method = required_text("method", method, 1024)?;
     let notes = text_arg("notes", notes, 4096)?;
-    let view = View::load(site).await?;
+    let view = crate::view::load(site).await?;
     let slot = resolve_slot(&asset, &view.slots_of(&asset.name), slot.as_deref())?;
     let n = parse_version(&version)?;
     let v = view
@@ -123,27 +122,19 @@ struct BackupStatus {
 }
 
 async fn backup_status(site: &mut Site, json: bool) -> Result<Outcome> {
-    let view = View::load(site).await?;
+    let view = crate::view::load(site).await?;
     let mut out = Vec::new();
-    for asset in view.assets.values().filter(|a| a.is_active() && a.in_scope) {
-        let last_backup = view.slots_of(&asset.name).iter().filter_map(|s| view.last_seen(&asset.name, s)).max();
-        let last_test = view
-            .restore_tests
-            .iter()
-            .filter(|t| t.asset == asset.name && t.result == TestResult::Pass)
-            .map(|t| t.tested_at)
-            .max();
-        let backup_interval = site.policy.capture_interval(asset.criticality);
-        let test_interval = site.policy.restore_test_interval(asset.criticality);
+    for asset in view.reported_assets() {
+        let b = view.backup_state(asset, site.now, &site.policy);
         out.push(BackupStatus {
             asset: asset.name.clone(),
             criticality: asset.criticality,
-            last_backup_at: last_backup,
-            backup_interval_days: backup_interval.num_days(),
-            backup_overdue: last_backup.is_none_or(|t| site.now - t > backup_interval),
-            last_restore_test_at: last_test,
-            restore_test_interval_days: test_interval.num_days(),
-            restore_test_overdue: last_test.is_none_or(|t| site.now - t > test_interval),
+            last_backup_at: b.last_backup,
+            backup_interval_days: b.backup_interval.num_days(),
+            backup_overdue: b.backup_overdue,
+            last_restore_test_at: b.last_test,
+            restore_test_interval_days: b.test_interval.num_days(),
+            restore_test_overdue: b.test_overdue,
         });
     }
     let findings = out.iter().any(|s| s.backup_overdue || s.restore_test_overdue);
@@ -185,7 +176,7 @@ struct VerifyReport {
 
 /// Every blob hash the records reference, with who references it.
 pub async fn referenced_blobs(site: &Site) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
-    let view = View::load(site).await?;
+    let view = crate::view::load(site).await?;
     let mut refs: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for v in view.versions.values().flatten() {
         refs.entry(v.raw_hash.clone()).or_default().push(format!("{}/{} v{}", v.asset, v.slot, v.version));
@@ -259,27 +250,18 @@ struct ReviewDue {
 }
 
 async fn review_due(site: &mut Site, json: bool) -> Result<Outcome> {
-    let view = View::load(site).await?;
+    let view = crate::view::load(site).await?;
     let mut out = Vec::new();
-    for asset in view.assets.values().filter(|a| a.is_active() && a.in_scope) {
-        let last = view.reviews.iter().filter(|r| r.assets.contains(&asset.name)).map(|r| r.reviewed_at).max();
-        let interval = site.policy.review_interval(asset.criticality);
-        let due_at = last.unwrap_or(asset.created_at) + interval;
-        let status = if site.now > due_at {
-            "overdue"
-        } else if due_at - site.now <= chrono::Duration::days(site.policy.review_notice_days) {
-            "due"
-        } else {
-            "ok"
-        };
+    for asset in view.reported_assets() {
+        let r = view.review_state(asset, site.now, &site.policy);
         out.push(ReviewDue {
             asset: asset.name.clone(),
             criticality: asset.criticality,
             zone: asset.zone.clone(),
-            last_review_at: last,
-            due_at,
-            interval_days: interval.num_days(),
-            status,
+            last_review_at: r.last,
+            due_at: r.due_at,
+            interval_days: r.interval.num_days(),
+            status: r.status,
         });
     }
     let findings = out.iter().any(|r| r.status == "overdue");
@@ -316,7 +298,7 @@ async fn review_record(
     let outcome: ReviewOutcome =
         outcome.parse().map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
     let notes = required_text("notes", notes, 8192)?;
-    let view = View::load(site).await?;
+    let view = crate::view::load(site).await?;
     let (assets, subject): (Vec<&Asset>, String) = match (&asset, &zone) {
         (Some(name), _) => {
             let a = find_asset(site, name).await?;
@@ -338,7 +320,7 @@ async fn review_record(
     };
     let names: Vec<AssetName> = assets.iter().map(|a| a.name.clone()).collect();
     let drift: Vec<DriftEntry> =
-        view.drift(site, zone.as_deref()).into_iter().filter(|e| names.contains(&e.asset)).collect();
+        view.drift(site.now, &site.policy, zone.as_deref()).into_iter().filter(|e| names.contains(&e.asset)).collect();
     let id = view.reviews.iter().map(|r| r.id).max().unwrap_or(0) + 1;
     let review = Review {
         id,
