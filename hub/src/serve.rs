@@ -361,6 +361,7 @@ async fn run_session(
         peer: Principal::Site { site_id: site_id.to_string() },
         node: hub.identity.name.clone(),
         store: hub.store_id.clone(),
+        restoring: false,
     };
     let mut session = Session::new(cfg, local);
     let mut run = Run { synced: false, outcome: None, changed_docs: BTreeSet::new() };

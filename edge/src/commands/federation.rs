@@ -197,6 +197,7 @@ pub async fn sync_pass(site: &Site, mode: Mode, disable_gso: bool, now: DateTime
         peer: Principal::Hub,
         node: link.node.clone(),
         store: site.info.site_id.clone(),
+        restoring: false,
     };
     let mut session = Session::new(cfg, local);
     let mut report = PassReport { via: via.into(), docs: 0, files: 0, received_changes: 0, renewed: false };
