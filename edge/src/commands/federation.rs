@@ -238,7 +238,7 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
         site.store.sync_states(HUB_PEER).await?.into_iter().collect();
     let mut local = Vec::new();
     for id in site.store.doc_ids().await? {
-        let heads = load_doc_from(&site.store, &id).await?.get_heads();
+        let heads = load_doc_from(site.store, &id).await?.get_heads();
         local.push(LocalDoc { saved_state: states.get(id.as_str()).cloned(), id, heads });
     }
     let cfg = SessionConfig {
@@ -267,7 +267,7 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
                 match event {
                     Event::Load(ids) => {
                         for id in ids {
-                            let doc = load_doc_from(&site.store, &id).await?;
+                            let doc = load_doc_from(site.store, &id).await?;
                             session.provide(&id, Some(doc));
                         }
                     }
