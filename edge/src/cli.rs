@@ -106,6 +106,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild a site whose disk died from the hub's copy, as a new node, into a new data directory (--data)
+    #[command(name = "restore-from-hub")]
+    RestoreFromHub {
+        /// The hub's address, HOST:PORT
+        #[arg(long)]
+        hub: String,
+        /// A one-time token from `datum-hub site token SITE`
+        #[arg(long)]
+        token: String,
+        /// The hub fingerprint printed with the token (pins the hub)
+        #[arg(long)]
+        fingerprint: String,
+        /// This new node's name (default: the site name and 4 random hex digits)
+        #[arg(long)]
+        node: Option<String>,
+        /// The site meant to be restored; the hub refuses a token of another site
+        #[arg(long)]
+        site: Option<String>,
+        /// auto (QUIC, then TLS over TCP), quic or tcp
+        #[arg(long, default_value = "auto")]
+        transport: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Rebuild a site from a dump into a new data directory (given with --data)
     #[command(name = "restore-dump")]
     RestoreDump {

@@ -53,11 +53,19 @@ pub struct Write {
     reason: Option<String>,
     assets: Vec<String>,
     puts: Vec<Put>,
+    adopted: Vec<DocChange>,
 }
 
 impl Write {
     pub fn new(op: &str, subject: impl Into<String>, reason: Option<String>) -> Write {
-        Write { op: op.into(), subject: subject.into(), reason, assets: Vec::new(), puts: Vec::new() }
+        Write {
+            op: op.into(),
+            subject: subject.into(),
+            reason,
+            assets: Vec::new(),
+            puts: Vec::new(),
+            adopted: Vec::new(),
+        }
     }
 
     /// Names the assets this operation concerns (for `audit log --asset`).
@@ -159,6 +167,38 @@ impl Site {
         site.apply(w, format!("site {} created", info.name)).await?;
         site.close().await;
         Ok(())
+    }
+
+    /// Finishes a site rebuilt by `restore-from-hub` in `dir` (documents, projection and files are in place;
+    /// `lock` is the caller's lock on `dir`): the previous site key died with the old disk, so a new one is
+    /// made, the site identity record names it, and a new audit chain starts with one `site.restore` entry
+    /// that adopts the documents' history as received (`adopted`: every document's heads). Returns that entry.
+    pub async fn finish_restore(
+        dir: &Path,
+        lock: DirLock,
+        actor: &str,
+        now: DateTime<Utc>,
+        adopted: Vec<DocChange>,
+        reason: String,
+        summary: impl FnOnce(&SiteInfo) -> String,
+    ) -> Result<AuditEntry> {
+        let store = Store::open(&dir.join(DB_FILE), false).await?;
+        let json = store.record("site", "identity").await?.ok_or_else(|| anyhow!("site identity record missing"))?;
+        let mut info: SiteInfo = serde_json::from_str(&json).context("decode site identity")?;
+        if store.meta("site_id").await?.as_deref() != Some(info.site_id.as_str()) {
+            bail!("the site identity received from the hub does not match the site being restored");
+        }
+        let summary = summary(&info);
+        let signing_key = SigningKey::generate(&mut rand::rngs::OsRng);
+        write_secret(&dir.join(KEY_FILE), hex::encode(signing_key.to_bytes()).as_bytes())?;
+        info.audit_key = hex::encode(signing_key.verifying_key().to_bytes());
+        let mut site = Site::assemble(dir, store, info.clone(), signing_key, actor, now, lock)?;
+        let mut write = Write::new("site.restore", &info.name, Some(reason));
+        write.adopted = adopted;
+        write.put(&site.doc_id("site"), "site", "identity", &info)?;
+        let entry = site.apply(write, summary).await?;
+        site.close().await;
+        entry.ok_or_else(|| anyhow!("the restore changed nothing in the site identity"))
     }
 
     /// Opens an existing data directory.
@@ -300,6 +340,7 @@ impl Site {
             summary,
             changes,
             prev,
+            adopted: write.adopted,
         };
         let hash = entry.hash();
         let signature = hex::encode(self.signing_key.sign(hash.as_bytes()).to_bytes());

@@ -172,6 +172,15 @@ async fn enroll(hub: &Hub, tx: FrameSender, mut rx: FrameReceiver) -> Result<()>
                 }
             }
         }
+        Ok(Frame { seq: 1, msg: Msg::EnrollForRestore { token, site_name, node, csr } }) => {
+            match enroll_for_restore(hub, &token, site_name.as_deref(), &node, &csr).await {
+                Ok(msg) => msg,
+                Err(reason) => {
+                    info!(site = site_name, node, "enrollment for a restore refused: {reason}");
+                    Msg::Reject { reason }
+                }
+            }
+        }
         // Without a certificate, enrollment is the only thing a peer may do.
         Ok(_) => Msg::Reject { reason: "a node certificate is required (enroll first)".into() },
         Err(e) => Msg::Reject { reason: format!("bad frame: {e}") },
@@ -235,6 +244,69 @@ async fn enroll_checked(
         chain_pem: issued.chain_pem,
         root_pem: hub.identity.root_pem.clone(),
         hub_name: hub.identity.name.clone(),
+    })
+}
+
+/// Enrollment of a node that replaces a dead one (`datum-edge restore-from-hub`): the token's site must be
+/// bound to a site id already (there is something to restore), and the answer tells the node which site it
+/// is. The site's previous nodes are marked replaced in the same transaction, so the hub refuses them from
+/// then on.
+async fn enroll_for_restore(
+    hub: &Hub,
+    token: &str,
+    site_name: Option<&str>,
+    node: &str,
+    csr: &[u8],
+) -> std::result::Result<Msg, String> {
+    let now = hub.clock.now();
+    let hash = token_hash(token);
+    let internal = |e: crate::store::StoreError| {
+        warn!("enrollment for a restore: {e}");
+        "internal error at the hub".to_string()
+    };
+    let site = match hub.store.check_token(&hash, now).await.map_err(internal)? {
+        TokenCheck::Valid { site } => site,
+        TokenCheck::Unknown => return Err("unknown enrollment token".into()),
+        TokenCheck::Used => return Err("this enrollment token was already used".into()),
+        TokenCheck::Expired => return Err("this enrollment token has expired; ask for a new one".into()),
+    };
+    if let Some(expected) = site_name {
+        if expected != site {
+            return Err(format!("this token is for site {site}, not {expected}: a restore cannot change the site"));
+        }
+    }
+    let row = hub.store.site(&site).await.map_err(internal)?.ok_or("unknown site")?;
+    if row.revoked_at.is_some() {
+        return Err(format!("site {site} is revoked"));
+    }
+    let Some(site_id) = row.site_id else {
+        return Err(format!(
+            "site {site} has never been enrolled, so the hub holds nothing to restore; set up a new edge with \
+             `datum-edge init` and `datum-edge enroll`"
+        ));
+    };
+    SiteName::new(node).map_err(|e| format!("node name: {e}"))?;
+    let issued = hub
+        .identity
+        .issuer
+        .sign_node_csr(csr, &site, node, now - chrono::Duration::hours(1), now + chrono::Duration::days(NODE_CERT_DAYS))
+        .map_err(|e| format!("certificate request refused: {e}"))?;
+    let node_row = NodeRow {
+        fingerprint: issued.fingerprint.clone(),
+        node: node.to_string(),
+        site: site.clone(),
+        issued_at: now.to_rfc3339(),
+        not_after: issued.not_after.to_rfc3339(),
+        replaced_by: None,
+    };
+    hub.store.enroll(&hash, &site, &site_id, &node_row, now).await.map_err(internal)??;
+    info!(site, node, "enrolled to restore the site; its previous nodes are replaced");
+    Ok(Msg::EnrolledForRestore {
+        chain_pem: issued.chain_pem,
+        root_pem: hub.identity.root_pem.clone(),
+        hub_name: hub.identity.name.clone(),
+        site_name: site,
+        site_id,
     })
 }
 
@@ -361,12 +433,13 @@ async fn run_session(
         peer: Principal::Site { site_id: site_id.to_string() },
         node: hub.identity.name.clone(),
         store: hub.store_id.clone(),
+        restoring: false,
     };
     let mut session = Session::new(cfg, local);
     let mut run = Run { synced: false, outcome: None, changed_docs: BTreeSet::new() };
     let result = async {
         loop {
-            drive(hub, node, site_id, &mut session, &mut run).await?;
+            drive(hub, node, site_id, &mut session, &mut run, out).await?;
             while let Some(frame) = session.poll_transmit() {
                 let _ = out.send(frame);
             }
@@ -400,7 +473,14 @@ async fn run_session(
     result
 }
 
-async fn drive(hub: &Hub, node: &NodeRow, site_id: &str, session: &mut Session, run: &mut Run) -> Result<()> {
+async fn drive(
+    hub: &Hub,
+    node: &NodeRow,
+    site_id: &str,
+    session: &mut Session,
+    run: &mut Run,
+    out: &mpsc::UnboundedSender<Vec<u8>>,
+) -> Result<()> {
     let store = &hub.store;
     while let Some(event) = session.poll_event() {
         match event {
@@ -490,7 +570,25 @@ async fn drive(hub: &Hub, node: &NodeRow, site_id: &str, session: &mut Session, 
                     Err(e) => session.reject(&format!("renewal refused: {e}")),
                 }
             }
-            Event::Renewed(_) | Event::SendBlobs(_) => {}
+            Event::SendBlobs(wants) => {
+                // A node being restored fetches its site's files. Frames queued before go first.
+                while let Some(frame) = session.poll_transmit() {
+                    let _ = out.send(frame);
+                }
+                let mut sent = 0;
+                for want in wants {
+                    if store.site_blob_size(site_id, &want.hash).await?.is_none() {
+                        session
+                            .blob_unavailable(&want.hash, "the hub holds no complete copy of this file for this site");
+                        continue;
+                    }
+                    send_blob(store, session, out, &want).await?;
+                    sent += 1;
+                }
+                session.blobs_sent();
+                info!(files = sent, "sent the site's files to a node being restored");
+            }
+            Event::Renewed(_) => {}
             Event::Synced { docs, blobs } => {
                 run.synced = true;
                 project(hub, site_id, &run.changed_docs).await?;
@@ -508,6 +606,32 @@ async fn drive(hub: &Hub, node: &NodeRow, site_id: &str, session: &mut Session, 
                 run.outcome = Some(format!("failed: {reason}"));
             }
         }
+    }
+    Ok(())
+}
+
+/// Streams one stored file from `want.from`, piece by piece as it was stored (each piece fits a frame).
+async fn send_blob(
+    store: &Store,
+    session: &mut Session,
+    out: &mpsc::UnboundedSender<Vec<u8>>,
+    want: &BlobWant,
+) -> Result<()> {
+    let pieces = store.blob_pieces(&want.hash).await?;
+    let total: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+    let from = want.from.min(total);
+    let mut offset = 0u64;
+    for piece in pieces {
+        let end = offset + piece.len() as u64;
+        if end > from {
+            let skip = (from.saturating_sub(offset)) as usize;
+            let _ = out.send(session.blob_chunk_frame(&want.hash, offset + skip as u64, total, piece[skip..].to_vec()));
+        }
+        offset = end;
+    }
+    if total == 0 || from == total {
+        // An empty file, or nothing left: one empty last piece tells the receiver it is complete.
+        let _ = out.send(session.blob_chunk_frame(&want.hash, from, total, Vec::new()));
     }
     Ok(())
 }

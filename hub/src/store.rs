@@ -251,6 +251,9 @@ impl Store {
                  with `datum-edge restore-from-hub`"
             )));
         }
+        // A new node starts without cursors, even under a name used before (they would claim it holds
+        // documents it has never seen).
+        sqlx::query("DELETE FROM sync_states WHERE peer = $1").bind(&node.node).execute(&mut *tx).await?;
         sqlx::query("UPDATE nodes SET replaced_by = $2 WHERE site = $1 AND replaced_by IS NULL")
             .bind(site)
             .bind(&node.fingerprint)
@@ -545,6 +548,24 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The size of a completely stored file that belongs to a site: received from it, or referenced by one of
+    /// its configuration versions (identical files of two sites are stored once). `None` otherwise.
+    pub async fn site_blob_size(&self, site_id: &str, hash: &str) -> Result<Option<u64>> {
+        if !datum_shared::sync::wire::is_blob_hash(hash) {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT size FROM blobs b WHERE hash = $1 AND complete = 1 AND (site_id = $2 OR EXISTS (
+                SELECT 1 FROM records r WHERE r.site_id = $2 AND r.collection = 'versions' AND r.json LIKE $3))",
+        )
+        .bind(hash)
+        .bind(site_id)
+        .bind(format!("%\"raw_hash\":\"{hash}\"%"))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok(r.try_get::<i64, _>(0)? as u64)).transpose()
     }
 
     /// The pieces of a file, in order.

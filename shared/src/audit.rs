@@ -37,6 +37,12 @@ pub struct AuditEntry {
     pub summary: String,
     pub changes: Vec<DocChange>,
     pub prev: String,
+    /// Only in the first entry of a chain restarted by `restore-from-hub` (op `site.restore`): the heads of
+    /// every document as received from the hub. Those changes and everything they depend on were made and
+    /// audited under the previous chain, which was lost with the old disk; this entry adopts them. Empty, and
+    /// then not serialized (so not hashed), in every other entry: older entries keep their hashes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopted: Vec<DocChange>,
 }
 
 impl AuditEntry {
@@ -76,6 +82,12 @@ pub fn verify_chain(entries: &[SignedEntry], verify_signature: impl Fn(&str, &st
         if hash != signed.hash {
             problems.push(format!("audit entry {}: content does not match its hash (entry was edited)", e.seq));
         }
+        if !e.adopted.is_empty() && e.seq != 1 {
+            problems.push(format!(
+                "audit entry {}: adopts earlier history, which only the first entry of a restored chain may",
+                e.seq
+            ));
+        }
         if !verify_signature(&signed.hash, &signed.signature) {
             problems.push(format!("audit entry {}: signature does not verify with the site key", e.seq));
         }
@@ -106,6 +118,7 @@ mod tests {
                     summary: String::new(),
                     changes: vec![],
                     prev: prev.clone(),
+                    adopted: vec![],
                 };
                 let hash = entry.hash();
                 prev = hash.clone();
@@ -140,5 +153,35 @@ mod tests {
         resigned[0].hash = resigned[0].entry.hash();
         let problems = verify(&resigned);
         assert!(problems.iter().any(|p| p.contains("signature does not verify")), "{problems:?}");
+    }
+
+    #[test]
+    fn only_the_first_entry_may_adopt_history() {
+        let adopt = |entries: &mut Vec<SignedEntry>, i: usize| {
+            entries[i].entry.adopted = vec![DocChange { doc: "site/ab/inventory".into(), change: "00".repeat(32) }];
+            let mut prev = GENESIS.to_string();
+            for e in entries.iter_mut() {
+                e.entry.prev = prev.clone();
+                e.hash = e.entry.hash();
+                e.signature = format!("sig:{}", e.hash);
+                prev = e.hash.clone();
+            }
+        };
+        let mut restored = chain(2);
+        adopt(&mut restored, 0);
+        assert!(verify(&restored).is_empty());
+        let mut late = chain(2);
+        adopt(&mut late, 1);
+        assert_eq!(
+            verify(&late),
+            vec!["audit entry 2: adopts earlier history, which only the first entry of a restored chain may"]
+        );
+    }
+
+    #[test]
+    fn an_entry_without_adopted_history_hashes_as_before() {
+        let entry = &chain(1)[0].entry;
+        let json = serde_json::to_string(entry).expect("serializes");
+        assert!(!json.contains("adopted"), "{json}");
     }
 }

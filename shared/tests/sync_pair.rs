@@ -124,6 +124,7 @@ fn hub_session(peer_site: &str, hub: &Node) -> Session {
         peer: Principal::Site { site_id: peer_site.into() },
         node: "hub".into(),
         store: "hub-store".into(),
+        restoring: false,
     };
     let docs = hub
         .disk
@@ -276,4 +277,187 @@ fn edge_accepts_no_change_to_its_own_documents_from_the_hub() {
     }
     assert!(outcome.violations.iter().any(|v| v.contains("site/aaaa/inventory")), "{outcome:?}");
     assert_eq!(edge.disk.heads(&inv), before);
+}
+
+/// An empty edge of site `site_id` being rebuilt from the hub.
+fn rebuilt_edge(site_id: &str) -> Node {
+    let mut node = Node::edge(site_id);
+    node.name = format!("edge-{site_id}-rebuilt");
+    node.restoring = true;
+    node
+}
+
+#[test]
+fn a_restoring_edge_gets_every_document_and_file_of_its_site_back() {
+    let mut rng = Rng::new(5);
+    let mut edge = Node::edge("aaaa");
+    let mut other = Node::edge("bbbb");
+    let mut hub = Node::hub();
+    let docs = site_docs("aaaa");
+    for d in &docs {
+        for _ in 0..4 {
+            edge.write(d, &mut rng);
+        }
+    }
+    other.write(&site_docs("bbbb")[2], &mut rng);
+    hub.write(&hub_doc(), &mut rng);
+    converge(&mut edge, &mut hub, CHUNK);
+    converge(&mut other, &mut hub, CHUNK);
+    let received = hub.disk.received.len();
+
+    // The disk died: a new node of the same site, with nothing, in small pieces.
+    let mut rebuilt = rebuilt_edge("aaaa");
+    let (e, h) = converge(&mut rebuilt, &mut hub, 7);
+    assert_eq!((e.synced, h.synced), (1, 1), "{e:?} {h:?}");
+    assert!(e.failed.is_empty() && e.violations.is_empty() && h.failed.is_empty() && h.violations.is_empty());
+    assert_same(&rebuilt, &hub, &docs);
+    assert_same(&rebuilt, &hub, &[hub_doc()]);
+    assert_eq!(rebuilt.disk.blobs, edge.disk.blobs, "every file of the site is back, and only those");
+    assert!(rebuilt.disk.doc_ids().iter().all(|d| !d.as_str().contains("bbbb")), "no other site's documents");
+    assert_eq!(hub.disk.received.len(), received, "the hub received nothing new");
+
+    // Afterwards it is an ordinary edge: nothing to do, then its new writes flow as usual.
+    rebuilt.restoring = false;
+    let (e, _) = converge(&mut rebuilt, &mut hub, CHUNK);
+    assert_eq!(e.synced, 1, "{e:?}");
+    rebuilt.write(&docs[2], &mut rng);
+    let (e, _) = converge(&mut rebuilt, &mut hub, CHUNK);
+    assert_eq!(e.synced, 1, "{e:?}");
+    assert_eq!(hub.disk.received.len(), received + 1);
+    assert_same(&rebuilt, &hub, &docs);
+    assert_eq!(hub.disk.blobs.len(), edge.disk.blobs.len() + other.disk.blobs.len() + 1);
+}
+
+#[test]
+fn a_cut_restore_resumes_where_it_stopped() {
+    let mut rng = Rng::new(6);
+    let mut edge = Node::edge("aaaa");
+    let mut hub = Node::hub();
+    let docs = site_docs("aaaa");
+    for _ in 0..3 {
+        edge.write(&docs[2], &mut rng);
+        edge.write(&docs[0], &mut rng);
+    }
+    converge(&mut edge, &mut hub, CHUNK);
+
+    let chunk = 3;
+    let mut rebuilt = rebuilt_edge("aaaa");
+    let mut link = Link::open(&mut rebuilt, &mut hub, chunk);
+    for _ in 0..10_000 {
+        if rebuilt.disk.partial.values().any(|p| p.len() >= 3) {
+            break;
+        }
+        link.deliver(&mut rebuilt, &mut hub, true, chunk);
+        link.deliver(&mut rebuilt, &mut hub, false, chunk);
+    }
+    assert!(rebuilt.disk.partial.values().any(|p| !p.is_empty()), "cut in the middle of a file");
+    let (e, _) = link.close(&mut rebuilt, &mut hub);
+    assert_eq!(e.synced, 0);
+
+    let (e, h) = converge(&mut rebuilt, &mut hub, chunk);
+    assert_eq!((e.synced, h.synced), (1, 1), "{e:?} {h:?}");
+    assert_same(&rebuilt, &hub, &docs);
+    assert_eq!(rebuilt.disk.blobs, edge.disk.blobs);
+    assert!(rebuilt.disk.partial.is_empty());
+}
+
+/// Feeds forged hub frames to an edge session; returns what the edge reported.
+fn attack_edge(edge: &mut Node, frames: Vec<Vec<u8>>) -> Outcome {
+    let mut session = {
+        let hub = Node::hub();
+        edge.session(&hub)
+    };
+    let mut outcome = Outcome::default();
+    drive(edge, "hub", &mut session, CHUNK, &mut outcome);
+    for frame in frames {
+        session.handle(&frame);
+        drive(edge, "hub", &mut session, CHUNK, &mut outcome);
+    }
+    outcome
+}
+
+#[test]
+fn a_hub_may_not_push_files_to_an_edge_that_is_not_restoring() {
+    let mut edge = Node::edge("aaaa");
+    let bytes = b"hostname evil".to_vec();
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let sha256 = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
+    let mut f = Forger { seq: 0 };
+    let frames = vec![
+        f.hello(None),
+        f.frame(Msg::Manifest { docs: vec![] }),
+        f.frame(Msg::BlobChunk { hash, offset: 0, total: bytes.len() as u64, sha256, data: bytes }),
+        f.frame(Msg::BlobsSent),
+    ];
+    let outcome = attack_edge(&mut edge, frames);
+    assert!(outcome.failed.iter().any(|f| f.contains("unexpected BlobChunk")), "{outcome:?}");
+    assert!(edge.disk.blobs.is_empty() && edge.disk.partial.is_empty());
+}
+
+#[test]
+fn a_restoring_edge_takes_nothing_of_another_site_and_no_file_it_did_not_ask_for() {
+    let other = DocId::site("bbbb", "inventory");
+    // Offered in the manifest.
+    let mut edge = rebuilt_edge("aaaa");
+    let mut f = Forger { seq: 0 };
+    let frames = vec![
+        f.hello(None),
+        f.frame(Msg::Manifest { docs: vec![datum_shared::sync::wire::DocHeads { doc: other.clone(), heads: vec![] }] }),
+    ];
+    let outcome = attack_edge(&mut edge, frames);
+    assert!(outcome.violations.iter().any(|v| v.contains("site/bbbb/inventory")), "{outcome:?}");
+    // Sent without being offered.
+    let mut f = Forger { seq: 0 };
+    let frames = vec![
+        f.hello(None),
+        f.frame(Msg::Manifest { docs: vec![] }),
+        f.frame(Msg::Sync { doc: other.clone(), data: changes_for(&other) }),
+    ];
+    let outcome = attack_edge(&mut edge, frames);
+    assert!(outcome.violations.iter().any(|v| v.contains("site/bbbb/inventory")), "{outcome:?}");
+    assert!(edge.disk.load(&other).is_none());
+    // A file it did not ask for (it asked for none: it has no configuration documents).
+    let mut f = Forger { seq: 0 };
+    let frames = vec![
+        f.hello(None),
+        f.frame(Msg::Manifest { docs: vec![] }),
+        f.frame(Msg::BlobChunk { hash: "ab".repeat(32), offset: 0, total: 1, sha256: [0; 32], data: vec![1] }),
+    ];
+    let outcome = attack_edge(&mut edge, frames);
+    assert!(outcome.violations.iter().any(|v| v.contains("not asked for")), "{outcome:?}");
+    assert!(edge.disk.blobs.is_empty() && edge.disk.partial.is_empty());
+}
+
+#[test]
+fn the_restoring_flag_gives_an_edge_nothing_more_at_the_hub() {
+    let mut hub = Node::hub();
+    let mut rng = Rng::new(7);
+    hub.write(&hub_doc(), &mut rng);
+    let cfg = SessionConfig {
+        me: Principal::Hub,
+        peer: Principal::Site { site_id: "aaaa".into() },
+        node: "hub".into(),
+        store: "hub-store".into(),
+        restoring: true,
+    };
+    let docs = hub
+        .disk
+        .doc_ids()
+        .into_iter()
+        .map(|id| datum_shared::sync::LocalDoc { heads: hub.disk.heads(&id), saved_state: None, id })
+        .collect();
+    let mut session = Session::new(cfg, docs);
+    let mut outcome = Outcome::default();
+    drive(&mut hub, "forger", &mut session, CHUNK, &mut outcome);
+    let mut f = Forger { seq: 0 };
+    let heads = vec![[7u8; 32]];
+    for frame in [
+        f.hello(Some("aaaa")),
+        f.frame(Msg::Manifest { docs: vec![datum_shared::sync::wire::DocHeads { doc: hub_doc(), heads }] }),
+        f.frame(Msg::Sync { doc: hub_doc(), data: changes_for(&hub_doc()) }),
+    ] {
+        session.handle(&frame);
+        drive(&mut hub, "forger", &mut session, CHUNK, &mut outcome);
+    }
+    assert!(outcome.violations.iter().any(|v| v.contains("hub/templates")), "{outcome:?}");
 }

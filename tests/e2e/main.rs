@@ -4,5 +4,6 @@ mod crash;
 mod diffs;
 mod federation;
 mod life;
+mod restore;
 mod review_fixes;
 mod tamper;

@@ -139,8 +139,17 @@ pub async fn verify_site(site: &Site, json: bool) -> Result<VerifyReport> {
         }
         (Ok(None), None) => {}
     }
-    // 3. Every audited change is in its document, with the same who/what; every document change is audited.
+    // 3. Every audited change is in its document, with the same who/what; every document change is audited,
+    // or adopted with its history by the first entry of a chain restored from the hub.
     let mut audited = HashSet::new();
+    if let Some(first) = entries.first() {
+        for a in &first.entry.adopted {
+            match adopted_history(site, a).await {
+                Ok(history) => audited.extend(history),
+                Err(problem) => problems.push(format!("audit entry {}: {problem}", first.entry.seq)),
+            }
+        }
+    }
     for signed in &entries {
         let e = &signed.entry;
         for c in &e.changes {
@@ -215,6 +224,29 @@ pub async fn verify_site(site: &Site, json: bool) -> Result<VerifyReport> {
         blobs: n_blobs,
         problems,
     })
+}
+
+/// The change `adopted.change` of its document and every change it depends on.
+async fn adopted_history(site: &Site, adopted: &datum_shared::audit::DocChange) -> Result<HashSet<String>, String> {
+    let missing = || format!("adopted change {} is missing from document {}", short(&adopted.change), adopted.doc);
+    let id = datum_shared::DocId::parse(&adopted.doc).map_err(|_| missing())?;
+    let doc = load_doc_from(&site.store, &id).await.map_err(|e| format!("{e:#}"))?;
+    let deps: HashMap<String, Vec<String>> = doc
+        .get_changes(&[])
+        .iter()
+        .map(|c| (c.hash().to_string(), c.deps().iter().map(|d| d.to_string()).collect()))
+        .collect();
+    if !deps.contains_key(&adopted.change) {
+        return Err(missing());
+    }
+    let mut history = HashSet::new();
+    let mut todo = vec![adopted.change.clone()];
+    while let Some(hash) = todo.pop() {
+        if history.insert(hash.clone()) {
+            todo.extend(deps.get(&hash).into_iter().flatten().cloned());
+        }
+    }
+    Ok(history)
 }
 
 fn short(hash: &str) -> &str {

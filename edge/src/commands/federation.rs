@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use chrono::{DateTime, Utc};
 use datum_shared::net::pki;
 use datum_shared::net::tls::{self, HubTrust};
@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use super::Context;
+use crate::blobs::BlobStore;
 use crate::error::{user, Outcome};
 use crate::site::{load_doc_from, write_secret, Site};
-use crate::store::Batch;
+use crate::store::{Batch, Store};
 
 /// Everything the edge needs to reach and trust its hub, written at enrollment as one file (replaced
 /// atomically on certificate renewal). Private: it holds the node's key.
@@ -29,6 +30,8 @@ const HUB_FILE: &str = "identity/hub.json";
 const HUB_PEER: &str = "hub";
 /// Renew the node certificate when less than this is left (certificates last 90 days).
 const RENEW_BEFORE_DAYS: i64 = 30;
+/// Where files received from the hub (restore) are assembled before they enter the blob store.
+const INCOMING_DIR: &str = "tmp/incoming";
 /// A silent hub for this long ends the pass.
 const SILENCE: Duration = Duration::from_secs(60);
 
@@ -60,7 +63,7 @@ impl HubLink {
             Err(e) => Err(e).context("read identity/hub.json"),
         }
     }
-    fn save(&self, dir: &Path) -> Result<()> {
+    pub fn save(&self, dir: &Path) -> Result<()> {
         write_secret(&Self::path(dir), &serde_json::to_vec_pretty(self)?)
     }
 }
@@ -116,10 +119,6 @@ pub async fn enroll(
     let node = node.unwrap_or_else(|| format!("{}-{}", site.info.name, hex::encode(rand::random::<[u8; 2]>())));
     datum_shared::ids::SiteName::new(&node).map_err(|e| user(format!("--node: {e}")))?;
     let (key_pem, csr) = pki::new_node_key()?;
-    let config = tls::client_config(HubTrust::Pinned(fingerprint.clone()), None)?;
-    let opts = ConnectOpts { mode, ..ConnectOpts::default() };
-    let conn = transport::connect(hub, config, &opts).await.map_err(|e| connect_error(e, hub))?;
-    let (mut tx, mut rx, closer) = conn.split();
     let request = Msg::Enroll {
         token: token.trim().to_string(),
         site_name: site.info.name.clone(),
@@ -127,23 +126,11 @@ pub async fn enroll(
         node: node.clone(),
         csr,
     };
-    tx.send(&Frame { seq: 1, msg: request }.encode()).await?;
-    let reply = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .map_err(|_| anyhow!("the hub did not answer the enrollment within 30 s"))??
-        .ok_or_else(|| anyhow!("the hub closed the connection without answering"))?;
-    closer.close(0, "enrolled");
-    let (chain_pem, root_pem, hub_name) = match Frame::decode(&reply).map_err(|e| anyhow!("hub answer: {e}"))?.msg {
+    let (chain_pem, root_pem, hub_name) = match enroll_exchange(hub, &fingerprint, mode, request).await? {
         Msg::Enrolled { chain_pem, root_pem, hub_name } => (chain_pem, root_pem, hub_name),
-        Msg::Reject { reason } => return Err(user(format!("the hub refused the enrollment: {reason}"))),
         other => return Err(anyhow!("unexpected answer from the hub: {other:?}")),
     };
-    let root_der = pki::certs_from_pem(&root_pem)?.into_iter().next().context("hub sent no root certificate")?;
-    if pki::fingerprint(&root_der) != fingerprint {
-        return Err(anyhow!("the hub's root certificate does not match the fingerprint given"));
-    }
-    let leaf = pki::certs_from_pem(&chain_pem)?.into_iter().next().context("hub sent no certificate")?;
-    let identity = pki::node_identity(&leaf)?;
+    let identity = check_issued(&root_pem, &chain_pem, &fingerprint)?;
     if identity.site != site.info.name || identity.node != node {
         return Err(anyhow!("the hub issued a certificate for {}/{}", identity.site, identity.node));
     }
@@ -162,6 +149,35 @@ pub async fn enroll(
     Ok(Outcome::Clean)
 }
 
+/// Sends an enrollment request over a connection without a client certificate (the hub pinned by
+/// `fingerprint`) and returns the hub's answer; a refusal is a user error with the hub's reason.
+pub async fn enroll_exchange(hub: &str, fingerprint: &str, mode: Mode, request: Msg) -> Result<Msg> {
+    let config = tls::client_config(HubTrust::Pinned(fingerprint.to_string()), None)?;
+    let opts = ConnectOpts { mode, ..ConnectOpts::default() };
+    let conn = transport::connect(hub, config, &opts).await.map_err(|e| connect_error(e, hub))?;
+    let (mut tx, mut rx, closer) = conn.split();
+    tx.send(&Frame { seq: 1, msg: request }.encode()).await?;
+    let reply = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .map_err(|_| anyhow!("the hub did not answer the enrollment within 30 s"))??
+        .ok_or_else(|| anyhow!("the hub closed the connection without answering"))?;
+    closer.close(0, "enrolled");
+    match Frame::decode(&reply).map_err(|e| anyhow!("hub answer: {e}"))?.msg {
+        Msg::Reject { reason } => Err(user(format!("the hub refused the enrollment: {reason}"))),
+        answer => Ok(answer),
+    }
+}
+
+/// Checks an issued chain against the pinned hub root; returns who the certificate names.
+pub fn check_issued(root_pem: &str, chain_pem: &str, fingerprint: &str) -> Result<pki::NodeIdentity> {
+    let root_der = pki::certs_from_pem(root_pem)?.into_iter().next().context("hub sent no root certificate")?;
+    if pki::fingerprint(&root_der) != fingerprint {
+        return Err(anyhow!("the hub's root certificate does not match the fingerprint given"));
+    }
+    let leaf = pki::certs_from_pem(chain_pem)?.into_iter().next().context("hub sent no certificate")?;
+    Ok(pki::node_identity(&leaf)?)
+}
+
 /// What one pass achieved.
 #[derive(Debug, Serialize)]
 pub struct PassReport {
@@ -170,11 +186,44 @@ pub struct PassReport {
     pub files: u32,
     pub received_changes: usize,
     pub renewed: bool,
+    /// Restore: files received from the hub.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub files_received: u32,
+    /// Restore: files the hub could not provide (hash: reason).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files_unavailable: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What a pass reads and writes: a site's data directory, or one being rebuilt by `restore-from-hub` that is
+/// not a complete site yet (no site key, no projection).
+pub struct PassTarget<'a> {
+    pub dir: &'a Path,
+    pub store: &'a Store,
+    pub blobs: &'a BlobStore,
+    pub site_id: &'a str,
+    /// Rebuilding from the hub (`SessionConfig::restoring`): take the hub's copies of our documents and files.
+    pub restoring: bool,
 }
 
 /// One sync pass: connect, exchange everything, wait for the hub's confirmation that it stored it.
 pub async fn sync_pass(site: &Site, mode: Mode, disable_gso: bool, now: DateTime<Utc>) -> Result<PassReport> {
-    let mut link = HubLink::load(&site.dir)?
+    let target = PassTarget {
+        dir: &site.dir,
+        store: &site.store,
+        blobs: &site.blobs,
+        site_id: &site.info.site_id,
+        restoring: false,
+    };
+    run_pass(&target, mode, disable_gso, now).await
+}
+
+/// The pass itself, for a site or a directory being restored.
+pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now: DateTime<Utc>) -> Result<PassReport> {
+    let mut link = HubLink::load(site.dir)?
         .ok_or_else(|| user("this site is not enrolled with a hub; run `datum-edge enroll` first"))?;
     let config = tls::client_config(HubTrust::Root(link.root_pem.clone()), Some((&link.chain_pem, &link.key_pem)))?;
     let opts = ConnectOpts { mode, disable_gso, ..ConnectOpts::default() };
@@ -189,17 +238,27 @@ pub async fn sync_pass(site: &Site, mode: Mode, disable_gso: bool, now: DateTime
         site.store.sync_states(HUB_PEER).await?.into_iter().collect();
     let mut local = Vec::new();
     for id in site.store.doc_ids().await? {
-        let heads = load_doc_from(&site.store, &id).await?.get_heads();
+        let heads = load_doc_from(site.store, &id).await?.get_heads();
         local.push(LocalDoc { saved_state: states.get(id.as_str()).cloned(), id, heads });
     }
     let cfg = SessionConfig {
-        me: Principal::Site { site_id: site.info.site_id.clone() },
+        me: Principal::Site { site_id: site.site_id.to_string() },
         peer: Principal::Hub,
         node: link.node.clone(),
-        store: site.info.site_id.clone(),
+        store: site.site_id.to_string(),
+        restoring: site.restoring,
     };
     let mut session = Session::new(cfg, local);
-    let mut report = PassReport { via: via.into(), docs: 0, files: 0, received_changes: 0, renewed: false };
+    let mut report = PassReport {
+        via: via.into(),
+        docs: 0,
+        files: 0,
+        received_changes: 0,
+        renewed: false,
+        files_received: 0,
+        files_unavailable: Vec::new(),
+    };
+    let incoming_dir = site.dir.join(INCOMING_DIR);
     let mut renewal: Option<String> = None;
     let mut synced = false;
     let result: Result<()> = async {
@@ -208,12 +267,12 @@ pub async fn sync_pass(site: &Site, mode: Mode, disable_gso: bool, now: DateTime
                 match event {
                     Event::Load(ids) => {
                         for id in ids {
-                            let doc = load_doc_from(&site.store, &id).await?;
+                            let doc = load_doc_from(site.store, &id).await?;
                             session.provide(&id, Some(doc));
                         }
                     }
                     Event::Applied { doc, changes, incremental, .. } => {
-                        // Only hub documents can get here: the session refuses changes to our own.
+                        // Hub documents; our own only while restoring (otherwise the session refuses them).
                         report.received_changes += changes.len();
                         site.store.commit(Batch { chunks: vec![(doc, incremental)], ..Batch::default() }).await?;
                     }
@@ -240,7 +299,7 @@ pub async fn sync_pass(site: &Site, mode: Mode, disable_gso: bool, now: DateTime
                         if let Some(key_pem) = renewal.take() {
                             link.chain_pem = chain_pem;
                             link.key_pem = key_pem;
-                            link.save(&site.dir)?;
+                            link.save(site.dir)?;
                             report.renewed = true;
                             info!("node certificate renewed");
                         }
@@ -249,11 +308,46 @@ pub async fn sync_pass(site: &Site, mode: Mode, disable_gso: bool, now: DateTime
                     Event::Failed(reason) => return Err(anyhow!("sync failed: {reason}")),
                     // The hub decided (revoked site, replaced node…): a person must act, retrying will not help.
                     Event::Rejected(reason) => return Err(user(format!("the hub refused to sync: {reason}"))),
-                    Event::CheckBlobs(_)
-                    | Event::BlobChunk { .. }
-                    | Event::BlobComplete { .. }
-                    | Event::BlobUnavailable { .. }
-                    | Event::RenewRequested(_) => {}
+                    // Receiving files: only while restoring (otherwise the session refuses them).
+                    Event::CheckBlobs(hashes) => {
+                        std::fs::create_dir_all(&incoming_dir)?;
+                        let mut wants = Vec::new();
+                        for hash in hashes {
+                            if site.blobs.contains(&hash) && site.blobs.verify(&hash).is_ok() {
+                                continue;
+                            }
+                            // A file cut in an earlier attempt goes on where it stopped; the whole is checked.
+                            let from = std::fs::metadata(incoming_dir.join(&hash)).map(|m| m.len()).unwrap_or(0);
+                            wants.push(BlobWant { hash, from });
+                        }
+                        session.want_blobs(wants);
+                    }
+                    Event::BlobChunk { hash, offset, data, .. } => {
+                        use std::io::{Seek, SeekFrom, Write};
+                        let mut part = std::fs::OpenOptions::new()
+                            .create(true)
+                            .truncate(false)
+                            .write(true)
+                            .open(incoming_dir.join(&hash))?;
+                        part.set_len(offset)?;
+                        part.seek(SeekFrom::Start(offset))?;
+                        part.write_all(&data)?;
+                    }
+                    Event::BlobComplete { hash, total } => {
+                        let part = incoming_dir.join(&hash);
+                        match store_received(site.blobs, &part, &hash, total) {
+                            Ok(()) => {
+                                report.files_received += 1;
+                                session.blob_stored(&hash, Ok(()));
+                            }
+                            Err(e) => session.blob_stored(&hash, Err(format!("{e:#}"))),
+                        }
+                        let _ = std::fs::remove_file(&part);
+                    }
+                    Event::BlobUnavailable { hash, reason } => {
+                        report.files_unavailable.push(format!("{hash}: {reason}"));
+                    }
+                    Event::RenewRequested(_) => {}
                 }
             }
             while let Some(frame) = session.poll_transmit() {
@@ -287,6 +381,22 @@ pub async fn sync_pass(site: &Site, mode: Mode, disable_gso: bool, now: DateTime
     Ok(report)
 }
 
+/// Checks a received file against its name and size and puts it into the blob store.
+fn store_received(blobs: &BlobStore, part: &Path, hash: &str, total: u64) -> Result<()> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(part).context("open the received file")?;
+    let mut hasher = sha2::Sha256::new();
+    let len = std::io::copy(&mut file, &mut hasher)?;
+    if len != total || hex::encode(hasher.finalize()) != hash {
+        bail!("content does not match its hash");
+    }
+    let stored = blobs.put_file(part, None)?;
+    if stored.hash != hash {
+        bail!("content changed while it was stored");
+    }
+    Ok(())
+}
+
 fn renewal_due(link: &HubLink, now: DateTime<Utc>) -> Result<Option<(String, Vec<u8>)>> {
     let leaf = pki::certs_from_pem(&link.chain_pem)?.into_iter().next().context("node certificate missing")?;
     let (_, not_after) = pki::validity(&leaf)?;
@@ -298,7 +408,12 @@ fn renewal_due(link: &HubLink, now: DateTime<Utc>) -> Result<Option<(String, Vec
 
 /// Streams one stored file to the hub from `want.from`, in pieces, without holding it in memory. Returns
 /// whether it was sent.
-async fn send_blob(site: &Site, session: &mut Session, tx: &mut FrameSender, want: &BlobWant) -> Result<bool> {
+async fn send_blob(
+    site: &PassTarget<'_>,
+    session: &mut Session,
+    tx: &mut FrameSender,
+    want: &BlobWant,
+) -> Result<bool> {
     if !crate::blobs::is_hash(&want.hash) || !site.blobs.contains(&want.hash) {
         session.blob_unavailable(&want.hash, "not in this node's store");
         return Ok(false);

@@ -8,6 +8,7 @@ mod configs;
 mod dump;
 mod federation;
 mod reports;
+mod restore;
 
 use std::path::PathBuf;
 
@@ -35,6 +36,11 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
             Ok(Outcome::Clean)
         }
         Command::RestoreDump { file, json } => dump::restore(&ctx, &file, json).await,
+        Command::RestoreFromHub { hub, token, fingerprint, node, site, transport, json } => {
+            let mode = federation::parse_mode(&transport)?;
+            let args = restore::RestoreArgs { hub, token, fingerprint, node, site, mode, json };
+            restore::restore_from_hub(&ctx, args).await
+        }
         Command::Diff { old, new, raw, json } => compare::run(&old, &new, raw, json),
         Command::Sync { once, transport, interval, no_gso, json } => {
             let mode = federation::parse_mode(&transport)?;
@@ -55,7 +61,11 @@ async fn dispatch(site: &mut Site, command: Command) -> Result<Outcome> {
             let mode = federation::parse_mode(&transport)?;
             federation::enroll(site, &hub, &token, &fingerprint, node, mode).await
         }
-        Command::Init { .. } | Command::RestoreDump { .. } | Command::Diff { .. } | Command::Sync { .. } => {
+        Command::Init { .. }
+        | Command::RestoreDump { .. }
+        | Command::RestoreFromHub { .. }
+        | Command::Diff { .. }
+        | Command::Sync { .. } => {
             unreachable!("handled before opening a site")
         }
         Command::Asset(cmd) => assets::run(site, cmd).await,

@@ -18,6 +18,13 @@
 //! may not write). When the edge sees every document converged it says `DocsSynced`; the hub checks the
 //! same from its side, asks for the configuration files it lacks (`BlobWant`), receives them, and confirms
 //! with `Synced`. New local changes (`local_changed`) restart the cycle on a live connection.
+//!
+//! Restore (`SessionConfig::restoring`, `datum-edge restore-from-hub`): an edge whose disk died is rebuilt
+//! from the hub's copy. Only then does the edge accept the hub's changes to its own site's documents, and
+//! before saying `DocsSynced` it fetches its site's configuration files from the hub: the same file transfer
+//! in the other direction (the edge asks with `BlobWant`, the hub streams the pieces and says `BlobsSent`).
+//! The sides are *receiver* and *sender* of files, not hub and edge; a hub may always be asked for files (the
+//! driver sends only the asking site's own), an edge receives files only while restoring.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -40,6 +47,10 @@ pub struct SessionConfig {
     pub node: String,
     /// Identifies our store, so a peer can tell a rebuilt node from the one it synced with before.
     pub store: String,
+    /// Edge only: this node is being rebuilt from the hub's copy. The hub may then write our own site's
+    /// documents here, and the site's files are fetched from the hub. Ignored unless `me` is a site and
+    /// `peer` the hub: a hub session never lets an edge write more than its own documents.
+    pub restoring: bool,
 }
 
 /// What the driver knows about a local document without loading it.
@@ -58,16 +69,19 @@ pub enum Event {
     /// The peer's changes were applied to `doc`: store `incremental` (automerge `save_after`) durably
     /// before transmitting anything else. `changes` are the new change hashes, for attribution.
     Applied { doc: DocId, changes: Vec<ChangeHash>, incremental: Vec<u8>, heads: Vec<ChangeHash> },
-    /// Hub: these files are referenced by the site's configuration documents in this session. Answer with
-    /// `want_blobs` listing the ones not stored completely (including older ones still missing).
+    /// Receiver of files (the hub; an edge being restored): these files are referenced by the site's
+    /// configuration documents in this session. Answer with `want_blobs` listing the ones not stored
+    /// completely (including older ones still missing).
     CheckBlobs(Vec<String>),
-    /// Edge: send these files with `blob_chunk_frame`, then call `blobs_sent`.
+    /// Sender of files (an edge; the hub asked by a restoring edge): send these files with
+    /// `blob_chunk_frame` (or `blob_unavailable`), then call `blobs_sent`. The hub's driver sends only files
+    /// of the peer's own site.
     SendBlobs(Vec<BlobWant>),
-    /// Hub: append this piece of a file (order, bounds and the piece's hash are already checked).
+    /// Receiver: append this piece of a file (order, bounds and the piece's hash are already checked).
     BlobChunk { hash: String, offset: u64, total: u64, data: Vec<u8> },
-    /// Hub: the last piece of `hash` arrived; verify the whole file and answer with `blob_stored`.
+    /// Receiver: the last piece of `hash` arrived; verify the whole file and answer with `blob_stored`.
     BlobComplete { hash: String, total: u64 },
-    /// Hub: the edge cannot provide this file.
+    /// Receiver: the sender cannot provide this file.
     BlobUnavailable { hash: String, reason: String },
     /// Hub: the edge asks for a new certificate (CSR in DER); answer with `renewed`.
     RenewRequested(Vec<u8>),
@@ -98,16 +112,15 @@ struct Slot {
     state: sync::State,
 }
 
-/// Hub-side bookkeeping of the files wanted in the current cycle.
+/// The receiver's bookkeeping of the files wanted in the current cycle.
 #[derive(Default)]
 struct Incoming {
     /// hash → next expected offset.
     expected: BTreeMap<String, u64>,
-    /// Files completely stored in this cycle.
     /// Files whose last piece arrived and whose verdict (`blob_stored`) is due.
     awaiting_verdict: BTreeSet<String>,
     unavailable: BTreeSet<String>,
-    edge_done: bool,
+    sender_done: bool,
 }
 
 pub struct Session {
@@ -127,8 +140,14 @@ pub struct Session {
     events: VecDeque<Event>,
     /// Edge: `DocsSynced` was sent for the current state and not invalidated since.
     announced: bool,
-    /// Hub: the files wanted in the current cycle, once asked.
+    /// Receiver: the files wanted in the current cycle, once asked.
     incoming: Option<Incoming>,
+    /// Edge being restored (`SessionConfig::restoring`, checked against the roles).
+    restoring: bool,
+    /// Restoring edge: the files were asked for (`CheckBlobs` emitted) in this session.
+    pull_asked: bool,
+    /// Restoring edge: every file asked for arrived (or was declared unavailable).
+    pulled: bool,
     /// Hub: the edge announced convergence again during a transfer; check files again after it.
     recheck: bool,
     blobs_total: u32,
@@ -136,6 +155,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(cfg: SessionConfig, local_docs: Vec<LocalDoc>) -> Session {
+        let restoring = cfg.restoring && cfg.peer == Principal::Hub && matches!(cfg.me, Principal::Site { .. });
         let mut local = BTreeMap::new();
         let mut our_manifest = Vec::new();
         for d in local_docs {
@@ -144,7 +164,8 @@ impl Session {
                 continue;
             }
             let cursor = d.saved_state.as_deref().and_then(|b| sync::State::decode(b).ok()).map(|s| s.shared_heads);
-            if cursor.as_deref() != Some(&d.heads[..]) {
+            // A node being restored lists everything it has: its cursors may be older than its copy.
+            if restoring || cursor.as_deref() != Some(&d.heads[..]) {
                 our_manifest.push(DocHeads { doc: d.id.clone(), heads: d.heads.iter().map(|h| h.0).collect() });
             }
             local.insert(d.id.clone(), d);
@@ -164,6 +185,9 @@ impl Session {
             events: VecDeque::new(),
             announced: false,
             incoming: None,
+            restoring,
+            pull_asked: false,
+            pulled: false,
             recheck: false,
             blobs_total: 0,
         };
@@ -228,7 +252,7 @@ impl Session {
         if !self.pending_loads.remove(id) {
             return;
         }
-        let read_only = !may_write(&self.cfg.peer, id);
+        let read_only = !self.peer_may_write(id);
         let saved = self.local.get(id).and_then(|d| d.saved_state.as_deref()).and_then(|b| sync::State::decode(b).ok());
         let mut state = saved.unwrap_or_default();
         state.read_only = read_only;
@@ -254,16 +278,17 @@ impl Session {
         if self.phase != Phase::Running || !may_read(&self.cfg.peer, id) || !may_write(&self.cfg.me, id) {
             return;
         }
-        let slot = self.slots.entry(id.clone()).or_insert_with(|| Slot {
-            doc: None,
-            state: sync::State { read_only: !may_write(&self.cfg.peer, id), ..Default::default() },
-        });
+        let read_only = !self.peer_may_write(id);
+        let slot = self
+            .slots
+            .entry(id.clone())
+            .or_insert_with(|| Slot { doc: None, state: sync::State { read_only, ..Default::default() } });
         slot.doc = Some(doc);
         self.announced = false;
         self.generate(id);
     }
 
-    /// Hub: the answer to `Event::CheckBlobs`.
+    /// Receiver: the answer to `Event::CheckBlobs`.
     pub fn want_blobs(&mut self, wants: Vec<BlobWant>) {
         if self.phase != Phase::Running {
             return;
@@ -276,7 +301,7 @@ impl Session {
         self.send(Msg::BlobWant { wants });
     }
 
-    /// Hub: the verdict on a file announced by `Event::BlobComplete`.
+    /// Receiver: the verdict on a file announced by `Event::BlobComplete`.
     pub fn blob_stored(&mut self, hash: &str, result: Result<(), String>) {
         let Some(incoming) = self.incoming.as_mut() else { return };
         if !incoming.awaiting_verdict.remove(hash) {
@@ -291,19 +316,19 @@ impl Session {
         }
     }
 
-    /// Edge: one piece of a wanted file as a frame to send (the driver streams large files without the
-    /// session holding them).
+    /// Sender: one piece of a wanted file as a frame to send (the driver streams large files without the
+    /// session holding them). Frames queued before (`poll_transmit`) must be sent first.
     pub fn blob_chunk_frame(&mut self, hash: &str, offset: u64, total: u64, data: Vec<u8>) -> Vec<u8> {
         let sha256: Head = Sha256::digest(&data).into();
         self.frame(Msg::BlobChunk { hash: hash.to_string(), offset, total, sha256, data })
     }
 
-    /// Edge: a wanted file cannot be sent.
+    /// Sender: a wanted file cannot be sent.
     pub fn blob_unavailable(&mut self, hash: &str, reason: &str) {
         self.send(Msg::BlobUnavailable { hash: hash.to_string(), reason: reason.to_string() });
     }
 
-    /// Edge: all files of the last `Event::SendBlobs` were sent.
+    /// Sender: all files of the last `Event::SendBlobs` were sent.
     pub fn blobs_sent(&mut self) {
         self.send(Msg::BlobsSent);
     }
@@ -349,16 +374,17 @@ impl Session {
             (Phase::AwaitManifest, Msg::Manifest { docs }) => self.on_manifest(docs),
             (Phase::Running, Msg::Sync { doc, data }) => self.on_sync(doc, data),
             (Phase::Running, Msg::DocsSynced) if self.cfg.me == Principal::Hub => self.on_docs_synced(),
-            (Phase::Running, Msg::BlobWant { wants }) if self.cfg.me != Principal::Hub => {
+            // Anyone may be asked for files; the hub's driver sends only the asking site's own.
+            (Phase::Running, Msg::BlobWant { wants }) => {
                 if let Some(bad) = wants.iter().find(|w| !is_blob_hash(&w.hash)) {
                     return self.violation(format!("wanted a file by a malformed name {:?}", bad.hash));
                 }
                 self.events.push_back(Event::SendBlobs(wants));
             }
-            (Phase::Running, Msg::BlobChunk { hash, offset, total, sha256, data }) if self.cfg.me == Principal::Hub => {
+            (Phase::Running, Msg::BlobChunk { hash, offset, total, sha256, data }) if self.receives_files() => {
                 self.on_blob_chunk(hash, offset, total, sha256, data)
             }
-            (Phase::Running, Msg::BlobUnavailable { hash, reason }) if self.cfg.me == Principal::Hub => {
+            (Phase::Running, Msg::BlobUnavailable { hash, reason }) if self.receives_files() => {
                 let Some(incoming) = self.incoming.as_mut() else {
                     return self.fail("file report outside a transfer".into());
                 };
@@ -367,11 +393,11 @@ impl Session {
                     self.events.push_back(Event::BlobUnavailable { hash, reason });
                 }
             }
-            (Phase::Running, Msg::BlobsSent) if self.cfg.me == Principal::Hub => {
+            (Phase::Running, Msg::BlobsSent) if self.receives_files() => {
                 let Some(incoming) = self.incoming.as_mut() else {
                     return self.fail("`BlobsSent` outside a transfer".into());
                 };
-                incoming.edge_done = true;
+                incoming.sender_done = true;
                 self.maybe_confirm();
             }
             (Phase::Running, Msg::Synced { docs, blobs }) if self.cfg.me != Principal::Hub => {
@@ -418,7 +444,7 @@ impl Session {
     }
 
     fn on_sync(&mut self, id: DocId, data: Vec<u8>) {
-        let peer_may_write = may_write(&self.cfg.peer, &id);
+        let peer_may_write = self.peer_may_write(&id);
         let Some(slot) = self.slots.get_mut(&id) else {
             if !may_read(&self.cfg.peer, &id) {
                 return self.violation(format!("peer sent {id}, which it may not hold"));
@@ -470,26 +496,31 @@ impl Session {
             return;
         }
         self.recheck = false;
+        match self.referenced_files() {
+            Ok(referenced) => self.events.push_back(Event::CheckBlobs(referenced)),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// The files referenced by the site configuration documents of this session.
+    fn referenced_files(&self) -> Result<Vec<String>, String> {
         let mut referenced = BTreeSet::new();
         for (id, slot) in &self.slots {
             if id.kind() != "configs" || !matches!(id.owner(), Owner::Site(_)) {
                 continue;
             }
             let Some(doc) = slot.doc.as_ref() else { continue };
-            match crate::document::collection_json(doc, "versions") {
-                Ok(records) => {
-                    for (_, json) in records {
-                        if let Some(hash) = json.get("raw_hash").and_then(|h| h.as_str()) {
-                            if is_blob_hash(hash) {
-                                referenced.insert(hash.to_string());
-                            }
-                        }
+            let records = crate::document::collection_json(doc, "versions")
+                .map_err(|e| format!("cannot read configuration versions of {id}: {e}"))?;
+            for (_, json) in records {
+                if let Some(hash) = json.get("raw_hash").and_then(|h| h.as_str()) {
+                    if is_blob_hash(hash) {
+                        referenced.insert(hash.to_string());
                     }
                 }
-                Err(e) => return self.fail(format!("cannot read configuration versions of {id}: {e}")),
             }
         }
-        self.events.push_back(Event::CheckBlobs(referenced.into_iter().collect()));
+        Ok(referenced.into_iter().collect())
     }
 
     fn on_blob_chunk(&mut self, hash: String, offset: u64, total: u64, sha256: Head, data: Vec<u8>) {
@@ -524,18 +555,24 @@ impl Session {
         }
     }
 
-    /// Hub: confirms once the edge has sent everything and every wanted file is stored.
+    /// Receiver: once the sender has sent everything and every wanted file is stored, the hub confirms
+    /// with `Synced`; an edge being restored goes on to announce `DocsSynced`.
     fn maybe_confirm(&mut self) {
         let Some(incoming) = self.incoming.as_ref() else { return };
-        if !incoming.edge_done {
+        if !incoming.sender_done {
             return;
         }
         if let Some(hash) = incoming.expected.keys().next() {
             let hash = hash.clone();
-            return self.fail(format!("the edge finished sending but file {hash} is incomplete"));
+            return self.fail(format!("the peer finished sending but file {hash} is incomplete"));
         }
         if !incoming.awaiting_verdict.is_empty() {
             return;
+        }
+        if self.cfg.me != Principal::Hub {
+            self.incoming = None;
+            self.pulled = true;
+            return self.check_converged();
         }
         let docs = self.slots.len() as u32;
         let blobs = self.blobs_total;
@@ -569,10 +606,33 @@ impl Session {
         if self.cfg.me == Principal::Hub || self.announced || self.phase != Phase::Running {
             return;
         }
-        if self.converged() {
-            self.announced = true;
-            self.send(Msg::DocsSynced);
+        if !self.converged() {
+            return;
         }
+        if self.restoring && !self.pulled {
+            // Fetch the site's files first; `maybe_confirm` comes back here when they are in.
+            if !self.pull_asked {
+                self.pull_asked = true;
+                match self.referenced_files() {
+                    Ok(referenced) => self.events.push_back(Event::CheckBlobs(referenced)),
+                    Err(e) => self.fail(e),
+                }
+            }
+            return;
+        }
+        self.announced = true;
+        self.send(Msg::DocsSynced);
+    }
+
+    /// May the peer author changes to `id` in this session? Its own documents; and, only while we are being
+    /// restored from the hub, the hub our own site's documents.
+    fn peer_may_write(&self, id: &DocId) -> bool {
+        may_write(&self.cfg.peer, id) || (self.restoring && may_write(&self.cfg.me, id))
+    }
+
+    /// Do we take files from the peer? The hub always; an edge only while it is being restored.
+    fn receives_files(&self) -> bool {
+        self.cfg.me == Principal::Hub || self.restoring
     }
 
     fn frame(&mut self, msg: Msg) -> Vec<u8> {

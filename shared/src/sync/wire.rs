@@ -63,6 +63,14 @@ pub enum Msg {
     Enrolled { chain_pem: String, root_pem: String, hub_name: String },
     /// The sender refuses to continue; the connection is closed after this.
     Reject { reason: String },
+    // New variants go last: postcard numbers variants by position, and older peers must keep decoding
+    // the ones they know.
+    /// An edge being rebuilt from the hub (`restore-from-hub`, no certificate yet) presents a one-time token
+    /// of its site. It does not know its site id: the token's site decides. `site_name`, when given, is the
+    /// site the operator means to restore; the hub refuses a token of another site.
+    EnrollForRestore { token: String, site_name: Option<String>, node: String, csr: Vec<u8> },
+    /// The hub's answer to `EnrollForRestore`: the certificate, and the site this node now belongs to.
+    EnrolledForRestore { chain_pem: String, root_pem: String, hub_name: String, site_name: String, site_id: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +162,27 @@ mod tests {
             (any::<u32>(), any::<u32>()).prop_map(|(docs, blobs)| Msg::Synced { docs, blobs }),
             bytes.prop_map(|csr| Msg::Renew { csr }),
             ".{0,40}".prop_map(|reason| Msg::Reject { reason }),
+            (
+                ".{0,20}",
+                proptest::option::of("[a-z0-9-]{1,20}"),
+                "[a-z0-9-]{1,20}",
+                proptest::collection::vec(any::<u8>(), 0..64)
+            )
+                .prop_map(|(token, site_name, node, csr)| Msg::EnrollForRestore {
+                    token,
+                    site_name,
+                    node,
+                    csr
+                }),
+            (".{0,40}", "[a-z0-9-]{1,20}", "[a-f0-9]{16}").prop_map(|(pem, site_name, site_id)| {
+                Msg::EnrolledForRestore {
+                    chain_pem: pem.clone(),
+                    root_pem: pem,
+                    hub_name: "hub".into(),
+                    site_name,
+                    site_id,
+                }
+            }),
         ]
     }
 

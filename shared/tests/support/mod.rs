@@ -66,11 +66,13 @@ pub struct Node {
     pub principal: Principal,
     pub disk: Disk,
     pub writes: u64,
+    /// An edge being rebuilt from the hub (`SessionConfig::restoring`).
+    pub restoring: bool,
 }
 
 impl Node {
     pub fn hub() -> Node {
-        Node { name: "hub".into(), principal: Principal::Hub, disk: Disk::default(), writes: 0 }
+        Node { name: "hub".into(), principal: Principal::Hub, disk: Disk::default(), writes: 0, restoring: false }
     }
     pub fn edge(site_id: &str) -> Node {
         Node {
@@ -78,6 +80,7 @@ impl Node {
             principal: Principal::Site { site_id: site_id.into() },
             disk: Disk::default(),
             writes: 0,
+            restoring: false,
         }
     }
 
@@ -122,6 +125,7 @@ impl Node {
             peer: peer.principal.clone(),
             node: self.name.clone(),
             store: format!("{}-store", self.name),
+            restoring: self.restoring,
         };
         Session::new(cfg, docs)
     }

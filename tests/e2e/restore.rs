@@ -1,0 +1,204 @@
+//! `restore-from-hub` end to end with the real binaries: a plant whose disk died is rebuilt from the hub as a
+//! new node of the same site, with every document and configuration file back; a token of another site is
+//! refused; an interrupted restore can be run again.
+
+use std::path::{Path, PathBuf};
+
+use datum_tests::*;
+use serde_json::Value;
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// A captured file: asset, version, the original file.
+struct Captured {
+    asset: String,
+    version: u64,
+    file: PathBuf,
+}
+
+/// A plant with assets, captured field files (some in several versions), a baseline and a change, synced to
+/// `hub` as site `site`.
+fn plant_at_the_hub(hub: &Hub, site: &str, files: &[(&str, &str, &str)]) -> (Plant, Vec<Captured>) {
+    let plant = Plant::new(site);
+    let mut captured = Vec::new();
+    for (asset, kind, rel) in files {
+        if plant.run(&["asset", "show", asset]).code != 0 {
+            plant.ok(&["asset", "add", asset, "--kind", kind, "--criticality", "high", "--zone", "cell-1"]);
+        }
+        let file = fixture(rel);
+        let run = plant.ok(&["config", "capture", asset, path(&file), "--json"]);
+        let version = run.json()["version"].as_u64().expect("version");
+        captured.push(Captured { asset: asset.to_string(), version, file });
+    }
+    plant.ok(&["asset", "add", "hmi-1", "--kind", "hmi", "--criticality", "medium"]);
+    plant.ok(&["baseline", "approve", files[0].0, "--version", "1", "--reason", "commissioning"]);
+    plant.new_change(files[0].0, "low");
+    let token = hub.add_site(site);
+    let run = plant.enroll(hub, &token);
+    assert_eq!(run.code, 0, "enroll: {}{}", run.stdout, run.stderr);
+    let run = plant.sync("auto");
+    assert_eq!(run.code, 0, "sync: {}{}\n{}", run.stdout, run.stderr, hub.log());
+    (plant, captured)
+}
+
+fn restore_args<'a>(hub: &'a Hub, token: &'a str) -> Vec<&'a str> {
+    vec!["restore-from-hub", "--hub", hub.addr(), "--token", token, "--fingerprint", &hub.fingerprint]
+}
+
+fn nodes_of(hub: &Hub, site: &str) -> Vec<Value> {
+    hub.ok(&["site", "show", site, "--json"]).json()["nodes"].as_array().expect("nodes").clone()
+}
+
+/// Drift statuses by asset and slot (the report's order and texts, without times).
+fn drift(plant: &Plant) -> (i32, Vec<(String, String, String)>) {
+    let run = plant.run(&["drift", "--json"]);
+    let entries = run.json().as_array().cloned().unwrap_or_default();
+    let statuses =
+        entries.iter().map(|e| (e["asset"].to_string(), e["slot"].to_string(), e["status"].to_string())).collect();
+    (run.code, statuses)
+}
+
+#[test]
+fn a_plant_whose_disk_died_is_rebuilt_from_the_hub() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let files = [
+        ("rtr-1", "router", "versions/GNS_MDF-RTR-1.v1.rsc"),
+        ("rtr-1", "router", "versions/GNS_MDF-RTR-1.v2.rsc"),
+        ("sw-1", "switch", "cisco-ios/oxidized_ios_C9200L-24P-4G_17.09.04a.cfg"),
+        ("fw-1", "firewall", "fortigate/acidjunk_FGVM64_5.2_global.conf"),
+        ("agg-1", "switch", "mikrotik/oxidized_routeros_CHR_7.10.1.rsc"),
+    ];
+    let (plant, captured) = plant_at_the_hub(&hub, "north", &files);
+    let assets_before = plant.ok(&["asset", "list", "--json"]).json();
+    let drift_before = drift(&plant);
+    let old_node = nodes_of(&hub, "north")[0]["node"].as_str().expect("node").to_string();
+
+    // The disk dies.
+    std::fs::remove_dir_all(&plant.data).expect("remove the data directory");
+    let token = hub.ok(&["site", "token", "north", "--json"]).json()["token"].as_str().expect("token").to_string();
+    let rebuilt = Plant::empty();
+    let mut args = restore_args(&hub, &token);
+    args.extend(["--site", "north", "--node", "north-new"]);
+    let run = rebuilt.run(&args);
+    assert_eq!(run.code, 0, "restore: {}{}\n{}", run.stdout, run.stderr, hub.log());
+    assert!(run.stdout.contains("restored site north"), "{}", run.stdout);
+    assert!(!rebuilt.path(".data.restoring").exists(), "the staging directory is gone");
+
+    // Everything is back: the inventory, every file byte for byte, the history, the drift report.
+    assert_eq!(rebuilt.ok(&["asset", "list", "--json"]).json(), assets_before);
+    for (i, c) in captured.iter().enumerate() {
+        let out = rebuilt.path(&format!("export-{i}"));
+        rebuilt.ok(&["config", "export", &c.asset, "--version", &c.version.to_string(), "--out", path(&out)]);
+        assert_eq!(sha256_file(&out), sha256_file(&c.file), "{} v{} differs", c.asset, c.version);
+    }
+    rebuilt.ok(&["backup", "verify"]);
+    let verify = rebuilt.ok(&["audit", "verify", "--json"]).json();
+    assert_eq!(verify["intact"], true, "{verify}");
+    let log = rebuilt.ok(&["audit", "log", "--json"]).json();
+    let log = log.as_array().expect("entries");
+    assert_eq!(log.len(), 1, "the new chain starts with the restore: {log:?}");
+    assert_eq!(log[0]["op"], "site.restore");
+    assert!(!log[0]["adopted"].as_array().expect("adopted heads").is_empty());
+    assert_eq!(drift(&rebuilt), drift_before);
+
+    // It is an ordinary enrolled edge of the same site now: it works and syncs.
+    rebuilt.ok(&["asset", "add", "plc-9", "--kind", "plc", "--criticality", "low"]);
+    let run = rebuilt.sync("auto");
+    assert_eq!(run.code, 0, "sync after restore: {}{}\n{}", run.stdout, run.stderr, hub.log());
+    let hub_assets = hub.ok(&["asset", "list", "--site", "north", "--json"]).json();
+    assert_eq!(hub_assets.as_array().expect("array").len(), assets_before.as_array().expect("array").len() + 1);
+    let nodes = nodes_of(&hub, "north");
+    let state = |name: &str| nodes.iter().find(|n| n["node"] == name).map(|n| n["replaced_by"].is_null());
+    assert_eq!(state("north-new"), Some(true), "the new node is current: {nodes:?}");
+    assert_eq!(state(&old_node), Some(false), "the old node is replaced: {nodes:?}");
+    // A second restore with the spent token changes nothing.
+    let again = Plant::empty();
+    let run = again.run(&restore_args(&hub, &token));
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("already used"), "{}", run.stderr);
+    assert!(!again.data.exists());
+}
+
+#[test]
+fn a_token_of_another_site_is_refused_and_nothing_is_made() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let (_north, _) = plant_at_the_hub(&hub, "north", &[("sw-1", "switch", "cisco-ios/pybatfish_london.cfg")]);
+    let (_south, _) = plant_at_the_hub(&hub, "south", &[("sw-1", "switch", "cisco-ios/pybatfish_tokyo.cfg")]);
+    let south_token =
+        hub.ok(&["site", "token", "south", "--json"]).json()["token"].as_str().expect("token").to_string();
+    let nodes_before = nodes_of(&hub, "south");
+
+    let rebuilt = Plant::empty();
+    let mut args = restore_args(&hub, &south_token);
+    args.extend(["--site", "north"]);
+    let run = rebuilt.run(&args);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("this token is for site south, not north"), "{}", run.stderr);
+    assert!(!rebuilt.data.exists(), "no data directory");
+    assert_eq!(nodes_of(&hub, "south"), nodes_before, "the south node is untouched");
+
+    // A site that never had an edge has nothing to restore.
+    let token = hub.add_site("west");
+    let run = Plant::empty().run(&restore_args(&hub, &token));
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("never been enrolled"), "{}", run.stderr);
+}
+
+#[test]
+fn an_interrupted_restore_can_be_run_again() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let mut files = Vec::new();
+    for (i, rel) in [
+        "cisco-ios/oxidized_asa_5512_9.12-4-67_single-context.cfg",
+        "cisco-ios/oxidized_ios_C9200L-24P-4G_17.09.04a.cfg",
+        "cisco-ios/oxidized_ios_C9800-L-F-K9_17.06.05.cfg",
+        "cisco-ios/oxidized_ios_asr920_16.8.1b.cfg",
+        "cisco-ios/oxidized_nxos_N5548_7.3.13.cfg",
+        "cisco-ios/pybatfish_exitgw.cfg",
+        "fortigate/acidjunk_FGVM64_5.2_vdom.conf",
+        "mikrotik/oxidized_routeros_L009UiGS_7.15.2.rsc",
+        "mikrotik/oxidized_routeros_RB5009UPr_S__7.18.2.rsc",
+    ]
+    .iter()
+    .enumerate()
+    {
+        files.push((format!("dev-{i}"), *rel));
+    }
+    let files: Vec<(&str, &str, &str)> = files.iter().map(|(a, rel)| (a.as_str(), "switch", *rel)).collect();
+    let (plant, captured) = plant_at_the_hub(&hub, "north", &files);
+    std::fs::remove_dir_all(&plant.data).expect("remove the data directory");
+    let token = hub.ok(&["site", "token", "north", "--json"]).json()["token"].as_str().expect("token").to_string();
+
+    // kill -9 once the new node is enrolled and the staging directory is being filled.
+    let rebuilt = Plant::empty();
+    let staging = rebuilt.path(".data.restoring");
+    let mut child = rebuilt.command(&restore_args(&hub, &token)).spawn().expect("spawn restore");
+    let started = std::time::Instant::now();
+    while !staging.join("identity/hub.json").exists() {
+        assert!(child.try_wait().expect("poll").is_none(), "the restore ended before it could be interrupted");
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the restore never enrolled");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!rebuilt.data.exists(), "nothing half-made at the target");
+
+    // The same command again (its token is spent: the enrollment kept in the staging directory is used).
+    let run = rebuilt.run(&restore_args(&hub, &token));
+    assert_eq!(run.code, 0, "rerun: {}{}\n{}", run.stdout, run.stderr, hub.log());
+    assert!(!staging.exists());
+    for (i, c) in captured.iter().enumerate() {
+        let out = rebuilt.path(&format!("export-{i}"));
+        rebuilt.ok(&["config", "export", &c.asset, "--version", &c.version.to_string(), "--out", path(&out)]);
+        assert_eq!(sha256_file(&out), sha256_file(&c.file), "{} differs", c.asset);
+    }
+    rebuilt.ok(&["audit", "verify"]);
+    rebuilt.ok(&["backup", "verify"]);
+    let run = rebuilt.sync("auto");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
