@@ -272,6 +272,7 @@ async fn simulated_edge(
         peer: Principal::Hub,
         node: site_name,
         store: site_id,
+        restoring: false,
     };
     let mut session =
         Session::new(cfg, vec![LocalDoc { id: doc_id.clone(), heads: doc.get_heads(), saved_state: None }]);

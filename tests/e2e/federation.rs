@@ -105,8 +105,17 @@ fn tcp_fallback_carries_the_sync_when_udp_is_blocked() {
 }
 
 #[test]
-fn enrollment_tokens_are_single_use_bound_and_expire() {
-    let mut hub = Hub::new(Backend::Sqlite);
+fn enrollment_tokens_are_single_use_bound_and_expire_sqlite() {
+    enrollment_tokens_are_single_use_bound_and_expire(Backend::Sqlite);
+}
+
+#[test]
+fn enrollment_tokens_are_single_use_bound_and_expire_postgres() {
+    enrollment_tokens_are_single_use_bound_and_expire(Backend::Postgres);
+}
+
+fn enrollment_tokens_are_single_use_bound_and_expire(backend: Backend) {
+    let mut hub = Hub::new(backend);
     hub.start(true);
     let token = hub.add_site("north");
     let north = Plant::new("north");
@@ -285,10 +294,19 @@ fn sync_message_with_changes() -> Vec<u8> {
 }
 
 #[test]
-fn an_edge_writing_another_sites_or_the_hubs_documents_is_rejected_and_recorded() {
+fn an_edge_writing_another_sites_or_the_hubs_documents_is_rejected_and_recorded_sqlite() {
+    an_edge_writing_another_sites_or_the_hubs_documents_is_rejected_and_recorded(Backend::Sqlite);
+}
+
+#[test]
+fn an_edge_writing_another_sites_or_the_hubs_documents_is_rejected_and_recorded_postgres() {
+    an_edge_writing_another_sites_or_the_hubs_documents_is_rejected_and_recorded(Backend::Postgres);
+}
+
+fn an_edge_writing_another_sites_or_the_hubs_documents_is_rejected_and_recorded(backend: Backend) {
     use datum_shared::sync::wire::{DocHeads, Msg};
     use datum_shared::DocId;
-    let mut hub = Hub::new(Backend::Sqlite);
+    let mut hub = Hub::new(backend);
     hub.start(true);
     let north = plant_with_assets("north", 1);
     let south = plant_with_assets("south", 1);

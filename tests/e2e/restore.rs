@@ -61,8 +61,17 @@ fn drift(plant: &Plant) -> (i32, Vec<(String, String, String)>) {
 }
 
 #[test]
-fn a_plant_whose_disk_died_is_rebuilt_from_the_hub() {
-    let mut hub = Hub::new(Backend::Sqlite);
+fn a_plant_whose_disk_died_is_rebuilt_from_the_hub_sqlite() {
+    rebuilt_from_the_hub(Backend::Sqlite);
+}
+
+#[test]
+fn a_plant_whose_disk_died_is_rebuilt_from_the_hub_postgres() {
+    rebuilt_from_the_hub(Backend::Postgres);
+}
+
+fn rebuilt_from_the_hub(backend: Backend) {
+    let mut hub = Hub::new(backend);
     hub.start(true);
     let files = [
         ("rtr-1", "router", "versions/GNS_MDF-RTR-1.v1.rsc"),
