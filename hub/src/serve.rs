@@ -421,7 +421,9 @@ async fn run_session(
     rx: &mut FrameReceiver,
 ) -> Result<()> {
     let store = &hub.store;
-    let states: HashMap<String, Vec<u8>> = store.sync_states(&node.node).await?.into_iter().collect();
+    // Cursors are per node of a site: node names are unique only within their site.
+    let peer = crate::store::peer_key(&node.site, &node.node);
+    let states: HashMap<String, Vec<u8>> = store.sync_states(&peer).await?.into_iter().collect();
     let mut local = Vec::new();
     for (doc, heads) in store.doc_heads(site_id).await? {
         let id = DocId::parse(&doc).map_err(|e| anyhow!("stored document id: {e}"))?;
@@ -459,7 +461,7 @@ async fn run_session(
     .await;
     // Whatever the end, keep the cursors and the projection true.
     let states: Vec<(String, Vec<u8>)> = session.sync_states().into_iter().map(|(d, s)| (d.to_string(), s)).collect();
-    store.save_sync_states(&node.node, &states).await?;
+    store.save_sync_states(&peer, &states).await?;
     project(hub, site_id, &run.changed_docs).await?;
     let now = hub.clock.now();
     let summary = match (&run.outcome, &result) {

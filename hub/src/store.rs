@@ -253,7 +253,10 @@ impl Store {
         }
         // A new node starts without cursors, even under a name used before (they would claim it holds
         // documents it has never seen).
-        sqlx::query("DELETE FROM sync_states WHERE peer = $1").bind(&node.node).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sync_states WHERE peer = $1")
+            .bind(peer_key(&node.site, &node.node))
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE nodes SET replaced_by = $2 WHERE site = $1 AND replaced_by IS NULL")
             .bind(site)
             .bind(&node.fingerprint)
@@ -603,6 +606,11 @@ impl Store {
         .await?;
         Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
     }
+}
+
+/// The key of a node's sync cursors: node names are unique only within their site.
+pub fn peer_key(site: &str, node: &str) -> String {
+    format!("{site}/{node}")
 }
 
 const SITE_COLUMNS: &str =
