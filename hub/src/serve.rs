@@ -198,6 +198,20 @@ async fn linger(rx: &mut FrameReceiver) {
     let _ = tokio::time::timeout(Duration::from_secs(10), async { while let Ok(Some(_)) = rx.recv().await {} }).await;
 }
 
+/// The site a one-time token is for, if it is still good; otherwise the reason the edge is told.
+async fn token_site(hub: &Hub, hash: &str, now: DateTime<Utc>) -> std::result::Result<String, String> {
+    let checked = hub.store.check_token(hash, now).await.map_err(|e| {
+        warn!("enrollment: {e}");
+        "internal error at the hub".to_string()
+    })?;
+    match checked {
+        TokenCheck::Valid { site } => Ok(site),
+        TokenCheck::Unknown => Err("unknown enrollment token".into()),
+        TokenCheck::Used => Err("this enrollment token was already used".into()),
+        TokenCheck::Expired => Err("this enrollment token has expired; ask for a new one".into()),
+    }
+}
+
 async fn enroll_checked(
     hub: &Hub,
     token: &str,
@@ -212,12 +226,7 @@ async fn enroll_checked(
         warn!("enrollment: {e}");
         "internal error at the hub".to_string()
     };
-    let site = match hub.store.check_token(&hash, now).await.map_err(internal)? {
-        TokenCheck::Valid { site } => site,
-        TokenCheck::Unknown => return Err("unknown enrollment token".into()),
-        TokenCheck::Used => return Err("this enrollment token was already used".into()),
-        TokenCheck::Expired => return Err("this enrollment token has expired; ask for a new one".into()),
-    };
+    let site = token_site(hub, &hash, now).await?;
     if site != site_name {
         return Err(format!("this token is for site {site}, but this edge is site {site_name}"));
     }
@@ -264,12 +273,7 @@ async fn enroll_for_restore(
         warn!("enrollment for a restore: {e}");
         "internal error at the hub".to_string()
     };
-    let site = match hub.store.check_token(&hash, now).await.map_err(internal)? {
-        TokenCheck::Valid { site } => site,
-        TokenCheck::Unknown => return Err("unknown enrollment token".into()),
-        TokenCheck::Used => return Err("this enrollment token was already used".into()),
-        TokenCheck::Expired => return Err("this enrollment token has expired; ask for a new one".into()),
-    };
+    let site = token_site(hub, &hash, now).await?;
     if let Some(expected) = site_name {
         if expected != site {
             return Err(format!("this token is for site {site}, not {expected}: a restore cannot change the site"));

@@ -301,17 +301,7 @@ impl Store {
         .bind(fingerprint)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(NodeRow {
-                fingerprint: r.try_get(0)?,
-                node: r.try_get(1)?,
-                site: r.try_get(2)?,
-                issued_at: r.try_get(3)?,
-                not_after: r.try_get(4)?,
-                replaced_by: r.try_get(5)?,
-            })
-        })
-        .transpose()
+        row.map(|r| node_row(&r)).transpose()
     }
 
     pub async fn nodes_of(&self, site: &str) -> Result<Vec<NodeRow>> {
@@ -321,18 +311,7 @@ impl Store {
         .bind(site)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(NodeRow {
-                    fingerprint: r.try_get(0)?,
-                    node: r.try_get(1)?,
-                    site: r.try_get(2)?,
-                    issued_at: r.try_get(3)?,
-                    not_after: r.try_get(4)?,
-                    replaced_by: r.try_get(5)?,
-                })
-            })
-            .collect()
+        rows.iter().map(node_row).collect()
     }
 
     pub async fn touch_site(&self, site: &str, now: DateTime<Utc>, result: &str, synced: bool) -> Result<()> {
@@ -615,6 +594,17 @@ pub fn peer_key(site: &str, node: &str) -> String {
 
 const SITE_COLUMNS: &str =
     "SELECT name, site_id, created_at, revoked_at, last_contact, last_synced, last_result FROM sites";
+
+fn node_row(r: &sqlx::any::AnyRow) -> Result<NodeRow> {
+    Ok(NodeRow {
+        fingerprint: r.try_get(0)?,
+        node: r.try_get(1)?,
+        site: r.try_get(2)?,
+        issued_at: r.try_get(3)?,
+        not_after: r.try_get(4)?,
+        replaced_by: r.try_get(5)?,
+    })
+}
 
 fn site_row(r: &sqlx::any::AnyRow) -> Result<SiteRow> {
     Ok(SiteRow {
