@@ -198,6 +198,29 @@ async fn linger(rx: &mut FrameReceiver) {
     let _ = tokio::time::timeout(Duration::from_secs(10), async { while let Ok(Some(_)) = rx.recv().await {} }).await;
 }
 
+/// Signs a node's CSR for `NODE_CERT_DAYS` (backdated an hour for clock skew) and describes the result as
+/// the `nodes` row the hub records.
+fn issue_node_cert(
+    hub: &Hub,
+    csr: &[u8],
+    site: &str,
+    node: &str,
+    now: DateTime<Utc>,
+) -> Result<(pki::IssuedCert, NodeRow), pki::PkiError> {
+    let not_before = now - chrono::Duration::hours(1);
+    let issued =
+        hub.identity.issuer.sign_node_csr(csr, site, node, not_before, now + chrono::Duration::days(NODE_CERT_DAYS))?;
+    let row = NodeRow {
+        fingerprint: issued.fingerprint.clone(),
+        node: node.to_string(),
+        site: site.to_string(),
+        issued_at: now.to_rfc3339(),
+        not_after: issued.not_after.to_rfc3339(),
+        replaced_by: None,
+    };
+    Ok((issued, row))
+}
+
 /// The site a one-time token is for, if it is still good; otherwise the reason the edge is told.
 async fn token_site(hub: &Hub, hash: &str, now: DateTime<Utc>) -> std::result::Result<String, String> {
     let checked = hub.store.check_token(hash, now).await.map_err(|e| {
@@ -234,19 +257,8 @@ async fn enroll_checked(
         return Err("malformed site id".into());
     }
     SiteName::new(node).map_err(|e| format!("node name: {e}"))?;
-    let issued = hub
-        .identity
-        .issuer
-        .sign_node_csr(csr, &site, node, now - chrono::Duration::hours(1), now + chrono::Duration::days(NODE_CERT_DAYS))
-        .map_err(|e| format!("certificate request refused: {e}"))?;
-    let row = NodeRow {
-        fingerprint: issued.fingerprint.clone(),
-        node: node.to_string(),
-        site: site.clone(),
-        issued_at: now.to_rfc3339(),
-        not_after: issued.not_after.to_rfc3339(),
-        replaced_by: None,
-    };
+    let (issued, row) =
+        issue_node_cert(hub, csr, &site, node, now).map_err(|e| format!("certificate request refused: {e}"))?;
     hub.store.enroll(&hash, &site, site_id, &row, now).await.map_err(internal)??;
     info!(site, node, "enrolled");
     Ok(Msg::Enrolled {
@@ -290,19 +302,8 @@ async fn enroll_for_restore(
         ));
     };
     SiteName::new(node).map_err(|e| format!("node name: {e}"))?;
-    let issued = hub
-        .identity
-        .issuer
-        .sign_node_csr(csr, &site, node, now - chrono::Duration::hours(1), now + chrono::Duration::days(NODE_CERT_DAYS))
-        .map_err(|e| format!("certificate request refused: {e}"))?;
-    let node_row = NodeRow {
-        fingerprint: issued.fingerprint.clone(),
-        node: node.to_string(),
-        site: site.clone(),
-        issued_at: now.to_rfc3339(),
-        not_after: issued.not_after.to_rfc3339(),
-        replaced_by: None,
-    };
+    let (issued, node_row) =
+        issue_node_cert(hub, csr, &site, node, now).map_err(|e| format!("certificate request refused: {e}"))?;
     hub.store.enroll(&hash, &site, &site_id, &node_row, now).await.map_err(internal)??;
     info!(site, node, "enrolled to restore the site; its previous nodes are replaced");
     Ok(Msg::EnrolledForRestore {
@@ -551,31 +552,14 @@ async fn drive(
                 }
             }
             Event::BlobUnavailable { hash, reason } => warn!(hash, "the edge cannot send a file: {reason}"),
-            Event::RenewRequested(csr) => {
-                let now = hub.clock.now();
-                match hub.identity.issuer.sign_node_csr(
-                    &csr,
-                    &node.site,
-                    &node.node,
-                    now - chrono::Duration::hours(1),
-                    now + chrono::Duration::days(NODE_CERT_DAYS),
-                ) {
-                    Ok(issued) => {
-                        let row = NodeRow {
-                            fingerprint: issued.fingerprint.clone(),
-                            node: node.node.clone(),
-                            site: node.site.clone(),
-                            issued_at: now.to_rfc3339(),
-                            not_after: issued.not_after.to_rfc3339(),
-                            replaced_by: None,
-                        };
-                        store.add_renewed_cert(&node.fingerprint, &row).await?;
-                        info!("certificate renewed until {}", row.not_after);
-                        session.renewed(issued.chain_pem);
-                    }
-                    Err(e) => session.reject(&format!("renewal refused: {e}")),
+            Event::RenewRequested(csr) => match issue_node_cert(hub, &csr, &node.site, &node.node, hub.clock.now()) {
+                Ok((issued, row)) => {
+                    store.add_renewed_cert(&node.fingerprint, &row).await?;
+                    info!("certificate renewed until {}", row.not_after);
+                    session.renewed(issued.chain_pem);
                 }
-            }
+                Err(e) => session.reject(&format!("renewal refused: {e}")),
+            },
             Event::SendBlobs(wants) => {
                 // A node being restored fetches its site's files. Frames queued before go first.
                 while let Some(frame) = session.poll_transmit() {
