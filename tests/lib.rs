@@ -55,6 +55,16 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl From<Output> for Run {
+    fn from(Output { status, stdout, stderr }: Output) -> Run {
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
+
 impl Run {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
@@ -94,23 +104,13 @@ impl Plant {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let Output { status, stdout, stderr } = self.command(args).output().expect("run datum-edge");
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
+        Run::from(self.command(args).output().expect("run datum-edge"))
     }
 
     pub fn run_as(&self, actor: &str, args: &[&str]) -> Run {
         let mut cmd = self.command(args);
         cmd.env("DATUM_ACTOR", actor);
-        let Output { status, stdout, stderr } = cmd.output().expect("run datum-edge");
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
+        Run::from(cmd.output().expect("run datum-edge"))
     }
 
     /// Runs and asserts exit code 0.
@@ -315,12 +315,7 @@ impl Hub {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let Output { status, stdout, stderr } = self.command(args).output().expect("run datum-hub");
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
+        Run::from(self.command(args).output().expect("run datum-hub"))
     }
 
     pub fn ok(&self, args: &[&str]) -> Run {

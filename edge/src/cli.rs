@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(name = "datum-edge", version, about = "Configuration and change control for one plant (IEC 62443), offline")]
@@ -87,16 +87,16 @@ pub enum Command {
         #[arg(long)]
         node: Option<String>,
         /// auto (QUIC, then TLS over TCP), quic or tcp
-        #[arg(long, default_value = "auto")]
-        transport: String,
+        #[arg(long, value_enum, default_value_t = Transport::Auto)]
+        transport: Transport,
     },
     /// Sync with the hub: one pass with --once (exit 0 in sync, 1 hub unreachable), else keep syncing
     Sync {
         #[arg(long)]
         once: bool,
         /// auto (QUIC, then TLS over TCP), quic or tcp
-        #[arg(long, default_value = "auto")]
-        transport: String,
+        #[arg(long, value_enum, default_value_t = Transport::Auto)]
+        transport: Transport,
         /// Seconds between checks for local changes (continuous mode)
         #[arg(long, default_value_t = 5)]
         interval: u64,
@@ -125,8 +125,8 @@ pub enum Command {
         #[arg(long)]
         site: Option<String>,
         /// auto (QUIC, then TLS over TCP), quic or tcp
-        #[arg(long, default_value = "auto")]
-        transport: String,
+        #[arg(long, value_enum, default_value_t = Transport::Auto)]
+        transport: Transport,
         #[arg(long)]
         json: bool,
     },
@@ -137,6 +137,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How to reach the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// QUIC first, TLS over TCP if QUIC does not answer
+    Auto,
+    Quic,
+    Tcp,
+}
+
+impl From<Transport> for datum_shared::net::transport::Mode {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Auto => Self::Auto,
+            Transport::Quic => Self::QuicOnly,
+            Transport::Tcp => Self::TcpOnly,
+        }
+    }
 }
 
 #[derive(Debug, Args, Default)]

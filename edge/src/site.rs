@@ -409,6 +409,21 @@ fn decode_rows<R: DeserializeOwned>(collection: &str, rows: Vec<(String, String)
         .collect()
 }
 
+/// The projection rows of one document: every record, with its subject (rebuilding the projection after a
+/// dump restore, a hub restore, or to check it in `audit verify`).
+pub fn projection_rows(id: &DocId, doc: &Automerge) -> Result<Vec<RecordRow>, document::DocError> {
+    Ok(document::all_records(doc)?
+        .into_iter()
+        .map(|(collection, key, json)| RecordRow {
+            subject: document::record_subject(&key, &json),
+            json: json.to_string(),
+            collection,
+            key,
+            doc_id: id.to_string(),
+        })
+        .collect())
+}
+
 /// Loads a document from the store's chunks; an absent document is a new, empty one.
 pub async fn load_doc_from(store: &Store, id: &DocId) -> Result<Automerge> {
     let chunks = store.chunks(id).await?;

@@ -101,6 +101,10 @@ fn tcp_fallback_carries_the_sync_when_udp_is_blocked() {
     assert_eq!(run.json()["via"], "tcp");
     // QUIC only cannot work without UDP: reported as unreachable, not as success.
     assert_eq!(plant.sync("quic").code, 1);
+    // A transport that does not exist is a usage error naming the choices.
+    let run = plant.run(&["sync", "--once", "--transport", "udp"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("auto") && run.stderr.contains("tcp"), "{}", run.stderr);
     assert_eq!(hub_assets(&hub, Some("west")).len(), 2);
 }
 

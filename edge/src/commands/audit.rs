@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
 use datum_shared::audit::{verify_chain, SignedEntry};
-use datum_shared::document::{self, CommitInfo};
+use datum_shared::document::CommitInfo;
 use serde::Serialize;
 
 use super::reports::check_blobs;
@@ -97,16 +97,10 @@ pub async fn verify_site(site: &Site, json: bool) -> Result<VerifyReport> {
             let message = change.message().map(str::to_string).unwrap_or_default();
             doc_changes.insert(change.hash().to_string(), (id.to_string(), message));
         }
-        match document::all_records(&doc) {
-            Ok(records) => {
-                for (collection, key, json) in records {
-                    let row = RecordRow {
-                        subject: document::record_subject(&key, &json),
-                        json: json.to_string(),
-                        collection: collection.clone(),
-                        key: key.clone(),
-                        doc_id: id.to_string(),
-                    };
+        match crate::site::projection_rows(id, &doc) {
+            Ok(rows) => {
+                for row in rows {
+                    let (collection, key) = (row.collection.clone(), row.key.clone());
                     if rebuilt.insert((collection.clone(), key.clone()), row).is_some() {
                         problems.push(format!("record {collection}/{key} exists in more than one document"));
                     }

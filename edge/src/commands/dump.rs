@@ -14,7 +14,6 @@ use std::path::{Component, Path};
 use anyhow::{anyhow, bail, Context as _, Result};
 use automerge::Automerge;
 use datum_shared::audit::SignedEntry;
-use datum_shared::document;
 use datum_shared::model::SiteInfo;
 use datum_shared::DocId;
 use serde::{Deserialize, Serialize};
@@ -25,7 +24,7 @@ use crate::blobs::{is_hash, sync_dir, tempfile_in, BlobStore};
 use crate::error::{user, Outcome};
 use crate::output::{print_json, progress};
 use crate::site::{write_audit_head, write_secret, DirLock, Site};
-use crate::store::{RecordRow, Store};
+use crate::store::Store;
 
 const FORMAT: &str = "datum-dump/1";
 const ROOT: &str = "datum-dump";
@@ -338,15 +337,7 @@ async fn restore_into(file: &Path, staging: &Path, ctx: &Context, json: bool) ->
         let id = DocId::parse(&stem.replace('~', "/")).map_err(|e| user(format!("dump member {}: {e}", m.path)))?;
         let bytes = fs::read(raw.join(&m.path))?;
         let doc = Automerge::load(&bytes).map_err(|e| user(format!("document {id} in the dump is damaged: {e}")))?;
-        for (collection, key, json) in document::all_records(&doc)? {
-            records.push(RecordRow {
-                subject: document::record_subject(&key, &json),
-                json: json.to_string(),
-                collection,
-                key,
-                doc_id: id.to_string(),
-            });
-        }
+        records.extend(crate::site::projection_rows(&id, &doc)?);
         docs.push((id, bytes));
     }
     let mut audit: Vec<SignedEntry> = Vec::new();

@@ -68,15 +68,6 @@ impl HubLink {
     }
 }
 
-pub fn parse_mode(s: &str) -> Result<Mode> {
-    match s {
-        "auto" => Ok(Mode::Auto),
-        "quic" => Ok(Mode::QuicOnly),
-        "tcp" => Ok(Mode::TcpOnly),
-        other => Err(user(format!("--transport {other:?}: use auto, quic or tcp"))),
-    }
-}
-
 fn connect_error(e: ConnectError, address: &str) -> anyhow::Error {
     match e {
         ConnectError::Unreachable(why) => anyhow!(Offline(format!("hub {address} unreachable: {why}"))),

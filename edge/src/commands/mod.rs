@@ -37,13 +37,13 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
         }
         Command::RestoreDump { file, json } => dump::restore(&ctx, &file, json).await,
         Command::RestoreFromHub { hub, token, fingerprint, node, site, transport, json } => {
-            let mode = federation::parse_mode(&transport)?;
+            let mode = transport.into();
             let args = restore::RestoreArgs { hub, token, fingerprint, node, site, mode, json };
             restore::restore_from_hub(&ctx, args).await
         }
         Command::Diff { old, new, raw, json } => compare::run(&old, &new, raw, json),
         Command::Sync { once, transport, interval, no_gso, json } => {
-            let mode = federation::parse_mode(&transport)?;
+            let mode = transport.into();
             federation::sync(&ctx, once, json, mode, std::time::Duration::from_secs(interval.max(1)), no_gso).await
         }
         command => {
@@ -58,7 +58,7 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
 async fn dispatch(site: &mut Site, command: Command) -> Result<Outcome> {
     match command {
         Command::Enroll { hub, token, fingerprint, node, transport } => {
-            let mode = federation::parse_mode(&transport)?;
+            let mode = transport.into();
             federation::enroll(site, &hub, &token, &fingerprint, node, mode).await
         }
         Command::Init { .. }

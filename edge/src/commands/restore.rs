@@ -17,7 +17,6 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use datum_shared::audit::DocChange;
-use datum_shared::document;
 use datum_shared::net::pki;
 use datum_shared::net::transport::Mode;
 use datum_shared::sync::wire::Msg;
@@ -29,7 +28,7 @@ use crate::blobs::{sync_dir, BlobStore};
 use crate::error::{user, Outcome};
 use crate::output::print_json;
 use crate::site::{load_doc_from, read_audit_head, write_audit_head, write_secret, DirLock, Site};
-use crate::store::{Batch, RecordRow, Store};
+use crate::store::{Batch, Store};
 
 /// The site this staging directory is being restored as (written with the enrollment, before `hub.json`).
 const RESTORE_FILE: &str = "identity/restore.json";
@@ -244,15 +243,7 @@ async fn rebuild_projection(store: &Store) -> Result<Vec<DocChange>> {
         for head in doc.get_heads() {
             adopted.push(DocChange { doc: id.to_string(), change: head.to_string() });
         }
-        for (collection, key, json) in document::all_records(&doc)? {
-            records.push(RecordRow {
-                subject: document::record_subject(&key, &json),
-                json: json.to_string(),
-                collection,
-                key,
-                doc_id: id.to_string(),
-            });
-        }
+        records.extend(crate::site::projection_rows(&id, &doc)?);
     }
     store.commit(Batch { records, ..Batch::default() }).await?;
     Ok(adopted)
