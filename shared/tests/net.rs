@@ -447,3 +447,131 @@ async fn listener_binds_udp_and_tcp_on_the_same_port() {
         server.expect("server");
     }
 }
+
+/// A UDP relay between a client and `upstream` that can be cut (every datagram dropped from then on), like a
+/// hub whose host or path died while the connection was up.
+async fn cuttable_udp_relay(upstream: SocketAddr) -> (SocketAddr, Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind relay"));
+    let back = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind relay upstream side"));
+    back.connect(upstream).await.expect("connect upstream");
+    let addr = front.local_addr().expect("relay address");
+    let cut = Arc::new(AtomicBool::new(false));
+    let client: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
+    {
+        let (front, back, cut, client) = (front.clone(), back.clone(), cut.clone(), client.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                *client.lock().expect("client lock") = Some(from);
+                if !cut.load(Ordering::Relaxed) {
+                    let _ = back.send(&buf[..n]).await;
+                }
+            }
+        });
+    }
+    {
+        let cut = cut.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = back.recv(&mut buf).await {
+                let to = *client.lock().expect("client lock");
+                if let (Some(to), false) = (to, cut.load(Ordering::Relaxed)) {
+                    let _ = front.send_to(&buf[..n], to).await;
+                }
+            }
+        });
+    }
+    (addr, cut)
+}
+
+#[tokio::test]
+async fn a_quic_peer_that_goes_silent_is_detected_within_the_idle_timeout() {
+    assert!(transport::IDLE_TIMEOUT <= Duration::from_secs(10));
+    let hub = new_hub("hub-a");
+    let listener = hub.listen(true, false).await;
+    let (relay, cut) = cuttable_udp_relay(listener.local_addr()).await;
+    let options = opts(Mode::QuicOnly);
+    let relay = relay.to_string();
+    let (client, server) = tokio::time::timeout(PROMPTLY, async {
+        tokio::join!(connect(&relay, hub.client(Some(&hub.valid_node())), &options), accept_one(&listener))
+    })
+    .await
+    .expect("connect and accept finish in time");
+    let (_client_tx, mut client_rx, _client_closer) = client.expect("client").split();
+    let (_server_tx, mut server_rx, _server_closer) = server.expect("server").split();
+
+    // Both sides wait for a frame; neither has anything to say. Keep-alives hold the connection up…
+    let quiet = tokio::time::timeout(transport::IDLE_TIMEOUT + Duration::from_secs(2), client_rx.recv()).await;
+    assert!(quiet.is_err(), "a quiet but live connection must stay up: {quiet:?}");
+    // …until the path dies: both ends notice within the idle timeout.
+    cut.store(true, std::sync::atomic::Ordering::Relaxed);
+    let started = Instant::now();
+    let (client_end, server_end) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(30), client_rx.recv()),
+        tokio::time::timeout(Duration::from_secs(30), server_rx.recv())
+    );
+    let elapsed = started.elapsed();
+    eprintln!("dead quic peer detected after {elapsed:?}");
+    assert!(matches!(client_end, Ok(Err(TransportError::ConnectionLost(_)))), "{client_end:?}");
+    assert!(matches!(server_end, Ok(Err(TransportError::ConnectionLost(_)))), "{server_end:?}");
+    assert!(elapsed <= transport::IDLE_TIMEOUT + Duration::from_secs(1), "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_tcp_peer_that_stalls_inside_a_frame_is_detected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = new_hub("hub-a");
+    let listener = hub.listen(false, true).await;
+    // A TCP relay that forwards the hub's first 256 KiB to the client and then nothing more, keeping both
+    // connections open: the hub "stops sending" with the connection up.
+    let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+    let relay_addr = relay.local_addr().expect("relay address");
+    let upstream = listener.local_addr();
+    tokio::spawn(async move {
+        let Ok((client, _)) = relay.accept().await else { return };
+        let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { return };
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        });
+        let mut budget = 256 * 1024usize;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match server_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let n = n.min(budget);
+            if n > 0 && client_write.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            budget -= n;
+        }
+        // Hold the client's connection open without a word.
+        std::future::pending::<()>().await;
+        drop(client_write);
+    });
+    let options = opts(Mode::TcpOnly);
+    let relay_addr = relay_addr.to_string();
+    let (client, server) = tokio::time::timeout(PROMPTLY, async {
+        tokio::join!(connect(&relay_addr, hub.client(Some(&hub.valid_node())), &options), accept_one(&listener))
+    })
+    .await
+    .expect("connect and accept finish in time");
+    let (_client_tx, mut client_rx, _client_closer) = client.expect("client").split();
+    let (mut server_tx, _server_rx, _server_closer) = server.expect("server").split();
+    tokio::spawn(async move {
+        let big = vec![7u8; MAX_FRAME];
+        let _ = server_tx.send(&big).await;
+        std::future::pending::<()>().await;
+        drop(server_tx);
+    });
+    let started = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(30), client_rx.recv()).await;
+    let elapsed = started.elapsed();
+    eprintln!("stalled tcp peer detected after {elapsed:?}");
+    assert!(matches!(end, Ok(Err(TransportError::Stalled(_)))), "{end:?}");
+    assert!(elapsed <= transport::FRAME_STALL + Duration::from_secs(2), "took {elapsed:?}");
+}

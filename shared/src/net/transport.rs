@@ -36,10 +36,23 @@ use super::tls::{ALPN, HUB_SERVER_NAME};
 pub const MAX_FRAME: usize = 8 << 20;
 /// How long the server gives a peer to complete TLS and the preamble.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// QUIC keep-alive: shorter than the 20-30 s after which NAT and firewall UDP state often expires.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(12);
-/// QUIC idle timeout: a peer silent this long (five missed keep-alives) is gone.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// QUIC keep-alive: well inside the idle timeout (and the 20-30 s after which NAT and firewall UDP state
+/// often expires), so a live but busy peer is never taken for a dead one.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(3);
+/// A peer (QUIC) or a connection (TCP) silent this long is gone: three missed QUIC keep-alives; on TCP the
+/// keep-alive probes ([`TCP_KEEPALIVE_IDLE`] plus [`TCP_KEEPALIVE_PROBES`] × [`TCP_KEEPALIVE_INTERVAL`]) and the
+/// user timeout for unacknowledged data. Both sides offer it; QUIC uses the smaller of the two offers.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP: idle time before the first keep-alive probe.
+pub const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(4);
+/// TCP: time between unanswered keep-alive probes.
+pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// TCP: unanswered probes after which the kernel drops the connection.
+pub const TCP_KEEPALIVE_PROBES: u32 = 3;
+/// Once a frame has begun, its remaining bytes must keep arriving: a frame stalled this long means the peer
+/// or the path is gone (a peer that merely has nothing to say sends no frame at all, which the session
+/// layer judges).
+pub const FRAME_STALL: Duration = Duration::from_secs(10);
 /// QUIC per-stream receive window; the default (≈1.25 MB) caps bulk transfer on links with any latency.
 pub const STREAM_RECEIVE_WINDOW: u32 = 16 << 20;
 
@@ -92,6 +105,8 @@ pub enum TransportError {
     FrameTooLarge { len: usize },
     #[error("connection ended in the middle of a frame")]
     Truncated,
+    #[error("peer stopped sending in the middle of a frame for {0:?}")]
+    Stalled(Duration),
     #[error("connection closed by peer (code {code}): {reason}")]
     ClosedByPeer { code: u64, reason: String },
     #[error("connection closed locally")]
@@ -311,6 +326,7 @@ impl Incoming {
             }
             IncomingKind::Tcp { stream, acceptor } => {
                 stream.set_nodelay(true)?;
+                detect_dead_peer(&stream)?;
                 let (stream, socket_for_closer) = dup_for_closer(stream)?;
                 let mut tls = acceptor.accept(stream).await.map_err(|e| TransportError::Handshake(e.to_string()))?;
                 let (_, session) = tls.get_ref();
@@ -408,6 +424,7 @@ async fn connect_tcp(addrs: &[SocketAddr], client_config: Arc<rustls::ClientConf
     let stream = TcpStream::connect(addrs).await.map_err(|e| ConnectError::Unreachable(format!("tcp: {e}")))?;
     let remote = stream.peer_addr().map_err(|e| ConnectError::Unreachable(format!("tcp: {e}")))?;
     stream.set_nodelay(true).map_err(|e| ConnectError::Other(format!("tcp: {e}")))?;
+    detect_dead_peer(&stream).map_err(|e| ConnectError::Other(format!("tcp: {e}")))?;
     let (stream, socket_for_closer) = dup_for_closer(stream).map_err(|e| ConnectError::Other(format!("tcp: {e}")))?;
     let server_name = ServerName::try_from(HUB_SERVER_NAME).expect("datum-hub is a valid dns name");
     let mut tls = TlsConnector::from(client_config).connect(server_name, stream).await.map_err(classify_tcp)?;
@@ -428,7 +445,7 @@ pub fn transport_config(disable_gso: bool) -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(KEEP_ALIVE));
     transport
-        .max_idle_timeout(Some(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).expect("60 s fits a quic idle timeout")));
+        .max_idle_timeout(Some(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).expect("10 s fits a quic idle timeout")));
     transport.stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW));
     transport.send_window(u64::from(STREAM_RECEIVE_WINDOW) * 2);
     // One stream per connection: the peer needs no more than that.
@@ -644,11 +661,21 @@ pub async fn read_frame<R: AsyncRead + Unpin + ?Sized>(reader: &mut R) -> Result
         return Err(TransportError::FrameTooLarge { len });
     }
     let mut frame = vec![0u8; len];
-    reader.read_exact(&mut frame).await.map_err(|e| match e.kind() {
-        // A FIN, a close_notify or a bare TCP close inside a frame: the frame is cut either way.
-        io::ErrorKind::UnexpectedEof => TransportError::Truncated,
-        _ => io_error(e),
-    })?;
+    let mut n_read = 0;
+    while n_read < len {
+        // Progress, not the whole frame, is bounded: an 8 MiB frame may take long on a slow link.
+        let n = match timeout(FRAME_STALL, reader.read(&mut frame[n_read..])).await {
+            Err(_) => return Err(TransportError::Stalled(FRAME_STALL)),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(TransportError::Truncated),
+            Ok(Err(e)) => return Err(io_error(e)),
+        };
+        if n == 0 {
+            // A FIN, a close_notify or a bare TCP close inside a frame: the frame is cut either way.
+            return Err(TransportError::Truncated);
+        }
+        n_read += n;
+    }
     Ok(Some(frame))
 }
 
@@ -660,6 +687,20 @@ async fn expect_preamble<R: AsyncRead + Unpin>(reader: &mut R, expected: [u8; 4]
     } else {
         Err(TransportError::BadPreamble)
     }
+}
+
+/// TCP's own dead-peer detection, bounded by about [`IDLE_TIMEOUT`]: keep-alive probes while nothing is in
+/// flight, and a user timeout while sent data stays unacknowledged (without it the kernel retransmits for
+/// about 15 minutes). A killed peer process is seen at once (its kernel resets the connection); these cover
+/// a peer whose host or path died.
+fn detect_dead_peer(stream: &TcpStream) -> io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(TCP_KEEPALIVE_IDLE)
+        .with_interval(TCP_KEEPALIVE_INTERVAL)
+        .with_retries(TCP_KEEPALIVE_PROBES);
+    socket.set_tcp_keepalive(&keepalive)?;
+    socket.set_tcp_user_timeout(Some(IDLE_TIMEOUT))
 }
 
 /// A duplicate of the socket's descriptor for [`Closer`], taken before TLS owns the stream.
