@@ -372,12 +372,14 @@ fn same_block(a: &str, b: &str) -> bool {
 }
 
 /// One change per stretch of lines: pairs of lines that differ only in a secret's fingerprint are `secret changed`
-/// (the rest of a mixed stretch is still `changed`, `added` or `removed`).
+/// (the rest of a mixed stretch is still `changed`, `added` or `removed`). Every secret whose value changed,
+/// appeared or disappeared counts in `secrets_changed`, also when its line changed in other ways.
 fn classify(removed: &[NormLine], added: &[NormLine], changes: &mut Vec<Change>, secrets_changed: &mut usize) {
     let pairs = secret_pairs(removed, added);
     let (mut r, mut a, mut k) = (0, 0, 0);
     while k < pairs.len() {
         let (first_r, first_a) = pairs[k];
+        *secrets_changed += unpaired_secret_changes(&removed[r..first_r], &added[a..first_a]);
         push_change(&removed[r..first_r], &added[a..first_a], None, changes);
         // Neighbouring secret changes are one change.
         let mut end = k + 1;
@@ -389,7 +391,40 @@ fn classify(removed: &[NormLine], added: &[NormLine], changes: &mut Vec<Change>,
         *secrets_changed += end - k;
         (r, a, k) = (r_end, a_end, end);
     }
+    *secrets_changed += unpaired_secret_changes(&removed[r..], &added[a..]);
     push_change(&removed[r..], &added[a..], None, changes);
+}
+
+/// Secrets that changed between lines that are not the same line with another fingerprint: the fingerprints
+/// found on one side only (a user renamed and re-hashed is a changed credential; a new or deleted key is one
+/// too). A value whose line only moved or changed around it keeps its fingerprint and does not count; salted
+/// values (`<secret:salted>`) cannot be compared and never count.
+fn unpaired_secret_changes(removed: &[NormLine], added: &[NormLine]) -> usize {
+    let mut balance: HashMap<&str, isize> = HashMap::new();
+    for line in removed {
+        for fingerprint in fingerprints(&line.text) {
+            *balance.entry(fingerprint).or_default() += 1;
+        }
+    }
+    for line in added {
+        for fingerprint in fingerprints(&line.text) {
+            *balance.entry(fingerprint).or_default() -= 1;
+        }
+    }
+    let gone: isize = balance.values().filter(|n| **n > 0).sum();
+    let new: isize = -balance.values().filter(|n| **n < 0).sum::<isize>();
+    gone.max(new).unsigned_abs()
+}
+
+/// The masks with a fingerprint (`<secret:1a2b3c4d>`, `<private key:1a2b3c4d>`) in a line.
+fn fingerprints(text: &str) -> impl Iterator<Item = &str> {
+    ["<secret:", "<private key:"].into_iter().flat_map(move |prefix| {
+        text.match_indices(prefix).filter_map(move |(at, _)| {
+            let hex = text.get(at + prefix.len()..at + prefix.len() + 9)?;
+            let is_fingerprint = hex.ends_with('>') && hex[..8].bytes().all(|b| b.is_ascii_hexdigit());
+            is_fingerprint.then(|| &text[at..at + prefix.len() + 9])
+        })
+    })
 }
 
 /// Lines (removed index, added index), in order, that are equal but for the fingerprints of masked secrets.
@@ -640,6 +675,44 @@ mod tests {
             "ip domain-name b.example\n",
             &[(ChangeKind::Changed, "ip domain-name b.example", 1, 1)],
         );
+    }
+
+    #[test]
+    fn a_secret_changed_together_with_its_line_still_counts() {
+        let key = FingerprintKey([3; 32]);
+        let report_of = |old: &str, new: &str| {
+            let ios = |body: &str| format!("version 15.2\nhostname r1\n!\n{body}!\nend\n");
+            let old = normalize(Some("r1.cfg"), ios(old).as_bytes(), &key).expect("normalize");
+            let new = normalize(Some("r1.cfg"), ios(new).as_bytes(), &key).expect("normalize");
+            diff(&old, &new, false)
+        };
+        // A user renamed and re-hashed: the line changed in other ways too, but the credential changed.
+        let report = report_of(
+            "username alice privilege 15 secret 9 $9$aliceHash1\n",
+            "username bob privilege 15 secret 9 $9$bobHash2\n",
+        );
+        let kinds: Vec<ChangeKind> = report.changes.iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, [ChangeKind::Changed]);
+        assert_eq!(report.secrets_changed, 1, "{}", render(&report));
+        assert!(render(&report).ends_with("1 change(s), 1 secret(s) changed\n"), "{}", render(&report));
+        // A deleted secret and a new one count too, each at its own location; a renamed user with the same hash
+        // does not.
+        let report = report_of(
+            "username alice secret 9 $9$same1\nsnmp-server community OldComm RO\n",
+            "username carol secret 9 $9$same1\nntp authentication-key 1 md5 NewNtp 7\n",
+        );
+        assert_eq!(report.secrets_changed, 2, "{}", render(&report));
+        let report = report_of("username alice secret 9 $9$same1\n", "username carol secret 9 $9$same1\n");
+        assert_eq!(report.secrets_changed, 0, "{}", render(&report));
+        let report = report_of("", "snmp-server community NewOne RO\nsnmp-server community NewTwo RW\n");
+        assert_eq!(report.secrets_changed, 2, "{}", render(&report));
+        // Salted values cannot be compared and never count.
+        assert_eq!(unpaired_secret_changes(&[line("set password <secret:salted>")], &[]), 0);
+        assert_eq!(unpaired_secret_changes(&[line("a <secret:0123abcd> <private key:89abcdef>")], &[]), 2);
+    }
+
+    fn line(text: &str) -> NormLine {
+        NormLine { text: text.to_string(), context: "x".into() }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 mod detect;
 mod json;
+mod raw_xml;
 pub mod secrets;
 mod xml;
 
@@ -27,8 +28,9 @@ pub use secrets::FingerprintKey;
 use crate::text::{self, Encoding};
 
 /// Version of the normalisation rules. Stored with every configuration version: hashes made by different
-/// versions are not compared with each other (drift falls back to the raw hash).
-pub const NORMALIZER_VERSION: u32 = 2;
+/// versions are not compared with each other (drift falls back to the raw hash). 3: masking in layers (value
+/// shapes, secret names by their words, positional grammars, YAML and XML context).
+pub const NORMALIZER_VERSION: u32 = 3;
 
 /// Inputs larger than this are refused (callers fall back to raw comparison): memory stays bounded.
 pub const MAX_NORMALIZE_BYTES: usize = 32 * 1024 * 1024;
@@ -407,8 +409,15 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
     let mut out: Vec<NormLine> = Vec::with_capacity(raw.len());
     let mut ctx = Context::new(format);
     let mut block_secrets = secrets::BlockSecrets::default();
+    // XML compared as text (malformed, or too deep) keeps the secrets of its element context.
+    let mut xml_secrets = raw_xml::looks_like_xml(text).then(raw_xml::RawXml::default);
     for (idx, line) in raw.iter().enumerate() {
         let trimmed = line.trim();
+        // The XML context follows every line, also those not shown.
+        let mut xml_spans = Vec::new();
+        if let Some(xml) = xml_secrets.as_mut() {
+            xml.scan(line, &mut xml_spans);
+        }
         if trimmed.is_empty() {
             continue;
         }
@@ -423,6 +432,7 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
         }
         let mut spans = secrets::secret_spans(line);
         block_secrets.scan(line, &mut spans);
+        spans.append(&mut xml_spans);
         let (masked, n) = match spans.is_empty() {
             true => (Cow::Borrowed(line.as_ref()), 0),
             false => {

@@ -1,6 +1,25 @@
 //! Secret masking: passwords, hashes, keys, SNMP communities, pre-shared keys, `ENC` blobs and private keys
 //! are replaced by `<secret:FP>` in everything Datum shows or hashes.
 //!
+//! Masking is built in layers, each of which applies to every format and every output path, so that a secret
+//! is caught by what it *is* or where it *stands*, not by a list of the cases seen so far:
+//!
+//! 1. **Value shapes** (`RULES`): password hashes of every crypt family, Huawei `%^%#…%^%#` ciphers, LDAP
+//!    `{SSHA}` values, passwords in URL userinfo (`scheme://user:PASSWORD@host`), connection-string passwords,
+//!    in-line PEM private keys, JWTs and well-known API token prefixes, wherever they stand.
+//! 2. **Key → value** (`keyword_spans`, `is_secret_word`): a value attached to a name that says secret
+//!    (`password`, `pass`, `pwd`, `pin`, `secret`, `key`, `psk`, `community`, `token`, `otp`, `seed`, … as the
+//!    whole name, its ending, or its last camelCase/snake/kebab word before qualifiers such as `Value`, `Hash`,
+//!    `Pem`, `Encrypted`) in `k v`, `k=v`, `k: v`, `"k": v`, `k := v` syntaxes; the XML and JSON normalisers
+//!    apply the same names to elements, attributes, `Name`/`key` attributes that name a value (`.NET <add
+//!    key="DbPassword" value=…>`, L5X tags, SimaticML members, PLCopen variables) and JSON keys.
+//! 3. **Positional grammars** (`grammar_spans`): commands whose secret has no keyword before it
+//!    (`snmp-server host … COMMUNITY`, net-snmp `com2sec`/`trap2sink`/`createUser`, Junos `trap-group`, Aruba
+//!    `mgmt-user`, Comware/Huawei `usm-user`, strongSwan `: EAP "…"`).
+//! 4. **Context** (`BlockSecrets`, `raw_xml`): values that only their block gives away — FortiOS and RouterOS
+//!    SNMP community names, YAML values on the lines below a secret key (`|`/`>` blocks, `- item` lists), and in
+//!    raw XML the text and value attributes inside a secret element even when they stand on lines of their own.
+//!
 //! `FP` is a keyed fingerprint (HMAC-SHA256 with a per-site key, 8 hex digits): two captures with the same
 //! secret show the same fingerprint, a changed secret shows a different one, and the value itself is never
 //! printed. Values that are re-encrypted with a fresh salt on every export (FortiGate `ENC`) cannot be compared
@@ -55,13 +74,59 @@ struct Rule {
     salted: bool,
 }
 
-/// Regular-expression rules for secrets that need no keyword (password hashes anywhere on a line). Everything
-/// introduced by a keyword is handled by `keyword_spans`.
-const RULES: &[Rule] = &[Rule {
-    what: "crypt(3) and Junos $9$ password hashes",
-    pattern: r#"(\$(?:1|2[aby]?|5|6|9|y|sha1|md5)\$[^\s:"',;<]+)"#,
-    salted: false,
-}];
+/// Value-shape rules (layer 1): secrets recognisable by their form, whatever name stands before them.
+/// Everything introduced by a keyword is handled by `keyword_spans`.
+const RULES: &[Rule] = &[
+    Rule {
+        what: "crypt(3) hashes: MD5, bcrypt, SHA-256/512, yescrypt, scrypt ($7$), Cisco type 8/9 and Junos $9$, \
+               H3C/Comware $c$ and $h$, Huawei $1a$…$1d$, Apache $apr1$, passlib $pbkdf2…$",
+        pattern: r#"(\$(?:1|2[abxy]?|5|6|7|8|9|14|y|gy|sha1|md5|apr1|c|h|1a|1b|1c|1d|pbkdf2(?:-sha1|-sha256|-sha512)?|scrypt|bcrypt(?:-sha256)?)\$[^\s:"',;<]+)"#,
+        salted: false,
+    },
+    Rule {
+        what: "Argon2 PHC strings (their parameters hold commas)",
+        pattern: r#"(\$argon2(?:id|i|d)\$[^\s"'<]+)"#,
+        salted: false,
+    },
+    Rule {
+        what: "Django and Werkzeug PBKDF2 hashes (pbkdf2_sha256$…, pbkdf2:sha256:…)",
+        pattern: r#"(?i)\b(pbkdf2[_:-]sha(?:1|256|512)[$:][^\s"'<,;]+)"#,
+        salted: false,
+    },
+    Rule {
+        what: "LDAP/Dovecot scheme-prefixed hashes ({SSHA}…)",
+        pattern: r#"(?i)(\{(?:SSHA|SHA|SSHA256|SSHA512|SHA256|SHA512|SMD5|MD5|CRYPT|BLF-CRYPT|SHA256-CRYPT|SHA512-CRYPT|PBKDF2|ARGON2I|ARGON2ID)\}[^\s"'<]+)"#,
+        salted: false,
+    },
+    Rule { what: "Huawei cipher text %^%#…%^%#", pattern: r"(%\^%#.+?%\^%#)", salted: false },
+    Rule { what: "Huawei cipher text %$%$…%$%$", pattern: r"(%\$%\$.+?%\$%\$)", salted: false },
+    Rule { what: "Huawei cipher text %@%@…%@%@", pattern: r"(%@%@.+?%@%@)", salted: false },
+    Rule {
+        what: "password in URL userinfo (scheme://user:PASSWORD@host)",
+        pattern: r#"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@"'<>]*:([^@/\s"'<>]+)@"#,
+        salted: false,
+    },
+    Rule {
+        what: "connection-string passwords (Password=…; Pwd=…; AccountKey=…)",
+        pattern: r#"(?i)(?:^|[;\s"'])(?:password|pwd|passwd|accountkey|sharedaccesskey)\s*=\s*([^;"'<\s][^;"'<]*)"#,
+        salted: false,
+    },
+    Rule {
+        what: "PEM private keys inside one value (JSON strings, escaped newlines)",
+        pattern: r"(?s)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(.+?)(?:-----END|\z)",
+        salted: false,
+    },
+    Rule {
+        what: "JSON Web Tokens",
+        pattern: r"\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)",
+        salted: false,
+    },
+    Rule {
+        what: "API tokens with well-known prefixes (GitHub, GitLab, Slack, Stripe)",
+        pattern: r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{10,})",
+        salted: false,
+    },
+];
 
 /// Words that introduce a secret value wherever they appear as a whole word (`enable secret 5 …`,
 /// `md5 key …`, `snmp-server user … auth sha … priv aes …`, `wpa-psk ascii 0 …`).
@@ -126,8 +191,82 @@ const SUFFIXES: &[&str] = &[
     "pwd",
 ];
 
-/// Setting names that end like a secret but hold none (their values are worth seeing).
-const NOT_SECRET: &[&str] = &["hostkey", "pubkey"];
+/// Setting names that end like a secret but hold none (their values are worth seeing): SSH host and public keys,
+/// BGP community handling.
+const NOT_SECRET: &[&str] = &["hostkey", "pubkey", "send-community", "bgp-community", "ext-community"];
+
+/// Names whose value is secret although no word of them says so (pfSense/OPNsense: a base64 SSH key file, a
+/// package's stored XML settings).
+const SECRET_NAMES: &[&str] = &["sshkeyfile", "xmldata"];
+
+/// Words of a name (camelCase, snake_case, kebab-case, dotted) that make the name a secret when they are its
+/// last word, or the last before `QUALIFIERS` (`adminPasswordEncrypted`, `privateKeyPem`, `secretValue`).
+const SECRET_TOKENS: &[&str] = &[
+    "password",
+    "passwords",
+    "passwd",
+    "pass",
+    "passphrase",
+    "passcode",
+    "passwort",
+    "kennwort",
+    "pwd",
+    "pw",
+    "pin",
+    "secret",
+    "secrets",
+    "key",
+    "keys",
+    "psk",
+    "community",
+    "communities",
+    "token",
+    "tokens",
+    "credential",
+    "credentials",
+    "otp",
+    "totp",
+    "seed",
+    "apikey",
+    "privkey",
+    "prv",
+    "bindpw",
+    "cpassword",
+];
+
+/// Words after a secret word that still name the secret itself (`PasswordHash`, `keyPem`, `secretValue`).
+const QUALIFIERS: &[&str] = &[
+    "value",
+    "values",
+    "hash",
+    "hashed",
+    "enc",
+    "encoded",
+    "pem",
+    "der",
+    "b64",
+    "base64",
+    "hex",
+    "data",
+    "plain",
+    "plaintext",
+    "text",
+    "clear",
+    "cleartext",
+    "str",
+    "string",
+    "raw",
+    "blob",
+    "cipher",
+    "ciphertext",
+    "material",
+    "bytes",
+];
+
+/// Words before `key`/`keys` that make it a public or structural key, not a secret (`hostKey`, `public_key`,
+/// `primaryKey`, `hotKey`).
+const PUBLIC_KEY_OWNERS: &[&str] =
+    &["host", "pub", "public", "authorized", "known", "primary", "foreign", "sort", "hot", "shortcut"];
 
 /// Is this word (a setting, element, attribute or JSON key name) one whose value is secret?
 pub fn is_secret_word(word: &str) -> bool {
@@ -136,10 +275,96 @@ pub fn is_secret_word(word: &str) -> bool {
         word.len() > suffix.len()
             && word.as_bytes()[word.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
     };
-    if NOT_SECRET.iter().any(|n| word.eq_ignore_ascii_case(n)) {
+    if NOT_SECRET.iter().any(|n| word.eq_ignore_ascii_case(n)) || names_a_public_key(word) {
         return false;
     }
-    KEYWORDS.iter().any(|k| word.eq_ignore_ascii_case(k)) || SUFFIXES.iter().any(|s| ends_with(s))
+    KEYWORDS.iter().any(|k| word.eq_ignore_ascii_case(k))
+        || SUFFIXES.iter().any(|s| ends_with(s))
+        || SECRET_NAMES.iter().any(|n| word.eq_ignore_ascii_case(n))
+        || words_say_secret(word)
+}
+
+/// `publicKey`, `host_key`, `primaryKey`: a key that is no secret (checked before the ending `key` says secret).
+fn names_a_public_key(name: &str) -> bool {
+    let mut words = NameWords::new(name);
+    words.next().is_some_and(|w| w.eq_ignore_ascii_case("key") || w.eq_ignore_ascii_case("keys"))
+        && words.next().is_some_and(|owner| PUBLIC_KEY_OWNERS.iter().any(|o| owner.eq_ignore_ascii_case(o)))
+}
+
+/// The word-by-word test of a name: its last word (before at most two qualifiers) is a secret word, `…PinCode`,
+/// or anything `…Encrypted`.
+fn words_say_secret(name: &str) -> bool {
+    let is = |word: &str, list: &[&str]| list.iter().any(|w| word.eq_ignore_ascii_case(w));
+    let mut words = NameWords::new(name);
+    let Some(mut word) = words.next() else { return false };
+    let mut qualifiers = 0;
+    loop {
+        if is(word, SECRET_TOKENS) {
+            if word.eq_ignore_ascii_case("key") || word.eq_ignore_ascii_case("keys") {
+                return !words.next().is_some_and(|owner| is(owner, PUBLIC_KEY_OWNERS));
+            }
+            return true;
+        }
+        if qualifiers == 0 && word.eq_ignore_ascii_case("code") {
+            return words.next().is_some_and(|w| w.eq_ignore_ascii_case("pin"));
+        }
+        if qualifiers == 0 && word.eq_ignore_ascii_case("encrypted") {
+            return words.next().is_some();
+        }
+        if qualifiers < 2 && is(word, QUALIFIERS) {
+            qualifiers += 1;
+            match words.next() {
+                Some(next) => word = next,
+                None => return false,
+            }
+            continue;
+        }
+        return false;
+    }
+}
+
+/// The words of a name from its end: split at non-alphanumerics and camelCase humps (`sPasswordHash` →
+/// `Hash`, `Password`, `s`; `XMLData` → `Data`, `XML`). Allocation-free.
+struct NameWords<'a> {
+    name: &'a str,
+    end: usize,
+}
+
+impl<'a> NameWords<'a> {
+    fn new(name: &'a str) -> NameWords<'a> {
+        NameWords { name, end: name.len() }
+    }
+}
+
+impl<'a> Iterator for NameWords<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let b = self.name.as_bytes();
+        let mut end = self.end;
+        while end > 0 && !b[end - 1].is_ascii_alphanumeric() {
+            end -= 1;
+        }
+        if end == 0 {
+            self.end = 0;
+            return None;
+        }
+        // A hump starts before an upper-case letter that follows a lower-case one or a digit, and before the last
+        // capital of an acronym followed by a lower-case letter.
+        let hump = |i: usize| {
+            let (p, c) = (b[i - 1], b[i]);
+            c.is_ascii_uppercase()
+                && (p.is_ascii_lowercase()
+                    || p.is_ascii_digit()
+                    || (p.is_ascii_uppercase() && b.get(i + 1).is_some_and(u8::is_ascii_lowercase)))
+        };
+        let mut start = end - 1;
+        while start > 0 && b[start - 1].is_ascii_alphanumeric() && !hump(start) {
+            start -= 1;
+        }
+        self.end = start;
+        Some(&self.name[start..end])
+    }
 }
 
 fn is_word_char(c: char) -> bool {
@@ -169,12 +394,16 @@ fn keyword_spans(line: &str, spans: &mut Vec<Span>) {
             pos = line[start..].find('>').map(|i| start + i + 1).unwrap_or(line.len());
             continue;
         }
-        if !is_secret_word(line[start..end].trim_matches(['.', '-'])) {
+        let word = line[start..end].trim_matches(['.', '-']);
+        if !is_secret_word(word) {
             continue;
         }
         let in_tag = start > 0 && bytes[start - 1] == b'<';
         if start > 1 && bytes[start - 2] == b'<' && bytes[start - 1] == b'/' {
             continue; // a closing tag holds no value
+        }
+        if is_quoted_value(line, start, end) {
+            continue; // `Name="Password" …`: the word is a value here, not the name of one
         }
         // Skip the separators between the keyword and its value.
         let mut value_start = end;
@@ -194,7 +423,10 @@ fn keyword_spans(line: &str, spans: &mut Vec<Span>) {
             pos = rest.find('>').map(|i| value_start + i + 1).unwrap_or(line.len());
             continue;
         }
-        if rest.is_empty() || rest.starts_with("</") {
+        if rest.is_empty() || rest.starts_with("</") || is_yaml_block_indicator(rest) {
+            continue;
+        }
+        if names_no_value(word, &line[..start], rest) {
             continue;
         }
         let value_end = if in_tag {
@@ -223,8 +455,54 @@ fn keyword_spans(line: &str, spans: &mut Vec<Span>) {
     }
 }
 
+/// Words after a password keyword that make it a policy setting, not a value (NX-OS `passphrase lifetime 99999
+/// warntime 14`, `userpassphrase min-length 8`, IOS `security passwords min-length 8`).
+const POLICY_WORDS: &[&str] =
+    &["lifetime", "warntime", "gracetime", "min-length", "max-length", "length", "strength-check", "expiry"];
+
+/// Is the secret word at `before.len()` one that, here, names no secret value? A password policy setting, a BGP
+/// community in a route-map (`match community NAME`, `set community 65000:100`) or a Junos policy community
+/// (`community NAME members …`).
+fn names_no_value(word: &str, before: &str, rest: &str) -> bool {
+    let mut value_words = rest.split_whitespace();
+    let first = value_words.next().unwrap_or("");
+    if POLICY_WORDS.iter().any(|p| first.eq_ignore_ascii_case(p)) {
+        return true;
+    }
+    if word.eq_ignore_ascii_case("community") {
+        let previous = before.split_whitespace().next_back().unwrap_or("");
+        if matches!(previous, "match" | "set") && before.split_whitespace().count() == 1 {
+            return true;
+        }
+        if value_words.next() == Some("members") {
+            return true;
+        }
+    }
+    false
+}
+
+/// Is the word at `start..end` a quoted value (`Name="Password" Type=…`) rather than a quoted name
+/// (`"password": …`, `'pass' = …`)?
+fn is_quoted_value(line: &str, start: usize, end: usize) -> bool {
+    let bytes = line.as_bytes();
+    let (Some(&open), Some(&close)) = (start.checked_sub(1).and_then(|i| bytes.get(i)), bytes.get(end)) else {
+        return false;
+    };
+    if !matches!(open, b'"' | b'\'') || open != close {
+        return false;
+    }
+    let after = line[end + 1..].trim_start();
+    line[..start - 1].trim_end().ends_with('=') && !after.starts_with(':') && !after.starts_with('=')
+}
+
+/// A YAML block scalar indicator (`|`, `>-`, `|2`): the value follows on the lines below (see `BlockSecrets`).
+fn is_yaml_block_indicator(rest: &str) -> bool {
+    let mut chars = rest.trim_end().chars();
+    matches!(chars.next(), Some('|' | '>')) && chars.all(|c| matches!(c, '-' | '+' | '0'..='9'))
+}
+
 /// Does the text start with a mask (`<secret:…>`, `<private key:…>`)?
-fn is_mask(text: &str) -> bool {
+pub(super) fn is_mask(text: &str) -> bool {
     text.starts_with("<secret:") || text.starts_with("<private key:")
 }
 
@@ -291,6 +569,67 @@ const TRIGGERS: &[&str] = &[
     "$y$",
     "$sha1$",
     "$md5$",
+    // Layer 1: value shapes.
+    "$7$",
+    "$8$",
+    "$14$",
+    "$c$",
+    "$h$",
+    "$1a$",
+    "$1b$",
+    "$1c$",
+    "$1d$",
+    "$gy$",
+    "$apr1$",
+    "$argon2",
+    "$scrypt$",
+    "$bcrypt",
+    "pbkdf2",
+    "{ssha",
+    "{sha",
+    "{smd5",
+    "{md5",
+    "{crypt",
+    "{blf-crypt",
+    "{argon2",
+    "%^%#",
+    "%$%$",
+    "%@%@",
+    "://",
+    "eyj",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xox",
+    "sk_live_",
+    // Layer 2: secret words of names.
+    "pin",
+    "pw",
+    "otp",
+    "seed",
+    "kennwort",
+    "encrypted",
+    "sshkeyfile",
+    "xmldata",
+    // Layer 3: positional grammars.
+    "snmp-server",
+    "com2sec",
+    "sink",
+    "createuser",
+    "trap-group",
+    "mgmt-user",
+    "usm-user",
+    ": eap",
+    ": xauth",
+    ": ntlm",
+    ": rsa",
+    ": ecdsa",
+    ": p12",
+    ": pkcs",
 ];
 
 fn triggers() -> &'static AhoCorasick {
@@ -328,6 +667,31 @@ pub fn secret_spans(line: &str) -> Vec<Span> {
         return spans;
     }
     keyword_spans(line, &mut spans);
+    grammar_spans(line, &mut spans);
+    shape_spans_into(line, &mut spans);
+    merge_spans(spans)
+}
+
+/// Only the value shapes (layer 1) in a text: for values whose name was already judged, such as XML attribute
+/// values (`connectionString="…;Password=…"`, `url="ftp://u:PASS@h"`).
+pub fn shape_spans(text: &str) -> Vec<Span> {
+    let mut spans = Vec::new();
+    if triggers().is_match(text) {
+        shape_spans_into(text, &mut spans);
+    }
+    merge_spans(spans)
+}
+
+/// Masks the value shapes (layer 1) in a text; returns it and the number of secrets masked.
+pub fn mask_shapes<'a>(text: &'a str, key: &FingerprintKey) -> (Cow<'a, str>, usize) {
+    let spans = shape_spans(text);
+    if spans.is_empty() {
+        return (Cow::Borrowed(text), 0);
+    }
+    (Cow::Owned(apply_spans(text, &spans, key)), spans.len())
+}
+
+fn shape_spans_into(line: &str, spans: &mut Vec<Span>) {
     let hits = rule_set().matches(line);
     if hits.matched_any() {
         for (idx, (re, salted)) in compiled().iter().enumerate() {
@@ -343,7 +707,135 @@ pub fn secret_spans(line: &str) -> Vec<Span> {
             }
         }
     }
-    merge_spans(spans)
+}
+
+/// Words of a line with their byte ranges; a double-quoted word with spaces is one word.
+fn line_words(line: &str) -> Vec<(usize, usize)> {
+    let bytes = line.as_bytes();
+    let mut words = Vec::new();
+    let mut idx = 0;
+    while idx < bytes.len() {
+        if bytes[idx].is_ascii_whitespace() {
+            idx += 1;
+            continue;
+        }
+        let start = idx;
+        if bytes[idx] == b'"' {
+            idx = closing_quote(&line[idx..], '"').map(|i| idx + i + 1).unwrap_or(bytes.len());
+        } else {
+            while idx < bytes.len() && !bytes[idx].is_ascii_whitespace() {
+                idx += 1;
+            }
+        }
+        words.push((start, idx));
+    }
+    words
+}
+
+/// Positional grammars (layer 3): secrets that stand at a place in a command with no secret word before them.
+fn grammar_spans(line: &str, spans: &mut Vec<Span>) {
+    let lower_has =
+        |needle: &str| line.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()));
+    let candidates = ["snmp-server", "com2sec", "sink", "createuser", "trap-group", "mgmt-user", "usm-user", ": "];
+    if !candidates.iter().any(|c| lower_has(c)) {
+        return;
+    }
+    let words = line_words(line);
+    let text = |i: usize| words.get(i).map(|&(s, e)| &line[s..e]).unwrap_or("");
+    let eq = |i: usize, w: &str| text(i).eq_ignore_ascii_case(w);
+    let mut push = |i: usize, to_end: bool| {
+        if let Some(&(start, end)) = words.get(i) {
+            let end = if to_end { words.last().map_or(end, |w| w.1) } else { end };
+            let value = &line[start..end];
+            let value_end = start + value.trim_end_matches([';', '{']).trim_end().len();
+            if value_end > start && !is_mask(value) {
+                spans.push(Span { start, end: value_end, salted: false });
+            }
+        }
+    };
+    for i in 0..words.len() {
+        // `snmp-server host [IFACE] HOST [vrf V] [traps|informs] [version 1|2c] [encrypted|clear] COMMUNITY …`
+        if eq(i, "snmp-server") && eq(i + 1, "host") {
+            let mut j = i + 2;
+            if eq(j, "domain") || looks_like_address(text(j + 1)) && !looks_like_address(text(j)) {
+                j += 1; // an ASA interface name or `domain` before the host
+            }
+            j += 1; // the host
+            loop {
+                let w = text(j).to_ascii_lowercase();
+                match w.as_str() {
+                    "vrf" | "use-vrf" | "udp-port" | "source-interface" => j += 2,
+                    "traps" | "trap" | "informs" | "inform" | "poll" | "encrypted" | "clear" | "0" | "7" | "8" => {
+                        j += 1
+                    }
+                    "version" => {
+                        if text(j + 1).starts_with('3') {
+                            break; // SNMPv3 names a user, not a community
+                        }
+                        j += 2;
+                    }
+                    "community" | "" => break, // `community X` is masked by its keyword
+                    _ => {
+                        push(j, false);
+                        break;
+                    }
+                }
+            }
+        }
+        if i == 0 {
+            // net-snmp `com2sec [-Cn CTX] NAME SOURCE COMMUNITY`
+            if eq(0, "com2sec") || eq(0, "com2sec6") {
+                let mut j = 1;
+                while text(j).starts_with('-') {
+                    j += 2;
+                }
+                push(j + 2, false);
+            }
+            // net-snmp `trapsink|trap2sink|informsink HOST [COMMUNITY [PORT]]`
+            if eq(0, "trapsink") || eq(0, "trap2sink") || eq(0, "informsink") {
+                push(2, false);
+            }
+            // net-snmp `createUser [-e ENGINEID] USER (MD5|SHA…) AUTHPASS [DES|AES…] [PRIVPASS]`
+            if eq(0, "createUser") {
+                if let Some(p) = (1..words.len()).find(|&j| {
+                    let w = text(j).to_ascii_uppercase();
+                    w == "MD5" || w.starts_with("SHA")
+                }) {
+                    push(p + 1, true);
+                }
+            }
+        }
+        // Junos `trap-group NAME`: the name is the community the traps carry.
+        if eq(i, "trap-group") {
+            push(i + 1, false);
+        }
+        // Aruba `mgmt-user NAME [ROLE] PASSWORD`
+        if eq(i, "mgmt-user") && i == 0 && !eq(1, "ssh-pubkey") {
+            push(2, true);
+        }
+        // Comware/Huawei `snmp-agent usm-user v3 NAME GROUP [cipher|simple] authentication-mode ALG KEY privacy-mode …`
+        if eq(i, "usm-user") {
+            if let Some(p) = (i + 1..words.len()).find(|&j| eq(j, "authentication-mode") || eq(j, "auth")) {
+                push(p + 1, true);
+            }
+        }
+        // strongSwan ipsec.secrets `[IDS] : EAP|XAUTH|NTLM|PSK "secret"`, `: RSA|ECDSA|P12 FILE "passphrase"`
+        if text(i) == ":" {
+            let kind = text(i + 1).to_ascii_uppercase();
+            match kind.as_str() {
+                "PSK" | "EAP" | "XAUTH" | "NTLM" => push(i + 2, true),
+                "RSA" | "ECDSA" | "P12" | "PKCS8" | "PKCS12" | "PIN" | "BLISS" => push(i + 3, true),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// An IPv4 or IPv6 address (a host, not an interface name).
+fn looks_like_address(word: &str) -> bool {
+    !word.is_empty()
+        && word.chars().all(|c| c.is_ascii_hexdigit() || c == '.' || c == ':')
+        && (word.contains('.') || word.contains(':'))
 }
 
 /// Sorts spans and merges overlapping ones.
@@ -398,6 +890,8 @@ pub struct BlockSecrets {
     forti_blocks: Vec<String>,
     /// The RouterOS menu of the current line (`/snmp community`).
     routeros_menu: String,
+    /// The indentation of a YAML key that says secret and whose value follows on the lines below it.
+    yaml_secret_indent: Option<usize>,
 }
 
 const FORTI_SNMP_COMMUNITY: &str = "system snmp community";
@@ -407,6 +901,9 @@ impl BlockSecrets {
     /// Follows the blocks through one line and adds the spans of the values that are secret there.
     pub fn scan(&mut self, line: &str, spans: &mut Vec<Span>) {
         let trimmed = line.trim();
+        if self.yaml_value_below(line, spans) {
+            return;
+        }
         if let Some(block) = trimmed.strip_prefix("config ") {
             self.forti_blocks.push(block.split_whitespace().collect::<Vec<_>>().join(" "));
             return;
@@ -435,6 +932,53 @@ impl BlockSecrets {
             routeros_parameter_spans(line, "name", spans);
         }
     }
+}
+
+impl BlockSecrets {
+    /// YAML values that follow a secret key on the lines below it: a plain value on the next line, a `|`/`>`
+    /// block scalar, or a `- item` list. Returns true when the line is such a value (and masked whole).
+    fn yaml_value_below(&mut self, line: &str, spans: &mut Vec<Span>) -> bool {
+        let trimmed = line.trim();
+        let indent = line.len() - line.trim_start().len();
+        if let Some(key_indent) = self.yaml_secret_indent {
+            if trimmed.is_empty() {
+                return true;
+            }
+            if indent > key_indent || (indent == key_indent && (trimmed.starts_with("- ") || trimmed == "-")) {
+                // A list item keeps its `- `; the item is the secret.
+                let item = trimmed.strip_prefix('-').map(str::trim_start).unwrap_or(trimmed);
+                let start = indent + (trimmed.len() - item.len());
+                if !item.is_empty() && !is_mask(item) {
+                    spans.push(Span { start, end: indent + trimmed.len(), salted: false });
+                }
+                return true;
+            }
+            self.yaml_secret_indent = None;
+        }
+        if let Some(key_offset) = yaml_secret_key_alone(trimmed) {
+            self.yaml_secret_indent = Some(indent + key_offset);
+        }
+        false
+    }
+}
+
+/// `password:`, `- api_token: |`, `"secrets": >-`: a YAML key that says secret with its value on the lines
+/// below. Returns the key's offset in the trimmed line (after a `- ` list marker).
+fn yaml_secret_key_alone(trimmed: &str) -> Option<usize> {
+    let (offset, item) = match trimmed.strip_prefix("- ") {
+        Some(rest) => (trimmed.len() - rest.trim_start().len(), rest.trim_start()),
+        None => (0, trimmed),
+    };
+    let (key, value) = item.split_once(':')?;
+    let value = value.split(" #").next().unwrap_or("").trim();
+    if !(value.is_empty() || is_yaml_block_indicator(value)) {
+        return None;
+    }
+    let key = key.trim_end().trim_matches(['"', '\'']);
+    if key.is_empty() || key.contains(char::is_whitespace) || !is_secret_word(key) {
+        return None;
+    }
+    Some(offset)
 }
 
 fn is_routeros_command(word: &str) -> bool {
@@ -471,8 +1015,18 @@ fn routeros_parameter_spans(line: &str, parameter: &str, spans: &mut Vec<Span>) 
 /// lines are masked as one logical line and shown as they were wrapped).
 pub fn mask_raw_lines(lines: Vec<String>, key: &FingerprintKey) -> Vec<String> {
     let lines = mask_private_key_blocks(lines, key);
-    let mut blocks = BlockSecrets::default();
     let mut out = Vec::with_capacity(lines.len());
+    if lines.iter().find(|l| !l.trim().is_empty()).is_some_and(|l| super::raw_xml::looks_like_xml(l)) {
+        // XML: each line with the secrets of its element context (layer 4) besides its own.
+        let mut xml = super::raw_xml::RawXml::default();
+        for line in lines {
+            let mut spans = secret_spans(&line);
+            xml.scan(&line, &mut spans);
+            out.push(if spans.is_empty() { line } else { apply_spans(&line, &merge_spans(spans), key) });
+        }
+        return out;
+    }
+    let mut blocks = BlockSecrets::default();
     let mut group: Vec<String> = Vec::new();
     for line in lines {
         let continues = line.ends_with('\\');
@@ -535,6 +1089,25 @@ fn mask_wrapped(mut pieces: Vec<String>, blocks: &mut BlockSecrets, key: &Finger
         out.push(shown);
     }
 }
+
+/// Attributes that name an element (`Name="Password"`, `key="DbPassword"`): when the name says secret, the
+/// element's value attributes and text are secret.
+pub const NAMING_ATTRIBUTES: &[&str] = &["Name", "name", "key", "Key", "ID", "Id", "id", "member"];
+
+/// Attributes that hold an element's value (.NET `value`, SimaticML `StartValue`, PLCopen `simpleValue value`,
+/// L5X `Value`).
+pub const VALUE_ATTRIBUTES: &[&str] = &[
+    "value",
+    "Value",
+    "StartValue",
+    "startValue",
+    "InitialValue",
+    "initialValue",
+    "DefaultValue",
+    "defaultValue",
+    "Default",
+    "default",
+];
 
 /// Is this element or key name one whose value is secret (XML, JSON)?
 pub fn is_secret_name(name: &str) -> bool {

@@ -127,13 +127,28 @@ fn open(
             Ok(v) => v,
             Err(_) => Cow::Owned(String::from_utf8_lossy(&attr.value).into_owned()),
         };
-        let v = if secrets::is_secret_name(&k) && !v.is_empty() {
-            *n_secrets += 1;
-            Cow::Owned(key.mask(&v, false))
-        } else {
-            v
-        };
         attrs.push((k, v));
+    }
+    // An element named by a secret word (`<Member Name="Password">`, `<add key="DbPassword" value=…>`,
+    // `<variable name="AdminPwd">`) holds a secret in its value attributes and its text.
+    let parent_secret = stack.last().is_some_and(|p| p.secret);
+    let named_secret =
+        attrs.iter().any(|(k, v)| secrets::NAMING_ATTRIBUTES.contains(&k.as_ref()) && secrets::is_secret_word(v));
+    let has_value = attrs.iter().any(|(k, _)| secrets::VALUE_ATTRIBUTES.contains(&k.as_ref()));
+    for (k, v) in attrs.iter_mut() {
+        if v.is_empty() {
+            continue;
+        }
+        let is_value = secrets::VALUE_ATTRIBUTES.contains(&k.as_ref());
+        // `key="…"` next to a `value` names the setting (.NET appSettings); elsewhere a key attribute is secret.
+        let naming_key = has_value && (k == "key" || k == "Key");
+        if (secrets::is_secret_name(k) && !naming_key) || (is_value && (named_secret || parent_secret)) {
+            *n_secrets += 1;
+            *v = Cow::Owned(key.mask(v, false));
+        } else if let (Cow::Owned(masked), n) = secrets::mask_shapes(v, key) {
+            *n_secrets += n;
+            *v = Cow::Owned(masked);
+        }
     }
     let id = NAME_ATTRIBUTES.iter().find_map(|n| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v));
     let parent = stack.last_mut();
@@ -162,7 +177,7 @@ fn open(
         (None, None) => {}
     }
     attrs.sort();
-    let secret = secrets::is_secret_name(&name) || stack.last().is_some_and(|p| p.secret);
+    let secret = secrets::is_secret_name(&name) || parent_secret || named_secret;
     let mut text = String::with_capacity(path.len() + attrs.iter().map(|(k, v)| k.len() + v.len() + 5).sum::<usize>());
     text.push_str(&path);
     for (k, v) in &attrs {
