@@ -279,11 +279,10 @@ impl BlobStore {
                 io::copy(&mut decoder, &mut sink).map_err(|e| damaged(e.to_string()))?;
             }
             _ => {
-                if header.depth > MAX_DELTA_DEPTH || header.raw_size > max_in_memory.max(DELTA_MAX_BYTES) {
+                if header.raw_size > max_in_memory.max(DELTA_MAX_BYTES) {
                     return Err(damaged("delta header out of range".into()));
                 }
-                let base_hash = hex::encode(header.base);
-                let base = self.read(&base_hash).map_err(|e| damaged(format!("its delta base is unreadable: {e}")))?;
+                let base = self.resolve_base(hash, &header)?;
                 let mut decoder = zstd::stream::read::Decoder::with_ref_prefix(BufReader::new(file), &base)
                     .map_err(|e| damaged(e.to_string()))?;
                 decoder.window_log_max(31).map_err(|e| damaged(e.to_string()))?;
@@ -298,6 +297,71 @@ impl BlobStore {
             return Err(damaged(format!("content hashes to {actual}")));
         }
         Ok(written)
+    }
+
+    /// The content a delta blob is based on, rebuilt without recursion: the chain of bases is walked first
+    /// (bounded by `MAX_DELTA_DEPTH`, refusing a chain that comes back to a blob already on it), then decoded
+    /// from its full copy upwards, each step checked against its hash. Headers are data from disk: a blob made
+    /// a delta of itself, or two blobs of each other, is damage to report, never a reason to loop.
+    fn resolve_base(&self, hash: &str, header: &Header) -> Result<Vec<u8>, BlobError> {
+        let damaged = |detail: String| BlobError::Damaged { hash: hash.into(), detail };
+        // (hash, header, open file positioned after the header) from the direct base down to a full copy.
+        let mut chain: Vec<(String, Header, File)> = Vec::new();
+        let mut next = hex::encode(header.base);
+        loop {
+            if next == hash || chain.iter().any(|(h, _, _)| *h == next) {
+                return Err(damaged(format!("its chain of delta bases loops back to {next}")));
+            }
+            if chain.len() as u32 >= MAX_DELTA_DEPTH {
+                return Err(damaged(format!("its chain of delta bases is longer than {MAX_DELTA_DEPTH}")));
+            }
+            let unreadable = |e: BlobError| damaged(format!("its delta base is unreadable: {e}"));
+            let mut file = self.open_blob(&next).map_err(unreadable)?;
+            let base_header = read_header(&mut file, &next).map_err(unreadable)?;
+            if base_header.raw_size > DELTA_MAX_BYTES {
+                return Err(unreadable(BlobError::Damaged {
+                    hash: next.clone(),
+                    detail: "too large to be a delta base".into(),
+                }));
+            }
+            let full = base_header.format == FORMAT_FULL;
+            let after = hex::encode(base_header.base);
+            chain.push((next, base_header, file));
+            if full {
+                break;
+            }
+            next = after;
+        }
+        let mut content: Vec<u8> = Vec::new();
+        while let Some((base_hash, base_header, file)) = chain.pop() {
+            let unreadable = |detail: String| {
+                damaged(format!(
+                    "its delta base is unreadable: {}",
+                    BlobError::Damaged { hash: base_hash.clone(), detail }
+                ))
+            };
+            let mut decoded = Vec::with_capacity(base_header.raw_size as usize);
+            let mut hasher = Sha256::new();
+            let mut written = 0u64;
+            let mut sink = HashingWriter {
+                inner: &mut decoded,
+                hasher: &mut hasher,
+                written: &mut written,
+                limit: base_header.raw_size,
+            };
+            // A full copy decodes against an empty prefix, which is the same as none.
+            let prefix: &[u8] = if base_header.format == FORMAT_FULL { &[] } else { &content };
+            let decoder = zstd::stream::read::Decoder::with_ref_prefix(BufReader::new(file), prefix);
+            let mut decoder = decoder.map_err(|e| unreadable(e.to_string()))?;
+            decoder.window_log_max(31).map_err(|e| unreadable(e.to_string()))?;
+            io::copy(&mut decoder, &mut sink).map_err(|e| unreadable(e.to_string()))?;
+            drop(decoder);
+            if written != base_header.raw_size || hex::encode(hasher.finalize()) != base_hash {
+                return Err(unreadable("content does not match its hash".into()));
+            }
+            content = decoded;
+        }
+        Ok(content)
     }
 
     /// Writes a blob to `dest` exactly as captured: into a temporary file beside it, verified, fsynced, renamed.

@@ -26,6 +26,19 @@ pub fn user(message: impl Into<String>) -> anyhow::Error {
     UserError::new(message).into()
 }
 
+/// Damage found while doing what was asked (a stored file that no longer matches its hash, a broken delta
+/// chain): reported like a finding, exit code 1, never as an internal error or a crash.
+#[derive(Debug)]
+pub struct Damage(pub String);
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Damage {}
+
 /// What a command found: `Clean` exits 0, `Findings` exits 1 (drift, overdue backups, tampering…).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

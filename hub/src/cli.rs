@@ -17,7 +17,8 @@ pub struct Cli {
     pub data: Option<PathBuf>,
     /// PostgreSQL instead of the embedded SQLite: postgres://user@host/db (also DATUM_HUB_DATABASE). Once given
     /// to `init`, it is remembered in the data directory.
-    #[arg(long, global = true, env = "DATUM_HUB_DATABASE", value_name = "URL")]
+    // The value is never shown in `--help`: a database URL may hold a password.
+    #[arg(long, global = true, env = "DATUM_HUB_DATABASE", hide_env_values = true, value_name = "URL")]
     pub database: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -89,9 +90,14 @@ pub enum SiteCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum AssetCommand {
+    /// Assets of every site (or one), active ones unless --all
     List {
+        /// Only this site's assets
         #[arg(long)]
         site: Option<String>,
+        /// Include retired assets
+        #[arg(long)]
+        all: bool,
         #[arg(long)]
         json: bool,
     },

@@ -39,7 +39,19 @@ impl Context {
                 self.data.display()
             )));
         }
-        Store::open(url.as_deref(), &self.data.join(DB_FILE), false).await.context("open the hub database")
+        let shown = match &url {
+            Some(_) => "(PostgreSQL)".to_string(),
+            None => self.data.join(DB_FILE).display().to_string(),
+        };
+        let store = match Store::open(url.as_deref(), &self.data.join(DB_FILE), false).await {
+            Ok(store) => store,
+            Err(e @ crate::store::StoreError::Damaged { .. }) => return Err(e.into()),
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context("open the hub database"));
+            }
+        };
+        store.check_holds_hub(&shown).await?;
+        Ok(store)
     }
 }
 
@@ -48,7 +60,7 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
         Command::Init { name } => init(&ctx, &name).await,
         Command::Site { command } => site(&ctx, command).await,
         Command::Serve { listen, no_udp } => crate::serve::serve(&ctx, listen, !no_udp).await,
-        Command::Asset { command: AssetCommand::List { site, json } } => asset_list(&ctx, site, json).await,
+        Command::Asset { command: AssetCommand::List { site, all, json } } => asset_list(&ctx, site, all, json).await,
         Command::Status { json } => status(&ctx, json).await,
     }
 }
@@ -230,7 +242,7 @@ async fn site_names(store: &Store) -> Result<BTreeMap<String, SiteRow>> {
     Ok(store.sites().await?.into_iter().filter_map(|s| s.site_id.clone().map(|id| (id, s))).collect())
 }
 
-async fn asset_list(ctx: &Context, site: Option<String>, json: bool) -> Result<Outcome> {
+async fn asset_list(ctx: &Context, site: Option<String>, all: bool, json: bool) -> Result<Outcome> {
     let store = ctx.store().await?;
     let names = site_names(&store).await?;
     let site_id = match &site {
@@ -243,6 +255,10 @@ async fn asset_list(ctx: &Context, site: Option<String>, json: bool) -> Result<O
     let mut rows = Vec::new();
     for (sid, key, text) in store.records("assets", site_id.as_deref()).await? {
         let asset: Asset = serde_json::from_str(&text).with_context(|| format!("decode asset {key} of {sid}"))?;
+        // Retired assets stay in the history, and in this list only on request (as on the edge).
+        if !all && !asset.is_active() {
+            continue;
+        }
         let site = names.get(&sid).map(|s| s.name.clone()).unwrap_or(sid);
         rows.push(AssetRow { site, asset });
     }
@@ -250,19 +266,28 @@ async fn asset_list(ctx: &Context, site: Option<String>, json: bool) -> Result<O
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        println!("{:<20} {:<24} {:<12} {:<10} ZONE", "SITE", "ASSET", "KIND", "CRIT");
-        for r in &rows {
-            let a = serde_json::to_value(&r.asset)?;
-            let get = |k: &str| a.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
-            println!(
-                "{:<20} {:<24} {:<12} {:<10} {}",
-                r.site,
-                get("name"),
-                get("kind"),
-                get("criticality"),
-                get("zone")
-            );
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let a = &r.asset;
+                let mut row = vec![
+                    r.site.clone(),
+                    a.name.to_string(),
+                    a.kind.to_string(),
+                    a.criticality.to_string(),
+                    a.zone.clone().unwrap_or_else(|| "-".into()),
+                ];
+                if all {
+                    row.push(if a.is_active() { "active".into() } else { "retired".into() });
+                }
+                row
+            })
+            .collect();
+        let mut header = vec!["SITE", "ASSET", "KIND", "CRITICALITY", "ZONE"];
+        if all {
+            header.push("STATE");
         }
+        print!("{}", datum_shared::text::table(&header, &table));
         println!("\n{} assets", rows.len());
     }
     Ok(Outcome::Clean)
@@ -348,10 +373,7 @@ async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!(
-            "{:<20} {:<9} {:<26} {:>6} {:>6} {:>6} {:>7} {:>7} {:>6} {:>7} {:>5}",
-            "SITE", "SYNC", "LAST CONTACT", "ASSETS", "OPEN", "DRIFT", "BACKUPS", "REVIEWS", "FILES", "MISSING", "VIOL"
-        );
+        let mut table: Vec<Vec<String>> = Vec::new();
         for s in &out {
             let sync = if s.revoked {
                 "revoked"
@@ -362,21 +384,34 @@ async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
             } else {
                 "BEHIND"
             };
-            println!(
-                "{:<20} {:<9} {:<26} {:>6} {:>6} {:>6} {:>7} {:>7} {:>6} {:>7} {:>5}",
-                s.site,
-                sync,
-                s.last_contact.as_deref().unwrap_or("never"),
-                s.assets,
-                s.open_changes,
-                s.unauthorized_drift,
-                s.overdue_backups,
-                s.overdue_reviews,
-                s.files_stored,
-                s.files_missing,
-                s.violations
-            );
+            table.push(vec![
+                s.site.clone(),
+                sync.to_string(),
+                s.last_contact.clone().unwrap_or_else(|| "never".into()),
+                s.assets.to_string(),
+                s.open_changes.to_string(),
+                s.unauthorized_drift.to_string(),
+                s.overdue_backups.to_string(),
+                s.overdue_reviews.to_string(),
+                s.files_stored.to_string(),
+                s.files_missing.to_string(),
+                s.violations.to_string(),
+            ]);
         }
+        let header = [
+            "SITE",
+            "SYNC",
+            "LAST CONTACT",
+            "ASSETS",
+            "OPEN",
+            "DRIFT",
+            "BACKUPS",
+            "REVIEWS",
+            "FILES",
+            "MISSING",
+            "VIOL",
+        ];
+        print!("{}", datum_shared::text::table(&header, &table));
     }
     Ok(Outcome::from_findings(findings))
 }

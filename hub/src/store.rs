@@ -19,6 +19,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Invalid(String),
+    #[error("the hub database {path} is damaged: {why}; restore it from a backup (nothing was changed)")]
+    Damaged { path: String, why: String },
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -86,6 +88,9 @@ impl Store {
                 if !create && !sqlite_path.exists() {
                     return Err(StoreError::Invalid(format!("no hub database at {}", sqlite_path.display())));
                 }
+                if sqlite_path.exists() {
+                    check_sqlite_file(sqlite_path)?;
+                }
                 let mode = if create { "rwc" } else { "rw" };
                 (format!("sqlite://{}?mode={mode}", sqlite_path.display()), false)
             }
@@ -93,6 +98,8 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if postgres { 8 } else { 1 })
+            // A local file answers at once or not at all: fail within seconds, not after the 30 s default.
+            .acquire_timeout(std::time::Duration::from_secs(if postgres { 30 } else { 2 }))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if !postgres {
@@ -107,13 +114,26 @@ impl Store {
                 })
             })
             .connect_with(options)
-            .await?;
-        if postgres {
-            sqlx::migrate!("migrations/postgres").run(&pool).await?;
+            .await
+            .map_err(|e| damage_or(e.into(), postgres, sqlite_path))?;
+        let migrated = if postgres {
+            sqlx::migrate!("migrations/postgres").run(&pool).await
         } else {
-            sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        }
+            sqlx::migrate!("migrations/sqlite").run(&pool).await
+        };
+        migrated.map_err(|e| damage_or(e.into(), postgres, sqlite_path))?;
         Ok(Store { pool })
+    }
+
+    /// Fails unless the database holds a hub (`init` wrote its identity): an emptied or replaced database must
+    /// not be served as a hub with no sites.
+    pub async fn check_holds_hub(&self, shown: &str) -> Result<()> {
+        let damaged = |why: String| StoreError::Damaged { path: shown.to_string(), why };
+        match self.meta("store_id").await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(damaged("it holds no hub identity (emptied or replaced?)".into())),
+            Err(e) => Err(damaged(e.to_string())),
+        }
     }
 
     pub async fn close(self) {
@@ -639,4 +659,27 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Invalid(format!("bad time {s:?} in the database: {e}")))
+}
+
+/// SQLite's words for a damaged file become `Damaged`; anything else stays as it is.
+fn damage_or(e: StoreError, postgres: bool, path: &Path) -> StoreError {
+    let text = e.to_string();
+    if !postgres && (text.contains("malformed") || text.contains("not a database") || text.contains("corrupt")) {
+        return StoreError::Damaged { path: path.display().to_string(), why: text };
+    }
+    e
+}
+
+/// Checks the SQLite file's header and length before opening it (see `datum_shared::dbfile`).
+fn check_sqlite_file(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let damaged = |why: String| StoreError::Damaged { path: path.display().to_string(), why };
+    let mut file = std::fs::File::open(path).map_err(|e| damaged(e.to_string()))?;
+    let len = file.metadata().map_err(|e| damaged(e.to_string()))?.len();
+    let mut head = Vec::with_capacity(datum_shared::dbfile::HEADER_LEN);
+    file.by_ref()
+        .take(datum_shared::dbfile::HEADER_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| damaged(e.to_string()))?;
+    datum_shared::dbfile::check(&head, len).map_err(damaged)
 }

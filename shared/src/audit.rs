@@ -43,6 +43,10 @@ pub struct AuditEntry {
     /// then not serialized (so not hashed), in every other entry: older entries keep their hashes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub adopted: Vec<DocChange>,
+    /// The time was set by the drill clock (`DATUM_NOW`), not read from the system clock. False, and then not
+    /// serialized (so not hashed), in every ordinary entry: older entries keep their hashes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill: bool,
 }
 
 impl AuditEntry {
@@ -66,9 +70,18 @@ pub struct SignedEntry {
 pub fn verify_chain(entries: &[SignedEntry], verify_signature: impl Fn(&str, &str) -> bool) -> Vec<String> {
     let mut problems = Vec::new();
     let mut prev = GENESIS.to_string();
+    let mut prev_at: Option<DateTime<Utc>> = None;
     let mut expected_seq = 1;
     for signed in entries {
         let e = &signed.entry;
+        if prev_at.is_some_and(|p| e.at < p) {
+            problems.push(format!(
+                "audit entry {}: dated {} (before the entry before it: time went backwards)",
+                e.seq,
+                e.at.to_rfc3339()
+            ));
+        }
+        prev_at = Some(e.at);
         if e.seq != expected_seq {
             problems.push(format!(
                 "audit entry {}: expected sequence number {expected_seq} (an entry was removed or inserted)",
@@ -119,6 +132,7 @@ mod tests {
                     changes: vec![],
                     prev: prev.clone(),
                     adopted: vec![],
+                    drill: false,
                 };
                 let hash = entry.hash();
                 prev = hash.clone();
@@ -155,6 +169,41 @@ mod tests {
         assert!(problems.iter().any(|p| p.contains("signature does not verify")), "{problems:?}");
     }
 
+    fn resign(entries: &mut [SignedEntry]) {
+        let mut prev = GENESIS.to_string();
+        for e in entries.iter_mut() {
+            e.entry.prev = prev.clone();
+            e.hash = e.entry.hash();
+            e.signature = format!("sig:{}", e.hash);
+            prev = e.hash.clone();
+        }
+    }
+
+    #[test]
+    fn time_going_backwards_is_named() {
+        let mut entries = chain(3);
+        entries[2].entry.at = entries[0].entry.at - chrono::Duration::hours(1);
+        resign(&mut entries);
+        let problems = verify(&entries);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("audit entry 3: dated 2025-12-31T23:00:01"), "{problems:?}");
+        // Equal times (two entries in the same microsecond) are fine.
+        let mut same = chain(2);
+        same[1].entry.at = same[0].entry.at;
+        resign(&mut same);
+        assert!(verify(&same).is_empty());
+    }
+
+    #[test]
+    fn a_drill_entry_is_marked_and_hashed_as_such() {
+        let mut entries = chain(1);
+        let plain = entries[0].entry.hash();
+        entries[0].entry.drill = true;
+        assert_ne!(entries[0].entry.hash(), plain, "the drill mark is covered by the hash");
+        let json = serde_json::to_string(&entries[0].entry).expect("serializes");
+        assert!(json.contains("\"drill\":true"), "{json}");
+    }
+
     #[test]
     fn only_the_first_entry_may_adopt_history() {
         let adopt = |entries: &mut Vec<SignedEntry>, i: usize| {
@@ -182,6 +231,6 @@ mod tests {
     fn an_entry_without_adopted_history_hashes_as_before() {
         let entry = &chain(1)[0].entry;
         let json = serde_json::to_string(entry).expect("serializes");
-        assert!(!json.contains("adopted"), "{json}");
+        assert!(!json.contains("adopted") && !json.contains("drill"), "{json}");
     }
 }

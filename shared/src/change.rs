@@ -227,10 +227,10 @@ pub enum ChangeError {
     OutOfOrder { change: ChangeId, seq: u32, expected: u32 },
 }
 
-/// Names of people are compared without case and surrounding blanks: `Alice` and `alice ` are one person
-/// for separation of duties.
+/// Names of people are compared in their Unicode normal form without case and blanks: `Alice`, `alice ` and
+/// the full-width `ａｌｉｃｅ` are one person for separation of duties (`person::comparison_key`).
 pub fn same_person(a: &str, b: &str) -> bool {
-    a.trim().eq_ignore_ascii_case(b.trim())
+    crate::person::comparison_key(a) == crate::person::comparison_key(b)
 }
 
 /// How many distinct approvers a change of this risk needs.

@@ -181,6 +181,17 @@ mod tests {
     }
 
     #[test]
+    fn crlf_files_name_the_right_line() {
+        // What spreadsheets write: CRLF line ends, a quoted field spanning lines.
+        let input = "name,kind,location\r\nPLC-01,plc,\"Hall 1\r\nEast\"\r\nPLC-02,plc,x\r\nPLC-03,toaster,y\r\n";
+        let err = parse(input.as_bytes()).unwrap_err().to_string();
+        assert!(err.starts_with("line 5: kind:"), "{err}");
+        let rows = parse(b"name,kind\r\nA,plc\r\nB,plc\r\n").expect("valid");
+        assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3]);
+        check_err("name,kind\r\nA,plc\r\nB,plc,extra\r\n", "line 3: row has 3 fields but the header has 2");
+    }
+
+    #[test]
     fn semicolons_and_windows_1252_from_spreadsheets() {
         let rows = parse(b"name;kind;location\nHMI-1;hmi;Stra\xDFe 1\n").expect("valid");
         assert_eq!(rows[0].fields.location.as_deref(), Some("Straße 1"));

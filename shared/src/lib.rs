@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod change;
 pub mod csv_import;
+pub mod dbfile;
 pub mod diff;
 pub mod document;
 pub mod drift;
@@ -15,6 +16,7 @@ pub mod model;
 #[cfg(feature = "net")]
 pub mod net;
 pub mod normalize;
+pub mod person;
 pub mod policy;
 pub mod sync;
 pub mod text;

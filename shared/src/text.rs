@@ -68,3 +68,75 @@ mod tests {
         assert_eq!(decode(b"PK\x03\x04\x00\x00").0, Encoding::Binary);
     }
 }
+
+/// Text for a terminal: control characters (a newline in a file name, an escape sequence in a configuration
+/// line) are shown as `\n`, `\r`, `\u{1b}`… so no value can forge an output line or drive the terminal. Tabs
+/// stay. Borrowed when there is nothing to escape, which is almost always.
+pub fn shown(value: &str) -> Cow<'_, str> {
+    if !value.chars().any(|c| c.is_control() && c != '\t') {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '\t' => out.push('\t'),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Rows as left-aligned columns under a header, one line each, every cell `shown` (escaped). Widths count
+/// characters; the last column is not padded.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let cells: Vec<Vec<Cow<'_, str>>> = rows.iter().map(|row| row.iter().map(|c| shown(c)).collect()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &cells {
+        for (i, cell) in row.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |row: &mut dyn Iterator<Item = &str>| {
+        let row: Vec<&str> = row.collect();
+        let mut text = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            text.push_str(cell);
+            if i + 1 < row.len() {
+                let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(cell.chars().count()) + 2;
+                text.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in &cells {
+        line(&mut row.iter().map(|c| c.as_ref()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_cannot_forge_lines() {
+        assert_eq!(shown("plain\ttab"), "plain\ttab");
+        assert_eq!(shown("evil\nFW-01  in-baseline"), "evil\\nFW-01  in-baseline");
+        assert_eq!(shown("\u{1b}[2Jclear"), "\\u{1b}[2Jclear");
+        assert_eq!(shown("cr\rover"), "cr\\rover");
+    }
+
+    #[test]
+    fn columns_align_on_characters() {
+        let rows = vec![vec!["Werk Süd".to_string(), "x".into()], vec!["a\nb".into(), "yy".into()]];
+        assert_eq!(table(&["SITE", "V"], &rows), "SITE      V\nWerk Süd  x\na\\nb      yy\n");
+    }
+}

@@ -12,7 +12,15 @@ WS-01,engineering-workstation,Dell,,,,Office,cell-1,10.0.1.50,medium,joe,yes,\n\
 HIST-01,historian,OSIsoft,,,,Office,dmz,,low,it,no,\n";
 
 fn setup() -> Plant {
-    let plant = Plant::new("plant-north");
+    setup_at(None)
+}
+
+/// The site as `setup` makes it, on the drill clock from `now` on (time never goes backwards in the audit
+/// trail, so a test of intervals starts its site in the past).
+fn setup_at(now: Option<&str>) -> Plant {
+    let mut plant = Plant::empty();
+    plant.now = now.map(str::to_string);
+    plant.ok(&["init", "--site", "plant-north"]);
     let csv = plant.write("inventory.csv", INVENTORY.as_bytes());
     let run = plant.ok(&["asset", "import", csv.to_str().expect("utf-8 path"), "--json"]);
     assert_eq!(run.json(), serde_json::json!({"added": 6, "updated": 0, "unchanged": 0}));
@@ -296,8 +304,7 @@ fn baselines_drift_and_a_change_through_approval() {
 
 #[test]
 fn emergency_change_is_flagged_until_approved_in_time() {
-    let mut plant = setup();
-    plant.now = Some("2026-03-02T10:00:00Z".into());
+    let mut plant = setup_at(Some("2026-03-02T10:00:00Z"));
     let v = |n: u32| fixture(&format!("versions/pybatfish_filters_rtr-with-acl.v{n}.cfg"));
     plant.ok(&["config", "capture", "FW-01", path(&v(1))]);
     plant.ok(&["baseline", "approve", "FW-01", "--reason", "initial"]);
@@ -336,8 +343,7 @@ fn emergency_change_is_flagged_until_approved_in_time() {
 
 #[test]
 fn backups_restore_tests_and_reviews_follow_criticality() {
-    let mut plant = setup();
-    plant.now = Some("2026-01-01T00:00:00Z".into());
+    let mut plant = setup_at(Some("2026-01-01T00:00:00Z"));
     let file = fixture("versions/konstruktoid_sysctl.conf.v1.conf");
     for asset in ["PLC-01", "PLC-02", "FW-01", "SW-01", "WS-01"] {
         plant.ok(&["config", "capture", asset, path(&file)]);
@@ -382,8 +388,7 @@ fn backups_restore_tests_and_reviews_follow_criticality() {
     let rows = plant.run(&["backup", "status", "--json"]).json();
     assert!(rows.as_array().expect("array").iter().any(|r| r["asset"] == "PLC-01" && r["backup_overdue"] == false));
 
-    // Reviews: critical assets are due every 30 days (the inventory was created "now" in real time, so use a
-    // date well after it).
+    // Reviews: critical assets are due every 30 days.
     plant.now = Some("2099-01-01T00:00:00Z".into());
     let due = plant.expect_code(1, &["review", "due", "--json"]).json();
     assert_eq!(due.as_array().map(Vec::len), Some(5));

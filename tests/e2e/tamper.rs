@@ -112,3 +112,127 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// Rewrites a blob file's header so that it claims to be a delta of `base` (a hash).
+fn make_delta_of(blob: &std::path::Path, base: &str) {
+    let mut bytes = std::fs::read(blob).expect("blob");
+    bytes[8] = 2;
+    bytes[32..64].copy_from_slice(&hex::decode(base).expect("hash"));
+    std::fs::write(blob, &bytes).expect("write");
+}
+
+fn blob_named(plant: &Plant, hash: &str) -> std::path::PathBuf {
+    plant.data.join("blobs").join(&hash[..2]).join(hash)
+}
+
+/// Every command that reads a stored file reports a looping delta chain as damage (exit 1), never crashes.
+fn assert_loop_reported(plant: &Plant) {
+    let verify = plant.expect_code(1, &["backup", "verify"]);
+    assert!(verify.stdout.contains("loops back"), "{}{}", verify.stdout, verify.stderr);
+    assert_named(&problems(plant), "loops back");
+    let out = plant.path("restored.L5X");
+    let export =
+        plant.expect_code(1, &["config", "export", "PLC-01", "--version", "1", "--out", out.to_str().expect("utf-8")]);
+    assert!(
+        export.stderr.contains("PLC-01/plc-program v1") && export.stderr.contains("loops back"),
+        "{}",
+        export.stderr
+    );
+    assert!(!out.exists(), "nothing is written from a damaged copy");
+    let diff = plant.expect_code(1, &["config", "diff", "PLC-01", "1", "2"]);
+    assert!(diff.stderr.contains("loops back"), "{}", diff.stderr);
+}
+
+#[test]
+fn a_blob_made_a_delta_of_itself_is_damage_not_a_crash() {
+    let plant = site();
+    let log = plant.ok(&["config", "log", "PLC-01", "--json"]).json();
+    let v1 = log[0]["raw_hash"].as_str().expect("hash").to_string();
+    make_delta_of(&blob_named(&plant, &v1), &v1);
+    assert_loop_reported(&plant);
+}
+
+#[test]
+fn two_blobs_made_deltas_of_each_other_are_damage_not_a_crash() {
+    let plant = site();
+    let log = plant.ok(&["config", "log", "PLC-01", "--json"]).json();
+    let (v1, v2) = (log[0]["raw_hash"].as_str().expect("hash"), log[1]["raw_hash"].as_str().expect("hash"));
+    make_delta_of(&blob_named(&plant, v1), v2);
+    make_delta_of(&blob_named(&plant, v2), v1);
+    assert_loop_reported(&plant);
+}
+
+#[test]
+fn an_edited_audit_time_is_caught_and_hides_nothing() {
+    let plant = site();
+    // Move entry 2's indexed time a year back: `audit log --since` must still list it, and verify must say so.
+    let n = tamper_sql(&plant.data, "UPDATE audit SET at = '2025-01-01T00:00:00.000000Z' WHERE seq = 2");
+    assert_eq!(n, 1);
+    let today = plant.ok(&["audit", "log", "--since", "2026-01-01", "--json"]).json();
+    assert!(today.as_array().expect("array").iter().any(|e| e["seq"] == 2), "{today}");
+    assert_named(&problems(&plant), "audit entry 2: its time column");
+    // The subject and asset index too.
+    let plant = site();
+    tamper_sql(&plant.data, "UPDATE audit SET subject = 'nothing' WHERE seq = 2");
+    tamper_sql(&plant.data, "DELETE FROM audit_assets WHERE seq = 2");
+    let for_asset = plant.ok(&["audit", "log", "--asset", "PLC-01", "--json"]).json();
+    assert!(for_asset.as_array().expect("array").iter().any(|e| e["seq"] == 2), "{for_asset}");
+    let problems = problems(&plant);
+    assert_named(&problems, "audit entry 2: its subject column");
+    assert_named(&problems, "audit entry 2: its asset index");
+}
+
+#[test]
+fn an_entry_dated_before_its_predecessor_is_refused() {
+    let mut plant = site();
+    // An approval backdated with the drill clock before the version it approves existed.
+    plant.now = Some("2020-01-01T00:00:00Z".into());
+    let run = plant.expect_code(2, &["baseline", "approve", "PLC-01", "--version", "2", "--reason", "backdated"]);
+    assert!(run.stderr.contains("time never goes backwards"), "{}", run.stderr);
+    assert!(run.stderr.contains("DATUM_NOW is set"), "{}", run.stderr);
+    // Forward with the drill clock is allowed, and recorded as a drill.
+    plant.now = Some("2099-01-01T00:00:00Z".into());
+    plant.ok(&["baseline", "approve", "PLC-01", "--version", "2", "--reason", "drill"]);
+    let log = plant.ok(&["audit", "log", "--json"]).json();
+    let last = log.as_array().expect("array").last().expect("entry").clone();
+    assert_eq!(last["drill"], true, "{last}");
+    assert!(plant.ok(&["audit", "log"]).stdout.contains("[drill clock]"));
+    assert_eq!(plant.ok(&["audit", "verify", "--json"]).json()["intact"], true);
+    // An entry whose time was edited backwards in the signed entry itself breaks its hash and the order.
+    tamper_sql(&plant.data, "UPDATE audit SET entry = json_set(entry, '$.at', '2000-01-01T00:00:00Z') WHERE seq = 3");
+    let problems = problems(&plant);
+    assert_named(&problems, "audit entry 3: content does not match its hash");
+    assert_named(&problems, "time went backwards");
+}
+
+/// A hub whose database file was emptied, cut short or overwritten says so at once (exit 3), never serves an
+/// empty hub and never waits for a pool time-out.
+#[test]
+fn a_damaged_hub_database_is_named_at_once() {
+    use datum_tests::{Backend, Hub};
+    let hub = Hub::new(Backend::Sqlite);
+    hub.ok(&["site", "add", "north"]);
+    let db = hub.data.join("hub.db");
+    let intact = std::fs::read(&db).expect("hub.db");
+    let damages: [(&str, Vec<u8>); 3] = [
+        ("emptied", Vec::new()),
+        ("cut short", intact[..intact.len() / 2].to_vec()),
+        ("overwritten", b"this is not a database at all\n".repeat(200)),
+    ];
+    for (what, bytes) in damages {
+        std::fs::write(&db, &bytes).expect("damage hub.db");
+        for args in [&["status"][..], &["site", "list"], &["asset", "list"]] {
+            let started = std::time::Instant::now();
+            let run = hub.run(args);
+            let took = started.elapsed();
+            assert_eq!(run.code, 3, "{what}: datum-hub {args:?}: {}{}", run.stdout, run.stderr);
+            assert!(run.stderr.contains("damaged"), "{what}: {}", run.stderr);
+            assert!(took < std::time::Duration::from_secs(5), "{what}: took {took:?}");
+        }
+        let serve = hub.run(&["serve", "--listen", "127.0.0.1:0"]);
+        assert_eq!(serve.code, 3, "{what}: serve must not start: {}{}", serve.stdout, serve.stderr);
+        assert!(!serve.stdout.contains("listening"), "{what}: {}", serve.stdout);
+    }
+    std::fs::write(&db, &intact).expect("restore hub.db");
+    assert!(hub.ok(&["site", "list"]).stdout.contains("north"));
+}

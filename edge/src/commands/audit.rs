@@ -33,8 +33,15 @@ fn parse_since(value: &str) -> Result<DateTime<Utc>> {
 
 async fn log(site: &mut Site, since: Option<String>, asset: Option<String>, json: bool) -> Result<Outcome> {
     let since = since.as_deref().map(parse_since).transpose()?;
-    let since_text = since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
-    let entries = site.store.audit(since_text.as_deref(), asset.as_deref()).await?;
+    // Filters apply to the signed entries themselves: what is hidden from a filter is what the hash covers.
+    let entries: Vec<SignedEntry> = site
+        .store
+        .audit()
+        .await?
+        .into_iter()
+        .filter(|s| since.is_none_or(|t| s.entry.at >= t))
+        .filter(|s| asset.as_deref().is_none_or(|a| s.entry.subject == a || s.entry.assets.iter().any(|x| x == a)))
+        .collect();
     if json {
         let plain: Vec<&SignedEntry> = entries.iter().collect();
         print_json(&plain)?;
@@ -50,10 +57,12 @@ async fn log(site: &mut Site, since: Option<String>, asset: Option<String>, json
                 e.actor.clone(),
                 e.op.clone(),
                 e.subject.clone(),
-                match &e.reason {
-                    Some(r) => format!("{} (why: {r})", e.summary),
-                    None => e.summary.clone(),
-                },
+                format!(
+                    "{}{}{}",
+                    e.summary,
+                    e.reason.as_ref().map(|r| format!(" (why: {r})")).unwrap_or_default(),
+                    if e.drill { " [drill clock]" } else { "" }
+                ),
             ]
         })
         .collect();
@@ -110,10 +119,14 @@ pub async fn verify_site(site: &Site, json: bool) -> Result<VerifyReport> {
         }
     }
     // 2. The audit chain: links, hashes, signatures.
-    let entries = site.store.audit(None, None).await.unwrap_or_else(|e| {
+    let entries = site.store.audit().await.unwrap_or_else(|e| {
         problems.push(e.to_string());
         Vec::new()
     });
+    match site.store.audit_index_problems().await {
+        Ok(found) => problems.extend(found),
+        Err(e) => problems.push(format!("audit index unreadable: {e}")),
+    }
     let key = site.verifying_key()?;
     problems.extend(verify_chain(&entries, |hash, sig| site.signature_ok(&key, hash, sig)));
     // The head recorded outside the database catches entries cut off the end.

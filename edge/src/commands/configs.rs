@@ -14,7 +14,7 @@ use super::compare::{self, compare, Comparison};
 use super::{find_asset, parse_version, required_text, resolve_slot, text_arg};
 use crate::blobs::BlobError;
 use crate::cli::{BaselineCmd, ConfigCmd};
-use crate::error::{user, Outcome};
+use crate::error::{user, Damage, Outcome};
 use crate::output::{print_json, print_table};
 use crate::site::{Site, Write};
 
@@ -220,6 +220,16 @@ async fn capture(
     Ok(Outcome::Clean)
 }
 
+/// A stored version that cannot be read back intact is damage to report (exit 1), naming the version.
+fn stored_copy(v: &ConfigVersion, e: BlobError) -> anyhow::Error {
+    match e {
+        BlobError::Damaged { .. } | BlobError::Missing { .. } => {
+            Damage(format!("{}/{} v{}: {e}; run `datum-edge backup verify`", v.asset, v.slot, v.version)).into()
+        }
+        other => other.into(),
+    }
+}
+
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
     items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
 }
@@ -326,7 +336,7 @@ async fn export(site: &mut Site, asset: &str, slot: Option<String>, version: &st
     if out.is_dir() {
         return Err(user(format!("{} is a directory; give a file name with --out", out.display())));
     }
-    let written = site.blobs.export(&v.raw_hash, out)?;
+    let written = site.blobs.export(&v.raw_hash, out).map_err(|e| stored_copy(&v, e))?;
     println!("wrote {}/{} v{} to {} ({written} bytes, sha256 verified)", v.asset, v.slot, v.version, out.display());
     Ok(Outcome::Clean)
 }
@@ -378,8 +388,8 @@ async fn diff(
             )));
         }
     }
-    let old = site.blobs.read(&from_v.raw_hash)?;
-    let new = site.blobs.read(&to_v.raw_hash)?;
+    let old = site.blobs.read(&from_v.raw_hash).map_err(|e| stored_copy(&from_v, e))?;
+    let new = site.blobs.read(&to_v.raw_hash).map_err(|e| stored_copy(&to_v, e))?;
     let label = |v: &ConfigVersion| format!("{}/{} v{}", v.asset, v.slot, v.version);
     let name = to_v.file_name.clone();
     let comparison =

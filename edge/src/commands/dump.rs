@@ -139,7 +139,7 @@ async fn write_dump(site: &mut Site, file: File, json: bool) -> Result<(usize, u
         let snapshot = site.load_doc(id).await?.save();
         archive.add(&doc_member(id), &snapshot)?;
     }
-    let entries = site.store.audit(None, None).await?;
+    let entries = site.store.audit().await?;
     let mut audit = Vec::new();
     for e in &entries {
         serde_json::to_writer(&mut audit, e)?;
