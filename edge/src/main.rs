@@ -23,11 +23,15 @@ fn main() -> ExitCode {
     restore_sigpipe();
     private_files();
     let cli = cli::Cli::parse();
+    // The continuous sync logs one line per pass outcome by default; commands only warnings.
+    let default_filter =
+        if matches!(cli.command, cli::Command::Sync { once: false, .. }) { "warn,datum_edge=info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DATUM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {

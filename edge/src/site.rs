@@ -1,5 +1,5 @@
-//! A site's data directory, opened by exactly one process: the lock, the identity, the database, the blob
-//! store, and the one way state changes (`Site::apply`).
+//! A site's data directory, written by one process at a time and read by any: the lock, the identity, the
+//! database, the blob store, and the one way state changes (`Site::apply`).
 //!
 //! `apply` is the write path every command uses: it puts records into automerge documents in one
 //! transaction per document (the change message says who did what and why), reads the records back for the
@@ -97,8 +97,32 @@ pub struct Site {
     signing_key: SigningKey,
     automerge_actor: ActorId,
     docs: HashMap<DocId, Automerge>,
-    _lock: DirLock,
+    /// The exclusive data-directory lock, held for the life of a writing command; `None` for a reader and
+    /// between a sync pass's writes.
+    lock: Option<DirLock>,
 }
+
+/// How a process opens a data directory. One process writes it at a time (the `LOCK` file); readers never
+/// wait for that process, and a sync pass holds the lock only for the moments it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reading commands: no lock, a read-only database connection (a WAL reader sees the last committed
+    /// state). They never wait for a sync pass or another command.
+    Read,
+    /// Writing commands: the lock for the life of the process, waiting at most [`COMMAND_LOCK_WAIT`] for a
+    /// sync pass to let go.
+    Write,
+    /// A sync pass: the lock while opening (migrations, temp files), then only around each write
+    /// ([`DirLock::acquire_within`] with [`PASS_LOCK_WAIT`]).
+    Sync,
+}
+
+/// How long a writing command waits for the data directory held by someone else. Sync passes hold it only
+/// for moments, so a command practically never waits; another command holding it is reported after this.
+pub const COMMAND_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a sync pass waits for a command to finish before writing what it received (a large capture or
+/// import can take a while; the hub keeps the connection open meanwhile).
+pub const PASS_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Site {
     /// Creates a new data directory and the site identity.
@@ -201,8 +225,13 @@ impl Site {
         entry.ok_or_else(|| anyhow!("the restore changed nothing in the site identity"))
     }
 
-    /// Opens an existing data directory.
+    /// Opens an existing data directory to write it (the lock for the life of the process).
     pub async fn open(dir: &Path, actor: &str, now: DateTime<Utc>) -> Result<Site> {
+        Site::open_as(dir, actor, now, Access::Write).await
+    }
+
+    /// Opens an existing data directory for reading, writing, or a sync pass (see [`Access`]).
+    pub async fn open_as(dir: &Path, actor: &str, now: DateTime<Utc>, access: Access) -> Result<Site> {
         if !dir.join(DB_FILE).is_file() {
             return Err(UserError::new(format!(
                 "{} is not a Datum data directory (run `datum-edge init --site NAME` first, or pass --data)",
@@ -210,12 +239,23 @@ impl Site {
             ))
             .into());
         }
-        let lock = DirLock::acquire(dir)?;
+        let lock = match access {
+            Access::Read => None,
+            Access::Write => Some(DirLock::acquire_within(dir, COMMAND_LOCK_WAIT).await?),
+            Access::Sync => Some(DirLock::acquire_within(dir, PASS_LOCK_WAIT).await?),
+        };
         let key_hex = fs::read_to_string(dir.join(KEY_FILE)).context("read the site key (identity/site.key)")?;
         let mut key = [0u8; 32];
         hex::decode_to_slice(key_hex.trim(), &mut key).map_err(|_| anyhow!("identity/site.key is damaged"))?;
         let signing_key = SigningKey::from_bytes(&key);
-        let store = Store::open(&dir.join(DB_FILE), false).await?;
+        let store = match access {
+            Access::Read => match Store::open_read_only(&dir.join(DB_FILE)).await? {
+                Some(store) => store,
+                // The first run after an upgrade: the schema needs a migration, which only a writer runs.
+                None => return Box::pin(Site::open_as(dir, actor, now, Access::Write)).await,
+            },
+            Access::Write | Access::Sync => Store::open(&dir.join(DB_FILE), false).await?,
+        };
         let site_id =
             store.meta("site_id").await?.ok_or_else(|| anyhow!("database has no site id; was init interrupted?"))?;
         let json = store.record("site", "identity").await?.ok_or_else(|| anyhow!("site identity record missing"))?;
@@ -226,7 +266,17 @@ impl Site {
         if hex::encode(signing_key.verifying_key().to_bytes()) != info.audit_key {
             bail!("identity/site.key is not this site's key (its public half differs from the one recorded at init)");
         }
-        Site::assemble(dir, store, info, signing_key, actor, now, lock)
+        let mut site = Site::assemble_with(dir, store, info, signing_key, actor, now, lock)?;
+        if access == Access::Sync {
+            // Opened (and migrated, and temp files cleaned) under the lock; from now on only writes take it.
+            site.lock = None;
+        }
+        Ok(site)
+    }
+
+    /// Whether this process holds the data directory's lock (a writing command).
+    pub fn holds_lock(&self) -> bool {
+        self.lock.is_some()
     }
 
     fn assemble(
@@ -238,8 +288,24 @@ impl Site {
         now: DateTime<Utc>,
         lock: DirLock,
     ) -> Result<Site> {
+        Site::assemble_with(dir, store, info, signing_key, actor, now, Some(lock))
+    }
+
+    fn assemble_with(
+        dir: &Path,
+        store: Store,
+        info: SiteInfo,
+        signing_key: SigningKey,
+        actor: &str,
+        now: DateTime<Utc>,
+        lock: Option<DirLock>,
+    ) -> Result<Site> {
         let blobs = BlobStore::open(dir.join("blobs"))?;
-        blobs.clean_tmp();
+        if lock.is_some() {
+            // Only the lock holder may remove what an interrupted writer left; a reader must not touch a
+            // running writer's temporary files.
+            blobs.clean_tmp();
+        }
         Ok(Site {
             dir: dir.to_path_buf(),
             store,
@@ -252,7 +318,7 @@ impl Site {
             // A fresh automerge actor per process: two processes sharing one actor id corrupt history.
             automerge_actor: ActorId::from(rand::random::<[u8; 16]>().as_slice()),
             docs: HashMap::new(),
-            _lock: lock,
+            lock,
         })
     }
 
@@ -480,47 +546,44 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8], private: bool) -> Result
     Ok(())
 }
 
-/// An exclusive lock on a data directory, held for the life of the process.
+/// An exclusive lock on a data directory (an OS file lock on `LOCK`): whoever holds it is the one process
+/// writing the directory. Released when dropped (or when the process dies).
 pub struct DirLock {
     _file: File,
 }
 
-/// Set by the continuous sync loop, whose passes hold the lock for moments only: a command that finds the
-/// directory held by such a pass waits for it instead of failing.
-pub static SHORT_HOLDER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-const SHORT_MARK: &str = "[sync pass]";
-/// How long a command waits for a sync pass to let go.
-const SHORT_HOLD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a waiting process looks at the lock again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl DirLock {
+    /// Takes the lock now or fails, naming the holder (a directory being created or restored).
     pub fn acquire(dir: &Path) -> Result<DirLock> {
-        let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(|| format!("open {}", path.display()))?;
-        let started = std::time::Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(fs::TryLockError::WouldBlock) => {
-                    let holder = fs::read_to_string(&path).unwrap_or_default();
-                    if holder.contains(SHORT_MARK) && started.elapsed() < SHORT_HOLD_WAIT {
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                        continue;
-                    }
-                    return Err(lock_busy(dir, holder.trim()));
-                }
-                Err(fs::TryLockError::Error(e)) => return Err(e).context("lock the data directory"),
-            }
+        let (path, file) = open_lock_file(dir)?;
+        if !try_lock(&file)? {
+            return Err(lock_busy(dir, fs::read_to_string(&path).unwrap_or_default().trim()));
         }
+        DirLock::record_holder(file)
+    }
+
+    /// Takes the lock, waiting up to `wait` for its holder to let go (without blocking the async runtime);
+    /// then fails, naming the holder.
+    pub async fn acquire_within(dir: &Path, wait: std::time::Duration) -> Result<DirLock> {
+        let (path, file) = open_lock_file(dir)?;
+        let deadline = tokio::time::Instant::now() + wait;
+        while !try_lock(&file)? {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(lock_busy(dir, fs::read_to_string(&path).unwrap_or_default().trim()));
+            }
+            tokio::time::sleep(LOCK_POLL).await;
+        }
+        DirLock::record_holder(file)
+    }
+
+    /// Writes who holds the lock into the file, for the message a refused process shows.
+    fn record_holder(mut file: File) -> Result<DirLock> {
         let args: Vec<String> = std::env::args().take(3).collect();
-        let short = if SHORT_HOLDER.load(std::sync::atomic::Ordering::Relaxed) { SHORT_MARK } else { "" };
         let holder = format!(
-            "pid {} running `{}` since {} {short}",
+            "pid {} running `{}` since {}",
             std::process::id(),
             args.join(" "),
             Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
@@ -528,6 +591,27 @@ impl DirLock {
         file.set_len(0)?;
         io::Write::write_all(&mut file, holder.as_bytes())?;
         Ok(DirLock { _file: file })
+    }
+}
+
+fn open_lock_file(dir: &Path) -> Result<(PathBuf, File)> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    Ok((path, file))
+}
+
+/// `true` if the lock was taken, `false` if someone else holds it.
+fn try_lock(file: &File) -> Result<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(fs::TryLockError::WouldBlock) => Ok(false),
+        Err(fs::TryLockError::Error(e)) => Err(e).context("lock the data directory"),
     }
 }
 

@@ -68,6 +68,39 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Opens the database for reading only, beside a writer if there is one (WAL readers see the last
+    /// committed state and never wait for it). Writes through it fail. `None` when the schema needs a
+    /// migration, which only a writer may run.
+    pub async fn open_read_only(path: &Path) -> Result<Option<Store>, StoreError> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(db("parse database path"))?
+            .read_only(true)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(db("open"))?;
+        let has_table: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+                .fetch_one(&pool)
+                .await
+                .map_err(db("read schema version"))?;
+        let applied: Vec<i64> = if has_table == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&pool)
+                .await
+                .map_err(db("read schema version"))?
+        };
+        let pending = sqlx::migrate!("./migrations").iter().any(|m| !applied.contains(&m.version));
+        if pending {
+            pool.close().await;
+            return Ok(None);
+        }
+        // One read transaction for the life of the reader: every query sees the same committed state, even
+        // while a writer commits (a report never mixes two states).
+        sqlx::query("BEGIN").execute(&pool).await.map_err(db("begin a read snapshot"))?;
+        Ok(Some(Store { pool }))
+    }
+
     pub async fn close(self) {
         self.pool.close().await;
     }

@@ -47,14 +47,16 @@ fn kill_9_during_capture_leaves_a_consistent_site_and_the_lock_names_its_holder(
     let big = big_file(&plant, "project.bak", 96, 7);
     let big_arg = big.to_str().expect("utf-8");
 
-    // While a capture runs, a second process is refused with the holder named.
+    // While a capture runs, a reader goes ahead and a second writer is refused with the holder named.
     let tmp_dir = plant.data.join("blobs/tmp");
     let mut child = plant.command(&["config", "capture", "SCADA-1", big_arg]).spawn().expect("spawn");
     let started = wait_until(Duration::from_secs(30), || {
         std::fs::read_dir(&tmp_dir).map(|mut d| d.next().is_some()).unwrap_or(false)
     });
     assert!(started, "the capture never started writing");
-    let second = plant.run(&["asset", "list"]);
+    plant.ok(&["asset", "list"]);
+    let second = plant.run(&["asset", "add", "HMI-1", "--kind", "hmi"]);
+    assert!(matches!(child.try_wait(), Ok(None)), "the capture ended before the second writer gave up");
     assert_eq!(second.code, 2, "{}", second.stderr);
     assert!(second.stderr.contains("is in use by another process (pid"), "{}", second.stderr);
     assert!(second.stderr.contains("config capture"), "{}", second.stderr);

@@ -2,7 +2,10 @@
 //! that runs a `datum_shared::sync::Session` over QUIC or TLS/TCP.
 //!
 //! The edge always dials out (plants do not accept inbound connections), tries QUIC first and falls back to
-//! TCP by itself. Being offline is normal: a pass that cannot reach the hub changes nothing locally.
+//! TCP by itself; where QUIC failed it remembers that for an hour (`tmp/quic-failed.json`), dials TCP first
+//! and probes QUIC beside the pass. Being offline is normal: a pass that cannot reach the hub changes nothing
+//! locally. A pass reads the site without its lock and takes the lock only for the moments it writes, so the
+//! plant's commands keep working during a long upload or a dead WAN.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +23,7 @@ use tracing::info;
 use super::Context;
 use crate::blobs::BlobStore;
 use crate::error::{user, Outcome};
-use crate::site::{load_doc_from, write_secret, Site};
+use crate::site::{load_doc_from, write_secret, Access, DirLock, Site, PASS_LOCK_WAIT};
 use crate::store::{Batch, Store};
 
 /// Everything the edge needs to reach and trust its hub, written at enrollment as one file (replaced
@@ -32,8 +35,18 @@ const HUB_PEER: &str = "hub";
 const RENEW_BEFORE_DAYS: i64 = 30;
 /// Where files received from the hub (restore) are assembled before they enter the blob store.
 const INCOMING_DIR: &str = "tmp/incoming";
-/// A silent hub for this long ends the pass.
-const SILENCE: Duration = Duration::from_secs(60);
+/// A hub expected to answer that says nothing for this long has hung (a dead hub or path is noticed by the
+/// transport within its own 10 s idle time-out, whatever this says).
+const SILENCE: Duration = Duration::from_secs(10);
+/// After files were sent the hub reads each back and checks its hash before it confirms: this much more
+/// silence per GiB sent in the pass is allowed for that.
+const SILENCE_PER_GIB_SENT: Duration = Duration::from_secs(30);
+/// Where QUIC failures are remembered (a cache: losing it costs one QUIC time-out).
+const QUIC_MEMORY_FILE: &str = "tmp/quic-failed.json";
+/// How long a QUIC failure makes Auto dial TCP first.
+const QUIC_MEMORY: chrono::Duration = chrono::Duration::hours(1);
+/// While QUIC is remembered as failed, probe it beside a pass at most this often.
+const QUIC_PROBE_EVERY: chrono::Duration = chrono::Duration::minutes(5);
 
 #[derive(Serialize, Deserialize)]
 pub struct HubLink {
@@ -198,6 +211,22 @@ pub struct PassTarget<'a> {
     pub site_id: &'a str,
     /// Rebuilding from the hub (`SessionConfig::restoring`): take the hub's copies of our documents and files.
     pub restoring: bool,
+    /// The caller does not hold the data-directory lock: take it around each write (a sync pass). `false`
+    /// when the caller holds it throughout (a restore building a new directory).
+    pub lock_writes: bool,
+}
+
+impl PassTarget<'_> {
+    /// The lock for one write, if this pass must take it; waits for a running command to finish.
+    async fn write_lock(&self) -> Result<Option<DirLock>> {
+        if !self.lock_writes {
+            return Ok(None);
+        }
+        match DirLock::acquire_within(self.dir, PASS_LOCK_WAIT).await {
+            Ok(lock) => Ok(Some(lock)),
+            Err(e) => Err(anyhow!(Offline(format!("{e:#}; the pass is retried later")))),
+        }
+    }
 }
 
 /// One sync pass: connect, exchange everything, wait for the hub's confirmation that it stored it.
@@ -208,6 +237,7 @@ pub async fn sync_pass(site: &Site, mode: Mode, disable_gso: bool, now: DateTime
         blobs: &site.blobs,
         site_id: &site.info.site_id,
         restoring: false,
+        lock_writes: !site.holds_lock(),
     };
     run_pass(&target, mode, disable_gso, now).await
 }
@@ -217,11 +247,31 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
     let mut link = HubLink::load(site.dir)?
         .ok_or_else(|| user("this site is not enrolled with a hub; run `datum-edge enroll` first"))?;
     let config = tls::client_config(HubTrust::Root(link.root_pem.clone()), Some((&link.chain_pem, &link.key_pem)))?;
-    let opts = ConnectOpts { mode, disable_gso, ..ConnectOpts::default() };
+    let remembered = if mode == Mode::Auto { QuicMemory::load(site.dir, &link.address, now) } else { None };
+    let opts = ConnectOpts { mode, disable_gso, prefer_tcp: remembered.is_some(), ..ConnectOpts::default() };
+    // QUIC remembered as failed: see beside this pass (at most every few minutes) whether it works again.
+    let probe = match &remembered {
+        Some(memory) if now - memory.probed_at >= QUIC_PROBE_EVERY => {
+            let config = tls::client_config(HubTrust::Root(link.root_pem.clone()), None)?;
+            let (address, probe_opts) = (link.address.clone(), ConnectOpts { mode: Mode::QuicOnly, ..opts.clone() });
+            Some(tokio::spawn(async move {
+                let conn = transport::connect(&address, config, &probe_opts).await?;
+                conn.closer().close(0, "quic probe");
+                Ok::<(), ConnectError>(())
+            }))
+        }
+        _ => None,
+    };
     let conn = transport::connect(&link.address, config, &opts).await.map_err(|e| connect_error(e, &link.address))?;
     let via = match conn.via {
         Via::Quic => "quic",
         Via::Tcp => "tcp",
+    };
+    let quic_memory = match (conn.via, &conn.quic_failed, remembered) {
+        (Via::Quic, _, _) => QuicVerdict::Works,
+        (Via::Tcp, Some(why), None) => QuicVerdict::Failed(QuicMemory::new(&link.address, now, why)),
+        (Via::Tcp, _, Some(memory)) => QuicVerdict::Remembered(memory),
+        (Via::Tcp, None, None) => QuicVerdict::Unknown,
     };
     let (mut tx, mut rx, closer) = conn.split();
 
@@ -252,6 +302,7 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
     let incoming_dir = site.dir.join(INCOMING_DIR);
     let mut renewal: Option<String> = None;
     let mut synced = false;
+    let mut bytes_sent = 0u64;
     let result: Result<()> = async {
         loop {
             while let Some(event) = session.poll_event() {
@@ -265,6 +316,7 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
                     Event::Applied { doc, changes, incremental, .. } => {
                         // Hub documents; our own only while restoring (otherwise the session refuses them).
                         report.received_changes += changes.len();
+                        let _lock = site.write_lock().await?;
                         site.store.commit(Batch { chunks: vec![(doc, incremental)], ..Batch::default() }).await?;
                     }
                     Event::SendBlobs(wants) => {
@@ -272,7 +324,10 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
                             tx.send(&frame).await?;
                         }
                         for want in wants {
-                            report.files += send_blob(site, &mut session, &mut tx, &want).await? as u32;
+                            if let Some(sent) = send_blob(site, &mut session, &mut tx, &want).await? {
+                                report.files += 1;
+                                bytes_sent += sent;
+                            }
                         }
                         session.blobs_sent();
                     }
@@ -290,6 +345,7 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
                         if let Some(key_pem) = renewal.take() {
                             link.chain_pem = chain_pem;
                             link.key_pem = key_pem;
+                            let _lock = site.write_lock().await?;
                             link.save(site.dir)?;
                             report.renewed = true;
                             info!("node certificate renewed");
@@ -347,8 +403,9 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
             if session.is_closed() || (synced && renewal.is_none()) {
                 return Ok(());
             }
-            match tokio::time::timeout(SILENCE, rx.recv()).await {
-                Err(_) => return Err(anyhow!(Offline(format!("the hub said nothing for {SILENCE:?}")))),
+            let silence = SILENCE + SILENCE_PER_GIB_SENT.mul_f64(bytes_sent as f64 / f64::from(1u32 << 30));
+            match tokio::time::timeout(silence, rx.recv()).await {
+                Err(_) => return Err(anyhow!(Offline(format!("the hub said nothing for {silence:.0?}")))),
                 Ok(Ok(Some(frame))) => session.handle(&frame),
                 Ok(Ok(None)) => return Err(anyhow!(Offline("the hub closed the connection".into()))),
                 Ok(Err(e)) => return Err(anyhow!(Offline(format!("connection lost: {e}")))),
@@ -356,10 +413,24 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
         }
     }
     .await;
-    let states: Vec<(String, Vec<u8>)> = session.sync_states().into_iter().map(|(d, s)| (d.to_string(), s)).collect();
-    site.store.save_sync_states(HUB_PEER, &states).await?;
     tx.finish().await;
     closer.close(0, "done");
+    let quic_memory = match (quic_memory, probe) {
+        (QuicVerdict::Remembered(memory), Some(probe)) => match probe.await {
+            Ok(Ok(())) => QuicVerdict::Works,
+            _ => QuicVerdict::Failed(QuicMemory { probed_at: now, ..memory }),
+        },
+        (verdict, _) => verdict,
+    };
+    let states: Vec<(String, Vec<u8>)> = session.sync_states().into_iter().map(|(d, s)| (d.to_string(), s)).collect();
+    {
+        let _lock = site.write_lock().await?;
+        site.store.save_sync_states(HUB_PEER, &states).await?;
+        quic_memory.save(site.dir);
+        if result.is_ok() && synced {
+            site.store.set_meta("last_sync", &Utc::now().to_rfc3339()).await?;
+        }
+    }
     // A connection that breaks mid-pass is the network's doing: offline, not an error of this node.
     result.map_err(|e| match e.downcast_ref::<transport::TransportError>() {
         Some(t) => anyhow!(Offline(format!("connection lost: {t}"))),
@@ -368,8 +439,65 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
     if !synced {
         return Err(anyhow!("the session ended before the hub confirmed"));
     }
-    site.store.set_meta("last_sync", &Utc::now().to_rfc3339()).await?;
     Ok(report)
+}
+
+/// "QUIC to this hub failed at `failed_at`": Auto dials TCP first for [`QUIC_MEMORY`] and probes QUIC beside a
+/// pass every [`QUIC_PROBE_EVERY`], so a plant behind a UDP-blocking firewall does not pay the QUIC time-out
+/// on every pass.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct QuicMemory {
+    hub: String,
+    failed_at: DateTime<Utc>,
+    probed_at: DateTime<Utc>,
+    why: String,
+}
+
+/// What a pass learnt about QUIC.
+enum QuicVerdict {
+    Works,
+    Failed(QuicMemory),
+    Remembered(QuicMemory),
+    /// TCP was asked for explicitly, or QUIC was never tried.
+    Unknown,
+}
+
+impl QuicMemory {
+    fn new(hub: &str, now: DateTime<Utc>, why: &str) -> QuicMemory {
+        QuicMemory { hub: hub.to_string(), failed_at: now, probed_at: now, why: why.to_string() }
+    }
+
+    /// The memory for `hub` if it is recent; anything unreadable is forgotten.
+    fn load(dir: &Path, hub: &str, now: DateTime<Utc>) -> Option<QuicMemory> {
+        let bytes = std::fs::read(dir.join(QUIC_MEMORY_FILE)).ok()?;
+        let memory: QuicMemory = serde_json::from_slice(&bytes).ok()?;
+        let recent = now >= memory.failed_at && now - memory.failed_at < QUIC_MEMORY;
+        (memory.hub == hub && recent).then_some(memory)
+    }
+}
+
+impl QuicVerdict {
+    /// Records the verdict (under the caller's write lock). Best effort: the file is only a cache.
+    fn save(&self, dir: &Path) {
+        let path = dir.join(QUIC_MEMORY_FILE);
+        match self {
+            QuicVerdict::Works => {
+                if std::fs::remove_file(&path).is_ok() {
+                    info!("quic works again; using it first");
+                }
+            }
+            QuicVerdict::Failed(memory) => {
+                let written = (|| -> Result<()> {
+                    std::fs::create_dir_all(dir.join("tmp"))?;
+                    crate::site::write_file_atomically(&path, &serde_json::to_vec_pretty(memory)?, false)
+                })();
+                if let Err(e) = written {
+                    tracing::warn!("cannot remember that quic failed: {e:#}");
+                }
+            }
+            QuicVerdict::Remembered(_) | QuicVerdict::Unknown => {}
+        }
+    }
 }
 
 /// Checks a received file against its name and size and puts it into the blob store.
@@ -397,29 +525,37 @@ fn renewal_due(link: &HubLink, now: DateTime<Utc>) -> Result<Option<(String, Vec
     Ok(Some(pki::new_node_key()?))
 }
 
-/// Streams one stored file to the hub from `want.from`, in pieces, without holding it in memory. Returns
-/// whether it was sent.
+/// Streams one stored file to the hub from `want.from`, in pieces, without holding it in memory. Returns the
+/// bytes sent, or `None` if the file could not be sent.
 async fn send_blob(
     site: &PassTarget<'_>,
     session: &mut Session,
     tx: &mut FrameSender,
     want: &BlobWant,
-) -> Result<bool> {
+) -> Result<Option<u64>> {
     if !crate::blobs::is_hash(&want.hash) || !site.blobs.contains(&want.hash) {
         session.blob_unavailable(&want.hash, "not in this node's store");
-        return Ok(false);
+        return Ok(None);
     }
-    // Decompress to a private temporary file (verified against its hash on the way), then send from it.
+    // Decompress to a private temporary file (verified against its hash on the way), then send from it. On a
+    // blocking thread: a large file takes seconds, and the connection's keep-alives must go on meanwhile.
     let tmp_dir = site.dir.join("tmp");
     std::fs::create_dir_all(&tmp_dir)?;
-    let (mut file, tmp_path) = crate::blobs::tempfile_in(&tmp_dir)?;
-    let copied = site.blobs.copy_to(&want.hash, &mut file, 0);
+    let (file, tmp_path) = crate::blobs::tempfile_in(&tmp_dir)?;
+    let (blobs, hash) = (site.blobs.clone(), want.hash.clone());
+    let (mut file, copied) = tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        let copied = blobs.copy_to(&hash, &mut file, 0);
+        (file, copied)
+    })
+    .await
+    .context("decompress a file to send")?;
     let result = async {
         let total = match copied {
             Ok(n) => n,
             Err(e) => {
                 session.blob_unavailable(&want.hash, &format!("stored copy is damaged: {e}"));
-                return Ok(false);
+                return Ok(None);
             }
         };
         use std::io::{Read, Seek, SeekFrom};
@@ -445,7 +581,7 @@ async fn send_blob(
             }
             Ok(filled)
         }
-        Ok::<bool, anyhow::Error>(true)
+        Ok::<Option<u64>, anyhow::Error>(Some(total - want.from.min(total)))
     }
     .await;
     let _ = std::fs::remove_file(&tmp_path);
@@ -463,7 +599,7 @@ pub async fn sync(
     disable_gso: bool,
 ) -> Result<Outcome> {
     if once {
-        let site = Site::open(&ctx.data, &ctx.actor, ctx.now).await?;
+        let site = Site::open_as(&ctx.data, &ctx.actor, ctx.now, Access::Sync).await?;
         let result = sync_pass(&site, mode, disable_gso, ctx.now).await;
         site.close().await;
         return match result {
@@ -490,22 +626,22 @@ pub async fn sync(
         };
     }
     // Fail fast on what waiting will not fix: not a site, not enrolled.
-    let site = Site::open(&ctx.data, &ctx.actor, ctx.now).await?;
+    let site = Site::open_as(&ctx.data, &ctx.actor, ctx.now, Access::Read).await?;
     let enrolled = HubLink::load(&site.dir)?.is_some();
     site.close().await;
     if !enrolled {
         return Err(user("this site is not enrolled with a hub; run `datum-edge enroll` first"));
     }
-    crate::site::SHORT_HOLDER.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut failures = 0u32;
     let mut last_heads: Option<Vec<(String, i64, i64)>> = None;
     let mut last_pass = std::time::Instant::now() - Duration::from_secs(3600);
     loop {
-        let site = match Site::open(&ctx.data, &ctx.actor, Utc::now()).await {
+        let site = match Site::open_as(&ctx.data, &ctx.actor, Utc::now(), Access::Sync).await {
             Ok(s) => s,
             Err(e) if e.downcast_ref::<crate::error::UserError>().is_some() => {
-                // Someone is running a command: try again shortly.
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                // A command held the directory for longer than a pass waits: try again shortly.
+                info!("not in sync ({e:#}); retrying in {}", seconds(interval));
+                tokio::time::sleep(interval).await;
                 continue;
             }
             Err(e) => return Err(e),
@@ -519,7 +655,10 @@ pub async fn sync(
                     failures = 0;
                     last_heads = Some(current_heads(&site).await?);
                     last_pass = std::time::Instant::now();
-                    info!(via = report.via, docs = report.docs, files = report.files, "in sync with the hub");
+                    info!(
+                        "in sync with the hub via {}: {} documents, {} files sent, {} changes received",
+                        report.via, report.docs, report.files, report.received_changes
+                    );
                 }
                 Err(e) if e.downcast_ref::<crate::error::UserError>().is_some() => {
                     site.close().await;
@@ -528,13 +667,18 @@ pub async fn sync(
                 Err(e) => {
                     failures += 1;
                     delay = backoff(failures);
-                    info!("not in sync ({e:#}); retrying in {delay:?}");
+                    info!("not in sync ({e:#}); retrying in {}", seconds(delay));
                 }
             }
         }
         site.close().await;
         tokio::time::sleep(delay).await;
     }
+}
+
+/// A delay as people read it in a log line: `4.2 s`.
+fn seconds(delay: Duration) -> String {
+    format!("{:.1} s", delay.as_secs_f64())
 }
 
 /// A cheap fingerprint of the local documents (chunk counts and sequence numbers): it changes with every

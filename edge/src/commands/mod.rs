@@ -19,7 +19,7 @@ use datum_shared::{AssetName, SlotName};
 
 use crate::cli::Command;
 use crate::error::{user, Outcome};
-use crate::site::Site;
+use crate::site::{Access, Site};
 
 pub struct Context {
     pub data: PathBuf,
@@ -47,7 +47,7 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
             federation::sync(&ctx, once, json, mode, std::time::Duration::from_secs(interval.max(1)), no_gso).await
         }
         command => {
-            let mut site = Site::open(&ctx.data, &ctx.actor, ctx.now).await?;
+            let mut site = Site::open_as(&ctx.data, &ctx.actor, ctx.now, access(&command)).await?;
             let outcome = dispatch(&mut site, command).await;
             site.close().await;
             outcome
@@ -78,6 +78,32 @@ async fn dispatch(site: &mut Site, command: Command) -> Result<Outcome> {
         Command::Review(cmd) => reports::review(site, cmd).await,
         Command::Audit(cmd) => audit::run(site, cmd).await,
         Command::Dump { out, json } => dump::dump(site, &out, json).await,
+    }
+}
+
+/// Whether a command only reads the site: those open it without the lock and never wait for a sync pass or
+/// another command. `audit verify` compares the database with `identity/audit-head`, written just after each
+/// commit, so it takes the lock to see the two agree; `dump` reads inside one database snapshot.
+fn access(command: &Command) -> Access {
+    use crate::cli::{AssetCmd, AuditCmd, BackupCmd, BaselineCmd, ChangeCmd, ConfigCmd, ReviewCmd};
+    let reads = match command {
+        Command::Asset(cmd) => matches!(cmd, AssetCmd::Show { .. } | AssetCmd::List { .. } | AssetCmd::Export { .. }),
+        Command::Config(cmd) => matches!(
+            cmd,
+            ConfigCmd::Log { .. } | ConfigCmd::Show { .. } | ConfigCmd::Export { .. } | ConfigCmd::Diff { .. }
+        ),
+        Command::Baseline(cmd) => matches!(cmd, BaselineCmd::Show { .. }),
+        Command::Change(cmd) => matches!(cmd, ChangeCmd::Show { .. } | ChangeCmd::List { .. }),
+        Command::Backup(cmd) => matches!(cmd, BackupCmd::Status { .. } | BackupCmd::Verify { .. }),
+        Command::Review(cmd) => matches!(cmd, ReviewCmd::Due { .. }),
+        Command::Audit(cmd) => matches!(cmd, AuditCmd::Log { .. }),
+        Command::Drift { .. } | Command::Dump { .. } => true,
+        _ => false,
+    };
+    if reads {
+        Access::Read
+    } else {
+        Access::Write
     }
 }
 

@@ -90,8 +90,14 @@ pub async fn restore_from_hub(ctx: &Context, args: RestoreArgs) -> Result<Outcom
     let mut pass_report = None;
     if store.last_audit().await?.is_none() {
         // Not finished before: fetch everything (again: what an interrupted run stored is kept and resumed).
-        let pass =
-            PassTarget { dir: &staging, store: &store, blobs: &blobs, site_id: &identity.site_id, restoring: true };
+        let pass = PassTarget {
+            dir: &staging,
+            store: &store,
+            blobs: &blobs,
+            site_id: &identity.site_id,
+            restoring: true,
+            lock_writes: false,
+        };
         let report = run_pass(&pass, args.mode, false, ctx.now)
             .await
             .map_err(|e| e.context("fetch the site from the hub (run the same command again to resume)"))?;

@@ -69,7 +69,8 @@ pub enum Via {
 /// Which paths [`connect`] tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// QUIC first; TLS over TCP if QUIC fails or does not answer within `quic_timeout`.
+    /// QUIC first; TLS over TCP if QUIC fails or does not answer within `quic_timeout` (TCP first with
+    /// [`ConnectOpts::prefer_tcp`]).
     #[default]
     Auto,
     QuicOnly,
@@ -85,6 +86,9 @@ pub struct ConnectOpts {
     pub tcp_timeout: Duration,
     /// Turn off UDP segmentation offload, for kernels and virtual NICs that misreport it (EIO on send).
     pub disable_gso: bool,
+    /// [`Mode::Auto`] only: dial TCP first and QUIC only if TCP fails, for a hub whose QUIC recently failed
+    /// (UDP blocked on the way), so a pass does not pay `quic_timeout` each time.
+    pub prefer_tcp: bool,
 }
 
 impl Default for ConnectOpts {
@@ -94,6 +98,7 @@ impl Default for ConnectOpts {
             quic_timeout: Duration::from_secs(3),
             tcp_timeout: Duration::from_secs(10),
             disable_gso: false,
+            prefer_tcp: false,
         }
     }
 }
@@ -375,6 +380,19 @@ pub async fn connect(
     match opts.mode {
         Mode::QuicOnly => quic_attempt().await,
         Mode::TcpOnly => tcp_attempt().await,
+        Mode::Auto if opts.prefer_tcp => {
+            let tcp_error = match tcp_attempt().await {
+                Ok(conn) => return Ok(conn),
+                Err(e @ (ConnectError::NotAuthorized(_) | ConnectError::HubNotTrusted(_))) => return Err(e),
+                Err(e) => e,
+            };
+            tracing::debug!(error = %tcp_error, "tcp failed, trying quic");
+            match quic_attempt().await {
+                Ok(conn) => Ok(conn),
+                Err(ConnectError::Unreachable(quic)) => Err(ConnectError::Unreachable(format!("{tcp_error}; {quic}"))),
+                Err(e) => Err(e),
+            }
+        }
         Mode::Auto => {
             let started = Instant::now();
             let quic_error = match quic_attempt().await {
@@ -385,7 +403,10 @@ pub async fn connect(
             };
             tracing::debug!(error = %quic_error, elapsed = ?started.elapsed(), "quic failed, trying tcp");
             match tcp_attempt().await {
-                Ok(conn) => Ok(conn),
+                Ok(mut conn) => {
+                    conn.quic_failed = Some(quic_error.to_string());
+                    Ok(conn)
+                }
                 Err(ConnectError::Unreachable(tcp)) => {
                     Err(ConnectError::Unreachable(format!("{quic_error}; tcp: {tcp}")))
                 }
@@ -484,6 +505,8 @@ pub struct Conn {
     pub remote: SocketAddr,
     /// The peer's certificate chain (DER, leaf first) if it presented one.
     pub peer_chain: Option<Vec<Vec<u8>>>,
+    /// [`Mode::Auto`]: why QUIC failed before this TCP connection was made, if it was tried first.
+    pub quic_failed: Option<String>,
     sender: FrameSender,
     receiver: FrameReceiver,
     closer: Closer,
@@ -522,6 +545,7 @@ impl Conn {
             via: Via::Quic,
             remote,
             peer_chain,
+            quic_failed: None,
             sender: FrameSender { writer: Box::new(send), _endpoint: keep.clone() },
             receiver: FrameReceiver { reader: Box::new(recv), _endpoint: keep.clone() },
             closer: Closer { kind: CloserKind::Quic(connection), _endpoint: keep },
@@ -540,6 +564,7 @@ impl Conn {
             via: Via::Tcp,
             remote,
             peer_chain,
+            quic_failed: None,
             sender: FrameSender { writer: Box::new(writer), _endpoint: keep.clone() },
             receiver: FrameReceiver { reader: Box::new(reader), _endpoint: keep.clone() },
             closer: Closer { kind: CloserKind::Tcp(Arc::new(socket_for_closer)), _endpoint: keep },
