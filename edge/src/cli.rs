@@ -21,6 +21,7 @@ pub struct Cli {
 pub enum Command {
     /// Create the data directory and the site identity
     Init {
+        /// The site's name (letters, digits, - and _)
         #[arg(long)]
         site: String,
     },
@@ -35,8 +36,10 @@ pub enum Command {
     Baseline(BaselineCmd),
     /// Compare what runs with what was approved; exit 1 on unauthorized drift or stale captures
     Drift {
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
+        /// Only assets of this zone
         #[arg(long)]
         zone: Option<String>,
     },
@@ -57,25 +60,30 @@ pub enum Command {
     Audit(AuditCmd),
     /// Compare two configuration files directly (no data directory); exit 1 when significantly different
     Diff {
+        /// The older file
         old: PathBuf,
+        /// The newer file
         new: PathBuf,
         /// Show the raw line diff (secrets still masked) as well
         #[arg(long)]
         raw: bool,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// Write one verifiable archive of the whole site
     Dump {
+        /// File to write (`-` for standard output)
         #[arg(long)]
         out: PathBuf,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// Enroll this site with a hub (once): the node key is made here and never leaves this machine
     Enroll {
         /// The hub's address, HOST:PORT
-        #[arg(long)]
+        #[arg(long, value_parser = hub_address)]
         hub: String,
         /// The one-time token from `datum-hub site add` / `site token`
         #[arg(long)]
@@ -92,6 +100,7 @@ pub enum Command {
     },
     /// Sync with the hub: one pass with --once (exit 0 in sync, 1 hub unreachable), else keep syncing
     Sync {
+        /// One pass, then exit
         #[arg(long)]
         once: bool,
         /// auto (QUIC, then TLS over TCP), quic or tcp
@@ -103,6 +112,7 @@ pub enum Command {
         /// Disable UDP segmentation offload (for network cards that misreport it)
         #[arg(long)]
         no_gso: bool,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
@@ -110,7 +120,7 @@ pub enum Command {
     #[command(name = "restore-from-hub")]
     RestoreFromHub {
         /// The hub's address, HOST:PORT
-        #[arg(long)]
+        #[arg(long, value_parser = hub_address)]
         hub: String,
         /// A one-time token from `datum-hub site token SITE`
         #[arg(long)]
@@ -127,13 +137,16 @@ pub enum Command {
         /// auto (QUIC, then TLS over TCP), quic or tcp
         #[arg(long, value_enum, default_value_t = Transport::Auto)]
         transport: Transport,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// Rebuild a site from a dump into a new data directory (given with --data)
     #[command(name = "restore-dump")]
     RestoreDump {
+        /// The dump file (from `datum-edge dump`)
         file: PathBuf,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
@@ -144,7 +157,9 @@ pub enum Command {
 pub enum Transport {
     /// QUIC first, TLS over TCP if QUIC does not answer
     Auto,
+    /// QUIC only (UDP)
     Quic,
+    /// TLS over TCP only
     Tcp,
 }
 
@@ -160,30 +175,40 @@ impl From<Transport> for datum_shared::net::transport::Mode {
 
 #[derive(Debug, Args, Default)]
 pub struct AssetFieldArgs {
+    /// Asset kind: plc, dcs, scada, hmi, switch, router, firewall, rtu, historian, engineering-workstation, server, other
     #[arg(long)]
     pub kind: Option<String>,
+    /// Manufacturer
     #[arg(long)]
     pub vendor: Option<String>,
+    /// Model or part number
     #[arg(long)]
     pub model: Option<String>,
+    /// Serial number
     #[arg(long)]
     pub serial: Option<String>,
+    /// Firmware or software version
     #[arg(long)]
     pub firmware: Option<String>,
+    /// Where it stands (building, hall, cabinet)
     #[arg(long)]
     pub location: Option<String>,
+    /// IEC 62443 security zone
     #[arg(long)]
     pub zone: Option<String>,
+    /// IPv4 or IPv6 address
     #[arg(long)]
     pub ip: Option<String>,
     /// low, medium, high or critical
     #[arg(long)]
     pub criticality: Option<String>,
+    /// Who is responsible for it
     #[arg(long)]
     pub owner: Option<String>,
     /// In scope of IEC 62443 configuration management (the default for new assets)
     #[arg(long, conflicts_with = "out_of_scope")]
     pub in_scope: bool,
+    /// Not in scope of IEC 62443 configuration management
     #[arg(long)]
     pub out_of_scope: bool,
     /// A tag; repeat for several (on edit: replaces all tags)
@@ -195,48 +220,63 @@ pub struct AssetFieldArgs {
 pub enum AssetCmd {
     /// Add an asset
     Add {
+        /// The asset's name (unique in the site)
         name: String,
         #[command(flatten)]
         fields: AssetFieldArgs,
     },
     /// Change fields of an asset (an empty value clears a field)
     Edit {
+        /// The asset to change
         name: String,
         #[command(flatten)]
         fields: AssetFieldArgs,
     },
     /// Retire an asset (it stays in the history; it leaves reports)
     Retire {
+        /// The asset to retire
         name: String,
+        /// Why (recorded in the audit trail)
         #[arg(long)]
         reason: String,
     },
+    /// Show one asset
     Show {
+        /// The asset to show
         name: String,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
+    /// List assets (active ones unless --all)
     List {
+        /// Only assets of this zone
         #[arg(long)]
         zone: Option<String>,
+        /// Only assets of this kind
         #[arg(long)]
         kind: Option<String>,
         /// Include retired assets
         #[arg(long)]
         all: bool,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// Import assets from CSV (all or nothing)
     Import {
+        /// CSV file (UTF-8, UTF-16 or Windows-1252; `,` or `;`)
         file: PathBuf,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// Export the inventory as CSV on standard output
     Export {
+        /// Write CSV (the only export format)
         #[arg(long, required = true)]
         csv: bool,
+        /// Include retired assets
         #[arg(long)]
         all: bool,
     },
@@ -246,55 +286,77 @@ pub enum AssetCmd {
 pub enum ConfigCmd {
     /// Store a configuration file as a version of an asset's slot
     Capture {
+        /// The asset the file belongs to
         asset: String,
+        /// The exported configuration file
         file: PathBuf,
+        /// The configuration slot (default: the asset's only slot, or its kind's default)
         #[arg(long)]
         slot: Option<String>,
+        /// A note recorded with the version
         #[arg(long)]
         note: Option<String>,
         /// The change request this capture implements
         #[arg(long)]
         change: Option<String>,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// Versions of an asset
     Log {
+        /// The asset
         asset: String,
+        /// The configuration slot (default: the asset's only slot, or its kind's default)
         #[arg(long)]
         slot: Option<String>,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
+    /// Show one version (default: the latest)
     Show {
+        /// The asset
         asset: String,
+        /// The configuration slot (default: the asset's only slot, or its kind's default)
         #[arg(long)]
         slot: Option<String>,
+        /// Version number (3 or v3; default: the latest)
         #[arg(long)]
         version: Option<String>,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// Write a stored version's exact bytes to a file
     Export {
+        /// The asset
         asset: String,
+        /// The configuration slot (default: the asset's only slot, or its kind's default)
         #[arg(long)]
         slot: Option<String>,
+        /// Version number (3 or v3)
         #[arg(long)]
         version: String,
+        /// File to write (`-` for standard output)
         #[arg(long)]
         out: PathBuf,
     },
     /// What changed between two versions (default: baseline vs latest), by location, noise ignored
     Diff {
+        /// The asset
         asset: String,
+        /// Older version (default: the approved baseline)
         from: Option<String>,
+        /// Newer version (default: the latest)
         to: Option<String>,
+        /// The configuration slot (default: the asset's only slot, or its kind's default)
         #[arg(long)]
         slot: Option<String>,
         /// Show the raw line diff (secrets still masked) instead of the normalised one
         #[arg(long)]
         raw: bool,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
@@ -302,17 +364,25 @@ pub enum ConfigCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum BaselineCmd {
+    /// Approve a version as the baseline of its slot (default: the latest)
     Approve {
+        /// The asset
         asset: String,
+        /// The configuration slot (default: the asset's only slot, or its kind's default)
         #[arg(long)]
         slot: Option<String>,
+        /// Version number (3 or v3; default: the latest)
         #[arg(long)]
         version: Option<String>,
+        /// Why (recorded in the audit trail)
         #[arg(long)]
         reason: String,
     },
+    /// The baseline of each slot of an asset and whether the latest version matches it
     Show {
+        /// The asset
         asset: String,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
@@ -320,66 +390,100 @@ pub enum BaselineCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum ChangeCmd {
+    /// Open a change request (draft)
     New {
+        /// Short title of the change
         #[arg(long)]
         title: String,
+        /// Why (recorded in the audit trail)
         #[arg(long)]
         reason: String,
+        /// An asset the change concerns; repeat for several
         #[arg(long = "asset", required = true)]
         assets: Vec<String>,
+        /// low, medium or high (high needs two approvers)
         #[arg(long)]
         risk: String,
+        /// What the change affects
         #[arg(long)]
         impact: String,
+        /// How to undo it
         #[arg(long)]
         rollback: String,
+        /// How the change will be verified
         #[arg(long)]
         test_plan: Option<String>,
         /// FROM..TO, RFC 3339 or YYYY-MM-DD[THH:MM]
         #[arg(long)]
         window: Option<String>,
+        /// Done first, approved afterwards (within 72 hours)
         #[arg(long)]
         emergency: bool,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
+    /// Submit a draft for approval
     Submit {
+        /// The change request id (CR-0001)
         id: String,
     },
+    /// Approve a submitted change (never your own; high risk needs two approvers)
     Approve {
+        /// The change request id (CR-0001)
         id: String,
+        /// A comment recorded with the approval
         #[arg(long)]
         comment: Option<String>,
     },
+    /// Reject a submitted change (with a reason)
     Reject {
+        /// The change request id (CR-0001)
         id: String,
+        /// Why it is rejected
         #[arg(long)]
         reason: String,
     },
+    /// Mark an approved change as implemented
     Implement {
+        /// The change request id (CR-0001)
         id: String,
+        /// A note recorded with the step
         #[arg(long)]
         note: Option<String>,
     },
+    /// Verify an implemented change: its captures become the baselines
     Verify {
+        /// The change request id (CR-0001)
         id: String,
     },
+    /// Close a verified change
     Close {
+        /// The change request id (CR-0001)
         id: String,
     },
+    /// Cancel a change that is not implemented yet
     Cancel {
+        /// The change request id (CR-0001)
         id: String,
+        /// Why it is cancelled
         #[arg(long)]
         reason: String,
     },
+    /// Show one change request with its history
     Show {
+        /// The change request id (CR-0001)
         id: String,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
+    /// List change requests
     List {
+        /// Only changes in this state (draft, submitted, approved, rejected, implemented, verified, closed, cancelled)
         #[arg(long)]
         state: Option<String>,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
@@ -387,19 +491,26 @@ pub enum ChangeCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum RestoreTestCmd {
+    /// Record a restore test of a stored version
     Record {
+        /// The asset whose version was restored
         asset: String,
+        /// The configuration slot (default: the asset's only slot, or its kind's default)
         #[arg(long)]
         slot: Option<String>,
+        /// Version number (3 or v3)
         #[arg(long)]
         version: String,
         /// pass or fail
         #[arg(long)]
         result: String,
+        /// How the restore was tested
         #[arg(long)]
         method: String,
+        /// A file kept as evidence of the test (photo, log, checksum list)
         #[arg(long)]
         evidence: Option<PathBuf>,
+        /// Notes recorded with it
         #[arg(long)]
         notes: Option<String>,
     },
@@ -409,11 +520,13 @@ pub enum RestoreTestCmd {
 pub enum BackupCmd {
     /// Age of the last backup and last passing restore test per asset; exit 1 when any is overdue
     Status {
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// Re-hash every stored blob; exit 1 on damage
     Verify {
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
@@ -423,18 +536,22 @@ pub enum BackupCmd {
 pub enum ReviewCmd {
     /// Assets whose periodic review is due or overdue; exit 1 when any is overdue
     Due {
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// Record a review of one asset or a whole zone
     Record {
+        /// The asset reviewed (or --zone)
         #[arg(required_unless_present = "zone", conflicts_with = "zone")]
         asset: Option<String>,
+        /// Review every active asset of this zone
         #[arg(long)]
         zone: Option<String>,
         /// ok or findings
         #[arg(long)]
         outcome: String,
+        /// Notes recorded with it
         #[arg(long)]
         notes: String,
     },
@@ -442,18 +559,38 @@ pub enum ReviewCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
+    /// Who did what, when and why (filter by time or asset)
     Log {
         /// RFC 3339 time or YYYY-MM-DD
         #[arg(long)]
         since: Option<String>,
+        /// Only entries concerning this asset
         #[arg(long)]
         asset: Option<String>,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// Prove the history is intact; exit 1 naming anything wrong
     Verify {
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A hub address must name its port (`hub.example:7800`, `[2001:db8::1]:7800`): without one, the failure
+/// would only show up as "unreachable" after a network time-out.
+fn hub_address(value: &str) -> Result<String, String> {
+    let (host, port) = value
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{value:?} has no port; give HOST:PORT, e.g. hub.example:7800"))?;
+    let host_ok = !host.is_empty() && (!host.contains(':') || (host.starts_with('[') && host.ends_with(']')));
+    if !host_ok {
+        return Err(format!("{value:?} is not HOST:PORT (an IPv6 address goes in brackets: [2001:db8::1]:7800)"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(value.to_string()),
+        _ => Err(format!("{value:?}: the port {port:?} is not a number from 1 to 65535")),
+    }
 }

@@ -52,3 +52,37 @@ pub fn age_days(now: chrono::DateTime<chrono::Utc>, then: Option<chrono::DateTim
         None => "never".into(),
     }
 }
+
+/// Where `--out` writes: standard output for `-`, else a file that is new or a regular file (replaced whole, via
+/// a temporary file and a rename). Anything else a path can name — a device such as `/dev/full` or
+/// `/dev/null`, a pipe, a socket, a symbolic link, a directory — is refused: a rename would put a regular file
+/// in its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutTarget {
+    Stdout,
+    File(std::path::PathBuf),
+}
+
+pub fn out_target(out: &std::path::Path) -> anyhow::Result<OutTarget> {
+    use crate::error::user;
+    if out.as_os_str() == "-" {
+        return Ok(OutTarget::Stdout);
+    }
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        return Err(user(format!("directory {} does not exist", dir.display())));
+    }
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(OutTarget::File(out.to_path_buf())),
+        Err(e) => Err(user(format!("{}: {e}", out.display()))),
+        Ok(meta) if meta.is_file() => Ok(OutTarget::File(out.to_path_buf())),
+        Ok(meta) if meta.is_dir() => {
+            Err(user(format!("{} is a directory; give a file name with --out", out.display())))
+        }
+        Ok(_) => Err(user(format!(
+            "{} is not a regular file (a device, pipe, socket or link): only a new or regular file is written; \
+             use --out - for standard output",
+            out.display()
+        ))),
+    }
+}

@@ -28,6 +28,7 @@ pub struct Cli {
 pub enum Command {
     /// Create the hub's identity (private CA, TLS certificate, signing key) and database.
     Init {
+        /// The hub's name, shown to plants at enrollment
         #[arg(long, default_value = "datum-hub")]
         name: String,
     },
@@ -38,6 +39,7 @@ pub enum Command {
     },
     /// Accept edges over QUIC and TLS/TCP on the same port number.
     Serve {
+        /// Address and port to listen on (UDP for QUIC and TCP)
         #[arg(long, default_value = "0.0.0.0:7800")]
         listen: SocketAddr,
         /// Do not listen on UDP (QUIC): TLS over TCP only.
@@ -51,6 +53,7 @@ pub enum Command {
     },
     /// Per site: last contact, sync state, assets, open changes, unauthorized drift, overdue backups.
     Status {
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
@@ -60,32 +63,45 @@ pub enum Command {
 pub enum SiteCommand {
     /// Add a site and print its one-time enrollment token.
     Add {
+        /// The site's name (as the plant gave it at `datum-edge init`)
         name: String,
         /// Hours the token stays valid.
         #[arg(long, default_value_t = 72)]
         valid_hours: u32,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// A new one-time token for an existing site (a replacement edge).
     Token {
+        /// The site
         name: String,
+        /// Hours the token stays valid.
         #[arg(long, default_value_t = 72)]
         valid_hours: u32,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
+    /// Every site with its enrollment state
     List {
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
+    /// One site with its nodes and violations
     Show {
+        /// The site
         name: String,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// Refuse the site's nodes from now on and cut their live connections.
-    Revoke { name: String },
+    Revoke {
+        /// The site
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +114,7 @@ pub enum AssetCommand {
         /// Include retired assets
         #[arg(long)]
         all: bool,
+        /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },

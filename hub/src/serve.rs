@@ -61,7 +61,16 @@ pub async fn serve(ctx: &Context, listen: SocketAddr, udp: bool) -> Result<Outco
     let store = ctx.store().await?;
     let store_id = store.meta("store_id").await?.context("hub database has no store id; was init interrupted?")?;
     let server_config = tls::server_config(&identity.tls_chain_pem, &identity.tls_key_pem, &identity.root_pem)?;
-    let listener = Listener::bind(listen, server_config, udp, true).await.context("listen")?;
+    let listener = match Listener::bind(listen, server_config, udp, true).await {
+        Ok(listener) => listener,
+        // A taken port or an address not on this machine is the operator's to fix: say which, once.
+        Err(TransportError::Bind { addr, source })
+            if matches!(source.kind(), std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable) =>
+        {
+            return Err(crate::error::user(format!("cannot listen on {addr}: {source}")));
+        }
+        Err(e) => return Err(anyhow::Error::from(e).context("listen")),
+    };
     let clock = Clock { offset: ctx.now - Utc::now() };
     let clock = if clock.offset.num_seconds().abs() < 5 { Clock { offset: chrono::Duration::zero() } } else { clock };
     println!(

@@ -33,6 +33,10 @@ fn parse_since(value: &str) -> Result<DateTime<Utc>> {
 
 async fn log(site: &mut Site, since: Option<String>, asset: Option<String>, json: bool) -> Result<Outcome> {
     let since = since.as_deref().map(parse_since).transpose()?;
+    if let Some(name) = &asset {
+        // A name that matches nothing would list nothing, which reads as "no history": say so instead.
+        super::find_asset(site, name).await?;
+    }
     // Filters apply to the signed entries themselves: what is hidden from a filter is what the hash covers.
     let entries: Vec<SignedEntry> = site
         .store

@@ -15,7 +15,7 @@ use super::{find_asset, parse_version, required_text, resolve_slot, text_arg};
 use crate::blobs::BlobError;
 use crate::cli::{BaselineCmd, ConfigCmd};
 use crate::error::{user, Damage, Outcome};
-use crate::output::{print_json, print_table};
+use crate::output::{out_target, print_json, print_table, OutTarget};
 use crate::site::{Site, Write};
 
 pub async fn run(site: &mut Site, cmd: ConfigCmd) -> Result<Outcome> {
@@ -331,13 +331,35 @@ async fn show(
 }
 
 async fn export(site: &mut Site, asset: &str, slot: Option<String>, version: &str, out: &Path) -> Result<Outcome> {
+    let target = out_target(out)?;
     let asset = find_asset(site, asset).await?;
     let v = pick_version(site, &asset, slot, Some(version)).await?;
-    if out.is_dir() {
-        return Err(user(format!("{} is a directory; give a file name with --out", out.display())));
+    match target {
+        OutTarget::File(path) => {
+            let written = site.blobs.export(&v.raw_hash, &path).map_err(|e| stored_copy(&v, e))?;
+            println!(
+                "wrote {}/{} v{} to {} ({written} bytes, sha256 verified)",
+                v.asset,
+                v.slot,
+                v.version,
+                datum_shared::text::shown(&path.display().to_string())
+            );
+        }
+        OutTarget::Stdout => {
+            // Verified whole before a byte reaches standard output: a damaged copy must not half-print.
+            let tmp_dir = site.dir.join("tmp");
+            std::fs::create_dir_all(&tmp_dir)?;
+            let (_, tmp) = crate::blobs::tempfile_in(&tmp_dir)?;
+            let result = site.blobs.export(&v.raw_hash, &tmp).map_err(|e| stored_copy(&v, e)).and_then(|written| {
+                let mut file = std::fs::File::open(&tmp)?;
+                std::io::copy(&mut file, &mut std::io::stdout().lock())?;
+                Ok(written)
+            });
+            let _ = std::fs::remove_file(&tmp);
+            let written = result?;
+            eprintln!("wrote {}/{} v{} ({written} bytes, sha256 verified)", v.asset, v.slot, v.version);
+        }
     }
-    let written = site.blobs.export(&v.raw_hash, out).map_err(|e| stored_copy(&v, e))?;
-    println!("wrote {}/{} v{} to {} ({written} bytes, sha256 verified)", v.asset, v.slot, v.version, out.display());
     Ok(Outcome::Clean)
 }
 

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::Context;
 use crate::blobs::{is_hash, sync_dir, tempfile_in, BlobStore};
 use crate::error::{user, Outcome};
-use crate::output::{print_json, progress};
+use crate::output::{out_target, print_json, progress, OutTarget};
 use crate::site::{write_audit_head, write_secret, DirLock, Site};
 use crate::store::Store;
 
@@ -89,14 +89,19 @@ impl<W: Write> ArchiveWriter<W> {
 }
 
 pub async fn dump(site: &mut Site, out: &Path, json: bool) -> Result<Outcome> {
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        return Err(user(format!("{} does not exist", dir.display())));
-    }
-    if out.is_dir() {
-        return Err(user(format!("{} is a directory; give a file name with --out", out.display())));
-    }
-    let (file, tmp) = tempfile_in(dir).with_context(|| format!("create a file in {}", dir.display()))?;
+    let (dir, out) = match out_target(out)? {
+        OutTarget::File(path) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+            (dir, Some(path))
+        }
+        // Written whole and checked in the data directory first, then copied to standard output.
+        OutTarget::Stdout => {
+            let dir = site.dir.join("tmp");
+            fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+            (dir, None)
+        }
+    };
+    let (file, tmp) = tempfile_in(&dir).with_context(|| format!("create a file in {}", dir.display()))?;
     let result = write_dump(site, file, json).await;
     let (n_docs, n_blobs, n_audit) = match result {
         Ok(counts) => counts,
@@ -105,29 +110,41 @@ pub async fn dump(site: &mut Site, out: &Path, json: bool) -> Result<Outcome> {
             return Err(e);
         }
     };
-    if let Err(e) = fs::rename(&tmp, out) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("write {}", out.display()));
-    }
-    sync_dir(dir).ok();
-    let bytes = fs::metadata(out)?.len();
-    let sha256 = hash_file(out)?;
-    let report = DumpReport {
-        file: out.display().to_string(),
-        documents: n_docs,
-        blobs: n_blobs,
-        audit_entries: n_audit,
-        bytes,
-        sha256,
+    let bytes = fs::metadata(&tmp)?.len();
+    let sha256 = hash_file(&tmp)?;
+    let shown = match &out {
+        Some(out) => {
+            if let Err(e) = fs::rename(&tmp, out) {
+                let _ = fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("write {}", out.display()));
+            }
+            sync_dir(&dir).ok();
+            out.display().to_string()
+        }
+        None => {
+            let copied = fs::File::open(&tmp).and_then(|mut f| io::copy(&mut f, &mut io::stdout().lock()));
+            let _ = fs::remove_file(&tmp);
+            copied.context("write the dump to standard output")?;
+            "-".to_string()
+        }
     };
-    if json {
-        print_json(&report)?;
-    } else {
-        println!(
-            "wrote {} ({} bytes, sha256 {}): {} documents, {} blobs, {} audit entries",
-            report.file, report.bytes, report.sha256, report.documents, report.blobs, report.audit_entries
-        );
-        println!("the dump contains the site's signing key: store it as securely as the plant's configurations");
+    let report = DumpReport { file: shown, documents: n_docs, blobs: n_blobs, audit_entries: n_audit, bytes, sha256 };
+    let summary = format!(
+        "wrote {} ({} bytes, sha256 {}): {} documents, {} blobs, {} audit entries\n\
+         the dump contains the site's signing key: store it as securely as the plant's configurations",
+        datum_shared::text::shown(&report.file),
+        report.bytes,
+        report.sha256,
+        report.documents,
+        report.blobs,
+        report.audit_entries
+    );
+    match (&out, json) {
+        (Some(_), true) => print_json(&report)?,
+        (Some(_), false) => println!("{summary}"),
+        // Standard output holds the dump: the report goes to standard error.
+        (None, true) => eprintln!("{}", serde_json::to_string_pretty(&report)?),
+        (None, false) => eprintln!("{summary}"),
     }
     Ok(Outcome::Clean)
 }

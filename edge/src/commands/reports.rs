@@ -19,6 +19,11 @@ use crate::site::{Site, Write};
 
 pub async fn drift(site: &mut Site, json: bool, zone: Option<&str>) -> Result<Outcome> {
     let view = crate::view::load(site).await?;
+    if let Some(zone) = zone {
+        if !view.assets.values().any(|a| a.zone.as_deref() == Some(zone)) {
+            return Err(user(format!("zone {zone:?} has no assets (see `datum-edge asset list`)")));
+        }
+    }
     let entries = view.drift(site.now, &site.policy, zone);
     let findings = entries.iter().any(|e| e.status.is_finding());
     if json {
