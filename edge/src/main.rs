@@ -45,16 +45,22 @@ fn main() -> ExitCode {
         // Comparing two files acts on nothing, so it needs no actor.
         let actor =
             if matches!(cli.command, cli::Command::Diff { .. }) { String::new() } else { resolve_actor(cli.actor)? };
-        let ctx = commands::Context { data: resolve_data(cli.data), actor, now: resolve_now()? };
+        let (now, drill) = resolve_now()?;
+        let ctx = commands::Context { data: resolve_data(cli.data), actor, now, drill };
         commands::run(ctx, cli.command).await
     });
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Findings) => ExitCode::from(1),
         Err(e) => {
-            let user = e.downcast_ref::<UserError>().is_some();
             eprintln!("error: {e:#}");
-            ExitCode::from(if user { 2 } else { 3 })
+            ExitCode::from(if e.downcast_ref::<UserError>().is_some() {
+                2
+            } else if e.downcast_ref::<error::Damage>().is_some() {
+                1
+            } else {
+                3
+            })
         }
     }
 }
@@ -69,24 +75,40 @@ fn resolve_actor(flag: Option<String>) -> anyhow::Result<String> {
         .or_else(|| std::env::var("DATUM_ACTOR").ok().filter(|v| !v.is_empty()))
         .or_else(|| std::env::var("USER").ok().filter(|v| !v.is_empty()))
         .or_else(|| std::env::var("LOGNAME").ok().filter(|v| !v.is_empty()))
+        // Services, cron jobs and containers often have no $USER: the account of the process's uid.
+        .or_else(os_account)
         .ok_or_else(|| error::user("cannot tell who is acting: pass --actor NAME or set DATUM_ACTOR"))?;
-    datum_shared::model::check_text("actor", &actor, 64).map_err(error::user)?;
-    if actor.trim().is_empty() {
-        return Err(error::user("actor must not be empty"));
-    }
-    if actor.trim() != actor {
-        return Err(error::user(format!("actor {actor:?} has leading or trailing blanks")));
-    }
-    Ok(actor)
+    datum_shared::person::normalize_name(&actor).map_err(error::user)
 }
 
-/// The clock. `DATUM_NOW` (RFC 3339) replaces it for drills and tests of intervals; it is recorded as-is.
-fn resolve_now() -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+/// The login name of this process's user id, from the account database.
+#[allow(unsafe_code)]
+fn os_account() -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero passwd is a valid value of this plain C struct; getpwuid_r writes into it and into
+    // `buf`, whose length we pass, and sets `result` to point at `pwd` on success (or null).
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: as above; getuid cannot fail.
+    let rc = unsafe { libc::getpwuid_r(libc::getuid(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points at a NUL-terminated string inside `buf`, which is still alive.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    name.to_str().ok().filter(|n| !n.is_empty()).map(str::to_string)
+}
+
+/// The clock, and whether it is the drill clock: `DATUM_NOW` (RFC 3339) replaces it for drills and tests of
+/// intervals. Every audit entry written under it is marked as a drill entry, and it cannot date an entry before
+/// the newest one (time never goes backwards in the audit trail), so a drill moves a site's clock forward for
+/// good: run drills on a copy (`restore-dump`).
+fn resolve_now() -> anyhow::Result<(chrono::DateTime<chrono::Utc>, bool)> {
     match std::env::var("DATUM_NOW") {
         Ok(v) if !v.is_empty() => chrono::DateTime::parse_from_rfc3339(&v)
-            .map(|t| t.with_timezone(&chrono::Utc))
+            .map(|t| (t.with_timezone(&chrono::Utc), true))
             .map_err(|e| error::user(format!("DATUM_NOW {v:?} is not an RFC 3339 time: {e}"))),
-        _ => Ok(chrono::Utc::now()),
+        _ => Ok((chrono::Utc::now(), false)),
     }
 }
 

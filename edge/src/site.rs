@@ -94,6 +94,8 @@ pub struct Site {
     pub actor: String,
     pub now: DateTime<Utc>,
     pub policy: Policy,
+    /// The clock is the drill clock (`DATUM_NOW`): every audit entry written says so.
+    pub drill: bool,
     signing_key: SigningKey,
     automerge_actor: ActorId,
     docs: HashMap<DocId, Automerge>,
@@ -126,7 +128,7 @@ pub const PASS_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(6
 
 impl Site {
     /// Creates a new data directory and the site identity.
-    pub async fn init(dir: &Path, name: &str, actor: &str, now: DateTime<Utc>) -> Result<Site> {
+    pub async fn init(dir: &Path, name: &str, actor: &str, now: DateTime<Utc>, drill: bool) -> Result<Site> {
         let site_name = datum_shared::ids::SiteName::new(name).map_err(|e| UserError::new(e.to_string()))?;
         if dir.join(DB_FILE).exists() {
             return Err(UserError::new(format!(
@@ -148,7 +150,7 @@ impl Site {
             .to_string_lossy()
             .to_string();
         let staging = parent.join(format!(".{leaf}.init-{:08x}", rand::random::<u32>()));
-        let result = Site::init_in(&staging, &site_name, actor, now).await;
+        let result = Site::init_in(&staging, &site_name, actor, now, drill).await;
         match result {
             Ok(()) => {
                 if dir.exists() {
@@ -156,7 +158,9 @@ impl Site {
                 }
                 fs::rename(&staging, dir).with_context(|| format!("create {}", dir.display()))?;
                 crate::blobs::sync_dir(&parent).ok();
-                Site::open(dir, actor, now).await
+                let mut site = Site::open(dir, actor, now).await?;
+                site.drill = drill;
+                Ok(site)
             }
             Err(e) => {
                 let _ = fs::remove_dir_all(&staging);
@@ -170,6 +174,7 @@ impl Site {
         site_name: &datum_shared::ids::SiteName,
         actor: &str,
         now: DateTime<Utc>,
+        drill: bool,
     ) -> Result<()> {
         fs::create_dir_all(dir.join("identity")).with_context(|| format!("create {}", dir.display()))?;
         let lock = DirLock::acquire(dir)?;
@@ -186,6 +191,7 @@ impl Site {
         let store = Store::open(&dir.join(DB_FILE), true).await?;
         store.set_meta("site_id", &site_id).await?;
         let mut site = Site::assemble(dir, store, info.clone(), signing_key, actor, now, lock)?;
+        site.drill = drill;
         let mut w = Write::new("site.init", &info.name, None);
         w.put(&site.doc_id("site"), "site", "identity", &info)?;
         site.apply(w, format!("site {} created", info.name)).await?;
@@ -314,6 +320,7 @@ impl Site {
             actor: actor.to_string(),
             now,
             policy: Policy::default(),
+            drill: false,
             signing_key,
             // A fresh automerge actor per process: two processes sharing one actor id corrupt history.
             automerge_actor: ActorId::from(rand::random::<[u8; 16]>().as_slice()),
@@ -353,6 +360,19 @@ impl Site {
 
     /// Applies an operation atomically. Returns `None` if no record actually changed.
     pub async fn apply(&mut self, write: Write, summary: String) -> Result<Applied> {
+        // Time never goes backwards in the audit trail: an approval must not be dated before what it approves.
+        if let Some(last) = self.store.last_audit_time().await? {
+            if self.now < last {
+                return Err(UserError::new(format!(
+                    "the clock says {}, but the newest audit entry is dated {}: time never goes backwards in the \
+                     audit trail (check the system clock{})",
+                    self.now.to_rfc3339(),
+                    last.to_rfc3339(),
+                    if self.drill { "; DATUM_NOW is set" } else { "" }
+                ))
+                .into());
+            }
+        }
         let info = CommitInfo {
             op: write.op.clone(),
             actor: self.actor.clone(),
@@ -407,6 +427,7 @@ impl Site {
             changes,
             prev,
             adopted: write.adopted,
+            drill: self.drill,
         };
         let hash = entry.hash();
         let signature = hex::encode(self.signing_key.sign(hash.as_bytes()).to_bytes());

@@ -329,6 +329,21 @@ impl Store {
         row.map(|r| Ok((col::<i64>(&r, 0)? as u64, col(&r, 1)?))).transpose()
     }
 
+    /// The time of the newest audit entry, from the signed entry (time never goes backwards in the chain).
+    pub async fn last_audit_time(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        let entry: Option<String> = sqlx::query_scalar("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read audit"))?;
+        entry
+            .map(|e| {
+                serde_json::from_str::<datum_shared::audit::AuditEntry>(&e)
+                    .map(|e| e.at)
+                    .map_err(|e| StoreError::Corrupt(format!("the newest audit entry is not a valid entry: {e}")))
+            })
+            .transpose()
+    }
+
     /// The newest audit entry's sequence number and hash as recorded, without decoding entries.
     pub async fn audit_hash_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT hash FROM audit WHERE seq = ?")
@@ -338,21 +353,14 @@ impl Store {
             .map_err(db("read audit"))
     }
 
-    /// Audit entries in order, optionally only since a time or about one subject.
-    pub async fn audit(&self, since: Option<&str>, subject: Option<&str>) -> Result<Vec<SignedEntry>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT seq, entry, hash, signature FROM audit WHERE 1 = 1");
-        if let Some(since) = since {
-            q.push(" AND at >= ").push_bind(since.to_string());
-        }
-        if let Some(subject) = subject {
-            q.push(" AND (subject = ")
-                .push_bind(subject.to_string())
-                .push(" OR seq IN (SELECT seq FROM audit_assets WHERE asset = ")
-                .push_bind(subject.to_string())
-                .push("))");
-        }
-        q.push(" ORDER BY seq");
-        let rows = q.build().fetch_all(&self.pool).await.map_err(db("read audit"))?;
+    /// Every audit entry in order, decoded from the signed JSON. Filters (time, asset) are applied by callers to
+    /// the decoded entries, which the hash covers, never to the `at`/`subject` columns or `audit_assets`: those
+    /// are indexes a person with file access could edit without breaking a hash (`audit_index_problems`).
+    pub async fn audit(&self) -> Result<Vec<SignedEntry>, StoreError> {
+        let rows = sqlx::query("SELECT seq, entry, hash, signature FROM audit ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read audit"))?;
         rows.into_iter()
             .map(|r| {
                 let seq: i64 = col(&r, 0)?;
@@ -363,6 +371,52 @@ impl Store {
                 Ok(SignedEntry { entry, hash: col(&r, 2)?, signature: col(&r, 3)? })
             })
             .collect()
+    }
+
+    /// Where the audit table's index columns (`seq`, `at`, `subject`) and the `audit_assets` rows disagree with
+    /// the signed entries they index: one message per disagreement.
+    pub async fn audit_index_problems(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT seq, at, subject, entry FROM audit ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read audit"))?;
+        let assets = sqlx::query("SELECT seq, asset FROM audit_assets ORDER BY seq, asset")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read audit"))?;
+        let mut indexed: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+        for row in &assets {
+            indexed.entry(col(row, 0)?).or_default().push(col(row, 1)?);
+        }
+        let mut problems = Vec::new();
+        for row in &rows {
+            let seq: i64 = col(row, 0)?;
+            let at: String = col(row, 1)?;
+            let subject: String = col(row, 2)?;
+            let Ok(entry) = serde_json::from_str::<datum_shared::audit::AuditEntry>(&col::<String>(row, 3)?) else {
+                continue; // an undecodable entry is reported by the chain check
+            };
+            if entry.seq as i64 != seq {
+                problems.push(format!("audit entry {}: stored under sequence number {seq}", entry.seq));
+            }
+            if at != audit_time(&entry.at) {
+                problems
+                    .push(format!("audit entry {}: its time column ({at}) differs from the signed entry", entry.seq));
+            }
+            if subject != entry.subject {
+                problems.push(format!("audit entry {}: its subject column differs from the signed entry", entry.seq));
+            }
+            let mut signed_assets = entry.assets.clone();
+            signed_assets.sort();
+            signed_assets.dedup();
+            if indexed.remove(&seq).unwrap_or_default() != signed_assets {
+                problems.push(format!("audit entry {}: its asset index differs from the signed entry", entry.seq));
+            }
+        }
+        for seq in indexed.keys() {
+            problems.push(format!("audit asset index names entry {seq}, which does not exist"));
+        }
+        Ok(problems)
     }
 
     /// Integrity check of SQLite itself.
@@ -391,7 +445,7 @@ async fn insert_audit(tx: &mut sqlx::Transaction<'_, Sqlite>, signed: &SignedEnt
     let entry = serde_json::to_string(&signed.entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query("INSERT INTO audit (seq, at, subject, entry, hash, signature) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(signed.entry.seq as i64)
-        .bind(signed.entry.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .bind(audit_time(&signed.entry.at))
         .bind(&signed.entry.subject)
         .bind(entry)
         .bind(&signed.hash)
@@ -408,6 +462,11 @@ async fn insert_audit(tx: &mut sqlx::Transaction<'_, Sqlite>, signed: &SignedEnt
         q.build().execute(&mut **tx).await.map_err(db("append audit entry"))?;
     }
     Ok(())
+}
+
+/// How an audit entry's time is written in its index column.
+fn audit_time(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// Reads a column; a value of the wrong type (SQLite does not enforce types) is a `Corrupt` error, not a panic.

@@ -25,12 +25,14 @@ pub struct Context {
     pub data: PathBuf,
     pub actor: String,
     pub now: DateTime<Utc>,
+    /// `now` comes from the drill clock (`DATUM_NOW`); audit entries say so.
+    pub drill: bool,
 }
 
 pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
     match command {
         Command::Init { site } => {
-            let site = Site::init(&ctx.data, &site, &ctx.actor, ctx.now).await?;
+            let site = Site::init(&ctx.data, &site, &ctx.actor, ctx.now, ctx.drill).await?;
             println!("initialised site {} (id {}) in {}", site.info.name, site.info.site_id, ctx.data.display());
             site.close().await;
             Ok(Outcome::Clean)
@@ -48,6 +50,7 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
         }
         command => {
             let mut site = Site::open_as(&ctx.data, &ctx.actor, ctx.now, access(&command)).await?;
+            site.drill = ctx.drill;
             let outcome = dispatch(&mut site, command).await;
             site.close().await;
             outcome
@@ -109,7 +112,8 @@ fn access(command: &Command) -> Access {
 
 /// Parses `3` or `v3`.
 pub fn parse_version(value: &str) -> Result<u32> {
-    let digits = value.trim().trim_start_matches(['v', 'V']);
+    let trimmed = value.trim();
+    let digits = trimmed.strip_prefix(['v', 'V']).unwrap_or(trimmed);
     match digits.parse::<u32>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(user(format!("version {value:?} is not a version number like 3 or v3"))),

@@ -147,7 +147,7 @@ pub async fn restore_from_hub(ctx: &Context, args: RestoreArgs) -> Result<Outcom
             problems.join("\n  ")
         );
     }
-    let entries = site.store.audit(None, None).await?;
+    let entries = site.store.audit().await?;
     let restore_entry = entries.first().ok_or_else(|| anyhow!("the restore audit entry is missing"))?;
     let report = RestoreReport {
         site: site.info.name.clone(),
