@@ -4,6 +4,7 @@ mod crash;
 mod diffs;
 mod federation;
 mod life;
+mod newcomer;
 mod outage;
 mod restore;
 mod review_fixes;
