@@ -1,0 +1,210 @@
+//! The leak corpus (`tests/leaks/corpus.txt`) through the real binaries: every snippet is captured, approved,
+//! captured again with its secrets changed, and then shown by every command that prints configuration content or
+//! anything about it — `diff` (plain, `--raw`, `--json`), `config diff|show|log`, `audit log`, `drift`, a sync to a
+//! hub and the hub's `asset list`, `status` and `serve` log — all at `DATUM_LOG=debug`. No secret may appear.
+
+// Shared with `shared/tests/leaks.rs`, which reads every field.
+#[allow(dead_code)]
+#[path = "../leaks/corpus.rs"]
+mod corpus;
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::Path;
+
+use corpus::Case;
+use datum_tests::*;
+
+/// One file of the site: the corpus cases of one format joined (line formats one after the other, XML under
+/// one root, JSON in one array), in its first and its changed version.
+struct Group {
+    file_name: String,
+    old: String,
+    new: String,
+}
+
+fn groups(cases: &[Case]) -> Vec<Group> {
+    let mut by_key: BTreeMap<String, Vec<&Case>> = BTreeMap::new();
+    for case in cases.iter().filter(|c| !c.is_keep()) {
+        let text = case.text.trim_start();
+        let key = if text.starts_with('<') {
+            format!("xml-{}-{}", root_element(text), case.file_name)
+        } else if text.starts_with('{') || text.starts_with('[') {
+            "json".to_string()
+        } else {
+            format!("text-{}", case.file_name)
+        };
+        by_key.entry(key).or_default().push(case);
+    }
+    by_key
+        .into_iter()
+        .map(|(key, members)| {
+            let texts = |changed: bool| -> Vec<String> {
+                members.iter().map(|c| if changed { c.changed().0 } else { c.text.clone() }).collect()
+            };
+            let join = |texts: Vec<String>| -> String {
+                if key == "json" {
+                    format!("[{}]\n", texts.iter().map(|t| t.trim()).collect::<Vec<_>>().join(",\n"))
+                } else if key.starts_with("xml-") {
+                    let root = root_element(members[0].text.trim_start());
+                    let inner: Vec<&str> =
+                        texts.iter().map(|t| t.trim().trim_start_matches(xml_declaration(t))).collect();
+                    format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<{root}>\n{}\n</{root}>\n", inner.join("\n"))
+                } else {
+                    texts.concat()
+                }
+            };
+            let file_name = if key == "json" { "corpus.json".to_string() } else { members[0].file_name.clone() };
+            Group { file_name, old: join(texts(false)), new: join(texts(true)) }
+        })
+        .collect()
+}
+
+/// The `<?xml …?>` declaration a snippet starts with, if any.
+fn xml_declaration(text: &str) -> &str {
+    let text = text.trim();
+    match (text.starts_with("<?xml"), text.find("?>")) {
+        (true, Some(end)) => &text[..end + 2],
+        _ => "",
+    }
+}
+
+/// The name of the first element of an XML snippet.
+fn root_element(text: &str) -> String {
+    let rest = text.trim().trim_start_matches(xml_declaration(text)).trim_start();
+    rest.trim_start_matches('<').chars().take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/').collect()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Runs `datum-edge` with debug logging; exit codes 0 and 1 (a finding) are both answers.
+fn debug_run(plant: &Plant, args: &[&str]) -> Run {
+    let run = Run::from(plant.command(args).env("DATUM_LOG", "debug").output().expect("run datum-edge"));
+    assert!(run.code == 0 || run.code == 1, "datum-edge {args:?} failed: {}{}", run.stdout, run.stderr);
+    run
+}
+
+/// Starts `datum-hub serve` like `Hub::start`, but logging at debug.
+fn start_hub_at_debug(hub: &mut Hub) {
+    let log = std::fs::File::create(hub.tmp.path().join("serve.log")).expect("log file");
+    let mut child = hub
+        .command(&["serve", "--listen", "127.0.0.1:0", "--no-udp"])
+        .env("DATUM_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::from(log))
+        .spawn()
+        .expect("spawn datum-hub serve");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+    let addr = line
+        .split(" listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("hub did not start: {line:?} {}", hub.log()))
+        .to_string();
+    hub.addr = Some(addr);
+    hub.server = Some(child);
+}
+
+#[test]
+fn no_secret_of_the_corpus_reaches_any_command_output_or_log() {
+    let cases = corpus::load(&workspace_root().join("tests/leaks/corpus.txt"));
+    let mut secrets: Vec<String> = Vec::new();
+    for case in cases.iter().filter(|c| !c.is_keep()) {
+        secrets.extend(case.secrets.iter().cloned());
+        secrets.extend(case.changed().1);
+    }
+    let groups = groups(&cases);
+    assert!(groups.len() >= 20, "{} files", groups.len());
+
+    let plant = Plant::new("leaks");
+    let mut shown: Vec<(String, Run)> = Vec::new();
+    std::fs::create_dir_all(plant.path("v1")).expect("mkdir");
+    std::fs::create_dir_all(plant.path("v2")).expect("mkdir");
+    let mut assets = Vec::new();
+    for (idx, group) in groups.iter().enumerate() {
+        let asset = format!("cfg-{idx:02}");
+        let dir = plant.path(&format!("g{idx:02}"));
+        std::fs::create_dir_all(dir.join("v1")).and_then(|_| std::fs::create_dir_all(dir.join("v2"))).expect("mkdir");
+        let (old, new) = (dir.join("v1").join(&group.file_name), dir.join("v2").join(&group.file_name));
+        std::fs::write(&old, &group.old).and_then(|_| std::fs::write(&new, &group.new)).expect("write");
+        plant.ok(&["asset", "add", &asset, "--kind", "firewall", "--criticality", "high"]);
+        shown.push((format!("capture v1 {asset}"), debug_run(&plant, &["config", "capture", &asset, path(&old)])));
+        plant.ok(&["baseline", "approve", &asset, "--reason", "initial"]);
+        shown.push((format!("capture v2 {asset}"), debug_run(&plant, &["config", "capture", &asset, path(&new)])));
+        for mode in [None, Some("--raw"), Some("--json")] {
+            let mut args = vec!["diff", path(&old), path(&new)];
+            args.extend(mode);
+            shown.push((format!("{args:?}"), debug_run(&plant, &args)));
+        }
+        assets.push(asset);
+    }
+    for asset in &assets {
+        for args in [
+            vec!["config", "diff", asset],
+            vec!["config", "diff", asset, "--raw"],
+            vec!["config", "diff", asset, "--json"],
+            vec!["config", "diff", asset, "--raw", "--json"],
+            vec!["config", "show", asset],
+            vec!["config", "log", asset, "--json"],
+        ] {
+            shown.push((format!("{args:?}"), debug_run(&plant, &args)));
+        }
+    }
+    for args in [
+        vec!["config", "log", assets[0].as_str()],
+        vec!["config", "show", assets[0].as_str(), "--json"],
+        vec!["audit", "log"],
+        vec!["audit", "log", "--json"],
+        vec!["drift"],
+        vec!["drift", "--json"],
+    ] {
+        shown.push((format!("{args:?}"), debug_run(&plant, &args)));
+    }
+    // The secrets did change, and the diffs say so.
+    let json_diff = debug_run(&plant, &["config", "diff", &assets[0], "--json"]).json();
+    assert!(json_diff["secrets_changed"].as_u64().unwrap_or(0) > 0, "{json_diff}");
+
+    // Through a hub.
+    let mut hub = Hub::new(Backend::Sqlite);
+    start_hub_at_debug(&mut hub);
+    let token = hub.add_site("leaks");
+    let enrolled = Run::from(
+        plant
+            .command(&["enroll", "--hub", hub.addr(), "--token", &token, "--fingerprint", &hub.fingerprint])
+            .env("DATUM_LOG", "debug")
+            .output()
+            .expect("run datum-edge"),
+    );
+    assert_eq!(enrolled.code, 0, "{}{}", enrolled.stdout, enrolled.stderr);
+    shown.push(("enroll".into(), enrolled));
+    let synced = debug_run(&plant, &["sync", "--once", "--json", "--transport", "tcp"]);
+    assert_eq!(synced.code, 0, "{}{}\n{}", synced.stdout, synced.stderr, hub.log());
+    shown.push(("sync".into(), synced));
+    for args in [vec!["asset", "list"], vec!["asset", "list", "--json"], vec!["status"], vec!["status", "--json"]] {
+        let run = Run::from(hub.command(&args).env("DATUM_LOG", "debug").output().expect("run datum-hub"));
+        assert!(run.code == 0 || run.code == 1, "datum-hub {args:?}: {}{}", run.stdout, run.stderr);
+        shown.push((format!("hub {args:?}"), run));
+    }
+    hub.kill();
+    let serve_log = hub.log();
+    assert!(!serve_log.is_empty(), "the hub logged nothing");
+
+    let mut leaks = Vec::new();
+    for secret in &secrets {
+        for (what, run) in &shown {
+            for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+                if text.contains(secret.as_str()) {
+                    leaks.push(format!("{what} {stream} shows {secret:?}:\n{text}"));
+                }
+            }
+        }
+        if serve_log.contains(secret.as_str()) {
+            leaks.push(format!("the hub's serve log shows {secret:?}"));
+        }
+    }
+    assert!(leaks.is_empty(), "{} leaks:\n{}", leaks.len(), leaks.join("\n"));
+}
