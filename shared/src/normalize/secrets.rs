@@ -734,10 +734,14 @@ fn line_words(line: &str) -> Vec<(usize, usize)> {
 
 /// Positional grammars (layer 3): secrets that stand at a place in a command with no secret word before them.
 fn grammar_spans(line: &str, spans: &mut Vec<Span>) {
-    let lower_has =
-        |needle: &str| line.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()));
-    let candidates = ["snmp-server", "com2sec", "sink", "createuser", "trap-group", "mgmt-user", "usm-user", ": "];
-    if !candidates.iter().any(|c| lower_has(c)) {
+    static COMMANDS: OnceLock<AhoCorasick> = OnceLock::new();
+    let commands = COMMANDS.get_or_init(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(["snmp-server", "com2sec", "sink", "createuser", "trap-group", "mgmt-user", "usm-user", ": "])
+            .expect("command words are valid")
+    });
+    if !commands.is_match(line) {
         return;
     }
     let words = line_words(line);
