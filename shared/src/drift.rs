@@ -170,11 +170,21 @@ pub fn classify_asset(
                             "v{} differs from baseline v{} and no change covers it",
                             latest.version, base.version
                         );
-                        if let Some(open) = changes.iter().find(|c| c.authorizes(&asset.name, now, policy)) {
+                        // The hint names only a command that will be accepted: a capture links only to a change
+                        // that still takes captures (`ChangeRequest::accepts_captures`).
+                        let covering: Vec<&ChangeRequest> =
+                            changes.iter().copied().filter(|c| c.authorizes(&asset.name, now, policy)).collect();
+                        if let Some(open) = covering.iter().find(|c| c.accepts_captures().is_ok()) {
                             entry.change = Some(open.id);
                             entry.detail = format!(
                                 "v{} differs from baseline v{}; {} covers this asset but the capture is not linked to it (capture again with --change {})",
                                 latest.version, base.version, open.id, open.id
+                            );
+                        } else if let Some(done) = covering.first() {
+                            entry.change = Some(done.id);
+                            entry.detail = format!(
+                                "v{} differs from baseline v{}; {} covers this asset but is {} and takes no more captures: open a new change request, or approve v{} as the baseline if it is right",
+                                latest.version, base.version, done.id, done.state, latest.version
                             );
                         }
                     }
@@ -351,6 +361,22 @@ mod tests {
             "v2 differs from baseline v1; CR-0001 covers this asset but the capture is not linked to it (capture again with --change CR-0001)",
         );
         let implement = ChangeAction::Implement { note: None, captures: vec![] };
+        // A change that no longer takes captures is named, but `--change` is not suggested: it would be refused.
+        let implemented = change(
+            false,
+            &[
+                ("alice", ChangeAction::Submit),
+                ("bob", ChangeAction::Approve { comment: None }),
+                ("alice", implement.clone()),
+            ],
+            now(),
+        );
+        assert!(implemented.accepts_captures().is_err());
+        check(
+            classify(Criticality::High, &unlinked, Some(&v1), 1, &[&implemented]),
+            DriftStatus::DriftUnauthorized,
+            "v2 differs from baseline v1; CR-0001 covers this asset but is implemented and takes no more captures: open a new change request, or approve v2 as the baseline if it is right",
+        );
         let fresh_emergency = change(true, &[("alice", implement.clone())], now() - Duration::hours(10));
         check(
             classify(Criticality::High, &linked, Some(&v1), 1, &[&fresh_emergency]),

@@ -236,3 +236,58 @@ fn a_damaged_hub_database_is_named_at_once() {
     std::fs::write(&db, &intact).expect("restore hub.db");
     assert!(hub.ok(&["site", "list"]).stdout.contains("north"));
 }
+
+/// A dump rewritten consistently (an audit entry edited and the manifest's hashes redone to match) is bad
+/// input: restore-dump refuses it with exit 2 and writes nothing.
+#[test]
+fn a_rewritten_dump_is_bad_input() {
+    use sha2::Digest;
+    let plant = site();
+    let dump = plant.path("site.dump");
+    plant.ok(&["dump", "--out", dump.to_str().expect("utf-8")]);
+    let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut archive = tar::Archive::new(std::fs::File::open(&dump).expect("dump"));
+    for entry in archive.entries().expect("tar") {
+        let mut entry = entry.expect("entry");
+        let path = entry.path().expect("path").to_string_lossy().to_string();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).expect("read");
+        members.push((path, bytes));
+    }
+    let forged = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace("\"actor\":\"alice\"", "\"actor\":\"mallory\"");
+    let mut new_hashes = std::collections::HashMap::new();
+    for (path, bytes) in members.iter_mut() {
+        if path.ends_with("audit.jsonl") {
+            *bytes = forged(bytes).into_bytes();
+            let rel = path.split_once('/').expect("root").1.to_string();
+            new_hashes.insert(rel, (hex::encode(sha2::Sha256::digest(&bytes)), bytes.len()));
+        }
+    }
+    for (path, bytes) in members.iter_mut() {
+        if path.ends_with("manifest.json") {
+            let mut manifest: serde_json::Value = serde_json::from_slice(bytes).expect("manifest");
+            for m in manifest["members"].as_array_mut().expect("members") {
+                if let Some((hash, size)) = new_hashes.get(m["path"].as_str().expect("path")) {
+                    m["sha256"] = hash.clone().into();
+                    m["size"] = (*size).into();
+                }
+            }
+            *bytes = serde_json::to_vec(&manifest).expect("json");
+        }
+    }
+    let rewritten = plant.path("rewritten.dump");
+    let mut builder = tar::Builder::new(std::fs::File::create(&rewritten).expect("create"));
+    for (path, bytes) in &members {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o600);
+        header.set_cksum();
+        builder.append_data(&mut header, path, bytes.as_slice()).expect("append");
+    }
+    builder.finish().expect("finish");
+    drop(builder);
+    let copy = Plant::empty();
+    let run = copy.expect_code(2, &["restore-dump", rewritten.to_str().expect("utf-8")]);
+    assert!(run.stderr.contains("does not verify") || run.stderr.contains("intact"), "{}", run.stderr);
+    assert!(!copy.data.exists(), "nothing is written");
+}

@@ -323,7 +323,22 @@ async fn restore_into(file: &Path, staging: &Path, ctx: &Context, json: bool) ->
     if let Some(extra) = seen.keys().find(|p| p.as_str() != "manifest.json" && !listed.contains(p.as_str())) {
         return Err(user(format!("dump contains {extra} which the manifest does not list")));
     }
+    // A dump whose members agree with its manifest may still have been rewritten (manifest included): what
+    // fails from here on because of its content is bad input (exit 2); only the machine's own I/O failing is
+    // an internal error.
+    rebuild(&raw, staging, &manifest, ctx, json).await.map_err(|e| {
+        if e.downcast_ref::<crate::error::UserError>().is_some()
+            || e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some())
+        {
+            e
+        } else {
+            user(format!("{} does not hold an intact site: {e:#}", file.display()))
+        }
+    })
+}
 
+/// Builds the site from a dump's checked members in `staging/site` and verifies its whole history.
+async fn rebuild(raw: &Path, staging: &Path, manifest: &Manifest, ctx: &Context, json: bool) -> Result<RestoreReport> {
     // Rebuild the site.
     let site_dir = staging.join("site");
     fs::create_dir_all(site_dir.join("identity"))?;
@@ -381,8 +396,8 @@ async fn restore_into(file: &Path, staging: &Path, ctx: &Context, json: bool) ->
     };
     site.close().await;
     if !report.problems.is_empty() {
-        bail!("the restored history does not verify:\n  {}", report.problems.join("\n  "));
+        return Err(user(format!("the restored history does not verify:\n  {}", report.problems.join("\n  "))));
     }
-    fs::remove_dir_all(&raw).ok();
+    fs::remove_dir_all(raw).ok();
     Ok(summary)
 }
