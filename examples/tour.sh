@@ -1,34 +1,56 @@
 #!/usr/bin/env bash
-# A ten-minute tour of datum-edge with real field files from ../shared/fixtures.
-# Run from the repository root after `cargo build --release`:  bash examples/tour.sh
+# The README's plant tour, runnable as written: datum-edge with real field files from the kit (../shared).
+# From the repository root after `cargo build --release`:  bash examples/tour.sh
+# Stops at the first command that does not end as the tour says it should. Data goes to a temporary directory.
 set -euo pipefail
 E=${E:-target/release/datum-edge}
-F=../shared/fixtures
-export DATUM_DATA=${DATUM_DATA:-$(mktemp -d)/plant}
-export DATUM_ACTOR=alice
-say() { printf '\n$ %s\n' "$*"; "$@" || true; }
+F=../shared/fixtures/versions
+T=$(mktemp -d)
+export DATUM_DATA="$T/plant" DATUM_ACTOR=alice
+# run CMD…: show it, run it, stop unless it exits 0.  expect CODE CMD…: the same, for a documented exit code
+# (1: findings such as drift, 2: a refused request).
+run() { expect 0 "$@"; }
+expect() {
+  local want=$1 code=0
+  shift
+  printf '\n$ %s\n' "$*"
+  "$@" || code=$?
+  if [ "$code" != "$want" ]; then
+    echo "tour: expected exit $want, got $code" >&2
+    exit 1
+  fi
+}
 
-say $E init --site plant-north
-say $E asset import examples/inventory.csv
-say $E asset list
-say $E config capture FW-DMZ $F/versions/pybatfish_filters_rtr-with-acl.v1.cfg --note "from the running box"
-say $E baseline approve FW-DMZ --reason "commissioning baseline"
-say $E config capture FW-DMZ $F/versions/pybatfish_filters_rtr-with-acl.v2.cfg
-say $E drift
-say $E config diff FW-DMZ
-say $E change new --title "Allow historian replication" --reason "PI to PI" --asset FW-DMZ --risk high \
+run $E init --site plant-north
+run $E asset import examples/inventory.csv
+run $E asset add RTU-7 --kind rtu --criticality high --zone field --ip 10.10.9.7
+run $E asset list --zone cell-1
+run $E config capture FW-DMZ $F/pybatfish_filters_rtr-with-acl.v1.cfg --note "from the running box"
+run $E config capture FW-DMZ $F/pybatfish_filters_rtr-with-acl.v1.cfg   # same bytes: checked, unchanged
+run $E baseline approve FW-DMZ --reason "commissioning baseline"
+run $E config capture FW-DMZ $F/pybatfish_filters_rtr-with-acl.v2.cfg   # someone changed it...
+expect 1 $E drift                                                        # ...unauthorized drift
+run $E config diff FW-DMZ
+expect 1 $E diff $F/LogixLibraries_Num_IPv4toStr_AOI.v1.L5X $F/LogixLibraries_Num_IPv4toStr_AOI.v2.L5X
+run $E change new --title "Allow historian replication" --reason "PI to PI" --asset FW-DMZ --risk high \
     --impact "new conduit dmz->corp" --rollback "re-apply v1 ruleset"
-say $E change submit CR-0001
-say $E change approve CR-0001
-DATUM_ACTOR=bob say $E change approve CR-0001 --comment "checked rule order"
-DATUM_ACTOR=carol say $E change approve CR-0001
-say $E config capture FW-DMZ $F/versions/pybatfish_filters_rtr-with-acl.v3.cfg --change CR-0001
-say $E change implement CR-0001 --note "applied 20:10"
-say $E change verify CR-0001
-say $E drift
-say $E restore-test record FW-DMZ --version 3 --result pass --method "loaded on spare FortiGate in the lab"
-say $E backup status
-say $E review record --zone dmz --outcome findings --notes "HIST-01 has no capture yet"
-say $E audit log
-say $E audit verify
-say $E dump --out "$DATUM_DATA.dump"
+run $E change submit CR-0001
+expect 2 $E change approve CR-0001                                       # the requester may not approve
+DATUM_ACTOR=bob run $E change approve CR-0001 --comment "checked rule order"
+DATUM_ACTOR=carol run $E change approve CR-0001                          # high risk: two approvers
+run $E config capture FW-DMZ $F/pybatfish_filters_rtr-with-acl.v3.cfg --change CR-0001
+run $E change implement CR-0001 --note "applied 20:10"
+run $E change verify CR-0001                                             # the verified version is the baseline
+run $E change close CR-0001
+expect 1 $E drift                                    # FW-DMZ matches its new baseline; the rest was never captured
+run $E config export FW-DMZ --version 1 --out "$T/restore.cfg"          # exact bytes, hash-verified
+run $E restore-test record FW-DMZ --version 3 --result pass --method "loaded on the spare router in the lab"
+expect 1 $E backup status                                                # other assets have no backup yet
+run $E review due                                                        # new assets: nothing due yet
+run $E review record --zone dmz --outcome findings --notes "HIST-01 has no capture yet"
+run $E audit log --asset FW-DMZ
+run $E audit verify
+run $E dump --out "$T/plant.dump"
+DATUM_DATA="$T/plant-copy" run $E restore-dump "$T/plant.dump"
+echo
+echo "tour finished; its data is in $T"

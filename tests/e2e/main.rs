@@ -10,3 +10,4 @@ mod outage;
 mod restore;
 mod review_fixes;
 mod tamper;
+mod tours;
