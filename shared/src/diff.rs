@@ -11,6 +11,9 @@ use serde::Serialize;
 
 use crate::normalize::secrets::without_fingerprints;
 use crate::normalize::{NormLine, Normalized};
+// Rendered text goes to a terminal: a control character in a configuration line or a label (an escape
+// sequence, a carriage return) is shown escaped, never passed through to forge lines or drive the terminal.
+use crate::text::shown as shown_text;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -491,7 +494,7 @@ pub fn render(report: &DiffReport) -> String {
             ChangeKind::Changed => "changed",
             ChangeKind::SecretChanged => "secret changed",
         };
-        let _ = writeln!(out, "@@ {} ({kind})", change.location);
+        let _ = writeln!(out, "@@ {} ({kind})", shown_text(&change.location));
         if change.kind == ChangeKind::SecretChanged {
             continue;
         }
@@ -505,10 +508,10 @@ pub fn render(report: &DiffReport) -> String {
             }
         };
         for l in &change.removed {
-            let _ = writeln!(out, "- {}", shown(l));
+            let _ = writeln!(out, "- {}", shown_text(&shown(l)));
         }
         for l in &change.added {
-            let _ = writeln!(out, "+ {}", shown(l));
+            let _ = writeln!(out, "+ {}", shown_text(&shown(l)));
         }
     }
     let _ = writeln!(
@@ -534,14 +537,14 @@ pub fn raw_unified(old_label: &str, new_label: &str, old: &[String], new: &[Stri
     if all.is_empty() {
         return out;
     }
-    let _ = writeln!(out, "--- {old_label}\n+++ {new_label}");
+    let _ = writeln!(out, "--- {}\n+++ {}", shown_text(old_label), shown_text(new_label));
     for (before, after) in all {
         let _ = writeln!(out, "@@ -{},{} +{},{} @@", before.start + 1, before.len(), after.start + 1, after.len());
         for l in &old_refs[before.start as usize..before.end as usize] {
-            let _ = writeln!(out, "-{l}");
+            let _ = writeln!(out, "-{}", shown_text(l));
         }
         for l in &new_refs[after.start as usize..after.end as usize] {
-            let _ = writeln!(out, "+{l}");
+            let _ = writeln!(out, "+{}", shown_text(l));
         }
     }
     out
@@ -651,6 +654,29 @@ mod tests {
             report.changes.iter().map(|c| (c.kind, c.location.as_str(), c.removed.len(), c.added.len())).collect();
         assert_eq!(got, expect, "\n{}", render(&report));
         report
+    }
+
+    #[test]
+    fn control_characters_in_configurations_are_shown_escaped() {
+        let old = ["hostname r1".to_string()];
+        let new = ["hostname r1\u{1b}[2J\rFW-01 in-baseline".to_string()];
+        let raw = raw_unified("a\nb", "c", &old, &new);
+        assert!(!raw.contains('\u{1b}') && !raw.contains('\r') && raw.contains("\\u{1b}[2J\\rFW-01"), "{raw}");
+        assert!(raw.starts_with("--- a\\nb\n+++ c\n"), "{raw}");
+        let report = DiffReport {
+            format: "text".into(),
+            raw_identical: false,
+            significant: true,
+            changes: vec![Change {
+                kind: ChangeKind::Changed,
+                location: "line 1\u{7}".into(),
+                removed: vec!["a".into()],
+                added: vec!["a\u{7}b".into()],
+            }],
+            secrets_changed: 0,
+        };
+        let text = render(&report);
+        assert!(!text.contains('\u{7}') && text.contains("\\u{7}"), "{text}");
     }
 
     #[test]

@@ -319,13 +319,14 @@ async fn show(
     println!("size       {} bytes", v.size);
     println!("sha256     {}", v.raw_hash);
     if let Some(name) = &v.file_name {
-        println!("file       {name}");
+        // A file name is whatever the file system allowed: shown escaped.
+        println!("file       {}", datum_shared::text::shown(name));
     }
     if let Some(c) = v.change {
         println!("change     {c}");
     }
     if let Some(note) = &v.note {
-        println!("note       {note}");
+        println!("note       {}", datum_shared::text::shown(note));
     }
     Ok(Outcome::Clean)
 }
