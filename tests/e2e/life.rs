@@ -484,3 +484,32 @@ fn usage_errors_exit_2_and_name_the_problem() {
     let run = timed.expect_code(2, &["asset", "list"]);
     assert!(run.stderr.contains("DATUM_NOW"), "{}", run.stderr);
 }
+
+/// A version captured without a change and later covered by a change request whose capture has identical bytes
+/// is shown as authorized after the fact, naming the change, in its history, in drift and in a review.
+#[test]
+fn an_unauthorized_capture_covered_later_is_authorized_after_the_fact() {
+    let plant = setup();
+    let v = |n: u32| fixture(&format!("versions/pybatfish_filters_rtr-with-acl.v{n}.cfg"));
+    plant.ok(&["config", "capture", "FW-01", path(&v(1))]);
+    plant.ok(&["baseline", "approve", "FW-01", "--reason", "initial"]);
+    plant.ok(&["config", "capture", "FW-01", path(&v(2))]);
+    assert_eq!(drift_of(&plant, "FW-01")["status"], "drift-unauthorized");
+    let id = plant.new_change("FW-01", "low");
+    plant.ok(&["change", "submit", &id]);
+    assert_eq!(plant.run_as("bob", &["change", "approve", &id]).code, 0);
+    let again = plant.ok(&["config", "capture", "FW-01", path(&v(2)), "--change", &id, "--json"]).json();
+    assert_eq!(again["unchanged"], true, "{again}");
+    let drift = drift_of(&plant, "FW-01");
+    assert_eq!(drift["status"], "drift-authorized", "{drift}");
+    assert_eq!(drift["change"], id.as_str());
+    let log = plant.ok(&["config", "log", "FW-01", "--json"]).json();
+    assert_eq!(log[1]["authorized_after_the_fact"], id.as_str(), "{log}");
+    assert!(log[0].get("authorized_after_the_fact").is_none(), "{log}");
+    let text = plant.ok(&["config", "log", "FW-01"]).stdout;
+    assert!(text.contains(&format!("{id} (after the fact)")), "{text}");
+    plant.ok(&["review", "record", "FW-01", "--outcome", "ok", "--notes", "covered by the change"]);
+    let entries = plant.ok(&["audit", "log", "--asset", "FW-01", "--json"]).json();
+    let review = entries.as_array().expect("array").iter().rev().find(|e| e["op"] == "review.record").expect("review");
+    assert!(review["summary"].as_str().expect("summary").contains("0 drift finding(s)"), "{review}");
+}

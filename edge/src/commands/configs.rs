@@ -239,6 +239,10 @@ struct LogEntry<'a> {
     #[serde(flatten)]
     version: &'a ConfigVersion,
     baseline: bool,
+    /// A version captured without a change, whose identical bytes were later captured again under one
+    /// (`config capture --change`): authorized after the fact by that change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorized_after_the_fact: Option<ChangeId>,
 }
 
 async fn log(site: &mut Site, asset: &str, slot: Option<String>, json: bool) -> Result<Outcome> {
@@ -248,9 +252,18 @@ async fn log(site: &mut Site, asset: &str, slot: Option<String>, json: bool) -> 
     let versions: Vec<ConfigVersion> =
         versions_of(site, &asset).await?.into_iter().filter(|v| slot.as_ref().is_none_or(|s| &v.slot == s)).collect();
     let is_baseline = |v: &ConfigVersion| baselines.iter().any(|b| b.slot == v.slot && b.version == v.version);
+    let checks: Vec<ConfigCheck> = site.list_for("checks", asset.name.as_str()).await?;
+    let after_the_fact = |v: &ConfigVersion| -> Option<ChangeId> {
+        if v.change.is_some() {
+            return None;
+        }
+        checks.iter().filter(|c| c.slot == v.slot && c.version == v.version).find_map(|c| c.change)
+    };
     if json {
-        let entries: Vec<LogEntry<'_>> =
-            versions.iter().map(|v| LogEntry { version: v, baseline: is_baseline(v) }).collect();
+        let entries: Vec<LogEntry<'_>> = versions
+            .iter()
+            .map(|v| LogEntry { version: v, baseline: is_baseline(v), authorized_after_the_fact: after_the_fact(v) })
+            .collect();
         print_json(&entries)?;
         return Ok(Outcome::Clean);
     }
@@ -264,7 +277,11 @@ async fn log(site: &mut Site, asset: &str, slot: Option<String>, json: bool) -> 
                 v.captured_by.clone(),
                 v.size.to_string(),
                 v.raw_hash.get(..12).unwrap_or(&v.raw_hash).to_string(),
-                v.change.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                match (v.change, after_the_fact(v)) {
+                    (Some(c), _) => c.to_string(),
+                    (None, Some(c)) => format!("{c} (after the fact)"),
+                    (None, None) => "-".into(),
+                },
                 v.note.clone().unwrap_or_default(),
             ]
         })
