@@ -259,12 +259,13 @@ fn located_changes(removed: &[NormLine], added: &[NormLine], changes: &mut Vec<C
         classify(removed, added, changes, secrets_changed);
         return;
     }
-    // Weighted LCS over the runs: 2 for the same context, 1 for the same kind of context.
+    // Weighted LCS over the runs: 2 for the same context, 1 for the same kind of context that is not another
+    // named item (`Module[Local_Mod_7]` removed and `Module[LM6C1]` added are two items, not one renamed).
     let score = |i: usize, j: usize| -> u32 {
         let (a, b): (&str, &str) = (&removed[old_runs[i].start].context, &added[new_runs[j].start].context);
         if same_block(a, b) {
             2
-        } else if context_kind(a) == context_kind(b) || is_below(a, b) || is_below(b, a) {
+        } else if (context_kind(a) == context_kind(b) && !other_named_item(a, b)) || is_below(a, b) || is_below(b, a) {
             1
         } else {
             0
@@ -345,6 +346,37 @@ fn context_kind(context: &str) -> String {
         }
     }
     kind
+}
+
+/// Do two contexts of the same kind name different items? Items are matched by their key: an element path
+/// whose names differ (`Module[Local_Mod_7]`, `Module[LM6C1]`; `rule[tracker=1]`, `rule[tracker=2]`) is another
+/// item, never a renamed one. Numbers in brackets are positions (`Rung[3]`, `Port[1]`, JSON `$.views[2]`): a
+/// rung that moved down one place is still compared with the rung now at its place.
+fn other_named_item(a: &str, b: &str) -> bool {
+    let keys_a = bracket_keys(a.split_whitespace().next().unwrap_or(""));
+    let keys_b = bracket_keys(b.split_whitespace().next().unwrap_or(""));
+    let is_number = |k: &str| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit());
+    keys_a.zip(keys_b).any(|(ka, kb)| ka != kb && !(is_number(ka) && is_number(kb)))
+}
+
+/// The outermost bracketed keys of an element path, in order: `Module[A]/Ports/Port[1]` gives `A`, `1`.
+fn bracket_keys(path: &str) -> impl Iterator<Item = &str> {
+    let mut depth = 0usize;
+    let mut start = 0usize;
+    path.char_indices().filter_map(move |(idx, c)| match c {
+        '[' => {
+            depth += 1;
+            if depth == 1 {
+                start = idx + 1;
+            }
+            None
+        }
+        ']' if depth > 0 => {
+            depth -= 1;
+            (depth == 0).then(|| &path[start..idx])
+        }
+        _ => None,
+    })
 }
 
 /// Does run `next` belong under the run that starts `group` (a sub-block or child element of it)?

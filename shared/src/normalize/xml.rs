@@ -2,7 +2,9 @@
 //! element with its attributes sorted, one line per line of text, each carrying its element path.
 //!
 //! Element paths name things the way an engineer does: an element with a `Name`/`name`/`Number`/`Id`
-//! attribute is `Rung[3]`, `Program[MainProgram]`; repeated unnamed siblings are numbered (`rule#2`).
+//! attribute is `Rung[3]`, `Program[MainProgram]`; pfSense/OPNsense list items are named by their `<name>` child
+//! (`gateway_item[WAN_GW]`) and firewall rules by their `<tracker>` (`rule[tracker=1700000000]`); repeated
+//! unnamed siblings are numbered (`rule#2`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -35,6 +37,16 @@ pub const VOLATILE_ELEMENTS: &[(Format, &str)] =
 const MAX_DEPTH: usize = 256;
 
 const NAME_ATTRIBUTES: &[&str] = &["Name", "name", "Number", "ID", "Id", "id", "Key", "key"];
+
+/// pfSense/OPNsense name a list item by a child element instead of an attribute: `<name>` (gateways, aliases,
+/// users, groups…) and `<tracker>` (firewall rules, a number that stays with the rule when it is edited or
+/// moved). Only keys that stay with the item are used (`<descr>` is free text that engineers edit).
+const KEY_CHILDREN: &[&str] = &["tracker", "name"];
+
+/// How far ahead the key child of an element is looked for. List items are small and name themselves in their
+/// first lines; a larger element (a whole section) gives up early, so the lookahead costs at most this many
+/// bytes per element of a pfSense/OPNsense document and no memory beyond the reader's copy.
+const KEY_LOOKAHEAD_BYTES: u64 = 64 * 1024;
 
 /// One open element.
 struct Frame {
@@ -69,14 +81,15 @@ pub fn normalize(format: Format, text: &str, key: &FingerprintKey) -> Option<(Ve
                 if stack.len() >= MAX_DEPTH {
                     return None;
                 }
-                if let Some(frame) = open(format, &e, &mut stack, key, &mut out, &mut n_secrets) {
+                let ahead = matches!(format, Format::PfSense | Format::OpnSense).then_some(&reader);
+                if let Some(frame) = open(format, &e, ahead, &mut stack, key, &mut out, &mut n_secrets) {
                     stack.push(frame);
                 } else {
                     skip_depth = 1;
                 }
             }
             Event::Empty(e) => {
-                open(format, &e, &mut stack, key, &mut out, &mut n_secrets);
+                open(format, &e, None, &mut stack, key, &mut out, &mut n_secrets);
             }
             Event::End(_) => {
                 if skip_depth > 0 {
@@ -104,9 +117,11 @@ pub fn normalize(format: Format, text: &str, key: &FingerprintKey) -> Option<(Ve
 }
 
 /// Emits the element line; returns the frame, or `None` when the element is volatile (skip its subtree).
+/// `ahead` is the reader just after the element's start tag when its key may be a child element (pfSense).
 fn open(
     format: Format,
     e: &BytesStart<'_>,
+    ahead: Option<&Reader<&[u8]>>,
     stack: &mut [Frame],
     key: &FingerprintKey,
     out: &mut Vec<NormLine>,
@@ -150,21 +165,37 @@ fn open(
             *v = Cow::Owned(masked);
         }
     }
-    let id = NAME_ATTRIBUTES.iter().find_map(|n| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v));
+    let attribute_id = NAME_ATTRIBUTES.iter().find_map(|n| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_ref()));
+    let child_id = if attribute_id.is_none() { ahead.and_then(child_key) } else { None };
     let parent = stack.last_mut();
     let mut path = String::with_capacity(parent.as_ref().map_or(0, |p| p.path.len()) + name.len() + 16);
     if let Some(parent) = &parent {
         path.push_str(&parent.path);
         path.push('/');
     }
+    let segment_start = path.len();
     path.push_str(&name);
-    match (id, parent) {
-        (Some(id), _) => {
+    match (attribute_id, child_id, parent) {
+        (Some(id), _, _) => {
             path.push('[');
             path.push_str(id);
             path.push(']');
         }
-        (None, Some(parent)) => {
+        // A key read from a child is not guaranteed unique (exports hold two `WAN_GW` gateways, test
+        // configurations reuse a tracker): a repeated one is numbered, so every item keeps a path of its own.
+        (None, Some(id), parent) => {
+            path.push('[');
+            path.push_str(&id);
+            path.push(']');
+            if let Some(parent) = parent {
+                let count = parent.children.entry(path[segment_start..].to_string()).or_insert(0);
+                *count += 1;
+                if *count > 1 {
+                    let _ = write!(path, "#{count}");
+                }
+            }
+        }
+        (None, None, Some(parent)) => {
             let count = match parent.children.get_mut(name.as_ref()) {
                 Some(count) => count,
                 None => parent.children.entry(name.clone().into_owned()).or_insert(0),
@@ -174,7 +205,7 @@ fn open(
                 let _ = write!(path, "#{count}");
             }
         }
-        (None, None) => {}
+        (None, None, None) => {}
     }
     attrs.sort();
     let secret = secrets::is_secret_name(&name) || parent_secret || named_secret;
@@ -186,6 +217,49 @@ fn open(
     let path: Arc<str> = Arc::from(path);
     out.push(NormLine { text, context: path.clone() });
     Some(Frame { path, children: HashMap::new(), secret })
+}
+
+/// The key of a pfSense/OPNsense list item, read ahead from its first-level `<tracker>` or `<name>` child:
+/// `tracker=1700000000` or the name itself. `None` when the element has no such child with text, or when it
+/// is not found within `KEY_LOOKAHEAD_BYTES`.
+fn child_key(reader: &Reader<&[u8]>) -> Option<String> {
+    let mut ahead = reader.clone();
+    let start = ahead.buffer_position();
+    let mut depth = 0usize;
+    let mut in_key: Option<&'static str> = None;
+    loop {
+        if ahead.buffer_position().saturating_sub(start) > KEY_LOOKAHEAD_BYTES {
+            return None;
+        }
+        match ahead.read_event().ok()? {
+            Event::Start(e) => {
+                depth += 1;
+                in_key = if depth == 1 {
+                    KEY_CHILDREN.iter().copied().find(|k| e.local_name().as_ref() == k.as_bytes())
+                } else {
+                    None
+                };
+            }
+            Event::End(_) => {
+                if depth == 0 {
+                    return None;
+                }
+                depth -= 1;
+                in_key = None;
+            }
+            Event::Text(t) if depth == 1 => {
+                let Some(child) = in_key else { continue };
+                let value = t.unescape().unwrap_or_else(|_| String::from_utf8_lossy(&t));
+                let value = value.trim();
+                if value.is_empty() {
+                    continue;
+                }
+                return Some(if child == "name" { value.to_string() } else { format!("{child}={value}") });
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
 }
 
 fn text_lines(
