@@ -23,6 +23,9 @@ pub enum ChangeKind {
     Changed,
     /// Only the fingerprint of a masked secret differs: a password, key or community was changed.
     SecretChanged,
+    /// A named item (a firewall rule by its tracker, a block by its header) left its place and reappears,
+    /// unchanged, elsewhere in the same list: its order changed. `removed` and `added` hold its lines.
+    Moved,
 }
 
 /// One located change.
@@ -240,8 +243,53 @@ pub fn diff(old: &Normalized, new: &Normalized, raw_identical: bool) -> DiffRepo
             let added = &new.lines[after.start as usize..after.end as usize];
             located_changes(removed, added, &mut changes, &mut secrets_changed);
         }
+        join_moves(&mut changes);
     }
     DiffReport { format: new.format.as_str().to_string(), raw_identical, significant, changes, secrets_changed }
+}
+
+/// A `removed` and an `added` change at the same location with the same lines are one item that moved: they
+/// become one `moved` change, reported where the item now is. Locations name items by their key
+/// (`rule[tracker=1700000000]`), so the lines being equal means the item itself is unchanged; an item that moved
+/// *and* changed stays a removal and an addition at its location.
+fn join_moves(changes: &mut Vec<Change>) {
+    let mut removed_at: HashMap<(&str, &[String]), Vec<usize>> = HashMap::new();
+    for (idx, change) in changes.iter().enumerate() {
+        if change.kind == ChangeKind::Removed && !change.location.is_empty() {
+            removed_at.entry((change.location.as_str(), change.removed.as_slice())).or_default().push(idx);
+        }
+    }
+    if removed_at.is_empty() {
+        return;
+    }
+    // Pairs of (removed index, added index), each change used once.
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    for (idx, change) in changes.iter().enumerate() {
+        if change.kind != ChangeKind::Added {
+            continue;
+        }
+        if let Some(candidates) = removed_at.get_mut(&(change.location.as_str(), change.added.as_slice())) {
+            if !candidates.is_empty() {
+                pairs.push((candidates.remove(0), idx));
+            }
+        }
+    }
+    if pairs.is_empty() {
+        return;
+    }
+    let mut drop = vec![false; changes.len()];
+    for &(removed_idx, added_idx) in &pairs {
+        drop[removed_idx] = true;
+        let lines = changes[removed_idx].removed.clone();
+        let moved = &mut changes[added_idx];
+        moved.kind = ChangeKind::Moved;
+        moved.removed = lines;
+    }
+    let mut idx = 0;
+    changes.retain(|_| {
+        idx += 1;
+        !drop[idx - 1]
+    });
 }
 
 /// Hunks larger than this (runs on one side times runs on the other) are not aligned block by block: one change
@@ -525,6 +573,7 @@ pub fn render(report: &DiffReport) -> String {
             ChangeKind::Removed => "removed",
             ChangeKind::Changed => "changed",
             ChangeKind::SecretChanged => "secret changed",
+            ChangeKind::Moved => "moved",
         };
         let _ = writeln!(out, "@@ {} ({kind})", shown_text(&change.location));
         if change.kind == ChangeKind::SecretChanged {
@@ -539,6 +588,13 @@ pub fn render(report: &DiffReport) -> String {
                 _ => l.to_string(),
             }
         };
+        // A moved item is unchanged: its lines once, as context, under the header at its new place.
+        if change.kind == ChangeKind::Moved {
+            for l in &change.added {
+                let _ = writeln!(out, "  {}", shown_text(&shown(l)));
+            }
+            continue;
+        }
         for l in &change.removed {
             let _ = writeln!(out, "- {}", shown_text(&shown(l)));
         }

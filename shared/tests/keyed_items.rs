@@ -139,3 +139,77 @@ fn the_l5x_series_shows_local_mod_7_removed() {
         "{text}"
     );
 }
+
+/// `text` with the element starting at `start` (and ending with `end`) moved to just before `before`.
+fn element_moved_before(text: &str, start: &str, end: &str, before: &str) -> String {
+    let (without, element) = element_removed(text, start, end);
+    let at = without.find(before).unwrap_or_else(|| panic!("{before:?} not in the fixture"));
+    format!("{}{element}\n{}", &without[..at], &without[at..])
+}
+
+#[test]
+fn reordered_firewall_rules_are_a_move() {
+    let name = "config.xml";
+    let old = read("pfsense-opnsense/oxidized_pfsense_CE_2.7.2.xml");
+    // The IPv6 rule (tracker 0100000102) now comes first: rule order is behaviour.
+    let second = old.match_indices("<rule>").nth(1).expect("two rules").0;
+    let moved_rule = &old[second..second + old[second..].find("</rule>").expect("rule end") + "</rule>".len()];
+    let new = element_moved_before(&old, moved_rule, "</rule>", "<rule>");
+    assert_ne!(old, new);
+    // Which of the two rules the diff sees as moved is its choice; one move, at a rule, is the report.
+    let report = diff(&norm(name, &old), &norm(name, &new), false);
+    let text = render(&report);
+    assert_eq!(report.changes.len(), 1, "{text}");
+    let change = &report.changes[0];
+    assert_eq!(change.kind, ChangeKind::Moved, "{text}");
+    let rules = ["pfsense/filter/rule[tracker=0100000101]", "pfsense/filter/rule[tracker=0100000102]"];
+    assert!(rules.contains(&change.location.as_str()), "{text}");
+    assert_eq!(change.removed, change.added);
+    assert!(text.starts_with(&format!("@@ {} (moved)\n", change.location)), "{text}");
+    assert!(text.contains(&format!("  {}/tracker: 01000001", change.location)), "{text}");
+    assert!(!text.contains("\n- ") && !text.contains("\n+ "), "a moved rule is shown once, unchanged: {text}");
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(json["changes"][0]["kind"], "moved", "{json}");
+}
+
+#[test]
+fn a_moved_and_edited_rule_is_a_removal_and_an_addition() {
+    let name = "config.xml";
+    let old = read("pfsense-opnsense/oxidized_pfsense_CE_2.7.2.xml");
+    let second = old.match_indices("<rule>").nth(1).expect("two rules").0;
+    let moved_rule = &old[second..second + old[second..].find("</rule>").expect("rule end") + "</rule>".len()];
+    let new = element_moved_before(&old, moved_rule, "</rule>", "<rule>").replacen("inet6", "inet46", 1);
+    let location = "pfsense/filter/rule[tracker=0100000102]";
+    let report = diff(&norm(name, &old), &norm(name, &new), false);
+    let kinds: Vec<(ChangeKind, &str)> = report.changes.iter().map(|c| (c.kind, c.location.as_str())).collect();
+    assert!(
+        kinds.contains(&(ChangeKind::Added, location)) && kinds.contains(&(ChangeKind::Removed, location)),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn reordered_gateways_and_aliases_are_no_change() {
+    let name = "opnsense.xml";
+    let old = read("pfsense-opnsense/oxidized_opnsense_nano_23.7.xml");
+    // LAN_GW, the first gateway, goes last.
+    let lan = old.find("<gateway_item>").expect("a gateway");
+    let lan_item = &old[lan..lan + old[lan..].find("</gateway_item>").expect("end") + "</gateway_item>".len()];
+    assert!(lan_item.contains("<name>LAN_GW</name>"), "{lan_item}");
+    let new = element_moved_before(&old, lan_item, "</gateway_item>", "</gateways>");
+    assert_ne!(old, new);
+    let report = diff(&norm(name, &old), &norm(name, &new), false);
+    assert!(!report.significant, "{}", render(&report));
+
+    let name = "config.xml";
+    let old = read("pfsense-opnsense/pfsensible_pfsense_gateway_config.xml");
+    let aliases = old.find("<aliases>").expect("aliases");
+    let first = aliases + old[aliases..].find("<alias>").expect("an alias");
+    let alias = &old[first..first + old[first..].find("</alias>").expect("end") + "</alias>".len()];
+    let new = element_moved_before(&old, alias, "</alias>", "</aliases>");
+    assert_ne!(old, new);
+    let lines = norm(name, &old);
+    assert!(lines.lines.iter().any(|l| l.context.contains("/aliases/alias[")), "aliases are keyed");
+    let report = diff(&lines, &norm(name, &new), false);
+    assert!(!report.significant, "{}", render(&report));
+}

@@ -48,6 +48,11 @@ const KEY_CHILDREN: &[&str] = &["tracker", "name"];
 /// bytes per element of a pfSense/OPNsense document and no memory beyond the reader's copy.
 const KEY_LOOKAHEAD_BYTES: u64 = 64 * 1024;
 
+/// pfSense/OPNsense lists whose order carries no meaning, as (list element, item element): gateways and aliases
+/// are referred to by name (the default gateway is a flag, not the first item). Their keyed items are sorted by
+/// key, so reordering them is no change. Firewall rules are *not* here: their order is behaviour.
+const ORDERLESS_LISTS: &[(&str, &str)] = &[("gateways", "gateway_item"), ("aliases", "alias")];
+
 /// One open element.
 struct Frame {
     /// The element path down to this element. Every line the element emits shares it as its context (one
@@ -112,6 +117,9 @@ pub fn normalize(format: Format, text: &str, key: &FingerprintKey) -> Option<(Ve
     }
     if !stack.is_empty() {
         return None;
+    }
+    if matches!(format, Format::PfSense | Format::OpnSense) {
+        out = sort_orderless_items(out);
     }
     Some((out, n_secrets))
 }
@@ -260,6 +268,79 @@ fn child_key(reader: &Reader<&[u8]>) -> Option<String> {
             _ => {}
         }
     }
+}
+
+/// Sorts the items of each `ORDERLESS_LISTS` list by key, each item with all its lines. Only a run of items that
+/// are all keyed (`gateway_item[WAN_GW]`) is sorted; a list holding a numbered item (`gateway_item#2`, no
+/// name) keeps its order, as the numbers are positions. One pass, the lines are moved, not copied.
+fn sort_orderless_items(lines: Vec<NormLine>) -> Vec<NormLine> {
+    let mut out = Vec::with_capacity(lines.len());
+    let mut lines = lines.into_iter().peekable();
+    while let Some(first) = lines.next() {
+        let Some(parent_len) = orderless_item(&first.context) else {
+            out.push(first);
+            continue;
+        };
+        let parent: Arc<str> = Arc::from(&first.context[..parent_len]);
+        let mut blocks: Vec<Vec<NormLine>> = Vec::new();
+        let mut item = first;
+        loop {
+            let item_path = item.context.clone();
+            let mut block = vec![item];
+            while let Some(line) = lines.next_if(|l| is_inside(&l.context, &item_path)) {
+                block.push(line);
+            }
+            blocks.push(block);
+            match lines.next_if(|l| {
+                orderless_item(&l.context).is_some_and(|len| l.context[..len] == *parent && l.context.len() > len)
+            }) {
+                Some(next) => item = next,
+                None => break,
+            }
+        }
+        // `gateway_item[WAN_GW]#2` is keyed (a repeated key), `gateway_item#2` is not.
+        if blocks.iter().all(|b| b[0].context[parent_len..].contains('[')) {
+            blocks.sort_by(|a, b| a[0].context.cmp(&b[0].context));
+        }
+        out.extend(blocks.into_iter().flatten());
+    }
+    out
+}
+
+/// When `context` is an item of an orderless list (`…/gateways/gateway_item[WAN_GW]`), the length of the list's
+/// path (`…/gateways`).
+fn orderless_item(context: &str) -> Option<usize> {
+    let item_start = last_segment_start(context);
+    let parent_len = item_start.checked_sub(1)?;
+    let parent_segment = &context[last_segment_start(&context[..parent_len])..parent_len];
+    let item_segment = &context[item_start..];
+    ORDERLESS_LISTS
+        .iter()
+        .any(|(list, item)| {
+            parent_segment == *list
+                && item_segment.strip_prefix(item).is_some_and(|rest| rest.starts_with('[') || rest.starts_with('#'))
+        })
+        .then_some(parent_len)
+}
+
+/// Where the last segment of an element path starts (after the last `/` outside a `[key]`).
+fn last_segment_start(path: &str) -> usize {
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (idx, c) in path.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            '/' if depth == 0 => start = idx + 1,
+            _ => {}
+        }
+    }
+    start
+}
+
+/// Is `context` the element `path` itself or inside it?
+fn is_inside(context: &str, path: &str) -> bool {
+    context.strip_prefix(path).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 fn text_lines(
