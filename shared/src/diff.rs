@@ -10,7 +10,7 @@ use imara_diff::{diff as imara, diff_with_tokens, Algorithm};
 use serde::Serialize;
 
 use crate::normalize::secrets::without_fingerprints;
-use crate::normalize::{NormLine, Normalized};
+use crate::normalize::{Format, NormLine, Normalized};
 // Rendered text goes to a terminal: a control character in a configuration line or a label (an escape
 // sequence, a carriage return) is shown escaped, never passed through to forge lines or drive the terminal.
 use crate::text::shown as shown_text;
@@ -36,6 +36,12 @@ pub struct Change {
     pub location: String,
     pub removed: Vec<String>,
     pub added: Vec<String>,
+    /// Unchanged lines shown before and after the change so that a block it opens or closes is shown whole
+    /// (Junos: `ge-0/0/0 {` … `}`); `…` stands for lines left out. Empty for other formats.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub context_before: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub context_after: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -238,14 +244,118 @@ pub fn diff(old: &Normalized, new: &Normalized, raw_identical: bool) -> DiffRepo
     let mut changes = Vec::new();
     let mut secrets_changed = 0;
     if significant {
+        let curly = new.format == Format::JunosCurly && old.format == Format::JunosCurly;
         for (before, after) in hunks(&old_lines, &new_lines) {
             let removed = &old.lines[before.start as usize..before.end as usize];
             let added = &new.lines[after.start as usize..after.end as usize];
+            let first_change = changes.len();
             located_changes(removed, added, &mut changes, &mut secrets_changed);
+            if curly {
+                // The changes of a hunk hold its lines in order, each line once: their positions follow.
+                let (mut old_pos, mut new_pos) = (before.start as usize, after.start as usize);
+                for change in &mut changes[first_change..] {
+                    balance_braces(change, &old_lines, &new_lines, old_pos, new_pos);
+                    old_pos += change.removed.len();
+                    new_pos += change.added.len();
+                }
+            }
         }
         join_moves(&mut changes);
     }
     DiffReport { format: new.format.as_str().to_string(), raw_identical, significant, changes, secrets_changed }
+}
+
+/// A widened block with at most this many lines is shown whole; a longer one shows only the lines that open or
+/// close the change's braces, with `…` for the rest.
+const MAX_WHOLE_CONTEXT: usize = 8;
+
+/// How far the search for a matching brace goes (a truncated file may never close one): bounds the cost per
+/// change.
+const MAX_BRACE_SEARCH: usize = 10_000;
+
+/// Junos curly configurations: a change whose lines open more `{` than they close (`ge-0/0/0 {` made
+/// `inactive:`), or close more than they open, is shown with the unchanged lines down to the closing `}` (or up
+/// from the opening line) so that its braces balance. The side that holds the imbalance is used: the new one
+/// first, the old one for a removal.
+fn balance_braces(change: &mut Change, old: &[&str], new: &[&str], old_pos: usize, new_pos: usize) {
+    let net = |lines: &[String]| lines.iter().map(|l| brace_balance(l)).sum::<i64>();
+    let (lines, start, end, balance) = match (net(&change.added), net(&change.removed)) {
+        (n, _) if n != 0 => (new, new_pos, new_pos + change.added.len(), n),
+        (_, n) if n != 0 => (old, old_pos, old_pos + change.removed.len(), n),
+        _ => return,
+    };
+    // Walking away from the change, a line that takes the depth below its lowest yet closes (downwards) or
+    // opens (upwards) one of the change's braces.
+    let mut depth = balance.abs();
+    let mut lowest = depth;
+    let mut marks = Vec::new();
+    let mut step = |idx: usize, delta: i64| -> bool {
+        depth += delta;
+        if depth < lowest {
+            lowest = depth;
+            marks.push(idx);
+        }
+        depth <= 0
+    };
+    if balance > 0 {
+        for (idx, line) in lines.iter().enumerate().skip(end).take(MAX_BRACE_SEARCH) {
+            if step(idx, brace_balance(line)) {
+                break;
+            }
+        }
+        if let Some(&last) = marks.last() {
+            change.context_after = shown_context(lines, end..last + 1, &marks);
+        }
+    } else {
+        for idx in (start.saturating_sub(MAX_BRACE_SEARCH)..start).rev() {
+            if step(idx, -brace_balance(lines[idx])) {
+                break;
+            }
+        }
+        marks.reverse();
+        if let Some(&first) = marks.first() {
+            change.context_before = shown_context(lines, first..start, &marks);
+        }
+    }
+}
+
+/// The lines of `range`: all of them when they are few, else only the brace lines `marks`, with `…` where lines
+/// are left out.
+fn shown_context(lines: &[&str], range: Range<usize>, marks: &[usize]) -> Vec<String> {
+    if range.len() <= MAX_WHOLE_CONTEXT {
+        return lines[range].iter().map(|l| l.to_string()).collect();
+    }
+    let mut out = Vec::new();
+    let mut next = range.start;
+    for &idx in marks {
+        if idx > next {
+            out.push("…".to_string());
+        }
+        out.push(lines[idx].to_string());
+        next = idx + 1;
+    }
+    if next < range.end {
+        out.push("…".to_string());
+    }
+    out
+}
+
+/// Opened minus closed braces on a Junos line, outside quoted strings and comments.
+fn brace_balance(line: &str) -> i64 {
+    let mut balance = 0;
+    let mut in_quote = false;
+    let mut prev = ' ';
+    for c in line.chars() {
+        match c {
+            '"' if prev != '\\' => in_quote = !in_quote,
+            '{' if !in_quote => balance += 1,
+            '}' if !in_quote => balance -= 1,
+            '#' if !in_quote && prev.is_whitespace() => break,
+            _ => {}
+        }
+        prev = c;
+    }
+    balance
 }
 
 /// A `removed` and an `added` change at the same location with the same lines are one item that moved: they
@@ -552,6 +662,8 @@ fn push_change(removed: &[NormLine], added: &[NormLine], kind: Option<ChangeKind
         location,
         removed: removed.iter().map(|l| l.text.clone()).collect(),
         added: added.iter().map(|l| l.text.clone()).collect(),
+        context_before: Vec::new(),
+        context_after: Vec::new(),
     });
 }
 
@@ -588,10 +700,16 @@ pub fn render(report: &DiffReport) -> String {
                 _ => l.to_string(),
             }
         };
+        for l in &change.context_before {
+            let _ = writeln!(out, "  {}", shown_text(l));
+        }
         // A moved item is unchanged: its lines once, as context, under the header at its new place.
         if change.kind == ChangeKind::Moved {
             for l in &change.added {
                 let _ = writeln!(out, "  {}", shown_text(&shown(l)));
+            }
+            for l in &change.context_after {
+                let _ = writeln!(out, "  {}", shown_text(l));
             }
             continue;
         }
@@ -600,6 +718,9 @@ pub fn render(report: &DiffReport) -> String {
         }
         for l in &change.added {
             let _ = writeln!(out, "+ {}", shown_text(&shown(l)));
+        }
+        for l in &change.context_after {
+            let _ = writeln!(out, "  {}", shown_text(l));
         }
     }
     let _ = writeln!(
@@ -760,6 +881,8 @@ mod tests {
                 location: "line 1\u{7}".into(),
                 removed: vec!["a".into()],
                 added: vec!["a\u{7}b".into()],
+                context_before: Vec::new(),
+                context_after: Vec::new(),
             }],
             secrets_changed: 0,
         };
