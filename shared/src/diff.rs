@@ -508,13 +508,20 @@ fn context_kind(context: &str) -> String {
 
 /// Do two contexts of the same kind name different items? Items are matched by their key: an element path
 /// whose names differ (`Module[Local_Mod_7]`, `Module[LM6C1]`; `rule[tracker=1]`, `rule[tracker=2]`) is another
-/// item, never a renamed one. Numbers in brackets are positions (`Rung[3]`, `Port[1]`, JSON `$.views[2]`): a
-/// rung that moved down one place is still compared with the rung now at its place.
+/// item, never a renamed one. Numbers in brackets are positions (`Rung[3]`, `Port[1]`, JSON `$.views[2]`,
+/// SimaticML `ID="1F"`, which TIA numbers through the export in upper-case hex): a rung that moved down one place
+/// is still compared with the rung now at its place.
 fn other_named_item(a: &str, b: &str) -> bool {
     let keys_a = bracket_keys(a.split_whitespace().next().unwrap_or(""));
     let keys_b = bracket_keys(b.split_whitespace().next().unwrap_or(""));
-    let is_number = |k: &str| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit());
-    keys_a.zip(keys_b).any(|(ka, kb)| ka != kb && !(is_number(ka) && is_number(kb)))
+    keys_a.zip(keys_b).any(|(ka, kb)| ka != kb && !(is_position(ka) && is_position(kb)))
+}
+
+/// A key that numbers rather than names: decimal digits, or up to four upper-case hex digits (SimaticML `ID`).
+fn is_position(key: &str) -> bool {
+    !key.is_empty()
+        && (key.bytes().all(|b| b.is_ascii_digit())
+            || (key.len() <= 4 && key.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))))
 }
 
 /// The outermost bracketed keys of an element path, in order: `Module[A]/Ports/Port[1]` gives `A`, `1`.
@@ -863,6 +870,22 @@ mod tests {
             report.changes.iter().map(|c| (c.kind, c.location.as_str(), c.removed.len(), c.added.len())).collect();
         assert_eq!(got, expect, "\n{}", render(&report));
         report
+    }
+
+    #[test]
+    fn items_are_paired_by_key_and_positions_by_kind() {
+        let m = "RSLogix5000Content/Controller[PLC]/Modules/Module";
+        assert!(other_named_item(&format!("{m}[Local_Mod_7]"), &format!("{m}[LM6C1]")));
+        assert!(other_named_item(&format!("{m}[Pump]/Ports/Port[1]"), &format!("{m}[Valve]/Ports/Port[1]")));
+        assert!(other_named_item("pfsense/filter/rule[tracker=1]", "pfsense/filter/rule[tracker=2]"));
+        assert!(!other_named_item("a/RLLContent/Rung[3]", "a/RLLContent/Rung[4]"));
+        assert!(!other_named_item("$.hmi.views[2]", "$.hmi.views[10]"));
+        assert!(!other_named_item(
+            "Document/SW.Blocks.FB[0]/ObjectList/MultilingualText[1F]",
+            "Document/SW.Blocks.FB[0]/ObjectList/MultilingualText[2A]"
+        ));
+        assert!(!other_named_item("hostname r1", "hostname r2"));
+        assert_eq!(bracket_keys("a[x[1]]/b[2]").collect::<Vec<_>>(), ["x[1]", "2"]);
     }
 
     #[test]
