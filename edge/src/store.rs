@@ -329,6 +329,16 @@ impl Store {
         row.map(|r| Ok((col::<i64>(&r, 0)? as u64, col(&r, 1)?))).transpose()
     }
 
+    /// The newest audit entry's sequence number, hash and signature as recorded (what a sync presents to the
+    /// hub, which witnesses that the trail never goes back).
+    pub async fn last_audit_signed(&self) -> Result<Option<(u64, String, String)>, StoreError> {
+        let row = sqlx::query("SELECT seq, hash, signature FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read audit"))?;
+        row.map(|r| Ok((col::<i64>(&r, 0)? as u64, col(&r, 1)?, col(&r, 2)?))).transpose()
+    }
+
     /// The time of the newest audit entry, from the signed entry (time never goes backwards in the chain).
     pub async fn last_audit_time(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
         let entry: Option<String> = sqlx::query_scalar("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1")

@@ -9,6 +9,7 @@ use datum_shared::drift::DriftStatus;
 use datum_shared::ids::SiteName;
 use datum_shared::model::Asset;
 use datum_shared::policy::Policy;
+use datum_shared::sync::witness;
 use datum_shared::view::View;
 use serde::Serialize;
 use serde_json::json;
@@ -313,12 +314,21 @@ struct SiteStatus {
     files_stored: i64,
     files_missing: i64,
     violations: usize,
+    /// The newest recorded violation that says the site's audit trail went back or differs from what the hub
+    /// witnessed (`datum_shared::sync::witness`); `null` when there is none.
+    history_rolled_back: Option<String>,
 }
 
 async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
     let store = ctx.store().await?;
     let mut out = Vec::new();
     for site in store.sites().await? {
+        let violations = store.violations(&site.name).await?;
+        let history_rolled_back = violations
+            .iter()
+            .rev()
+            .find(|(_, _, reason)| reason.starts_with(witness::ROLLED_BACK) || reason.starts_with(witness::DIVERGED))
+            .map(|(at, node, reason)| format!("{at} node {node}: {reason}"));
         let mut s = SiteStatus {
             site: site.name.clone(),
             enrolled: site.site_id.is_some(),
@@ -334,7 +344,8 @@ async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
             overdue_reviews: 0,
             files_stored: 0,
             files_missing: 0,
-            violations: store.violations(&site.name).await?.len(),
+            violations: violations.len(),
+            history_rolled_back,
         };
         if let Some(site_id) = &site.site_id {
             // The same view and rules as the edge's reports, over the hub's copy of the site's records.
@@ -367,9 +378,13 @@ async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
         out.push(s);
     }
     store.close().await;
-    let findings = out
-        .iter()
-        .any(|s| s.violations > 0 || (s.enrolled && !s.in_sync) || s.unauthorized_drift > 0 || s.overdue_backups > 0);
+    let findings = out.iter().any(|s| {
+        s.violations > 0
+            || s.history_rolled_back.is_some()
+            || (s.enrolled && !s.in_sync)
+            || s.unauthorized_drift > 0
+            || s.overdue_backups > 0
+    });
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -396,6 +411,7 @@ async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
                 s.files_stored.to_string(),
                 s.files_missing.to_string(),
                 s.violations.to_string(),
+                if s.history_rolled_back.is_some() { "ROLLED BACK" } else { "ok" }.to_string(),
             ]);
         }
         let header = [
@@ -410,6 +426,7 @@ async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
             "FILES",
             "MISSING",
             "VIOL",
+            "HISTORY",
         ];
         print!("{}", datum_shared::text::table(&header, &table));
     }

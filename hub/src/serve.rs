@@ -15,8 +15,8 @@ use datum_shared::ids::SiteName;
 use datum_shared::net::pki;
 use datum_shared::net::tls;
 use datum_shared::net::transport::{Closer, FrameReceiver, FrameSender, Incoming, Listener, TransportError};
-use datum_shared::sync::wire::{BlobWant, Frame, Msg};
-use datum_shared::sync::{Event, LocalDoc, Principal, Session, SessionConfig};
+use datum_shared::sync::wire::{AuditHead, BlobWant, Frame, Msg};
+use datum_shared::sync::{witness, AuditTrail, Event, LocalDoc, Principal, Session, SessionConfig};
 use datum_shared::DocId;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -25,7 +25,7 @@ use tracing::{info, warn, Instrument};
 use crate::commands::{token_hash, Context};
 use crate::error::Outcome;
 use crate::identity::{self, Identity, NODE_CERT_DAYS};
-use crate::store::{DocPiece, NodeRow, Store, TokenCheck};
+use crate::store::{AuditHeadRow, DocPiece, NodeRow, Store, TokenCheck};
 
 /// A connection that says nothing for this long is closed (QUIC keep-alives keep idle links below it).
 const IDLE: Duration = Duration::from_secs(120);
@@ -268,7 +268,7 @@ async fn enroll_checked(
     SiteName::new(node).map_err(|e| format!("node name: {e}"))?;
     let (issued, row) =
         issue_node_cert(hub, csr, &site, node, now).map_err(|e| format!("certificate request refused: {e}"))?;
-    hub.store.enroll(&hash, &site, site_id, &row, now).await.map_err(internal)??;
+    hub.store.enroll(&hash, &site, site_id, &row, now, false).await.map_err(internal)??;
     info!(site, node, "enrolled");
     Ok(Msg::Enrolled {
         chain_pem: issued.chain_pem,
@@ -313,7 +313,7 @@ async fn enroll_for_restore(
     SiteName::new(node).map_err(|e| format!("node name: {e}"))?;
     let (issued, node_row) =
         issue_node_cert(hub, csr, &site, node, now).map_err(|e| format!("certificate request refused: {e}"))?;
-    hub.store.enroll(&hash, &site, &site_id, &node_row, now).await.map_err(internal)??;
+    hub.store.enroll(&hash, &site, &site_id, &node_row, now, true).await.map_err(internal)??;
     info!(site, node, "enrolled to restore the site; its previous nodes are replaced");
     Ok(Msg::EnrolledForRestore {
         chain_pem: issued.chain_pem,
@@ -425,6 +425,8 @@ struct Run {
     synced: bool,
     outcome: Option<String>,
     changed_docs: BTreeSet<DocId>,
+    /// The audit head the edge presented, kept as the site's once the session is confirmed.
+    presented: Option<AuditHead>,
 }
 
 async fn run_session(
@@ -451,8 +453,10 @@ async fn run_session(
         store: hub.store_id.clone(),
         restoring: false,
     };
-    let mut session = Session::new(cfg, local);
-    let mut run = Run { synced: false, outcome: None, changed_docs: BTreeSet::new() };
+    let held =
+        store.audit_head(&node.site).await?.map(|h| AuditHead { seq: h.seq, hash: h.hash, signature: h.signature });
+    let mut session = Session::with_audit(cfg, local, AuditTrail::Witnessed(held));
+    let mut run = Run { synced: false, outcome: None, changed_docs: BTreeSet::new(), presented: None };
     let result = async {
         loop {
             drive(hub, node, site_id, &mut session, &mut run, out).await?;
@@ -587,9 +591,20 @@ async fn drive(
                 session.blobs_sent();
                 info!(files = sent, "sent the site's files to a node being restored");
             }
-            Event::Renewed(_) => {}
+            Event::Renewed(_) | Event::Witnessed(_) => {}
+            Event::AuditPresented(head) => run.presented = Some(head),
             Event::Synced { docs, blobs } => {
                 run.synced = true;
+                if let Some(head) = run.presented.take() {
+                    let row = AuditHeadRow {
+                        seq: head.seq,
+                        hash: head.hash,
+                        signature: head.signature,
+                        node: node.node.clone(),
+                        at: hub.clock.now().to_rfc3339(),
+                    };
+                    store.witness_audit_head(&node.site, &row).await?;
+                }
                 project(hub, site_id, &run.changed_docs).await?;
                 run.changed_docs.clear();
                 store.touch_site(&node.site, hub.clock.now(), "synced", true).await?;
@@ -597,6 +612,12 @@ async fn drive(
             }
             Event::Violation(reason) => {
                 warn!("VIOLATION: {reason}");
+                store.record_violation(&node.site, &node.node, &reason, hub.clock.now()).await?;
+                run.outcome = Some(format!("violation: {reason}"));
+            }
+            // The edge found its own trail differs from what we witnessed: as much a finding as a rollback.
+            Event::Rejected(reason) if reason.starts_with(witness::DIVERGED) => {
+                warn!("VIOLATION (reported by the node): {reason}");
                 store.record_violation(&node.site, &node.node, &reason, hub.clock.now()).await?;
                 run.outcome = Some(format!("violation: {reason}"));
             }

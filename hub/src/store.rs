@@ -67,6 +67,16 @@ pub struct DocPiece<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// The newest audit entry a site presented in a confirmed session (see `datum_shared::sync::witness`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditHeadRow {
+    pub seq: u64,
+    pub hash: String,
+    pub signature: String,
+    pub node: String,
+    pub at: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobState {
     pub hash: String,
@@ -237,6 +247,8 @@ impl Store {
 
     /// Enrollment in one transaction: the token is consumed (only if still unused), the site bound to the
     /// edge's site id (only if unbound or equal), the node recorded. Returns a refusal reason instead.
+    /// `restore`: the node rebuilds the site from the hub and starts a new audit chain, so the audit head
+    /// witnessed for the site is forgotten in the same transaction.
     pub async fn enroll(
         &self,
         token_hash: &str,
@@ -244,6 +256,7 @@ impl Store {
         site_id: &str,
         node: &NodeRow,
         now: DateTime<Utc>,
+        restore: bool,
     ) -> Result<std::result::Result<(), String>> {
         let mut tx = self.pool.begin().await?;
         let used =
@@ -277,6 +290,9 @@ impl Store {
             .bind(peer_key(&node.site, &node.node))
             .execute(&mut *tx)
             .await?;
+        if restore {
+            sqlx::query("DELETE FROM audit_heads WHERE site = $1").bind(site).execute(&mut *tx).await?;
+        }
         sqlx::query("UPDATE nodes SET replaced_by = $2 WHERE site = $1 AND replaced_by IS NULL")
             .bind(site)
             .bind(&node.fingerprint)
@@ -361,6 +377,48 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+    }
+
+    // ---- audit witness ----
+
+    /// The newest audit entry the site presented in a confirmed session, if any.
+    pub async fn audit_head(&self, site: &str) -> Result<Option<AuditHeadRow>> {
+        let row = sqlx::query("SELECT seq, hash, signature, node, at FROM audit_heads WHERE site = $1")
+            .bind(site)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let seq: i64 = r.try_get(0)?;
+            Ok(AuditHeadRow {
+                seq: u64::try_from(seq).map_err(|_| StoreError::Invalid(format!("audit head number {seq}")))?,
+                hash: r.try_get(1)?,
+                signature: r.try_get(2)?,
+                node: r.try_get(3)?,
+                at: r.try_get(4)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Keeps `head` as the site's witnessed audit head unless a newer one is held already (two sessions never
+    /// run at once for a site, but the rule is kept by the statement, not by that).
+    pub async fn witness_audit_head(&self, site: &str, head: &AuditHeadRow) -> Result<()> {
+        let seq =
+            i64::try_from(head.seq).map_err(|_| StoreError::Invalid(format!("audit head number {}", head.seq)))?;
+        sqlx::query(
+            "INSERT INTO audit_heads (site, seq, hash, signature, node, at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (site) DO UPDATE SET seq = $2, hash = $3, signature = $4, node = $5, at = $6
+             WHERE audit_heads.seq < $2",
+        )
+        .bind(site)
+        .bind(seq)
+        .bind(&head.hash)
+        .bind(&head.signature)
+        .bind(&head.node)
+        .bind(&head.at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     // ---- documents ----

@@ -9,5 +9,6 @@ mod newcomer;
 mod outage;
 mod restore;
 mod review_fixes;
+mod rollback;
 mod tamper;
 mod tours;

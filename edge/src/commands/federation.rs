@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use datum_shared::net::pki;
 use datum_shared::net::tls::{self, HubTrust};
 use datum_shared::net::transport::{self, ConnectError, ConnectOpts, FrameSender, Mode, Via};
-use datum_shared::sync::wire::{BlobWant, Frame, Msg, BLOB_CHUNK};
-use datum_shared::sync::{Event, LocalDoc, Principal, Session, SessionConfig};
+use datum_shared::sync::wire::{AuditHead, BlobWant, Frame, Msg, BLOB_CHUNK};
+use datum_shared::sync::{witness, AuditTrail, Event, LocalDoc, Principal, Session, SessionConfig};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -289,7 +289,17 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
         store: site.site_id.to_string(),
         restoring: site.restoring,
     };
-    let mut session = Session::new(cfg, local);
+    // The newest audit entry, for the hub to witness (a directory being restored has none yet).
+    let trail = match site.store.last_audit_signed().await? {
+        Some((seq, hash, signature)) => AuditTrail::Ours(AuditHead { seq, hash, signature }),
+        None => AuditTrail::Off,
+    };
+    let our_newest = match &trail {
+        AuditTrail::Ours(head) => head.seq,
+        _ => 0,
+    };
+    let mut session = Session::with_audit(cfg, local, trail);
+    let mut diverged: Option<String> = None;
     let mut report = PassReport {
         via: via.into(),
         docs: 0,
@@ -353,6 +363,15 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
                     }
                     Event::Violation(reason) => return Err(anyhow!("the hub broke the protocol: {reason}")),
                     Event::Failed(reason) => return Err(anyhow!("sync failed: {reason}")),
+                    // The hub witnessed a newer audit trail from this site than the one here: the data directory
+                    // was put back from an older copy. A person must act (exit 2).
+                    Event::Rejected(reason) if reason.starts_with(witness::ROLLED_BACK) => {
+                        return Err(user(format!(
+                            "the hub refused to sync: {reason}. This data directory is older than what the site \
+                             already sent to the hub (put back from an old copy?): investigate, and rebuild the \
+                             node with `datum-edge restore-from-hub` if the newer history is lost"
+                        )))
+                    }
                     // The hub decided (revoked site, replaced node…): a person must act, retrying will not help.
                     Event::Rejected(reason) => return Err(user(format!("the hub refused to sync: {reason}"))),
                     // Receiving files: only while restoring (otherwise the session refuses them).
@@ -394,7 +413,15 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
                     Event::BlobUnavailable { hash, reason } => {
                         report.files_unavailable.push(format!("{hash}: {reason}"));
                     }
-                    Event::RenewRequested(_) => {}
+                    Event::Witnessed(held) => {
+                        let ours = site.store.audit_hash_at(held.seq).await?;
+                        let verdict = witness::check_witnessed(&held, ours.as_deref(), our_newest);
+                        if let Err(reason) = &verdict {
+                            diverged = Some(reason.clone());
+                        }
+                        session.witness_checked(verdict);
+                    }
+                    Event::RenewRequested(_) | Event::AuditPresented(_) => {}
                 }
             }
             while let Some(frame) = session.poll_transmit() {
@@ -414,6 +441,10 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
     }
     .await;
     tx.finish().await;
+    if diverged.is_some() {
+        // Our refusal must reach the hub (it records it): wait, bounded, for the hub to end its side.
+        let _ = tokio::time::timeout(SILENCE, async { while let Ok(Some(_)) = rx.recv().await {} }).await;
+    }
     closer.close(0, "done");
     let quic_memory = match (quic_memory, probe) {
         (QuicVerdict::Remembered(memory), Some(probe)) => match probe.await {
@@ -430,6 +461,13 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
         if result.is_ok() && synced {
             site.store.set_meta("last_sync", &Utc::now().to_rfc3339()).await?;
         }
+    }
+    // Our own trail differs from what the hub saw (the hub was told): a person must act (exit 2).
+    if let Some(reason) = diverged {
+        return Err(user(format!(
+            "not in sync: {reason}; investigate, and rebuild the node with `datum-edge restore-from-hub` if the \
+             history here cannot be trusted"
+        )));
     }
     // A connection that breaks mid-pass is the network's doing: offline, not an error of this node.
     result.map_err(|e| match e.downcast_ref::<transport::TransportError>() {

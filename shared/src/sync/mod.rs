@@ -1,14 +1,15 @@
 //! The sync protocol between an edge and the hub, as a deterministic state machine with no I/O.
 //!
-//! `wire` is the frame format, `session` runs one connection, and the rules below decide who may write
-//! what. Drivers (the `datum-edge` and `datum-hub` binaries, and the simulator in `tests/sync_sim.rs`) move
+//! `wire` is the frame format, `session` runs one connection, `witness` holds the rules by which the hub
+//! witnesses each site's audit trail, and the rules below decide who may write what. Drivers (the `datum-edge` and `datum-hub` binaries, and the simulator in `tests/sync_sim.rs`) move
 //! frames between a transport and a `Session`, load and store documents when asked, and read no rule of
 //! their own.
 
 pub mod session;
 pub mod wire;
+pub mod witness;
 
-pub use session::{Event, LocalDoc, Session, SessionConfig};
+pub use session::{AuditTrail, Event, LocalDoc, Session, SessionConfig};
 pub use wire::{Frame, Msg};
 
 use crate::ids::Owner;

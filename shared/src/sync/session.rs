@@ -25,6 +25,13 @@
 //! in the other direction (the edge asks with `BlobWant`, the hub streams the pieces and says `BlobsSent`).
 //! The sides are *receiver* and *sender* of files, not hub and edge; a hub may always be asked for files (the
 //! driver sends only the asking site's own), an edge receives files only while restoring.
+//!
+//! Audit witness (`Session::with_audit`): an edge presents its newest audit entry (`AuditHead`, between
+//! `Hello` and `Manifest`); the hub refuses it if it is older than the one it holds from the site
+//! (`witness::check_presented`, a violation) and otherwise answers with the head it held (`AuditWitness`).
+//! The edge checks its own trail holds that entry (`Event::Witnessed`, answered with `witness_checked`)
+//! before it sends any document data or says `DocsSynced`; the hub keeps the new head once the session is
+//! `Synced`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -32,7 +39,7 @@ use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, ChangeHash};
 use sha2::{Digest, Sha256};
 
-use super::wire::{is_blob_hash, BlobWant, DocHeads, Frame, Head, Msg, BLOB_CHUNK, PROTOCOL_VERSION};
+use super::wire::{is_blob_hash, AuditHead, BlobWant, DocHeads, Frame, Head, Msg, BLOB_CHUNK, PROTOCOL_VERSION};
 use super::{may_read, may_write, Principal};
 use crate::ids::Owner;
 use crate::DocId;
@@ -51,6 +58,18 @@ pub struct SessionConfig {
     /// documents here, and the site's files are fetched from the hub. Ignored unless `me` is a site and
     /// `peer` the hub: a hub session never lets an edge write more than its own documents.
     pub restoring: bool,
+}
+
+/// What a session knows of the edge's audit trail (`Session::with_audit`).
+#[derive(Debug, Clone, Default)]
+pub enum AuditTrail {
+    /// Not taking part: the edge presents no head; a hub accepts a presented one as if it held none.
+    #[default]
+    Off,
+    /// Edge: our newest audit entry, presented to the hub.
+    Ours(AuditHead),
+    /// Hub: the newest entry held from the peer's site (`None`: none yet).
+    Witnessed(Option<AuditHead>),
 }
 
 /// What the driver knows about a local document without loading it.
@@ -83,6 +102,12 @@ pub enum Event {
     BlobComplete { hash: String, total: u64 },
     /// Receiver: the sender cannot provide this file.
     BlobUnavailable { hash: String, reason: String },
+    /// Hub: the edge presented this audit head and it is not older than the one held. Keep it as the site's
+    /// newest once the session is `Synced`.
+    AuditPresented(AuditHead),
+    /// Edge: the hub witnessed this head of our trail before; check that our trail holds the same entry and
+    /// answer with `witness_checked`.
+    Witnessed(AuditHead),
     /// Hub: the edge asks for a new certificate (CSR in DER); answer with `renewed`.
     RenewRequested(Vec<u8>),
     /// Edge: the hub sent a renewed certificate chain.
@@ -151,10 +176,18 @@ pub struct Session {
     /// Hub: the edge announced convergence again during a transfer; check files again after it.
     recheck: bool,
     blobs_total: u32,
+    trail: AuditTrail,
+    /// Hub: an `AuditHead` arrived in this session. Edge: the hub's answer to ours is due or being checked.
+    audit_exchanged: bool,
 }
 
 impl Session {
     pub fn new(cfg: SessionConfig, local_docs: Vec<LocalDoc>) -> Session {
+        Session::with_audit(cfg, local_docs, AuditTrail::Off)
+    }
+
+    /// A session that also presents (edge) or witnesses (hub) the edge's audit trail.
+    pub fn with_audit(cfg: SessionConfig, local_docs: Vec<LocalDoc>, trail: AuditTrail) -> Session {
         let restoring = cfg.restoring && cfg.peer == Principal::Hub && matches!(cfg.me, Principal::Site { .. });
         let mut local = BTreeMap::new();
         let mut our_manifest = Vec::new();
@@ -190,6 +223,8 @@ impl Session {
             pulled: false,
             recheck: false,
             blobs_total: 0,
+            trail,
+            audit_exchanged: false,
         };
         let site_id = match &session.cfg.me {
             Principal::Site { site_id } => Some(site_id.clone()),
@@ -201,6 +236,11 @@ impl Session {
             site_id,
             store: session.cfg.store.clone(),
         });
+        if let (AuditTrail::Ours(head), Principal::Site { .. }) = (&session.trail, &session.cfg.me) {
+            let head = head.clone();
+            session.audit_exchanged = true;
+            session.send(Msg::AuditHead(head));
+        }
         session.send(Msg::Manifest { docs: our_manifest });
         session
     }
@@ -333,6 +373,30 @@ impl Session {
         self.send(Msg::BlobsSent);
     }
 
+    /// Edge: the verdict on `Event::Witnessed`. A trail that differs from what the hub saw ends the session
+    /// (the hub is told why) before `DocsSynced`, so the hub does not take the new head.
+    pub fn witness_checked(&mut self, result: Result<(), String>) {
+        if !self.audit_exchanged || self.phase == Phase::Closed {
+            return;
+        }
+        match result {
+            Ok(()) => self.witness_confirmed(),
+            Err(reason) => self.reject(&reason),
+        }
+    }
+
+    /// Edge: our trail holds what the hub witnessed; the documents may flow now.
+    fn witness_confirmed(&mut self) {
+        self.audit_exchanged = false;
+        if self.phase == Phase::Running {
+            let ids: Vec<DocId> = self.slots.keys().cloned().collect();
+            for id in ids {
+                self.generate(&id);
+            }
+        }
+        self.check_converged();
+    }
+
     /// Edge: ask the hub for a new certificate.
     pub fn request_renewal(&mut self, csr: Vec<u8>) {
         self.send(Msg::Renew { csr });
@@ -370,6 +434,19 @@ impl Session {
                         .violation(format!("peer claims to be {claimed} but its certificate says {}", self.cfg.peer));
                 }
                 self.phase = Phase::AwaitManifest;
+            }
+            (Phase::AwaitManifest, Msg::AuditHead(head)) if self.cfg.me == Principal::Hub && !self.audit_exchanged => {
+                self.on_audit_head(head)
+            }
+            (Phase::AwaitManifest | Phase::Loading | Phase::Running, Msg::AuditWitness { held })
+                if self.cfg.me != Principal::Hub
+                    && self.audit_exchanged
+                    && matches!(self.trail, AuditTrail::Ours(_)) =>
+            {
+                match held {
+                    Some(head) => self.events.push_back(Event::Witnessed(head)),
+                    None => self.witness_confirmed(),
+                }
             }
             (Phase::AwaitManifest, Msg::Manifest { docs }) => self.on_manifest(docs),
             (Phase::Running, Msg::Sync { doc, data }) => self.on_sync(doc, data),
@@ -415,6 +492,20 @@ impl Session {
                 self.fail(format!("unexpected {name} message in phase {phase:?}"));
             }
         }
+    }
+
+    /// Hub: an edge presents its audit head. Older than what we hold from its site: refused and recorded.
+    fn on_audit_head(&mut self, head: AuditHead) {
+        self.audit_exchanged = true;
+        let held = match &self.trail {
+            AuditTrail::Witnessed(held) => held.clone(),
+            AuditTrail::Off | AuditTrail::Ours(_) => None,
+        };
+        if let Err(reason) = super::witness::check_presented(held.as_ref(), &head) {
+            return self.violation(reason);
+        }
+        self.send(Msg::AuditWitness { held });
+        self.events.push_back(Event::AuditPresented(head));
     }
 
     fn on_manifest(&mut self, docs: Vec<DocHeads>) {
@@ -585,6 +676,11 @@ impl Session {
     }
 
     fn generate(&mut self, id: &DocId) {
+        // Edge: nothing of ours goes to the hub before our trail was found to hold what the hub witnessed (a
+        // forked trail's documents must not reach the hub).
+        if self.cfg.me != Principal::Hub && self.audit_exchanged {
+            return;
+        }
         let Some(slot) = self.slots.get_mut(id) else { return };
         let Some(doc) = slot.doc.as_ref() else { return };
         if let Some(message) = doc.generate_sync_message(&mut slot.state) {
@@ -603,7 +699,8 @@ impl Session {
     }
 
     fn check_converged(&mut self) {
-        if self.cfg.me == Principal::Hub || self.announced || self.phase != Phase::Running {
+        // Edge: not before the hub's witness of our audit trail was checked.
+        if self.cfg.me == Principal::Hub || self.announced || self.phase != Phase::Running || self.audit_exchanged {
             return;
         }
         if !self.converged() {

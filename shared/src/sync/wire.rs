@@ -71,6 +71,22 @@ pub enum Msg {
     EnrollForRestore { token: String, site_name: Option<String>, node: String, csr: Vec<u8> },
     /// The hub's answer to `EnrollForRestore`: the certificate, and the site this node now belongs to.
     EnrolledForRestore { chain_pem: String, root_pem: String, hub_name: String, site_name: String, site_id: String },
+    /// Edge → hub, between `Hello` and `Manifest`: the newest entry of the edge's audit trail. The hub refuses
+    /// a head older than one it already holds from the site (a rolled-back data directory). An older edge
+    /// sends none; an older hub would refuse the frame, so hubs are upgraded first.
+    AuditHead(AuditHead),
+    /// Hub → edge, the answer to `AuditHead`: the newest head the hub held from this site before this session
+    /// (`None`: none yet). The edge checks that its own trail holds the same entry.
+    AuditWitness { held: Option<AuditHead> },
+}
+
+/// The newest entry of a site's audit trail, as presented on the wire: its sequence number, its hash (hex
+/// SHA-256) and the site key's Ed25519 signature over the hash (hex), as stored with the entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    pub seq: u64,
+    pub hash: String,
+    pub signature: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,9 +138,23 @@ impl Frame {
             }
             Msg::BlobChunk { data, .. } => too_many("blob chunk bytes", data.len(), BLOB_CHUNK),
             Msg::BlobWant { wants } => too_many("wanted blobs", wants.len(), MAX_MANIFEST_DOCS),
+            Msg::AuditHead(head) => audit_head_limits(head),
+            Msg::AuditWitness { held: Some(head) } => audit_head_limits(head),
             _ => Ok(()),
         }
     }
+}
+
+/// A hash is 64 hex digits and an Ed25519 signature 128; anything much longer is not one.
+fn audit_head_limits(head: &AuditHead) -> Result<(), DecodeError> {
+    if head.hash.len() > 128 || head.signature.len() > 256 {
+        return Err(DecodeError::TooMany {
+            what: "audit head characters",
+            n: head.hash.len() + head.signature.len(),
+            max: 384,
+        });
+    }
+    Ok(())
 }
 
 /// Is `s` a lowercase hex SHA-256, the only form a blob name may take on the wire (it becomes a key and a
@@ -143,6 +173,14 @@ mod tests {
             "[a-f0-9]{16}".prop_map(|s| DocId::site(&s, "inventory")),
             Just(DocId::parse("hub/templates").expect("valid id")),
         ]
+    }
+
+    fn audit_head() -> impl Strategy<Value = AuditHead> {
+        (any::<u64>(), "[a-f0-9]{64}", "[a-f0-9]{128}").prop_map(|(seq, hash, signature)| AuditHead {
+            seq,
+            hash,
+            signature,
+        })
     }
 
     fn msg() -> impl Strategy<Value = Msg> {
@@ -183,6 +221,8 @@ mod tests {
                     site_id,
                 }
             }),
+            audit_head().prop_map(Msg::AuditHead),
+            proptest::option::of(audit_head()).prop_map(|held| Msg::AuditWitness { held }),
         ]
     }
 
