@@ -5,8 +5,8 @@ mod support;
 
 use automerge::sync::SyncDoc;
 use automerge::Automerge;
-use datum_shared::sync::wire::{Frame, Msg, BLOB_CHUNK};
-use datum_shared::sync::{Principal, Session, SessionConfig};
+use datum_shared::sync::wire::{AuditHead, Frame, Msg, BLOB_CHUNK};
+use datum_shared::sync::{witness, AuditTrail, Event, Principal, Session, SessionConfig};
 use datum_shared::DocId;
 use support::*;
 
@@ -460,4 +460,84 @@ fn the_restoring_flag_gives_an_edge_nothing_more_at_the_hub() {
         drive(&mut hub, "forger", &mut session, CHUNK, &mut outcome);
     }
     assert!(outcome.violations.iter().any(|v| v.contains("hub/templates")), "{outcome:?}");
+}
+
+/// Two sessions with audit trails and no documents, pumped until quiet. The edge answers `Witnessed` with
+/// `verdict`; returns (edge events, hub events).
+fn witness_exchange(
+    held: Option<AuditHead>,
+    ours: AuditHead,
+    verdict: impl Fn(&AuditHead) -> Result<(), String>,
+) -> (Vec<Event>, Vec<Event>) {
+    let cfg = |me: Principal, peer: Principal| SessionConfig {
+        me,
+        peer,
+        node: "n".into(),
+        store: "s".into(),
+        restoring: false,
+    };
+    let site = Principal::Site { site_id: "aaaa".into() };
+    let mut edge = Session::with_audit(cfg(site.clone(), Principal::Hub), vec![], AuditTrail::Ours(ours));
+    let mut hub = Session::with_audit(cfg(Principal::Hub, site), vec![], AuditTrail::Witnessed(held));
+    let (mut edge_events, mut hub_events) = (Vec::new(), Vec::new());
+    for _ in 0..100 {
+        let mut moved = false;
+        while let Some(frame) = edge.poll_transmit() {
+            moved = true;
+            hub.handle(&frame);
+            while let Some(event) = hub.poll_event() {
+                if matches!(event, Event::CheckBlobs(_)) {
+                    hub.want_blobs(vec![]);
+                }
+                hub_events.push(event);
+            }
+        }
+        while let Some(frame) = hub.poll_transmit() {
+            moved = true;
+            edge.handle(&frame);
+            while let Some(event) = edge.poll_event() {
+                match &event {
+                    Event::Witnessed(head) => edge.witness_checked(verdict(head)),
+                    Event::SendBlobs(_) => edge.blobs_sent(),
+                    _ => {}
+                }
+                edge_events.push(event);
+            }
+        }
+        if !moved {
+            return (edge_events, hub_events);
+        }
+    }
+    panic!("the witness exchange did not settle: {edge_events:?} {hub_events:?}");
+}
+
+fn audit_head(seq: u64, hash: &str) -> AuditHead {
+    AuditHead { seq, hash: hash.repeat(32), signature: "00".repeat(64) }
+}
+
+#[test]
+fn the_hub_refuses_a_rolled_back_trail_and_the_edge_a_forked_one() {
+    let synced = |events: &[Event]| events.iter().any(|e| matches!(e, Event::Synced { .. }));
+    // A newer head that descends from the held one: synced, and the hub is told to keep it.
+    let (e, h) = witness_exchange(Some(audit_head(5, "aa")), audit_head(7, "cc"), |_| Ok(()));
+    assert!(synced(&e) && synced(&h), "{e:?} {h:?}");
+    assert!(h.contains(&Event::AuditPresented(audit_head(7, "cc"))), "{h:?}");
+    assert!(e.contains(&Event::Witnessed(audit_head(5, "aa"))), "{e:?}");
+    // Nothing held yet: no check on the edge's side, synced.
+    let (e, h) = witness_exchange(None, audit_head(1, "aa"), |_| panic!("nothing to check"));
+    assert!(synced(&e) && synced(&h), "{e:?} {h:?}");
+    // Older than held: the hub refuses and records it; the edge is told why.
+    let (e, h) = witness_exchange(Some(audit_head(5, "aa")), audit_head(3, "bb"), |_| Ok(()));
+    assert!(!synced(&e) && !synced(&h));
+    assert!(
+        matches!(&h[..], [Event::Violation(r)] if r.starts_with(witness::ROLLED_BACK) && r.contains("entry 5")),
+        "{h:?}"
+    );
+    assert!(matches!(&e[..], [Event::Rejected(r)] if r.starts_with(witness::ROLLED_BACK)), "{e:?}");
+    // Newer, but the edge's trail does not hold what the hub saw: the edge refuses, the hub keeps nothing.
+    let (e, h) = witness_exchange(Some(audit_head(5, "aa")), audit_head(9, "dd"), |held| {
+        witness::check_witnessed(held, Some(&"ee".repeat(32)), 9)
+    });
+    assert!(!synced(&e) && !synced(&h), "{e:?} {h:?}");
+    assert!(h.iter().any(|ev| matches!(ev, Event::Rejected(r) if r.starts_with(witness::DIVERGED))), "{h:?}");
 }
