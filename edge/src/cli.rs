@@ -21,9 +21,12 @@ pub struct Cli {
 pub enum Command {
     /// Create the data directory and the site identity
     Init {
-        /// The site's name (letters, digits, - and _)
+        /// The site's name, as people say it ("Plant North 2"); its identifier is derived from it unless --id
         #[arg(long)]
         site: String,
+        /// The identifier in keys, certificates and at the hub (letters, digits, '.', '_', '-'; default: derived)
+        #[arg(long)]
+        id: Option<String>,
     },
     /// The asset inventory
     #[command(subcommand)]

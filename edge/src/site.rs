@@ -128,8 +128,13 @@ pub const PASS_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(6
 
 impl Site {
     /// Creates a new data directory and the site identity.
-    pub async fn init(dir: &Path, name: &str, actor: &str, now: DateTime<Utc>, drill: bool) -> Result<Site> {
-        let site_name = datum_shared::ids::SiteName::new(name).map_err(|e| UserError::new(e.to_string()))?;
+    pub async fn init(
+        dir: &Path,
+        name: &datum_shared::ids::NamedId,
+        actor: &str,
+        now: DateTime<Utc>,
+        drill: bool,
+    ) -> Result<Site> {
         if dir.join(DB_FILE).exists() {
             return Err(UserError::new(format!(
                 "{} already holds a site; choose another --data directory",
@@ -150,7 +155,7 @@ impl Site {
             .to_string_lossy()
             .to_string();
         let staging = parent.join(format!(".{leaf}.init-{:08x}", rand::random::<u32>()));
-        let result = Site::init_in(&staging, &site_name, actor, now, drill).await;
+        let result = Site::init_in(&staging, name, actor, now, drill).await;
         match result {
             Ok(()) => {
                 if dir.exists() {
@@ -171,7 +176,7 @@ impl Site {
 
     async fn init_in(
         dir: &Path,
-        site_name: &datum_shared::ids::SiteName,
+        site_name: &datum_shared::ids::NamedId,
         actor: &str,
         now: DateTime<Utc>,
         drill: bool,
@@ -183,7 +188,8 @@ impl Site {
         let site_id = hex::encode(rand::random::<[u8; 8]>());
         let info = SiteInfo {
             site_id: site_id.clone(),
-            name: site_name.to_string(),
+            name: site_name.id.to_string(),
+            display_name: site_name.display.clone(),
             created_at: now,
             created_by: actor.to_string(),
             audit_key: hex::encode(signing_key.verifying_key().to_bytes()),

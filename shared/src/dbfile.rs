@@ -32,7 +32,7 @@ pub fn check(head: &[u8], file_len: u64) -> Result<(), String> {
             return Err(format!("the file is truncated: {file_len} bytes of {expected}"));
         }
     }
-    if file_len % page_size != 0 {
+    if !file_len.is_multiple_of(page_size) {
         return Err(format!("the file is {file_len} bytes, not a whole number of {page_size}-byte pages"));
     }
     Ok(())

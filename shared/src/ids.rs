@@ -93,6 +93,68 @@ name_type!(
     SiteName, "site name", 48
 );
 
+/// A name people use (`Plant North 2`, `Werk Süd`, `ACME OT`) and the identifier that goes into keys and
+/// certificates (`plant-north-2`, `werk-sud`, `acme-ot`). The identifier is given, or derived from the name:
+/// letters without their accents, lower case, every other run of characters one `-`. A name that is already
+/// a valid identifier is its own identifier and has no separate display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedId {
+    pub id: SiteName,
+    /// The name as typed, when it differs from the identifier.
+    pub display: Option<String>,
+}
+
+impl NamedId {
+    /// `what` names the thing in errors ("site", "hub"); `id` is the identifier given with `--id`, if any.
+    pub fn new(what: &str, name: &str, id: Option<&str>) -> Result<NamedId, String> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("the {what} name must not be empty"));
+        }
+        crate::model::check_text(&format!("{what} name"), name, 64)?;
+        let id = match id {
+            Some(id) => SiteName::new(id).map_err(|e| format!("--id: {e}"))?,
+            None => match SiteName::new(name) {
+                Ok(id) => id,
+                Err(_) => derive_identifier(name).and_then(|d| SiteName::new(&d).ok()).ok_or_else(|| {
+                    format!(
+                        "cannot derive an identifier from the {what} name {name:?}; give one with --id \
+                         (letters, digits, '.', '_' and '-')"
+                    )
+                })?,
+            },
+        };
+        let display = (name != id.as_str()).then(|| name.to_string());
+        Ok(NamedId { id, display })
+    }
+}
+
+/// `Werk Süd` → `werk-sud`: accents dropped (NFKD without combining marks), ASCII letters and digits kept in
+/// lower case, every other run of characters one `-`. `None` when nothing is left (a name in a script without
+/// Latin letters needs an identifier given).
+pub fn derive_identifier(name: &str) -> Option<String> {
+    use unicode_normalization::char::is_combining_mark;
+    use unicode_normalization::UnicodeNormalization;
+    let mut out = String::new();
+    let mut gap = false;
+    for c in name.nfkd().filter(|c| !is_combining_mark(*c)) {
+        if c.is_ascii_alphanumeric() {
+            if gap && !out.is_empty() {
+                out.push('-');
+            }
+            gap = false;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            gap = true;
+        }
+        if out.len() >= 48 {
+            break;
+        }
+    }
+    let out = out.trim_end_matches('-').to_string();
+    (!out.is_empty()).then_some(out)
+}
+
 /// A change request id: `CR-` and a zero-padded sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -213,6 +275,24 @@ impl fmt::Display for DocId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_derive_identifiers() {
+        let named = |name: &str, id: Option<&str>| NamedId::new("site", name, id);
+        assert_eq!(
+            named("plant-north", None),
+            Ok(NamedId { id: SiteName::new("plant-north").expect("id"), display: None })
+        );
+        let north = named("Plant North 2", None).expect("derived");
+        assert_eq!((north.id.as_str(), north.display.as_deref()), ("plant-north-2", Some("Plant North 2")));
+        assert_eq!(named("Werk Süd", None).expect("derived").id.as_str(), "werk-sud");
+        assert_eq!(named("ACME OT", None).expect("derived").id.as_str(), "acme-ot");
+        assert_eq!(named("Ölraffinerie  Nord/Süd", None).expect("derived").id.as_str(), "olraffinerie-nord-sud");
+        assert!(named("工場", None).expect_err("no latin letters").contains("--id"));
+        assert_eq!(named("工場", Some("kojo")).expect("given").id.as_str(), "kojo");
+        assert!(named("Plant\nNorth", None).is_err());
+        assert!(named("x", Some("bad id")).expect_err("bad id").contains("--id"));
+    }
 
     #[test]
     fn names_are_validated() {

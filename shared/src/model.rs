@@ -491,7 +491,11 @@ pub struct Review {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteInfo {
     pub site_id: String,
+    /// The identifier (`plant-north-2`): in keys, certificates and the hub's records.
     pub name: String,
+    /// The name people use (`Plant North 2`), when it differs from the identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
     /// Hex Ed25519 public key that signs this site's audit chain.

@@ -97,10 +97,10 @@ fn walk_help(binary: &str, path: &mut Vec<String>, missing: &mut Vec<String>) {
                     subcommands.push(name);
                 }
             }
-            "Options:" | "Arguments:" => {
-                if !described && !item.starts_with("-h, --help") && !item.starts_with("-V, --version") {
-                    missing.push(format!("{binary} {}: {item}", path.join(" ")));
-                }
+            "Options:" | "Arguments:"
+                if !described && !item.starts_with("-h, --help") && !item.starts_with("-V, --version") =>
+            {
+                missing.push(format!("{binary} {}: {item}", path.join(" ")));
             }
             _ => {}
         }
@@ -174,4 +174,20 @@ fn a_port_in_use_is_an_input_error() {
     let run = hub.run(&["serve", "--listen", hub.addr(), "--no-udp"]);
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("cannot listen on") && run.stderr.lines().count() == 1, "{}", run.stderr);
+}
+
+/// Display names with spaces and in any language: the identifier is derived, or given with --id.
+#[test]
+fn sites_are_named_as_people_say_them() {
+    let plant = Plant::empty();
+    let run = plant.ok(&["init", "--site", "Plant North 2"]);
+    assert!(run.stdout.contains("Plant North 2 (identifier plant-north-2)"), "{}", run.stdout);
+    let log = plant.ok(&["audit", "log", "--json"]).json();
+    assert_eq!(log[0]["subject"], "plant-north-2", "{log}");
+    let south = Plant::empty();
+    assert!(south.ok(&["init", "--site", "Werk Süd"]).stdout.contains("identifier werk-sud"));
+    let kojo = Plant::empty();
+    let refused = kojo.expect_code(2, &["init", "--site", "第二工場"]);
+    assert!(refused.stderr.contains("--id"), "{}", refused.stderr);
+    assert!(kojo.ok(&["init", "--site", "第二工場", "--id", "kojo-2"]).stdout.contains("identifier kojo-2"));
 }

@@ -31,9 +31,14 @@ pub struct Context {
 
 pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
     match command {
-        Command::Init { site } => {
-            let site = Site::init(&ctx.data, &site, &ctx.actor, ctx.now, ctx.drill).await?;
-            println!("initialised site {} (id {}) in {}", site.info.name, site.info.site_id, ctx.data.display());
+        Command::Init { site, id } => {
+            let named = datum_shared::ids::NamedId::new("site", &site, id.as_deref()).map_err(user)?;
+            let site = Site::init(&ctx.data, &named, &ctx.actor, ctx.now, ctx.drill).await?;
+            let shown = match &site.info.display_name {
+                Some(display) => format!("{display} (identifier {})", site.info.name),
+                None => site.info.name.clone(),
+            };
+            println!("initialised site {shown} (id {}) in {}", site.info.site_id, ctx.data.display());
             site.close().await;
             Ok(Outcome::Clean)
         }
