@@ -159,7 +159,8 @@ fn captures_of_real_files_restore_byte_for_byte() {
     let again = plant.ok(&["config", "capture", "FW-01", path(&captured[3].2), "--json"]).json();
     assert_eq!(again["unchanged"], true);
     assert_eq!(again["version"], 1);
-    let missing = plant.expect_code(2, &["config", "export", "FW-01", "--version", "7", "--out", "/tmp/x"]);
+    let out = plant.path("exported.cfg");
+    let missing = plant.expect_code(2, &["config", "export", "FW-01", "--version", "7", "--out", path(&out)]);
     assert!(missing.stderr.contains("FW-01/firewall-rules has no version 7"), "{}", missing.stderr);
     let unknown = plant.expect_code(2, &["config", "capture", "NOPE", path(&captured[3].2)]);
     assert!(unknown.stderr.contains("asset NOPE does not exist"), "{}", unknown.stderr);
