@@ -28,9 +28,12 @@ pub struct Cli {
 pub enum Command {
     /// Create the hub's identity (private CA, TLS certificate, signing key) and database.
     Init {
-        /// The hub's name, shown to plants at enrollment
+        /// The hub's name as people say it ("ACME OT"), shown to plants at enrollment
         #[arg(long, default_value = "datum-hub")]
         name: String,
+        /// The identifier in the hub's certificates (default: derived from the name)
+        #[arg(long)]
+        id: Option<String>,
     },
     /// Sites (plants) and their enrollment.
     Site {
@@ -63,8 +66,11 @@ pub enum Command {
 pub enum SiteCommand {
     /// Add a site and print its one-time enrollment token.
     Add {
-        /// The site's name (as the plant gave it at `datum-edge init`)
+        /// The site's name as people say it ("Werk Süd"), the same as the plant's `datum-edge init --site`
         name: String,
+        /// The site's identifier (default: derived from the name, as the edge derives it)
+        #[arg(long)]
+        id: Option<String>,
         /// Hours the token stays valid.
         #[arg(long, default_value_t = 72)]
         valid_hours: u32,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Duration, Utc};
 use datum_shared::drift::DriftStatus;
-use datum_shared::ids::SiteName;
+use datum_shared::ids::NamedId;
 use datum_shared::model::Asset;
 use datum_shared::policy::Policy;
 use datum_shared::sync::witness;
@@ -58,7 +58,7 @@ impl Context {
 
 pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
     match command {
-        Command::Init { name } => init(&ctx, &name).await,
+        Command::Init { name, id } => init(&ctx, &name, id.as_deref()).await,
         Command::Site { command } => site(&ctx, command).await,
         Command::Serve { listen, no_udp } => crate::serve::serve(&ctx, listen, !no_udp).await,
         Command::Asset { command: AssetCommand::List { site, all, json } } => asset_list(&ctx, site, all, json).await,
@@ -66,8 +66,9 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
     }
 }
 
-async fn init(ctx: &Context, name: &str) -> Result<Outcome> {
-    SiteName::new(name).map_err(|e| user(format!("hub name: {e}")))?;
+async fn init(ctx: &Context, display: &str, id: Option<&str>) -> Result<Outcome> {
+    let named = NamedId::new("hub", display, id).map_err(user)?;
+    let name = named.id.as_str();
     let data = &ctx.data;
     if data.join(DB_FILE).exists() || data.join("identity/root.pem").exists() {
         return Err(user(format!("{} already holds a hub", data.display())));
@@ -83,9 +84,15 @@ async fn init(ctx: &Context, name: &str) -> Result<Outcome> {
         identity::write_private(&data.join(DATABASE_URL_FILE), url.as_bytes())?;
     }
     store.set_meta("hub_name", name).await?;
+    if let Some(display) = &named.display {
+        store.set_meta("hub_display_name", display).await?;
+    }
     store.set_meta("store_id", &hex::encode(rand::random::<[u8; 8]>())).await?;
     store.close().await;
-    println!("hub {name} created in {}", data.display());
+    match &named.display {
+        Some(display) => println!("hub {display} (identifier {name}) created in {}", data.display()),
+        None => println!("hub {name} created in {}", data.display()),
+    }
     println!("hub fingerprint: {}", display_fingerprint(&id.fingerprint));
     Ok(Outcome::Clean)
 }
@@ -108,18 +115,28 @@ async fn site(ctx: &Context, command: SiteCommand) -> Result<Outcome> {
     result
 }
 
+/// The identifier a site is known by, from its identifier or its name as people say it ("Werk Süd").
+fn site_id_of(name: String) -> String {
+    NamedId::new("site", &name, None).map(|n| n.id.to_string()).unwrap_or(name)
+}
+
 async fn site_command(ctx: &Context, store: &Store, command: SiteCommand) -> Result<Outcome> {
     match command {
-        SiteCommand::Add { name, valid_hours, json } => {
-            SiteName::new(&name).map_err(|e| user(e.to_string()))?;
+        SiteCommand::Add { name, id, valid_hours, json } => {
+            let named = NamedId::new("site", &name, id.as_deref()).map_err(user)?;
+            let name = named.id.to_string();
             let (token, hash) = new_token();
             let expires = ctx.now + Duration::hours(i64::from(valid_hours.clamp(1, 24 * 30)));
-            if !store.add_site(&name, &hash, ctx.now, expires).await? {
+            if !store.add_site(&name, named.display.as_deref(), &hash, ctx.now, expires).await? {
                 return Err(user(format!("site {name} exists; `datum-hub site token {name}` issues a new token")));
+            }
+            if let (Some(display), false) = (&named.display, json) {
+                println!("site {display} has the identifier {name}");
             }
             print_token(ctx, &name, &token, expires, json)
         }
         SiteCommand::Token { name, valid_hours, json } => {
+            let name = site_id_of(name);
             let site = store.site(&name).await?.ok_or_else(|| user(format!("no site named {name}")))?;
             if site.revoked_at.is_some() {
                 return Err(user(format!("site {name} is revoked")));
@@ -152,6 +169,7 @@ async fn site_command(ctx: &Context, store: &Store, command: SiteCommand) -> Res
             Ok(Outcome::Clean)
         }
         SiteCommand::Show { name, json } => {
+            let name = site_id_of(name);
             let site = store.site(&name).await?.ok_or_else(|| user(format!("no site named {name}")))?;
             let nodes = store.nodes_of(&name).await?;
             let violations = store.violations(&name).await?;
@@ -202,6 +220,7 @@ async fn site_command(ctx: &Context, store: &Store, command: SiteCommand) -> Res
             Ok(Outcome::Clean)
         }
         SiteCommand::Revoke { name } => {
+            let name = site_id_of(name);
             if store.site(&name).await?.is_none() {
                 return Err(user(format!("no site named {name}")));
             }

@@ -27,7 +27,11 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SiteRow {
+    /// The identifier (in certificates and the edge's site record).
     pub name: String,
+    /// The name people use, when it differs from the identifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
     pub site_id: Option<String>,
     pub created_at: String,
     pub revoked_at: Option<String>,
@@ -170,18 +174,21 @@ impl Store {
     pub async fn add_site(
         &self,
         name: &str,
+        display: Option<&str>,
         token_hash: &str,
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let inserted =
-            sqlx::query("INSERT INTO sites (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-                .bind(name)
-                .bind(now.to_rfc3339())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let inserted = sqlx::query(
+            "INSERT INTO sites (name, created_at, display) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(now.to_rfc3339())
+        .bind(display)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if inserted == 0 {
             return Ok(false);
         }
@@ -671,7 +678,7 @@ pub fn peer_key(site: &str, node: &str) -> String {
 }
 
 const SITE_COLUMNS: &str =
-    "SELECT name, site_id, created_at, revoked_at, last_contact, last_synced, last_result FROM sites";
+    "SELECT name, site_id, created_at, revoked_at, last_contact, last_synced, last_result, display FROM sites";
 
 fn node_row(r: &sqlx::any::AnyRow) -> Result<NodeRow> {
     Ok(NodeRow {
@@ -687,6 +694,7 @@ fn node_row(r: &sqlx::any::AnyRow) -> Result<NodeRow> {
 fn site_row(r: &sqlx::any::AnyRow) -> Result<SiteRow> {
     Ok(SiteRow {
         name: r.try_get(0)?,
+        display: r.try_get(7)?,
         site_id: r.try_get(1)?,
         created_at: r.try_get(2)?,
         revoked_at: r.try_get(3)?,

@@ -191,3 +191,30 @@ fn sites_are_named_as_people_say_them() {
     assert!(refused.stderr.contains("--id"), "{}", refused.stderr);
     assert!(kojo.ok(&["init", "--site", "第二工場", "--id", "kojo-2"]).stdout.contains("identifier kojo-2"));
 }
+
+/// A hub and a plant named as people say them agree on the identifier: the plant enrolls with its token.
+#[test]
+fn hub_and_plant_derive_the_same_identifier() {
+    let hub_dir = tempfile::tempdir().expect("tempdir");
+    let init = std::process::Command::new(bin("datum-hub"))
+        .args(["--data", hub_dir.path().join("hub").to_str().expect("utf-8"), "init", "--name", "ACME OT"])
+        .env_remove("DATUM_HUB_DATABASE")
+        .output()
+        .expect("run");
+    let shown = String::from_utf8_lossy(&init.stdout);
+    assert!(init.status.success() && shown.contains("ACME OT (identifier acme-ot)"), "{shown}");
+
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let added = hub.ok(&["site", "add", "Werk Süd", "--json"]).json();
+    assert_eq!(added["site"], "werk-sud", "{added}");
+    let listed = hub.ok(&["site", "list", "--json"]).json();
+    assert!(listed.as_array().expect("array").iter().any(|s| s["name"] == "werk-sud" && s["display"] == "Werk Süd"));
+    let plant = Plant::empty();
+    plant.ok(&["init", "--site", "Werk Süd"]);
+    let token = added["token"].as_str().expect("token");
+    let run = plant.enroll(&hub, token);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(plant.sync("auto").code, 0);
+    assert!(hub.ok(&["site", "show", "Werk Süd", "--json"]).json()["site"].is_object());
+}
