@@ -747,5 +747,8 @@ fn check_sqlite_file(path: &Path) -> Result<()> {
         .take(datum_shared::dbfile::HEADER_LEN as u64)
         .read_to_end(&mut head)
         .map_err(|e| damaged(e.to_string()))?;
-    datum_shared::dbfile::check(&head, len).map_err(damaged)
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_in_use = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+    datum_shared::dbfile::check(&head, len, wal_in_use).map_err(damaged)
 }

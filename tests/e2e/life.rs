@@ -478,7 +478,8 @@ fn usage_errors_exit_2_and_name_the_problem() {
     let again = plant.expect_code(2, &["init", "--site", "p1"]);
     assert!(again.stderr.contains("already holds a site"), "{}", again.stderr);
     plant.expect_code(2, &["asset", "frobnicate"]);
-    let bad_name = Plant::empty().expect_code(2, &["init", "--site", "bad name"]);
+    // A display name is fine ("Plant North 2" derives plant-north-2); a bad identifier is not.
+    let bad_name = Plant::empty().expect_code(2, &["init", "--site", "North", "--id", "bad name"]);
     assert!(bad_name.stderr.contains("site name \"bad name\""), "{}", bad_name.stderr);
     let mut timed = Plant::new("p2");
     timed.now = Some("yesterday".into());
