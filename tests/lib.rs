@@ -187,21 +187,33 @@ pub fn query_count(data: &Path, sql: &str) -> i64 {
     })
 }
 
-/// Runs a command to completion and returns its exit code and peak resident memory in KiB (wait4).
+/// Runs a command to completion and returns its exit code and peak resident memory in KiB: the kernel's
+/// high-water mark of the program's own memory image (`VmHWM` in `/proc/PID/status`, sampled until it exits;
+/// it only grows). Not `wait4`'s `ru_maxrss`, which survives `exec` and so may count the memory of this test
+/// process when the child was forked from it while other tests held large buffers.
 pub fn run_measured(cmd: &mut Command) -> (i32, i64) {
-    let child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    #[allow(unsafe_code)]
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    #[allow(unsafe_code)]
-    // SAFETY: pid is our own child, not yet reaped; status and usage are valid out-pointers.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4 failed");
-    std::mem::forget(child);
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
-    (code, usage.ru_maxrss)
+    let program = Path::new(cmd.get_program()).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("spawn");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0i64;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_path) {
+            // Before `exec` the child is still an image of this process: only the program's own image counts.
+            let name = status.lines().find_map(|l| l.strip_prefix("Name:")).map(str::trim).unwrap_or_default();
+            if !name.is_empty() && program.starts_with(name) {
+                let hwm = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|n| n.parse::<i64>().ok());
+                peak_kib = peak_kib.max(hwm.unwrap_or(0));
+            }
+        }
+        match child.try_wait().expect("wait") {
+            Some(status) => return (status.code().unwrap_or(-1), peak_kib),
+            None => std::thread::sleep(std::time::Duration::from_millis(2)),
+        }
+    }
 }
 
 /// Which database a test hub runs on.
@@ -332,31 +344,40 @@ impl Hub {
     /// Starts `serve` on loopback (UDP and TCP unless `udp` is false) and waits until it listens.
     pub fn start(&mut self, udp: bool) {
         assert!(self.server.is_none(), "hub already running");
-        let listen = self.addr.clone().unwrap_or_else(|| "127.0.0.1:0".into());
-        let mut cmd = self.command(&["serve", "--listen", &listen]);
-        if !udp {
-            cmd.arg("--no-udp");
+        let started = std::time::Instant::now();
+        loop {
+            let listen = self.addr.clone().unwrap_or_else(|| "127.0.0.1:0".into());
+            let mut cmd = self.command(&["serve", "--listen", &listen]);
+            if !udp {
+                cmd.arg("--no-udp");
+            }
+            let mut child = cmd
+                .env("DATUM_LOG", "info")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::from(
+                    std::fs::File::create(self.tmp.path().join("serve.log")).expect("log file"),
+                ))
+                .spawn()
+                .expect("spawn datum-hub serve");
+            let stdout = child.stdout.take().expect("stdout piped");
+            let mut line = String::new();
+            use std::io::BufRead;
+            std::io::BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+            let addr = line.split(" listening on ").nth(1).and_then(|rest| rest.split_whitespace().next());
+            if let Some(addr) = addr {
+                self.addr = Some(addr.to_string());
+                self.server = Some(child);
+                return;
+            }
+            let _ = child.wait();
+            // A restart on the same port: the port was first picked by the system, so while the hub was down
+            // another test's client socket may have been given it. Wait for it to be free again.
+            let taken = self.addr.is_some() && self.log().contains("already in use");
+            if !taken || started.elapsed() > std::time::Duration::from_secs(60) {
+                panic!("hub did not start: {line:?} {}", self.log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
         }
-        let mut child = cmd
-            .env("DATUM_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::from(
-                std::fs::File::create(self.tmp.path().join("serve.log")).expect("log file"),
-            ))
-            .spawn()
-            .expect("spawn datum-hub serve");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let mut line = String::new();
-        use std::io::BufRead;
-        std::io::BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
-        let addr = line
-            .split(" listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("hub did not start: {line:?} {}", self.log()))
-            .to_string();
-        self.addr = Some(addr);
-        self.server = Some(child);
     }
 
     pub fn addr(&self) -> &str {
