@@ -8,17 +8,7 @@ H=${H:-target/release/datum-hub}
 F=../shared/fixtures/versions
 T=$(mktemp -d)
 export DATUM_ACTOR=alice
-run() { expect 0 "$@"; }
-expect() {
-  local want=$1 code=0
-  shift
-  printf '\n$ %s\n' "$*"
-  "$@" || code=$?
-  if [ "$code" != "$want" ]; then
-    echo "tour: expected exit $want, got $code" >&2
-    exit 1
-  fi
-}
+. "$(dirname "$0")/tour-lib.sh"
 # The value of a "key": "value" line of pretty JSON.
 field() { sed -n "s/.*\"$1\": \"\\([^\"]*\\)\".*/\\1/p"; }
 HUB_PID=

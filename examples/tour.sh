@@ -7,19 +7,7 @@ E=${E:-target/release/datum-edge}
 F=../shared/fixtures/versions
 T=$(mktemp -d)
 export DATUM_DATA="$T/plant" DATUM_ACTOR=alice
-# run CMD…: show it, run it, stop unless it exits 0.  expect CODE CMD…: the same, for a documented exit code
-# (1: findings such as drift, 2: a refused request).
-run() { expect 0 "$@"; }
-expect() {
-  local want=$1 code=0
-  shift
-  printf '\n$ %s\n' "$*"
-  "$@" || code=$?
-  if [ "$code" != "$want" ]; then
-    echo "tour: expected exit $want, got $code" >&2
-    exit 1
-  fi
-}
+. "$(dirname "$0")/tour-lib.sh"
 
 run $E init --site plant-north
 run $E asset import examples/inventory.csv

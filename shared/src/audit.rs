@@ -208,13 +208,7 @@ mod tests {
     fn only_the_first_entry_may_adopt_history() {
         let adopt = |entries: &mut Vec<SignedEntry>, i: usize| {
             entries[i].entry.adopted = vec![DocChange { doc: "site/ab/inventory".into(), change: "00".repeat(32) }];
-            let mut prev = GENESIS.to_string();
-            for e in entries.iter_mut() {
-                e.entry.prev = prev.clone();
-                e.hash = e.entry.hash();
-                e.signature = format!("sig:{}", e.hash);
-                prev = e.hash.clone();
-            }
+            resign(entries);
         };
         let mut restored = chain(2);
         adopt(&mut restored, 0);
