@@ -163,7 +163,12 @@ pub fn sha256_file(path: &Path) -> String {
 
 /// Runs SQL against a site's database directly, as an attacker with file access would.
 pub fn tamper_sql(data: &Path, sql: &str) -> u64 {
-    let url = format!("sqlite://{}", data.join("datum.db").display());
+    tamper_db(&data.join("datum.db"), sql)
+}
+
+/// Runs SQL against an SQLite database file directly (a site's or a hub's).
+pub fn tamper_db(db: &Path, sql: &str) -> u64 {
+    let url = format!("sqlite://{}", db.display());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         use sqlx::Connection;

@@ -20,7 +20,7 @@ use datum_shared::sync::{witness, AuditTrail, Event, LocalDoc, Principal, Sessio
 use datum_shared::DocId;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
-use tracing::{info, warn, Instrument};
+use tracing::{error, info, warn, Instrument};
 
 use crate::commands::{token_hash, Context};
 use crate::error::Outcome;
@@ -583,10 +583,14 @@ async fn drive(
                     if store.site_blob_size(site_id, &want.hash).await?.is_none() {
                         session
                             .blob_unavailable(&want.hash, "the hub holds no complete copy of this file for this site");
-                        continue;
+                    } else if send_blob(store, session, out, &want).await? {
+                        sent += 1;
                     }
-                    send_blob(store, session, out, &want).await?;
-                    sent += 1;
+                    // A refusal is queued in the session; it goes before the next file's pieces (frames are
+                    // numbered in the order the session made them).
+                    while let Some(frame) = session.poll_transmit() {
+                        let _ = out.send(frame);
+                    }
                 }
                 session.blobs_sent();
                 info!(files = sent, "sent the site's files to a node being restored");
@@ -630,15 +634,23 @@ async fn drive(
     Ok(())
 }
 
-/// Streams one stored file from `want.from`, piece by piece as it was stored (each piece fits a frame).
+/// Streams one stored file from `want.from`, piece by piece as it was stored (each piece fits a frame);
+/// `false` (and the peer told) when the stored copy is damaged.
 async fn send_blob(
     store: &Store,
     session: &mut Session,
     out: &mpsc::UnboundedSender<Vec<u8>>,
     want: &BlobWant,
-) -> Result<()> {
+) -> Result<bool> {
     let pieces = store.blob_pieces(&want.hash).await?;
     let total: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+    let mut hasher = Sha256::new();
+    pieces.iter().for_each(|p| hasher.update(p));
+    if hex::encode(hasher.finalize()) != want.hash {
+        error!(file = %want.hash, "the stored copy of a file is damaged (its content does not match its hash)");
+        session.blob_unavailable(&want.hash, "the hub's copy of this file is damaged");
+        return Ok(false);
+    }
     let from = want.from.min(total);
     let mut offset = 0u64;
     for piece in pieces {
@@ -653,7 +665,7 @@ async fn send_blob(
         // An empty file, or nothing left: one empty last piece tells the receiver it is complete.
         let _ = out.send(session.blob_chunk_frame(&want.hash, from, total, Vec::new()));
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Rebuilds the projection rows of the site documents that changed.

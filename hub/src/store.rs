@@ -583,12 +583,22 @@ impl Store {
             .bind(site_id)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "INSERT INTO blob_sites (hash, site_id) VALUES ($1, $2) ON CONFLICT (hash, site_id) DO NOTHING",
+            )
+            .bind(hash)
+            .bind(site_id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
-        let rows = sqlx::query("SELECT hash, received FROM blobs WHERE site_id = $1 AND complete = 0 ORDER BY hash")
-            .bind(site_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT b.hash, b.received FROM blobs b JOIN blob_sites s ON s.hash = b.hash
+             WHERE s.site_id = $1 AND b.complete = 0 ORDER BY b.hash",
+        )
+        .bind(site_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(|r| Ok(BlobState { hash: r.try_get(0)?, received: r.try_get::<i64, _>(1)? as u64 })).collect()
     }
 
@@ -617,19 +627,18 @@ impl Store {
         Ok(())
     }
 
-    /// The size of a completely stored file that belongs to a site: received from it, or referenced by one of
-    /// its configuration versions (identical files of two sites are stored once). `None` otherwise.
+    /// The size of a completely stored file that belongs to a site (its documents refer to it; identical files
+    /// of two sites are stored once). `None` otherwise.
     pub async fn site_blob_size(&self, site_id: &str, hash: &str) -> Result<Option<u64>> {
         if !datum_shared::sync::wire::is_blob_hash(hash) {
             return Ok(None);
         }
         let row = sqlx::query(
-            "SELECT size FROM blobs b WHERE hash = $1 AND complete = 1 AND (site_id = $2 OR EXISTS (
-                SELECT 1 FROM records r WHERE r.site_id = $2 AND r.collection = 'versions' AND r.json LIKE $3))",
+            "SELECT b.size FROM blobs b JOIN blob_sites s ON s.hash = b.hash
+             WHERE b.hash = $1 AND s.site_id = $2 AND b.complete = 1",
         )
         .bind(hash)
         .bind(site_id)
-        .bind(format!("%\"raw_hash\":\"{hash}\"%"))
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| Ok(r.try_get::<i64, _>(0)? as u64)).transpose()
@@ -661,9 +670,9 @@ impl Store {
     /// (files complete, files incomplete, bytes complete) of a site.
     pub async fn blob_counts(&self, site_id: &str) -> Result<(i64, i64, i64)> {
         let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(complete), 0) AS BIGINT), CAST(COALESCE(SUM(1 - complete), 0) AS BIGINT),
-                    CAST(COALESCE(SUM(size * complete), 0) AS BIGINT)
-             FROM blobs WHERE site_id = $1",
+            "SELECT CAST(COALESCE(SUM(b.complete), 0) AS BIGINT), CAST(COALESCE(SUM(1 - b.complete), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(b.size * b.complete), 0) AS BIGINT)
+             FROM blobs b JOIN blob_sites s ON s.hash = b.hash WHERE s.site_id = $1",
         )
         .bind(site_id)
         .fetch_one(&self.pool)

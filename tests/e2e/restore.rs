@@ -81,6 +81,23 @@ fn rebuilt_from_the_hub(backend: Backend) {
         ("agg-1", "switch", "mikrotik/oxidized_routeros_CHR_7.10.1.rsc"),
     ];
     let (plant, captured) = plant_at_the_hub(&hub, "north", &files);
+    // A restore test with its evidence file (SR 7.4): the file is the site's as much as its configurations.
+    let evidence = plant.write("restore-photo.txt", b"bench restore of rtr-1 v1: checksums match\n");
+    plant.ok(&[
+        "restore-test",
+        "record",
+        "rtr-1",
+        "--version",
+        "1",
+        "--result",
+        "pass",
+        "--method",
+        "bench restore",
+        "--evidence",
+        path(&evidence),
+    ]);
+    let run = plant.sync("auto");
+    assert_eq!(run.code, 0, "sync: {}{}\n{}", run.stdout, run.stderr, hub.log());
     let assets_before = plant.ok(&["asset", "list", "--json"]).json();
     let drift_before = drift(&plant);
     let old_node = nodes_of(&hub, "north")[0]["node"].as_str().expect("node").to_string();
@@ -103,7 +120,10 @@ fn rebuilt_from_the_hub(backend: Backend) {
         rebuilt.ok(&["config", "export", &c.asset, "--version", &c.version.to_string(), "--out", path(&out)]);
         assert_eq!(sha256_file(&out), sha256_file(&c.file), "{} v{} differs", c.asset, c.version);
     }
-    rebuilt.ok(&["backup", "verify"]);
+    let verify = rebuilt.ok(&["backup", "verify", "--json"]).json();
+    let distinct: std::collections::BTreeSet<String> = captured.iter().map(|c| sha256_file(&c.file)).collect();
+    assert_eq!(verify["blobs_checked"], distinct.len() + 1, "every file and the evidence are back: {verify}");
+    assert_eq!(verify["problems"], serde_json::json!([]), "{verify}");
     let verify = rebuilt.ok(&["audit", "verify", "--json"]).json();
     assert_eq!(verify["intact"], true, "{verify}");
     let log = rebuilt.ok(&["audit", "log", "--json"]).json();
@@ -210,4 +230,50 @@ fn an_interrupted_restore_can_be_run_again() {
     rebuilt.ok(&["backup", "verify"]);
     let run = rebuilt.sync("auto");
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
+/// Identical files at two sites are stored once at the hub but belong to both: each site counts them and gets
+/// them back. A file whose copy at the hub is damaged is named in the restore, which still finishes (exit 1)
+/// instead of failing on every retry.
+#[test]
+fn shared_files_belong_to_both_sites_and_a_damaged_copy_is_named() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let common = "cisco-ios/pybatfish_london.cfg";
+    let (_north, _) = plant_at_the_hub(&hub, "north", &[("sw-1", "switch", common)]);
+    let (south, captured) = plant_at_the_hub(
+        &hub,
+        "south",
+        &[("sw-1", "switch", common), ("fw-1", "firewall", "fortigate/acidjunk_FGVM64_5.2_global.conf")],
+    );
+    let status = hub.run(&["status", "--json"]).json();
+    let files = |site: &str| {
+        status.as_array().expect("sites").iter().find(|s| s["site"] == site).expect("site")["files_stored"].clone()
+    };
+    assert_eq!(files("north"), 1, "{status}");
+    assert_eq!(files("south"), 2, "the file north sent first is south's too: {status}");
+
+    // The hub's copy of south's own file is damaged on its disk.
+    let damaged = sha256_file(&captured[1].file);
+    let n = tamper_db(
+        &hub.data.join("hub.db"),
+        &format!("UPDATE blob_chunks SET bytes = X'00' WHERE hash = '{damaged}' AND pos = 0"),
+    );
+    assert_eq!(n, 1);
+    std::fs::remove_dir_all(&south.data).expect("remove the data directory");
+    let token = hub.ok(&["site", "token", "south", "--json"]).json()["token"].as_str().expect("token").to_string();
+    let rebuilt = Plant::empty();
+    let run = rebuilt.run(&restore_args(&hub, &token));
+    assert_eq!(run.code, 1, "restore: {}{}\n{}", run.stdout, run.stderr, hub.log());
+    assert!(run.stdout.contains(&format!("NOT RECOVERED: configuration file {damaged}")), "{}", run.stdout);
+    assert!(hub.log().contains("damaged"), "the hub names its damaged copy: {}", hub.log());
+    // The shared file came back although north sent it first.
+    let out = rebuilt.path("export-common");
+    let version = captured[0].version.to_string();
+    rebuilt.ok(&["config", "export", "sw-1", "--version", &version, "--out", path(&out)]);
+    assert_eq!(sha256_file(&out), sha256_file(&captured[0].file));
+    // What is lost is reported, not hidden: backup verify names the missing file.
+    let run = rebuilt.run(&["backup", "verify"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains(&damaged), "{}", run.stdout);
 }

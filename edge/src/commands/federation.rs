@@ -406,7 +406,10 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
                                 report.files_received += 1;
                                 session.blob_stored(&hash, Ok(()));
                             }
-                            Err(e) => session.blob_stored(&hash, Err(format!("{e:#}"))),
+                            Err(e) => {
+                                report.files_unavailable.push(format!("{hash}: {e:#}"));
+                                session.blob_stored(&hash, Err(format!("{e:#}")));
+                            }
                         }
                         let _ = std::fs::remove_file(&part);
                     }
