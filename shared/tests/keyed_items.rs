@@ -1,5 +1,5 @@
 //! Lists of named items are compared by their key, not by their position: pfSense/OPNsense items named by a
-//! `<name>` or `<tracker>` child, L5X modules named by their `Name` attribute. Inserting an item first is one
+//! `<name>` or `<tracker>` child, L5X modules, PLCopen POUs and SimaticML members named by their `Name`/`name` attribute. Inserting an item first is one
 //! addition, removing one is one removal at its name, and a firewall rule that moved is reported as moved.
 //! The inputs are the kit's real files (`../shared/fixtures`), edited the way an engineer would.
 
@@ -212,4 +212,46 @@ fn reordered_gateways_and_aliases_are_no_change() {
     assert!(lines.lines.iter().any(|l| l.context.contains("/aliases/alias[")), "aliases are keyed");
     let report = diff(&lines, &norm(name, &new), false);
     assert!(!report.significant, "{}", render(&report));
+}
+
+const NEW_POU: &str = r#"
+      <pou name="PUMP_GUARD" pouType="functionBlock">
+        <interface>
+          <inputVars>
+            <variable name="Running"><type><BOOL/></type></variable>
+          </inputVars>
+        </interface>
+        <body>
+          <ST><xhtml:p xmlns:xhtml="http://www.w3.org/1999/xhtml"><![CDATA[Running := Running;]]></xhtml:p></ST>
+        </body>
+      </pou>"#;
+
+/// PLCopen POUs are named by their `name` attribute: a POU inserted before all others is one addition at its
+/// name, and nothing of the POUs after it is reported.
+#[test]
+fn a_plcopen_pou_inserted_first_is_one_addition() {
+    let old = read("plcopen-codesys/beremiz_iec61131_lang_test_plc.xml");
+    let new = inserted_after(&old, "<pous>", NEW_POU);
+    let report = diff(&norm("plc.xml", &old), &norm("plc.xml", &new), false);
+    assert!(!report.changes.is_empty(), "the new POU is seen");
+    assert!(
+        report.changes.iter().all(|c| c.kind == ChangeKind::Added && c.location.contains("PUMP_GUARD")),
+        "only additions inside the new POU:\n{}",
+        render(&report)
+    );
+    assert!(report.changes.iter().all(|c| c.removed.is_empty()), "{}", render(&report));
+}
+
+/// SimaticML members are named by their `Name` attribute: removing one is one removal at its name.
+#[test]
+fn a_removed_simaticml_member_is_one_removal_at_its_name() {
+    let old = read("siemens-tia/tia_DB_Celda.xml");
+    let (new, _) = element_removed(&old, r#"<Member Name="Modo auto""#, "</Member>");
+    let report = diff(&norm("db.xml", &old), &norm("db.xml", &new), false);
+    assert!(!report.changes.is_empty(), "the removal is seen");
+    assert!(
+        report.changes.iter().all(|c| c.kind == ChangeKind::Removed && c.location.contains("Modo auto")),
+        "only the member's lines, at its name:\n{}",
+        render(&report)
+    );
 }
