@@ -12,9 +12,9 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use datum_host::fs::{sync_dir, tempfile_in};
 use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 8] = b"DATUMBL1";
@@ -487,27 +487,6 @@ impl Write for HashingWriter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
-}
-
-/// Creates a uniquely named file in `dir` (no extra crate for ten lines).
-pub fn tempfile_in(dir: &Path) -> io::Result<(File, PathBuf)> {
-    use rand::Rng;
-    for _ in 0..16 {
-        let name = format!(".tmp-{:016x}", rand::thread_rng().gen::<u64>());
-        let path = dir.join(name);
-        let opened = fs::OpenOptions::new().write(true).read(true).create_new(true).mode(0o600).open(&path);
-        match opened {
-            Ok(f) => return Ok((f, path)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::other("could not create a temporary file"))
-}
-
-/// fsync a directory so a rename in it is durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -166,7 +166,7 @@ pub enum Transport {
     Tcp,
 }
 
-impl From<Transport> for datum_shared::net::transport::Mode {
+impl From<Transport> for datum_host::net::transport::Mode {
     fn from(t: Transport) -> Self {
         match t {
             Transport::Auto => Self::Auto,

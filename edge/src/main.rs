@@ -6,7 +6,6 @@
 mod blobs;
 mod cli;
 mod commands;
-mod error;
 mod output;
 mod site;
 mod store;
@@ -17,23 +16,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::error::{Outcome, UserError};
+use datum_host::exit::{self, user};
+use datum_host::process;
 
 fn main() -> ExitCode {
-    restore_sigpipe();
-    private_files();
+    process::restore_sigpipe();
+    process::private_files();
     let cli = cli::Cli::parse();
     // The continuous sync logs one line per pass outcome by default; commands only warnings.
     let default_filter =
         if matches!(cli.command, cli::Command::Sync { once: false, .. }) { "warn,datum_edge=info" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DATUM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    process::init_logging(default_filter);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -41,28 +34,17 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let result = runtime.block_on(async {
+    exit::finish(runtime.block_on(async {
         // Comparing two files acts on nothing, so it needs no actor.
         let actor =
             if matches!(cli.command, cli::Command::Diff { .. }) { String::new() } else { resolve_actor(cli.actor)? };
-        let (now, drill) = resolve_now()?;
+        // The drill clock (`DATUM_NOW`): every audit entry written under it is marked as a drill entry, and it
+        // cannot date an entry before the newest one (time never goes backwards in the audit trail), so a drill
+        // moves a site's clock forward for good: run drills on a copy (`restore-dump`).
+        let (now, drill) = process::now()?;
         let ctx = commands::Context { data: resolve_data(cli.data), actor, now, drill };
         commands::run(ctx, cli.command).await
-    });
-    match result {
-        Ok(Outcome::Clean) => ExitCode::SUCCESS,
-        Ok(Outcome::Findings) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(if e.downcast_ref::<UserError>().is_some() {
-                2
-            } else if e.downcast_ref::<error::Damage>().is_some() {
-                1
-            } else {
-                3
-            })
-        }
-    }
+    }))
 }
 
 fn resolve_data(flag: Option<PathBuf>) -> PathBuf {
@@ -77,8 +59,8 @@ fn resolve_actor(flag: Option<String>) -> anyhow::Result<String> {
         .or_else(|| std::env::var("LOGNAME").ok().filter(|v| !v.is_empty()))
         // Services, cron jobs and containers often have no $USER: the account of the process's uid.
         .or_else(os_account)
-        .ok_or_else(|| error::user("cannot tell who is acting: pass --actor NAME or set DATUM_ACTOR"))?;
-    datum_shared::person::normalize_name(&actor).map_err(error::user)
+        .ok_or_else(|| user("cannot tell who is acting: pass --actor NAME or set DATUM_ACTOR"))?;
+    datum_shared::person::normalize_name(&actor).map_err(user)
 }
 
 /// The login name of this process's user id, from the account database.
@@ -97,37 +79,4 @@ fn os_account() -> Option<String> {
     // SAFETY: on success pw_name points at a NUL-terminated string inside `buf`, which is still alive.
     let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
     name.to_str().ok().filter(|n| !n.is_empty()).map(str::to_string)
-}
-
-/// The clock, and whether it is the drill clock: `DATUM_NOW` (RFC 3339) replaces it for drills and tests of
-/// intervals. Every audit entry written under it is marked as a drill entry, and it cannot date an entry before
-/// the newest one (time never goes backwards in the audit trail), so a drill moves a site's clock forward for
-/// good: run drills on a copy (`restore-dump`).
-fn resolve_now() -> anyhow::Result<(chrono::DateTime<chrono::Utc>, bool)> {
-    match std::env::var("DATUM_NOW") {
-        Ok(v) if !v.is_empty() => chrono::DateTime::parse_from_rfc3339(&v)
-            .map(|t| (t.with_timezone(&chrono::Utc), true))
-            .map_err(|e| error::user(format!("DATUM_NOW {v:?} is not an RFC 3339 time: {e}"))),
-        _ => Ok((chrono::Utc::now(), false)),
-    }
-}
-
-/// Rust ignores SIGPIPE, so `datum-edge config diff X | head` would panic on a closed pipe. A command-line
-/// tool should end quietly instead, like every Unix filter.
-#[allow(unsafe_code)]
-fn restore_sigpipe() {
-    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
-/// Everything this process creates (database, WAL, blobs, dumps, exports) is readable by its owner only:
-/// configurations hold password hashes and the dump holds the site key.
-#[allow(unsafe_code)]
-fn private_files() {
-    // SAFETY: umask has no preconditions and cannot fail.
-    unsafe {
-        libc::umask(0o077);
-    }
 }

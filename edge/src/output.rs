@@ -64,7 +64,7 @@ pub enum OutTarget {
 }
 
 pub fn out_target(out: &std::path::Path) -> anyhow::Result<OutTarget> {
-    use crate::error::user;
+    use datum_host::exit::user;
     if out.as_os_str() == "-" {
         return Ok(OutTarget::Stdout);
     }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -26,8 +26,9 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::blobs::BlobStore;
-use crate::error::UserError;
 use crate::store::{Batch, RecordRow, Store};
+use datum_host::exit::UserError;
+use datum_host::fs::{sync_dir, write_atomically, write_private};
 
 const DB_FILE: &str = "datum.db";
 const LOCK_FILE: &str = "LOCK";
@@ -162,7 +163,7 @@ impl Site {
                     fs::remove_dir(dir).with_context(|| format!("replace empty {}", dir.display()))?;
                 }
                 fs::rename(&staging, dir).with_context(|| format!("create {}", dir.display()))?;
-                crate::blobs::sync_dir(&parent).ok();
+                sync_dir(&parent).ok();
                 let mut site = Site::open(dir, actor, now).await?;
                 site.drill = drill;
                 Ok(site)
@@ -184,7 +185,7 @@ impl Site {
         fs::create_dir_all(dir.join("identity")).with_context(|| format!("create {}", dir.display()))?;
         let lock = DirLock::acquire(dir)?;
         let signing_key = SigningKey::generate(&mut rand::rngs::OsRng);
-        write_secret(&dir.join(KEY_FILE), hex::encode(signing_key.to_bytes()).as_bytes())?;
+        write_private(&dir.join(KEY_FILE), hex::encode(signing_key.to_bytes()).as_bytes())?;
         let site_id = hex::encode(rand::random::<[u8; 8]>());
         let info = SiteInfo {
             site_id: site_id.clone(),
@@ -226,7 +227,7 @@ impl Site {
         }
         let summary = summary(&info);
         let signing_key = SigningKey::generate(&mut rand::rngs::OsRng);
-        write_secret(&dir.join(KEY_FILE), hex::encode(signing_key.to_bytes()).as_bytes())?;
+        write_private(&dir.join(KEY_FILE), hex::encode(signing_key.to_bytes()).as_bytes())?;
         info.audit_key = hex::encode(signing_key.verifying_key().to_bytes());
         let mut site = Site::assemble(dir, store, info.clone(), signing_key, actor, now, lock)?;
         let mut write = Write::new("site.restore", &info.name, Some(reason));
@@ -529,7 +530,7 @@ pub async fn load_doc_from(store: &Store, id: &DocId) -> Result<Automerge> {
 
 /// Records the newest audit entry outside the database (see `AUDIT_HEAD_FILE`).
 pub fn write_audit_head(dir: &Path, seq: u64, hash: &str) -> Result<()> {
-    write_file_atomically(&dir.join(AUDIT_HEAD_FILE), format!("{seq} {hash}\n").as_bytes(), true)
+    write_atomically(&dir.join(AUDIT_HEAD_FILE), format!("{seq} {hash}\n").as_bytes())
 }
 
 /// Reads the recorded audit head, if any.
@@ -547,30 +548,6 @@ pub fn read_audit_head(dir: &Path) -> Result<Option<(u64, String)>> {
         (Some(seq), Some(hash)) => Ok(Some((seq, hash))),
         _ => bail!("identity/audit-head is damaged"),
     }
-}
-
-/// Writes a file readable only by its owner, via temp + fsync + rename.
-pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_file_atomically(path, bytes, true)
-}
-
-/// temp + fsync + rename + directory fsync; `private` makes the file mode 0600.
-pub fn write_file_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let (mut file, tmp) =
-        crate::blobs::tempfile_in(dir).with_context(|| format!("create a file in {}", dir.display()))?;
-    if private {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    }
-    let result = file.write_all(bytes).and_then(|()| file.sync_all());
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("write {}", path.display()));
-    }
-    fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
-    crate::blobs::sync_dir(dir).ok();
-    Ok(())
 }
 
 /// An exclusive lock on a data directory (an OS file lock on `LOCK`): whoever holds it is the one process

@@ -16,9 +16,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::cli::{AssetCommand, Command, SiteCommand};
-use crate::error::{user, Outcome};
 use crate::identity::{self, display_fingerprint};
 use crate::store::{SiteRow, Store};
+use datum_host::exit::{user, Outcome};
 
 pub struct Context {
     pub data: PathBuf,
@@ -81,7 +81,7 @@ async fn init(ctx: &Context, display: &str, id: Option<&str>) -> Result<Outcome>
     }
     let id = identity::create(data, name, ctx.now)?;
     if let Some(url) = &ctx.database {
-        identity::write_private(&data.join(DATABASE_URL_FILE), url.as_bytes())?;
+        datum_host::fs::write_private(&data.join(DATABASE_URL_FILE), url.as_bytes())?;
     }
     store.set_meta("hub_name", name).await?;
     if let Some(display) = &named.display {

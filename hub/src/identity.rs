@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
-use datum_shared::net::pki::{self, Issuer};
+use datum_host::fs::write_private;
+use datum_host::net::pki::{self, Issuer};
 
-use crate::error::user;
+use datum_host::exit::user;
 
 const DIR: &str = "identity";
 /// Node certificates are valid this long; edges renew them over the sync channel when a third is left.
@@ -70,26 +71,6 @@ pub fn load(data: &Path) -> Result<Identity> {
         tls_chain_pem: read("hub.pem")?,
         tls_key_pem: read("hub.key")?,
     })
-}
-
-/// temp + fsync + rename, mode 0600.
-pub fn write_private(dest: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = dest.with_extension(format!("tmp-{:08x}", rand::random::<u32>()));
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("create {}", tmp.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, dest).with_context(|| format!("rename into {}", dest.display()))?;
-    if let Some(parent) = dest.parent() {
-        fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// Groups a fingerprint for reading aloud over the phone: `ab12 cd34 …`.

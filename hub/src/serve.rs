@@ -10,11 +10,11 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _, Result};
 use automerge::{Automerge, ChangeHash};
 use chrono::{DateTime, Utc};
+use datum_host::net::pki;
+use datum_host::net::tls;
+use datum_host::net::transport::{Closer, FrameReceiver, FrameSender, Incoming, Listener, TransportError};
 use datum_shared::document;
 use datum_shared::ids::SiteName;
-use datum_shared::net::pki;
-use datum_shared::net::tls;
-use datum_shared::net::transport::{Closer, FrameReceiver, FrameSender, Incoming, Listener, TransportError};
 use datum_shared::sync::wire::{AuditHead, BlobWant, Frame, Msg};
 use datum_shared::sync::{witness, AuditTrail, Event, LocalDoc, Principal, Session, SessionConfig};
 use datum_shared::DocId;
@@ -23,9 +23,9 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn, Instrument};
 
 use crate::commands::{token_hash, Context};
-use crate::error::Outcome;
 use crate::identity::{self, Identity, NODE_CERT_DAYS};
 use crate::store::{AuditHeadRow, DocPiece, NodeRow, Store, TokenCheck};
+use datum_host::exit::Outcome;
 
 /// A connection that says nothing for this long is closed (QUIC keep-alives keep idle links below it).
 const IDLE: Duration = Duration::from_secs(120);
@@ -67,7 +67,7 @@ pub async fn serve(ctx: &Context, listen: SocketAddr, udp: bool) -> Result<Outco
         Err(TransportError::Bind { addr, source })
             if matches!(source.kind(), std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable) =>
         {
-            return Err(crate::error::user(format!("cannot listen on {addr}: {source}")));
+            return Err(datum_host::exit::user(format!("cannot listen on {addr}: {source}")));
         }
         Err(e) => return Err(anyhow::Error::from(e).context("listen")),
     };
@@ -357,7 +357,7 @@ async fn sync(
     closer: Closer,
     leaf: &[u8],
     conn_id: u64,
-    via: datum_shared::net::transport::Via,
+    via: datum_host::net::transport::Via,
 ) -> Result<()> {
     let (out, writer_task) = writer(tx);
     let (node, site_id) = match authorize(hub, leaf).await {

@@ -13,8 +13,6 @@ pub mod document;
 pub mod drift;
 pub mod ids;
 pub mod model;
-#[cfg(feature = "net")]
-pub mod net;
 pub mod normalize;
 pub mod person;
 pub mod policy;

@@ -13,7 +13,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use automerge::Automerge;
-use datum_shared::net::{pki, tls, transport};
+use datum_host::net::{pki, tls, transport};
 use datum_shared::sync::wire::{Frame, Msg};
 use datum_shared::sync::{Event, LocalDoc, Principal, Session, SessionConfig};
 use datum_shared::DocId;

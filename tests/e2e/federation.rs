@@ -233,15 +233,15 @@ fn foreign_expired_and_revoked_certificates_are_refused() {
 
 /// A compromised edge: a real, enrolled node certificate, but a client that sends whatever it likes.
 struct Forger {
-    tx: datum_shared::net::transport::FrameSender,
-    rx: datum_shared::net::transport::FrameReceiver,
-    closer: datum_shared::net::transport::Closer,
+    tx: datum_host::net::transport::FrameSender,
+    rx: datum_host::net::transport::FrameReceiver,
+    closer: datum_host::net::transport::Closer,
     seq: u64,
 }
 
 impl Forger {
     async fn connect(plant: &Plant) -> Forger {
-        use datum_shared::net::{tls, transport};
+        use datum_host::net::{tls, transport};
         let link: Value =
             serde_json::from_slice(&std::fs::read(plant.data.join("identity/hub.json")).expect("hub.json"))
                 .expect("json");

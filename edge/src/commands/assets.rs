@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use super::{find_asset, parse_asset_name, required_text};
 use crate::cli::{AssetCmd, AssetFieldArgs};
-use crate::error::{user, Outcome};
 use crate::output::{opt, print_json, print_table, spinner};
 use crate::site::{Site, Write};
+use datum_host::exit::{user, Outcome};
 
 const COLLECTION: &str = "assets";
 

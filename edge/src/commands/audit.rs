@@ -10,10 +10,10 @@ use serde::Serialize;
 
 use super::reports::check_blobs;
 use crate::cli::AuditCmd;
-use crate::error::{user, Outcome};
 use crate::output::{print_json, print_table};
 use crate::site::{load_doc_from, read_audit_head, Site};
 use crate::store::RecordRow;
+use datum_host::exit::{user, Outcome};
 
 pub async fn run(site: &mut Site, cmd: AuditCmd) -> Result<Outcome> {
     match cmd {

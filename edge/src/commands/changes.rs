@@ -16,10 +16,10 @@ use serde::Serialize;
 use super::configs::{baseline_puts, load_change};
 use super::{find_asset, required_text, text_arg};
 use crate::cli::ChangeCmd;
-use crate::error::{user, Outcome};
 use crate::output::{print_json, print_table};
 use crate::site::{Site, Write};
 use crate::view::version_ref;
+use datum_host::exit::{user, Outcome};
 
 const EVENTS: &str = "change_events";
 

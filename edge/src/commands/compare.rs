@@ -9,8 +9,8 @@ use datum_shared::normalize::{mask_raw, normalize_pair, FingerprintKey, MAX_NORM
 use datum_shared::text;
 use serde::Serialize;
 
-use crate::error::{user, Outcome};
 use crate::output::print_json;
+use datum_host::exit::{user, Outcome};
 
 /// The comparison of two versions of one artifact.
 #[derive(Serialize)]

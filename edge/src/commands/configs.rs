@@ -14,9 +14,9 @@ use super::compare::{self, compare, Comparison};
 use super::{find_asset, parse_version, required_text, resolve_slot, text_arg};
 use crate::blobs::BlobError;
 use crate::cli::{BaselineCmd, ConfigCmd};
-use crate::error::{user, Damage, Outcome};
 use crate::output::{out_target, print_json, print_table, OutTarget};
 use crate::site::{Site, Write};
+use datum_host::exit::{user, Damage, Outcome};
 
 pub async fn run(site: &mut Site, cmd: ConfigCmd) -> Result<Outcome> {
     match cmd {
@@ -367,7 +367,7 @@ async fn export(site: &mut Site, asset: &str, slot: Option<String>, version: &st
             // Verified whole before a byte reaches standard output: a damaged copy must not half-print.
             let tmp_dir = site.dir.join("tmp");
             std::fs::create_dir_all(&tmp_dir)?;
-            let (_, tmp) = crate::blobs::tempfile_in(&tmp_dir)?;
+            let (_, tmp) = datum_host::fs::tempfile_in(&tmp_dir)?;
             let result = site.blobs.export(&v.raw_hash, &tmp).map_err(|e| stored_copy(&v, e)).and_then(|written| {
                 let mut file = std::fs::File::open(&tmp)?;
                 std::io::copy(&mut file, &mut std::io::stdout().lock())?;

@@ -20,11 +20,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::Context;
-use crate::blobs::{is_hash, sync_dir, tempfile_in, BlobStore};
-use crate::error::{user, Outcome};
+use crate::blobs::{is_hash, BlobStore};
 use crate::output::{out_target, print_json, progress, OutTarget};
-use crate::site::{write_audit_head, write_secret, DirLock, Site};
+use crate::site::{write_audit_head, DirLock, Site};
 use crate::store::Store;
+use datum_host::exit::{user, Outcome};
+use datum_host::fs::{sync_dir, tempfile_in, write_private};
 
 const FORMAT: &str = "datum-dump/1";
 const ROOT: &str = "datum-dump";
@@ -327,7 +328,7 @@ async fn restore_into(file: &Path, staging: &Path, ctx: &Context, json: bool) ->
     // fails from here on because of its content is bad input (exit 2); only the machine's own I/O failing is
     // an internal error.
     rebuild(&raw, staging, &manifest, ctx, json).await.map_err(|e| {
-        if e.downcast_ref::<crate::error::UserError>().is_some()
+        if e.downcast_ref::<datum_host::exit::UserError>().is_some()
             || e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some())
         {
             e
@@ -343,7 +344,7 @@ async fn rebuild(raw: &Path, staging: &Path, manifest: &Manifest, ctx: &Context,
     let site_dir = staging.join("site");
     fs::create_dir_all(site_dir.join("identity"))?;
     let _lock = DirLock::acquire(&site_dir)?;
-    write_secret(&site_dir.join("identity/site.key"), &fs::read(raw.join("identity/site.key"))?)?;
+    write_private(&site_dir.join("identity/site.key"), &fs::read(raw.join("identity/site.key"))?)?;
     let blobs = BlobStore::open(site_dir.join("blobs"))?;
     let blob_members: Vec<&Member> = manifest.members.iter().filter(|m| m.path.starts_with("blobs/")).collect();
     let bar = progress(2 * blob_members.len() as u64, "restoring blobs", json);

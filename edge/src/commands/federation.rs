@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use chrono::{DateTime, Utc};
-use datum_shared::net::pki;
-use datum_shared::net::tls::{self, HubTrust};
-use datum_shared::net::transport::{self, ConnectError, ConnectOpts, FrameSender, Mode, Via};
+use datum_host::net::pki;
+use datum_host::net::tls::{self, HubTrust};
+use datum_host::net::transport::{self, ConnectError, ConnectOpts, FrameSender, Mode, Via};
 use datum_shared::sync::wire::{AuditHead, BlobWant, Frame, Msg, BLOB_CHUNK};
 use datum_shared::sync::{witness, AuditTrail, Event, LocalDoc, Principal, Session, SessionConfig};
 use serde::{Deserialize, Serialize};
@@ -22,9 +22,10 @@ use tracing::info;
 
 use super::Context;
 use crate::blobs::BlobStore;
-use crate::error::{user, Outcome};
-use crate::site::{load_doc_from, write_secret, Access, DirLock, Site, PASS_LOCK_WAIT};
+use crate::site::{load_doc_from, Access, DirLock, Site, PASS_LOCK_WAIT};
 use crate::store::{Batch, Store};
+use datum_host::exit::{user, Outcome};
+use datum_host::fs::write_private;
 
 /// Everything the edge needs to reach and trust its hub, written at enrollment as one file (replaced
 /// atomically on certificate renewal). Private: it holds the node's key.
@@ -77,7 +78,7 @@ impl HubLink {
         }
     }
     pub fn save(&self, dir: &Path) -> Result<()> {
-        write_secret(&Self::path(dir), &serde_json::to_vec_pretty(self)?)
+        write_private(&Self::path(dir), &serde_json::to_vec_pretty(self)?)
     }
 }
 
@@ -530,7 +531,7 @@ impl QuicVerdict {
             QuicVerdict::Failed(memory) => {
                 let written = (|| -> Result<()> {
                     std::fs::create_dir_all(dir.join("tmp"))?;
-                    crate::site::write_file_atomically(&path, &serde_json::to_vec_pretty(memory)?, false)
+                    datum_host::fs::write_atomically(&path, &serde_json::to_vec_pretty(memory)?)
                 })();
                 if let Err(e) = written {
                     tracing::warn!("cannot remember that quic failed: {e:#}");
@@ -582,7 +583,7 @@ async fn send_blob(
     // blocking thread: a large file takes seconds, and the connection's keep-alives must go on meanwhile.
     let tmp_dir = site.dir.join("tmp");
     std::fs::create_dir_all(&tmp_dir)?;
-    let (file, tmp_path) = crate::blobs::tempfile_in(&tmp_dir)?;
+    let (file, tmp_path) = datum_host::fs::tempfile_in(&tmp_dir)?;
     let (blobs, hash) = (site.blobs.clone(), want.hash.clone());
     let (mut file, copied) = tokio::task::spawn_blocking(move || {
         let mut file = file;
@@ -679,7 +680,7 @@ pub async fn sync(
     loop {
         let site = match Site::open_as(&ctx.data, &ctx.actor, Utc::now(), Access::Sync).await {
             Ok(s) => s,
-            Err(e) if e.downcast_ref::<crate::error::UserError>().is_some() => {
+            Err(e) if e.downcast_ref::<datum_host::exit::UserError>().is_some() => {
                 // A command held the directory for longer than a pass waits: try again shortly.
                 info!("not in sync ({e:#}); retrying in {}", seconds(interval));
                 tokio::time::sleep(interval).await;
@@ -701,7 +702,7 @@ pub async fn sync(
                         report.via, report.docs, report.files, report.received_changes
                     );
                 }
-                Err(e) if e.downcast_ref::<crate::error::UserError>().is_some() => {
+                Err(e) if e.downcast_ref::<datum_host::exit::UserError>().is_some() => {
                     site.close().await;
                     return Err(e);
                 }

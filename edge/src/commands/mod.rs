@@ -18,8 +18,8 @@ use datum_shared::model::Asset;
 use datum_shared::{AssetName, SlotName};
 
 use crate::cli::Command;
-use crate::error::{user, Outcome};
 use crate::site::{Access, Site};
+use datum_host::exit::{user, Outcome};
 
 pub struct Context {
     pub data: PathBuf,

@@ -13,9 +13,9 @@ use serde::Serialize;
 use super::{find_asset, parse_version, required_text, resolve_slot, text_arg};
 use crate::blobs::BlobError;
 use crate::cli::{BackupCmd, RestoreTestCmd, ReviewCmd};
-use crate::error::{user, Outcome};
 use crate::output::{age_days, print_json, print_table, progress};
 use crate::site::{Site, Write};
+use datum_host::exit::{user, Outcome};
 
 pub async fn drift(site: &mut Site, json: bool, zone: Option<&str>) -> Result<Outcome> {
     let view = crate::view::load(site).await?;

@@ -16,19 +16,20 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use datum_host::net::pki;
+use datum_host::net::transport::Mode;
 use datum_shared::audit::DocChange;
-use datum_shared::net::pki;
-use datum_shared::net::transport::Mode;
 use datum_shared::sync::wire::Msg;
 use serde::{Deserialize, Serialize};
 
 use super::federation::{check_issued, enroll_exchange, run_pass, HubLink, PassReport, PassTarget};
 use super::Context;
-use crate::blobs::{sync_dir, BlobStore};
-use crate::error::{user, Outcome};
+use crate::blobs::BlobStore;
 use crate::output::print_json;
-use crate::site::{load_doc_from, read_audit_head, write_audit_head, write_secret, DirLock, Site};
+use crate::site::{load_doc_from, read_audit_head, write_audit_head, DirLock, Site};
 use crate::store::{Batch, Store};
+use datum_host::exit::{user, Outcome};
+use datum_host::fs::{sync_dir, write_private};
 
 /// The site this staging directory is being restored as (written with the enrollment, before `hub.json`).
 const RESTORE_FILE: &str = "identity/restore.json";
@@ -225,7 +226,7 @@ async fn enrollment(staging: &Path, args: &RestoreArgs, fingerprint: &str) -> Re
         bail!("the hub sent a malformed site id");
     }
     let identity = RestoreIdentity { site_name, site_id };
-    write_secret(&staging.join(RESTORE_FILE), &serde_json::to_vec_pretty(&identity)?)?;
+    write_private(&staging.join(RESTORE_FILE), &serde_json::to_vec_pretty(&identity)?)?;
     let link = HubLink {
         address: args.hub.clone(),
         hub_name,

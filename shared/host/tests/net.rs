@@ -1,15 +1,14 @@
-//! The `net` feature over real loopback sockets, with certificates made in the test: mTLS over QUIC and TCP,
+//! The transport (`datum_host::net`) over real loopback sockets, with certificates made in the test: mTLS over QUIC and TCP,
 //! fallback, refusals (other CA, expired, wrong pin, no ALPN), 0-RTT off, closing, frame limits.
-#![cfg(feature = "net")]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use datum_shared::net::pki::{self, CaBundle, Issuer};
-use datum_shared::net::tls::{self, HubTrust};
-use datum_shared::net::transport::{
+use datum_host::net::pki::{self, CaBundle, Issuer};
+use datum_host::net::tls::{self, HubTrust};
+use datum_host::net::transport::{
     self, connect, Conn, ConnectError, ConnectOpts, Listener, Mode, TransportError, Via, MAX_FRAME,
 };
 

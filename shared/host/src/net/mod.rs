@@ -1,4 +1,4 @@
-//! Networking shared by the hub and the edge (feature `net`): the private PKI, the rustls configurations and
+//! Networking shared by the hub and the edge: the private PKI, the rustls configurations and
 //! the framed QUIC / TLS-over-TCP transport.
 //!
 //! This is the only part of `datum-shared` that does I/O, draws randomness or reads the clock (certificate

@@ -1,13 +1,13 @@
-//! Loopback throughput of the `net` transport, QUIC and TLS over TCP, with certificates made on the spot:
-//! `cargo run --release -p datum-shared --features net --example net_throughput [MiB]` (default 256).
+//! Loopback throughput of the transport (`datum_host::net`), QUIC and TLS over TCP, with certificates made on the spot:
+//! `cargo run --release -p datum-host --example net_throughput [MiB]` (default 256).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use datum_shared::net::pki::{self, Issuer};
-use datum_shared::net::tls::{self, HubTrust};
-use datum_shared::net::transport::{connect, ConnectOpts, Listener, Mode};
+use datum_host::net::pki::{self, Issuer};
+use datum_host::net::tls::{self, HubTrust};
+use datum_host::net::transport::{connect, ConnectOpts, Listener, Mode};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

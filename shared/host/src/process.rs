@@ -1,0 +1,50 @@
+//! What every binary does first: the clock, logging, the file mode of what it creates, SIGPIPE.
+
+use chrono::{DateTime, Utc};
+
+use crate::exit::user;
+
+/// The clock, and whether it is the drill clock: `DATUM_NOW` (RFC 3339) replaces the system clock for drills
+/// and tests of intervals. The edge marks every audit entry written under it as a drill entry.
+pub fn now() -> anyhow::Result<(DateTime<Utc>, bool)> {
+    match std::env::var("DATUM_NOW") {
+        Ok(v) if !v.is_empty() => DateTime::parse_from_rfc3339(&v)
+            .map(|t| (t.with_timezone(&Utc), true))
+            .map_err(|e| user(format!("DATUM_NOW {v:?} is not an RFC 3339 time: {e}"))),
+        _ => Ok((Utc::now(), false)),
+    }
+}
+
+/// Logs to standard error, filtered by `DATUM_LOG` (an `EnvFilter` directive such as `debug` or
+/// `datum_hub=debug`) or else by `default_filter`; colours only on a terminal, so a service's log file and a
+/// pipe get plain text.
+pub fn init_logging(default_filter: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DATUM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Everything this process creates (databases, WAL, blobs, keys, dumps, exports) is readable by its owner
+/// only: configurations hold password hashes, identities hold private keys.
+#[allow(unsafe_code)]
+pub fn private_files() {
+    // SAFETY: umask has no preconditions and cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Rust ignores SIGPIPE, so `datum-edge config diff X | head` would panic on a closed pipe. A command-line
+/// tool should end quietly instead, like every Unix filter. Call first thing in `main`.
+#[allow(unsafe_code)]
+pub fn restore_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
