@@ -245,9 +245,9 @@ fn pinned_seed_replays() {
     run(0x00D4_7A00, 600, 3);
 }
 
-/// Seeds of the sweep. Many short runs find more than a few long ones (each seed draws its own file chunk
-/// size, fault rate and schedule); their lengths keep the sweep as fast in a debug build as the 60 seeds of
-/// 400 steps it replaced.
+/// Seeds of the sweep: many short runs, each with its own file chunk size, fault rate and schedule (the pinned
+/// seed keeps one long history); their lengths keep the sweep as fast in a debug build as the 60 seeds of 400
+/// steps it replaced.
 const SEEDS: u64 = 500;
 
 /// A seed's length (12 to 60 steps) and fault rate (3, 6, 9 or 12 percent per fault kind), derived from the seed
