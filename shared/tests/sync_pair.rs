@@ -5,7 +5,7 @@ mod support;
 
 use automerge::sync::SyncDoc;
 use automerge::Automerge;
-use datum_shared::sync::wire::{AuditHead, Frame, Msg, BLOB_CHUNK};
+use datum_shared::sync::wire::{AuditHead, BlobWant, Frame, Msg, BLOB_CHUNK};
 use datum_shared::sync::{witness, AuditTrail, Event, Principal, Session, SessionConfig};
 use datum_shared::DocId;
 use support::*;
@@ -392,6 +392,19 @@ fn a_hub_may_not_push_files_to_an_edge_that_is_not_restoring() {
     let outcome = attack_edge(&mut edge, frames);
     assert!(outcome.failed.iter().any(|f| f.contains("unexpected BlobChunk")), "{outcome:?}");
     assert!(edge.disk.blobs.is_empty() && edge.disk.partial.is_empty());
+}
+
+/// One request may not make a peer stream the same file many times (an amplification a fuzzing review found).
+#[test]
+fn a_file_wanted_twice_in_one_request_is_a_violation() {
+    let mut edge = Node::edge("aaaa");
+    let hash = "ab".repeat(32);
+    let mut f = Forger { seq: 0 };
+    let want = || BlobWant { hash: hash.clone(), from: 0 };
+    let frames =
+        vec![f.hello(None), f.frame(Msg::Manifest { docs: vec![] }), f.frame(Msg::BlobWant { wants: vec![want(); 3] })];
+    let outcome = attack_edge(&mut edge, frames);
+    assert!(outcome.violations.iter().any(|v| v.contains("twice in one request")), "{outcome:?}");
 }
 
 #[test]

@@ -460,6 +460,11 @@ impl Session {
                 if let Some(bad) = wants.iter().find(|w| !is_blob_hash(&w.hash)) {
                     return self.violation(format!("wanted a file by a malformed name {:?}", bad.hash));
                 }
+                // One frame must not make the driver send a file many times over.
+                let mut seen = BTreeSet::new();
+                if let Some(twice) = wants.iter().find(|w| !seen.insert(w.hash.as_str())) {
+                    return self.violation(format!("wanted file {} twice in one request", twice.hash));
+                }
                 self.events.push_back(Event::SendBlobs(wants));
             }
             (Phase::Running, Msg::BlobChunk { hash, offset, total, sha256, data }) if self.receives_files() => {
