@@ -10,6 +10,7 @@ use datum_host::fs::write_private;
 use datum_host::net::pki::{self, Issuer};
 
 use datum_host::exit::user;
+use sha2::{Digest, Sha256};
 
 const DIR: &str = "identity";
 /// Node certificates are valid this long; edges renew them over the sync channel when a third is left.
@@ -76,4 +77,15 @@ pub fn load(data: &Path) -> Result<Identity> {
 /// Groups a fingerprint for reading aloud over the phone: `ab12 cd34 …`.
 pub fn display_fingerprint(fp: &str) -> String {
     fp.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).to_string()).collect::<Vec<_>>().join(":")
+}
+
+pub fn new_token() -> (String, String) {
+    let token = hex::encode(rand::random::<[u8; 20]>());
+    (token.clone(), token_hash(&token))
+}
+
+/// Tokens are stored only as their SHA-256: they are 160 random bits, so no slow hash is needed, and a
+/// copy of the database does not let anyone enroll.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.trim().as_bytes()))
 }

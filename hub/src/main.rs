@@ -7,6 +7,7 @@
 
 mod cli;
 mod commands;
+mod context;
 mod identity;
 mod serve;
 mod store;
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
     exit::finish(runtime.block_on(async {
         // `DATUM_NOW` replaces the clock for tests of expiry; the hub records it as-is.
         let (now, _) = process::now()?;
-        let ctx = commands::Context { data: resolve_data(cli.data), database: cli.database, now };
+        let ctx = context::Context { data: resolve_data(cli.data), database: cli.database, now };
         commands::run(ctx, cli.command).await
     }))
 }

@@ -16,9 +16,9 @@ use datum_host::net::pki;
 use datum_host::net::tls::{self, HubTrust};
 use datum_host::net::transport::{self, ConnectError, ConnectOpts, FrameSender, Mode, Via};
 use datum_shared::sync::wire::{AuditHead, BlobWant, Frame, Msg, BLOB_CHUNK};
-use datum_shared::sync::{witness, AuditTrail, Event, LocalDoc, Principal, Session, SessionConfig};
+use datum_shared::sync::{enrollment, witness, AuditTrail, Event, LocalDoc, Principal, Session, SessionConfig};
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{info, Instrument as _};
 
 use super::Context;
 use crate::blobs::BlobStore;
@@ -136,9 +136,8 @@ pub async fn enroll(
         other => return Err(anyhow!("unexpected answer from the hub: {other:?}")),
     };
     let identity = check_issued(&root_pem, &chain_pem, &fingerprint)?;
-    if identity.site != site.info.name || identity.node != node {
-        return Err(anyhow!("the hub issued a certificate for {}/{}", identity.site, identity.node));
-    }
+    enrollment::check_answer(Some(&site.info.name), &node, &identity.site, &identity.node, &site.info.site_id)
+        .map_err(|e| anyhow!(e))?;
     HubLink {
         address: hub.to_string(),
         hub_name: hub_name.clone(),
@@ -669,53 +668,60 @@ pub async fn sync(
     }
     // Fail fast on what waiting will not fix: not a site, not enrolled.
     let site = Site::open_as(&ctx.data, &ctx.actor, ctx.now, Access::Read).await?;
-    let enrolled = HubLink::load(&site.dir)?.is_some();
+    let link = HubLink::load(&site.dir)?;
+    let site_name = site.info.name.to_string();
     site.close().await;
-    if !enrolled {
+    let Some(link) = link else {
         return Err(user("this site is not enrolled with a hub; run `datum-edge enroll` first"));
-    }
-    let mut failures = 0u32;
-    let mut last_heads: Option<Vec<(String, i64, i64)>> = None;
-    let mut last_pass = std::time::Instant::now() - Duration::from_secs(3600);
-    loop {
-        let site = match Site::open_as(&ctx.data, &ctx.actor, Utc::now(), Access::Sync).await {
-            Ok(s) => s,
-            Err(e) if e.downcast_ref::<datum_host::exit::UserError>().is_some() => {
-                // A command held the directory for longer than a pass waits: try again shortly.
-                info!("not in sync ({e:#}); retrying in {}", seconds(interval));
-                tokio::time::sleep(interval).await;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let heads = current_heads(&site).await?;
-        let due = last_heads.as_ref() != Some(&heads) || last_pass.elapsed() >= Duration::from_secs(300);
-        let mut delay = interval;
-        if due {
-            match sync_pass(&site, mode, disable_gso, Utc::now()).await {
-                Ok(report) => {
-                    failures = 0;
-                    last_heads = Some(current_heads(&site).await?);
-                    last_pass = std::time::Instant::now();
-                    info!(
-                        "in sync with the hub via {}: {} documents, {} files sent, {} changes received",
-                        report.via, report.docs, report.files, report.received_changes
-                    );
-                }
+    };
+    // Every line of the continuous mode names the site and its hub (the error and log policy).
+    let span = tracing::info_span!("sync", site = %site_name, hub = %link.address);
+    async move {
+        let mut failures = 0u32;
+        let mut last_heads: Option<Vec<(String, i64, i64)>> = None;
+        let mut last_pass = std::time::Instant::now() - Duration::from_secs(3600);
+        loop {
+            let site = match Site::open_as(&ctx.data, &ctx.actor, Utc::now(), Access::Sync).await {
+                Ok(s) => s,
                 Err(e) if e.downcast_ref::<datum_host::exit::UserError>().is_some() => {
-                    site.close().await;
-                    return Err(e);
+                    // A command held the directory for longer than a pass waits: try again shortly.
+                    info!("not in sync ({e:#}); retrying in {}", seconds(interval));
+                    tokio::time::sleep(interval).await;
+                    continue;
                 }
-                Err(e) => {
-                    failures += 1;
-                    delay = backoff(failures);
-                    info!("not in sync ({e:#}); retrying in {}", seconds(delay));
+                Err(e) => return Err(e),
+            };
+            let heads = current_heads(&site).await?;
+            let due = last_heads.as_ref() != Some(&heads) || last_pass.elapsed() >= Duration::from_secs(300);
+            let mut delay = interval;
+            if due {
+                match sync_pass(&site, mode, disable_gso, Utc::now()).await {
+                    Ok(report) => {
+                        failures = 0;
+                        last_heads = Some(current_heads(&site).await?);
+                        last_pass = std::time::Instant::now();
+                        info!(
+                            "in sync with the hub via {}: {} documents, {} files sent, {} changes received",
+                            report.via, report.docs, report.files, report.received_changes
+                        );
+                    }
+                    Err(e) if e.downcast_ref::<datum_host::exit::UserError>().is_some() => {
+                        site.close().await;
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        delay = backoff(failures);
+                        info!("not in sync ({e:#}); retrying in {}", seconds(delay));
+                    }
                 }
             }
+            site.close().await;
+            tokio::time::sleep(delay).await;
         }
-        site.close().await;
-        tokio::time::sleep(delay).await;
     }
+    .instrument(span)
+    .await
 }
 
 /// A delay as people read it in a log line: `4.2 s`.

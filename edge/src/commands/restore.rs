@@ -19,6 +19,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use datum_host::net::pki;
 use datum_host::net::transport::Mode;
 use datum_shared::audit::DocChange;
+use datum_shared::sync::enrollment;
 use datum_shared::sync::wire::Msg;
 use serde::{Deserialize, Serialize};
 
@@ -216,15 +217,11 @@ async fn enrollment(staging: &Path, args: &RestoreArgs, fingerprint: &str) -> Re
             other => return Err(anyhow!("unexpected answer from the hub: {other:?}")),
         };
     let issued = check_issued(&root_pem, &chain_pem, fingerprint)?;
-    if issued.site != site_name || issued.node != node {
-        bail!("the hub issued a certificate for {}/{}", issued.site, issued.node);
+    if issued.site != site_name {
+        bail!("the hub issued a certificate for {}/{} but answered for site {site_name}", issued.site, issued.node);
     }
-    if args.site.as_ref().is_some_and(|s| *s != site_name) {
-        bail!("the hub answered for site {site_name}, not the one asked for");
-    }
-    if site_id.len() != 16 || !site_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("the hub sent a malformed site id");
-    }
+    enrollment::check_answer(args.site.as_deref(), &node, &issued.site, &issued.node, &site_id)
+        .map_err(|e| anyhow!(e))?;
     let identity = RestoreIdentity { site_name, site_id };
     write_private(&staging.join(RESTORE_FILE), &serde_json::to_vec_pretty(&identity)?)?;
     let link = HubLink {

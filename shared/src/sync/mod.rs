@@ -5,6 +5,7 @@
 //! frames between a transport and a `Session`, load and store documents when asked, and read no rule of
 //! their own.
 
+pub mod enrollment;
 pub mod session;
 pub mod wire;
 pub mod witness;

@@ -1,0 +1,115 @@
+//! Configuration files and evidence in 1 MiB pieces, stored once, and which sites hold each (`blob_sites`).
+
+use super::*;
+
+impl Store {
+    /// Registers referenced files of a site (unknown ones become wanted) and returns every incomplete file of
+    /// the site with the bytes already received.
+    pub async fn want_blobs(&self, site_id: &str, referenced: &[String]) -> Result<Vec<BlobState>> {
+        let mut tx = self.pool.begin().await?;
+        for hash in referenced {
+            sqlx::query(
+                "INSERT INTO blobs (hash, site_id, size, received, complete) VALUES ($1, $2, 0, 0, 0)
+                 ON CONFLICT (hash) DO NOTHING",
+            )
+            .bind(hash)
+            .bind(site_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO blob_sites (hash, site_id) VALUES ($1, $2) ON CONFLICT (hash, site_id) DO NOTHING",
+            )
+            .bind(hash)
+            .bind(site_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        let rows = sqlx::query(
+            "SELECT b.hash, b.received FROM blobs b JOIN blob_sites s ON s.hash = b.hash
+             WHERE s.site_id = $1 AND b.complete = 0 ORDER BY b.hash",
+        )
+        .bind(site_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(BlobState { hash: r.try_get(0)?, received: r.try_get::<i64, _>(1)? as u64 })).collect()
+    }
+
+    /// Appends a piece at `pos` (which must equal the bytes received so far).
+    pub async fn append_blob(&self, hash: &str, pos: u64, total: u64, bytes: &[u8]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let n =
+            sqlx::query("UPDATE blobs SET received = $2, size = $3 WHERE hash = $1 AND received = $4 AND complete = 0")
+                .bind(hash)
+                .bind((pos + bytes.len() as u64) as i64)
+                .bind(total as i64)
+                .bind(pos as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if n != 1 {
+            return Err(StoreError::Invalid(format!("file {hash}: piece at {pos} does not continue what is stored")));
+        }
+        sqlx::query("INSERT INTO blob_chunks (hash, pos, bytes) VALUES ($1, $2, $3)")
+            .bind(hash)
+            .bind(pos as i64)
+            .bind(bytes.to_vec())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The size of a completely stored file that belongs to a site (its documents refer to it; identical files
+    /// of two sites are stored once). `None` otherwise.
+    pub async fn site_blob_size(&self, site_id: &str, hash: &str) -> Result<Option<u64>> {
+        if !datum_shared::sync::wire::is_blob_hash(hash) {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT b.size FROM blobs b JOIN blob_sites s ON s.hash = b.hash
+             WHERE b.hash = $1 AND s.site_id = $2 AND b.complete = 1",
+        )
+        .bind(hash)
+        .bind(site_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok(r.try_get::<i64, _>(0)? as u64)).transpose()
+    }
+
+    /// The pieces of a file, in order.
+    pub async fn blob_pieces(&self, hash: &str) -> Result<Vec<Vec<u8>>> {
+        let rows = sqlx::query("SELECT bytes FROM blob_chunks WHERE hash = $1 ORDER BY pos")
+            .bind(hash)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    pub async fn complete_blob(&self, hash: &str) -> Result<()> {
+        sqlx::query("UPDATE blobs SET complete = 1 WHERE hash = $1").bind(hash).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A damaged transfer starts over.
+    pub async fn reset_blob(&self, hash: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM blob_chunks WHERE hash = $1").bind(hash).execute(&mut *tx).await?;
+        sqlx::query("UPDATE blobs SET received = 0 WHERE hash = $1").bind(hash).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// (files complete, files incomplete, bytes complete) of a site.
+    pub async fn blob_counts(&self, site_id: &str) -> Result<(i64, i64, i64)> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(b.complete), 0) AS BIGINT), CAST(COALESCE(SUM(1 - b.complete), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(b.size * b.complete), 0) AS BIGINT)
+             FROM blobs b JOIN blob_sites s ON s.hash = b.hash WHERE s.site_id = $1",
+        )
+        .bind(site_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+    }
+}

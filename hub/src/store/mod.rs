@@ -1,0 +1,254 @@
+//! The hub's database: the only module with SQL. One schema, two engines — SQLite (embedded default) and
+//! PostgreSQL — through sqlx's `Any` driver; every statement is written in the common dialect (`$n`
+//! parameters, `ON CONFLICT`), and the test suite runs against both.
+//!
+//! Multi-row changes (an enrollment, a stored document piece with its receipts) happen in one transaction.
+//! This file opens the database and holds the row types; the statements are grouped by what they keep:
+//! `sites` (sites, tokens, nodes, violations), `audit` (the audit heads witnessed), `docs` (document pieces,
+//! cursors, receipts, the records projection), `blobs` (configuration files and which sites hold them).
+
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use datum_shared::sync::enrollment::TokenState;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+
+mod audit;
+mod blobs;
+mod docs;
+mod migrations;
+mod sites;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the hub database {path} is damaged: {why}; restore it from a backup (nothing was changed)")]
+    Damaged { path: String, why: String },
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteRow {
+    /// The identifier (in certificates and the edge's site record).
+    pub name: String,
+    /// The name people use, when it differs from the identifier.
+    pub display: Option<String>,
+    pub site_id: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    pub last_contact: Option<String>,
+    pub last_synced: Option<String>,
+    pub last_result: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    pub fingerprint: String,
+    pub node: String,
+    pub site: String,
+    pub issued_at: String,
+    pub not_after: String,
+    pub replaced_by: Option<String>,
+}
+
+/// A stored piece of a document (automerge `save_after` bytes), its new heads, and who sent which change.
+#[derive(Debug, Clone, Copy)]
+pub struct DocPiece<'a> {
+    pub doc_id: &'a str,
+    pub site_id: Option<&'a str>,
+    pub bytes: &'a [u8],
+    pub heads: &'a [String],
+    pub receipts: &'a [String],
+    pub node: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// The newest audit entry a site presented in a confirmed session (see `datum_shared::sync::witness`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditHeadRow {
+    pub seq: u64,
+    pub hash: String,
+    pub signature: String,
+    pub node: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobState {
+    pub hash: String,
+    pub received: u64,
+}
+
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Opens (and migrates) the database: a `postgres://` URL, or the SQLite file `path`.
+    pub async fn open(url: Option<&str>, sqlite_path: &Path, create: bool) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (url, postgres) = match url {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => (u.to_string(), true),
+            Some(u) => return Err(StoreError::Invalid(format!("unsupported database URL {u:?} (use postgres://…)"))),
+            None => {
+                if !create && !sqlite_path.exists() {
+                    return Err(StoreError::Invalid(format!("no hub database at {}", sqlite_path.display())));
+                }
+                if sqlite_path.exists() {
+                    check_sqlite_file(sqlite_path)?;
+                }
+                let mode = if create { "rwc" } else { "rw" };
+                (format!("sqlite://{}?mode={mode}", sqlite_path.display()), false)
+            }
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if postgres { 8 } else { 1 })
+            // A local file answers at once or not at all: fail within seconds, not after the 30 s default.
+            .acquire_timeout(std::time::Duration::from_secs(if postgres { 30 } else { 2 }))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if !postgres {
+                        for pragma in
+                            ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"]
+                        {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| damage_or(e.into(), postgres, sqlite_path))?;
+        let migrated = if postgres {
+            match migrations::postgres().await {
+                Ok(migrator) => migrator.run(&pool).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            migrations::SQLITE.run(&pool).await
+        };
+        migrated.map_err(|e| damage_or(e.into(), postgres, sqlite_path))?;
+        Ok(Store { pool })
+    }
+
+    /// Fails unless the database holds a hub (`init` wrote its identity): an emptied or replaced database must
+    /// not be served as a hub with no sites.
+    pub async fn check_holds_hub(&self, shown: &str) -> Result<()> {
+        let damaged = |why: String| StoreError::Damaged { path: shown.to_string(), why };
+        match self.meta("store_id").await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(damaged("it holds no hub identity (emptied or replaced?)".into())),
+            Err(e) => Err(damaged(e.to_string())),
+        }
+    }
+
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The key of a node's sync cursors: node names are unique only within their site.
+pub fn peer_key(site: &str, node: &str) -> String {
+    format!("{site}/{node}")
+}
+
+const SITE_COLUMNS: &str =
+    "SELECT name, site_id, created_at, revoked_at, last_contact, last_synced, last_result, display FROM sites";
+
+fn node_row(r: &sqlx::any::AnyRow) -> Result<NodeRow> {
+    Ok(NodeRow {
+        fingerprint: r.try_get(0)?,
+        node: r.try_get(1)?,
+        site: r.try_get(2)?,
+        issued_at: r.try_get(3)?,
+        not_after: r.try_get(4)?,
+        replaced_by: r.try_get(5)?,
+    })
+}
+
+fn site_row(r: &sqlx::any::AnyRow) -> Result<SiteRow> {
+    Ok(SiteRow {
+        name: r.try_get(0)?,
+        display: r.try_get(7)?,
+        site_id: r.try_get(1)?,
+        created_at: r.try_get(2)?,
+        revoked_at: r.try_get(3)?,
+        last_contact: r.try_get(4)?,
+        last_synced: r.try_get(5)?,
+        last_result: r.try_get(6)?,
+    })
+}
+
+async fn insert_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    site: &str,
+    token_hash: &str,
+    now: DateTime<Utc>,
+    expires: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("INSERT INTO tokens (token_hash, site, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(token_hash)
+        .bind(site)
+        .bind(now.to_rfc3339())
+        .bind(expires.to_rfc3339())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Invalid(format!("bad time {s:?} in the database: {e}")))
+}
+
+/// SQLite's words for a damaged file become `Damaged`; anything else stays as it is.
+fn damage_or(e: StoreError, postgres: bool, path: &Path) -> StoreError {
+    let text = e.to_string();
+    if !postgres && (text.contains("malformed") || text.contains("not a database") || text.contains("corrupt")) {
+        return StoreError::Damaged { path: path.display().to_string(), why: text };
+    }
+    e
+}
+
+/// Checks the SQLite file's header and length before opening it (see `datum_shared::dbfile`).
+fn check_sqlite_file(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let damaged = |why: String| StoreError::Damaged { path: path.display().to_string(), why };
+    let mut file = std::fs::File::open(path).map_err(|e| damaged(e.to_string()))?;
+    let len = file.metadata().map_err(|e| damaged(e.to_string()))?.len();
+    let mut head = Vec::with_capacity(datum_shared::dbfile::HEADER_LEN);
+    file.by_ref()
+        .take(datum_shared::dbfile::HEADER_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| damaged(e.to_string()))?;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_in_use = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+    datum_shared::dbfile::check(&head, len, wal_in_use).map_err(damaged)
+}
