@@ -22,6 +22,8 @@ pub enum IdError {
     BadChangeId { value: String },
     #[error("document id {value:?} is not valid")]
     BadDocId { value: String },
+    #[error("{what} {value:?} is not {len} lower-case hexadecimal digits")]
+    BadHex { what: &'static str, value: String, len: usize },
 }
 
 fn check_name(what: &'static str, value: &str, max: usize) -> Result<(), IdError> {
@@ -91,6 +93,87 @@ name_type!(
 name_type!(
     /// A site's name, chosen at `init` (`plant-north`).
     SiteName, "site name", 48
+);
+
+name_type!(
+    /// An edge node's name, unique within its site (`north-1`); in its certificate beside the site's name.
+    NodeName, "node name", 48
+);
+
+macro_rules! hex_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $len:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Exactly
+            #[doc = stringify!($len)]
+            /// lower-case hexadecimal digits.
+            pub fn parse(value: &str) -> Result<Self, IdError> {
+                if value.len() != $len || !value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                    return Err(IdError::BadHex { what: $what, value: value.chars().take(80).collect(), len: $len });
+                }
+                Ok(Self(value.to_string()))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::parse(&s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(n: $name) -> String {
+                n.0
+            }
+        }
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+hex_type!(
+    /// A site's id: made at `init`, the owner part of its documents' ids, bound at the hub by the first
+    /// enrollment.
+    SiteId, "site id", 16
+);
+hex_type!(
+    /// A stored file's name: the SHA-256 of its content.
+    BlobHash, "file hash", 64
 );
 
 /// A name people use (`Plant North 2`, `Werk Süd`, `ACME OT`) and the identifier that goes into keys and

@@ -348,7 +348,7 @@ pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), String> {
 }
 
 /// A hex SHA-256 of raw bytes: the identity of a stored configuration file.
-pub type BlobHash = String;
+pub use crate::ids::BlobHash;
 
 /// A stored version of one artifact (slot) of one asset: a backup (SR 7.3) and a configuration record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

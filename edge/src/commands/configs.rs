@@ -133,7 +133,7 @@ async fn capture(
     let configs_doc = site.doc_id(&format!("configs/{}", month_period(site.now)));
     let report;
     match latest {
-        Some(latest) if latest.raw_hash == stored.hash => {
+        Some(latest) if latest.raw_hash.as_str() == stored.hash => {
             let check = ConfigCheck {
                 asset: asset.name.clone(),
                 slot: slot.clone(),
@@ -166,8 +166,10 @@ async fn capture(
                 asset: asset.name.clone(),
                 slot: slot.clone(),
                 version: latest.map(|v| v.version + 1).unwrap_or(1),
-                raw_hash: stored.hash.clone(),
-                normalized_hash: normalized.as_ref().map(|n| n.hash()).unwrap_or_else(|| stored.hash.clone()),
+                raw_hash: hash_of(&stored.hash)?,
+                normalized_hash: hash_of(
+                    &normalized.as_ref().map(|n| n.hash()).unwrap_or_else(|| stored.hash.clone()),
+                )?,
                 normalizer: if normalized.is_some() { NORMALIZER_VERSION } else { 0 },
                 format: normalized.as_ref().map(|n| n.format.as_str().to_string()),
                 size: stored.size,
@@ -276,7 +278,7 @@ async fn log(site: &mut Site, asset: &str, slot: Option<String>, json: bool) -> 
                 v.captured_at.format("%Y-%m-%d %H:%M").to_string(),
                 v.captured_by.clone(),
                 v.size.to_string(),
-                v.raw_hash.get(..12).unwrap_or(&v.raw_hash).to_string(),
+                v.raw_hash.as_str()[..12].to_string(),
                 match (v.change, after_the_fact(v)) {
                     (Some(c), _) => c.to_string(),
                     (None, Some(c)) => format!("{c} (after the fact)"),
@@ -354,7 +356,7 @@ async fn export(site: &mut Site, asset: &str, slot: Option<String>, version: &st
     let v = pick_version(site, &asset, slot, Some(version)).await?;
     match target {
         OutTarget::File(path) => {
-            let written = site.blobs.export(&v.raw_hash, &path).map_err(|e| stored_copy(&v, e))?;
+            let written = site.blobs.export(v.raw_hash.as_str(), &path).map_err(|e| stored_copy(&v, e))?;
             println!(
                 "wrote {}/{} v{} to {} ({written} bytes, sha256 verified)",
                 v.asset,
@@ -368,11 +370,12 @@ async fn export(site: &mut Site, asset: &str, slot: Option<String>, version: &st
             let tmp_dir = site.dir.join("tmp");
             std::fs::create_dir_all(&tmp_dir)?;
             let (_, tmp) = datum_host::fs::tempfile_in(&tmp_dir)?;
-            let result = site.blobs.export(&v.raw_hash, &tmp).map_err(|e| stored_copy(&v, e)).and_then(|written| {
-                let mut file = std::fs::File::open(&tmp)?;
-                std::io::copy(&mut file, &mut std::io::stdout().lock())?;
-                Ok(written)
-            });
+            let result =
+                site.blobs.export(v.raw_hash.as_str(), &tmp).map_err(|e| stored_copy(&v, e)).and_then(|written| {
+                    let mut file = std::fs::File::open(&tmp)?;
+                    std::io::copy(&mut file, &mut std::io::stdout().lock())?;
+                    Ok(written)
+                });
             let _ = std::fs::remove_file(&tmp);
             let written = result?;
             eprintln!("wrote {}/{} v{} ({written} bytes, sha256 verified)", v.asset, v.slot, v.version);
@@ -428,8 +431,8 @@ async fn diff(
             )));
         }
     }
-    let old = site.blobs.read(&from_v.raw_hash).map_err(|e| stored_copy(&from_v, e))?;
-    let new = site.blobs.read(&to_v.raw_hash).map_err(|e| stored_copy(&to_v, e))?;
+    let old = site.blobs.read(from_v.raw_hash.as_str()).map_err(|e| stored_copy(&from_v, e))?;
+    let new = site.blobs.read(to_v.raw_hash.as_str()).map_err(|e| stored_copy(&to_v, e))?;
     let label = |v: &ConfigVersion| format!("{}/{} v{}", v.asset, v.slot, v.version);
     let name = to_v.file_name.clone();
     let comparison =
@@ -561,4 +564,10 @@ async fn show_baseline(site: &mut Site, asset: &str, json: bool) -> Result<Outco
         }
     }
     Ok(Outcome::Clean)
+}
+
+/// A SHA-256 the blob store or the normaliser computed, as the model's type (it is always well formed; a
+/// failure here is a bug, reported as an internal error).
+pub fn hash_of(hex: &str) -> Result<datum_shared::model::BlobHash> {
+    datum_shared::model::BlobHash::parse(hex).map_err(|e| anyhow::anyhow!("internal: {e}"))
 }

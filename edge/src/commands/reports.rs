@@ -81,7 +81,7 @@ pub async fn restore_test(site: &mut Site, cmd: RestoreTestCmd) -> Result<Outcom
                 BlobError::TooLarge { .. } => user(e.to_string()),
                 other => other.into(),
             })?;
-            (Some(stored.hash), path.file_name().map(|n| n.to_string_lossy().to_string()))
+            (Some(super::configs::hash_of(&stored.hash)?), path.file_name().map(|n| n.to_string_lossy().to_string()))
         }
     };
     let id = view.restore_tests.iter().map(|t| t.id).max().unwrap_or(0) + 1;
@@ -184,11 +184,11 @@ pub async fn referenced_blobs(site: &Site) -> Result<std::collections::BTreeMap<
     let view = crate::view::load(site).await?;
     let mut refs: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for v in view.versions.values().flatten() {
-        refs.entry(v.raw_hash.clone()).or_default().push(format!("{}/{} v{}", v.asset, v.slot, v.version));
+        refs.entry(v.raw_hash.to_string()).or_default().push(format!("{}/{} v{}", v.asset, v.slot, v.version));
     }
     for t in &view.restore_tests {
         if let Some(h) = &t.evidence_hash {
-            refs.entry(h.clone()).or_default().push(format!("restore test #{} evidence", t.id));
+            refs.entry(h.to_string()).or_default().push(format!("restore test #{} evidence", t.id));
         }
     }
     Ok(refs)

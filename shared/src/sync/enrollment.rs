@@ -2,7 +2,7 @@
 //! the answer. The hub's driver looks up the token and the site, asks [`decide`], then signs and stores; the
 //! edge's driver checks the certificate chain against the pinned root, then asks [`check_answer`].
 
-use crate::ids::SiteName;
+use crate::ids::{NodeName, SiteId};
 
 /// What the hub's store says about a one-time token (by its hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,13 +116,12 @@ pub fn check_answer(
     Ok(())
 }
 
-/// A site id: 16 hexadecimal digits (made at `init`).
-pub fn is_site_id(s: &str) -> bool {
-    s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
+fn is_site_id(s: &str) -> bool {
+    SiteId::parse(s).is_ok()
 }
 
 fn check_node(node: &str) -> Result<(), String> {
-    SiteName::new(node).map(|_| ()).map_err(|e| format!("node name: {e}"))
+    NodeName::new(node).map(|_| ()).map_err(|e| format!("node name: {e}"))
 }
 
 #[cfg(test)]
