@@ -19,7 +19,7 @@ mod xml;
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 use sha2::{Digest, Sha256};
 
 pub use detect::{detect, Format};
@@ -104,6 +104,15 @@ pub fn normalize(name: Option<&str>, bytes: &[u8], key: &FingerprintKey) -> Resu
     Ok(Normalized { format, encoding, lines, secrets })
 }
 
+/// The format `normalize` reports for these bytes, without normalising them: two identical files normalise
+/// alike, so comparing them needs nothing more.
+pub fn format_of(name: Option<&str>, bytes: &[u8]) -> Format {
+    match text::decode(bytes).1 {
+        Some(text) => detect(name, &text),
+        None => Format::Binary,
+    }
+}
+
 /// Runs one format's normaliser on text, whatever the content looks like (fuzzing and tests of each parser).
 pub fn normalize_as(format: Format, text: &str, key: &FingerprintKey) -> Vec<NormLine> {
     match format {
@@ -170,13 +179,11 @@ pub fn mask_raw(text: &str, key: &FingerprintKey) -> Vec<String> {
     secrets::mask_raw_lines(lines, key)
 }
 
-/// A noise rule: lines of these formats matching the pattern are dropped.
+/// Noise rules: lines of these formats matching one of the patterns are dropped. Each rule is `(pattern, what)`;
+/// `what` is shown in docs/normalisation.md.
 struct Noise {
     formats: &'static [Format],
-    pattern: &'static str,
-    /// Shown in docs/normalisation.md.
-    #[allow(dead_code)]
-    what: &'static str,
+    rules: &'static [(&'static str, &'static str)],
 }
 
 const CISCO: &[Format] =
@@ -185,41 +192,52 @@ const ANY_TEXT: &[Format] =
     &[Format::CiscoIos, Format::CiscoNxos, Format::CiscoIosXr, Format::CiscoAsa, Format::NetworkCli, Format::Text];
 
 const NOISE: &[Noise] = &[
-    Noise { formats: CISCO, pattern: r"^!\s*Last configuration change at", what: "last change timestamp" },
-    Noise { formats: CISCO, pattern: r"^!\s*NVRAM config last updated at", what: "NVRAM save timestamp" },
-    Noise { formats: CISCO, pattern: r"^!\s*No configuration change since last restart", what: "restart note" },
-    Noise { formats: CISCO, pattern: r"^!!?\s*Last configuration change", what: "IOS-XR last change" },
-    Noise { formats: CISCO, pattern: r"^!Time:", what: "NX-OS time header" },
-    Noise { formats: CISCO, pattern: r"^!Running configuration last done at", what: "NX-OS last done" },
-    Noise { formats: CISCO, pattern: r"^Building configuration", what: "show run banner" },
-    Noise { formats: CISCO, pattern: r"^Current configuration\s*:", what: "config size" },
-    Noise { formats: CISCO, pattern: r"^\s*ntp clock-period\s", what: "NTP clock drift compensation" },
-    Noise { formats: CISCO, pattern: r"^: Written by .* at ", what: "ASA write time" },
-    Noise { formats: CISCO, pattern: r"^: Saved", what: "ASA saved marker" },
-    Noise { formats: CISCO, pattern: r"^Cryptochecksum:", what: "ASA checksum" },
-    Noise { formats: CISCO, pattern: r"^!\s*$", what: "separator lines" },
+    Noise {
+        formats: CISCO,
+        rules: &[
+            // `! Last configuration change at …` (IOS, NX-OS) and `!! Last configuration change …` (IOS-XR).
+            (r"^!!?\s*Last configuration change", "last change timestamp"),
+            (r"^!\s*NVRAM config last updated at", "NVRAM save timestamp"),
+            (r"^!\s*No configuration change since last restart", "restart note"),
+            (r"^!Time:", "NX-OS time header"),
+            (r"^!Running configuration last done at", "NX-OS last done"),
+            (r"^Building configuration", "show run banner"),
+            (r"^Current configuration\s*:", "config size"),
+            (r"^\s*ntp clock-period\s", "NTP clock drift compensation"),
+            (r"^: Written by .* at ", "ASA write time"),
+            (r"^: Saved", "ASA saved marker"),
+            (r"^Cryptochecksum:", "ASA checksum"),
+            (r"^!\s*$", "separator lines"),
+        ],
+    },
     Noise {
         formats: ANY_TEXT,
-        pattern: r"^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d+ \d\d:\d\d:\d\d(?:\.\d+)? \S+$",
-        what: "time stamp printed by `show running-config`",
+        rules: &[
+            (
+                r"^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d+ \d\d:\d\d:\d\d(?:\.\d+)? \S+$",
+                "time stamp printed by `show running-config`",
+            ),
+            (r"\buptime is\b", "uptime"),
+        ],
     },
-    Noise { formats: ANY_TEXT, pattern: r"\buptime is\b", what: "uptime" },
     Noise {
         formats: &[Format::JunosCurly, Format::JunosSet],
-        pattern: r"^##\s*Last (?:commit|changed):",
-        what: "commit time and user",
+        rules: &[(r"^##\s*Last (?:commit|changed):", "commit time and user")],
     },
     Noise {
         formats: &[Format::FortiOs],
-        pattern: r"^#(?:config-version|conf_file_ver|buildno|global_vdom|private-encryption-key)=",
-        what: "export header",
+        rules: &[(r"^#(?:config-version|conf_file_ver|buildno|global_vdom|private-encryption-key)=", "export header")],
     },
-    Noise { formats: &[Format::MikroTik], pattern: r"^#.*\bby RouterOS\b", what: "export time and RouterOS version" },
-    Noise { formats: &[Format::MikroTik], pattern: r"^#\s*software id\s*=", what: "software id" },
+    Noise {
+        formats: &[Format::MikroTik],
+        rules: &[
+            (r"^#.*\bby RouterOS\b", "export time and RouterOS version"),
+            (r"^#\s*software id\s*=", "software id"),
+        ],
+    },
     Noise {
         formats: &[Format::IptablesSave],
-        pattern: r"^#\s*(?:Generated by|Completed on)",
-        what: "iptables-save time stamps",
+        rules: &[(r"^#\s*(?:Generated by|Completed on)", "iptables-save time stamps")],
     },
 ];
 
@@ -293,20 +311,141 @@ pub(crate) fn ascii_classes(pattern: &str) -> String {
     out
 }
 
-/// Every noise pattern in one automaton, to test a line once.
-fn noise_set() -> &'static RegexSet {
-    static SET: OnceLock<RegexSet> = OnceLock::new();
-    SET.get_or_init(|| RegexSet::new(NOISE.iter().map(|n| ascii_classes(n.pattern))).expect("noise rules are valid"))
+/// The noise rules of one format, compiled the first time the format is normalised. A line is tested the cheap
+/// way first: the rules anchored at the start of the line are only run on a line whose first byte can start one
+/// of them, and the others only when the whole text matches them somewhere. (One `RegexSet` over all the rules
+/// instead cost a search to the end of every line and an allocation per line: the most expensive step of
+/// normalising a Cisco configuration.)
+struct FormatNoise {
+    /// `first_bytes[b]`: an anchored rule can match a line that starts with byte `b`.
+    first_bytes: [bool; 256],
+    /// `after_blanks[b]`: a rule that starts with `^\s*` can match a line whose first byte other than white space
+    /// is `b` (`  ntp clock-period …`; indented lines need not run the rules because of it).
+    after_blanks: [bool; 256],
+    anchored: Option<Regex>,
+    floating: Option<Regex>,
+    /// The floating rules hold no anchor: a line can only match them where the whole text does.
+    floating_only_in_text: bool,
 }
 
-fn noise_rules() -> &'static [(Vec<Format>, Regex)] {
-    static RULES: OnceLock<Vec<(Vec<Format>, Regex)>> = OnceLock::new();
-    RULES.get_or_init(|| {
-        NOISE
+impl FormatNoise {
+    fn new(format: Format) -> FormatNoise {
+        let patterns: Vec<&str> = NOISE
             .iter()
-            .map(|n| (n.formats.to_vec(), Regex::new(&ascii_classes(n.pattern)).expect("noise rules are valid")))
-            .collect()
-    })
+            .filter(|n| n.formats.contains(&format))
+            .flat_map(|n| n.rules.iter().map(|(pattern, _)| *pattern))
+            .collect();
+        let any_of = |chosen: &[&str]| {
+            let alternatives: Vec<String> = chosen.iter().map(|p| format!("(?:{})", ascii_classes(p))).collect();
+            (!alternatives.is_empty()).then(|| Regex::new(&alternatives.join("|")).expect("noise rules are valid"))
+        };
+        let (anchored, floating): (Vec<&str>, Vec<&str>) = patterns.iter().partition(|p| p.starts_with('^'));
+        let (mut first_bytes, mut after_blanks) = ([false; 256], [false; 256]);
+        for pattern in &anchored {
+            let after = pattern.strip_prefix(r"^\s*").and_then(|rest| first_bytes_of(&format!("^{rest}")));
+            match (after, first_bytes_of(pattern)) {
+                (Some(bytes), _) if !bytes.iter().any(|b| is_blank(*b)) => {
+                    bytes.iter().for_each(|b| after_blanks[usize::from(*b)] = true)
+                }
+                (_, Some(bytes)) => bytes.iter().for_each(|b| first_bytes[usize::from(*b)] = true),
+                (_, None) => first_bytes = [true; 256],
+            }
+        }
+        FormatNoise {
+            first_bytes,
+            after_blanks,
+            anchored: any_of(&anchored),
+            floating_only_in_text: floating
+                .iter()
+                .all(|p| !p.contains(['^', '$']) && !p.contains("\\A") && !p.contains("\\z")),
+            floating: any_of(&floating),
+        }
+    }
+
+    /// Can a line of `text` be noise at all? When not, `is_noise` need not run the floating rules.
+    fn floating_in(&self, text: &str) -> bool {
+        self.floating.as_ref().is_some_and(|re| !self.floating_only_in_text || re.is_match(text))
+    }
+
+    /// `floating_in_text`: what `floating_in` said of the text the line is from.
+    fn is_noise(&self, line: &str, floating_in_text: bool) -> bool {
+        let bytes = line.as_bytes();
+        let may_start = bytes.first().is_some_and(|b| self.first_bytes[usize::from(*b)])
+            || bytes.iter().find(|b| !is_blank(**b)).is_some_and(|b| self.after_blanks[usize::from(*b)]);
+        let anchored = may_start && self.anchored.as_ref().is_some_and(|re| re.is_match(line));
+        anchored || (floating_in_text && self.floating.as_ref().is_some_and(|re| re.is_match(line)))
+    }
+}
+
+/// The bytes a match of an anchored pattern can start with, read from the start of the pattern: a literal
+/// character, `\s`, or a group of literal alternatives `(?:Mon|Tue)`; an item made optional by `*` or `?` adds the
+/// item after it. `None` (any byte: every line is tested) for a pattern that starts any other way: reading less of
+/// the syntax only ever tests more lines, never fewer.
+fn first_bytes_of(pattern: &str) -> Option<Vec<u8>> {
+    let mut rest = pattern.strip_prefix('^')?;
+    if pattern.replace("(?:", "").contains("(?") || top_level_alternation(pattern) {
+        return None; // flags (`(?i)`) or an alternative that is not anchored
+    }
+    let mut out = Vec::new();
+    loop {
+        let after = if let Some(after) = rest.strip_prefix("\\s") {
+            out.extend_from_slice(b"\t\n\x0B\x0C\r ");
+            after
+        } else if let Some(group) = rest.strip_prefix("(?:") {
+            let end = group.find(')')?;
+            let alternatives = &group[..end];
+            if !alternatives.chars().all(|c| c.is_ascii_alphanumeric() || c == '|') {
+                return None;
+            }
+            for alternative in alternatives.split('|') {
+                out.push(*alternative.as_bytes().first()?);
+            }
+            &group[end + 1..]
+        } else {
+            let first = rest.chars().next()?;
+            if !(first.is_ascii_alphanumeric() || matches!(first, '!' | '#' | ':' | '%' | ' ' | '-' | '_' | '=')) {
+                return None;
+            }
+            out.push(first as u8);
+            &rest[1..]
+        };
+        match after.chars().next() {
+            // Optional: the match may start with what follows.
+            Some('*' | '?') => rest = &after[1..],
+            Some('{') => return None,
+            _ => return Some(out),
+        }
+    }
+}
+
+/// White space as the rules' `\s` means it (ASCII: `ascii_classes`).
+fn is_blank(byte: u8) -> bool {
+    matches!(byte, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ')
+}
+
+/// Does the pattern have a `|` outside every group (`^a|b`: `b` is not anchored)?
+fn top_level_alternation(pattern: &str) -> bool {
+    let (mut depth, mut escaped, mut in_class) = (0usize, false, false);
+    for c in pattern.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            _ if in_class => {}
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            '|' if depth == 0 => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+fn format_noise(format: Format) -> &'static FormatNoise {
+    static BY_FORMAT: [OnceLock<FormatNoise>; ALL_FORMATS.len()] = [const { OnceLock::new() }; ALL_FORMATS.len()];
+    let idx = ALL_FORMATS.iter().position(|f| *f == format).expect("every format is in ALL_FORMATS");
+    BY_FORMAT[idx].get_or_init(|| FormatNoise::new(format))
 }
 
 fn transform_rules() -> &'static [(Vec<Format>, Regex, &'static str)] {
@@ -389,11 +528,7 @@ fn canonical_kv(line: &str) -> String {
 /// Normalises line-oriented formats.
 fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<NormLine>, usize) {
     // Lines are borrowed from the text; only RouterOS wrapping and private key blocks need lines of their own.
-    let mut raw: Vec<Cow<'_, str>> = text
-        .trim_start_matches('\u{feff}')
-        .lines()
-        .map(|l| Cow::Borrowed(l.trim_end_matches('\r').trim_end()))
-        .collect();
+    let mut raw: Vec<Cow<'_, str>> = trimmed_lines(text.trim_start_matches('\u{feff}')).map(Cow::Borrowed).collect();
     if format == Format::MikroTik {
         raw = join_continuations(raw.into_iter().map(Cow::into_owned).collect()).into_iter().map(Cow::Owned).collect();
     }
@@ -401,11 +536,15 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
         let owned: Vec<String> = raw.into_iter().map(Cow::into_owned).collect();
         raw = secrets::mask_private_key_blocks(owned, key).into_iter().map(Cow::Owned).collect();
     }
-    let noise: Vec<usize> =
-        noise_rules().iter().enumerate().filter(|(_, (f, _))| f.contains(&format)).map(|(i, _)| i).collect();
+    let noise = format_noise(format);
+    let floating_noise = noise.floating_in(text);
     let transforms: Vec<(&Regex, &str)> =
         transform_rules().iter().filter(|(f, _, _)| f.contains(&format)).map(|(_, r, s)| (r, *s)).collect();
     let comments = comment_prefix(format);
+    // Which lines hold a trigger word of the secret rules, from one scan of the whole text (lines that are
+    // still borrowed from it); the others are tested alone.
+    let mut triggered = raw.iter().all(|l| matches!(l, Cow::Borrowed(_))).then(|| secrets::TriggeredLines::new(text));
+    let fingerprinter = secrets::Fingerprinter::new(key);
     let mut secrets_n = 0;
     let mut out: Vec<NormLine> = Vec::with_capacity(raw.len());
     let mut ctx = Context::new(format);
@@ -425,20 +564,21 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
         if comments.is_some_and(|c| c.iter().any(|p| trimmed.starts_with(p))) {
             continue;
         }
-        if !noise.is_empty() {
-            let hits = noise_set().matches(line);
-            if noise.iter().any(|i| hits.matched(*i)) {
-                continue;
-            }
+        if noise.is_noise(line, floating_noise) {
+            continue;
         }
-        let mut spans = secrets::secret_spans(line);
+        let may_hold_secret = match triggered.as_mut() {
+            Some(triggered) => triggered.holds(line),
+            None => true,
+        };
+        let mut spans = if may_hold_secret { secrets::secret_spans(line) } else { Vec::new() };
         block_secrets.scan(line, &mut spans);
         spans.append(&mut xml_spans);
         let (masked, n) = match spans.is_empty() {
             true => (Cow::Borrowed(line.as_ref()), 0),
             false => {
                 let spans = secrets::merge_spans(spans);
-                (Cow::Owned(secrets::apply_spans(line, &spans, key)), spans.len())
+                (Cow::Owned(secrets::apply_spans_with(line, &spans, &fingerprinter)), spans.len())
             }
         };
         secrets_n += n;
@@ -465,6 +605,37 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
     }
     unordered(format, &mut out);
     (out, secrets_n)
+}
+
+/// The lines of a text without their trailing white space: `text.lines().map(str::trim_end)`, with the line
+/// breaks found and the ends trimmed byte by byte (ASCII) rather than through the general `char` searchers,
+/// which cost more than the rest of the line's work for short configuration lines.
+fn trimmed_lines(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        if pos >= bytes.len() {
+            return None;
+        }
+        let end = bytes[pos..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| pos + i);
+        let line = &text[pos..end];
+        pos = end + 1;
+        Some(trim_line_end(line))
+    })
+}
+
+/// `line.trim_end()`, quick for ASCII ends.
+fn trim_line_end(line: &str) -> &str {
+    let bytes = line.as_bytes();
+    let mut end = bytes.len();
+    while end > 0 && is_blank(bytes[end - 1]) {
+        end -= 1;
+    }
+    if end > 0 && bytes[end - 1] >= 0x80 {
+        // Non-ASCII white space (U+00A0, U+3000…) is white space to `trim_end`.
+        return line[..end].trim_end();
+    }
+    &line[..end]
 }
 
 /// RouterOS `/export` wraps long lines with a trailing `\`; the wrap point carries no meaning.
@@ -536,7 +707,7 @@ fn unordered(format: Format, lines: &mut [NormLine]) {
 /// Tracks the hierarchical context of line-oriented formats.
 struct Context {
     format: Format,
-    stack: Vec<(usize, String)>,
+    stack: Vec<(usize, Arc<str>)>,
     /// For each level of the stack, the stack down to it joined with ` > ` once asked for: the lines of a block
     /// share one context.
     joined: Vec<Option<Arc<str>>>,
@@ -566,15 +737,15 @@ impl Context {
         if let Some(Some(joined)) = self.joined.last() {
             return joined.clone();
         }
-        let joined: Arc<str> = Arc::from(self.stack.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(" > "));
+        let joined: Arc<str> = Arc::from(self.stack.iter().map(|(_, s)| &**s).collect::<Vec<_>>().join(" > "));
         if let Some(last) = self.joined.last_mut() {
             *last = Some(joined.clone());
         }
         joined
     }
 
-    fn push(&mut self, entry: (usize, String)) {
-        self.stack.push(entry);
+    fn push(&mut self, (level, name): (usize, impl Into<Arc<str>>)) {
+        self.stack.push((level, name.into()));
         self.joined.push(None);
     }
 
@@ -583,7 +754,7 @@ impl Context {
         self.joined.pop();
     }
 
-    fn set(&mut self, entry: (usize, String)) {
+    fn set(&mut self, entry: (usize, impl Into<Arc<str>>)) {
         self.stack.clear();
         self.joined.clear();
         self.push(entry);
@@ -605,7 +776,7 @@ impl Context {
                 if self.format == Format::SshdConfig {
                     // `Match` blocks scope the lines after them.
                     if trimmed.to_ascii_lowercase().starts_with("match ") {
-                        self.set((0, trimmed.to_string()));
+                        self.set((0, trimmed));
                         return Location::Own(trimmed.to_string());
                     }
                     return match self.stack.is_empty() {
@@ -614,12 +785,18 @@ impl Context {
                     };
                 }
                 // A top-level line is its own context; an indented one belongs to the lines above it.
-                let located = if self.stack.is_empty() {
-                    Location::Own(trimmed.to_string())
-                } else {
-                    Location::Shared(self.block())
-                };
-                self.push((indent, trimmed.to_string()));
+                if self.stack.is_empty() {
+                    // One allocation: the line is its own context, its entry on the stack, and the block of the
+                    // lines below it (a stack of one joins to itself).
+                    let own: Arc<str> = Arc::from(trimmed);
+                    self.push((indent, own.clone()));
+                    if let Some(joined) = self.joined.last_mut() {
+                        *joined = Some(own.clone());
+                    }
+                    return Location::Shared(own);
+                }
+                let located = Location::Shared(self.block());
+                self.push((indent, trimmed));
                 located
             }
             Format::JunosCurly | Format::Nftables => {
@@ -629,7 +806,7 @@ impl Context {
                     Location::Shared(self.block())
                 };
                 if trimmed.ends_with('{') {
-                    self.push((0, trimmed.trim_end_matches('{').trim().to_string()));
+                    self.push((0, trimmed.trim_end_matches('{').trim()));
                 } else if trimmed.starts_with('}') {
                     self.pop();
                 }
@@ -647,10 +824,10 @@ impl Context {
                     Location::Shared(self.block())
                 };
                 if trimmed.starts_with("config ") {
-                    self.push((0, trimmed.to_string()));
+                    self.push((0, trimmed));
                     return Location::Own(trimmed.to_string());
                 } else if trimmed.starts_with("edit ") {
-                    self.push((1, trimmed.to_string()));
+                    self.push((1, trimmed));
                     return Location::Shared(self.block());
                 } else if trimmed == "next" {
                     if self.stack.last().is_some_and(|(k, _)| *k == 1) {
@@ -676,22 +853,22 @@ impl Context {
             }
             Format::OpenWrtUci => {
                 if trimmed.starts_with("config ") {
-                    self.set((0, trimmed.to_string()));
+                    self.set((0, trimmed));
                 }
                 Location::Shared(self.block())
             }
             Format::WindowsInf => {
                 if trimmed.starts_with('[') {
-                    self.set((0, trimmed.to_string()));
+                    self.set((0, trimmed));
                 }
                 Location::Shared(self.block())
             }
             Format::IptablesSave => {
                 if trimmed.starts_with('*') {
-                    self.set((0, trimmed.to_string()));
+                    self.set((0, trimmed));
                     return Location::Shared(self.block());
                 }
-                let table = self.stack.first().map(|(_, s)| s.as_str()).unwrap_or_default();
+                let table = self.stack.first().map(|(_, s)| &**s).unwrap_or_default();
                 let chain = trimmed
                     .strip_prefix("-A ")
                     .or_else(|| trimmed.strip_prefix(':'))
@@ -711,7 +888,7 @@ impl Context {
                 } else if upper.starts_with("NETWORK") {
                     self.stack.truncate(1);
                     self.joined.truncate(1);
-                    self.push((1, "NETWORK".into()));
+                    self.push((1, "NETWORK"));
                 } else if upper.starts_with("TITLE") && self.stack.last().is_some_and(|(k, _)| *k == 1) {
                     self.pop();
                     self.push((2, format!("NETWORK {}", collapse_ws(trimmed))));

@@ -45,13 +45,33 @@ impl std::fmt::Debug for FingerprintKey {
 
 impl FingerprintKey {
     pub fn fingerprint(&self, value: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        Fingerprinter::new(self).fingerprint(value)
+    }
+
+    pub fn mask(&self, value: &str, salted: bool) -> String {
+        Fingerprinter::new(self).mask(value, salted)
+    }
+}
+
+/// A fingerprint key made ready for many values: HMAC's keyed inner and outer states are computed once and copied
+/// for each value, instead of hashing the key again for every secret (half the hashing of a normalisation).
+pub(crate) struct Fingerprinter {
+    keyed: Hmac<Sha256>,
+}
+
+impl Fingerprinter {
+    pub(crate) fn new(key: &FingerprintKey) -> Fingerprinter {
+        Fingerprinter { keyed: <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("HMAC takes keys of any length") }
+    }
+
+    fn fingerprint(&self, value: &str) -> String {
+        let mut mac = self.keyed.clone();
         mac.update(value.as_bytes());
         let out = mac.finalize().into_bytes();
         hex::encode(&out[..4])
     }
 
-    pub fn mask(&self, value: &str, salted: bool) -> String {
+    fn mask(&self, value: &str, salted: bool) -> String {
         if salted {
             SALTED.to_string()
         } else {
@@ -395,7 +415,9 @@ fn keyword_spans(line: &str, spans: &mut Vec<Span>) {
             continue;
         }
         let word = line[start..end].trim_matches(['.', '-']);
-        if !is_secret_word(word) {
+        // Every secret word holds a trigger word (`every_secret_word_holds_a_trigger`), and most words hold none:
+        // the automaton rules them out faster than the word lists.
+        if !triggers().is_match(word) || !is_secret_word(word) {
             continue;
         }
         let in_tag = start > 0 && bytes[start - 1] == b'<';
@@ -660,6 +682,40 @@ fn trigger_regex() -> &'static Regex {
     })
 }
 
+/// Which lines of a text can hold a secret (`may_hold_secret`), from one scan of the whole text for the trigger
+/// words instead of one search per line: on a configuration of short lines the per-line start-up cost of the
+/// search was most of it. Asked line by line, in order. The trigger words hold no line break, so a word found
+/// lies inside one line, and as no trigger word starts or ends with white space, inside its trimmed text.
+pub(crate) struct TriggeredLines<'t> {
+    text: &'t str,
+    found: regex::Matches<'static, 't>,
+    /// Where the next trigger word found starts.
+    next: Option<usize>,
+}
+
+impl<'t> TriggeredLines<'t> {
+    pub(crate) fn new(text: &'t str) -> TriggeredLines<'t> {
+        let mut found = trigger_regex().find_iter(text);
+        let next = found.next().map(|m| m.start());
+        TriggeredLines { text, found, next }
+    }
+
+    /// Can `line`, a slice of the text after the lines asked before, hold a secret? A line that is not a slice of
+    /// the text is never ruled out.
+    pub(crate) fn holds(&mut self, line: &str) -> bool {
+        let base = self.text.as_ptr() as usize;
+        let at = line.as_ptr() as usize;
+        if at < base || at + line.len() > base + self.text.len() {
+            return true;
+        }
+        let (start, end) = (at - base, at - base + line.len());
+        while self.next.is_some_and(|next| next < start) {
+            self.next = self.found.next().map(|m| m.start());
+        }
+        self.next.is_some_and(|next| next < end)
+    }
+}
+
 /// Every secret value in one line, sorted and without overlaps (overlapping finds are merged: the safe side).
 pub fn secret_spans(line: &str) -> Vec<Span> {
     let mut spans = Vec::new();
@@ -860,11 +916,16 @@ pub fn merge_spans(mut spans: Vec<Span>) -> Vec<Span> {
 
 /// The line with each span replaced by its mask.
 pub fn apply_spans(line: &str, spans: &[Span], key: &FingerprintKey) -> String {
+    apply_spans_with(line, spans, &Fingerprinter::new(key))
+}
+
+/// `apply_spans` with a key made ready once for many lines.
+pub(crate) fn apply_spans_with(line: &str, spans: &[Span], fingerprinter: &Fingerprinter) -> String {
     let mut out = String::with_capacity(line.len() + 8 * spans.len());
     let mut last = 0;
     for span in spans {
         out.push_str(&line[last..span.start]);
-        out.push_str(&mask_value(&line[span.start..span.end], span.salted, key));
+        out.push_str(&fingerprinter.mask(line[span.start..span.end].trim_matches(['"', '\'']), span.salted));
         last = span.end;
     }
     out.push_str(&line[last..]);
@@ -974,12 +1035,13 @@ fn yaml_secret_key_alone(trimmed: &str) -> Option<usize> {
         None => (0, trimmed),
     };
     let (key, value) = item.split_once(':')?;
-    let value = value.split(" #").next().unwrap_or("").trim();
-    if !(value.is_empty() || is_yaml_block_indicator(value)) {
+    // The key first: most lines with a colon (`: Saved`, IPv6 addresses, `key : value` tables) fail on it.
+    let key = key.trim_end().trim_matches(['"', '\'']);
+    if key.is_empty() || key.contains(char::is_whitespace) {
         return None;
     }
-    let key = key.trim_end().trim_matches(['"', '\'']);
-    if key.is_empty() || key.contains(char::is_whitespace) || !is_secret_word(key) {
+    let value = value.split(" #").next().unwrap_or("").trim();
+    if !(value.is_empty() || is_yaml_block_indicator(value)) || !is_secret_word(key) {
         return None;
     }
     Some(offset)
@@ -1265,6 +1327,21 @@ mod tests {
         for example in examples {
             assert!(triggers().is_match(example), "{example:?} would skip the rules");
             assert!(mask_line(example, &key()).1 > 0, "{example:?} was not masked");
+        }
+    }
+
+    #[test]
+    fn every_secret_word_holds_a_trigger() {
+        // `keyword_spans` tests a word's trigger words before the lists: no word of the lists may lack one.
+        let listed = KEYWORDS.iter().chain(SUFFIXES).chain(SECRET_NAMES).chain(SECRET_TOKENS);
+        let composed = ["fooEncrypted", "PinCode", "adminPasswordHash", "privateKeyPem", "x_psk_value", "V2C", "TLS"];
+        for word in listed.copied().chain(composed) {
+            if is_secret_word(word) {
+                assert!(triggers().is_match(word), "{word:?} is a secret word without a trigger word");
+            }
+        }
+        for word in ["fooEncrypted", "PinCode", "adminPasswordHash", "V2C"] {
+            assert!(is_secret_word(word), "{word}");
         }
     }
 

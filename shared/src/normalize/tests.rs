@@ -159,3 +159,59 @@ fn masks_are_not_masked_again() {
     assert_eq!(masked.len(), 1, "{:?}", n.lines);
     assert!(masked[0].starts_with("<private key:") && masked[0].ends_with('>') && masked[0].len() == 22, "{masked:?}");
 }
+
+#[test]
+fn the_noise_prefilter_reads_first_bytes_conservatively() {
+    assert_eq!(first_bytes_of(r"^!!?\s*Last"), Some(b"!".to_vec()));
+    assert_eq!(first_bytes_of(r"^\s*ntp clock-period\s"), Some(b"\t\n\x0B\x0C\r n".to_vec()));
+    assert_eq!(first_bytes_of(r"^(?:Mon|Tue) \d"), Some(b"MT".to_vec()));
+    for any in [r"^\s*$", r"^a|b", r"^(?i)a", r"^[ab]", r"^\.x", r"^a{0,2}b", r"^(?:a|)b", r"^(?:a.|b)"] {
+        assert_eq!(first_bytes_of(any), None, "{any}");
+    }
+}
+
+#[test]
+fn the_noise_prefilter_passes_over_no_noise_line_of_the_kit() {
+    // Each kit file's lines through the prefiltered rules of its format and of plain text, against every rule of
+    // those formats run alone.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    let mut dirs = vec![root];
+    let (mut files, mut noise_lines) = (0, 0);
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("the kit").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("fixture");
+            let Some(text) = text::decode(&bytes).1 else { continue };
+            files += 1;
+            for format in [detect(path.file_name().and_then(|n| n.to_str()), &text), Format::Text] {
+                let noise = FormatNoise::new(format);
+                let floating = noise.floating_in(&text);
+                let rules: Vec<Regex> = NOISE
+                    .iter()
+                    .filter(|n| n.formats.contains(&format))
+                    .flat_map(|n| n.rules.iter().map(|(p, _)| Regex::new(&ascii_classes(p)).expect("valid")))
+                    .collect();
+                for line in text.lines().map(|l| l.trim_end_matches('\r').trim_end()) {
+                    let expected = rules.iter().any(|re| re.is_match(line));
+                    assert_eq!(noise.is_noise(line, floating), expected, "{path:?} {format:?} {line:?}");
+                    noise_lines += usize::from(expected);
+                }
+            }
+        }
+    }
+    assert!(files > 200 && noise_lines > 100, "{files} files, {noise_lines} noise lines");
+}
+
+#[test]
+fn lines_are_split_and_trimmed_as_str_lines_does() {
+    for text in
+        ["", "\n", "a", "a\n", "a\r\nb\r\n", "a\n\nb", " x \t\r\n\u{a0}y\u{a0} \n", "z\u{3000}\r", "\r\n\r", "é \n"]
+    {
+        let expected: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r').trim_end()).collect();
+        assert_eq!(trimmed_lines(text).collect::<Vec<_>>(), expected, "{text:?}");
+    }
+}
