@@ -41,8 +41,9 @@ fn check_name(what: &'static str, value: &str, max: usize) -> Result<(), IdError
     Ok(())
 }
 
-macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $max:literal) => {
+/// A validated string identifier: `new` checks it once with `$check`, serde goes through `new` too.
+macro_rules! string_type {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -50,7 +51,8 @@ macro_rules! name_type {
 
         impl $name {
             pub fn new(value: &str) -> Result<Self, IdError> {
-                check_name($what, value, $max)?;
+                let check: fn(&str) -> Result<(), IdError> = $check;
+                check(value)?;
                 Ok(Self(value.to_string()))
             }
             pub fn as_str(&self) -> &str {
@@ -74,12 +76,43 @@ macro_rules! name_type {
                 n.0
             }
         }
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
             }
         }
     };
+}
+
+/// A name people type: letters, digits, `.`, `_`, `-`, at most `$max` characters.
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:literal) => {
+        string_type!($(#[$doc])* $name, |value| check_name($what, value, $max));
+    };
+}
+
+/// Exactly `$len` lower-case hexadecimal digits.
+macro_rules! hex_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $len:literal) => {
+        string_type!($(#[$doc])* $name, |value| check_hex($what, value, $len));
+    };
+}
+
+fn check_hex(what: &'static str, value: &str, len: usize) -> Result<(), IdError> {
+    if value.len() != len || !value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(IdError::BadHex { what, value: value.chars().take(80).collect(), len });
+    }
+    Ok(())
 }
 
 name_type!(
@@ -99,72 +132,6 @@ name_type!(
     /// An edge node's name, unique within its site (`north-1`); in its certificate beside the site's name.
     NodeName, "node name", 48
 );
-
-macro_rules! hex_type {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $len:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            /// Exactly
-            #[doc = stringify!($len)]
-            /// lower-case hexadecimal digits.
-            pub fn parse(value: &str) -> Result<Self, IdError> {
-                if value.len() != $len || !value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-                    return Err(IdError::BadHex { what: $what, value: value.chars().take(80).collect(), len: $len });
-                }
-                Ok(Self(value.to_string()))
-            }
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-        impl FromStr for $name {
-            type Err = IdError;
-            fn from_str(s: &str) -> Result<Self, IdError> {
-                Self::parse(s)
-            }
-        }
-        impl TryFrom<String> for $name {
-            type Error = IdError;
-            fn try_from(s: String) -> Result<Self, IdError> {
-                Self::parse(&s)
-            }
-        }
-        impl From<$name> for String {
-            fn from(n: $name) -> String {
-                n.0
-            }
-        }
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-        impl std::borrow::Borrow<str> for $name {
-            fn borrow(&self) -> &str {
-                &self.0
-            }
-        }
-        impl PartialEq<str> for $name {
-            fn eq(&self, other: &str) -> bool {
-                self.0 == other
-            }
-        }
-        impl PartialEq<&str> for $name {
-            fn eq(&self, other: &&str) -> bool {
-                self.0 == *other
-            }
-        }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
 
 hex_type!(
     /// A site's id: made at `init`, the owner part of its documents' ids, bound at the hub by the first

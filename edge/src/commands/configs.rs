@@ -569,5 +569,5 @@ async fn show_baseline(site: &mut Site, asset: &str, json: bool) -> Result<Outco
 /// A SHA-256 the blob store or the normaliser computed, as the model's type (it is always well formed; a
 /// failure here is a bug, reported as an internal error).
 pub fn hash_of(hex: &str) -> Result<datum_shared::model::BlobHash> {
-    datum_shared::model::BlobHash::parse(hex).map_err(|e| anyhow::anyhow!("internal: {e}"))
+    datum_shared::model::BlobHash::new(hex).map_err(|e| anyhow::anyhow!("internal: {e}"))
 }

@@ -33,7 +33,7 @@ fn vref(asset_name: &str, version: u32, hash: &str) -> VersionRef {
         asset: asset(asset_name),
         slot: SlotName::new("config").expect("valid"),
         version,
-        raw_hash: crate::ids::BlobHash::parse(&format!("{hash:0>64}")).expect("a hex label"),
+        raw_hash: crate::ids::BlobHash::new(&format!("{hash:0>64}")).expect("a hex label"),
     }
 }
 

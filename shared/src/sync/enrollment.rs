@@ -117,7 +117,7 @@ pub fn check_answer(
 }
 
 fn is_site_id(s: &str) -> bool {
-    SiteId::parse(s).is_ok()
+    SiteId::new(s).is_ok()
 }
 
 fn check_node(node: &str) -> Result<(), String> {
