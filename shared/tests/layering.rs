@@ -72,3 +72,158 @@ fn every_source_file_starts_with_a_module_doc() {
         .collect();
     assert!(missing.is_empty(), "files without a leading //! doc: {missing:?}");
 }
+
+/// A path relative to the workspace root, with `/` separators, for messages and rules.
+fn relative(root: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+/// Whether a file belongs to a storage module: `store.rs`, `store_*.rs`, or anything under a `store/`
+/// directory (`hub/src/store/sites.rs`).
+fn is_store_module(relative_path: &str) -> bool {
+    let components: Vec<&str> = relative_path.split('/').collect();
+    let file_name = components.last().copied().unwrap_or("");
+    file_name.starts_with("store") || components[..components.len().saturating_sub(1)].contains(&"store")
+}
+
+/// The files of `dirs` that contain SQL: sqlx's query functions or a string literal that starts with a
+/// statement keyword.
+fn files_with_sql(root: &Path, dirs: &[&str]) -> Vec<String> {
+    // Spelled so that this file does not match its own patterns.
+    let sql = regex::Regex::new(concat!(
+        r"sqlx\s*::\s*query|\bquery_(scalar|as)\b",
+        r#"|"\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\s"#
+    ))
+    .expect("valid pattern");
+    let mut files = Vec::new();
+    for dir in dirs {
+        rust_files(&root.join(dir), &mut files);
+    }
+    assert!(files.len() > 20, "found only {} files", files.len());
+    files
+        .iter()
+        .filter(|f| sql.is_match(&std::fs::read_to_string(f).unwrap_or_default()))
+        .map(|f| relative(root, f))
+        .collect()
+}
+
+/// Only the store modules contain SQL: everything else sees a domain error and domain types.
+#[test]
+fn sql_stays_in_the_store_modules() {
+    let root = workspace_root();
+    let with_sql = files_with_sql(&root, &["edge/src", "hub/src", "shared"]);
+    assert!(with_sql.iter().any(|f| f == "edge/src/store.rs"), "the SQL detector found no SQL: {with_sql:?}");
+    let outside: Vec<&String> = with_sql.iter().filter(|f| !is_store_module(f)).collect();
+    assert!(outside.is_empty(), "SQL outside a store module: {outside:?}");
+}
+
+#[test]
+fn store_modules_are_recognised_by_path() {
+    for store in ["edge/src/store.rs", "hub/src/store.rs", "hub/src/store/sites.rs", "hub/src/store_pg.rs"] {
+        assert!(is_store_module(store), "{store}");
+    }
+    for other in ["hub/src/serve.rs", "edge/src/commands/restore.rs", "hub/src/restore/mod.rs"] {
+        assert!(!is_store_module(other), "{other}");
+    }
+}
+
+/// The binaries run on tokio: a blocking sleep stalls every task of the runtime (keep-alives included), and
+/// a global mutable flag hides what a function depends on. Pass values and wait asynchronously instead.
+#[test]
+fn no_blocking_sleep_or_global_mutable_state() {
+    let root = workspace_root();
+    let forbidden = regex::Regex::new(concat!(
+        r"thread\s*::\s*sleep\b",
+        r"|\bstatic\s+mut\s",
+        r"|\bstatic\s+[A-Z_0-9]+\s*:\s*[A-Za-z_:]*(Atomic[A-Za-z0-9]+|Mutex|RwLock|RefCell|Cell)\b"
+    ))
+    .expect("valid pattern");
+    let mut files = Vec::new();
+    for dir in ["edge/src", "hub/src", "shared/src", "shared/host/src"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let offending: Vec<String> = files
+        .iter()
+        .filter(|f| forbidden.is_match(&std::fs::read_to_string(f).unwrap_or_default()))
+        .map(|f| relative(&root, f))
+        .collect();
+    assert!(offending.is_empty(), "blocking sleep or global mutable state in: {offending:?}");
+}
+
+/// The hub runs one schema on SQLite and PostgreSQL: both migration directories hold the same files with the
+/// same SQL, apart from the known dialect differences (`BLOB`/`BYTEA`, the engine named in the opening
+/// comment).
+#[test]
+fn sqlite_and_postgres_migrations_are_in_step() {
+    let root = workspace_root().join("hub/migrations");
+    let names = |dialect: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(root.join(dialect))
+            .expect("read migrations")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let sqlite = names("sqlite");
+    assert!(!sqlite.is_empty(), "no SQLite migrations found");
+    assert_eq!(sqlite, names("postgres"), "the two dialects have different migration files");
+    for name in &sqlite {
+        let read = |dialect: &str| std::fs::read_to_string(root.join(dialect).join(name)).expect("read migration");
+        let (sqlite_sql, postgres_sql) = (read("sqlite"), read("postgres"));
+        let sqlite_sql = normalise_dialect(&sqlite_sql, "SQLite", "BLOB");
+        let postgres_sql = normalise_dialect(&postgres_sql, "PostgreSQL", "BYTEA");
+        for (line_idx, (s, p)) in sqlite_sql.lines().zip(postgres_sql.lines()).enumerate() {
+            assert_eq!(s, p, "{name} line {}: the dialects differ beyond the known differences", line_idx + 1);
+        }
+        assert_eq!(sqlite_sql.lines().count(), postgres_sql.lines().count(), "{name}: different line counts");
+    }
+}
+
+/// One dialect's migration with the known differences replaced by placeholders: `engine` in the opening
+/// comment becomes `<engine>`, the `bytes` type (a whole word) becomes `<bytes>`.
+fn normalise_dialect(sql: &str, engine: &str, bytes: &str) -> String {
+    let bytes_type = regex::Regex::new(&format!(r"\b{bytes}\b")).expect("valid pattern");
+    let mut in_opening_comment = true;
+    let mut out = String::new();
+    for line in sql.lines() {
+        in_opening_comment &= line.starts_with("--");
+        let line = if in_opening_comment { line.replace(engine, "<engine>") } else { line.to_string() };
+        out.push_str(&bytes_type.replace_all(&line, "<bytes>"));
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn dialect_normalisation_keeps_other_differences() {
+    let sqlite = "-- The hub (SQLite).\nCREATE TABLE t (b BLOB NOT NULL, n INTEGER);\n";
+    let postgres = "-- The hub (PostgreSQL).\nCREATE TABLE t (b BYTEA NOT NULL, n BIGINT);\n";
+    let (s, p) = (normalise_dialect(sqlite, "SQLite", "BLOB"), normalise_dialect(postgres, "PostgreSQL", "BYTEA"));
+    assert_eq!(s.lines().next(), p.lines().next());
+    assert!(s.contains("(b <bytes> NOT NULL, n INTEGER)") && p.contains("(b <bytes> NOT NULL, n BIGINT)"), "{s}{p}");
+    assert_ne!(s, p, "INTEGER against BIGINT is a difference");
+}
+
+/// Clippy reads the nearest `clippy.toml` only: the pure core's (no clock reads) and datum-host's (which
+/// must not inherit the core's) each repeat every workspace setting, so no crate loses one.
+#[test]
+fn crate_clippy_configs_keep_the_workspace_settings() {
+    let root = workspace_root();
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let settings = |text: &str| -> Vec<String> {
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
+    };
+    let workspace = settings(&read("clippy.toml"));
+    assert!(!workspace.is_empty(), "the workspace clippy.toml is empty");
+    for path in ["shared/clippy.toml", "shared/host/clippy.toml"] {
+        let config = settings(&read(path));
+        let missing: Vec<&String> = workspace.iter().filter(|s| !config.contains(s)).collect();
+        assert!(missing.is_empty(), "{path} lacks the workspace settings {missing:?}");
+    }
+    let core = read("shared/clippy.toml");
+    for clock in ["chrono::Utc::now", "chrono::Local::now", "std::time::SystemTime::now", "std::time::Instant::now"] {
+        assert!(core.contains(&format!("\"{clock}\"")), "shared/clippy.toml does not forbid {clock}");
+    }
+}
