@@ -40,7 +40,30 @@ pub struct ReviewState {
     pub last: Option<DateTime<Utc>>,
     pub interval: Duration,
     pub due_at: DateTime<Utc>,
-    pub status: &'static str,
+    pub status: ReviewStatus,
+}
+
+/// Whether an asset's periodic review is due: `ok`, `due` within the notice period, or `overdue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReviewStatus {
+    Ok,
+    Due,
+    Overdue,
+}
+
+impl ReviewStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::Ok => "ok",
+            ReviewStatus::Due => "due",
+            ReviewStatus::Overdue => "overdue",
+        }
+    }
+    /// Past the due date: `review due` exits 1, the hub counts it.
+    pub fn is_overdue(self) -> bool {
+        self == ReviewStatus::Overdue
+    }
 }
 
 pub type SlotKey = (AssetName, SlotName);
@@ -144,11 +167,11 @@ impl View {
         let interval = policy.review_interval(asset.criticality);
         let due_at = last.unwrap_or(asset.created_at) + interval;
         let status = if now > due_at {
-            "overdue"
+            ReviewStatus::Overdue
         } else if due_at - now <= chrono::Duration::days(policy.review_notice_days) {
-            "due"
+            ReviewStatus::Due
         } else {
-            "ok"
+            ReviewStatus::Ok
         };
         ReviewState { last, interval, due_at, status }
     }
