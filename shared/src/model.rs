@@ -218,6 +218,9 @@ pub struct Asset {
 }
 
 impl Asset {
+    /// The projection collection (and document map) of assets.
+    pub const COLLECTION: &'static str = "assets";
+
     pub fn is_active(&self) -> bool {
         self.retired_at.is_none()
     }
@@ -370,6 +373,9 @@ pub struct ConfigVersion {
 }
 
 impl ConfigVersion {
+    /// The collection of configuration versions (in the `configs/<YYYY-MM>` documents).
+    pub const COLLECTION: &'static str = "versions";
+
     /// Do two versions hold the same configuration? By normalised hash when both were normalised by the same
     /// rules, otherwise by raw bytes.
     pub fn same_content(&self, other: &ConfigVersion) -> bool {
@@ -395,6 +401,11 @@ pub struct ConfigCheck {
     pub change: Option<ChangeId>,
 }
 
+impl ConfigCheck {
+    /// The collection of "unchanged" checks (in the `configs/<YYYY-MM>` documents).
+    pub const COLLECTION: &'static str = "checks";
+}
+
 /// The approved configuration of one slot of one asset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Baseline {
@@ -406,6 +417,11 @@ pub struct Baseline {
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<ChangeId>,
+}
+
+impl Baseline {
+    /// The collection of approved baselines (in the `baselines` document).
+    pub const COLLECTION: &'static str = "baselines";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -445,6 +461,11 @@ pub struct RestoreTest {
     pub tested_by: String,
 }
 
+impl RestoreTest {
+    /// The collection of restore tests (in the `records/<YYYY>` documents).
+    pub const COLLECTION: &'static str = "restore_tests";
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReviewOutcome {
@@ -476,6 +497,11 @@ pub struct Review {
     pub reviewed_by: String,
     /// The drift report for the reviewed assets at review time.
     pub drift: Vec<DriftEntry>,
+}
+
+impl Review {
+    /// The collection of periodic reviews (in the `records/<YYYY>` documents).
+    pub const COLLECTION: &'static str = "reviews";
 }
 
 /// How one slot of one asset stands against its baseline (the drift report, `drift::classify_asset`).
@@ -538,4 +564,10 @@ pub struct SiteInfo {
     pub created_by: String,
     /// Hex Ed25519 public key that signs this site's audit chain.
     pub audit_key: String,
+}
+
+impl SiteInfo {
+    /// The collection of the site identity (in the `site` document), and the one key in it.
+    pub const COLLECTION: &'static str = "site";
+    pub const KEY: &'static str = "identity";
 }

@@ -101,7 +101,7 @@ pub async fn restore_test(site: &mut Site, cmd: RestoreTestCmd) -> Result<Outcom
     };
     let doc = site.doc_id(&format!("records/{}", year_period(site.now)));
     let mut w = Write::new("restore-test.record", asset.name.as_str(), None).concerning([&asset.name]);
-    w.put(&doc, "restore_tests", &format!("{id:06}"), &test)?;
+    w.put(&doc, RestoreTest::COLLECTION, &format!("{id:06}"), &test)?;
     let result_text = if result == TestResult::Pass { "pass" } else { "FAIL" };
     site.apply(w, format!("{slot} v{} restore test: {result_text}", v.version)).await?;
     println!("recorded restore test #{id} of {}/{slot} v{}: {result_text}", asset.name, v.version);
@@ -340,7 +340,7 @@ async fn review_record(
     };
     let doc = site.doc_id(&format!("records/{}", year_period(site.now)));
     let mut w = Write::new("review.record", subject.clone(), None).concerning(&names);
-    w.put(&doc, "reviews", &format!("{id:06}"), &review)?;
+    w.put(&doc, Review::COLLECTION, &format!("{id:06}"), &review)?;
     let findings = review.drift.iter().filter(|d| d.status.is_finding()).count();
     site.apply(
         w,
