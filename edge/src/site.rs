@@ -200,7 +200,7 @@ impl Site {
         let mut site = Site::assemble(dir, store, info.clone(), signing_key, actor, now, lock)?;
         site.drill = drill;
         let mut w = Write::new("site.init", &info.name, None);
-        w.put(&site.doc_id("site"), "site", "identity", &info)?;
+        w.put(&site.doc_id("site"), SiteInfo::COLLECTION, SiteInfo::KEY, &info)?;
         site.apply(w, format!("site {} created", info.name)).await?;
         site.close().await;
         Ok(())
@@ -220,7 +220,10 @@ impl Site {
         summary: impl FnOnce(&SiteInfo) -> String,
     ) -> Result<AuditEntry> {
         let store = Store::open(&dir.join(DB_FILE), false).await?;
-        let json = store.record("site", "identity").await?.ok_or_else(|| anyhow!("site identity record missing"))?;
+        let json = store
+            .record(SiteInfo::COLLECTION, SiteInfo::KEY)
+            .await?
+            .ok_or_else(|| anyhow!("site identity record missing"))?;
         let mut info: SiteInfo = serde_json::from_str(&json).context("decode site identity")?;
         if store.meta("site_id").await?.as_deref() != Some(info.site_id.as_str()) {
             bail!("the site identity received from the hub does not match the site being restored");
@@ -232,7 +235,7 @@ impl Site {
         let mut site = Site::assemble(dir, store, info.clone(), signing_key, actor, now, lock)?;
         let mut write = Write::new("site.restore", &info.name, Some(reason));
         write.adopted = adopted;
-        write.put(&site.doc_id("site"), "site", "identity", &info)?;
+        write.put(&site.doc_id("site"), SiteInfo::COLLECTION, SiteInfo::KEY, &info)?;
         let entry = site.apply(write, summary).await?;
         site.close().await;
         entry.ok_or_else(|| anyhow!("the restore changed nothing in the site identity"))
@@ -271,7 +274,10 @@ impl Site {
         };
         let site_id =
             store.meta("site_id").await?.ok_or_else(|| anyhow!("database has no site id; was init interrupted?"))?;
-        let json = store.record("site", "identity").await?.ok_or_else(|| anyhow!("site identity record missing"))?;
+        let json = store
+            .record(SiteInfo::COLLECTION, SiteInfo::KEY)
+            .await?
+            .ok_or_else(|| anyhow!("site identity record missing"))?;
         let info: SiteInfo = serde_json::from_str(&json).context("decode site identity")?;
         if info.site_id != site_id {
             bail!("site identity does not match the database");

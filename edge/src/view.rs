@@ -18,6 +18,6 @@ pub async fn load(site: &Site) -> Result<View> {
 /// Only the change requests (for `change list`).
 pub async fn load_changes(site: &Site) -> Result<View> {
     let mut view = View::default();
-    view.add_change_events(site.list::<ChangeEvent>("change_events").await?);
+    view.add_change_events(site.list::<ChangeEvent>(ChangeEvent::COLLECTION).await?);
     Ok(view)
 }

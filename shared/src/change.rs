@@ -107,6 +107,11 @@ pub struct ChangeEvent {
     pub action: ChangeAction,
 }
 
+impl ChangeEvent {
+    /// The collection of change events (in the `changes/<YYYY>` documents).
+    pub const COLLECTION: &'static str = "change_events";
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeState {

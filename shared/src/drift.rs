@@ -5,58 +5,15 @@
 //! the caller passes the records and `now`.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::change::ChangeRequest;
-use crate::ids::{AssetName, ChangeId, SlotName};
-use crate::model::{Asset, ConfigVersion, Criticality};
+use crate::ids::SlotName;
+use crate::model::{Asset, ConfigVersion};
 use crate::policy::Policy;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DriftStatus {
-    InBaseline,
-    NoBaseline,
-    DriftAuthorized,
-    Stale,
-    DriftUnauthorized,
-}
-
-impl DriftStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DriftStatus::InBaseline => "in-baseline",
-            DriftStatus::NoBaseline => "no-baseline",
-            DriftStatus::DriftAuthorized => "drift-authorized",
-            DriftStatus::Stale => "stale",
-            DriftStatus::DriftUnauthorized => "drift-unauthorized",
-        }
-    }
-    /// Statuses that make `drift` exit 1.
-    pub fn is_finding(self) -> bool {
-        matches!(self, DriftStatus::Stale | DriftStatus::DriftUnauthorized)
-    }
-}
-
-/// One line of the drift report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DriftEntry {
-    pub asset: AssetName,
-    /// `None` for an asset that has never been captured.
-    pub slot: Option<SlotName>,
-    pub criticality: Criticality,
-    pub status: DriftStatus,
-    #[serde(default)]
-    pub baseline_version: Option<u32>,
-    #[serde(default)]
-    pub latest_version: Option<u32>,
-    #[serde(default)]
-    pub last_capture_at: Option<DateTime<Utc>>,
-    /// The change that authorizes the drift, or that would have if the capture had been linked to it.
-    #[serde(default)]
-    pub change: Option<ChangeId>,
-    pub detail: String,
-}
+// The report's types are records (a review keeps the drift it saw), so they live in `model`; they are
+// re-exported here, where callers look for them.
+pub use crate::model::{DriftEntry, DriftStatus};
 
 /// What drift needs to know about one slot of one asset.
 #[derive(Debug, Clone)]
@@ -208,7 +165,8 @@ mod tests {
 
     use super::*;
     use crate::change::{apply, ChangeAction, ChangeDraft, ChangeEvent};
-    use crate::model::{AssetKind, Risk};
+    use crate::ids::{AssetName, ChangeId};
+    use crate::model::{AssetKind, Criticality, Risk};
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).single().expect("valid")

@@ -161,7 +161,7 @@ impl NamedId {
         if name.is_empty() {
             return Err(format!("the {what} name must not be empty"));
         }
-        crate::model::check_text(&format!("{what} name"), name, 64)?;
+        crate::text::check_text(&format!("{what} name"), name, 64)?;
         let id = match id {
             Some(id) => SiteName::new(id).map_err(|e| format!("--id: {e}"))?,
             None => match SiteName::new(name) {

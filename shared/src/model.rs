@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AssetName, ChangeId, SlotName};
+// Where edge and hub find it; it lives in `text` so that `ids` can use it without importing `model`.
+pub use crate::text::check_text;
 
 /// What an asset is. The list follows the asset classes IEC 62443-2-1 inventories ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -216,6 +218,9 @@ pub struct Asset {
 }
 
 impl Asset {
+    /// The projection collection (and document map) of assets.
+    pub const COLLECTION: &'static str = "assets";
+
     pub fn is_active(&self) -> bool {
         self.retired_at.is_none()
     }
@@ -336,17 +341,6 @@ impl AssetFields {
     }
 }
 
-/// Free text that goes into documents and reports: bounded, no control characters except tab.
-pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), String> {
-    if value.chars().count() > max {
-        return Err(format!("{field} is longer than {max} characters"));
-    }
-    if value.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(format!("{field} contains a control character"));
-    }
-    Ok(())
-}
-
 /// A hex SHA-256 of raw bytes: the identity of a stored configuration file.
 pub use crate::ids::BlobHash;
 
@@ -379,6 +373,9 @@ pub struct ConfigVersion {
 }
 
 impl ConfigVersion {
+    /// The collection of configuration versions (in the `configs/<YYYY-MM>` documents).
+    pub const COLLECTION: &'static str = "versions";
+
     /// Do two versions hold the same configuration? By normalised hash when both were normalised by the same
     /// rules, otherwise by raw bytes.
     pub fn same_content(&self, other: &ConfigVersion) -> bool {
@@ -404,6 +401,11 @@ pub struct ConfigCheck {
     pub change: Option<ChangeId>,
 }
 
+impl ConfigCheck {
+    /// The collection of "unchanged" checks (in the `configs/<YYYY-MM>` documents).
+    pub const COLLECTION: &'static str = "checks";
+}
+
 /// The approved configuration of one slot of one asset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Baseline {
@@ -415,6 +417,11 @@ pub struct Baseline {
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<ChangeId>,
+}
+
+impl Baseline {
+    /// The collection of approved baselines (in the `baselines` document).
+    pub const COLLECTION: &'static str = "baselines";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -454,6 +461,11 @@ pub struct RestoreTest {
     pub tested_by: String,
 }
 
+impl RestoreTest {
+    /// The collection of restore tests (in the `records/<YYYY>` documents).
+    pub const COLLECTION: &'static str = "restore_tests";
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReviewOutcome {
@@ -484,7 +496,59 @@ pub struct Review {
     pub reviewed_at: DateTime<Utc>,
     pub reviewed_by: String,
     /// The drift report for the reviewed assets at review time.
-    pub drift: Vec<crate::drift::DriftEntry>,
+    pub drift: Vec<DriftEntry>,
+}
+
+impl Review {
+    /// The collection of periodic reviews (in the `records/<YYYY>` documents).
+    pub const COLLECTION: &'static str = "reviews";
+}
+
+/// How one slot of one asset stands against its baseline (the drift report, `drift::classify_asset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftStatus {
+    InBaseline,
+    NoBaseline,
+    DriftAuthorized,
+    Stale,
+    DriftUnauthorized,
+}
+
+impl DriftStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftStatus::InBaseline => "in-baseline",
+            DriftStatus::NoBaseline => "no-baseline",
+            DriftStatus::DriftAuthorized => "drift-authorized",
+            DriftStatus::Stale => "stale",
+            DriftStatus::DriftUnauthorized => "drift-unauthorized",
+        }
+    }
+    /// Statuses that make `drift` exit 1.
+    pub fn is_finding(self) -> bool {
+        matches!(self, DriftStatus::Stale | DriftStatus::DriftUnauthorized)
+    }
+}
+
+/// One line of the drift report, kept in a review as the evidence of what it saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftEntry {
+    pub asset: AssetName,
+    /// `None` for an asset that has never been captured.
+    pub slot: Option<SlotName>,
+    pub criticality: Criticality,
+    pub status: DriftStatus,
+    #[serde(default)]
+    pub baseline_version: Option<u32>,
+    #[serde(default)]
+    pub latest_version: Option<u32>,
+    #[serde(default)]
+    pub last_capture_at: Option<DateTime<Utc>>,
+    /// The change that authorizes the drift, or that would have if the capture had been linked to it.
+    #[serde(default)]
+    pub change: Option<ChangeId>,
+    pub detail: String,
 }
 
 /// The site's identity record, written once at `init`.
@@ -500,4 +564,10 @@ pub struct SiteInfo {
     pub created_by: String,
     /// Hex Ed25519 public key that signs this site's audit chain.
     pub audit_key: String,
+}
+
+impl SiteInfo {
+    /// The collection of the site identity (in the `site` document), and the one key in it.
+    pub const COLLECTION: &'static str = "site";
+    pub const KEY: &'static str = "identity";
 }

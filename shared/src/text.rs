@@ -5,6 +5,17 @@
 
 use std::borrow::Cow;
 
+/// Free text that goes into documents and reports: bounded, no control characters except tab.
+pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.chars().count() > max {
+        return Err(format!("{field} is longer than {max} characters"));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(format!("{field} contains a control character"));
+    }
+    Ok(())
+}
+
 /// How a file's bytes were turned into text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {

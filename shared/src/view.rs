@@ -14,8 +14,15 @@ use crate::policy::Policy;
 use crate::{AssetName, ChangeId, SlotName};
 
 /// The collections `View::from_rows` reads.
-pub const COLLECTIONS: [&str; 7] =
-    ["assets", "versions", "checks", "baselines", "change_events", "restore_tests", "reviews"];
+pub const COLLECTIONS: [&str; 7] = [
+    Asset::COLLECTION,
+    ConfigVersion::COLLECTION,
+    ConfigCheck::COLLECTION,
+    Baseline::COLLECTION,
+    ChangeEvent::COLLECTION,
+    RestoreTest::COLLECTION,
+    Review::COLLECTION,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
@@ -40,7 +47,30 @@ pub struct ReviewState {
     pub last: Option<DateTime<Utc>>,
     pub interval: Duration,
     pub due_at: DateTime<Utc>,
-    pub status: &'static str,
+    pub status: ReviewStatus,
+}
+
+/// Whether an asset's periodic review is due: `ok`, `due` within the notice period, or `overdue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReviewStatus {
+    Ok,
+    Due,
+    Overdue,
+}
+
+impl ReviewStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::Ok => "ok",
+            ReviewStatus::Due => "due",
+            ReviewStatus::Overdue => "overdue",
+        }
+    }
+    /// Past the due date: `review due` exits 1, the hub counts it.
+    pub fn is_overdue(self) -> bool {
+        self == ReviewStatus::Overdue
+    }
 }
 
 pub type SlotKey = (AssetName, SlotName);
@@ -67,16 +97,16 @@ impl View {
     /// (`COLLECTIONS` lists the ones read).
     pub fn from_rows(rows: impl Fn(&str) -> Vec<(String, String)>) -> Result<View, ViewError> {
         let mut view = View::default();
-        for asset in decode::<Asset>("assets", rows("assets"))? {
+        for asset in decode::<Asset>(Asset::COLLECTION, rows(Asset::COLLECTION))? {
             view.assets.insert(asset.name.clone(), asset);
         }
-        for v in decode::<ConfigVersion>("versions", rows("versions"))? {
+        for v in decode::<ConfigVersion>(ConfigVersion::COLLECTION, rows(ConfigVersion::COLLECTION))? {
             view.versions.entry((v.asset.clone(), v.slot.clone())).or_default().push(v);
         }
         for list in view.versions.values_mut() {
             list.sort_by_key(|v| v.version);
         }
-        for c in decode::<ConfigCheck>("checks", rows("checks"))? {
+        for c in decode::<ConfigCheck>(ConfigCheck::COLLECTION, rows(ConfigCheck::COLLECTION))? {
             let key = (c.asset.clone(), c.slot.clone());
             if let Some(change) = c.change {
                 view.check_changes.insert((key.clone(), c.version), change);
@@ -84,12 +114,12 @@ impl View {
             let slot = view.last_check.entry(key).or_insert(c.checked_at);
             *slot = (*slot).max(c.checked_at);
         }
-        for b in decode::<Baseline>("baselines", rows("baselines"))? {
+        for b in decode::<Baseline>(Baseline::COLLECTION, rows(Baseline::COLLECTION))? {
             view.baselines.insert((b.asset.clone(), b.slot.clone()), b);
         }
-        view.add_change_events(decode("change_events", rows("change_events"))?);
-        view.restore_tests = decode("restore_tests", rows("restore_tests"))?;
-        view.reviews = decode("reviews", rows("reviews"))?;
+        view.add_change_events(decode(ChangeEvent::COLLECTION, rows(ChangeEvent::COLLECTION))?);
+        view.restore_tests = decode(RestoreTest::COLLECTION, rows(RestoreTest::COLLECTION))?;
+        view.reviews = decode(Review::COLLECTION, rows(Review::COLLECTION))?;
         Ok(view)
     }
 
@@ -144,11 +174,11 @@ impl View {
         let interval = policy.review_interval(asset.criticality);
         let due_at = last.unwrap_or(asset.created_at) + interval;
         let status = if now > due_at {
-            "overdue"
+            ReviewStatus::Overdue
         } else if due_at - now <= chrono::Duration::days(policy.review_notice_days) {
-            "due"
+            ReviewStatus::Due
         } else {
-            "ok"
+            ReviewStatus::Ok
         };
         ReviewState { last, interval, due_at, status }
     }
@@ -240,4 +270,19 @@ fn decode<R: DeserializeOwned>(collection: &str, rows: Vec<(String, String)>) ->
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SiteInfo;
+
+    /// Collection names are stored (documents, projection rows, dumps, the hub's copy): renaming a constant
+    /// must not rename what is on disk.
+    #[test]
+    fn collection_names_are_the_stored_ones() {
+        let stored = ["assets", "versions", "checks", "baselines", "change_events", "restore_tests", "reviews"];
+        assert_eq!(COLLECTIONS, stored);
+        assert_eq!((SiteInfo::COLLECTION, SiteInfo::KEY), ("site", "identity"));
+    }
 }

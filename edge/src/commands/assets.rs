@@ -14,8 +14,6 @@ use crate::output::{opt, print_json, print_table, spinner};
 use crate::site::{Site, Write};
 use datum_host::exit::{user, Outcome};
 
-const COLLECTION: &str = "assets";
-
 pub async fn run(site: &mut Site, cmd: AssetCmd) -> Result<Outcome> {
     match cmd {
         AssetCmd::Add { name, fields } => add(site, &name, fields).await,
@@ -90,12 +88,12 @@ fn new_asset(site: &Site, name: datum_shared::AssetName, fields: &AssetFields) -
 async fn add(site: &mut Site, name: &str, args: AssetFieldArgs) -> Result<Outcome> {
     let name = parse_asset_name(name)?;
     let fields = fields_from_args(args)?;
-    if site.get::<Asset>(COLLECTION, name.as_str()).await?.is_some() {
+    if site.get::<Asset>(Asset::COLLECTION, name.as_str()).await?.is_some() {
         return Err(user(format!("asset {name} already exists (use `asset edit` to change it)")));
     }
     let asset = new_asset(site, name.clone(), &fields)?;
     let mut w = Write::new("asset.add", name.as_str(), None).concerning([&name]);
-    w.put(&site.doc_id("inventory"), COLLECTION, name.as_str(), &asset)?;
+    w.put(&site.doc_id("inventory"), Asset::COLLECTION, name.as_str(), &asset)?;
     site.apply(w, format!("added {} {}", asset.kind, asset.name)).await?;
     println!("added asset {name} ({}, {})", asset.kind, asset.criticality);
     Ok(Outcome::Clean)
@@ -116,7 +114,7 @@ async fn edit(site: &mut Site, name: &str, args: AssetFieldArgs) -> Result<Outco
     asset.updated_by = site.actor.clone();
     let changed = changed_fields(&before, &asset);
     let mut w = Write::new("asset.edit", asset.name.as_str(), None).concerning([&asset.name]);
-    w.put(&site.doc_id("inventory"), COLLECTION, asset.name.as_str(), &asset)?;
+    w.put(&site.doc_id("inventory"), Asset::COLLECTION, asset.name.as_str(), &asset)?;
     site.apply(w, format!("changed {}", changed.join(", "))).await?;
     println!("updated asset {}: {}", asset.name, changed.join(", "));
     Ok(Outcome::Clean)
@@ -143,7 +141,7 @@ async fn retire(site: &mut Site, name: &str, reason: String) -> Result<Outcome> 
     asset.updated_at = site.now;
     asset.updated_by = site.actor.clone();
     let mut w = Write::new("asset.retire", asset.name.as_str(), Some(reason)).concerning([&asset.name]);
-    w.put(&site.doc_id("inventory"), COLLECTION, asset.name.as_str(), &asset)?;
+    w.put(&site.doc_id("inventory"), Asset::COLLECTION, asset.name.as_str(), &asset)?;
     site.apply(w, "retired".into()).await?;
     println!("retired asset {}", asset.name);
     Ok(Outcome::Clean)
@@ -185,7 +183,7 @@ async fn show(site: &mut Site, name: &str, json: bool) -> Result<Outcome> {
 }
 
 async fn active_assets(site: &Site, all: bool) -> Result<Vec<Asset>> {
-    Ok(site.list::<Asset>(COLLECTION).await?.into_iter().filter(|a| all || a.is_active()).collect())
+    Ok(site.list::<Asset>(Asset::COLLECTION).await?.into_iter().filter(|a| all || a.is_active()).collect())
 }
 
 async fn list(site: &mut Site, zone: Option<String>, kind: Option<String>, all: bool, json: bool) -> Result<Outcome> {
@@ -274,7 +272,7 @@ async fn import(site: &mut Site, file: &std::path::Path, json: bool) -> Result<O
     }
     let mut w = Write::new("asset.import", shown.as_str(), None).concerning(&touched);
     for asset in &puts {
-        w.put(&doc, COLLECTION, asset.name.as_str(), asset)?;
+        w.put(&doc, Asset::COLLECTION, asset.name.as_str(), asset)?;
     }
     let bar = spinner(&format!("importing {} assets", rows.len()), json);
     let summary = format!("added {}, updated {}, unchanged {}", report.added, report.updated, report.unchanged);

@@ -21,8 +21,6 @@ use crate::site::{Site, Write};
 use crate::view::version_ref;
 use datum_host::exit::{user, Outcome};
 
-const EVENTS: &str = "change_events";
-
 pub async fn run(site: &mut Site, cmd: ChangeCmd) -> Result<Outcome> {
     match cmd {
         ChangeCmd::New { title, reason, assets, risk, impact, rollback, test_plan, window, emergency, json } => {
@@ -111,7 +109,7 @@ async fn new(site: &mut Site, args: NewArgs, json: bool) -> Result<Outcome> {
         window_to: window.map(|w| w.1),
         emergency: args.emergency,
     };
-    let id = ChangeId(site.store.max_key_number(EVENTS).await? + 1);
+    let id = ChangeId(site.store.max_key_number(ChangeEvent::COLLECTION).await? + 1);
     let event = ChangeEvent {
         change: id,
         seq: 1,
@@ -139,7 +137,7 @@ async fn new(site: &mut Site, args: NewArgs, json: bool) -> Result<Outcome> {
 async fn doc_of(site: &Site, id: ChangeId) -> Result<DocId> {
     let doc = site
         .store
-        .record_doc(EVENTS, &format!("{id}/{:04}", 1))
+        .record_doc(ChangeEvent::COLLECTION, &format!("{id}/{:04}", 1))
         .await?
         .ok_or_else(|| user(format!("{id} does not exist (see `datum-edge change list`)")))?;
     Ok(DocId::parse(&doc)?)
@@ -155,7 +153,7 @@ async fn write_event(
 ) -> Result<()> {
     let mut w = Write::new(&format!("change.{}", event.action.verb()), event.change.to_string(), reason)
         .concerning(&after.draft.assets);
-    w.put(doc, EVENTS, &format!("{}/{:04}", event.change, event.seq), event)?;
+    w.put(doc, ChangeEvent::COLLECTION, &format!("{}/{:04}", event.change, event.seq), event)?;
     for b in &baselines {
         baseline_puts(site, &mut w, b)?;
     }
@@ -204,9 +202,9 @@ async fn implement(site: &mut Site, id: &str, note: Option<String>) -> Result<Ou
     let current = load_change(site, change).await?;
     let mut captures: Vec<VersionRef> = Vec::new();
     for asset in &current.draft.assets {
-        let versions: Vec<ConfigVersion> = site.list_for("versions", asset.as_str()).await?;
+        let versions: Vec<ConfigVersion> = site.list_for(ConfigVersion::COLLECTION, asset.as_str()).await?;
         captures.extend(versions.iter().filter(|v| v.change == Some(change)).map(version_ref));
-        let checks: Vec<ConfigCheck> = site.list_for("checks", asset.as_str()).await?;
+        let checks: Vec<ConfigCheck> = site.list_for(ConfigCheck::COLLECTION, asset.as_str()).await?;
         for check in checks.iter().filter(|c| c.change == Some(change)) {
             if let Some(v) = versions.iter().find(|v| v.slot == check.slot && v.version == check.version) {
                 captures.push(version_ref(v));
@@ -285,7 +283,7 @@ struct ShowChange<'a> {
 async fn show(site: &mut Site, id: &str, json: bool) -> Result<Outcome> {
     let id = ChangeId::parse(id).map_err(|e| user(e.to_string()))?;
     let cr = load_change(site, id).await?;
-    let mut events: Vec<ChangeEvent> = site.list_for(EVENTS, &id.to_string()).await?;
+    let mut events: Vec<ChangeEvent> = site.list_for(ChangeEvent::COLLECTION, &id.to_string()).await?;
     events.sort_by_key(|e| e.seq);
     let flags = cr.flags(site.now, &site.policy);
     if json {

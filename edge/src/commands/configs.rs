@@ -39,7 +39,7 @@ pub async fn run_baseline(site: &mut Site, cmd: BaselineCmd) -> Result<Outcome> 
 
 /// Versions of one asset, grouped per slot, oldest first.
 pub async fn versions_of(site: &Site, asset: &Asset) -> Result<Vec<ConfigVersion>> {
-    let mut versions: Vec<ConfigVersion> = site.list_for("versions", asset.name.as_str()).await?;
+    let mut versions: Vec<ConfigVersion> = site.list_for(ConfigVersion::COLLECTION, asset.name.as_str()).await?;
     versions.sort_by(|a, b| (a.slot.as_str(), a.version).cmp(&(b.slot.as_str(), b.version)));
     Ok(versions)
 }
@@ -56,7 +56,7 @@ pub fn version_key(v: &ConfigVersion) -> String {
 
 /// Loads and folds one change request.
 pub async fn load_change(site: &Site, id: ChangeId) -> Result<ChangeRequest> {
-    let events: Vec<ChangeEvent> = site.list_for("change_events", &id.to_string()).await?;
+    let events: Vec<ChangeEvent> = site.list_for(ChangeEvent::COLLECTION, &id.to_string()).await?;
     let (state, _) = fold(&events);
     state.ok_or_else(|| user(format!("{id} does not exist (see `datum-edge change list`)")))
 }
@@ -145,7 +145,7 @@ async fn capture(
             };
             let key = format!("{}/{}/{:06}/{}", asset.name, slot, latest.version, site.now.timestamp_micros());
             let mut w = Write::new("config.check", asset.name.as_str(), None).concerning([&asset.name]);
-            w.put(&configs_doc, "checks", &key, &check)?;
+            w.put(&configs_doc, ConfigCheck::COLLECTION, &key, &check)?;
             site.apply(w, format!("{slot}: unchanged since v{}", latest.version)).await?;
             report = CaptureReport {
                 asset: asset.name.to_string(),
@@ -180,7 +180,7 @@ async fn capture(
                 change,
             };
             let mut w = Write::new("config.capture", asset.name.as_str(), None).concerning([&asset.name]);
-            w.put(&configs_doc, "versions", &version_key(&version), &version)?;
+            w.put(&configs_doc, ConfigVersion::COLLECTION, &version_key(&version), &version)?;
             site.apply(w, format!("{slot} v{} ({} bytes)", version.version, version.size)).await?;
             let significant = latest.is_none_or(|l| !l.same_content(&version));
             report = CaptureReport {
@@ -250,11 +250,11 @@ struct LogEntry<'a> {
 async fn log(site: &mut Site, asset: &str, slot: Option<String>, json: bool) -> Result<Outcome> {
     let asset = find_asset(site, asset).await?;
     let slot = slot.map(|s| SlotName::new(&s).map_err(|e| user(e.to_string()))).transpose()?;
-    let baselines: Vec<Baseline> = site.list_for("baselines", asset.name.as_str()).await?;
+    let baselines: Vec<Baseline> = site.list_for(Baseline::COLLECTION, asset.name.as_str()).await?;
     let versions: Vec<ConfigVersion> =
         versions_of(site, &asset).await?.into_iter().filter(|v| slot.as_ref().is_none_or(|s| &v.slot == s)).collect();
     let is_baseline = |v: &ConfigVersion| baselines.iter().any(|b| b.slot == v.slot && b.version == v.version);
-    let checks: Vec<ConfigCheck> = site.list_for("checks", asset.name.as_str()).await?;
+    let checks: Vec<ConfigCheck> = site.list_for(ConfigCheck::COLLECTION, asset.name.as_str()).await?;
     let after_the_fact = |v: &ConfigVersion| -> Option<ChangeId> {
         if v.change.is_some() {
             return None;
@@ -411,7 +411,8 @@ async fn diff(
     let from_v = match from {
         Some(f) => pick_version(site, &asset, Some(slot.to_string()), Some(&f)).await?,
         None => {
-            let baseline: Option<Baseline> = site.get("baselines", &format!("{}/{}", asset.name, slot)).await?;
+            let baseline: Option<Baseline> =
+                site.get(Baseline::COLLECTION, &format!("{}/{}", asset.name, slot)).await?;
             match baseline {
                 Some(b) => pick_version(site, &asset, Some(slot.to_string()), Some(&b.version.to_string())).await?,
                 None => {
@@ -478,7 +479,7 @@ async fn approve(
         change: None,
     };
     let key = format!("{}/{}", asset.name, v.slot);
-    let current: Option<Baseline> = site.get("baselines", &key).await?;
+    let current: Option<Baseline> = site.get(Baseline::COLLECTION, &key).await?;
     if current.as_ref().is_some_and(|c| c.version == v.version) {
         println!("{key}: v{} is already the baseline", v.version);
         return Ok(Outcome::Clean);
@@ -492,7 +493,7 @@ async fn approve(
 pub fn baseline_puts(site: &Site, w: &mut Write, baseline: &Baseline) -> Result<()> {
     let doc = site.doc_id("baselines");
     let key = format!("{}/{}", baseline.asset, baseline.slot);
-    w.put(&doc, "baselines", &key, baseline)?;
+    w.put(&doc, Baseline::COLLECTION, &key, baseline)?;
     // The history grows with every approval, so it goes to the month's configuration document (bounded), not
     // to the baselines document (one record per slot).
     let history_key = format!("{key}/{:06}/{}", baseline.version, baseline.approved_at.timestamp_micros());
@@ -519,7 +520,7 @@ struct BaselineView {
 async fn show_baseline(site: &mut Site, asset: &str, json: bool) -> Result<Outcome> {
     let asset = find_asset(site, asset).await?;
     let versions = versions_of(site, &asset).await?;
-    let baselines: Vec<Baseline> = site.list_for("baselines", asset.name.as_str()).await?;
+    let baselines: Vec<Baseline> = site.list_for(Baseline::COLLECTION, asset.name.as_str()).await?;
     let mut out = Vec::new();
     for slot in slots(&versions) {
         let latest = versions.iter().filter(|v| &v.slot == slot).max_by_key(|v| v.version);

@@ -401,7 +401,14 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
                     }
                     Event::BlobComplete { hash, total } => {
                         let part = incoming_dir.join(&hash);
-                        match store_received(site.blobs, &part, &hash, total) {
+                        // Hashing and compressing a large file takes seconds: on a blocking thread, so that the
+                        // connection's keep-alives go on meanwhile (the runtime has one thread).
+                        let (blobs, received, wanted) = (site.blobs.clone(), part.clone(), hash.clone());
+                        let stored =
+                            tokio::task::spawn_blocking(move || store_received(&blobs, &received, &wanted, total))
+                                .await
+                                .context("store a received file")?;
+                        match stored {
                             Ok(()) => {
                                 report.files_received += 1;
                                 session.blob_stored(&hash, Ok(()));

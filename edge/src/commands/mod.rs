@@ -132,7 +132,7 @@ pub fn parse_asset_name(name: &str) -> Result<AssetName> {
 /// Looks an asset up by name; a clear error when it does not exist.
 pub async fn find_asset(site: &Site, name: &str) -> Result<Asset> {
     let name = parse_asset_name(name)?;
-    site.get::<Asset>("assets", name.as_str())
+    site.get::<Asset>(Asset::COLLECTION, name.as_str())
         .await?
         .ok_or_else(|| user(format!("asset {name} does not exist (see `datum-edge asset list`)")))
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use datum_shared::document::year_period;
 use datum_shared::drift::DriftEntry;
 use datum_shared::model::{Asset, Criticality, RestoreTest, Review, ReviewOutcome, TestResult};
+use datum_shared::view::ReviewStatus;
 use datum_shared::AssetName;
 use serde::Serialize;
 
@@ -100,7 +101,7 @@ pub async fn restore_test(site: &mut Site, cmd: RestoreTestCmd) -> Result<Outcom
     };
     let doc = site.doc_id(&format!("records/{}", year_period(site.now)));
     let mut w = Write::new("restore-test.record", asset.name.as_str(), None).concerning([&asset.name]);
-    w.put(&doc, "restore_tests", &format!("{id:06}"), &test)?;
+    w.put(&doc, RestoreTest::COLLECTION, &format!("{id:06}"), &test)?;
     let result_text = if result == TestResult::Pass { "pass" } else { "FAIL" };
     site.apply(w, format!("{slot} v{} restore test: {result_text}", v.version)).await?;
     println!("recorded restore test #{id} of {}/{slot} v{}: {result_text}", asset.name, v.version);
@@ -251,7 +252,7 @@ struct ReviewDue {
     last_review_at: Option<DateTime<Utc>>,
     due_at: DateTime<Utc>,
     interval_days: i64,
-    status: &'static str,
+    status: ReviewStatus,
 }
 
 async fn review_due(site: &mut Site, json: bool) -> Result<Outcome> {
@@ -269,8 +270,8 @@ async fn review_due(site: &mut Site, json: bool) -> Result<Outcome> {
             status: r.status,
         });
     }
-    let findings = out.iter().any(|r| r.status == "overdue");
-    let listed: Vec<&ReviewDue> = out.iter().filter(|r| r.status != "ok").collect();
+    let findings = out.iter().any(|r| r.status.is_overdue());
+    let listed: Vec<&ReviewDue> = out.iter().filter(|r| r.status != ReviewStatus::Ok).collect();
     if json {
         print_json(&listed)?;
     } else {
@@ -283,7 +284,7 @@ async fn review_due(site: &mut Site, json: bool) -> Result<Outcome> {
                     r.zone.clone().unwrap_or_else(|| "-".into()),
                     r.last_review_at.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "never".into()),
                     r.due_at.format("%Y-%m-%d").to_string(),
-                    r.status.to_uppercase(),
+                    r.status.as_str().to_uppercase(),
                 ]
             })
             .collect();
@@ -339,7 +340,7 @@ async fn review_record(
     };
     let doc = site.doc_id(&format!("records/{}", year_period(site.now)));
     let mut w = Write::new("review.record", subject.clone(), None).concerning(&names);
-    w.put(&doc, "reviews", &format!("{id:06}"), &review)?;
+    w.put(&doc, Review::COLLECTION, &format!("{id:06}"), &review)?;
     let findings = review.drift.iter().filter(|d| d.status.is_finding()).count();
     site.apply(
         w,

@@ -32,7 +32,7 @@ pub(super) async fn asset_list(ctx: &Context, site: Option<String>, all: bool, j
         None => None,
     };
     let mut rows = Vec::new();
-    for (sid, key, text) in store.records("assets", site_id.as_deref()).await? {
+    for (sid, key, text) in store.records(Asset::COLLECTION, site_id.as_deref()).await? {
         let asset: Asset = serde_json::from_str(&text).with_context(|| format!("decode asset {key} of {sid}"))?;
         // Retired assets stay in the history, and in this list only on request (as on the edge).
         if !all && !asset.is_active() {

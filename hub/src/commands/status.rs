@@ -86,7 +86,7 @@ pub(super) async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
             for asset in view.reported_assets() {
                 let b = view.backup_state(asset, ctx.now, &policy);
                 s.overdue_backups += usize::from(b.backup_overdue || b.test_overdue);
-                s.overdue_reviews += usize::from(view.review_state(asset, ctx.now, &policy).status == "overdue");
+                s.overdue_reviews += usize::from(view.review_state(asset, ctx.now, &policy).status.is_overdue());
             }
             let (stored, missing, _) = store.blob_counts(site_id).await?;
             s.files_stored = stored;

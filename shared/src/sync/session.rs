@@ -42,6 +42,7 @@ use sha2::{Digest, Sha256};
 use super::wire::{is_blob_hash, AuditHead, BlobWant, DocHeads, Frame, Head, Msg, BLOB_CHUNK, PROTOCOL_VERSION};
 use super::{may_read, may_write, Principal};
 use crate::ids::Owner;
+use crate::model::{ConfigVersion, RestoreTest};
 use crate::DocId;
 
 /// Who we are and who the transport says the peer is.
@@ -608,7 +609,7 @@ impl Session {
     /// restore.
     fn referenced_files(&self) -> Result<Vec<String>, String> {
         const REFERENCES: [(&str, &str, &str); 2] =
-            [("configs", "versions", "raw_hash"), ("records", "restore_tests", "evidence_hash")];
+            [("configs", ConfigVersion::COLLECTION, "raw_hash"), ("records", RestoreTest::COLLECTION, "evidence_hash")];
         let mut referenced = BTreeSet::new();
         for (id, slot) in &self.slots {
             if !matches!(id.owner(), Owner::Site(_)) {
