@@ -69,21 +69,23 @@ impl<'a> TokenSource for LineSlice<'a> {
     }
 }
 
-/// Line hunks between two lists of lines (histogram algorithm).
+/// Line hunks between two lists of lines (Myers' algorithm, as imara-diff implements it).
+///
+/// Not the histogram algorithm: imara-diff 0.1's histogram aligns configurations with many repeated lines
+/// poorly (on an ASA export with one line in a hundred edited it took out and put back thousands of unchanged
+/// lines, `tests/diff_alignment.rs`), where Myers finds the edits.
 ///
 /// The two sides are first cut where they fall apart into parts that share no line (`independent_cuts`), and
-/// each part is diffed alone. The histogram algorithm never matches a line of one part with a line of another,
-/// and counts a line's occurrences the same within its part as in the whole, so the parts' hunks are the
-/// hunks of the whole (touching hunks at a cut are joined). The gain is speed: the algorithm re-scans the rest
-/// of the file after each common stretch it takes, which costs time proportional to lines × changes when many
-/// changes are spread over a large export (each POU or rung of an XML export is such a part).
+/// each part is diffed alone. No line of one part can be matched with a line of another, so the parts' hunks
+/// are the hunks of the whole (touching hunks at a cut are joined; tested against the uncut diff). The gain is
+/// speed on large exports with changes spread over many parts (each POU or rung of an XML export is one).
 pub fn hunks(old: &[&str], new: &[&str]) -> Vec<(Range<u32>, Range<u32>)> {
     hunks_in_parts(old, new, MIN_PART_LINES)
 }
 
 fn hunks_in_parts(old: &[&str], new: &[&str], min_part: usize) -> Vec<(Range<u32>, Range<u32>)> {
     let input = InternedInput::new(LineSlice(old), LineSlice(new));
-    // The common beginning and end are taken off first, as the histogram diff of the whole does.
+    // The common beginning and end are taken off first, as the diff of the whole does.
     let prefix = input.before.iter().zip(&input.after).take_while(|(a, b)| a == b).count();
     let postfix =
         input.before[prefix..].iter().rev().zip(input.after[prefix..].iter().rev()).take_while(|(a, b)| a == b).count();
@@ -92,7 +94,7 @@ fn hunks_in_parts(old: &[&str], new: &[&str], min_part: usize) -> Vec<(Range<u32
     let cuts = independent_cuts(before, after, input.interner.num_tokens(), min_part);
     if cuts.len() <= 2 {
         let mut out = Vec::new();
-        imara(Algorithm::Histogram, &input, |before: Range<u32>, after: Range<u32>| out.push((before, after)));
+        imara(Algorithm::Myers, &input, |before: Range<u32>, after: Range<u32>| out.push((before, after)));
         return out;
     }
     let mut out: Vec<(Range<u32>, Range<u32>)> = Vec::new();
@@ -112,7 +114,7 @@ fn hunks_in_parts(old: &[&str], new: &[&str], min_part: usize) -> Vec<(Range<u32
             Token(*slot)
         };
         // Each part is framed by lines of its own on each side, so that the diff of the part, which takes off a
-        // common beginning and end first, does not: inside the whole, the histogram diff does not either.
+        // common beginning and end first, does not: inside the whole, the diff does not either.
         part_before.clear();
         part_after.clear();
         part_before.extend(before[b0..b1].iter().map(&mut renumber));
@@ -125,7 +127,7 @@ fn hunks_in_parts(old: &[&str], new: &[&str], min_part: usize) -> Vec<(Range<u32
         let (b_len, a_len) = ((b1 - b0) as u32, (a1 - a0) as u32);
         let (b_off, a_off) = ((prefix + b0) as u32, (prefix + a0) as u32);
         diff_with_tokens(
-            Algorithm::Histogram,
+            Algorithm::Myers,
             &part_before,
             &part_after,
             frame + 4,
@@ -156,12 +158,12 @@ fn hunks_in_parts(old: &[&str], new: &[&str], min_part: usize) -> Vec<(Range<u32
     out
 }
 
-/// The plain histogram diff of the whole, without cutting: the reference `hunks` is tested against.
+/// The plain diff of the whole, without cutting: the reference `hunks` is tested against.
 #[cfg(test)]
 fn hunks_uncut(old: &[&str], new: &[&str]) -> Vec<(Range<u32>, Range<u32>)> {
     let input = InternedInput::new(LineSlice(old), LineSlice(new));
     let mut out = Vec::new();
-    imara(Algorithm::Histogram, &input, |before: Range<u32>, after: Range<u32>| out.push((before, after)));
+    imara(Algorithm::Myers, &input, |before: Range<u32>, after: Range<u32>| out.push((before, after)));
     out
 }
 
@@ -849,7 +851,7 @@ mod tests {
     }
 
     #[test]
-    fn hunks_of_the_kit_are_those_of_the_plain_histogram_diff() {
+    fn hunks_of_the_kit_are_those_of_the_plain_diff() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/versions");
         let mut files: Vec<_> = std::fs::read_dir(&dir).expect("the kit").flatten().map(|e| e.path()).collect();
         files.sort();
