@@ -197,7 +197,7 @@ impl Site {
         };
         let store = Store::open(&dir.join(DB_FILE), true).await?;
         store.set_meta("site_id", &site_id).await?;
-        let mut site = Site::assemble(dir, store, info.clone(), signing_key, actor, now, lock)?;
+        let mut site = Site::assemble(dir, store, info.clone(), signing_key, actor, now, Some(lock))?;
         site.drill = drill;
         let mut w = Write::new("site.init", &info.name, None);
         w.put(&site.doc_id("site"), SiteInfo::COLLECTION, SiteInfo::KEY, &info)?;
@@ -232,7 +232,7 @@ impl Site {
         let signing_key = SigningKey::generate(&mut rand::rngs::OsRng);
         write_private(&dir.join(KEY_FILE), hex::encode(signing_key.to_bytes()).as_bytes())?;
         info.audit_key = hex::encode(signing_key.verifying_key().to_bytes());
-        let mut site = Site::assemble(dir, store, info.clone(), signing_key, actor, now, lock)?;
+        let mut site = Site::assemble(dir, store, info.clone(), signing_key, actor, now, Some(lock))?;
         let mut write = Write::new("site.restore", &info.name, Some(reason));
         write.adopted = adopted;
         write.put(&site.doc_id("site"), SiteInfo::COLLECTION, SiteInfo::KEY, &info)?;
@@ -285,7 +285,7 @@ impl Site {
         if hex::encode(signing_key.verifying_key().to_bytes()) != info.audit_key {
             bail!("identity/site.key is not this site's key (its public half differs from the one recorded at init)");
         }
-        let mut site = Site::assemble_with(dir, store, info, signing_key, actor, now, lock)?;
+        let mut site = Site::assemble(dir, store, info, signing_key, actor, now, lock)?;
         if access == Access::Sync {
             // Opened (and migrated, and temp files cleaned) under the lock; from now on only writes take it.
             site.lock = None;
@@ -299,18 +299,6 @@ impl Site {
     }
 
     fn assemble(
-        dir: &Path,
-        store: Store,
-        info: SiteInfo,
-        signing_key: SigningKey,
-        actor: &str,
-        now: DateTime<Utc>,
-        lock: DirLock,
-    ) -> Result<Site> {
-        Site::assemble_with(dir, store, info, signing_key, actor, now, Some(lock))
-    }
-
-    fn assemble_with(
         dir: &Path,
         store: Store,
         info: SiteInfo,

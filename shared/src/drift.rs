@@ -173,28 +173,10 @@ mod tests {
     }
 
     fn asset(crit: Criticality) -> Asset {
-        Asset {
-            name: AssetName::new("plc1").expect("valid"),
-            kind: AssetKind::Plc,
-            vendor: None,
-            model: None,
-            serial: None,
-            firmware: None,
-            location: None,
-            zone: None,
-            ip: None,
-            criticality: crit,
-            owner: None,
-            in_scope: true,
-            tags: vec![],
-            custom: Default::default(),
-            created_at: now() - Duration::days(400),
-            created_by: "a".into(),
-            updated_at: now(),
-            updated_by: "a".into(),
-            retired_at: None,
-            retired_reason: None,
-        }
+        let mut asset =
+            Asset::new(AssetName::new("plc1").expect("valid"), AssetKind::Plc, crit, "a", now() - Duration::days(400));
+        asset.updated_at = now();
+        asset
     }
 
     fn version(v: u32, hash: &str, change: Option<u32>) -> ConfigVersion {

@@ -221,6 +221,32 @@ impl Asset {
     /// The projection collection (and document map) of assets.
     pub const COLLECTION: &'static str = "assets";
 
+    /// A new asset in scope with nothing known but its name, kind and criticality, made by `by` at `at`.
+    pub fn new(name: AssetName, kind: AssetKind, criticality: Criticality, by: &str, at: DateTime<Utc>) -> Asset {
+        Asset {
+            name,
+            kind,
+            vendor: None,
+            model: None,
+            serial: None,
+            firmware: None,
+            location: None,
+            zone: None,
+            ip: None,
+            criticality,
+            owner: None,
+            in_scope: true,
+            tags: Vec::new(),
+            custom: BTreeMap::new(),
+            created_at: at,
+            created_by: by.to_string(),
+            updated_at: at,
+            updated_by: by.to_string(),
+            retired_at: None,
+            retired_reason: None,
+        }
+    }
+
     pub fn is_active(&self) -> bool {
         self.retired_at.is_none()
     }

@@ -59,28 +59,7 @@ fn fields_from_args(args: AssetFieldArgs) -> Result<AssetFields> {
 
 fn new_asset(site: &Site, name: datum_shared::AssetName, fields: &AssetFields) -> Result<Asset> {
     let kind = fields.kind.ok_or_else(|| user(format!("asset {name}: --kind is required")))?;
-    let mut asset = Asset {
-        name,
-        kind,
-        vendor: None,
-        model: None,
-        serial: None,
-        firmware: None,
-        location: None,
-        zone: None,
-        ip: None,
-        criticality: Criticality::Medium,
-        owner: None,
-        in_scope: true,
-        tags: Vec::new(),
-        custom: Default::default(),
-        created_at: site.now,
-        created_by: site.actor.clone(),
-        updated_at: site.now,
-        updated_by: site.actor.clone(),
-        retired_at: None,
-        retired_reason: None,
-    };
+    let mut asset = Asset::new(name, kind, Criticality::Medium, &site.actor, site.now);
     fields.apply_to(&mut asset);
     Ok(asset)
 }
