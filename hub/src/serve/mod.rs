@@ -27,7 +27,7 @@ use tracing::{error, info, warn, Instrument};
 use crate::context::Context;
 use crate::identity::token_hash;
 use crate::identity::{self, Identity, NODE_CERT_DAYS};
-use crate::store::{AuditHeadRow, DocPiece, NodeRow, Store};
+use crate::store::{AuditHeadRow, BlobPiece, DocPiece, NodeRow, Store};
 use datum_host::exit::Outcome;
 
 /// A connection that says nothing for this long is closed (QUIC keep-alives keep idle links below it).

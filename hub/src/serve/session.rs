@@ -100,7 +100,17 @@ async fn take_over(hub: &Hub, site: &str, conn_id: u64) -> bool {
     false
 }
 
+/// Pieces received and not yet stored are flushed at this size, at the end of a file, and before the hub
+/// sends anything (an acknowledgement means "stored").
+const PIECE_BATCH: usize = 16 << 20;
+
 struct Run {
+    /// Received file pieces not stored yet, and their bytes.
+    pending: Vec<BlobPiece>,
+    pending_bytes: usize,
+    /// Files received from their first byte in this session, hashed as their pieces arrive (so a complete
+    /// file is not read back to be checked): hasher and bytes hashed.
+    hashing: HashMap<String, (Sha256, u64)>,
     synced: bool,
     outcome: Option<String>,
     changed_docs: BTreeSet<DocId>,
@@ -135,11 +145,23 @@ async fn run_session(
     let held =
         store.audit_head(&node.site).await?.map(|h| AuditHead { seq: h.seq, hash: h.hash, signature: h.signature });
     let mut session = Session::with_audit(cfg, local, AuditTrail::Witnessed(held));
-    let mut run = Run { synced: false, outcome: None, changed_docs: BTreeSet::new(), presented: None };
+    let mut run = Run {
+        pending: Vec::new(),
+        pending_bytes: 0,
+        hashing: HashMap::new(),
+        synced: false,
+        outcome: None,
+        changed_docs: BTreeSet::new(),
+        presented: None,
+    };
     let result = async {
         loop {
             drive(hub, node, site_id, &mut session, &mut run, out).await?;
-            while let Some(frame) = session.poll_transmit() {
+            let mut frames = std::iter::from_fn(|| session.poll_transmit()).peekable();
+            if frames.peek().is_some() {
+                flush_pieces(store, &mut run).await?;
+            }
+            for frame in frames {
                 let _ = out.send(frame);
             }
             if session.is_closed() {
@@ -156,6 +178,9 @@ async fn run_session(
         }
     }
     .await;
+    // What was received is kept (a cut transfer resumes from it), whatever the end.
+    let flushed = flush_pieces(store, &mut run).await;
+    let result = result.and(flushed);
     // Whatever the end, keep the cursors and the projection true.
     let states: Vec<(String, Vec<u8>)> = session.sync_states().into_iter().map(|(d, s)| (d.to_string(), s)).collect();
     store.save_sync_states(&peer, &states).await?;
@@ -222,20 +247,47 @@ async fn drive(
                 session.want_blobs(wants.into_iter().map(|b| BlobWant { hash: b.hash, from: b.received }).collect());
             }
             Event::BlobChunk { hash, offset, total, data } => {
-                if let Err(e) = store.append_blob(&hash, offset, total, &data).await {
-                    session.reject(&format!("cannot store file {hash}: {e}"));
-                    return Err(e.into());
+                // Hash each piece once, as it arrives, for a file received from its start.
+                if offset == 0 {
+                    run.hashing.insert(hash.clone(), (Sha256::new(), 0));
+                }
+                if let Some((hasher, hashed)) = run.hashing.get_mut(&hash) {
+                    if *hashed == offset {
+                        hasher.update(&data);
+                        *hashed += data.len() as u64;
+                    } else {
+                        run.hashing.remove(&hash);
+                    }
+                }
+                run.pending_bytes += data.len();
+                run.pending.push(BlobPiece { hash, pos: offset, total, bytes: data });
+                if run.pending_bytes >= PIECE_BATCH {
+                    if let Err(e) = flush_pieces(store, run).await {
+                        session.reject(&format!("cannot store a file: {e}"));
+                        return Err(e);
+                    }
                 }
             }
             Event::BlobComplete { hash, total } => {
-                let pieces = store.blob_pieces(&hash).await?;
-                let mut hasher = Sha256::new();
-                let mut len = 0u64;
-                for p in &pieces {
-                    hasher.update(p);
-                    len += p.len() as u64;
+                if let Err(e) = flush_pieces(store, run).await {
+                    session.reject(&format!("cannot store file {hash}: {e}"));
+                    return Err(e);
                 }
-                if len == total && hex::encode(hasher.finalize()) == hash {
+                let digest = match run.hashing.remove(&hash) {
+                    Some((hasher, hashed)) if hashed == total => (hashed, hasher.finalize()),
+                    // Resumed from an earlier session: read what is stored.
+                    _ => {
+                        let mut hasher = Sha256::new();
+                        let mut len = 0u64;
+                        for p in store.blob_pieces(&hash).await? {
+                            hasher.update(&p);
+                            len += p.len() as u64;
+                        }
+                        (len, hasher.finalize())
+                    }
+                };
+                let (len, digest) = digest;
+                if len == total && hex::encode(digest) == hash {
                     store.complete_blob(&hash).await?;
                     session.blob_stored(&hash, Ok(()));
                 } else {
@@ -363,5 +415,16 @@ async fn project(hub: &Hub, site_id: &str, docs: &BTreeSet<DocId>) -> Result<()>
             .collect();
         hub.store.project(site_id, id.as_str(), &rows).await?;
     }
+    Ok(())
+}
+
+/// Stores the received pieces not stored yet, in one transaction.
+async fn flush_pieces(store: &Store, run: &mut Run) -> Result<()> {
+    if run.pending.is_empty() {
+        return Ok(());
+    }
+    let pieces = std::mem::take(&mut run.pending);
+    run.pending_bytes = 0;
+    store.append_blobs(&pieces).await?;
     Ok(())
 }

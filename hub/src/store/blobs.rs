@@ -35,27 +35,13 @@ impl Store {
         rows.iter().map(|r| Ok(BlobState { hash: r.try_get(0)?, received: r.try_get::<i64, _>(1)? as u64 })).collect()
     }
 
-    /// Appends a piece at `pos` (which must equal the bytes received so far).
-    pub async fn append_blob(&self, hash: &str, pos: u64, total: u64, bytes: &[u8]) -> Result<()> {
+    /// Appends pieces in one transaction (one fsync for many pieces): each at its `pos`, which must equal the
+    /// bytes of its file received so far.
+    pub async fn append_blobs(&self, pieces: &[BlobPiece]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let n =
-            sqlx::query("UPDATE blobs SET received = $2, size = $3 WHERE hash = $1 AND received = $4 AND complete = 0")
-                .bind(hash)
-                .bind((pos + bytes.len() as u64) as i64)
-                .bind(total as i64)
-                .bind(pos as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if n != 1 {
-            return Err(StoreError::Invalid(format!("file {hash}: piece at {pos} does not continue what is stored")));
+        for p in pieces {
+            append_in(&mut tx, &p.hash, p.pos, p.total, &p.bytes).await?;
         }
-        sqlx::query("INSERT INTO blob_chunks (hash, pos, bytes) VALUES ($1, $2, $3)")
-            .bind(hash)
-            .bind(pos as i64)
-            .bind(bytes.to_vec())
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -112,4 +98,32 @@ impl Store {
         .await?;
         Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
     }
+}
+
+/// One piece appended inside a transaction.
+async fn append_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    hash: &str,
+    pos: u64,
+    total: u64,
+    bytes: &[u8],
+) -> Result<()> {
+    let n = sqlx::query("UPDATE blobs SET received = $2, size = $3 WHERE hash = $1 AND received = $4 AND complete = 0")
+        .bind(hash)
+        .bind((pos + bytes.len() as u64) as i64)
+        .bind(total as i64)
+        .bind(pos as i64)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if n != 1 {
+        return Err(StoreError::Invalid(format!("file {hash}: piece at {pos} does not continue what is stored")));
+    }
+    sqlx::query("INSERT INTO blob_chunks (hash, pos, bytes) VALUES ($1, $2, $3)")
+        .bind(hash)
+        .bind(pos as i64)
+        .bind(bytes.to_vec())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

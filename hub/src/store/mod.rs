@@ -81,6 +81,15 @@ pub struct AuditHeadRow {
     pub at: String,
 }
 
+/// A piece of a file received from an edge, to be appended (`Store::append_blobs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobPiece {
+    pub hash: String,
+    pub pos: u64,
+    pub total: u64,
+    pub bytes: Vec<u8>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobState {
     pub hash: String,
