@@ -62,6 +62,10 @@ struct RestoreReport {
     files: usize,
     adopted_heads: usize,
     files_missing: Vec<String>,
+    /// What each missing file was (`fw-1/running-config v2`, `restore test #3 evidence`); not in the JSON,
+    /// whose `files_missing` stays a list of hashes.
+    #[serde(skip)]
+    missing_what: Vec<String>,
     audit_key: String,
     /// The first audit entry's summary: where it came from, and the key of the lost chain.
     restore_entry: String,
@@ -137,7 +141,8 @@ pub async fn restore_from_hub(ctx: &Context, args: RestoreArgs) -> Result<Outcom
     let site = Site::open(&staging, &ctx.actor, ctx.now).await?;
     let verify = super::audit::verify_site(&site, true).await?;
     let referenced = super::reports::referenced_blobs(&site).await?;
-    let files_missing: Vec<String> = referenced.into_keys().filter(|h| !site.blobs.contains(h)).collect();
+    let (files_missing, missing_what): (Vec<String>, Vec<String>) =
+        referenced.into_iter().filter(|(h, _)| !site.blobs.contains(h)).map(|(h, what)| (h, what.join(", "))).unzip();
     let problems: Vec<&String> =
         verify.problems.iter().filter(|p| !files_missing.iter().any(|h| p.contains(h.as_str()))).collect();
     if !problems.is_empty() {
@@ -161,6 +166,7 @@ pub async fn restore_from_hub(ctx: &Context, args: RestoreArgs) -> Result<Outcom
         files: site.blobs.list()?.len(),
         adopted_heads: restore_entry.entry.adopted.len(),
         files_missing,
+        missing_what,
         audit_key: site.info.audit_key.clone(),
         restore_entry: restore_entry.entry.summary.clone(),
     };
@@ -274,8 +280,8 @@ fn print_report(report: &RestoreReport, pass: Option<&PassReport>, target: &Path
         short(&report.audit_key),
         report.restore_entry
     );
-    for hash in &report.files_missing {
-        println!("NOT RECOVERED: configuration file {hash} (the hub holds no complete copy)");
+    for (hash, what) in report.files_missing.iter().zip(&report.missing_what) {
+        println!("NOT RECOVERED: {what}: file {hash} (the hub holds no good copy)");
     }
     Ok(())
 }
