@@ -17,6 +17,7 @@ use automerge::{ActorId, Automerge};
 use chrono::{DateTime, Utc};
 use datum_shared::audit::{AuditEntry, DocChange, SignedEntry, GENESIS};
 use datum_shared::document::{self, CommitInfo};
+use datum_shared::ids::SiteId;
 use datum_shared::model::SiteInfo;
 use datum_shared::policy::Policy;
 use datum_shared::DocId;
@@ -186,7 +187,7 @@ impl Site {
         let lock = DirLock::acquire(dir)?;
         let signing_key = SigningKey::generate(&mut rand::rngs::OsRng);
         write_private(&dir.join(KEY_FILE), hex::encode(signing_key.to_bytes()).as_bytes())?;
-        let site_id = hex::encode(rand::random::<[u8; 8]>());
+        let site_id = SiteId::new(&hex::encode(rand::random::<[u8; 8]>()))?;
         let info = SiteInfo {
             site_id: site_id.clone(),
             name: site_name.id.to_string(),
@@ -196,7 +197,7 @@ impl Site {
             audit_key: hex::encode(signing_key.verifying_key().to_bytes()),
         };
         let store = Store::open(&dir.join(DB_FILE), true).await?;
-        store.set_meta("site_id", &site_id).await?;
+        store.set_meta("site_id", site_id.as_str()).await?;
         let mut site = Site::assemble(dir, store, info.clone(), signing_key, actor, now, Some(lock))?;
         site.drill = drill;
         let mut w = Write::new("site.init", &info.name, None);
@@ -279,7 +280,7 @@ impl Site {
             .await?
             .ok_or_else(|| anyhow!("site identity record missing"))?;
         let info: SiteInfo = serde_json::from_str(&json).context("decode site identity")?;
-        if info.site_id != site_id {
+        if info.site_id.as_str() != site_id {
             bail!("site identity does not match the database");
         }
         if hex::encode(signing_key.verifying_key().to_bytes()) != info.audit_key {
@@ -331,7 +332,7 @@ impl Site {
     }
 
     pub fn doc_id(&self, name: &str) -> DocId {
-        DocId::site(&self.info.site_id, name)
+        DocId::site(self.info.site_id.as_str(), name)
     }
 
     /// The key of secret fingerprints, derived from the site key: stable for the site, unknown outside it.

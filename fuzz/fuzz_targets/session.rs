@@ -12,12 +12,13 @@ mod support;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
+use datum_shared::ids::SiteId;
 use datum_shared::sync::wire::AuditHead;
 use datum_shared::sync::{AuditTrail, Frame, LocalDoc, Principal, Session, SessionConfig};
 use libfuzzer_sys::fuzz_target;
 use support::{drive, hub_doc, site_docs, Disk, Node, Outcome, Rng};
 
-const SITE: &str = "a1a1";
+const SITE: &str = "a1a1a1a1a1a1a1a1";
 
 /// What one side of the connection is doing: its node (disk), its session and what the driver saw.
 struct Side {
@@ -145,7 +146,7 @@ fuzz_target!(|data: &[u8]| {
         _ => (AuditTrail::Ours(head(5)), AuditTrail::Witnessed(Some(head(3)))),
     };
     let edge_side = Side::new(edge, Principal::Hub, edge_trail);
-    let hub_side = Side::new(hub, Principal::Site { site_id: SITE.into() }, hub_trail);
+    let hub_side = Side::new(hub, Principal::Site { site_id: SiteId::new(SITE).expect("valid site id") }, hub_trail);
     // The hub is under test in role 0, the edge otherwise.
     let (mut tested, mut honest) = if role == 0 { (hub_side, edge_side) } else { (edge_side, hub_side) };
 

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AssetName, ChangeId, SlotName};
+use crate::ids::{AssetName, ChangeId, SiteId, SlotName};
 // Where edge and hub find it; it lives in `text` so that `ids` can use it without importing `model`.
 pub use crate::text::check_text;
 
@@ -580,7 +580,7 @@ pub struct DriftEntry {
 /// The site's identity record, written once at `init`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteInfo {
-    pub site_id: String,
+    pub site_id: SiteId,
     /// The identifier (`plant-north-2`): in keys, certificates and the hub's records.
     pub name: String,
     /// The name people use (`Plant North 2`), when it differs from the identifier.

@@ -5,6 +5,7 @@ mod support;
 
 use automerge::sync::SyncDoc;
 use automerge::Automerge;
+use datum_shared::ids::SiteId;
 use datum_shared::sync::wire::{AuditHead, BlobWant, Frame, Msg, BLOB_CHUNK};
 use datum_shared::sync::{witness, AuditTrail, Event, Principal, Session, SessionConfig};
 use datum_shared::DocId;
@@ -27,9 +28,9 @@ fn assert_same(edge: &Node, hub: &Node, docs: &[DocId]) {
 #[test]
 fn first_sync_then_incremental_then_nothing() {
     let mut rng = Rng::new(1);
-    let mut edge = Node::edge("aaaa");
+    let mut edge = Node::edge("aaaaaaaaaaaaaaaa");
     let mut hub = Node::hub();
-    let docs = site_docs("aaaa");
+    let docs = site_docs("aaaaaaaaaaaaaaaa");
     for d in &docs {
         for _ in 0..5 {
             edge.write(d, &mut rng);
@@ -65,9 +66,9 @@ fn first_sync_then_incremental_then_nothing() {
 #[test]
 fn a_cut_file_transfer_resumes_where_it_stopped() {
     let mut rng = Rng::new(2);
-    let mut edge = Node::edge("aaaa");
+    let mut edge = Node::edge("aaaaaaaaaaaaaaaa");
     let mut hub = Node::hub();
-    let configs = site_docs("aaaa")[2].clone();
+    let configs = site_docs("aaaaaaaaaaaaaaaa")[2].clone();
     edge.write(&configs, &mut rng);
     let (hash, bytes) = edge.disk.blobs.iter().next().map(|(h, b)| (h.clone(), b.clone())).expect("one file");
     assert!(bytes.len() > 6);
@@ -121,7 +122,7 @@ impl Forger {
 fn hub_session(peer_site: &str, hub: &Node) -> Session {
     let cfg = SessionConfig {
         me: Principal::Hub,
-        peer: Principal::Site { site_id: peer_site.into() },
+        peer: Principal::Site { site_id: SiteId::new(peer_site).expect("valid site id") },
         node: "hub".into(),
         store: "hub-store".into(),
         restoring: false,
@@ -156,7 +157,7 @@ fn attack(hub: &mut Node, peer_site: &str, frames: Vec<Vec<u8>>) -> Outcome {
 /// An automerge sync message carrying real changes to `doc_id`.
 fn changes_for(doc_id: &DocId) -> Vec<u8> {
     let mut rng = Rng::new(9);
-    let mut liar = Node::edge("aaaa");
+    let mut liar = Node::edge("aaaaaaaaaaaaaaaa");
     let doc = liar.write(doc_id, &mut rng);
     let mut state = automerge::sync::State::new();
     // Pretend the peer already told us it has nothing, so the next message carries changes.
@@ -178,12 +179,12 @@ fn hub_rejects_an_edge_writing_a_hub_document() {
     let mut f = Forger { seq: 0 };
     let heads = vec![[7u8; 32]];
     let frames = vec![
-        f.hello(Some("aaaa")),
+        f.hello(Some("aaaaaaaaaaaaaaaa")),
         f.frame(Msg::Manifest { docs: vec![datum_shared::sync::wire::DocHeads { doc: hub_doc(), heads }] }),
         f.frame(Msg::Sync { doc: hub_doc(), data: changes_for(&hub_doc()) }),
     ];
     let before = hub.disk.heads(&hub_doc());
-    let outcome = attack(&mut hub, "aaaa", frames);
+    let outcome = attack(&mut hub, "aaaaaaaaaaaaaaaa", frames);
     assert_eq!(outcome.violations.len(), 1, "{outcome:?}");
     assert!(outcome.violations[0].contains("hub/templates"), "{outcome:?}");
     assert_eq!(hub.disk.heads(&hub_doc()), before, "nothing was applied");
@@ -193,24 +194,24 @@ fn hub_rejects_an_edge_writing_a_hub_document() {
 #[test]
 fn hub_rejects_another_sites_documents() {
     let mut hub = Node::hub();
-    let other = DocId::site("bbbb", "inventory");
+    let other = DocId::site("bbbbbbbbbbbbbbbb", "inventory");
     // Offered in the manifest.
     let mut f = Forger { seq: 0 };
     let frames = vec![
-        f.hello(Some("aaaa")),
+        f.hello(Some("aaaaaaaaaaaaaaaa")),
         f.frame(Msg::Manifest { docs: vec![datum_shared::sync::wire::DocHeads { doc: other.clone(), heads: vec![] }] }),
     ];
-    let outcome = attack(&mut hub, "aaaa", frames);
-    assert!(outcome.violations.iter().any(|v| v.contains("site/bbbb/inventory")), "{outcome:?}");
+    let outcome = attack(&mut hub, "aaaaaaaaaaaaaaaa", frames);
+    assert!(outcome.violations.iter().any(|v| v.contains("site/bbbbbbbbbbbbbbbb/inventory")), "{outcome:?}");
     // Sent without being offered.
     let mut f = Forger { seq: 0 };
     let frames = vec![
-        f.hello(Some("aaaa")),
+        f.hello(Some("aaaaaaaaaaaaaaaa")),
         f.frame(Msg::Manifest { docs: vec![] }),
         f.frame(Msg::Sync { doc: other.clone(), data: changes_for(&other) }),
     ];
-    let outcome = attack(&mut hub, "aaaa", frames);
-    assert!(outcome.violations.iter().any(|v| v.contains("site/bbbb/inventory")), "{outcome:?}");
+    let outcome = attack(&mut hub, "aaaaaaaaaaaaaaaa", frames);
+    assert!(outcome.violations.iter().any(|v| v.contains("site/bbbbbbbbbbbbbbbb/inventory")), "{outcome:?}");
     assert!(hub.disk.load(&other).is_none());
 }
 
@@ -218,10 +219,10 @@ fn hub_rejects_another_sites_documents() {
 fn hub_rejects_an_edge_claiming_another_site() {
     let mut hub = Node::hub();
     let mut f = Forger { seq: 0 };
-    let outcome = attack(&mut hub, "aaaa", vec![f.hello(Some("bbbb"))]);
-    assert!(outcome.violations.iter().any(|v| v.contains("claims to be site bbbb")), "{outcome:?}");
+    let outcome = attack(&mut hub, "aaaaaaaaaaaaaaaa", vec![f.hello(Some("bbbbbbbbbbbbbbbb"))]);
+    assert!(outcome.violations.iter().any(|v| v.contains("claims to be site bbbbbbbbbbbbbbbb")), "{outcome:?}");
     let mut f = Forger { seq: 0 };
-    let outcome = attack(&mut hub, "aaaa", vec![f.hello(None)]);
+    let outcome = attack(&mut hub, "aaaaaaaaaaaaaaaa", vec![f.hello(None)]);
     assert!(outcome.violations.iter().any(|v| v.contains("claims to be hub")), "{outcome:?}");
 }
 
@@ -230,34 +231,34 @@ fn hub_refuses_unasked_or_corrupt_file_pieces_and_bad_frames() {
     let mut hub = Node::hub();
     let mut f = Forger { seq: 0 };
     let frames = vec![
-        f.hello(Some("aaaa")),
+        f.hello(Some("aaaaaaaaaaaaaaaa")),
         f.frame(Msg::Manifest { docs: vec![] }),
         f.frame(Msg::BlobChunk { hash: "ab".repeat(32), offset: 0, total: 1, sha256: [0; 32], data: vec![1] }),
     ];
-    let outcome = attack(&mut hub, "aaaa", frames);
+    let outcome = attack(&mut hub, "aaaaaaaaaaaaaaaa", frames);
     assert!(!outcome.failed.is_empty() || !outcome.violations.is_empty(), "{outcome:?}");
     assert!(hub.disk.blobs.is_empty() && hub.disk.partial.is_empty());
 
     // Out of sequence, duplicated, garbage.
     for frames in [
-        vec![Forger { seq: 1 }.hello(Some("aaaa"))],
+        vec![Forger { seq: 1 }.hello(Some("aaaaaaaaaaaaaaaa"))],
         {
             let mut f = Forger { seq: 0 };
-            let h = f.hello(Some("aaaa"));
+            let h = f.hello(Some("aaaaaaaaaaaaaaaa"));
             vec![h.clone(), h]
         },
         vec![vec![0xff; 40]],
     ] {
-        let outcome = attack(&mut hub, "aaaa", frames);
+        let outcome = attack(&mut hub, "aaaaaaaaaaaaaaaa", frames);
         assert_eq!(outcome.failed.len(), 1, "{outcome:?}");
     }
 }
 
 #[test]
 fn edge_accepts_no_change_to_its_own_documents_from_the_hub() {
-    let mut edge = Node::edge("aaaa");
+    let mut edge = Node::edge("aaaaaaaaaaaaaaaa");
     let mut rng = Rng::new(4);
-    let inv = DocId::site("aaaa", "inventory");
+    let inv = DocId::site("aaaaaaaaaaaaaaaa", "inventory");
     edge.write(&inv, &mut rng);
     let before = edge.disk.heads(&inv);
     let mut session = {
@@ -275,7 +276,7 @@ fn edge_accepts_no_change_to_its_own_documents_from_the_hub() {
         session.handle(&frame);
         drive(&mut edge, "hub", &mut session, CHUNK, &mut outcome);
     }
-    assert!(outcome.violations.iter().any(|v| v.contains("site/aaaa/inventory")), "{outcome:?}");
+    assert!(outcome.violations.iter().any(|v| v.contains("site/aaaaaaaaaaaaaaaa/inventory")), "{outcome:?}");
     assert_eq!(edge.disk.heads(&inv), before);
 }
 
@@ -290,30 +291,33 @@ fn rebuilt_edge(site_id: &str) -> Node {
 #[test]
 fn a_restoring_edge_gets_every_document_and_file_of_its_site_back() {
     let mut rng = Rng::new(5);
-    let mut edge = Node::edge("aaaa");
-    let mut other = Node::edge("bbbb");
+    let mut edge = Node::edge("aaaaaaaaaaaaaaaa");
+    let mut other = Node::edge("bbbbbbbbbbbbbbbb");
     let mut hub = Node::hub();
-    let docs = site_docs("aaaa");
+    let docs = site_docs("aaaaaaaaaaaaaaaa");
     for d in &docs {
         for _ in 0..4 {
             edge.write(d, &mut rng);
         }
     }
-    other.write(&site_docs("bbbb")[2], &mut rng);
+    other.write(&site_docs("bbbbbbbbbbbbbbbb")[2], &mut rng);
     hub.write(&hub_doc(), &mut rng);
     converge(&mut edge, &mut hub, CHUNK);
     converge(&mut other, &mut hub, CHUNK);
     let received = hub.disk.received.len();
 
     // The disk died: a new node of the same site, with nothing, in small pieces.
-    let mut rebuilt = rebuilt_edge("aaaa");
+    let mut rebuilt = rebuilt_edge("aaaaaaaaaaaaaaaa");
     let (e, h) = converge(&mut rebuilt, &mut hub, 7);
     assert_eq!((e.synced, h.synced), (1, 1), "{e:?} {h:?}");
     assert!(e.failed.is_empty() && e.violations.is_empty() && h.failed.is_empty() && h.violations.is_empty());
     assert_same(&rebuilt, &hub, &docs);
     assert_same(&rebuilt, &hub, &[hub_doc()]);
     assert_eq!(rebuilt.disk.blobs, edge.disk.blobs, "every file of the site is back, and only those");
-    assert!(rebuilt.disk.doc_ids().iter().all(|d| !d.as_str().contains("bbbb")), "no other site's documents");
+    assert!(
+        rebuilt.disk.doc_ids().iter().all(|d| !d.as_str().contains("bbbbbbbbbbbbbbbb")),
+        "no other site's documents"
+    );
     assert_eq!(hub.disk.received.len(), received, "the hub received nothing new");
 
     // Afterwards it is an ordinary edge: nothing to do, then its new writes flow as usual.
@@ -331,9 +335,9 @@ fn a_restoring_edge_gets_every_document_and_file_of_its_site_back() {
 #[test]
 fn a_cut_restore_resumes_where_it_stopped() {
     let mut rng = Rng::new(6);
-    let mut edge = Node::edge("aaaa");
+    let mut edge = Node::edge("aaaaaaaaaaaaaaaa");
     let mut hub = Node::hub();
-    let docs = site_docs("aaaa");
+    let docs = site_docs("aaaaaaaaaaaaaaaa");
     for _ in 0..3 {
         edge.write(&docs[2], &mut rng);
         edge.write(&docs[0], &mut rng);
@@ -341,7 +345,7 @@ fn a_cut_restore_resumes_where_it_stopped() {
     converge(&mut edge, &mut hub, CHUNK);
 
     let chunk = 3;
-    let mut rebuilt = rebuilt_edge("aaaa");
+    let mut rebuilt = rebuilt_edge("aaaaaaaaaaaaaaaa");
     let mut link = Link::open(&mut rebuilt, &mut hub, chunk);
     for _ in 0..10_000 {
         if rebuilt.disk.partial.values().any(|p| p.len() >= 3) {
@@ -378,7 +382,7 @@ fn attack_edge(edge: &mut Node, frames: Vec<Vec<u8>>) -> Outcome {
 
 #[test]
 fn a_hub_may_not_push_files_to_an_edge_that_is_not_restoring() {
-    let mut edge = Node::edge("aaaa");
+    let mut edge = Node::edge("aaaaaaaaaaaaaaaa");
     let bytes = b"hostname evil".to_vec();
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     let sha256 = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
@@ -397,7 +401,7 @@ fn a_hub_may_not_push_files_to_an_edge_that_is_not_restoring() {
 /// One request may not make a peer stream the same file many times (an amplification a fuzzing review found).
 #[test]
 fn a_file_wanted_twice_in_one_request_is_a_violation() {
-    let mut edge = Node::edge("aaaa");
+    let mut edge = Node::edge("aaaaaaaaaaaaaaaa");
     let hash = "ab".repeat(32);
     let mut f = Forger { seq: 0 };
     let want = || BlobWant { hash: hash.clone(), from: 0 };
@@ -409,16 +413,16 @@ fn a_file_wanted_twice_in_one_request_is_a_violation() {
 
 #[test]
 fn a_restoring_edge_takes_nothing_of_another_site_and_no_file_it_did_not_ask_for() {
-    let other = DocId::site("bbbb", "inventory");
+    let other = DocId::site("bbbbbbbbbbbbbbbb", "inventory");
     // Offered in the manifest.
-    let mut edge = rebuilt_edge("aaaa");
+    let mut edge = rebuilt_edge("aaaaaaaaaaaaaaaa");
     let mut f = Forger { seq: 0 };
     let frames = vec![
         f.hello(None),
         f.frame(Msg::Manifest { docs: vec![datum_shared::sync::wire::DocHeads { doc: other.clone(), heads: vec![] }] }),
     ];
     let outcome = attack_edge(&mut edge, frames);
-    assert!(outcome.violations.iter().any(|v| v.contains("site/bbbb/inventory")), "{outcome:?}");
+    assert!(outcome.violations.iter().any(|v| v.contains("site/bbbbbbbbbbbbbbbb/inventory")), "{outcome:?}");
     // Sent without being offered.
     let mut f = Forger { seq: 0 };
     let frames = vec![
@@ -427,7 +431,7 @@ fn a_restoring_edge_takes_nothing_of_another_site_and_no_file_it_did_not_ask_for
         f.frame(Msg::Sync { doc: other.clone(), data: changes_for(&other) }),
     ];
     let outcome = attack_edge(&mut edge, frames);
-    assert!(outcome.violations.iter().any(|v| v.contains("site/bbbb/inventory")), "{outcome:?}");
+    assert!(outcome.violations.iter().any(|v| v.contains("site/bbbbbbbbbbbbbbbb/inventory")), "{outcome:?}");
     assert!(edge.disk.load(&other).is_none());
     // A file it did not ask for (it asked for none: it has no configuration documents).
     let mut f = Forger { seq: 0 };
@@ -448,7 +452,7 @@ fn the_restoring_flag_gives_an_edge_nothing_more_at_the_hub() {
     hub.write(&hub_doc(), &mut rng);
     let cfg = SessionConfig {
         me: Principal::Hub,
-        peer: Principal::Site { site_id: "aaaa".into() },
+        peer: Principal::Site { site_id: SiteId::new("aaaaaaaaaaaaaaaa").expect("valid site id") },
         node: "hub".into(),
         store: "hub-store".into(),
         restoring: true,
@@ -465,7 +469,7 @@ fn the_restoring_flag_gives_an_edge_nothing_more_at_the_hub() {
     let mut f = Forger { seq: 0 };
     let heads = vec![[7u8; 32]];
     for frame in [
-        f.hello(Some("aaaa")),
+        f.hello(Some("aaaaaaaaaaaaaaaa")),
         f.frame(Msg::Manifest { docs: vec![datum_shared::sync::wire::DocHeads { doc: hub_doc(), heads }] }),
         f.frame(Msg::Sync { doc: hub_doc(), data: changes_for(&hub_doc()) }),
     ] {
@@ -489,7 +493,7 @@ fn witness_exchange(
         store: "s".into(),
         restoring: false,
     };
-    let site = Principal::Site { site_id: "aaaa".into() };
+    let site = Principal::Site { site_id: SiteId::new("aaaaaaaaaaaaaaaa").expect("valid site id") };
     let mut edge = Session::with_audit(cfg(site.clone(), Principal::Hub), vec![], AuditTrail::Ours(ours));
     let mut hub = Session::with_audit(cfg(Principal::Hub, site), vec![], AuditTrail::Witnessed(held));
     let (mut edge_events, mut hub_events) = (Vec::new(), Vec::new());

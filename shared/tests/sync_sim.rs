@@ -23,7 +23,7 @@ struct World {
     log: Vec<String>,
 }
 
-const SITES: [&str; 3] = ["a1a1", "b2b2", "c3c3"];
+const SITES: [&str; 3] = ["a1a1a1a1a1a1a1a1", "b2b2b2b2b2b2b2b2", "c3c3c3c3c3c3c3c3"];
 
 impl World {
     fn new(seed: u64, fault_percent: u64) -> World {

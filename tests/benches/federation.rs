@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use automerge::Automerge;
 use datum_host::net::{pki, tls, transport};
+use datum_shared::ids::SiteId;
 use datum_shared::sync::wire::{Frame, Msg};
 use datum_shared::sync::{Event, LocalDoc, Principal, Session, SessionConfig};
 use datum_shared::DocId;
@@ -268,7 +269,7 @@ async fn simulated_edge(
     }
     t.commit();
     let cfg = SessionConfig {
-        me: Principal::Site { site_id: site_id.clone() },
+        me: Principal::Site { site_id: SiteId::new(&site_id).expect("valid site id") },
         peer: Principal::Hub,
         node: site_name,
         store: site_id,

@@ -379,7 +379,7 @@ async fn rebuild(raw: &Path, staging: &Path, manifest: &Manifest, ctx: &Context,
     }
     let store = Store::open(&site_dir.join("datum.db"), true).await?;
     store.import_snapshot(&docs, &records, &audit).await?;
-    store.set_meta("site_id", &manifest.site.site_id).await?;
+    store.set_meta("site_id", manifest.site.site_id.as_str()).await?;
     store.close().await;
     if let Some(last) = audit.last() {
         write_audit_head(&site_dir, last.entry.seq, &last.hash)?;

@@ -15,13 +15,14 @@ use chrono::{DateTime, Utc};
 use datum_host::net::pki;
 use datum_host::net::tls::{self, HubTrust};
 use datum_host::net::transport::{self, ConnectError, ConnectOpts, FrameSender, Mode, Via};
+use datum_shared::ids::SiteId;
 use datum_shared::sync::wire::{AuditHead, BlobWant, Frame, Msg, BLOB_CHUNK};
-use datum_shared::sync::{enrollment, witness, AuditTrail, Event, LocalDoc, Principal, Session, SessionConfig};
+use datum_shared::sync::{driver, enrollment, witness, AuditTrail, Event, LocalDoc, Principal, Session, SessionConfig};
 use serde::{Deserialize, Serialize};
 use tracing::{info, Instrument as _};
 
 use super::Context;
-use crate::blobs::BlobStore;
+use crate::blobs::{BlobError, BlobStore};
 use crate::site::{load_doc_from, Access, DirLock, Site, PASS_LOCK_WAIT};
 use crate::store::{Batch, Store};
 use datum_host::exit::{user, Outcome};
@@ -127,7 +128,7 @@ pub async fn enroll(
     let request = Msg::Enroll {
         token: token.trim().to_string(),
         site_name: site.info.name.clone(),
-        site_id: site.info.site_id.clone(),
+        site_id: site.info.site_id.to_string(),
         node: node.clone(),
         csr,
     };
@@ -136,7 +137,7 @@ pub async fn enroll(
         other => return Err(anyhow!("unexpected answer from the hub: {other:?}")),
     };
     let identity = check_issued(&root_pem, &chain_pem, &fingerprint)?;
-    enrollment::check_answer(Some(&site.info.name), &node, &identity.site, &identity.node, &site.info.site_id)
+    enrollment::check_answer(Some(&site.info.name), &node, &identity.site, &identity.node, site.info.site_id.as_str())
         .map_err(|e| anyhow!(e))?;
     HubLink {
         address: hub.to_string(),
@@ -208,7 +209,7 @@ pub struct PassTarget<'a> {
     pub dir: &'a Path,
     pub store: &'a Store,
     pub blobs: &'a BlobStore,
-    pub site_id: &'a str,
+    pub site_id: &'a SiteId,
     /// Rebuilding from the hub (`SessionConfig::restoring`): take the hub's copies of our documents and files.
     pub restoring: bool,
     /// The caller does not hold the data-directory lock: take it around each write (a sync pass). `false`
@@ -273,7 +274,7 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
         (Via::Tcp, _, Some(memory)) => QuicVerdict::Remembered(memory),
         (Via::Tcp, None, None) => QuicVerdict::Unknown,
     };
-    let (mut tx, mut rx, closer) = conn.split();
+    let (tx, mut rx, closer) = conn.split();
 
     let states: std::collections::HashMap<String, Vec<u8>> =
         site.store.sync_states(HUB_PEER).await?.into_iter().collect();
@@ -283,7 +284,7 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
         local.push(LocalDoc { saved_state: states.get(id.as_str()).cloned(), id, heads });
     }
     let cfg = SessionConfig {
-        me: Principal::Site { site_id: site.site_id.to_string() },
+        me: Principal::Site { site_id: site.site_id.clone() },
         peer: Principal::Hub,
         node: link.node.clone(),
         store: site.site_id.to_string(),
@@ -299,148 +300,34 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
         _ => 0,
     };
     let mut session = Session::with_audit(cfg, local, trail);
-    let mut diverged: Option<String> = None;
-    let mut report = PassReport {
-        via: via.into(),
-        docs: 0,
-        files: 0,
-        received_changes: 0,
-        renewed: false,
-        files_received: 0,
-        files_unavailable: Vec::new(),
+    let mut host = EdgeHost {
+        site,
+        tx,
+        link: &mut link,
+        now,
+        our_newest,
+        report: PassReport {
+            via: via.into(),
+            docs: 0,
+            files: 0,
+            received_changes: 0,
+            renewed: false,
+            files_received: 0,
+            files_unavailable: Vec::new(),
+        },
+        incoming_dir: site.dir.join(INCOMING_DIR),
+        renewal: None,
+        synced: false,
+        bytes_sent: 0,
+        diverged: None,
     };
-    let incoming_dir = site.dir.join(INCOMING_DIR);
-    let mut renewal: Option<String> = None;
-    let mut synced = false;
-    let mut bytes_sent = 0u64;
     let result: Result<()> = async {
         loop {
-            while let Some(event) = session.poll_event() {
-                match event {
-                    Event::Load(ids) => {
-                        for id in ids {
-                            let doc = load_doc_from(site.store, &id).await?;
-                            session.provide(&id, Some(doc));
-                        }
-                    }
-                    Event::Applied { doc, changes, incremental, .. } => {
-                        // Hub documents; our own only while restoring (otherwise the session refuses them).
-                        report.received_changes += changes.len();
-                        let _lock = site.write_lock().await?;
-                        site.store.commit(Batch { chunks: vec![(doc, incremental)], ..Batch::default() }).await?;
-                    }
-                    Event::SendBlobs(wants) => {
-                        while let Some(frame) = session.poll_transmit() {
-                            tx.send(&frame).await?;
-                        }
-                        for want in wants {
-                            if let Some(sent) = send_blob(site, &mut session, &mut tx, &want).await? {
-                                report.files += 1;
-                                bytes_sent += sent;
-                            }
-                        }
-                        session.blobs_sent();
-                    }
-                    Event::Synced { docs, .. } => {
-                        report.docs = docs;
-                        synced = true;
-                        if renewal.is_none() {
-                            if let Some((key_pem, csr)) = renewal_due(&link, now)? {
-                                renewal = Some(key_pem);
-                                session.request_renewal(csr);
-                            }
-                        }
-                    }
-                    Event::Renewed(chain_pem) => {
-                        if let Some(key_pem) = renewal.take() {
-                            link.chain_pem = chain_pem;
-                            link.key_pem = key_pem;
-                            let _lock = site.write_lock().await?;
-                            link.save(site.dir)?;
-                            report.renewed = true;
-                            info!("node certificate renewed");
-                        }
-                    }
-                    Event::Violation(reason) => return Err(anyhow!("the hub broke the protocol: {reason}")),
-                    Event::Failed(reason) => return Err(anyhow!("sync failed: {reason}")),
-                    // The hub witnessed a newer audit trail from this site than the one here: the data directory
-                    // was put back from an older copy. A person must act (exit 2).
-                    Event::Rejected(reason) if reason.starts_with(witness::ROLLED_BACK) => {
-                        return Err(user(format!(
-                            "the hub refused to sync: {reason}. This data directory is older than what the site \
-                             already sent to the hub (put back from an old copy?): investigate, and rebuild the \
-                             node with `datum-edge restore-from-hub` if the newer history is lost"
-                        )))
-                    }
-                    // The hub decided (revoked site, replaced node…): a person must act, retrying will not help.
-                    Event::Rejected(reason) => return Err(user(format!("the hub refused to sync: {reason}"))),
-                    // Receiving files: only while restoring (otherwise the session refuses them).
-                    Event::CheckBlobs(hashes) => {
-                        std::fs::create_dir_all(&incoming_dir)?;
-                        let mut wants = Vec::new();
-                        for hash in hashes {
-                            if site.blobs.contains(&hash) && site.blobs.verify(&hash).is_ok() {
-                                continue;
-                            }
-                            // A file cut in an earlier attempt goes on where it stopped; the whole is checked.
-                            let from = std::fs::metadata(incoming_dir.join(&hash)).map(|m| m.len()).unwrap_or(0);
-                            wants.push(BlobWant { hash, from });
-                        }
-                        session.want_blobs(wants);
-                    }
-                    Event::BlobChunk { hash, offset, data, .. } => {
-                        use std::io::{Seek, SeekFrom, Write};
-                        let mut part = std::fs::OpenOptions::new()
-                            .create(true)
-                            .truncate(false)
-                            .write(true)
-                            .open(incoming_dir.join(&hash))?;
-                        part.set_len(offset)?;
-                        part.seek(SeekFrom::Start(offset))?;
-                        part.write_all(&data)?;
-                    }
-                    Event::BlobComplete { hash, total } => {
-                        let part = incoming_dir.join(&hash);
-                        // Hashing and compressing a large file takes seconds: on a blocking thread, so that the
-                        // connection's keep-alives go on meanwhile (the runtime has one thread).
-                        let (blobs, received, wanted) = (site.blobs.clone(), part.clone(), hash.clone());
-                        let stored =
-                            tokio::task::spawn_blocking(move || store_received(&blobs, &received, &wanted, total))
-                                .await
-                                .context("store a received file")?;
-                        match stored {
-                            Ok(()) => {
-                                report.files_received += 1;
-                                session.blob_stored(&hash, Ok(()));
-                            }
-                            Err(e) => {
-                                report.files_unavailable.push(format!("{hash}: {e:#}"));
-                                session.blob_stored(&hash, Err(format!("{e:#}")));
-                            }
-                        }
-                        let _ = std::fs::remove_file(&part);
-                    }
-                    Event::BlobUnavailable { hash, reason } => {
-                        report.files_unavailable.push(format!("{hash}: {reason}"));
-                    }
-                    Event::Witnessed(held) => {
-                        let ours = site.store.audit_hash_at(held.seq).await?;
-                        let verdict = witness::check_witnessed(&held, ours.as_deref(), our_newest);
-                        if let Err(reason) = &verdict {
-                            diverged = Some(reason.clone());
-                        }
-                        session.witness_checked(verdict);
-                    }
-                    Event::RenewRequested(_) | Event::AuditPresented(_) => {}
-                }
-            }
-            while let Some(frame) = session.poll_transmit() {
-                tx.send(&frame).await?;
-            }
-            if session.is_closed() || (synced && renewal.is_none()) {
+            driver::pump(&mut session, &mut host).await?;
+            if session.is_closed() || (host.synced && host.renewal.is_none()) {
                 return Ok(());
             }
-            let silence = SILENCE + SILENCE_PER_GIB_SENT.mul_f64(bytes_sent as f64 / f64::from(1u32 << 30));
+            let silence = SILENCE + SILENCE_PER_GIB_SENT.mul_f64(host.bytes_sent as f64 / f64::from(1u32 << 30));
             match tokio::time::timeout(silence, rx.recv()).await {
                 Err(_) => return Err(anyhow!(Offline(format!("the hub said nothing for {silence:.0?}")))),
                 Ok(Ok(Some(frame))) => session.handle(&frame),
@@ -450,6 +337,7 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
         }
     }
     .await;
+    let EdgeHost { mut tx, report, synced, diverged, .. } = host;
     tx.finish().await;
     if diverged.is_some() {
         // Our refusal must reach the hub (it records it): wait, bounded, for the hub to end its side.
@@ -573,67 +461,241 @@ fn renewal_due(link: &HubLink, now: DateTime<Utc>) -> Result<Option<(String, Vec
     Ok(Some(pki::new_node_key()?))
 }
 
-/// Streams one stored file to the hub from `want.from`, in pieces, without holding it in memory. Returns the
-/// bytes sent, or `None` if the file could not be sent.
+/// The edge's side of one pass: what it does for each event (`datum_shared::sync::driver`).
+struct EdgeHost<'a, 'b> {
+    site: &'a PassTarget<'b>,
+    tx: FrameSender,
+    link: &'a mut HubLink,
+    now: DateTime<Utc>,
+    /// The newest audit entry this node presented.
+    our_newest: u64,
+    report: PassReport,
+    incoming_dir: PathBuf,
+    /// The new key while a renewal is asked for.
+    renewal: Option<String>,
+    synced: bool,
+    bytes_sent: u64,
+    /// Our own trail differs from what the hub witnessed.
+    diverged: Option<String>,
+}
+
+impl driver::Host for EdgeHost<'_, '_> {
+    type Error = anyhow::Error;
+
+    async fn on_event(&mut self, session: &mut Session, event: Event) -> Result<()> {
+        let site = self.site;
+        match event {
+            Event::Load(ids) => {
+                for id in ids {
+                    let doc = load_doc_from(site.store, &id).await?;
+                    session.provide(&id, Some(doc));
+                }
+            }
+            Event::Applied { doc, changes, incremental, .. } => {
+                // Hub documents; our own only while restoring (otherwise the session refuses them).
+                self.report.received_changes += changes.len();
+                let _lock = site.write_lock().await?;
+                site.store.commit(Batch { chunks: vec![(doc, incremental)], ..Batch::default() }).await?;
+            }
+            Event::SendBlobs(wants) => {
+                // What the session queued before is sent.
+                for want in wants {
+                    if let Some(sent) = send_blob(site, session, &mut self.tx, &want).await? {
+                        self.report.files += 1;
+                        self.bytes_sent += sent;
+                    }
+                }
+                session.blobs_sent();
+            }
+            Event::Synced { docs, .. } => {
+                self.report.docs = docs;
+                self.synced = true;
+                if self.renewal.is_none() {
+                    if let Some((key_pem, csr)) = renewal_due(self.link, self.now)? {
+                        self.renewal = Some(key_pem);
+                        session.request_renewal(csr);
+                    }
+                }
+            }
+            Event::Renewed(chain_pem) => {
+                if let Some(key_pem) = self.renewal.take() {
+                    self.link.chain_pem = chain_pem;
+                    self.link.key_pem = key_pem;
+                    let _lock = site.write_lock().await?;
+                    self.link.save(site.dir)?;
+                    self.report.renewed = true;
+                    info!("node certificate renewed");
+                }
+            }
+            Event::Violation(reason) => return Err(anyhow!("the hub broke the protocol: {reason}")),
+            Event::Failed(reason) => return Err(anyhow!("sync failed: {reason}")),
+            // The hub witnessed a newer audit trail from this site than the one here: the data directory
+            // was put back from an older copy. A person must act (exit 2).
+            Event::Rejected(reason) if reason.starts_with(witness::ROLLED_BACK) => {
+                return Err(user(format!(
+                    "the hub refused to sync: {reason}. This data directory is older than what the site \
+                             already sent to the hub (put back from an old copy?): investigate, and rebuild the \
+                             node with `datum-edge restore-from-hub` if the newer history is lost"
+                )))
+            }
+            // The hub decided (revoked site, replaced node…): a person must act, retrying will not help.
+            Event::Rejected(reason) => return Err(user(format!("the hub refused to sync: {reason}"))),
+            // Receiving files: only while restoring (otherwise the session refuses them).
+            Event::CheckBlobs(hashes) => {
+                std::fs::create_dir_all(&self.incoming_dir)?;
+                let mut wants = Vec::new();
+                for hash in hashes {
+                    if site.blobs.contains(&hash) && site.blobs.verify(&hash).is_ok() {
+                        continue;
+                    }
+                    // A file cut in an earlier attempt goes on where it stopped; the whole is checked.
+                    let from = std::fs::metadata(self.incoming_dir.join(&hash)).map(|m| m.len()).unwrap_or(0);
+                    wants.push(BlobWant { hash, from });
+                }
+                session.want_blobs(wants);
+            }
+            Event::BlobChunk { hash, offset, data, .. } => {
+                use std::io::{Seek, SeekFrom, Write};
+                let mut part = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(self.incoming_dir.join(&hash))?;
+                part.set_len(offset)?;
+                part.seek(SeekFrom::Start(offset))?;
+                part.write_all(&data)?;
+            }
+            Event::BlobComplete { hash, total } => {
+                let part = self.incoming_dir.join(&hash);
+                // Hashing and compressing a large file takes seconds: on a blocking thread, so that the
+                // connection's keep-alives go on meanwhile (the runtime has one thread).
+                let (blobs, received, wanted) = (site.blobs.clone(), part.clone(), hash.clone());
+                let stored = tokio::task::spawn_blocking(move || store_received(&blobs, &received, &wanted, total))
+                    .await
+                    .context("store a received file")?;
+                match stored {
+                    Ok(()) => {
+                        self.report.files_received += 1;
+                        session.blob_stored(&hash, Ok(()));
+                    }
+                    Err(e) => {
+                        self.report.files_unavailable.push(format!("{hash}: {e:#}"));
+                        session.blob_stored(&hash, Err(format!("{e:#}")));
+                    }
+                }
+                let _ = std::fs::remove_file(&part);
+            }
+            Event::BlobUnavailable { hash, reason } => {
+                self.report.files_unavailable.push(format!("{hash}: {reason}"));
+            }
+            Event::Witnessed(held) => {
+                let ours = site.store.audit_hash_at(held.seq).await?;
+                let verdict = witness::check_witnessed(&held, ours.as_deref(), self.our_newest);
+                if let Err(reason) = &verdict {
+                    self.diverged = Some(reason.clone());
+                }
+                session.witness_checked(verdict);
+            }
+            Event::RenewRequested(_) | Event::AuditPresented(_) => {}
+        }
+        Ok(())
+    }
+
+    async fn transmit(&mut self, frame: Vec<u8>) -> Result<()> {
+        Ok(self.tx.send(&frame).await?)
+    }
+}
+
+/// Streams one stored file to the hub from `want.from`, in pieces, without holding it in memory or on disk:
+/// a blocking thread decompresses (and hashes) the stored copy while the pieces it made go out. The last piece
+/// is held back until the whole content matched its hash, so a damaged stored copy never reaches the hub
+/// complete. Returns the bytes sent, or `None` if the file could not be sent.
 async fn send_blob(
     site: &PassTarget<'_>,
     session: &mut Session,
     tx: &mut FrameSender,
     want: &BlobWant,
 ) -> Result<Option<u64>> {
-    if !crate::blobs::is_hash(&want.hash) || !site.blobs.contains(&want.hash) {
-        session.blob_unavailable(&want.hash, "not in this node's store");
-        return Ok(None);
-    }
-    // Decompress to a private temporary file (verified against its hash on the way), then send from it. On a
-    // blocking thread: a large file takes seconds, and the connection's keep-alives must go on meanwhile.
-    let tmp_dir = site.dir.join("tmp");
-    std::fs::create_dir_all(&tmp_dir)?;
-    let (file, tmp_path) = datum_host::fs::tempfile_in(&tmp_dir)?;
+    let total = match site.blobs.size(&want.hash) {
+        Ok(total) => total,
+        Err(BlobError::Missing { .. }) => {
+            session.blob_unavailable(&want.hash, "not in this node's store");
+            return Ok(None);
+        }
+        Err(e) => {
+            session.blob_unavailable(&want.hash, &format!("stored copy is damaged: {e}"));
+            return Ok(None);
+        }
+    };
+    let from = want.from.min(total);
+    // A few pieces in flight between the threads: memory stays bounded, and neither side waits on the other.
+    let (pieces_tx, mut pieces) = tokio::sync::mpsc::channel::<Result<(u64, Vec<u8>), String>>(4);
     let (blobs, hash) = (site.blobs.clone(), want.hash.clone());
-    let (mut file, copied) = tokio::task::spawn_blocking(move || {
-        let mut file = file;
-        let copied = blobs.copy_to(&hash, &mut file, 0);
-        (file, copied)
-    })
-    .await
-    .context("decompress a file to send")?;
-    let result = async {
-        let total = match copied {
-            Ok(n) => n,
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut cutter = PieceCutter { from, at: 0, next: from, piece: Vec::with_capacity(BLOB_CHUNK), out: pieces_tx };
+        let copied = blobs.copy_to(&hash, &mut cutter, 0);
+        let last = match copied {
+            Ok(_) => Ok((cutter.next, std::mem::take(&mut cutter.piece))),
+            Err(e) => Err(e.to_string()),
+        };
+        // The receiver is gone only when sending failed, which the sending side reports.
+        let _ = cutter.out.blocking_send(last);
+    });
+    let mut sent = 0u64;
+    while let Some(piece) = pieces.recv().await {
+        match piece {
+            Ok((offset, data)) => {
+                sent += data.len() as u64;
+                let frame = session.blob_chunk_frame(&want.hash, offset, total, data);
+                tx.send(&frame).await?;
+            }
             Err(e) => {
+                // Pieces sent before stay incomplete at the hub, which asks again from where they end.
                 session.blob_unavailable(&want.hash, &format!("stored copy is damaged: {e}"));
                 return Ok(None);
             }
-        };
-        use std::io::{Read, Seek, SeekFrom};
-        let mut offset = want.from.min(total);
-        file.seek(SeekFrom::Start(offset))?;
-        let mut buf = vec![0u8; BLOB_CHUNK];
-        loop {
-            let n = read_full(&mut file, &mut buf)?;
-            let frame = session.blob_chunk_frame(&want.hash, offset, total, buf[..n].to_vec());
-            tx.send(&frame).await?;
-            offset += n as u64;
-            if offset >= total || n == 0 {
-                break;
-            }
         }
-        fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-            let mut filled = 0;
-            while filled < buf.len() {
-                match file.read(&mut buf[filled..])? {
-                    0 => break,
-                    n => filled += n,
-                }
-            }
-            Ok(filled)
-        }
-        Ok::<Option<u64>, anyhow::Error>(Some(total - want.from.min(total)))
     }
-    .await;
-    let _ = std::fs::remove_file(&tmp_path);
-    result
+    producer.await.context("decompress a file to send")?;
+    Ok(Some(sent))
+}
+
+/// Cuts decompressed content into pieces of `BLOB_CHUNK` bytes from offset `from` and hands them on; a full
+/// piece goes only once more content follows, so the last one stays for the caller to send after the check.
+struct PieceCutter {
+    from: u64,
+    /// Bytes of content seen.
+    at: u64,
+    /// Offset of the piece being filled.
+    next: u64,
+    piece: Vec<u8>,
+    out: tokio::sync::mpsc::Sender<Result<(u64, Vec<u8>), String>>,
+}
+
+impl std::io::Write for PieceCutter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let skip = self.from.saturating_sub(self.at).min(buf.len() as u64) as usize;
+        self.at += buf.len() as u64;
+        let mut rest = &buf[skip..];
+        while !rest.is_empty() {
+            if self.piece.len() == BLOB_CHUNK {
+                let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(BLOB_CHUNK));
+                let offset = self.next;
+                self.next += piece.len() as u64;
+                self.out
+                    .blocking_send(Ok((offset, piece)))
+                    .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "sending stopped"))?;
+            }
+            let take = (BLOB_CHUNK - self.piece.len()).min(rest.len());
+            self.piece.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// `datum-edge sync`: one pass (`--once`) or a loop that syncs whenever local documents change (and every few

@@ -19,6 +19,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use datum_host::net::pki;
 use datum_host::net::transport::Mode;
 use datum_shared::audit::DocChange;
+use datum_shared::ids::SiteId;
 use datum_shared::sync::enrollment;
 use datum_shared::sync::wire::Msg;
 use serde::{Deserialize, Serialize};
@@ -48,13 +49,13 @@ pub struct RestoreArgs {
 #[derive(Serialize, Deserialize)]
 struct RestoreIdentity {
     site_name: String,
-    site_id: String,
+    site_id: SiteId,
 }
 
 #[derive(Serialize)]
 struct RestoreReport {
     site: String,
-    site_id: String,
+    site_id: SiteId,
     node: String,
     hub: String,
     documents: usize,
@@ -91,7 +92,7 @@ pub async fn restore_from_hub(ctx: &Context, args: RestoreArgs) -> Result<Outcom
 
     let (link, identity) = enrollment(&staging, &args, &fingerprint).await?;
     let store = Store::open(&staging.join("datum.db"), true).await?;
-    store.set_meta("site_id", &identity.site_id).await?;
+    store.set_meta("site_id", identity.site_id.as_str()).await?;
     let blobs = BlobStore::open(staging.join("blobs"))?;
     let mut pass_report = None;
     if store.last_audit().await?.is_none() {
@@ -226,7 +227,7 @@ async fn enrollment(staging: &Path, args: &RestoreArgs, fingerprint: &str) -> Re
     if issued.site != site_name {
         bail!("the hub issued a certificate for {}/{} but answered for site {site_name}", issued.site, issued.node);
     }
-    enrollment::check_answer(args.site.as_deref(), &node, &issued.site, &issued.node, &site_id)
+    let site_id = enrollment::check_answer(args.site.as_deref(), &node, &issued.site, &issued.node, &site_id)
         .map_err(|e| anyhow!(e))?;
     let identity = RestoreIdentity { site_name, site_id };
     write_private(&staging.join(RESTORE_FILE), &serde_json::to_vec_pretty(&identity)?)?;

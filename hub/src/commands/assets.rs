@@ -18,7 +18,7 @@ struct AssetRow {
 }
 
 async fn site_names(store: &Store) -> Result<BTreeMap<String, SiteRow>> {
-    Ok(store.sites().await?.into_iter().filter_map(|s| s.site_id.clone().map(|id| (id, s))).collect())
+    Ok(store.sites().await?.into_iter().filter_map(|s| s.site_id.clone().map(|id| (id.to_string(), s))).collect())
 }
 
 pub(super) async fn asset_list(ctx: &Context, site: Option<String>, all: bool, json: bool) -> Result<Outcome> {
@@ -32,7 +32,7 @@ pub(super) async fn asset_list(ctx: &Context, site: Option<String>, all: bool, j
         None => None,
     };
     let mut rows = Vec::new();
-    for (sid, key, text) in store.records(Asset::COLLECTION, site_id.as_deref()).await? {
+    for (sid, key, text) in store.records(Asset::COLLECTION, site_id.as_ref()).await? {
         let asset: Asset = serde_json::from_str(&text).with_context(|| format!("decode asset {key} of {sid}"))?;
         // Retired assets stay in the history, and in this list only on request (as on the edge).
         if !all && !asset.is_active() {

@@ -102,7 +102,11 @@ async fn site_command(ctx: &Context, store: &Store, command: SiteCommand) -> Res
                     .map(|(at, node, reason)| json!({"at": at, "node": node, "reason": reason})).collect::<Vec<_>>()});
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("site {} (id {})", site.name, site.site_id.as_deref().unwrap_or("not enrolled yet"));
+                println!(
+                    "site {} (id {})",
+                    site.name,
+                    site.site_id.as_ref().map(|id| id.as_str()).unwrap_or("not enrolled yet")
+                );
                 println!(
                     "created {}, last contact {}",
                     site.created_at,
@@ -181,7 +185,7 @@ impl<'a> From<&'a SiteRow> for SiteView<'a> {
         SiteView {
             name: &s.name,
             display: s.display.as_deref(),
-            site_id: s.site_id.as_deref(),
+            site_id: s.site_id.as_ref().map(|id| id.as_str()),
             created_at: &s.created_at,
             revoked_at: s.revoked_at.as_deref(),
             last_contact: s.last_contact.as_deref(),
@@ -208,7 +212,7 @@ impl<'a> From<&'a NodeRow> for NodeView<'a> {
     fn from(n: &'a NodeRow) -> Self {
         NodeView {
             fingerprint: &n.fingerprint,
-            node: &n.node,
+            node: n.node.as_str(),
             site: &n.site,
             issued_at: &n.issued_at,
             not_after: &n.not_after,

@@ -1,6 +1,7 @@
 //! Enrollment over the sync port: a one-time token and a CSR in, a node certificate out; and the enrollment of
 //! a new node that rebuilds a site whose disk died (`restore-from-hub`).
 
+use datum_shared::ids::NodeName;
 use datum_shared::sync::enrollment::{self, Grant, Request, SiteState, TokenState};
 
 use super::*;
@@ -39,7 +40,7 @@ pub(super) async fn enroll(hub: &Hub, tx: FrameSender, mut rx: FrameReceiver) ->
                         root_pem: hub.identity.root_pem.clone(),
                         hub_name: hub.identity.name.clone(),
                         site_name: grant.site,
-                        site_id: grant.site_id,
+                        site_id: grant.site_id.to_string(),
                     }
                 }
                 Err(reason) => {
@@ -65,15 +66,20 @@ pub(super) fn issue_node_cert(
     hub: &Hub,
     csr: &[u8],
     site: &str,
-    node: &str,
+    node: &NodeName,
     now: DateTime<Utc>,
 ) -> Result<(pki::IssuedCert, NodeRow), pki::PkiError> {
     let not_before = now - chrono::Duration::hours(1);
-    let issued =
-        hub.identity.issuer.sign_node_csr(csr, site, node, not_before, now + chrono::Duration::days(NODE_CERT_DAYS))?;
+    let issued = hub.identity.issuer.sign_node_csr(
+        csr,
+        site,
+        node.as_str(),
+        not_before,
+        now + chrono::Duration::days(NODE_CERT_DAYS),
+    )?;
     let row = NodeRow {
         fingerprint: issued.fingerprint.clone(),
-        node: node.to_string(),
+        node: node.clone(),
         site: site.to_string(),
         issued_at: now.to_rfc3339(),
         not_after: issued.not_after.to_rfc3339(),

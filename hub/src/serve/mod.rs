@@ -17,8 +17,9 @@ use datum_host::net::pki;
 use datum_host::net::tls;
 use datum_host::net::transport::{Closer, FrameReceiver, FrameSender, Incoming, Listener, TransportError};
 use datum_shared::document;
+use datum_shared::ids::SiteId;
 use datum_shared::sync::wire::{AuditHead, BlobWant, Frame, Msg};
-use datum_shared::sync::{witness, AuditTrail, Event, LocalDoc, Principal, Session, SessionConfig};
+use datum_shared::sync::{driver, witness, AuditTrail, Event, LocalDoc, Principal, Session, SessionConfig};
 use datum_shared::DocId;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -32,6 +33,8 @@ use datum_host::exit::Outcome;
 
 /// A connection that says nothing for this long is closed (QUIC keep-alives keep idle links below it).
 const IDLE: Duration = Duration::from_secs(120);
+/// How long a new connection of a site waits for the site's running session to end.
+const TAKE_OVER_WAIT: Duration = Duration::from_secs(10);
 /// How often revocations are checked for live connections.
 const REVOCATION_POLL: Duration = Duration::from_millis(500);
 
@@ -45,6 +48,8 @@ struct Hub {
     /// Sites with a session running (and its connection): one at a time per site, so their documents have one
     /// writer here too.
     busy: Mutex<HashMap<String, u64>>,
+    /// Told whenever a site's session ends (its entry leaves `busy`).
+    released: tokio::sync::Notify,
 }
 
 /// Wall-clock time, shifted by `DATUM_NOW` when set (tests of expiry).
@@ -89,6 +94,7 @@ pub async fn serve(ctx: &Context, listen: SocketAddr, udp: bool) -> Result<Outco
         clock,
         live: Mutex::new(HashMap::new()),
         busy: Mutex::new(HashMap::new()),
+        released: tokio::sync::Notify::new(),
     });
     tokio::spawn(watch_revocations(hub.clone()));
     let mut next_id = 0u64;

@@ -4,7 +4,7 @@
 use super::*;
 
 /// Who a certificate belongs to, by the hub's own records.
-async fn authorize(hub: &Hub, leaf: &[u8]) -> std::result::Result<(NodeRow, String), String> {
+async fn authorize(hub: &Hub, leaf: &[u8]) -> std::result::Result<(NodeRow, SiteId), String> {
     let fingerprint = pki::fingerprint(leaf);
     let node = match hub.store.node_by_cert(&fingerprint).await {
         Ok(Some(n)) => n,
@@ -60,13 +60,14 @@ pub(super) async fn sync(
         return Ok(());
     }
     hub.live.lock().expect("live map lock").entry(site.clone()).or_default().push((conn_id, closer));
-    let span = tracing::info_span!("sync", site, node = node.node, ?via);
+    let span = tracing::info_span!("sync", site, node = %node.node, ?via);
     let result = run_session(hub, &node, &site_id, &out, &mut rx).instrument(span).await;
     hub.live.lock().expect("live map lock").entry(site.clone()).or_default().retain(|(id, _)| *id != conn_id);
     {
         let mut busy = hub.busy.lock().expect("busy lock");
         if busy.get(&site) == Some(&conn_id) {
             busy.remove(&site);
+            hub.released.notify_waiters();
         }
     }
     drop(out);
@@ -78,7 +79,12 @@ pub(super) async fn sync(
 /// network leaves a half-open connection behind, and its next attempt must not wait for that one to time out;
 /// an older attempt still waiting gives up.
 async fn take_over(hub: &Hub, site: &str, conn_id: u64) -> bool {
-    for _ in 0..100 {
+    let deadline = tokio::time::Instant::now() + TAKE_OVER_WAIT;
+    loop {
+        // Registered before the check, so that a release between the check and the wait is not missed.
+        let released = hub.released.notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
         {
             let mut busy = hub.busy.lock().expect("busy lock");
             match busy.get(site) {
@@ -95,19 +101,78 @@ async fn take_over(hub: &Hub, site: &str, conn_id: u64) -> bool {
                 closer.close(2, "superseded by a newer connection of this site");
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if tokio::time::timeout_at(deadline, released).await.is_err() {
+            return false;
+        }
     }
-    false
 }
 
-/// Pieces received and not yet stored are flushed at this size, at the end of a file, and before the hub
-/// sends anything (an acknowledgement means "stored").
-const PIECE_BATCH: usize = 16 << 20;
+/// Received pieces are handed to the piece store in batches of this size; everything handed over is stored
+/// before a file is checked and before the hub sends anything (an acknowledgement means "stored").
+const PIECE_BATCH: usize = 8 << 20;
 
-struct Run {
-    /// Received file pieces not stored yet, and their bytes.
+/// Stores received file pieces on a task of its own, one transaction per batch, so that the connection is read
+/// while the previous batch is written. At most one batch waits while another is written: with the one being
+/// gathered, a session holds at most three batches of pieces in memory.
+struct PieceStore {
+    jobs: mpsc::Sender<StoreJob>,
+}
+
+enum StoreJob {
+    Batch(Vec<BlobPiece>),
+    /// Answered once every batch handed over before it is stored (or with the first failure).
+    Barrier(tokio::sync::oneshot::Sender<Result<(), String>>),
+}
+
+impl PieceStore {
+    fn start(store: Store) -> PieceStore {
+        let (jobs, mut queue) = mpsc::channel::<StoreJob>(1);
+        tokio::spawn(
+            async move {
+                // After a failure nothing more is stored (the next piece would not continue what is stored);
+                // every later barrier reports it.
+                let mut failed: Option<String> = None;
+                while let Some(job) = queue.recv().await {
+                    match job {
+                        StoreJob::Batch(pieces) if failed.is_none() => {
+                            if let Err(e) = store.append_blobs(&pieces).await {
+                                failed = Some(e.to_string());
+                            }
+                        }
+                        StoreJob::Batch(_) => {}
+                        StoreJob::Barrier(reply) => {
+                            let _ = reply.send(failed.clone().map_or(Ok(()), Err));
+                        }
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+        PieceStore { jobs }
+    }
+
+    async fn hand_over(&self, pieces: Vec<BlobPiece>) -> Result<()> {
+        self.jobs.send(StoreJob::Batch(pieces)).await.map_err(|_| anyhow!("the piece store stopped"))
+    }
+
+    /// Waits until everything handed over is stored.
+    async fn stored(&self) -> Result<()> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs.send(StoreJob::Barrier(reply)).await.map_err(|_| anyhow!("the piece store stopped"))?;
+        answer.await.map_err(|_| anyhow!("the piece store stopped"))?.map_err(|e| anyhow!("{e}"))
+    }
+}
+
+/// The hub's side of one session: what it does for each event (`datum_shared::sync::driver`).
+struct HubHost<'a> {
+    hub: &'a Hub,
+    node: &'a NodeRow,
+    site_id: &'a SiteId,
+    out: &'a mpsc::UnboundedSender<Vec<u8>>,
+    /// Received file pieces not handed to the piece store yet, and their bytes.
     pending: Vec<BlobPiece>,
     pending_bytes: usize,
+    pieces: PieceStore,
     /// Files received from their first byte in this session, hashed as their pieces arrive (so a complete
     /// file is not read back to be checked): hasher and bytes hashed.
     hashing: HashMap<String, (Sha256, u64)>,
@@ -118,16 +183,35 @@ struct Run {
     presented: Option<AuditHead>,
 }
 
+impl driver::Host for HubHost<'_> {
+    type Error = anyhow::Error;
+
+    async fn on_event(&mut self, session: &mut Session, event: Event) -> Result<()> {
+        self.act(session, event).await
+    }
+
+    /// An acknowledgement means "stored".
+    async fn before_transmit(&mut self) -> Result<()> {
+        self.flush_pieces().await
+    }
+
+    async fn transmit(&mut self, frame: Vec<u8>) -> Result<()> {
+        // The writer task stops only when the connection failed, which the receiving side reports.
+        let _ = self.out.send(frame);
+        Ok(())
+    }
+}
+
 async fn run_session(
     hub: &Hub,
     node: &NodeRow,
-    site_id: &str,
+    site_id: &SiteId,
     out: &mpsc::UnboundedSender<Vec<u8>>,
     rx: &mut FrameReceiver,
 ) -> Result<()> {
     let store = &hub.store;
     // Cursors are per node of a site: node names are unique only within their site.
-    let peer = crate::store::peer_key(&node.site, &node.node);
+    let peer = crate::store::peer_key(&node.site, node.node.as_str());
     let states: HashMap<String, Vec<u8>> = store.sync_states(&peer).await?.into_iter().collect();
     let mut local = Vec::new();
     for (doc, heads) in store.doc_heads(site_id).await? {
@@ -137,7 +221,7 @@ async fn run_session(
     }
     let cfg = SessionConfig {
         me: Principal::Hub,
-        peer: Principal::Site { site_id: site_id.to_string() },
+        peer: Principal::Site { site_id: site_id.clone() },
         node: hub.identity.name.clone(),
         store: hub.store_id.clone(),
         restoring: false,
@@ -145,9 +229,14 @@ async fn run_session(
     let held =
         store.audit_head(&node.site).await?.map(|h| AuditHead { seq: h.seq, hash: h.hash, signature: h.signature });
     let mut session = Session::with_audit(cfg, local, AuditTrail::Witnessed(held));
-    let mut run = Run {
+    let mut host = HubHost {
+        hub,
+        node,
+        site_id,
+        out,
         pending: Vec::new(),
         pending_bytes: 0,
+        pieces: PieceStore::start(store.clone()),
         hashing: HashMap::new(),
         synced: false,
         outcome: None,
@@ -156,14 +245,7 @@ async fn run_session(
     };
     let result = async {
         loop {
-            drive(hub, node, site_id, &mut session, &mut run, out).await?;
-            let mut frames = std::iter::from_fn(|| session.poll_transmit()).peekable();
-            if frames.peek().is_some() {
-                flush_pieces(store, &mut run).await?;
-            }
-            for frame in frames {
-                let _ = out.send(frame);
-            }
+            driver::pump(&mut session, &mut host).await?;
             if session.is_closed() {
                 linger(rx).await;
                 return Ok(());
@@ -179,34 +261,28 @@ async fn run_session(
     }
     .await;
     // What was received is kept (a cut transfer resumes from it), whatever the end.
-    let flushed = flush_pieces(store, &mut run).await;
+    let flushed = host.flush_pieces().await;
     let result = result.and(flushed);
     // Whatever the end, keep the cursors and the projection true.
     let states: Vec<(String, Vec<u8>)> = session.sync_states().into_iter().map(|(d, s)| (d.to_string(), s)).collect();
     store.save_sync_states(&peer, &states).await?;
-    project(hub, site_id, &run.changed_docs).await?;
+    project(hub, site_id, &host.changed_docs).await?;
     let now = hub.clock.now();
-    let summary = match (&run.outcome, &result) {
+    let summary = match (&host.outcome, &result) {
         (Some(reason), _) => reason.clone(),
         // Once the hub confirmed, how the peer hangs up does not matter.
-        (None, _) if run.synced => "synced".to_string(),
+        (None, _) if host.synced => "synced".to_string(),
         (None, Err(e)) => format!("interrupted: {e}"),
         (None, Ok(())) => "interrupted before the end".to_string(),
     };
-    store.touch_site(&node.site, now, &summary, run.synced && run.outcome.is_none()).await?;
+    store.touch_site(&node.site, now, &summary, host.synced && host.outcome.is_none()).await?;
     result
 }
 
-async fn drive(
-    hub: &Hub,
-    node: &NodeRow,
-    site_id: &str,
-    session: &mut Session,
-    run: &mut Run,
-    out: &mpsc::UnboundedSender<Vec<u8>>,
-) -> Result<()> {
-    let store = &hub.store;
-    while let Some(event) = session.poll_event() {
+impl HubHost<'_> {
+    async fn act(&mut self, session: &mut Session, event: Event) -> Result<()> {
+        let (hub, node, site_id, out) = (self.hub, self.node, self.site_id, self.out);
+        let store = &hub.store;
         match event {
             Event::Load(ids) => {
                 for id in ids {
@@ -236,11 +312,11 @@ async fn drive(
                         bytes: &incremental,
                         heads: &heads,
                         receipts: &receipts,
-                        node: &node.node,
+                        node: node.node.as_str(),
                         now: hub.clock.now(),
                     })
                     .await?;
-                run.changed_docs.insert(doc);
+                self.changed_docs.insert(doc);
             }
             Event::CheckBlobs(hashes) => {
                 let wants = store.want_blobs(site_id, &hashes).await?;
@@ -249,31 +325,32 @@ async fn drive(
             Event::BlobChunk { hash, offset, total, data } => {
                 // Hash each piece once, as it arrives, for a file received from its start.
                 if offset == 0 {
-                    run.hashing.insert(hash.clone(), (Sha256::new(), 0));
+                    self.hashing.insert(hash.clone(), (Sha256::new(), 0));
                 }
-                if let Some((hasher, hashed)) = run.hashing.get_mut(&hash) {
+                if let Some((hasher, hashed)) = self.hashing.get_mut(&hash) {
                     if *hashed == offset {
                         hasher.update(&data);
                         *hashed += data.len() as u64;
                     } else {
-                        run.hashing.remove(&hash);
+                        self.hashing.remove(&hash);
                     }
                 }
-                run.pending_bytes += data.len();
-                run.pending.push(BlobPiece { hash, pos: offset, total, bytes: data });
-                if run.pending_bytes >= PIECE_BATCH {
-                    if let Err(e) = flush_pieces(store, run).await {
+                self.pending_bytes += data.len();
+                self.pending.push(BlobPiece { hash, pos: offset, total, bytes: data });
+                if self.pending_bytes >= PIECE_BATCH {
+                    self.pending_bytes = 0;
+                    if let Err(e) = self.pieces.hand_over(std::mem::take(&mut self.pending)).await {
                         session.reject(&format!("cannot store a file: {e}"));
                         return Err(e);
                     }
                 }
             }
             Event::BlobComplete { hash, total } => {
-                if let Err(e) = flush_pieces(store, run).await {
+                if let Err(e) = self.flush_pieces().await {
                     session.reject(&format!("cannot store file {hash}: {e}"));
                     return Err(e);
                 }
-                let digest = match run.hashing.remove(&hash) {
+                let digest = match self.hashing.remove(&hash) {
                     Some((hasher, hashed)) if hashed == total => (hashed, hasher.finalize()),
                     // Resumed from an earlier session: read what is stored.
                     _ => {
@@ -307,10 +384,7 @@ async fn drive(
                 }
             }
             Event::SendBlobs(wants) => {
-                // A node being restored fetches its site's files. Frames queued before go first.
-                while let Some(frame) = session.poll_transmit() {
-                    let _ = out.send(frame);
-                }
+                // A node being restored fetches its site's files (what the session queued before is sent).
                 let mut sent = 0;
                 for want in wants {
                     if store.site_blob_size(site_id, &want.hash).await?.is_none() {
@@ -329,42 +403,51 @@ async fn drive(
                 info!(files = sent, "sent the site's files to a node being restored");
             }
             Event::Renewed(_) | Event::Witnessed(_) => {}
-            Event::AuditPresented(head) => run.presented = Some(head),
+            Event::AuditPresented(head) => self.presented = Some(head),
             Event::Synced { docs, blobs } => {
-                run.synced = true;
-                if let Some(head) = run.presented.take() {
+                self.synced = true;
+                if let Some(head) = self.presented.take() {
                     let row = AuditHeadRow {
                         seq: head.seq,
                         hash: head.hash,
                         signature: head.signature,
-                        node: node.node.clone(),
+                        node: node.node.to_string(),
                         at: hub.clock.now().to_rfc3339(),
                     };
                     store.witness_audit_head(&node.site, &row).await?;
                 }
-                project(hub, site_id, &run.changed_docs).await?;
-                run.changed_docs.clear();
+                project(hub, site_id, &self.changed_docs).await?;
+                self.changed_docs.clear();
                 store.touch_site(&node.site, hub.clock.now(), "synced", true).await?;
                 info!(docs, blobs, "synced");
             }
             Event::Violation(reason) => {
                 error!("VIOLATION: {reason}");
-                store.record_violation(&node.site, &node.node, &reason, hub.clock.now()).await?;
-                run.outcome = Some(format!("violation: {reason}"));
+                store.record_violation(&node.site, node.node.as_str(), &reason, hub.clock.now()).await?;
+                self.outcome = Some(format!("violation: {reason}"));
             }
             // The edge found its own trail differs from what we witnessed: as much a finding as a rollback.
             Event::Rejected(reason) if reason.starts_with(witness::DIVERGED) => {
                 error!("VIOLATION (reported by the node): {reason}");
-                store.record_violation(&node.site, &node.node, &reason, hub.clock.now()).await?;
-                run.outcome = Some(format!("violation: {reason}"));
+                store.record_violation(&node.site, node.node.as_str(), &reason, hub.clock.now()).await?;
+                self.outcome = Some(format!("violation: {reason}"));
             }
             Event::Failed(reason) | Event::Rejected(reason) => {
                 info!("session failed: {reason}");
-                run.outcome = Some(format!("failed: {reason}"));
+                self.outcome = Some(format!("failed: {reason}"));
             }
         }
+        Ok(())
     }
-    Ok(())
+
+    /// Stores every received piece: hands over those not handed over yet and waits until all are stored.
+    async fn flush_pieces(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            self.pending_bytes = 0;
+            self.pieces.hand_over(std::mem::take(&mut self.pending)).await?;
+        }
+        self.pieces.stored().await
+    }
 }
 
 /// Streams one stored file from `want.from`, piece by piece as it was stored (each piece fits a frame);
@@ -402,7 +485,7 @@ async fn send_blob(
 }
 
 /// Rebuilds the projection rows of the site documents that changed.
-async fn project(hub: &Hub, site_id: &str, docs: &BTreeSet<DocId>) -> Result<()> {
+async fn project(hub: &Hub, site_id: &SiteId, docs: &BTreeSet<DocId>) -> Result<()> {
     for id in docs {
         if !matches!(id.owner(), datum_shared::ids::Owner::Site(_)) {
             continue;
@@ -415,16 +498,5 @@ async fn project(hub: &Hub, site_id: &str, docs: &BTreeSet<DocId>) -> Result<()>
             .collect();
         hub.store.project(site_id, id.as_str(), &rows).await?;
     }
-    Ok(())
-}
-
-/// Stores the received pieces not stored yet, in one transaction.
-async fn flush_pieces(store: &Store, run: &mut Run) -> Result<()> {
-    if run.pending.is_empty() {
-        return Ok(());
-    }
-    let pieces = std::mem::take(&mut run.pending);
-    run.pending_bytes = 0;
-    store.append_blobs(&pieces).await?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use super::*;
 impl Store {
     /// Registers referenced files of a site (unknown ones become wanted) and returns every incomplete file of
     /// the site with the bytes already received.
-    pub async fn want_blobs(&self, site_id: &str, referenced: &[String]) -> Result<Vec<BlobState>> {
+    pub async fn want_blobs(&self, site_id: &SiteId, referenced: &[String]) -> Result<Vec<BlobState>> {
         let mut tx = self.pool.begin().await?;
         for hash in referenced {
             sqlx::query(
@@ -13,14 +13,14 @@ impl Store {
                  ON CONFLICT (hash) DO NOTHING",
             )
             .bind(hash)
-            .bind(site_id)
+            .bind(site_id.as_str())
             .execute(&mut *tx)
             .await?;
             sqlx::query(
                 "INSERT INTO blob_sites (hash, site_id) VALUES ($1, $2) ON CONFLICT (hash, site_id) DO NOTHING",
             )
             .bind(hash)
-            .bind(site_id)
+            .bind(site_id.as_str())
             .execute(&mut *tx)
             .await?;
         }
@@ -29,7 +29,7 @@ impl Store {
             "SELECT b.hash, b.received FROM blobs b JOIN blob_sites s ON s.hash = b.hash
              WHERE s.site_id = $1 AND b.complete = 0 ORDER BY b.hash",
         )
-        .bind(site_id)
+        .bind(site_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| Ok(BlobState { hash: r.try_get(0)?, received: r.try_get::<i64, _>(1)? as u64 })).collect()
@@ -48,7 +48,7 @@ impl Store {
 
     /// The size of a completely stored file that belongs to a site (its documents refer to it; identical files
     /// of two sites are stored once). `None` otherwise.
-    pub async fn site_blob_size(&self, site_id: &str, hash: &str) -> Result<Option<u64>> {
+    pub async fn site_blob_size(&self, site_id: &SiteId, hash: &str) -> Result<Option<u64>> {
         if !datum_shared::sync::wire::is_blob_hash(hash) {
             return Ok(None);
         }
@@ -57,7 +57,7 @@ impl Store {
              WHERE b.hash = $1 AND s.site_id = $2 AND b.complete = 1",
         )
         .bind(hash)
-        .bind(site_id)
+        .bind(site_id.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| Ok(r.try_get::<i64, _>(0)? as u64)).transpose()
@@ -87,13 +87,13 @@ impl Store {
     }
 
     /// (files complete, files incomplete, bytes complete) of a site.
-    pub async fn blob_counts(&self, site_id: &str) -> Result<(i64, i64, i64)> {
+    pub async fn blob_counts(&self, site_id: &SiteId) -> Result<(i64, i64, i64)> {
         let row = sqlx::query(
             "SELECT CAST(COALESCE(SUM(b.complete), 0) AS BIGINT), CAST(COALESCE(SUM(1 - b.complete), 0) AS BIGINT),
                     CAST(COALESCE(SUM(b.size * b.complete), 0) AS BIGINT)
              FROM blobs b JOIN blob_sites s ON s.hash = b.hash WHERE s.site_id = $1",
         )
-        .bind(site_id)
+        .bind(site_id.as_str())
         .fetch_one(&self.pool)
         .await?;
         Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))

@@ -4,9 +4,9 @@ use super::*;
 
 impl Store {
     /// (document, heads as hex) of every document of a site, plus the hub's own documents.
-    pub async fn doc_heads(&self, site_id: &str) -> Result<Vec<(String, Vec<String>)>> {
+    pub async fn doc_heads(&self, site_id: &SiteId) -> Result<Vec<(String, Vec<String>)>> {
         let rows = sqlx::query("SELECT doc_id, heads FROM docs WHERE site_id = $1 OR site_id IS NULL ORDER BY doc_id")
-            .bind(site_id)
+            .bind(site_id.as_str())
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -101,7 +101,7 @@ impl Store {
     }
 
     /// Replaces the projection rows of one document.
-    pub async fn project(&self, site_id: &str, doc_id: &str, rows: &[(String, String, String)]) -> Result<()> {
+    pub async fn project(&self, site_id: &SiteId, doc_id: &str, rows: &[(String, String, String)]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM records WHERE doc_id = $1").bind(doc_id).execute(&mut *tx).await?;
         for (collection, key, json) in rows {
@@ -109,7 +109,7 @@ impl Store {
                 "INSERT INTO records (site_id, doc_id, collection, rkey, json) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (site_id, collection, rkey) DO UPDATE SET doc_id = $2, json = $5",
             )
-            .bind(site_id)
+            .bind(site_id.as_str())
             .bind(doc_id)
             .bind(collection)
             .bind(key)
@@ -122,13 +122,13 @@ impl Store {
     }
 
     /// (site id, key, json) of one collection, of one site or all.
-    pub async fn records(&self, collection: &str, site_id: Option<&str>) -> Result<Vec<(String, String, String)>> {
+    pub async fn records(&self, collection: &str, site_id: Option<&SiteId>) -> Result<Vec<(String, String, String)>> {
         let rows = match site_id {
             Some(s) => sqlx::query(
                 "SELECT site_id, rkey, json FROM records WHERE collection = $1 AND site_id = $2 ORDER BY site_id, rkey",
             )
             .bind(collection)
-            .bind(s)
+            .bind(s.as_str())
             .fetch_all(&self.pool)
             .await?,
             None => {

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use datum_shared::ids::{IdError, NodeName, SiteId};
 use datum_shared::sync::enrollment::TokenState;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
@@ -41,7 +42,7 @@ pub struct SiteRow {
     pub name: String,
     /// The name people use, when it differs from the identifier.
     pub display: Option<String>,
-    pub site_id: Option<String>,
+    pub site_id: Option<SiteId>,
     pub created_at: String,
     pub revoked_at: Option<String>,
     pub last_contact: Option<String>,
@@ -52,7 +53,7 @@ pub struct SiteRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRow {
     pub fingerprint: String,
-    pub node: String,
+    pub node: NodeName,
     pub site: String,
     pub issued_at: String,
     pub not_after: String,
@@ -96,6 +97,8 @@ pub struct BlobState {
     pub received: u64,
 }
 
+/// A handle on the database (cheap to clone: the pool is shared).
+#[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
 }
@@ -192,7 +195,7 @@ const SITE_COLUMNS: &str =
 fn node_row(r: &sqlx::any::AnyRow) -> Result<NodeRow> {
     Ok(NodeRow {
         fingerprint: r.try_get(0)?,
-        node: r.try_get(1)?,
+        node: typed("node name", r.try_get(1)?)?,
         site: r.try_get(2)?,
         issued_at: r.try_get(3)?,
         not_after: r.try_get(4)?,
@@ -200,11 +203,16 @@ fn node_row(r: &sqlx::any::AnyRow) -> Result<NodeRow> {
     })
 }
 
+/// A value the hub validated before storing it, read back: one that does not parse is damage to report.
+fn typed<T: FromStr<Err = IdError>>(what: &str, value: String) -> Result<T> {
+    value.parse().map_err(|e: IdError| StoreError::Invalid(format!("the hub database holds a bad {what}: {e}")))
+}
+
 fn site_row(r: &sqlx::any::AnyRow) -> Result<SiteRow> {
     Ok(SiteRow {
         name: r.try_get(0)?,
         display: r.try_get(7)?,
-        site_id: r.try_get(1)?,
+        site_id: r.try_get::<Option<String>, _>(1)?.map(|id| typed("site id", id)).transpose()?,
         created_at: r.try_get(2)?,
         revoked_at: r.try_get(3)?,
         last_contact: r.try_get(4)?,

@@ -93,7 +93,7 @@ impl Store {
         &self,
         token_hash: &str,
         site: &str,
-        site_id: &str,
+        site_id: &SiteId,
         node: &NodeRow,
         now: DateTime<Utc>,
         restore: bool,
@@ -114,7 +114,7 @@ impl Store {
             "UPDATE sites SET site_id = $2 WHERE name = $1 AND revoked_at IS NULL AND (site_id IS NULL OR site_id = $2)",
         )
         .bind(site)
-        .bind(site_id)
+        .bind(site_id.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -127,7 +127,7 @@ impl Store {
         // A new node starts without cursors, even under a name used before (they would claim it holds
         // documents it has never seen).
         sqlx::query("DELETE FROM sync_states WHERE peer = $1")
-            .bind(peer_key(&node.site, &node.node))
+            .bind(peer_key(&node.site, node.node.as_str()))
             .execute(&mut *tx)
             .await?;
         if restore {
@@ -140,7 +140,7 @@ impl Store {
             .await?;
         sqlx::query("INSERT INTO nodes (fingerprint, node, site, issued_at, not_after) VALUES ($1, $2, $3, $4, $5)")
             .bind(&node.fingerprint)
-            .bind(&node.node)
+            .bind(node.node.as_str())
             .bind(site)
             .bind(&node.issued_at)
             .bind(&node.not_after)
@@ -155,7 +155,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO nodes (fingerprint, node, site, issued_at, not_after) VALUES ($1, $2, $3, $4, $5)")
             .bind(&node.fingerprint)
-            .bind(&node.node)
+            .bind(node.node.as_str())
             .bind(&node.site)
             .bind(&node.issued_at)
             .bind(&node.not_after)

@@ -18,7 +18,7 @@ pub enum TokenState {
 pub struct SiteState {
     pub revoked: bool,
     /// Set by the site's first enrollment: the id of the site's documents.
-    pub site_id: Option<String>,
+    pub site_id: Option<SiteId>,
 }
 
 /// What a node asks for.
@@ -34,8 +34,8 @@ pub enum Request<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub site: String,
-    pub site_id: String,
-    pub node: String,
+    pub site_id: SiteId,
+    pub node: NodeName,
     /// A restore: the site's previous nodes are replaced (refused from then on).
     pub replaces_nodes: bool,
 }
@@ -57,16 +57,8 @@ pub fn decide(token: &TokenState, site: Option<&SiteState>, request: Request<'_>
             if token_site != site_name {
                 return Err(format!("this token is for site {token_site}, but this edge is site {site_name}"));
             }
-            if !is_site_id(site_id) {
-                return Err("malformed site id".into());
-            }
-            check_node(node)?;
-            Ok(Grant {
-                site: token_site.clone(),
-                site_id: site_id.to_string(),
-                node: node.to_string(),
-                replaces_nodes: false,
-            })
+            let site_id = SiteId::new(site_id).map_err(|_| "malformed site id".to_string())?;
+            Ok(Grant { site: token_site.clone(), site_id, node: check_node(node)?, replaces_nodes: false })
         }
         Request::Restore { site_name, .. } => {
             if let Some(expected) = site_name {
@@ -86,11 +78,10 @@ pub fn decide(token: &TokenState, site: Option<&SiteState>, request: Request<'_>
                      edge with `datum-edge init` and `datum-edge enroll`"
                 ));
             };
-            check_node(node)?;
             Ok(Grant {
                 site: token_site.clone(),
                 site_id: site_id.clone(),
-                node: node.to_string(),
+                node: check_node(node)?,
                 replaces_nodes: true,
             })
         }
@@ -99,29 +90,22 @@ pub fn decide(token: &TokenState, site: Option<&SiteState>, request: Request<'_>
 
 /// The edge's check of the hub's answer, once the certificate chain matched the pinned root: the certificate
 /// names the site and node asked for (and, for a restore, the site the user named), and the site id is well
-/// formed.
+/// formed: it is returned as one.
 pub fn check_answer(
     asked_site: Option<&str>,
     asked_node: &str,
     issued_site: &str,
     issued_node: &str,
     site_id: &str,
-) -> Result<(), String> {
+) -> Result<SiteId, String> {
     if issued_node != asked_node || asked_site.is_some_and(|s| s != issued_site) {
         return Err(format!("the hub issued a certificate for {issued_site}/{issued_node}"));
     }
-    if !is_site_id(site_id) {
-        return Err("the hub sent a malformed site id".into());
-    }
-    Ok(())
+    SiteId::new(site_id).map_err(|_| "the hub sent a malformed site id".to_string())
 }
 
-fn is_site_id(s: &str) -> bool {
-    SiteId::new(s).is_ok()
-}
-
-fn check_node(node: &str) -> Result<(), String> {
-    NodeName::new(node).map(|_| ()).map_err(|e| format!("node name: {e}"))
+fn check_node(node: &str) -> Result<NodeName, String> {
+    NodeName::new(node).map_err(|e| format!("node name: {e}"))
 }
 
 #[cfg(test)]
@@ -135,7 +119,7 @@ mod tests {
     }
 
     fn enrolled() -> SiteState {
-        SiteState { revoked: false, site_id: Some(ID.into()) }
+        SiteState { revoked: false, site_id: Some(SiteId::new(ID).expect("valid id")) }
     }
 
     #[test]
@@ -143,7 +127,12 @@ mod tests {
         let grant = decide(&valid("north"), None, Request::Enroll { site_name: "north", site_id: ID, node: "n1" });
         assert_eq!(
             grant,
-            Ok(Grant { site: "north".into(), site_id: ID.into(), node: "n1".into(), replaces_nodes: false })
+            Ok(Grant {
+                site: "north".into(),
+                site_id: SiteId::new(ID).expect("valid id"),
+                node: NodeName::new("n1").expect("valid name"),
+                replaces_nodes: false
+            })
         );
     }
 
@@ -168,7 +157,7 @@ mod tests {
     fn a_restore_needs_an_enrolled_unrevoked_site_and_cannot_change_it() {
         let restore = |site_name| Request::Restore { site_name, node: "n2" };
         let grant = decide(&valid("north"), Some(&enrolled()), restore(Some("north"))).expect("granted");
-        assert!(grant.replaces_nodes && grant.site_id == ID);
+        assert!(grant.replaces_nodes && grant.site_id == *ID);
         let other = decide(&valid("south"), Some(&enrolled()), restore(Some("north"))).expect_err("other site");
         assert!(other.contains("this token is for site south, not north"), "{other}");
         let revoked = SiteState { revoked: true, ..enrolled() };
@@ -180,8 +169,8 @@ mod tests {
 
     #[test]
     fn the_edge_accepts_only_the_certificate_it_asked_for() {
-        assert_eq!(check_answer(Some("north"), "n1", "north", "n1", ID), Ok(()));
-        assert_eq!(check_answer(None, "n1", "north", "n1", ID), Ok(()));
+        assert_eq!(check_answer(Some("north"), "n1", "north", "n1", ID).map(String::from).as_deref(), Ok(ID));
+        assert_eq!(check_answer(None, "n1", "north", "n1", ID).map(String::from).as_deref(), Ok(ID));
         assert!(check_answer(Some("north"), "n1", "south", "n1", ID).is_err());
         assert!(check_answer(Some("north"), "n1", "north", "n2", ID).is_err());
         assert!(check_answer(None, "n1", "north", "n1", "not-an-id").is_err());

@@ -1,10 +1,12 @@
 //! The sync protocol between an edge and the hub, as a deterministic state machine with no I/O.
 //!
 //! `wire` is the frame format, `session` runs one connection, `witness` holds the rules by which the hub
-//! witnesses each site's audit trail, and the rules below decide who may write what. Drivers (the `datum-edge` and `datum-hub` binaries, and the simulator in `tests/sync_sim.rs`) move
-//! frames between a transport and a `Session`, load and store documents when asked, and read no rule of
-//! their own.
+//! witnesses each site's audit trail, `enrollment` decides who may join, and the rules below decide who may
+//! write what. Drivers (the `datum-edge` and `datum-hub` binaries, and the simulator in `tests/sync_sim.rs`)
+//! all have one shape (`driver`): they move frames between a transport and a `Session`, load and store
+//! documents when asked, and read no rule of their own.
 
+pub mod driver;
 pub mod enrollment;
 pub mod session;
 pub mod wire;
@@ -13,7 +15,7 @@ pub mod witness;
 pub use session::{AuditTrail, Event, LocalDoc, Session, SessionConfig};
 pub use wire::{Frame, Msg};
 
-use crate::ids::Owner;
+use crate::ids::{Owner, SiteId};
 use crate::DocId;
 
 /// Who is at the other end of a connection, as established from its certificate (never from what it says).
@@ -22,7 +24,7 @@ pub enum Principal {
     Hub,
     /// The edge node(s) of one site, by site id.
     Site {
-        site_id: String,
+        site_id: SiteId,
     },
 }
 
@@ -39,7 +41,7 @@ impl std::fmt::Display for Principal {
 pub fn may_write(who: &Principal, doc: &DocId) -> bool {
     match (who, doc.owner()) {
         (Principal::Hub, Owner::Hub) => true,
-        (Principal::Site { site_id }, Owner::Site(owner)) => *site_id == owner,
+        (Principal::Site { site_id }, Owner::Site(owner)) => *site_id == *owner,
         _ => false,
     }
 }
@@ -51,7 +53,7 @@ pub fn may_read(who: &Principal, doc: &DocId) -> bool {
         Principal::Hub => true,
         Principal::Site { site_id } => match doc.owner() {
             Owner::Hub => true,
-            Owner::Site(owner) => *site_id == owner,
+            Owner::Site(owner) => *site_id == *owner,
         },
     }
 }
@@ -62,9 +64,9 @@ mod tests {
 
     #[test]
     fn one_writer_per_document() {
-        let a = Principal::Site { site_id: "aaaa".into() };
-        let b = Principal::Site { site_id: "bbbb".into() };
-        let a_inv = DocId::site("aaaa", "inventory");
+        let site = |id: &str| Principal::Site { site_id: SiteId::new(&id.repeat(16)).expect("valid id") };
+        let (a, b) = (site("a"), site("b"));
+        let a_inv = DocId::site(&"a".repeat(16), "inventory");
         let tpl = DocId::parse("hub/templates").expect("valid id");
         assert!(may_write(&a, &a_inv) && may_read(&a, &a_inv));
         assert!(!may_write(&b, &a_inv) && !may_read(&b, &a_inv));

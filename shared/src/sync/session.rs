@@ -41,7 +41,7 @@ use sha2::{Digest, Sha256};
 
 use super::wire::{is_blob_hash, AuditHead, BlobWant, DocHeads, Frame, Head, Msg, BLOB_CHUNK, PROTOCOL_VERSION};
 use super::{may_read, may_write, Principal};
-use crate::ids::Owner;
+use crate::ids::{Owner, SiteId};
 use crate::model::{ConfigVersion, RestoreTest};
 use crate::DocId;
 
@@ -228,7 +228,7 @@ impl Session {
             audit_exchanged: false,
         };
         let site_id = match &session.cfg.me {
-            Principal::Site { site_id } => Some(site_id.clone()),
+            Principal::Site { site_id } => Some(site_id.to_string()),
             Principal::Hub => None,
         };
         session.send(Msg::Hello {
@@ -430,8 +430,9 @@ impl Session {
                 if protocol != PROTOCOL_VERSION {
                     return self.fail(format!("peer speaks protocol {protocol}, we speak {PROTOCOL_VERSION}"));
                 }
-                let claimed = match site_id {
-                    Some(site_id) => Principal::Site { site_id },
+                let claimed = match site_id.map(|s| SiteId::new(&s)) {
+                    Some(Ok(site_id)) => Principal::Site { site_id },
+                    Some(Err(e)) => return self.violation(format!("peer claims to be a site by an invalid id: {e}")),
                     None => Principal::Hub,
                 };
                 if claimed != self.cfg.peer {

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use automerge::{Automerge, ChangeHash};
 use datum_shared::document;
+use datum_shared::ids::SiteId;
 use datum_shared::sync::wire::{BlobWant, BLOB_CHUNK};
-use datum_shared::sync::{Event, LocalDoc, Principal, Session, SessionConfig};
+use datum_shared::sync::{driver, Event, LocalDoc, Principal, Session, SessionConfig};
 use datum_shared::DocId;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -77,7 +78,7 @@ impl Node {
     pub fn edge(site_id: &str) -> Node {
         Node {
             name: format!("edge-{site_id}"),
-            principal: Principal::Site { site_id: site_id.into() },
+            principal: Principal::Site { site_id: SiteId::new(site_id).expect("valid site id") },
             disk: Disk::default(),
             writes: 0,
             restoring: false,
@@ -139,61 +140,62 @@ pub struct Outcome {
     pub violations: Vec<String>,
 }
 
-/// Acts on every queued event of `session` as a real driver would; returns the frames to transmit.
-pub fn drive(
-    node: &mut Node,
-    peer_name: &str,
-    session: &mut Session,
+/// A simulated node's side of a session: the same `Host` shape as the hub's and the edge's drivers, over an
+/// in-memory disk, its frames collected for the link to deliver.
+struct SimHost<'a> {
+    node: &'a mut Node,
+    peer_name: &'a str,
     chunk: usize,
-    outcome: &mut Outcome,
-) -> Vec<Vec<u8>> {
-    let mut extra = Vec::new();
-    while let Some(event) = session.poll_event() {
+    outcome: &'a mut Outcome,
+    frames: Vec<Vec<u8>>,
+}
+
+impl driver::Host for SimHost<'_> {
+    type Error = std::convert::Infallible;
+
+    async fn on_event(&mut self, session: &mut Session, event: Event) -> Result<(), Self::Error> {
         match event {
             Event::Load(ids) => {
                 for id in ids {
-                    let doc = node.disk.load(&id);
+                    let doc = self.node.disk.load(&id);
                     session.provide(&id, doc);
                 }
             }
             Event::Applied { doc, changes, incremental, .. } => {
-                node.disk.chunks.entry(doc.clone()).or_default().push(incremental);
+                self.node.disk.chunks.entry(doc.clone()).or_default().push(incremental);
                 for c in changes {
-                    node.disk.received.push((peer_name.to_string(), doc.clone(), c));
+                    self.node.disk.received.push((self.peer_name.to_string(), doc.clone(), c));
                 }
             }
             Event::CheckBlobs(hashes) => {
                 for h in hashes {
-                    if !node.disk.blobs.contains_key(&h) {
-                        node.disk.wanted.insert(h);
+                    if !self.node.disk.blobs.contains_key(&h) {
+                        self.node.disk.wanted.insert(h);
                     }
                 }
-                let wants = node
+                let wants = self
+                    .node
                     .disk
                     .wanted
                     .iter()
                     .map(|h| BlobWant {
                         hash: h.clone(),
-                        from: node.disk.partial.get(h).map(|p| p.len() as u64).unwrap_or(0),
+                        from: self.node.disk.partial.get(h).map(|p| p.len() as u64).unwrap_or(0),
                     })
                     .collect();
                 session.want_blobs(wants);
             }
             Event::SendBlobs(wants) => {
-                // Frames queued before this event must go first.
-                while let Some(f) = session.poll_transmit() {
-                    extra.push(f);
-                }
                 for want in wants {
-                    let Some(bytes) = node.disk.blobs.get(&want.hash).cloned() else {
+                    let Some(bytes) = self.node.disk.blobs.get(&want.hash).cloned() else {
                         session.blob_unavailable(&want.hash, "no copy here");
                         continue;
                     };
                     let total = bytes.len() as u64;
                     let mut offset = want.from.min(total) as usize;
                     loop {
-                        let end = (offset + chunk.min(BLOB_CHUNK)).min(bytes.len());
-                        extra.push(session.blob_chunk_frame(
+                        let end = (offset + self.chunk.min(BLOB_CHUNK)).min(bytes.len());
+                        self.frames.push(session.blob_chunk_frame(
                             &want.hash,
                             offset as u64,
                             total,
@@ -208,15 +210,15 @@ pub fn drive(
                 session.blobs_sent();
             }
             Event::BlobChunk { hash, offset, data, .. } => {
-                let partial = node.disk.partial.entry(hash).or_default();
+                let partial = self.node.disk.partial.entry(hash).or_default();
                 assert_eq!(partial.len() as u64, offset, "the session checks piece order");
                 partial.extend_from_slice(&data);
             }
             Event::BlobComplete { hash, .. } => {
-                let bytes = node.disk.partial.remove(&hash).unwrap_or_default();
+                let bytes = self.node.disk.partial.remove(&hash).unwrap_or_default();
                 if hex::encode(Sha256::digest(&bytes)) == hash {
-                    node.disk.blobs.insert(hash.clone(), bytes);
-                    node.disk.wanted.remove(&hash);
+                    self.node.disk.blobs.insert(hash.clone(), bytes);
+                    self.node.disk.wanted.remove(&hash);
                     session.blob_stored(&hash, Ok(()));
                 } else {
                     session.blob_stored(&hash, Err("checksum mismatch".into()));
@@ -228,19 +230,44 @@ pub fn drive(
             Event::AuditPresented(_) => {}
             Event::Witnessed(_) => session.witness_checked(Ok(())),
             Event::Renewed(_) => {}
-            Event::Synced { .. } => outcome.synced += 1,
+            Event::Synced { .. } => self.outcome.synced += 1,
             Event::Violation(v) => {
-                node.disk.violations.push(v.clone());
-                outcome.violations.push(v);
+                self.node.disk.violations.push(v.clone());
+                self.outcome.violations.push(v);
             }
-            Event::Failed(f) => outcome.failed.push(f),
-            Event::Rejected(r) => outcome.failed.push(format!("the peer refused: {r}")),
+            Event::Failed(f) => self.outcome.failed.push(f),
+            Event::Rejected(r) => self.outcome.failed.push(format!("the peer refused: {r}")),
         }
+        Ok(())
     }
-    while let Some(f) = session.poll_transmit() {
-        extra.push(f);
+
+    async fn transmit(&mut self, frame: Vec<u8>) -> Result<(), Self::Error> {
+        self.frames.push(frame);
+        Ok(())
     }
-    extra
+}
+
+/// Acts on every queued event of `session` as a real driver would (`driver::pump`); returns the frames to
+/// transmit.
+pub fn drive(
+    node: &mut Node,
+    peer_name: &str,
+    session: &mut Session,
+    chunk: usize,
+    outcome: &mut Outcome,
+) -> Vec<Vec<u8>> {
+    let mut host = SimHost { node, peer_name, chunk, outcome, frames: Vec::new() };
+    let Ok(()) = at_once(driver::pump(session, &mut host));
+    host.frames
+}
+
+/// Runs a future that never waits (an in-memory host answers at once) to its end.
+fn at_once<F: std::future::Future>(future: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(future).poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => panic!("an in-memory host never waits"),
+    }
 }
 
 /// Saves a session's sync states to the node's disk (done at every end of a session).
