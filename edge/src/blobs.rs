@@ -2,8 +2,11 @@
 //! deduplicated, verified on every read.
 //!
 //! One file per blob under `blobs/<aa>/<sha256>`. Successive versions of one artifact are stored as a zstd
-//! delta against the previous version (zstd's "patch-from": the previous content is the reference prefix),
-//! so a year of daily captures costs a year of differences, not of copies. A file is written to `blobs/tmp`,
+//! delta against an earlier content (zstd's "patch-from": that content is the reference prefix), so a year of
+//! daily captures costs a year of differences, not of copies. The caller offers candidate bases (the slot's
+//! last versions, or similar slots' latest for a new slot); the store keeps the smallest result. A base may
+//! thus belong to another asset of the site: blobs are never deleted, and a damaged base makes every delta
+//! above it unreadable (reported as damage, as within one slot). A file is written to `blobs/tmp`,
 //! fsynced, renamed into place and the directory fsynced: a crash leaves either no blob or a whole one.
 //!
 //! Blob file layout (64-byte header, then one zstd frame):
@@ -572,7 +575,8 @@ mod tests {
         let (_dir, store) = store();
         let unrelated: String = (0..3_000).map(|i| format!("set system user u{i} class {}\n", i * 31 % 97)).collect();
         let v1: String = (0..3_000).map(|i| format!("interface ge-0/0/{i}\n unit {}\n", i * 7919 % 10007)).collect();
-        let v2 = v1.replace("unit 42\n", "unit 42 changed\n");
+        let v2 = v1.replace("ge-0/0/1500\n", "ge-0/0/1500 changed\n");
+        assert_ne!(v1, v2);
         let unrelated = store.put_bytes(unrelated.as_bytes(), &[]).expect("put");
         let first = store.put_bytes(v1.as_bytes(), &[]).expect("put");
         // The better base comes second and a missing one first: order is a guess, the size decides.
