@@ -2,8 +2,11 @@
 //! deduplicated, verified on every read.
 //!
 //! One file per blob under `blobs/<aa>/<sha256>`. Successive versions of one artifact are stored as a zstd
-//! delta against the previous version (zstd's "patch-from": the previous content is the reference prefix),
-//! so a year of daily captures costs a year of differences, not of copies. A file is written to `blobs/tmp`,
+//! delta against an earlier content (zstd's "patch-from": that content is the reference prefix), so a year of
+//! daily captures costs a year of differences, not of copies. The caller offers candidate bases (the slot's
+//! last versions, or similar slots' latest for a new slot); the store keeps the smallest result. A base may
+//! thus belong to another asset of the site: blobs are never deleted, and a damaged base makes every delta
+//! above it unreadable (reported as damage, as within one slot). A file is written to `blobs/tmp`,
 //! fsynced, renamed into place and the directory fsynced: a crash leaves either no blob or a whole one.
 //!
 //! Blob file layout (64-byte header, then one zstd frame):
@@ -29,6 +32,12 @@ pub const MAX_DELTA_DEPTH: u32 = 32;
 /// Largest file accepted at all.
 pub const MAX_BLOB_BYTES: u64 = 1024 * 1024 * 1024;
 const STREAM_CHUNK: usize = 1024 * 1024;
+/// Most delta bases tried for one blob: each costs a read of the base and a compression.
+pub const MAX_BASE_CANDIDATES: usize = 4;
+/// Only files up to this size try several delta bases.
+const MULTI_BASE_MAX_BYTES: usize = 1024 * 1024;
+/// Up to this size, candidate bases are compared at the final level (milliseconds); above it, at level 3.
+const TRIAL_AT_FULL_LEVEL_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -112,8 +121,8 @@ impl BlobStore {
         is_hash(hash) && self.path(hash).is_file()
     }
 
-    /// Stores a file from disk. `base` is the hash of the previous version of the same artifact, if any.
-    pub fn put_file(&self, path: &Path, base: Option<&str>) -> Result<Stored, BlobError> {
+    /// Stores a file from disk. `bases` are candidate delta bases, best guess first (see `put_bytes`).
+    pub fn put_file(&self, path: &Path, bases: &[&str]) -> Result<Stored, BlobError> {
         let shown = path.display().to_string();
         let size = fs::metadata(path).map_err(io_err(format!("read {shown}")))?.len();
         if size > MAX_BLOB_BYTES {
@@ -121,13 +130,16 @@ impl BlobStore {
         }
         if size <= DELTA_MAX_BYTES {
             let bytes = fs::read(path).map_err(io_err(format!("read {shown}")))?;
-            return self.put_bytes(&bytes, base);
+            return self.put_bytes(&bytes, bases);
         }
         self.put_stream(File::open(path).map_err(io_err(format!("open {shown}")))?, &shown)
     }
 
-    /// Stores bytes held in memory.
-    pub fn put_bytes(&self, bytes: &[u8], base: Option<&str>) -> Result<Stored, BlobError> {
+    /// Stores bytes held in memory. `bases` are the blobs this content may be stored as a delta of, best guess
+    /// first (the previous versions of the same slot, or for a new slot the latest versions of similar ones):
+    /// the one giving the smallest delta is used, or none when a full copy is smaller. Unusable candidates
+    /// (missing, damaged, at the end of a long chain) are skipped: they are no reason to refuse a backup.
+    pub fn put_bytes(&self, bytes: &[u8], bases: &[&str]) -> Result<Stored, BlobError> {
         let hash = hex::encode(Sha256::digest(bytes));
         let size = bytes.len() as u64;
         // An existing blob is only trusted after it verifies: capturing the same bytes again repairs a
@@ -138,19 +150,7 @@ impl BlobStore {
         // Small files (most configurations) get the strongest level: it costs milliseconds. Large ones get a
         // fast level so a capture stays well ahead of `git add`.
         let level = if size <= 1024 * 1024 { 19 } else { 3 };
-        let mut delta = None;
-        if let Some(base_hash) = base.filter(|b| is_hash(b) && size <= DELTA_MAX_BYTES) {
-            if let Ok(base_header) = self.header(base_hash) {
-                // A damaged base is no reason to refuse a new backup: store a full copy instead.
-                if base_header.depth < MAX_DELTA_DEPTH && base_header.raw_size <= DELTA_MAX_BYTES {
-                    if let Ok(base_bytes) = self.read(base_hash) {
-                        let frame =
-                            compress_with_prefix(bytes, &base_bytes, level).map_err(io_err("compress delta"))?;
-                        delta = Some((frame, base_header.depth + 1, base_hash.to_string()));
-                    }
-                }
-            }
-        }
+        let delta = if size <= DELTA_MAX_BYTES { self.best_delta(bytes, bases, level)? } else { None };
         // A delta that is small against the raw size is kept without trying a full compression; otherwise the
         // content changed a lot and a full copy may well be smaller (and shortens the chain).
         let full = match &delta {
@@ -179,6 +179,46 @@ impl BlobStore {
         Ok(Stored { hash, size, stored_bytes, delta_base, new: true })
     }
 
+    /// The smallest delta of `bytes` against one of `bases`: (frame, depth, base hash). With several usable
+    /// candidates each is tried at a level that is cheap for the size, and the winner compressed again at
+    /// `level`; a delta is only ever made against content that was read back and verified.
+    fn best_delta(
+        &self,
+        bytes: &[u8],
+        bases: &[&str],
+        level: i32,
+    ) -> Result<Option<(Vec<u8>, u32, String)>, BlobError> {
+        // Large files try only the first candidate: trials would cost seconds and hold several bases in memory.
+        let max_candidates = if bytes.len() <= MULTI_BASE_MAX_BYTES { MAX_BASE_CANDIDATES } else { 1 };
+        let mut usable: Vec<(&str, u32)> = Vec::new();
+        for &base in bases {
+            if usable.len() == max_candidates || !is_hash(base) || usable.iter().any(|(b, _)| *b == base) {
+                continue;
+            }
+            let Ok(header) = self.header(base) else { continue };
+            if header.depth < MAX_DELTA_DEPTH && header.raw_size <= DELTA_MAX_BYTES {
+                usable.push((base, header.depth));
+            }
+        }
+        let trial_level = if usable.len() == 1 || bytes.len() <= TRIAL_AT_FULL_LEVEL_BYTES { level } else { 3 };
+        // (frame at trial level, base content, depth, hash) of the best candidate so far.
+        let mut best: Option<(Vec<u8>, Vec<u8>, u32, &str)> = None;
+        for (base, depth) in usable {
+            let Ok(base_bytes) = self.read(base) else { continue };
+            let frame = compress_with_prefix(bytes, &base_bytes, trial_level).map_err(io_err("compress delta"))?;
+            if best.as_ref().is_none_or(|(f, _, _, _)| frame.len() < f.len()) {
+                best = Some((frame, base_bytes, depth, base));
+            }
+        }
+        let Some((frame, base_bytes, depth, base)) = best else { return Ok(None) };
+        let frame = if trial_level == level {
+            frame
+        } else {
+            compress_with_prefix(bytes, &base_bytes, level).map_err(io_err("compress delta"))?
+        };
+        Ok(Some((frame, depth + 1, base.to_string())))
+    }
+
     fn put_stream(&self, mut input: File, shown: &str) -> Result<Stored, BlobError> {
         let tmp = tempfile_in(&self.root.join("tmp")).map_err(io_err("create temporary blob"))?;
         let (mut file, tmp_path) = tmp;
@@ -186,6 +226,9 @@ impl BlobStore {
         let mut size = 0u64;
         file.write_all(&[0u8; HEADER_LEN]).map_err(io_err("write blob"))?;
         let mut encoder = zstd::stream::write::Encoder::new(&mut file, 3).map_err(io_err("compress"))?;
+        // zstd compresses on its own worker threads while this thread reads and hashes the next chunks: the
+        // capture costs about the compression's wall time spread over the cores, not read + hash + compress.
+        encoder.multithread(stream_workers()).map_err(io_err("compress"))?;
         let mut buf = vec![0u8; STREAM_CHUNK];
         loop {
             let n = input.read(&mut buf).map_err(io_err(format!("read {shown}")))?;
@@ -458,6 +501,11 @@ fn read_header(file: &mut File, hash: &str) -> Result<Header, BlobError> {
     Header::decode(&buf).ok_or_else(|| BlobError::Damaged { hash: hash.into(), detail: "bad header".into() })
 }
 
+/// zstd worker threads for a streamed blob: one per core, at most four (each holds a job's buffers).
+fn stream_workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4) as u32
+}
+
 fn compress_with_prefix(bytes: &[u8], prefix: &[u8], level: i32) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len() / 4 + 64);
     let mut encoder = zstd::stream::write::Encoder::with_ref_prefix(&mut out, level, prefix)?;
@@ -508,8 +556,8 @@ mod tests {
     #[test]
     fn identical_content_is_stored_once() {
         let (_dir, store) = store();
-        let a = store.put_bytes(b"hostname sw1\n", None).expect("put");
-        let b = store.put_bytes(b"hostname sw1\n", None).expect("put");
+        let a = store.put_bytes(b"hostname sw1\n", &[]).expect("put");
+        let b = store.put_bytes(b"hostname sw1\n", &[]).expect("put");
         assert!(a.new && !b.new);
         assert_eq!(store.list().expect("list"), vec![a.hash.clone()]);
         assert_eq!(store.read(&a.hash).expect("read"), b"hostname sw1\n");
@@ -521,17 +569,98 @@ mod tests {
         let v1: String =
             (0..20_000).map(|i| format!("interface Gi0/{i}\n description port {}\n", i * 7919 % 10007)).collect();
         let v2 = v1.replace("port 42\n", "port 42 changed\n");
-        let first = store.put_bytes(v1.as_bytes(), None).expect("put");
-        let second = store.put_bytes(v2.as_bytes(), Some(&first.hash)).expect("put");
+        let first = store.put_bytes(v1.as_bytes(), &[]).expect("put");
+        let second = store.put_bytes(v2.as_bytes(), &[&first.hash]).expect("put");
         assert_eq!(second.delta_base.as_deref(), Some(first.hash.as_str()));
         assert!(second.stored_bytes < 200, "delta is {} bytes", second.stored_bytes);
         assert_eq!(store.read(&second.hash).expect("read"), v2.as_bytes());
     }
 
     #[test]
+    fn the_smallest_delta_among_the_candidate_bases_is_kept() {
+        let (_dir, store) = store();
+        let unrelated: String = (0..3_000).map(|i| format!("set system user u{i} class {}\n", i * 31 % 97)).collect();
+        let v1: String = (0..3_000).map(|i| format!("interface ge-0/0/{i}\n unit {}\n", i * 7919 % 10007)).collect();
+        let v2 = v1.replace("ge-0/0/1500\n", "ge-0/0/1500 changed\n");
+        assert_ne!(v1, v2);
+        let unrelated = store.put_bytes(unrelated.as_bytes(), &[]).expect("put");
+        let first = store.put_bytes(v1.as_bytes(), &[]).expect("put");
+        // The better base comes second and a missing one first: order is a guess, the size decides.
+        let missing = "0".repeat(64);
+        let second =
+            store.put_bytes(v2.as_bytes(), &[&missing, &unrelated.hash, &first.hash]).expect("put with candidates");
+        assert_eq!(second.delta_base.as_deref(), Some(first.hash.as_str()));
+        assert!(second.stored_bytes < 200, "delta is {} bytes", second.stored_bytes);
+        assert_eq!(store.read(&second.hash).expect("read"), v2.as_bytes());
+    }
+
+    #[test]
+    fn a_damaged_candidate_base_is_skipped() {
+        let (_dir, store) = store();
+        let v1: String = (0..2_000).map(|i| format!("rule {i} accept from 10.0.{}.0/24\n", i % 256)).collect();
+        let v2 = format!("{v1}rule 2000 drop\n");
+        let first = store.put_bytes(v1.as_bytes(), &[]).expect("put");
+        let path = store.path(&first.hash);
+        let mut bytes = fs::read(&path).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&path, &bytes).expect("write");
+        let second = store.put_bytes(v2.as_bytes(), &[&first.hash]).expect("a damaged base refuses no backup");
+        assert_eq!(second.delta_base, None);
+        assert_eq!(store.read(&second.hash).expect("read"), v2.as_bytes());
+    }
+
+    #[test]
+    fn a_delta_whose_base_is_damaged_reads_as_damaged() {
+        let (_dir, store) = store();
+        let v1: String = (0..2_000).map(|i| format!("rule {i} accept from 10.0.{}.0/24\n", i % 256)).collect();
+        let v2 = format!("{v1}rule 2000 drop\n");
+        let first = store.put_bytes(v1.as_bytes(), &[]).expect("put");
+        let second = store.put_bytes(v2.as_bytes(), &[&first.hash]).expect("put");
+        assert_eq!(second.delta_base.as_deref(), Some(first.hash.as_str()));
+        let path = store.path(&first.hash);
+        let mut bytes = fs::read(&path).expect("read");
+        bytes[HEADER_LEN + 8] ^= 0x55;
+        fs::write(&path, &bytes).expect("write");
+        let err = store.read(&second.hash).unwrap_err();
+        assert!(matches!(&err, BlobError::Damaged { hash, .. } if *hash == second.hash), "{err}");
+    }
+
+    /// Blob files in the first layout (`DATUMBL1`, formats 1 and 2), byte for byte: a full copy and a delta
+    /// against it. Whatever the store writes later, these must read.
+    #[test]
+    fn blobs_of_the_first_format_still_read() {
+        let (_dir, store) = store();
+        let base_text = b"hostname sw1\ninterface Gi0/1\n description uplink\n!\n";
+        let new_text = b"hostname sw1\ninterface Gi0/1\n description uplink to core\n!\n";
+        let base_hash = "bd87d1c22368df00fcea296d2f5b10af5f6366282ee09472c051d3f7ec90a0fa";
+        let new_hash = "87fc83cb2ea228e45cbabfbedc6ccb13379d87171472a62497996eb23f6038cb";
+        let full_file = concat!(
+            // "DATUMBL1", format 1 (full), raw size 51, depth 0, no base
+            "444154554d424c31010000000000000033000000000000000000000000000000",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            // the zstd frame (level 19)
+            "28b52ffd2033990100686f73746e616d65207377310a696e74657266616365204769302f310a20646573637269",
+            "7074696f6e2075706c696e6b0a210a"
+        );
+        let delta_file = concat!(
+            // "DATUMBL1", format 2 (delta), raw size 59, depth 1, base = the full copy above
+            "444154554d424c3102000000000000003b000000000000000100000000000000",
+            "bd87d1c22368df00fcea296d2f5b10af5f6366282ee09472c051d3f7ec90a0fa",
+            // the zstd frame, compressed with the base as its reference prefix (`zstd --patch-from`)
+            "28b52ffd203b9d0000606820746f20636f72650a210a0100d8480901"
+        );
+        store.install_raw(base_hash, &hex::decode(full_file).expect("hex")).expect("install");
+        store.install_raw(new_hash, &hex::decode(delta_file).expect("hex")).expect("install");
+        assert_eq!(store.read(base_hash).expect("full copy reads"), base_text);
+        assert_eq!(store.read(new_hash).expect("delta reads"), new_text);
+        assert_eq!(store.verify(new_hash).expect("verify"), new_text.len() as u64);
+    }
+
+    #[test]
     fn damage_is_detected_on_read() {
         let (_dir, store) = store();
-        let stored = store.put_bytes(&vec![b'x'; 10_000], None).expect("put");
+        let stored = store.put_bytes(&vec![b'x'; 10_000], &[]).expect("put");
         let path = store.path(&stored.hash);
         let mut bytes = fs::read(&path).expect("read");
         let last = bytes.len() - 1;
@@ -546,7 +675,7 @@ mod tests {
     #[test]
     fn export_writes_nothing_when_verification_fails() {
         let (dir, store) = store();
-        let stored = store.put_bytes(b"abc", None).expect("put");
+        let stored = store.put_bytes(b"abc", &[]).expect("put");
         let path = store.path(&stored.hash);
         let mut bytes = fs::read(&path).expect("read");
         bytes[16] = 9; // raw size field: claims 9 bytes

@@ -2,7 +2,8 @@
 //! measured in the same run (git, this machine's SHA-256 and zstd, automerge's own write speed).
 //!
 //! Prints a Markdown table; docs/PERFORMANCE.md records a run. Needs `git` on PATH and the kit at
-//! ../shared/fixtures. Set `DATUM_BENCH_QUICK=1` for a fast smoke run with smaller sizes.
+//! ../shared/fixtures. Set `DATUM_BENCH_QUICK=1` for a fast smoke run with smaller sizes, and
+//! `DATUM_BENCH_ONLY=capture,versions` (parts: `capture`, `versions`, `inventory`) to run some parts.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,11 @@ fn measure(cmd: &mut Command) -> Measured {
     let start = Instant::now();
     let (code, max_rss_kib) = datum_tests::run_measured(cmd);
     Measured { wall: start.elapsed(), max_rss_kib, code }
+}
+
+/// Whether this part of the bench runs (`DATUM_BENCH_ONLY` unset, or a comma-separated list naming it).
+fn selected(part: &str) -> bool {
+    std::env::var("DATUM_BENCH_ONLY").map_or(true, |only| only.is_empty() || only.split(',').any(|p| p == part))
 }
 
 fn quick() -> bool {
@@ -97,9 +103,15 @@ fn main() {
     println!("binary: {}\n", edge.display());
     println!("| measurement | result | comparison (same run) |");
     println!("|---|---|---|");
-    raw_speeds_and_capture();
-    version_storage();
-    inventory_scale();
+    if selected("capture") {
+        raw_speeds_and_capture();
+    }
+    if selected("versions") {
+        version_storage();
+    }
+    if selected("inventory") {
+        inventory_scale();
+    }
 }
 
 fn raw_speeds_and_capture() {
@@ -140,9 +152,12 @@ fn raw_speeds_and_capture() {
         git(&repo, &["commit", "-q", "-m", "capture"]);
         theirs.push(t.elapsed());
     }
+    let rounds =
+        |v: &[Duration]| v.iter().map(|d| format!("{:.0}", d.as_secs_f64() * 1e3)).collect::<Vec<_>>().join(", ");
+    let (ours_rounds, theirs_rounds) = (rounds(&ours), rounds(&theirs));
     let (ours, theirs) = (median(ours), median(theirs));
     println!(
-        "| `config capture` of a {mib} MiB export (median of 3) | {:.0} ms = {:.0} MB/s, peak RSS {} MiB | `git add` + `git commit`: {:.0} ms = {:.0} MB/s ({:.1}x slower) |",
+        "| `config capture` of a {mib} MiB export (median of 3: {ours_rounds} ms) | {:.0} ms = {:.0} MB/s, peak RSS {} MiB | `git add` + `git commit` (rounds: {theirs_rounds} ms): {:.0} ms = {:.0} MB/s ({:.1}x slower) |",
         ours.as_secs_f64() * 1e3,
         mbps(n, ours),
         rss / 1024,
@@ -194,6 +209,18 @@ fn version_storage() {
     let capture_time = t.elapsed();
     let blob_bytes = dir_bytes(&plant.data.join("blobs"));
     let data_bytes = dir_bytes(&plant.data);
+    let file_bytes = |name: &str| plant.data.join(name).metadata().map(|m| m.len()).unwrap_or(0);
+    let (db_bytes, wal_bytes) = (file_bytes("datum.db"), file_bytes("datum.db-wal"));
+
+    // The same files as one tar archive (series together, in name order) compressed by zstd -19 in process: what
+    // a compressor that sees every file at once reaches, cross-file matches included.
+    let mut archive = tar::Builder::new(Vec::new());
+    for path in &files {
+        let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8 name");
+        archive.append_path_with_name(path, name).expect("tar");
+    }
+    let archive = archive.into_inner().expect("tar");
+    let tar_zstd = zstd::bulk::compress(&archive, 19).expect("zstd").len() as u64;
 
     let repo = plant.path("git");
     std::fs::create_dir_all(&repo).expect("mkdir");
@@ -206,15 +233,20 @@ fn version_storage() {
     git(&repo, &["gc", "--aggressive", "--quiet"]);
     let pack = dir_bytes(&repo.join(".git/objects"));
     println!(
-        "| `fixtures/versions` ({} files, {} series, {} KiB raw) captured in order | blob store {} KiB ({} KiB whole data dir incl. database); {} captures in {:.1} s | git, committed in order + `git gc --aggressive`: objects {} KiB |",
+        "| `fixtures/versions` ({} files, {} series, {} KiB raw) captured in order | blob store {} KiB = {} bytes ({} KiB whole data dir: database {} KiB, WAL {} KiB); {} captures in {:.1} s | git, committed in order + `git gc --aggressive`: objects {} KiB; `tar` of the files + zstd -19: {} KiB = {} bytes |",
         series.len(),
         names.len(),
         raw / 1024,
         blob_bytes / 1024,
+        blob_bytes,
         data_bytes / 1024,
+        db_bytes / 1024,
+        wal_bytes / 1024,
         series.len(),
         capture_time.as_secs_f64(),
-        pack / 1024
+        pack / 1024,
+        tar_zstd / 1024,
+        tar_zstd
     );
 }
 

@@ -116,7 +116,6 @@ async fn capture(
     }
     let latest = versions.iter().filter(|v| v.slot == slot).max_by_key(|v| v.version);
     let file_name = file.file_name().map(|n| n.to_string_lossy().to_string());
-    let base = latest.map(|v| v.raw_hash.as_str());
     let too_large = |e: BlobError| match e {
         BlobError::TooLarge { .. } => user(e.to_string()),
         other => anyhow::Error::from(other),
@@ -125,10 +124,17 @@ async fn capture(
     // change while we work). Larger ones are streamed into the store and keep their raw hash for drift.
     let (stored, normalized) = if meta.len() <= MAX_NORMALIZE_BYTES as u64 {
         let bytes = std::fs::read(file).map_err(|e| user(format!("{}: {e}", file.display())))?;
-        let stored = site.blobs.put_bytes(&bytes, base).map_err(too_large)?;
-        (stored, normalize(file_name.as_deref(), &bytes, &site.fingerprint_key()).ok())
+        // Only the hash and the format are kept: the normalised text is not held while the blob is compressed.
+        let normalized = normalize(file_name.as_deref(), &bytes, &site.fingerprint_key())
+            .ok()
+            .map(|n| (n.hash(), n.format.as_str().to_string()));
+        let format = normalized.as_ref().map(|(_, format)| format.as_str());
+        let bases = delta_bases(site, &versions, &slot, format, bytes.len() as u64).await?;
+        let bases: Vec<&str> = bases.iter().map(String::as_str).collect();
+        (site.blobs.put_bytes(&bytes, &bases).map_err(too_large)?, normalized)
     } else {
-        (site.blobs.put_file(file, base).map_err(too_large)?, None)
+        let bases: Vec<&str> = latest.map(|v| v.raw_hash.as_str()).into_iter().collect();
+        (site.blobs.put_file(file, &bases).map_err(too_large)?, None)
     };
     let configs_doc = site.doc_id(&format!("configs/{}", month_period(site.now)));
     let report;
@@ -167,11 +173,9 @@ async fn capture(
                 slot: slot.clone(),
                 version: latest.map(|v| v.version + 1).unwrap_or(1),
                 raw_hash: hash_of(&stored.hash)?,
-                normalized_hash: hash_of(
-                    &normalized.as_ref().map(|n| n.hash()).unwrap_or_else(|| stored.hash.clone()),
-                )?,
+                normalized_hash: hash_of(normalized.as_ref().map_or(&stored.hash, |(hash, _)| hash))?,
                 normalizer: if normalized.is_some() { NORMALIZER_VERSION } else { 0 },
-                format: normalized.as_ref().map(|n| n.format.as_str().to_string()),
+                format: normalized.as_ref().map(|(_, format)| format.clone()),
                 size: stored.size,
                 file_name,
                 captured_at: site.now,
@@ -221,6 +225,59 @@ async fn capture(
     }
     Ok(Outcome::Clean)
 }
+
+/// Blobs a new version of `slot` may be stored as a delta of, best guess first. A slot with history offers
+/// its last few versions (an export often returns to an earlier state). A new slot offers the latest versions
+/// of other slots in the site with the same detected format and a size within a factor of four, closest in
+/// size first: sister devices and re-exports of one project under another name share most of their text.
+/// The blob store tries them and keeps the smallest result, or a full copy.
+async fn delta_bases(
+    site: &Site,
+    versions: &[ConfigVersion],
+    slot: &SlotName,
+    format: Option<&str>,
+    size: u64,
+) -> Result<Vec<String>> {
+    let mut in_slot: Vec<&ConfigVersion> = versions.iter().filter(|v| &v.slot == slot).collect();
+    if !in_slot.is_empty() {
+        in_slot.sort_by_key(|v| std::cmp::Reverse(v.version));
+        let mut bases: Vec<String> = Vec::new();
+        for v in in_slot {
+            if bases.len() == SLOT_BASES {
+                break;
+            }
+            if !bases.iter().any(|b| b == v.raw_hash.as_str()) {
+                bases.push(v.raw_hash.to_string());
+            }
+        }
+        return Ok(bases);
+    }
+    let Some(format) = format else { return Ok(Vec::new()) };
+    let all: Vec<ConfigVersion> = site.list(ConfigVersion::COLLECTION).await?;
+    // The latest version of every other slot, by (asset, slot).
+    let mut latest: std::collections::BTreeMap<(&str, &str), &ConfigVersion> = std::collections::BTreeMap::new();
+    for v in &all {
+        let entry = latest.entry((v.asset.as_str(), v.slot.as_str())).or_insert(v);
+        if v.version > entry.version {
+            *entry = v;
+        }
+    }
+    let distance = |v: &ConfigVersion| (v.size.max(1) as f64 / size.max(1) as f64).ln().abs();
+    let mut similar: Vec<&ConfigVersion> = latest
+        .into_values()
+        .filter(|v| {
+            v.format.as_deref() == Some(format) && v.size <= size.saturating_mul(4) && v.size.saturating_mul(4) >= size
+        })
+        .collect();
+    similar.sort_by(|a, b| distance(a).total_cmp(&distance(b)).then_with(|| a.raw_hash.cmp(&b.raw_hash)));
+    similar.dedup_by(|a, b| a.raw_hash == b.raw_hash);
+    Ok(similar.into_iter().take(OTHER_SLOT_BASES).map(|v| v.raw_hash.to_string()).collect())
+}
+
+/// Versions of the same slot offered as delta bases.
+const SLOT_BASES: usize = 3;
+/// Similar slots offered as delta bases for a new slot's first version.
+const OTHER_SLOT_BASES: usize = 4;
 
 /// A stored version that cannot be read back intact is damage to report (exit 1), naming the version.
 fn stored_copy(v: &ConfigVersion, e: BlobError) -> anyhow::Error {

@@ -445,7 +445,7 @@ fn store_received(blobs: &BlobStore, part: &Path, hash: &str, total: u64) -> Res
     if len != total || hex::encode(hasher.finalize()) != hash {
         bail!("content does not match its hash");
     }
-    let stored = blobs.put_file(part, None)?;
+    let stored = blobs.put_file(part, &[])?;
     if stored.hash != hash {
         bail!("content changed while it was stored");
     }

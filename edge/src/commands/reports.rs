@@ -78,7 +78,7 @@ pub async fn restore_test(site: &mut Site, cmd: RestoreTestCmd) -> Result<Outcom
             if !path.is_file() {
                 return Err(user(format!("evidence {} is not a readable file", path.display())));
             }
-            let stored = site.blobs.put_file(path, None).map_err(|e| match e {
+            let stored = site.blobs.put_file(path, &[]).map_err(|e| match e {
                 BlobError::TooLarge { .. } => user(e.to_string()),
                 other => other.into(),
             })?;
