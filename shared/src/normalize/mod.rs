@@ -527,15 +527,25 @@ fn canonical_kv(line: &str) -> String {
 
 /// Normalises line-oriented formats.
 fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<NormLine>, usize) {
-    // Lines are borrowed from the text; only RouterOS wrapping and private key blocks need lines of their own.
-    let mut raw: Vec<Cow<'_, str>> = trimmed_lines(text.trim_start_matches('\u{feff}')).map(Cow::Borrowed).collect();
+    // Lines are borrowed from the text as they are read; only RouterOS wrapping and private key blocks need lines
+    // of their own, made first.
+    let body = text.trim_start_matches('\u{feff}');
+    let mut owned: Option<Vec<String>> = None;
     if format == Format::MikroTik {
-        raw = join_continuations(raw.into_iter().map(Cow::into_owned).collect()).into_iter().map(Cow::Owned).collect();
+        owned = Some(join_continuations(trimmed_lines(body).map(str::to_string).collect()));
     }
     if text.contains("-----BEGIN") {
-        let owned: Vec<String> = raw.into_iter().map(Cow::into_owned).collect();
-        raw = secrets::mask_private_key_blocks(owned, key).into_iter().map(Cow::Owned).collect();
+        let lines = owned.take().unwrap_or_else(|| trimmed_lines(body).map(str::to_string).collect());
+        owned = Some(secrets::mask_private_key_blocks(lines, key));
     }
+    let n_lines = match &owned {
+        Some(lines) => lines.len(),
+        None => body.bytes().filter(|b| *b == b'\n').count() + 1,
+    };
+    let raw: Box<dyn Iterator<Item = &str>> = match &owned {
+        Some(lines) => Box::new(lines.iter().map(String::as_str)),
+        None => Box::new(trimmed_lines(body)),
+    };
     let noise = format_noise(format);
     let floating_noise = noise.floating_in(text);
     let transforms: Vec<(&Regex, &str)> =
@@ -543,15 +553,15 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
     let comments = comment_prefix(format);
     // Which lines hold a trigger word of the secret rules, from one scan of the whole text (lines that are
     // still borrowed from it); the others are tested alone.
-    let mut triggered = raw.iter().all(|l| matches!(l, Cow::Borrowed(_))).then(|| secrets::TriggeredLines::new(text));
+    let mut triggered = owned.is_none().then(|| secrets::TriggeredLines::new(text));
     let fingerprinter = secrets::Fingerprinter::new(key);
     let mut secrets_n = 0;
-    let mut out: Vec<NormLine> = Vec::with_capacity(raw.len());
+    let mut out: Vec<NormLine> = Vec::with_capacity(n_lines);
     let mut ctx = Context::new(format);
     let mut block_secrets = secrets::BlockSecrets::default();
     // XML compared as text (malformed, or too deep) keeps the secrets of its element context.
     let mut xml_secrets = raw_xml::looks_like_xml(text).then(raw_xml::RawXml::default);
-    for (idx, line) in raw.iter().enumerate() {
+    for (idx, line) in raw.enumerate() {
         let trimmed = line.trim();
         // The XML context follows every line, also those not shown.
         let mut xml_spans = Vec::new();
@@ -572,10 +582,10 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
             None => true,
         };
         let mut spans = if may_hold_secret { secrets::secret_spans(line) } else { Vec::new() };
-        block_secrets.scan(line, &mut spans);
+        block_secrets.scan_line(line, may_hold_secret, &mut spans);
         spans.append(&mut xml_spans);
         let (masked, n) = match spans.is_empty() {
-            true => (Cow::Borrowed(line.as_ref()), 0),
+            true => (Cow::Borrowed(line), 0),
             false => {
                 let spans = secrets::merge_spans(spans);
                 (Cow::Owned(secrets::apply_spans_with(line, &spans, &fingerprinter)), spans.len())
@@ -707,7 +717,10 @@ fn unordered(format: Format, lines: &mut [NormLine]) {
 /// Tracks the hierarchical context of line-oriented formats.
 struct Context {
     format: Format,
-    stack: Vec<(usize, Arc<str>)>,
+    stack: Vec<(usize, String)>,
+    /// Names taken off the stack, kept for their buffers: most lines of an indented configuration enter the
+    /// stack (a line may open a block) and leave it at the next line, which would cost an allocation each.
+    spare: Vec<String>,
     /// For each level of the stack, the stack down to it joined with ` > ` once asked for: the lines of a block
     /// share one context.
     joined: Vec<Option<Arc<str>>>,
@@ -721,7 +734,7 @@ enum Location {
 
 impl Context {
     fn new(format: Format) -> Context {
-        Context { format, stack: Vec::new(), joined: Vec::new() }
+        Context { format, stack: Vec::new(), spare: Vec::new(), joined: Vec::new() }
     }
 
     /// Feeds one (masked) line; returns its context.
@@ -744,19 +757,29 @@ impl Context {
         joined
     }
 
-    fn push(&mut self, (level, name): (usize, impl Into<Arc<str>>)) {
-        self.stack.push((level, name.into()));
+    fn push(&mut self, (level, name): (usize, impl AsRef<str>)) {
+        let mut entry = self.spare.pop().unwrap_or_default();
+        entry.clear();
+        entry.push_str(name.as_ref());
+        self.stack.push((level, entry));
         self.joined.push(None);
     }
 
     fn pop(&mut self) {
-        self.stack.pop();
+        if let Some((_, name)) = self.stack.pop() {
+            self.spare.push(name);
+        }
         self.joined.pop();
     }
 
-    fn set(&mut self, entry: (usize, impl Into<Arc<str>>)) {
-        self.stack.clear();
-        self.joined.clear();
+    fn truncate(&mut self, depth: usize) {
+        while self.stack.len() > depth {
+            self.pop();
+        }
+    }
+
+    fn set(&mut self, entry: (usize, impl AsRef<str>)) {
+        self.truncate(0);
         self.push(entry);
     }
 
@@ -789,7 +812,7 @@ impl Context {
                     // One allocation: the line is its own context, its entry on the stack, and the block of the
                     // lines below it (a stack of one joins to itself).
                     let own: Arc<str> = Arc::from(trimmed);
-                    self.push((indent, own.clone()));
+                    self.push((indent, trimmed));
                     if let Some(joined) = self.joined.last_mut() {
                         *joined = Some(own.clone());
                     }
@@ -886,8 +909,7 @@ impl Context {
                 {
                     self.set((0, collapse_ws(trimmed)));
                 } else if upper.starts_with("NETWORK") {
-                    self.stack.truncate(1);
-                    self.joined.truncate(1);
+                    self.truncate(1);
                     self.push((1, "NETWORK"));
                 } else if upper.starts_with("TITLE") && self.stack.last().is_some_and(|(k, _)| *k == 1) {
                     self.pop();
