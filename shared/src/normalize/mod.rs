@@ -322,6 +322,11 @@ struct FormatNoise {
     /// `after_blanks[b]`: a rule that starts with `^\s*` can match a line whose first byte other than white space
     /// is `b` (`  ntp clock-period …`; indented lines need not run the rules because of it).
     after_blanks: [bool; 256],
+    /// What a line must start with for an anchored rule to match it, per rule: the literal text after `^` (or
+    /// after `^\s*`, then tested after the line's leading white space: `true`), or the alternatives of a group
+    /// of words. `None` when a rule starts in another way (every line that passes `first_bytes` is tested).
+    /// Most lines that pass the first byte (`!`, `n`…) fail here, and need not run the regular expression.
+    prefixes: Option<Vec<(bool, Vec<String>)>>,
     anchored: Option<Regex>,
     floating: Option<Regex>,
     /// The floating rules hold no anchor: a line can only match them where the whole text does.
@@ -354,6 +359,7 @@ impl FormatNoise {
         FormatNoise {
             first_bytes,
             after_blanks,
+            prefixes: anchored.iter().map(|p| literal_prefixes(p)).collect(),
             anchored: any_of(&anchored),
             floating_only_in_text: floating
                 .iter()
@@ -372,9 +378,65 @@ impl FormatNoise {
         let bytes = line.as_bytes();
         let may_start = bytes.first().is_some_and(|b| self.first_bytes[usize::from(*b)])
             || bytes.iter().find(|b| !is_blank(**b)).is_some_and(|b| self.after_blanks[usize::from(*b)]);
-        let anchored = may_start && self.anchored.as_ref().is_some_and(|re| re.is_match(line));
+        let anchored =
+            may_start && self.may_match_prefix(line) && self.anchored.as_ref().is_some_and(|re| re.is_match(line));
         anchored || (floating_in_text && self.floating.as_ref().is_some_and(|re| re.is_match(line)))
     }
+}
+
+impl FormatNoise {
+    /// Does the line start as one of the anchored rules needs (`prefixes`)?
+    fn may_match_prefix(&self, line: &str) -> bool {
+        let Some(rules) = &self.prefixes else { return true };
+        let after_blanks = line.trim_start_matches(|c: char| c.is_ascii() && is_blank(c as u8));
+        rules.iter().any(|(skip_blanks, prefixes)| {
+            let start = if *skip_blanks { after_blanks } else { line };
+            prefixes.iter().any(|prefix| start.starts_with(prefix.as_str()))
+        })
+    }
+}
+
+/// What a match of an anchored pattern must start with (`FormatNoise::prefixes`): whether it starts with `^\s*`
+/// (the rest then follows the line's leading white space, which `\s*` takes whole when the rest starts with
+/// another byte), and the literal characters after the anchor up to the first character that is not literal
+/// or is optional, or the words of a leading group `(?:Mon|Tue)`. `None` for any other start; an empty prefix
+/// (every line) when nothing literal follows. Reading less of the syntax only ever tests more lines.
+fn literal_prefixes(pattern: &str) -> Option<(bool, Vec<String>)> {
+    let rest = pattern.strip_prefix('^')?;
+    if pattern.replace("(?:", "").contains("(?") || top_level_alternation(pattern) {
+        return None;
+    }
+    let (skip_blanks, rest) = match rest.strip_prefix("\\s*") {
+        Some(after) => (true, after),
+        None => (false, rest),
+    };
+    let optional = |next: Option<char>| matches!(next, Some('?' | '*' | '{'));
+    if let Some(group) = rest.strip_prefix("(?:") {
+        let end = group.find(')')?;
+        let alternatives = &group[..end];
+        if !alternatives.chars().all(|c| c.is_ascii_alphanumeric() || c == '|')
+            || optional(group[end + 1..].chars().next())
+        {
+            return None;
+        }
+        return Some((skip_blanks, alternatives.split('|').map(str::to_string).collect()));
+    }
+    let chars: Vec<char> = rest.chars().collect();
+    let mut prefix = String::new();
+    for (idx, c) in chars.iter().enumerate() {
+        let literal = c.is_ascii_alphanumeric() || matches!(c, '!' | '#' | ':' | '%' | ' ' | '-' | '_' | '=' | ',');
+        if !literal || optional(chars.get(idx + 1).copied()) {
+            break;
+        }
+        prefix.push(*c);
+        if chars.get(idx + 1) == Some(&'+') {
+            break;
+        }
+    }
+    if skip_blanks && prefix.starts_with(' ') {
+        return None; // `\s*` need not take every blank before it
+    }
+    Some((skip_blanks, vec![prefix]))
 }
 
 /// The bytes a match of an anchored pattern can start with, read from the start of the pattern: a literal

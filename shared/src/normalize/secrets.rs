@@ -784,6 +784,9 @@ pub fn mask_shapes<'a>(text: &'a str, key: &FingerprintKey) -> (Cow<'a, str>, us
 }
 
 fn shape_spans_into(line: &str, spans: &mut Vec<Span>) {
+    if !may_hold_shape(line) {
+        return;
+    }
     let hits = rule_set().matches(line);
     if hits.matched_any() {
         for (idx, (re, salted)) in compiled().iter().enumerate() {
@@ -799,6 +802,16 @@ fn shape_spans_into(line: &str, spans: &mut Vec<Span>) {
             }
         }
     }
+}
+
+/// Can a value shape (`RULES`) match in this line? Every rule needs one of these bytes or words: `$` (crypt,
+/// Argon2, Django), `:` (Werkzeug, URL userinfo), `{` (LDAP schemes), `%` (Huawei ciphers), `=` (connection
+/// strings), `-----BEGIN` (PEM), `eyJ` (JWT), or a token prefix. Most lines a trigger word let through (`aaa
+/// authentication …`, `username … privilege 15`) hold none, and skip the automaton. Kept in step with `RULES`
+/// by `every_shape_passes_the_shape_test`.
+fn may_hold_shape(line: &str) -> bool {
+    line.bytes().any(|b| matches!(b, b'$' | b':' | b'{' | b'%' | b'='))
+        || ["-----BEGIN", "eyJ", "gh", "glpat-", "xox", "sk_live_"].iter().any(|w| line.contains(w))
 }
 
 /// Words of a line with their byte ranges; a double-quoted word with spaces is one word.
@@ -1384,6 +1397,33 @@ mod tests {
         for example in examples {
             assert!(triggers().is_match(example), "{example:?} would skip the rules");
             assert!(mask_line(example, &key()).1 > 0, "{example:?} was not masked");
+        }
+    }
+
+    #[test]
+    fn every_shape_passes_the_shape_test() {
+        // One example per rule of `RULES`, in order: each must pass `may_hold_shape` and be masked by its rule.
+        let examples = [
+            "x $6$salt$hash",
+            "x $argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+            "x pbkdf2_sha256$260000$salt$hash",
+            "x {SSHA}abcdef",
+            "x %^%#abc%^%#",
+            "x %$%$abc%$%$",
+            "x %@%@abc%@%@",
+            "x https://user:pw@host",
+            "x Password=abc",
+            "x -----BEGIN PRIVATE KEY-----abc-----END",
+            "x eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.abc",
+            "x ghp_abcdefghijklmnopqrstuvwxyz",
+        ];
+        assert_eq!(examples.len(), RULES.len());
+        for (example, (re, _)) in examples.iter().zip(compiled()) {
+            assert!(re.is_match(example), "{example:?} is not an example of {re}");
+            assert!(may_hold_shape(example), "{example:?} would skip the value shapes");
+        }
+        for token in ["gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxb-", "sk_live_"] {
+            assert!(may_hold_shape(&format!("x {token}abcdefghijklmnopqrstuvwxyz")), "{token}");
         }
     }
 
