@@ -322,6 +322,11 @@ struct FormatNoise {
     /// `after_blanks[b]`: a rule that starts with `^\s*` can match a line whose first byte other than white space
     /// is `b` (`  ntp clock-period …`; indented lines need not run the rules because of it).
     after_blanks: [bool; 256],
+    /// What a line must start with for an anchored rule to match it, per rule: the literal text after `^` (or
+    /// after `^\s*`, then tested after the line's leading white space: `true`), or the alternatives of a group
+    /// of words. `None` when a rule starts in another way (every line that passes `first_bytes` is tested).
+    /// Most lines that pass the first byte (`!`, `n`…) fail here, and need not run the regular expression.
+    prefixes: Option<Vec<(bool, Vec<String>)>>,
     anchored: Option<Regex>,
     floating: Option<Regex>,
     /// The floating rules hold no anchor: a line can only match them where the whole text does.
@@ -354,6 +359,7 @@ impl FormatNoise {
         FormatNoise {
             first_bytes,
             after_blanks,
+            prefixes: anchored.iter().map(|p| literal_prefixes(p)).collect(),
             anchored: any_of(&anchored),
             floating_only_in_text: floating
                 .iter()
@@ -372,9 +378,65 @@ impl FormatNoise {
         let bytes = line.as_bytes();
         let may_start = bytes.first().is_some_and(|b| self.first_bytes[usize::from(*b)])
             || bytes.iter().find(|b| !is_blank(**b)).is_some_and(|b| self.after_blanks[usize::from(*b)]);
-        let anchored = may_start && self.anchored.as_ref().is_some_and(|re| re.is_match(line));
+        let anchored =
+            may_start && self.may_match_prefix(line) && self.anchored.as_ref().is_some_and(|re| re.is_match(line));
         anchored || (floating_in_text && self.floating.as_ref().is_some_and(|re| re.is_match(line)))
     }
+}
+
+impl FormatNoise {
+    /// Does the line start as one of the anchored rules needs (`prefixes`)?
+    fn may_match_prefix(&self, line: &str) -> bool {
+        let Some(rules) = &self.prefixes else { return true };
+        let after_blanks = line.trim_start_matches(|c: char| c.is_ascii() && is_blank(c as u8));
+        rules.iter().any(|(skip_blanks, prefixes)| {
+            let start = if *skip_blanks { after_blanks } else { line };
+            prefixes.iter().any(|prefix| start.starts_with(prefix.as_str()))
+        })
+    }
+}
+
+/// What a match of an anchored pattern must start with (`FormatNoise::prefixes`): whether it starts with `^\s*`
+/// (the rest then follows the line's leading white space, which `\s*` takes whole when the rest starts with
+/// another byte), and the literal characters after the anchor up to the first character that is not literal
+/// or is optional, or the words of a leading group `(?:Mon|Tue)`. `None` for any other start; an empty prefix
+/// (every line) when nothing literal follows. Reading less of the syntax only ever tests more lines.
+fn literal_prefixes(pattern: &str) -> Option<(bool, Vec<String>)> {
+    let rest = pattern.strip_prefix('^')?;
+    if pattern.replace("(?:", "").contains("(?") || top_level_alternation(pattern) {
+        return None;
+    }
+    let (skip_blanks, rest) = match rest.strip_prefix("\\s*") {
+        Some(after) => (true, after),
+        None => (false, rest),
+    };
+    let optional = |next: Option<char>| matches!(next, Some('?' | '*' | '{'));
+    if let Some(group) = rest.strip_prefix("(?:") {
+        let end = group.find(')')?;
+        let alternatives = &group[..end];
+        if !alternatives.chars().all(|c| c.is_ascii_alphanumeric() || c == '|')
+            || optional(group[end + 1..].chars().next())
+        {
+            return None;
+        }
+        return Some((skip_blanks, alternatives.split('|').map(str::to_string).collect()));
+    }
+    let chars: Vec<char> = rest.chars().collect();
+    let mut prefix = String::new();
+    for (idx, c) in chars.iter().enumerate() {
+        let literal = c.is_ascii_alphanumeric() || matches!(c, '!' | '#' | ':' | '%' | ' ' | '-' | '_' | '=' | ',');
+        if !literal || optional(chars.get(idx + 1).copied()) {
+            break;
+        }
+        prefix.push(*c);
+        if chars.get(idx + 1) == Some(&'+') {
+            break;
+        }
+    }
+    if skip_blanks && prefix.starts_with(' ') {
+        return None; // `\s*` need not take every blank before it
+    }
+    Some((skip_blanks, vec![prefix]))
 }
 
 /// The bytes a match of an anchored pattern can start with, read from the start of the pattern: a literal
@@ -527,15 +589,25 @@ fn canonical_kv(line: &str) -> String {
 
 /// Normalises line-oriented formats.
 fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<NormLine>, usize) {
-    // Lines are borrowed from the text; only RouterOS wrapping and private key blocks need lines of their own.
-    let mut raw: Vec<Cow<'_, str>> = trimmed_lines(text.trim_start_matches('\u{feff}')).map(Cow::Borrowed).collect();
+    // Lines are borrowed from the text as they are read; only RouterOS wrapping and private key blocks need lines
+    // of their own, made first.
+    let body = text.trim_start_matches('\u{feff}');
+    let mut owned: Option<Vec<String>> = None;
     if format == Format::MikroTik {
-        raw = join_continuations(raw.into_iter().map(Cow::into_owned).collect()).into_iter().map(Cow::Owned).collect();
+        owned = Some(join_continuations(trimmed_lines(body).map(str::to_string).collect()));
     }
     if text.contains("-----BEGIN") {
-        let owned: Vec<String> = raw.into_iter().map(Cow::into_owned).collect();
-        raw = secrets::mask_private_key_blocks(owned, key).into_iter().map(Cow::Owned).collect();
+        let lines = owned.take().unwrap_or_else(|| trimmed_lines(body).map(str::to_string).collect());
+        owned = Some(secrets::mask_private_key_blocks(lines, key));
     }
+    let n_lines = match &owned {
+        Some(lines) => lines.len(),
+        None => body.bytes().filter(|b| *b == b'\n').count() + 1,
+    };
+    let raw: Box<dyn Iterator<Item = &str>> = match &owned {
+        Some(lines) => Box::new(lines.iter().map(String::as_str)),
+        None => Box::new(trimmed_lines(body)),
+    };
     let noise = format_noise(format);
     let floating_noise = noise.floating_in(text);
     let transforms: Vec<(&Regex, &str)> =
@@ -543,15 +615,15 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
     let comments = comment_prefix(format);
     // Which lines hold a trigger word of the secret rules, from one scan of the whole text (lines that are
     // still borrowed from it); the others are tested alone.
-    let mut triggered = raw.iter().all(|l| matches!(l, Cow::Borrowed(_))).then(|| secrets::TriggeredLines::new(text));
+    let mut triggered = owned.is_none().then(|| secrets::TriggeredLines::new(text));
     let fingerprinter = secrets::Fingerprinter::new(key);
     let mut secrets_n = 0;
-    let mut out: Vec<NormLine> = Vec::with_capacity(raw.len());
+    let mut out: Vec<NormLine> = Vec::with_capacity(n_lines);
     let mut ctx = Context::new(format);
     let mut block_secrets = secrets::BlockSecrets::default();
     // XML compared as text (malformed, or too deep) keeps the secrets of its element context.
     let mut xml_secrets = raw_xml::looks_like_xml(text).then(raw_xml::RawXml::default);
-    for (idx, line) in raw.iter().enumerate() {
+    for (idx, line) in raw.enumerate() {
         let trimmed = line.trim();
         // The XML context follows every line, also those not shown.
         let mut xml_spans = Vec::new();
@@ -572,10 +644,10 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
             None => true,
         };
         let mut spans = if may_hold_secret { secrets::secret_spans(line) } else { Vec::new() };
-        block_secrets.scan(line, &mut spans);
+        block_secrets.scan_line(line, may_hold_secret, &mut spans);
         spans.append(&mut xml_spans);
         let (masked, n) = match spans.is_empty() {
-            true => (Cow::Borrowed(line.as_ref()), 0),
+            true => (Cow::Borrowed(line), 0),
             false => {
                 let spans = secrets::merge_spans(spans);
                 (Cow::Owned(secrets::apply_spans_with(line, &spans, &fingerprinter)), spans.len())
@@ -707,7 +779,10 @@ fn unordered(format: Format, lines: &mut [NormLine]) {
 /// Tracks the hierarchical context of line-oriented formats.
 struct Context {
     format: Format,
-    stack: Vec<(usize, Arc<str>)>,
+    stack: Vec<(usize, String)>,
+    /// Names taken off the stack, kept for their buffers: most lines of an indented configuration enter the
+    /// stack (a line may open a block) and leave it at the next line, which would cost an allocation each.
+    spare: Vec<String>,
     /// For each level of the stack, the stack down to it joined with ` > ` once asked for: the lines of a block
     /// share one context.
     joined: Vec<Option<Arc<str>>>,
@@ -721,7 +796,7 @@ enum Location {
 
 impl Context {
     fn new(format: Format) -> Context {
-        Context { format, stack: Vec::new(), joined: Vec::new() }
+        Context { format, stack: Vec::new(), spare: Vec::new(), joined: Vec::new() }
     }
 
     /// Feeds one (masked) line; returns its context.
@@ -744,19 +819,29 @@ impl Context {
         joined
     }
 
-    fn push(&mut self, (level, name): (usize, impl Into<Arc<str>>)) {
-        self.stack.push((level, name.into()));
+    fn push(&mut self, (level, name): (usize, impl AsRef<str>)) {
+        let mut entry = self.spare.pop().unwrap_or_default();
+        entry.clear();
+        entry.push_str(name.as_ref());
+        self.stack.push((level, entry));
         self.joined.push(None);
     }
 
     fn pop(&mut self) {
-        self.stack.pop();
+        if let Some((_, name)) = self.stack.pop() {
+            self.spare.push(name);
+        }
         self.joined.pop();
     }
 
-    fn set(&mut self, entry: (usize, impl Into<Arc<str>>)) {
-        self.stack.clear();
-        self.joined.clear();
+    fn truncate(&mut self, depth: usize) {
+        while self.stack.len() > depth {
+            self.pop();
+        }
+    }
+
+    fn set(&mut self, entry: (usize, impl AsRef<str>)) {
+        self.truncate(0);
         self.push(entry);
     }
 
@@ -789,7 +874,7 @@ impl Context {
                     // One allocation: the line is its own context, its entry on the stack, and the block of the
                     // lines below it (a stack of one joins to itself).
                     let own: Arc<str> = Arc::from(trimmed);
-                    self.push((indent, own.clone()));
+                    self.push((indent, trimmed));
                     if let Some(joined) = self.joined.last_mut() {
                         *joined = Some(own.clone());
                     }
@@ -886,8 +971,7 @@ impl Context {
                 {
                     self.set((0, collapse_ws(trimmed)));
                 } else if upper.starts_with("NETWORK") {
-                    self.stack.truncate(1);
-                    self.joined.truncate(1);
+                    self.truncate(1);
                     self.push((1, "NETWORK"));
                 } else if upper.starts_with("TITLE") && self.stack.last().is_some_and(|(k, _)| *k == 1) {
                     self.pop();

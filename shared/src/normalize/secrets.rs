@@ -26,6 +26,8 @@
 //! and become `<secret:salted>`, so they are never reported as changed.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
@@ -55,27 +57,56 @@ impl FingerprintKey {
 
 /// A fingerprint key made ready for many values: HMAC's keyed inner and outer states are computed once and copied
 /// for each value, instead of hashing the key again for every secret (half the hashing of a normalisation).
+/// The fingerprints of the values seen are kept: a configuration repeats its secrets (one SNMP community, one
+/// key on every interface), and a lookup costs a fraction of the two SHA-256 compressions of a fingerprint.
 pub(crate) struct Fingerprinter {
     keyed: Hmac<Sha256>,
+    /// Value → its fingerprint (8 hex digits). Not shared between threads: each normalisation has its own.
+    seen: RefCell<HashMap<Box<str>, [u8; 8]>>,
 }
 
 impl Fingerprinter {
     pub(crate) fn new(key: &FingerprintKey) -> Fingerprinter {
-        Fingerprinter { keyed: <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("HMAC takes keys of any length") }
+        Fingerprinter {
+            keyed: <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("HMAC takes keys of any length"),
+            seen: RefCell::new(HashMap::new()),
+        }
     }
 
     fn fingerprint(&self, value: &str) -> String {
+        let digits = self.fingerprint_digits(value);
+        std::str::from_utf8(&digits).expect("hex digits are ASCII").to_string()
+    }
+
+    /// The fingerprint's 8 hex digits, from the values seen or computed (and kept).
+    fn fingerprint_digits(&self, value: &str) -> [u8; 8] {
+        if let Some(digits) = self.seen.borrow().get(value) {
+            return *digits;
+        }
         let mut mac = self.keyed.clone();
         mac.update(value.as_bytes());
         let out = mac.finalize().into_bytes();
-        hex::encode(&out[..4])
+        let mut digits = [0u8; 8];
+        hex::encode_to_slice(&out[..4], &mut digits).expect("4 bytes are 8 hex digits");
+        self.seen.borrow_mut().insert(value.into(), digits);
+        digits
     }
 
     fn mask(&self, value: &str, salted: bool) -> String {
+        let mut out = String::new();
+        self.push_mask(&mut out, value, salted);
+        out
+    }
+
+    /// Appends the mask of a value: `<secret:FP>`, or `SALTED`.
+    fn push_mask(&self, out: &mut String, value: &str, salted: bool) {
         if salted {
-            SALTED.to_string()
+            out.push_str(SALTED);
         } else {
-            format!("<secret:{}>", self.fingerprint(value))
+            let digits = self.fingerprint_digits(value);
+            out.push_str("<secret:");
+            out.push_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"));
+            out.push('>');
         }
     }
 }
@@ -686,18 +717,21 @@ fn trigger_regex() -> &'static Regex {
 /// words instead of one search per line: on a configuration of short lines the per-line start-up cost of the
 /// search was most of it. Asked line by line, in order. The trigger words hold no line break, so a word found
 /// lies inside one line, and as no trigger word starts or ends with white space, inside its trimmed text.
+///
+/// The scan only asks where the first trigger word after a point *ends* (`shortest_match_at`: the forward
+/// automaton alone, no search back for the start, no second word of the same line): the line that holds that
+/// end holds a trigger word, the lines before it hold none, and the next scan starts at the next line asked.
 pub(crate) struct TriggeredLines<'t> {
     text: &'t str,
-    found: regex::Matches<'static, 't>,
-    /// Where the next trigger word found starts.
-    next: Option<usize>,
+    /// Where the scan looked from, and the end of the first trigger word it found there (`None`: none to the end
+    /// of the text).
+    scanned_from: usize,
+    next_end: Option<usize>,
 }
 
 impl<'t> TriggeredLines<'t> {
     pub(crate) fn new(text: &'t str) -> TriggeredLines<'t> {
-        let mut found = trigger_regex().find_iter(text);
-        let next = found.next().map(|m| m.start());
-        TriggeredLines { text, found, next }
+        TriggeredLines { text, scanned_from: 0, next_end: trigger_regex().shortest_match_at(text, 0) }
     }
 
     /// Can `line`, a slice of the text after the lines asked before, hold a secret? A line that is not a slice of
@@ -709,10 +743,12 @@ impl<'t> TriggeredLines<'t> {
             return true;
         }
         let (start, end) = (at - base, at - base + line.len());
-        while self.next.is_some_and(|next| next < start) {
-            self.next = self.found.next().map(|m| m.start());
+        // A word that ends at or before the line's start lies in an earlier line: look again from this line on.
+        if self.next_end.is_some_and(|next_end| next_end <= start) && self.scanned_from < start {
+            self.scanned_from = start;
+            self.next_end = trigger_regex().shortest_match_at(self.text, start);
         }
-        self.next.is_some_and(|next| next < end)
+        self.next_end.is_some_and(|next_end| next_end > start && next_end <= end)
     }
 }
 
@@ -748,6 +784,9 @@ pub fn mask_shapes<'a>(text: &'a str, key: &FingerprintKey) -> (Cow<'a, str>, us
 }
 
 fn shape_spans_into(line: &str, spans: &mut Vec<Span>) {
+    if !may_hold_shape(line) {
+        return;
+    }
     let hits = rule_set().matches(line);
     if hits.matched_any() {
         for (idx, (re, salted)) in compiled().iter().enumerate() {
@@ -763,6 +802,16 @@ fn shape_spans_into(line: &str, spans: &mut Vec<Span>) {
             }
         }
     }
+}
+
+/// Can a value shape (`RULES`) match in this line? Every rule needs one of these bytes or words: `$` (crypt,
+/// Argon2, Django), `:` (Werkzeug, URL userinfo), `{` (LDAP schemes), `%` (Huawei ciphers), `=` (connection
+/// strings), `-----BEGIN` (PEM), `eyJ` (JWT), or a token prefix. Most lines a trigger word let through (`aaa
+/// authentication …`, `username … privilege 15`) hold none, and skip the automaton. Kept in step with `RULES`
+/// by `every_shape_passes_the_shape_test`.
+fn may_hold_shape(line: &str) -> bool {
+    line.bytes().any(|b| matches!(b, b'$' | b':' | b'{' | b'%' | b'='))
+        || ["-----BEGIN", "eyJ", "gh", "glpat-", "xox", "sk_live_"].iter().any(|w| line.contains(w))
 }
 
 /// Words of a line with their byte ranges; a double-quoted word with spaces is one word.
@@ -925,7 +974,7 @@ pub(crate) fn apply_spans_with(line: &str, spans: &[Span], fingerprinter: &Finge
     let mut last = 0;
     for span in spans {
         out.push_str(&line[last..span.start]);
-        out.push_str(&fingerprinter.mask(line[span.start..span.end].trim_matches(['"', '\'']), span.salted));
+        fingerprinter.push_mask(&mut out, line[span.start..span.end].trim_matches(['"', '\'']), span.salted);
         last = span.end;
     }
     out.push_str(&line[last..]);
@@ -965,6 +1014,22 @@ const ROUTEROS_SNMP_COMMUNITY: &str = "/snmp community";
 impl BlockSecrets {
     /// Follows the blocks through one line and adds the spans of the values that are secret there.
     pub fn scan(&mut self, line: &str, spans: &mut Vec<Span>) {
+        self.scan_line(line, true, spans);
+    }
+
+    /// `scan`, told whether the line holds a trigger word (`may_hold_secret`: false only when it certainly holds
+    /// none). Most lines of a configuration hold none, open no block and stand in no block of interest: they are
+    /// passed over without the YAML key test, which needs a secret word and so a trigger word
+    /// (`every_secret_word_holds_a_trigger`), and without the block tests, which need the line to start with
+    /// `config `, `end` or `/`.
+    pub(crate) fn scan_line(&mut self, line: &str, may_hold_secret: bool, spans: &mut Vec<Span>) {
+        if !may_hold_secret && self.yaml_secret_indent.is_none() && !self.in_community_block() {
+            // The first byte other than ASCII white space; a non-ASCII one may be white space to `trim`.
+            let first = line.bytes().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r'));
+            if first.is_none_or(|b| b < 0x80 && !matches!(b, b'c' | b'e' | b'/')) {
+                return;
+            }
+        }
         let trimmed = line.trim();
         if self.yaml_value_below(line, spans) {
             return;
@@ -1000,6 +1065,11 @@ impl BlockSecrets {
 }
 
 impl BlockSecrets {
+    /// Is the current line inside a block whose entries' names are communities (FortiOS or RouterOS SNMP)?
+    fn in_community_block(&self) -> bool {
+        self.routeros_menu == ROUTEROS_SNMP_COMMUNITY || self.forti_blocks.iter().any(|b| b == FORTI_SNMP_COMMUNITY)
+    }
+
     /// YAML values that follow a secret key on the lines below it: a plain value on the next line, a `|`/`>`
     /// block scalar, or a `- item` list. Returns true when the line is such a value (and masked whole).
     fn yaml_value_below(&mut self, line: &str, spans: &mut Vec<Span>) -> bool {
@@ -1327,6 +1397,33 @@ mod tests {
         for example in examples {
             assert!(triggers().is_match(example), "{example:?} would skip the rules");
             assert!(mask_line(example, &key()).1 > 0, "{example:?} was not masked");
+        }
+    }
+
+    #[test]
+    fn every_shape_passes_the_shape_test() {
+        // One example per rule of `RULES`, in order: each must pass `may_hold_shape` and be masked by its rule.
+        let examples = [
+            "x $6$salt$hash",
+            "x $argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+            "x pbkdf2_sha256$260000$salt$hash",
+            "x {SSHA}abcdef",
+            "x %^%#abc%^%#",
+            "x %$%$abc%$%$",
+            "x %@%@abc%@%@",
+            "x https://user:pw@host",
+            "x Password=abc",
+            "x -----BEGIN PRIVATE KEY-----abc-----END",
+            "x eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.abc",
+            "x ghp_abcdefghijklmnopqrstuvwxyz",
+        ];
+        assert_eq!(examples.len(), RULES.len());
+        for (example, (re, _)) in examples.iter().zip(compiled()) {
+            assert!(re.is_match(example), "{example:?} is not an example of {re}");
+            assert!(may_hold_shape(example), "{example:?} would skip the value shapes");
+        }
+        for token in ["gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxb-", "sk_live_"] {
+            assert!(may_hold_shape(&format!("x {token}abcdefghijklmnopqrstuvwxyz")), "{token}");
         }
     }
 

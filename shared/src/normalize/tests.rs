@@ -174,6 +174,21 @@ fn the_noise_prefilter_reads_first_bytes_conservatively() {
 }
 
 #[test]
+fn the_noise_prefixes_are_read_conservatively() {
+    let one = |skip: bool, p: &str| Some((skip, vec![p.to_string()]));
+    assert_eq!(literal_prefixes(r"^!!?\s*Last"), one(false, "!"));
+    assert_eq!(literal_prefixes(r"^\s*ntp clock-period\s"), one(true, "ntp clock-period"));
+    assert_eq!(literal_prefixes(r"^: Written by .* at "), one(false, ": Written by "));
+    assert_eq!(literal_prefixes(r"^ab+c"), one(false, "ab"));
+    assert_eq!(literal_prefixes(r"^ab{0,2}c"), one(false, "a"));
+    assert_eq!(literal_prefixes(r"^\s*$"), one(true, ""));
+    assert_eq!(literal_prefixes(r"^(?:Mon|Tue) \d"), Some((false, vec!["Mon".to_string(), "Tue".to_string()])));
+    for any in [r"^a|b", r"^(?i)a", r"^(?:a|b)?c", r"^\s* a", r"x"] {
+        assert_eq!(literal_prefixes(any), None, "{any}");
+    }
+}
+
+#[test]
 fn the_noise_prefilter_passes_over_no_noise_line_of_the_kit() {
     // Each kit file's lines through the prefiltered rules of its format and of plain text, against every rule of
     // those formats run alone.
