@@ -637,3 +637,47 @@ fn hub_status_reports_the_same_drift_and_overdue_evidence_as_the_edge() {
     assert_eq!(s["overdue_reviews"], 0, "{s}");
     assert_eq!(hub.run(&["status"]).code, 1, "drift at a site is a finding at the hub");
 }
+
+/// The edge streams a stored file while it decompresses it, so damage at its end is found after the first
+/// pieces went out: the last piece is held back, the hub is told, and no damaged file is ever complete there.
+#[test]
+fn a_stored_copy_found_damaged_while_it_is_sent_never_reaches_the_hub_complete() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let north = plant_with_assets("north", 1);
+    let token = hub.add_site("north");
+    assert_eq!(north.enroll(&hub, &token).code, 0);
+    let file = north.write("cfg.txt", &noisy_config(7, 3 << 20));
+    north.ok(&["config", "capture", "plc-0", file.to_str().expect("utf-8")]);
+    let mut blobs = Vec::new();
+    for dir in std::fs::read_dir(north.data.join("blobs")).expect("blobs").flatten() {
+        if dir.file_name() != "tmp" && dir.path().is_dir() {
+            blobs.extend(std::fs::read_dir(dir.path()).expect("dir").flatten().map(|f| f.path()));
+        }
+    }
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
+    let mut bytes = std::fs::read(&blobs[0]).expect("blob");
+    let near_end = bytes.len() - 64;
+    bytes[near_end] ^= 0x55;
+    std::fs::write(&blobs[0], &bytes).expect("write");
+
+    let run = north.sync("auto");
+    assert_eq!(run.code, 1, "a file that could not be sent is a finding: {}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("could not be sent") && run.stderr.contains("backup verify"), "{}", run.stderr);
+    let not_sent = run.json()["files_not_sent"].as_array().expect("files not sent").clone();
+    assert!(not_sent.len() == 1 && not_sent[0].as_str().is_some_and(|s| s.contains("damaged")), "{not_sent:?}");
+    wait_for("the hub to record why", std::time::Duration::from_secs(30), || {
+        hub.log().contains("stored copy is damaged")
+    });
+    // Pieces before the damage went out (the file is streamed), the whole never completed.
+    wait_for("the first pieces at the hub", std::time::Duration::from_secs(30), || {
+        hub_count(&hub, "SELECT COUNT(*) FROM blob_chunks") > 0
+    });
+    assert_eq!(hub_count(&hub, "SELECT COUNT(*) FROM blobs WHERE complete = 1"), 0);
+    let size = std::fs::metadata(&file).expect("captured file").len() as i64;
+    let received = hub_count(&hub, "SELECT MAX(received) FROM blobs");
+    assert!(received > 0 && received < size, "{received} of {size} bytes");
+    let s = status_of(&hub, "north");
+    assert_eq!(s["files_stored"], 0, "{s}");
+    assert_eq!(s["in_sync"], false, "{s}");
+}

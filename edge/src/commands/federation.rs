@@ -19,7 +19,7 @@ use datum_shared::ids::SiteId;
 use datum_shared::sync::wire::{AuditHead, BlobWant, Frame, Msg, BLOB_CHUNK};
 use datum_shared::sync::{driver, enrollment, witness, AuditTrail, Event, LocalDoc, Principal, Session, SessionConfig};
 use serde::{Deserialize, Serialize};
-use tracing::{info, Instrument as _};
+use tracing::{info, warn, Instrument as _};
 
 use super::Context;
 use crate::blobs::{BlobError, BlobStore};
@@ -197,6 +197,9 @@ pub struct PassReport {
     /// Restore: files the hub could not provide (hash: reason).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files_unavailable: Vec<String>,
+    /// Files the hub asked for that this node could not send (hash: reason), e.g. a damaged stored copy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files_not_sent: Vec<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -314,6 +317,7 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
             renewed: false,
             files_received: 0,
             files_unavailable: Vec::new(),
+            files_not_sent: Vec::new(),
         },
         incoming_dir: site.dir.join(INCOMING_DIR),
         renewal: None,
@@ -500,9 +504,12 @@ impl driver::Host for EdgeHost<'_, '_> {
             Event::SendBlobs(wants) => {
                 // What the session queued before is sent.
                 for want in wants {
-                    if let Some(sent) = send_blob(site, session, &mut self.tx, &want).await? {
-                        self.report.files += 1;
-                        self.bytes_sent += sent;
+                    match send_blob(site, session, &mut self.tx, &want).await? {
+                        Ok(sent) => {
+                            self.report.files += 1;
+                            self.bytes_sent += sent;
+                        }
+                        Err(reason) => self.report.files_not_sent.push(format!("{}: {reason}", want.hash)),
                     }
                 }
                 session.blobs_sent();
@@ -609,22 +616,24 @@ impl driver::Host for EdgeHost<'_, '_> {
 /// Streams one stored file to the hub from `want.from`, in pieces, without holding it in memory or on disk:
 /// a blocking thread decompresses (and hashes) the stored copy while the pieces it made go out. The last piece
 /// is held back until the whole content matched its hash, so a damaged stored copy never reaches the hub
-/// complete. Returns the bytes sent, or `None` if the file could not be sent.
+/// complete. Returns the bytes sent, or why the file could not be sent (the hub is told).
 async fn send_blob(
     site: &PassTarget<'_>,
     session: &mut Session,
     tx: &mut FrameSender,
     want: &BlobWant,
-) -> Result<Option<u64>> {
+) -> Result<std::result::Result<u64, String>> {
     let total = match site.blobs.size(&want.hash) {
         Ok(total) => total,
         Err(BlobError::Missing { .. }) => {
-            session.blob_unavailable(&want.hash, "not in this node's store");
-            return Ok(None);
+            let reason = "not in this node's store".to_string();
+            session.blob_unavailable(&want.hash, &reason);
+            return Ok(Err(reason));
         }
         Err(e) => {
-            session.blob_unavailable(&want.hash, &format!("stored copy is damaged: {e}"));
-            return Ok(None);
+            let reason = format!("stored copy is damaged: {e}");
+            session.blob_unavailable(&want.hash, &reason);
+            return Ok(Err(reason));
         }
     };
     let from = want.from.min(total);
@@ -651,13 +660,14 @@ async fn send_blob(
             }
             Err(e) => {
                 // Pieces sent before stay incomplete at the hub, which asks again from where they end.
-                session.blob_unavailable(&want.hash, &format!("stored copy is damaged: {e}"));
-                return Ok(None);
+                let reason = format!("stored copy is damaged: {e}");
+                session.blob_unavailable(&want.hash, &reason);
+                return Ok(Err(reason));
             }
         }
     }
     producer.await.context("decompress a file to send")?;
-    Ok(Some(sent))
+    Ok(Ok(sent))
 }
 
 /// Cuts decompressed content into pieces of `BLOB_CHUNK` bytes from offset `from` and hands them on; a full
@@ -726,7 +736,17 @@ pub async fn sync(
                         if report.renewed { ", certificate renewed" } else { "" }
                     );
                 }
-                Ok(Outcome::Clean)
+                if report.files_not_sent.is_empty() {
+                    return Ok(Outcome::Clean);
+                }
+                // Damage here, not the network's doing: a finding a person must look at.
+                eprintln!(
+                    "not in sync: {} file(s) the hub asked for could not be sent: {}; check the store with \
+                     `datum-edge backup verify`",
+                    report.files_not_sent.len(),
+                    report.files_not_sent.join("; ")
+                );
+                Ok(Outcome::Findings)
             }
             Err(e) if e.downcast_ref::<Offline>().is_some() => {
                 eprintln!("not in sync: {e:#} (working offline; nothing was lost)");
@@ -773,6 +793,14 @@ pub async fn sync(
                             "in sync with the hub via {}: {} documents, {} files sent, {} changes received",
                             report.via, report.docs, report.files, report.received_changes
                         );
+                        if !report.files_not_sent.is_empty() {
+                            warn!(
+                                "{} file(s) the hub asked for could not be sent: {}; check the store with \
+                                 `datum-edge backup verify`",
+                                report.files_not_sent.len(),
+                                report.files_not_sent.join("; ")
+                            );
+                        }
                     }
                     Err(e) if e.downcast_ref::<datum_host::exit::UserError>().is_some() => {
                         site.close().await;
