@@ -300,8 +300,7 @@ impl BlobStore {
 
     /// The size of a stored file, from its blob's header (not verified: `copy_to` checks it against the content).
     pub fn size(&self, hash: &str) -> Result<u64, BlobError> {
-        let mut file = self.open_blob(hash)?;
-        Ok(read_header(&mut file, hash)?.raw_size)
+        Ok(self.header(hash)?.raw_size)
     }
 
     /// Reads a whole blob into memory, verifying its hash. Only for blobs up to `DELTA_MAX_BYTES`.

@@ -221,6 +221,10 @@ fn hub_rejects_an_edge_claiming_another_site() {
     let mut f = Forger { seq: 0 };
     let outcome = attack(&mut hub, "aaaaaaaaaaaaaaaa", vec![f.hello(Some("bbbbbbbbbbbbbbbb"))]);
     assert!(outcome.violations.iter().any(|v| v.contains("claims to be site bbbbbbbbbbbbbbbb")), "{outcome:?}");
+    // An id that is no site id at all is the same violation, named as such (never a panic).
+    let mut f = Forger { seq: 0 };
+    let outcome = attack(&mut hub, "aaaaaaaaaaaaaaaa", vec![f.hello(Some("../../etc"))]);
+    assert!(outcome.violations.iter().any(|v| v.contains("by an invalid id")), "{outcome:?}");
     let mut f = Forger { seq: 0 };
     let outcome = attack(&mut hub, "aaaaaaaaaaaaaaaa", vec![f.hello(None)]);
     assert!(outcome.violations.iter().any(|v| v.contains("claims to be hub")), "{outcome:?}");

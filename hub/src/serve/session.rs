@@ -338,8 +338,7 @@ impl HubHost<'_> {
                 self.pending_bytes += data.len();
                 self.pending.push(BlobPiece { hash, pos: offset, total, bytes: data });
                 if self.pending_bytes >= PIECE_BATCH {
-                    self.pending_bytes = 0;
-                    if let Err(e) = self.pieces.hand_over(std::mem::take(&mut self.pending)).await {
+                    if let Err(e) = self.hand_over_pending().await {
                         session.reject(&format!("cannot store a file: {e}"));
                         return Err(e);
                     }
@@ -442,11 +441,17 @@ impl HubHost<'_> {
 
     /// Stores every received piece: hands over those not handed over yet and waits until all are stored.
     async fn flush_pieces(&mut self) -> Result<()> {
-        if !self.pending.is_empty() {
-            self.pending_bytes = 0;
-            self.pieces.hand_over(std::mem::take(&mut self.pending)).await?;
-        }
+        self.hand_over_pending().await?;
         self.pieces.stored().await
+    }
+
+    /// Hands the pieces gathered so far to the piece store (which stores them while the connection is read on).
+    async fn hand_over_pending(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.pending_bytes = 0;
+        self.pieces.hand_over(std::mem::take(&mut self.pending)).await
     }
 }
 
