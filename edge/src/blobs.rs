@@ -9,19 +9,27 @@
 //! above it unreadable (reported as damage, as within one slot). A file is written to `blobs/tmp`,
 //! fsynced, renamed into place and the directory fsynced: a crash leaves either no blob or a whole one.
 //!
-//! Blob file layout (64-byte header, then one zstd frame):
-//! `"DATUMBL1"` | format u8 (1 = full, 2 = delta) | 7 zero bytes | raw size u64 LE | delta depth u32 LE |
-//! 4 zero bytes | base SHA-256 (32 bytes, zero for full) | zstd frame.
+//! Blob file layouts (a header, then one zstd frame). Both are read; which one a blob has is told by its first
+//! bytes.
+//! - Compact (written for every file compressed in memory, i.e. up to `DELTA_MAX_BYTES`): `"DBL2"` | format u8
+//!   (1 = full, 2 = delta) | raw size as unsigned LEB128 (at most 10 bytes) | for a delta only: depth u8 and the
+//!   base's SHA-256 (32 bytes) | zstd frame. A full copy of a 100 KB file has an 8-byte header, a delta 41.
+//! - First (`"DATUMBL1"`, written for streamed files, whose size is known only at the end; the 64-byte header
+//!   is written last, in place): `"DATUMBL1"` | format u8 | 7 zero bytes | raw size u64 LE | delta depth u32 LE
+//!   | 4 zero bytes | base SHA-256 (32 bytes, zero for full) | zstd frame.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use datum_host::fs::{sync_dir, tempfile_in};
 use sha2::{Digest, Sha256};
 
-const MAGIC: &[u8; 8] = b"DATUMBL1";
-const HEADER_LEN: usize = 64;
+const MAGIC_FIRST: &[u8; 8] = b"DATUMBL1";
+const FIRST_HEADER_LEN: usize = 64;
+const MAGIC_COMPACT: &[u8; 4] = b"DBL2";
+/// The longest header of either layout: what is read to decode one.
+const MAX_HEADER_LEN: usize = 64;
 const FORMAT_FULL: u8 = 1;
 const FORMAT_DELTA: u8 = 2;
 
@@ -76,9 +84,36 @@ struct Header {
 }
 
 impl Header {
-    fn encode(&self) -> [u8; HEADER_LEN] {
-        let mut out = [0u8; HEADER_LEN];
-        out[..8].copy_from_slice(MAGIC);
+    fn full(raw_size: u64) -> Header {
+        Header { format: FORMAT_FULL, raw_size, depth: 0, base: [0; 32] }
+    }
+
+    /// The compact layout (see the module documentation).
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(MAX_HEADER_LEN);
+        out.extend_from_slice(MAGIC_COMPACT);
+        out.push(self.format);
+        let mut size = self.raw_size;
+        loop {
+            let low = (size & 0x7f) as u8;
+            size >>= 7;
+            if size == 0 {
+                out.push(low);
+                break;
+            }
+            out.push(low | 0x80);
+        }
+        if self.format == FORMAT_DELTA {
+            out.push(u8::try_from(self.depth).unwrap_or(u8::MAX));
+            out.extend_from_slice(&self.base);
+        }
+        out
+    }
+
+    /// The first layout, fixed at 64 bytes: for streamed blobs, whose header is written once the size is known.
+    fn encode_first(&self) -> [u8; FIRST_HEADER_LEN] {
+        let mut out = [0u8; FIRST_HEADER_LEN];
+        out[..8].copy_from_slice(MAGIC_FIRST);
         out[8] = self.format;
         out[16..24].copy_from_slice(&self.raw_size.to_le_bytes());
         out[24..28].copy_from_slice(&self.depth.to_le_bytes());
@@ -86,15 +121,46 @@ impl Header {
         out
     }
 
-    fn decode(bytes: &[u8; HEADER_LEN]) -> Option<Header> {
-        if &bytes[..8] != MAGIC || !matches!(bytes[8], FORMAT_FULL | FORMAT_DELTA) {
+    /// Decodes a header of either layout from the start of a blob file (`bytes`: its first `MAX_HEADER_LEN`
+    /// bytes, or the whole file when shorter). Returns the header and its length, or None for anything else.
+    fn decode(bytes: &[u8]) -> Option<(Header, usize)> {
+        if bytes.len() >= FIRST_HEADER_LEN && &bytes[..8] == MAGIC_FIRST {
+            let format = bytes[8];
+            if !matches!(format, FORMAT_FULL | FORMAT_DELTA) {
+                return None;
+            }
+            let raw_size = u64::from_le_bytes(bytes[16..24].try_into().ok()?);
+            let depth = u32::from_le_bytes(bytes[24..28].try_into().ok()?);
+            let base: [u8; 32] = bytes[32..64].try_into().ok()?;
+            return Some((Header { format, raw_size, depth, base }, FIRST_HEADER_LEN));
+        }
+        let rest = bytes.strip_prefix(MAGIC_COMPACT)?;
+        let (&format, rest) = rest.split_first()?;
+        if !matches!(format, FORMAT_FULL | FORMAT_DELTA) {
             return None;
         }
-        let raw_size = u64::from_le_bytes(bytes[16..24].try_into().ok()?);
-        let depth = u32::from_le_bytes(bytes[24..28].try_into().ok()?);
-        let mut base = [0u8; 32];
-        base.copy_from_slice(&bytes[32..64]);
-        Some(Header { format: bytes[8], raw_size, depth, base })
+        let mut raw_size = 0u64;
+        let mut used = 0;
+        loop {
+            let &byte = rest.get(used)?;
+            // Ten 7-bit groups hold a u64; a longer or overflowing number is damage.
+            if used == 10 || (used == 9 && byte > 1) {
+                return None;
+            }
+            raw_size |= u64::from(byte & 0x7f) << (7 * used);
+            used += 1;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut len = MAGIC_COMPACT.len() + 1 + used;
+        if format == FORMAT_FULL {
+            return Some((Header::full(raw_size), len));
+        }
+        let depth = u32::from(*bytes.get(len)?);
+        let base: [u8; 32] = bytes.get(len + 1..len + 33)?.try_into().ok()?;
+        len += 33;
+        Some((Header { format, raw_size, depth, base }, len))
     }
 }
 
@@ -169,7 +235,7 @@ impl BlobStore {
                     .map_err(|e| BlobError::Damaged { hash: base_hash.clone(), detail: e.to_string() })?;
                 (frame, Header { format: FORMAT_DELTA, raw_size: size, depth, base: base_raw }, Some(base_hash))
             }
-            (_, Some(full)) => (full, Header { format: FORMAT_FULL, raw_size: size, depth: 0, base: [0; 32] }, None),
+            (_, Some(full)) => (full, Header::full(size), None),
             (_, None) => unreachable!("a full frame is made whenever the delta is not used"),
         };
         let stored_bytes = self.write_atomically(&hash, |file| {
@@ -224,7 +290,7 @@ impl BlobStore {
         let (mut file, tmp_path) = tmp;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        file.write_all(&[0u8; HEADER_LEN]).map_err(io_err("write blob"))?;
+        file.write_all(&[0u8; FIRST_HEADER_LEN]).map_err(io_err("write blob"))?;
         let mut encoder = zstd::stream::write::Encoder::new(&mut file, 3).map_err(io_err("compress"))?;
         // zstd compresses on its own worker threads while this thread reads and hashes the next chunks: the
         // capture costs about the compression's wall time spread over the cores, not read + hash + compress.
@@ -249,10 +315,8 @@ impl BlobStore {
             let _ = fs::remove_file(&tmp_path);
             return Ok(Stored { hash, size, stored_bytes: 0, delta_base: None, new: false });
         }
-        let header = Header { format: FORMAT_FULL, raw_size: size, depth: 0, base: [0; 32] };
-        use std::io::{Seek, SeekFrom};
         file.seek(SeekFrom::Start(0)).map_err(io_err("write blob"))?;
-        file.write_all(&header.encode()).map_err(io_err("write blob"))?;
+        file.write_all(&Header::full(size).encode_first()).map_err(io_err("write blob"))?;
         file.sync_all().map_err(io_err("sync blob"))?;
         let stored_bytes = file.metadata().map_err(io_err("stat blob"))?.len();
         drop(file);
@@ -493,11 +557,22 @@ impl BlobStore {
     }
 }
 
+/// Reads and decodes a blob's header, leaving `file` positioned at the zstd frame after it.
 fn read_header(file: &mut File, hash: &str) -> Result<Header, BlobError> {
-    let mut buf = [0u8; HEADER_LEN];
-    file.read_exact(&mut buf)
-        .map_err(|e| BlobError::Damaged { hash: hash.into(), detail: format!("header unreadable: {e}") })?;
-    Header::decode(&buf).ok_or_else(|| BlobError::Damaged { hash: hash.into(), detail: "bad header".into() })
+    let damaged = |detail: String| BlobError::Damaged { hash: hash.into(), detail };
+    let mut buf = [0u8; MAX_HEADER_LEN];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(damaged(format!("header unreadable: {e}"))),
+        }
+    }
+    let (header, len) = Header::decode(&buf[..filled]).ok_or_else(|| damaged("bad header".into()))?;
+    file.seek(SeekFrom::Start(len as u64)).map_err(|e| damaged(format!("header unreadable: {e}")))?;
+    Ok(header)
 }
 
 /// zstd worker threads for a streamed blob: one per core, at most four (each holds a job's buffers).
@@ -619,7 +694,8 @@ mod tests {
         assert_eq!(second.delta_base.as_deref(), Some(first.hash.as_str()));
         let path = store.path(&first.hash);
         let mut bytes = fs::read(&path).expect("read");
-        bytes[HEADER_LEN + 8] ^= 0x55;
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x55;
         fs::write(&path, &bytes).expect("write");
         let err = store.read(&second.hash).unwrap_err();
         assert!(matches!(&err, BlobError::Damaged { hash, .. } if *hash == second.hash), "{err}");
@@ -656,6 +732,67 @@ mod tests {
         assert_eq!(store.verify(new_hash).expect("verify"), new_text.len() as u64);
     }
 
+    /// The compact layout, byte for byte: a full copy has an 8-byte header here, a delta the 33 bytes of its
+    /// depth and base more; both read back, and a streamed blob still gets the first layout.
+    #[test]
+    fn compact_headers_are_short_and_pinned() {
+        let (_dir, store) = store();
+        let v1: String = (0..2_000).map(|i| format!("rule {i} accept from 10.0.{}.0/24\n", i % 256)).collect();
+        let v2 = format!("{v1}rule 2000 drop\n");
+        let first = store.put_bytes(v1.as_bytes(), &[]).expect("put");
+        let second = store.put_bytes(v2.as_bytes(), &[&first.hash]).expect("put");
+        let full = fs::read(store.path(&first.hash)).expect("read");
+        let size = v1.len() as u64;
+        let mut expected = b"DBL2\x01".to_vec();
+        expected.extend([(size & 0x7f) as u8 | 0x80, ((size >> 7) & 0x7f) as u8 | 0x80, (size >> 14) as u8]);
+        assert!(size >> 21 == 0 && size >> 14 != 0, "the test's file needs a 3-byte size");
+        assert_eq!(&full[..8], &expected[..], "header of a full copy");
+        assert_eq!(&full[8..12], &[0x28, 0xb5, 0x2f, 0xfd], "the zstd frame follows at once");
+        let delta = fs::read(store.path(&second.hash)).expect("read");
+        assert_eq!(&delta[..5], b"DBL2\x02");
+        assert_eq!(delta[8], 1, "depth");
+        assert_eq!(hex::encode(&delta[9..41]), first.hash, "base");
+        assert_eq!(&delta[41..45], &[0x28, 0xb5, 0x2f, 0xfd]);
+        assert_eq!(store.read(&second.hash).expect("read"), v2.as_bytes());
+        assert_eq!(store.size(&second.hash).expect("size"), v2.len() as u64);
+
+        let big = tempfile::NamedTempFile::new().expect("tmp");
+        fs::write(big.path(), vec![b'z'; DELTA_MAX_BYTES as usize + 1]).expect("write");
+        let streamed = store.put_file(big.path(), &[]).expect("put");
+        assert_eq!(&fs::read(store.path(&streamed.hash)).expect("read")[..8], MAGIC_FIRST);
+        assert_eq!(store.verify(&streamed.hash).expect("verify"), DELTA_MAX_BYTES + 1);
+    }
+
+    #[test]
+    fn malformed_headers_are_damage_not_panics() {
+        let full = Header::full(300).encode();
+        assert_eq!(Header::decode(&full).map(|(h, len)| (h.raw_size, len)), Some((300, 7)));
+        let mut eleven_groups = b"DBL2\x01".to_vec();
+        eleven_groups.extend([0xff; 10]);
+        eleven_groups.push(0);
+        let mut overflow = b"DBL2\x01".to_vec();
+        overflow.extend([0xff; 9]);
+        overflow.push(0x02);
+        let cases: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            b"DBL2".to_vec(),
+            b"DBL2\x03\x01".to_vec(),
+            b"DBL2\x01\x80".to_vec(),
+            eleven_groups,
+            overflow,
+            b"DBL2\x02\x05\x01".to_vec(),
+            [&b"DBL2\x02\x05\x01"[..], &[7u8; 31]].concat(),
+            b"DATUMBL1\x01".to_vec(),
+        ];
+        for case in cases {
+            assert!(Header::decode(&case).is_none(), "{case:?} decoded");
+        }
+        let (_dir, store) = store();
+        let stored = store.put_bytes(b"abc", &[]).expect("put");
+        fs::write(store.path(&stored.hash), b"DBL2\x01").expect("truncate");
+        assert!(matches!(store.read(&stored.hash), Err(BlobError::Damaged { .. })));
+    }
+
     #[test]
     fn damage_is_detected_on_read() {
         let (_dir, store) = store();
@@ -677,7 +814,8 @@ mod tests {
         let stored = store.put_bytes(b"abc", &[]).expect("put");
         let path = store.path(&stored.hash);
         let mut bytes = fs::read(&path).expect("read");
-        bytes[16] = 9; // raw size field: claims 9 bytes
+        assert_eq!(&bytes[..6], b"DBL2\x01\x03", "compact header of a full copy of 3 bytes");
+        bytes[5] = 9; // raw size field: claims 9 bytes
         fs::write(&path, &bytes).expect("write");
         let dest = dir.path().join("out.cfg");
         assert!(store.export(&stored.hash, &dest).is_err());
