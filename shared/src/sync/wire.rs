@@ -40,13 +40,24 @@ pub enum Msg {
     /// their heads. Documents listed by either side are synchronised.
     Manifest { docs: Vec<DocHeads> },
     /// An automerge sync message for one document.
-    Sync { doc: DocId, data: Vec<u8> },
+    Sync {
+        doc: DocId,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
     /// Edge → hub: every document in this session has converged as far as the edge can see.
     DocsSynced,
     /// Hub → edge: the configuration files the hub lacks (`from` > 0 resumes a cut transfer).
     BlobWant { wants: Vec<BlobWant> },
     /// A piece of a configuration file; `sha256` is over `data`.
-    BlobChunk { hash: String, offset: u64, total: u64, sha256: Head, data: Vec<u8> },
+    BlobChunk {
+        hash: String,
+        offset: u64,
+        total: u64,
+        sha256: Head,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
     /// The sender cannot provide this file (its copy is missing or damaged).
     BlobUnavailable { hash: String, reason: String },
     /// Edge → hub: every wanted file has been sent (or declared unavailable).
@@ -54,11 +65,21 @@ pub enum Msg {
     /// Hub → edge: the hub holds all documents and files of this session durably.
     Synced { docs: u32, blobs: u32 },
     /// An edge asks for a new certificate before the current one expires (CSR in DER).
-    Renew { csr: Vec<u8> },
+    Renew {
+        #[serde(with = "serde_bytes")]
+        csr: Vec<u8>,
+    },
     /// The hub's answer to `Renew`: the new chain in PEM.
     Renewed { chain_pem: String },
     /// An enrolling edge (no certificate yet) presents its one-time token.
-    Enroll { token: String, site_name: String, site_id: String, node: String, csr: Vec<u8> },
+    Enroll {
+        token: String,
+        site_name: String,
+        site_id: String,
+        node: String,
+        #[serde(with = "serde_bytes")]
+        csr: Vec<u8>,
+    },
     /// The hub's answer to `Enroll`.
     Enrolled { chain_pem: String, root_pem: String, hub_name: String },
     /// The sender refuses to continue; the connection is closed after this.
@@ -68,7 +89,13 @@ pub enum Msg {
     /// An edge being rebuilt from the hub (`restore-from-hub`, no certificate yet) presents a one-time token
     /// of its site. It does not know its site id: the token's site decides. `site_name`, when given, is the
     /// site the operator means to restore; the hub refuses a token of another site.
-    EnrollForRestore { token: String, site_name: Option<String>, node: String, csr: Vec<u8> },
+    EnrollForRestore {
+        token: String,
+        site_name: Option<String>,
+        node: String,
+        #[serde(with = "serde_bytes")]
+        csr: Vec<u8>,
+    },
     /// The hub's answer to `EnrollForRestore`: the certificate, and the site this node now belongs to.
     EnrolledForRestore { chain_pem: String, root_pem: String, hub_name: String, site_name: String, site_id: String },
     /// Edge → hub, between `Hello` and `Manifest`: the newest entry of the edge's audit trail. The hub refuses
@@ -237,6 +264,25 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = Frame::decode(&bytes);
         }
+    }
+
+    /// The byte layout of a piece, pinned: byte fields are written as postcard writes any `Vec<u8>` (a length,
+    /// then the bytes), so peers of before and after the switch to `serde_bytes` (one copy instead of a
+    /// per-byte visit) read each other's frames.
+    #[test]
+    fn a_piece_has_the_layout_older_peers_read() {
+        let frame = Frame {
+            seq: 5,
+            msg: Msg::BlobChunk { hash: "ab".into(), offset: 1, total: 300, sha256: [7; 32], data: vec![1, 2, 3] },
+        };
+        let mut expected = vec![5, 5, 2, b'a', b'b', 1, 0xac, 0x02];
+        expected.extend([7; 32]);
+        expected.extend([3, 1, 2, 3]);
+        assert_eq!(frame.encode(), expected);
+        let sync = Frame { seq: 1, msg: Msg::Sync { doc: DocId::site("0123456789abcdef", "inventory"), data: vec![9; 200] } };
+        let encoded = sync.encode();
+        assert_eq!(&encoded[encoded.len() - 202..encoded.len() - 200], &[0xc8, 0x01], "length of the data");
+        assert_eq!(Frame::decode(&encoded), Ok(sync));
     }
 
     #[test]
