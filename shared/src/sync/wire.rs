@@ -279,7 +279,8 @@ mod tests {
         expected.extend([7; 32]);
         expected.extend([3, 1, 2, 3]);
         assert_eq!(frame.encode(), expected);
-        let sync = Frame { seq: 1, msg: Msg::Sync { doc: DocId::site("0123456789abcdef", "inventory"), data: vec![9; 200] } };
+        let sync =
+            Frame { seq: 1, msg: Msg::Sync { doc: DocId::site("0123456789abcdef", "inventory"), data: vec![9; 200] } };
         let encoded = sync.encode();
         assert_eq!(&encoded[encoded.len() - 202..encoded.len() - 200], &[0xc8, 0x01], "length of the data");
         assert_eq!(Frame::decode(&encoded), Ok(sync));
