@@ -228,8 +228,10 @@ async fn capture(
 
 /// Blobs a new version of `slot` may be stored as a delta of, best guess first. A slot with history offers
 /// its last few versions (an export often returns to an earlier state). A new slot offers the latest versions
-/// of other slots in the site with the same detected format and a size within a factor of four, closest in
-/// size first: sister devices and re-exports of one project under another name share most of their text.
+/// of other slots in the site with a size within a factor of four: first up to three of the same detected
+/// format, closest in size first (sister devices and re-exports of one project under another name share most
+/// of their text), then the closest in size of any format (an OPNsense export shares its XML with pfSense's, an
+/// L5X project with PLCopen XML); files above 1 MiB only look at their own format, a trial costs a compression.
 /// The blob store tries them and keeps the smallest result, or a full copy.
 async fn delta_bases(
     site: &Site,
@@ -252,7 +254,6 @@ async fn delta_bases(
         }
         return Ok(bases);
     }
-    let Some(format) = format else { return Ok(Vec::new()) };
     let all: Vec<ConfigVersion> = site.list(ConfigVersion::COLLECTION).await?;
     // The latest version of every other slot, by (asset, slot).
     let mut latest: std::collections::BTreeMap<(&str, &str), &ConfigVersion> = std::collections::BTreeMap::new();
@@ -263,21 +264,36 @@ async fn delta_bases(
         }
     }
     let distance = |v: &ConfigVersion| (v.size.max(1) as f64 / size.max(1) as f64).ln().abs();
+    let same_format = |v: &ConfigVersion| format.is_some() && v.format.as_deref() == format;
+    let any_format = size <= CROSS_FORMAT_MAX_BYTES;
     let mut similar: Vec<&ConfigVersion> = latest
         .into_values()
         .filter(|v| {
-            v.format.as_deref() == Some(format) && v.size <= size.saturating_mul(4) && v.size.saturating_mul(4) >= size
+            (any_format || same_format(v)) && v.size <= size.saturating_mul(4) && v.size.saturating_mul(4) >= size
         })
         .collect();
     similar.sort_by(|a, b| distance(a).total_cmp(&distance(b)).then_with(|| a.raw_hash.cmp(&b.raw_hash)));
-    similar.dedup_by(|a, b| a.raw_hash == b.raw_hash);
-    Ok(similar.into_iter().take(OTHER_SLOT_BASES).map(|v| v.raw_hash.to_string()).collect())
+    let mut bases: Vec<String> = Vec::new();
+    let first = similar.iter().filter(|v| same_format(v)).take(SAME_FORMAT_BASES);
+    for v in first.chain(similar.iter()) {
+        if bases.len() == OTHER_SLOT_BASES {
+            break;
+        }
+        if !bases.iter().any(|b| b == v.raw_hash.as_str()) {
+            bases.push(v.raw_hash.to_string());
+        }
+    }
+    Ok(bases)
 }
 
 /// Versions of the same slot offered as delta bases.
 const SLOT_BASES: usize = 3;
-/// Similar slots offered as delta bases for a new slot's first version.
+/// Similar slots offered as delta bases for a new slot's first version, in all.
 const OTHER_SLOT_BASES: usize = 4;
+/// Of those, the ones of the same detected format offered first.
+const SAME_FORMAT_BASES: usize = 3;
+/// Above this size a new slot's first version only tries slots of its own format.
+const CROSS_FORMAT_MAX_BYTES: u64 = 1024 * 1024;
 
 /// A stored version that cannot be read back intact is damage to report (exit 1), naming the version.
 fn stored_copy(v: &ConfigVersion, e: BlobError) -> anyhow::Error {
