@@ -11,6 +11,11 @@ mod site;
 mod store;
 mod view;
 
+/// mimalloc: a one-shot command allocates and frees hundreds of thousands of small lines; glibc's allocator
+/// spent ~15 % of a large `diff` in malloc, free and consolidation, plus page faults (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

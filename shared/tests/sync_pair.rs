@@ -99,6 +99,25 @@ fn a_cut_file_transfer_resumes_where_it_stopped() {
     assert_eq!(hub.disk.blobs.get(&hash), Some(&bytes));
 }
 
+/// Pieces are not re-hashed one by one on arrival (TLS protects them in transit): what keeps a wrong file out is
+/// the whole file's hash, checked before the receiver keeps it. A sender whose copy no longer matches its name
+/// sends pieces with correct checksums; the hub still keeps nothing of it and the sync fails.
+#[test]
+fn a_file_whose_content_does_not_match_its_name_is_refused_whole() {
+    let mut rng = Rng::new(3);
+    let mut edge = Node::edge("aaaaaaaaaaaaaaaa");
+    let mut hub = Node::hub();
+    let configs = site_docs("aaaaaaaaaaaaaaaa")[2].clone();
+    edge.write(&configs, &mut rng);
+    let hash = edge.disk.blobs.keys().next().cloned().expect("one file");
+    edge.disk.blobs.get_mut(&hash).expect("file")[0] ^= 0x20;
+
+    let (e, h) = converge(&mut edge, &mut hub, 5);
+    assert_eq!((e.synced, h.synced), (0, 0), "{e:?} {h:?}");
+    assert!(h.failed.iter().any(|f| f.contains(&format!("file {hash} failed verification"))), "{h:?}");
+    assert!(!hub.disk.blobs.contains_key(&hash), "the hub keeps no file that does not match its name");
+}
+
 /// A hand-made peer: sends the frames we script, so it can break rules an honest session never breaks.
 struct Forger {
     seq: u64,

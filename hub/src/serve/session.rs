@@ -135,7 +135,7 @@ impl PieceStore {
                 while let Some(job) = queue.recv().await {
                     match job {
                         StoreJob::Batch(pieces) if failed.is_none() => {
-                            if let Err(e) = store.append_blobs(&pieces).await {
+                            if let Err(e) = store.append_blobs(pieces).await {
                                 failed = Some(e.to_string());
                             }
                         }

@@ -37,10 +37,10 @@ impl Store {
 
     /// Appends pieces in one transaction (one fsync for many pieces): each at its `pos`, which must equal the
     /// bytes of its file received so far.
-    pub async fn append_blobs(&self, pieces: &[BlobPiece]) -> Result<()> {
+    pub async fn append_blobs(&self, pieces: Vec<BlobPiece>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for p in pieces {
-            append_in(&mut tx, &p.hash, p.pos, p.total, &p.bytes).await?;
+            append_in(&mut tx, &p.hash, p.pos, p.total, p.bytes).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -106,7 +106,7 @@ async fn append_in(
     hash: &str,
     pos: u64,
     total: u64,
-    bytes: &[u8],
+    bytes: Vec<u8>,
 ) -> Result<()> {
     let n = sqlx::query("UPDATE blobs SET received = $2, size = $3 WHERE hash = $1 AND received = $4 AND complete = 0")
         .bind(hash)
@@ -122,7 +122,7 @@ async fn append_in(
     sqlx::query("INSERT INTO blob_chunks (hash, pos, bytes) VALUES ($1, $2, $3)")
         .bind(hash)
         .bind(pos as i64)
-        .bind(bytes.to_vec())
+        .bind(bytes)
         .execute(&mut **tx)
         .await?;
     Ok(())

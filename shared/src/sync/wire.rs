@@ -49,7 +49,8 @@ pub enum Msg {
     DocsSynced,
     /// Hub → edge: the configuration files the hub lacks (`from` > 0 resumes a cut transfer).
     BlobWant { wants: Vec<BlobWant> },
-    /// A piece of a configuration file; `sha256` is over `data`.
+    /// A piece of a configuration file; `sha256` is over `data`. Senders fill it; receivers rely on TLS for each
+    /// piece and on the whole file's SHA-256 (its name), checked before the file is kept.
     BlobChunk {
         hash: String,
         offset: u64,
