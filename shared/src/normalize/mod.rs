@@ -639,11 +639,12 @@ fn normalize_lines(format: Format, text: &str, key: &FingerprintKey) -> (Vec<Nor
         if noise.is_noise(line, floating_noise) {
             continue;
         }
-        let may_hold_secret = match triggered.as_mut() {
-            Some(triggered) => triggered.holds(line),
-            None => true,
+        // With the whole-text scan a line it names holds a trigger word; without it, `secret_spans` tests.
+        let (may_hold_secret, mut spans) = match triggered.as_mut().map(|t| t.holds(line)) {
+            Some(true) => (true, secrets::secret_spans_of_triggered(line)),
+            Some(false) => (false, Vec::new()),
+            None => (true, secrets::secret_spans(line)),
         };
-        let mut spans = if may_hold_secret { secrets::secret_spans(line) } else { Vec::new() };
         block_secrets.scan_line(line, may_hold_secret, &mut spans);
         spans.append(&mut xml_spans);
         let (masked, n) = match spans.is_empty() {
@@ -689,7 +690,8 @@ fn trimmed_lines(text: &str) -> impl Iterator<Item = &str> {
         if pos >= bytes.len() {
             return None;
         }
-        let end = bytes[pos..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| pos + i);
+        // `str::find` of one ASCII byte is a vectorised memchr; a byte loop cost ~5 % of a large diff.
+        let end = text[pos..].find('\n').map_or(bytes.len(), |i| pos + i);
         let line = &text[pos..end];
         pos = end + 1;
         Some(trim_line_end(line))

@@ -574,14 +574,12 @@ fn closing_quote(value: &str, q: char) -> Option<usize> {
     None
 }
 
-fn compiled() -> &'static [(Regex, bool)] {
-    static RULES_RE: OnceLock<Vec<(Regex, bool)>> = OnceLock::new();
-    RULES_RE.get_or_init(|| {
-        RULES
-            .iter()
-            .map(|r| (Regex::new(&super::ascii_classes(r.pattern)).expect("secret rules are valid regexes"), r.salted))
-            .collect()
-    })
+/// Rule `idx` alone (for its capture group), compiled the first time a line matches it: a run that meets only
+/// a few of the rules does not pay for compiling them all.
+fn compiled(idx: usize) -> &'static Regex {
+    static RULES_RE: [OnceLock<Regex>; RULES.len()] = [const { OnceLock::new() }; RULES.len()];
+    RULES_RE[idx]
+        .get_or_init(|| Regex::new(&super::ascii_classes(RULES[idx].pattern)).expect("secret rules are valid regexes"))
 }
 
 /// All rules in one automaton: most lines hold no secret, and one scan tells.
@@ -754,10 +752,16 @@ impl<'t> TriggeredLines<'t> {
 
 /// Every secret value in one line, sorted and without overlaps (overlapping finds are merged: the safe side).
 pub fn secret_spans(line: &str) -> Vec<Span> {
-    let mut spans = Vec::new();
     if !triggers().is_match(line) {
-        return spans;
+        return Vec::new();
     }
+    secret_spans_of_triggered(line)
+}
+
+/// `secret_spans` of a line already known to hold a trigger word (`TriggeredLines` said so): the per-line
+/// trigger test is not made again.
+pub(crate) fn secret_spans_of_triggered(line: &str) -> Vec<Span> {
+    let mut spans = Vec::new();
     keyword_spans(line, &mut spans);
     grammar_spans(line, &mut spans);
     shape_spans_into(line, &mut spans);
@@ -787,12 +791,15 @@ fn shape_spans_into(line: &str, spans: &mut Vec<Span>) {
     if !may_hold_shape(line) {
         return;
     }
+    // Most lines that reach here match no rule: `is_match` tells without the overlapping search and the
+    // allocated match set of `matches`.
+    if !rule_set().is_match(line) {
+        return;
+    }
     let hits = rule_set().matches(line);
     if hits.matched_any() {
-        for (idx, (re, salted)) in compiled().iter().enumerate() {
-            if !hits.matched(idx) {
-                continue;
-            }
+        for idx in hits.iter() {
+            let (re, salted) = (compiled(idx), &RULES[idx].salted);
             for caps in re.captures_iter(line) {
                 let Some(group) = caps.get(1) else { continue };
                 if is_mask(group.as_str()) || group.is_empty() {
@@ -1418,7 +1425,8 @@ mod tests {
             "x ghp_abcdefghijklmnopqrstuvwxyz",
         ];
         assert_eq!(examples.len(), RULES.len());
-        for (example, (re, _)) in examples.iter().zip(compiled()) {
+        for (idx, example) in examples.iter().enumerate() {
+            let re = compiled(idx);
             assert!(re.is_match(example), "{example:?} is not an example of {re}");
             assert!(may_hold_shape(example), "{example:?} would skip the value shapes");
         }
