@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use imara_diff::intern::{InternedInput, Interner, Token};
+use imara_diff::intern::{InternedInput, Token, TokenSource};
 use imara_diff::{diff as imara, diff_with_tokens, Algorithm};
 use serde::Serialize;
 
@@ -53,57 +53,21 @@ pub struct DiffReport {
     pub secrets_changed: usize,
 }
 
-/// A line as a diff token, with its hash computed beforehand: the interner then hashes eight bytes, and the two
-/// sides' lines can be hashed on two threads.
-#[derive(Clone, Copy)]
-struct HashedLine<'a> {
-    hash: u64,
-    text: &'a str,
-}
+/// Lines as diff tokens, without copying them into one text first.
+struct LineSlice<'a>(&'a [&'a str]);
 
-impl PartialEq for HashedLine<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.text == other.text
+impl<'a> TokenSource for LineSlice<'a> {
+    type Token = &'a str;
+    type Tokenizer = std::iter::Copied<std::slice::Iter<'a, &'a str>>;
+
+    fn tokenize(&self) -> Self::Tokenizer {
+        self.0.iter().copied()
+    }
+
+    fn estimate_tokens(&self) -> u32 {
+        self.0.len() as u32
     }
 }
-
-impl Eq for HashedLine<'_> {}
-
-impl std::hash::Hash for HashedLine<'_> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-/// The two sides' lines interned as diff tokens (equal lines, equal tokens), without copying them into one text.
-/// Large inputs hash their two sides on two threads.
-fn interned<'a>(old: &[&'a str], new: &[&'a str]) -> InternedInput<HashedLine<'a>> {
-    fn hashed<'a>(lines: &[&'a str]) -> Vec<HashedLine<'a>> {
-        use std::hash::BuildHasher;
-        let state = foldhash::fast::FixedState::with_seed(0x5eed);
-        lines.iter().map(|text| HashedLine { hash: state.hash_one(text), text }).collect()
-    }
-    let (old, new) = if old.len() + new.len() >= PARALLEL_HASH_LINES {
-        std::thread::scope(|scope| {
-            let old_side = scope.spawn(|| hashed(old));
-            let new_side = hashed(new);
-            (old_side.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), new_side)
-        })
-    } else {
-        (hashed(old), hashed(new))
-    };
-    let mut input = InternedInput {
-        before: Vec::with_capacity(old.len()),
-        after: Vec::with_capacity(new.len()),
-        interner: Interner::new(old.len() + new.len()),
-    };
-    input.update_before(old.into_iter());
-    input.update_after(new.into_iter());
-    input
-}
-
-/// From this many lines (both sides) on, the sides are hashed on two threads.
-const PARALLEL_HASH_LINES: usize = 20_000;
 
 /// Line hunks between two lists of lines (Myers' algorithm, as imara-diff implements it).
 ///
@@ -123,7 +87,7 @@ pub fn hunks(old: &[&str], new: &[&str]) -> Vec<(Range<u32>, Range<u32>)> {
 }
 
 fn hunks_in_parts(old: &[&str], new: &[&str], min_part: usize, algorithm: Algorithm) -> Vec<(Range<u32>, Range<u32>)> {
-    let input = interned(old, new);
+    let input = InternedInput::new(LineSlice(old), LineSlice(new));
     // The common beginning and end are taken off first, as the diff of the whole does.
     let prefix = input.before.iter().zip(&input.after).take_while(|(a, b)| a == b).count();
     let postfix =
@@ -178,7 +142,7 @@ fn hunks_in_parts(old: &[&str], new: &[&str], min_part: usize, algorithm: Algori
 /// The plain diff of the whole, without cutting: the reference `hunks` is tested against.
 #[cfg(test)]
 fn hunks_uncut(old: &[&str], new: &[&str], algorithm: Algorithm) -> Vec<(Range<u32>, Range<u32>)> {
-    let input = interned(old, new);
+    let input = InternedInput::new(LineSlice(old), LineSlice(new));
     let mut out = Vec::new();
     imara(algorithm, &input, |before: Range<u32>, after: Range<u32>| out.push((before, after)));
     out
@@ -834,7 +798,7 @@ mod tests {
             let context = format!("min_part {min_part}\nold {old:?}\nnew {new:?}\ncut {cut:?}\nuncut {uncut:?}");
             assert_eq!(apply(old, new, &cut), new, "{context}");
         }
-        let input = interned(old, new);
+        let input = InternedInput::new(LineSlice(old), LineSlice(new));
         independent_cuts(&input.before, &input.after, input.interner.num_tokens(), 1).len() - 1
     }
 
