@@ -232,6 +232,58 @@ fn an_interrupted_restore_can_be_run_again() {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
 }
 
+/// A large file goes back to a node being restored piece by piece: the hub reads, hashes and queues a few pieces
+/// at a time (before, it read the whole file from its database and queued every frame at once: twice the file's
+/// size in memory).
+#[test]
+fn a_large_file_is_restored_without_the_hub_holding_it_in_memory() {
+    const MIB: usize = 1 << 20;
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let plant = Plant::new("big");
+    plant.ok(&["asset", "add", "historian", "--kind", "server"]);
+    // 96 MiB of text that zstd cannot shrink much (captured streamed, sent in 96 pieces).
+    let mut content = Vec::with_capacity(96 * MIB);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    while content.len() < 96 * MIB {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        content.extend_from_slice(format!("tag {} value {:016x}\n", x % 99_991, x).as_bytes());
+    }
+    content.truncate(96 * MIB);
+    let file = plant.write("historian.db", &content);
+    drop(content);
+    plant.ok(&["config", "capture", "historian", path(&file)]);
+    let token = hub.add_site("big");
+    assert_eq!(plant.enroll(&hub, &token).code, 0);
+    let run = plant.sync("auto");
+    assert_eq!(run.code, 0, "sync: {}{}\n{}", run.stdout, run.stderr, hub.log());
+    std::fs::remove_dir_all(&plant.data).expect("remove the data directory");
+
+    // The hub's peak resident memory from here on (`5` resets it, Linux 4.0+).
+    let pid = hub.server.as_ref().expect("hub running").id();
+    let status = |field: &str| -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("hub status");
+        let line = text.lines().find(|l| l.starts_with(field)).expect("field");
+        line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("KiB")
+    };
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset the hub's peak memory");
+    let before = status("VmRSS:");
+    let token = hub.ok(&["site", "token", "big", "--json"]).json()["token"].as_str().expect("token").to_string();
+    let rebuilt = Plant::empty();
+    let run = rebuilt.run(&restore_args(&hub, &token));
+    assert_eq!(run.code, 0, "restore: {}{}\n{}", run.stdout, run.stderr, hub.log());
+    let peak = status("VmHWM:");
+    let out = rebuilt.path("historian.out");
+    rebuilt.ok(&["config", "export", "historian", "--version", "1", "--out", path(&out)]);
+    assert_eq!(sha256_file(&out), sha256_file(&file), "the file came back whole");
+    assert!(
+        peak < before + 48 * 1024,
+        "the hub's resident memory rose from {before} KiB to {peak} KiB while it sent a 96 MiB file"
+    );
+}
+
 /// Identical files at two sites are stored once at the hub but belong to both: each site counts them and gets
 /// them back. A file whose copy at the hub is damaged is named in the restore, which still finishes (exit 1)
 /// instead of failing on every retry.

@@ -7,6 +7,7 @@ mod session;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,11 +19,11 @@ use datum_host::net::tls;
 use datum_host::net::transport::{Closer, FrameReceiver, FrameSender, Incoming, Listener, TransportError};
 use datum_shared::document;
 use datum_shared::ids::SiteId;
-use datum_shared::sync::wire::{AuditHead, BlobWant, Frame, Msg};
+use datum_shared::sync::wire::{AuditHead, BlobWant, Frame, Msg, BLOB_CHUNK};
 use datum_shared::sync::{driver, witness, AuditTrail, Event, LocalDoc, Principal, Session, SessionConfig};
 use datum_shared::DocId;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tracing::{error, info, warn, Instrument};
 
 use crate::context::Context;
@@ -158,13 +159,56 @@ async fn handle(hub: Arc<Hub>, incoming: Incoming, conn_id: u64) {
     closer.close(0, "done");
 }
 
-/// Sends frames in order from a channel, so the session loop never blocks on a slow peer while it must read.
-fn writer(mut tx: FrameSender) -> (mpsc::UnboundedSender<Vec<u8>>, tokio::task::JoinHandle<()>) {
-    let (out, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
+/// Frames on their way to the peer, sent in order by a task of their own (`writer`), so the session loop never
+/// blocks on a slow peer while it must read. What is queued is counted: a loop that makes many large frames (a
+/// file sent to a node being restored) waits for `room` instead of queueing the whole file in memory.
+#[derive(Clone)]
+pub(crate) struct Outbox {
+    queue: mpsc::UnboundedSender<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+    drained: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Queues a frame; false once the connection's writer has stopped (the frame is dropped).
+    pub(crate) fn send(&self, frame: Vec<u8>) -> bool {
+        let len = frame.len();
+        self.queued.fetch_add(len, Ordering::SeqCst);
+        if self.queue.send(frame).is_err() {
+            self.queued.fetch_sub(len, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Waits until at most `limit` bytes are queued (or the writer has stopped).
+    pub(crate) async fn room(&self, limit: usize) {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.queued.load(Ordering::SeqCst) <= limit || self.queue.is_closed() {
+                return;
+            }
+            drained.await;
+        }
+    }
+}
+
+fn writer(mut tx: FrameSender) -> (Outbox, tokio::task::JoinHandle<()>) {
+    let (queue, mut frames) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (queued, drained) = (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()));
+    let out = Outbox { queue, queued: queued.clone(), drained: drained.clone() };
     let task = tokio::spawn(async move {
-        while let Some(frame) = queue.recv().await {
-            if let Err(e) = tx.send(&frame).await {
+        while let Some(frame) = frames.recv().await {
+            let sent = tx.send(&frame).await;
+            queued.fetch_sub(frame.len(), Ordering::SeqCst);
+            drained.notify_waiters();
+            if let Err(e) = sent {
                 info!("send failed: {e}");
+                // Whoever waits for room must not wait for a writer that is gone.
+                frames.close();
+                drained.notify_waiters();
                 return;
             }
         }

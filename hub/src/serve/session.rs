@@ -168,7 +168,7 @@ struct HubHost<'a> {
     hub: &'a Hub,
     node: &'a NodeRow,
     site_id: &'a SiteId,
-    out: &'a mpsc::UnboundedSender<Vec<u8>>,
+    out: &'a Outbox,
     /// Received file pieces not handed to the piece store yet, and their bytes.
     pending: Vec<BlobPiece>,
     pending_bytes: usize,
@@ -202,13 +202,7 @@ impl driver::Host for HubHost<'_> {
     }
 }
 
-async fn run_session(
-    hub: &Hub,
-    node: &NodeRow,
-    site_id: &SiteId,
-    out: &mpsc::UnboundedSender<Vec<u8>>,
-    rx: &mut FrameReceiver,
-) -> Result<()> {
+async fn run_session(hub: &Hub, node: &NodeRow, site_id: &SiteId, out: &Outbox, rx: &mut FrameReceiver) -> Result<()> {
     let store = &hub.store;
     // Cursors are per node of a site: node names are unique only within their site.
     let peer = crate::store::peer_key(&node.site, node.node.as_str());
@@ -350,19 +344,11 @@ impl HubHost<'_> {
                     return Err(e);
                 }
                 let digest = match self.hashing.remove(&hash) {
-                    Some((hasher, hashed)) if hashed == total => (hashed, hasher.finalize()),
-                    // Resumed from an earlier session: read what is stored.
-                    _ => {
-                        let mut hasher = Sha256::new();
-                        let mut len = 0u64;
-                        for p in store.blob_pieces(&hash).await? {
-                            hasher.update(&p);
-                            len += p.len() as u64;
-                        }
-                        (len, hasher.finalize())
-                    }
+                    Some((hasher, hashed)) if hashed == total => (hashed, hasher.finalize().into()),
+                    // Resumed from an earlier session: read what is stored, piece by piece.
+                    _ => store.blob_digest(&hash).await?,
                 };
-                let (len, digest) = digest;
+                let (len, digest): (u64, [u8; 32]) = digest;
                 if len == total && hex::encode(digest) == hash {
                     store.complete_blob(&hash).await?;
                     session.blob_stored(&hash, Ok(()));
@@ -386,11 +372,14 @@ impl HubHost<'_> {
                 // A node being restored fetches its site's files (what the session queued before is sent).
                 let mut sent = 0;
                 for want in wants {
-                    if store.site_blob_size(site_id, &want.hash).await?.is_none() {
-                        session
-                            .blob_unavailable(&want.hash, "the hub holds no complete copy of this file for this site");
-                    } else if send_blob(store, session, out, &want).await? {
-                        sent += 1;
+                    match store.site_blob_size(site_id, &want.hash).await? {
+                        None => session
+                            .blob_unavailable(&want.hash, "the hub holds no complete copy of this file for this site"),
+                        Some(total) => {
+                            if send_blob(store, session, out, &want, total).await? {
+                                sent += 1;
+                            }
+                        }
                     }
                     // A refusal is queued in the session; it goes before the next file's pieces (frames are
                     // numbered in the order the session made them).
@@ -457,37 +446,49 @@ impl HubHost<'_> {
 
 /// Streams one stored file from `want.from`, piece by piece as it was stored (each piece fits a frame);
 /// `false` (and the peer told) when the stored copy is damaged.
-async fn send_blob(
-    store: &Store,
-    session: &mut Session,
-    out: &mpsc::UnboundedSender<Vec<u8>>,
-    want: &BlobWant,
-) -> Result<bool> {
-    let pieces = store.blob_pieces(&want.hash).await?;
-    let total: u64 = pieces.iter().map(|p| p.len() as u64).sum();
-    let mut hasher = Sha256::new();
-    pieces.iter().for_each(|p| hasher.update(p));
-    if hex::encode(hasher.finalize()) != want.hash {
-        error!(file = %want.hash, "the stored copy of a file is damaged (its content does not match its hash)");
-        session.blob_unavailable(&want.hash, "the hub's copy of this file is damaged");
-        return Ok(false);
-    }
+async fn send_blob(store: &Store, session: &mut Session, out: &Outbox, want: &BlobWant, total: u64) -> Result<bool> {
+    let hash = &want.hash;
     let from = want.from.min(total);
-    let mut offset = 0u64;
-    for piece in pieces {
-        let end = offset + piece.len() as u64;
-        if end > from {
-            let skip = (from.saturating_sub(offset)) as usize;
-            let _ = out.send(session.blob_chunk_frame(&want.hash, offset + skip as u64, total, piece[skip..].to_vec()));
+    let unavailable = |session: &mut Session| {
+        error!(file = %hash, "the stored copy of a file is damaged (its content does not match its hash)");
+        session.blob_unavailable(hash, "the hub's copy of this file is damaged");
+        Ok(false)
+    };
+    // Read, hashed and sent piece by piece, at most a few pieces queued for the peer: the file is never held
+    // whole. The piece that completes it goes only once the whole matched its hash, so a damaged copy never
+    // reaches the node complete.
+    let mut hasher = Sha256::new();
+    let mut pos = 0u64;
+    while pos < total {
+        let Some(piece) = store.blob_piece(hash, pos).await? else { return unavailable(session) };
+        let end = pos + piece.len() as u64;
+        if piece.is_empty() || end > total {
+            return unavailable(session);
         }
-        offset = end;
+        hasher.update(&piece);
+        if end == total && hex::encode(hasher.clone().finalize()) != *hash {
+            return unavailable(session);
+        }
+        if end > from {
+            let skip = from.saturating_sub(pos) as usize;
+            let data = if skip == 0 { piece } else { piece[skip..].to_vec() };
+            out.room(QUEUED_FILE_BYTES).await;
+            out.send(session.blob_chunk_frame(hash, pos + skip as u64, total, data));
+        }
+        pos = end;
     }
     if total == 0 || from == total {
+        if hex::encode(hasher.finalize()) != *hash {
+            return unavailable(session);
+        }
         // An empty file, or nothing left: one empty last piece tells the receiver it is complete.
-        let _ = out.send(session.blob_chunk_frame(&want.hash, from, total, Vec::new()));
+        out.send(session.blob_chunk_frame(hash, from, total, Vec::new()));
     }
     Ok(true)
 }
+
+/// Bytes of a file's pieces queued for a node being restored before reading more of it from the database.
+const QUEUED_FILE_BYTES: usize = 4 * BLOB_CHUNK;
 
 /// Rebuilds the projection rows of the site documents that changed.
 async fn project(hub: &Hub, site_id: &SiteId, docs: &BTreeSet<DocId>) -> Result<()> {

@@ -1,5 +1,7 @@
 //! Configuration files and evidence in 1 MiB pieces, stored once, and which sites hold each (`blob_sites`).
 
+use sha2::{Digest, Sha256};
+
 use super::*;
 
 impl Store {
@@ -63,13 +65,29 @@ impl Store {
         row.map(|r| Ok(r.try_get::<i64, _>(0)? as u64)).transpose()
     }
 
-    /// The pieces of a file, in order.
-    pub async fn blob_pieces(&self, hash: &str) -> Result<Vec<Vec<u8>>> {
-        let rows = sqlx::query("SELECT bytes FROM blob_chunks WHERE hash = $1 ORDER BY pos")
+    /// The stored piece of a file that starts at `pos` (pieces follow each other: the next starts where this one
+    /// ends). One at a time, so that a file of a gigabyte is never held whole.
+    pub async fn blob_piece(&self, hash: &str, pos: u64) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT bytes FROM blob_chunks WHERE hash = $1 AND pos = $2")
             .bind(hash)
-            .fetch_all(&self.pool)
+            .bind(pos as i64)
+            .fetch_optional(&self.pool)
             .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        row.map(|r| Ok(r.try_get(0)?)).transpose()
+    }
+
+    /// SHA-256 and length of what is stored of a file, read piece by piece.
+    pub async fn blob_digest(&self, hash: &str) -> Result<(u64, [u8; 32])> {
+        let mut hasher = Sha256::new();
+        let mut len = 0u64;
+        while let Some(piece) = self.blob_piece(hash, len).await? {
+            if piece.is_empty() {
+                break;
+            }
+            hasher.update(&piece);
+            len += piece.len() as u64;
+        }
+        Ok((len, hasher.finalize().into()))
     }
 
     pub async fn complete_blob(&self, hash: &str) -> Result<()> {
