@@ -502,7 +502,7 @@ fn kill_9_of_hub_and_edge_during_sync_then_converge_without_repair() {
     // The hub dies in the middle of receiving files.
     let mut sync = north.command(&["sync", "--once"]).stdout(std::process::Stdio::null()).spawn().expect("spawn");
     wait_for("the hub to receive part of a file", std::time::Duration::from_secs(60), || {
-        hub_count(&hub, "SELECT COUNT(*) FROM blob_chunks") > 0
+        hub_count(&hub, "SELECT COALESCE(SUM(received), 0) FROM blobs") > 0
     });
     hub.kill();
     let status = sync.wait().expect("wait");
@@ -511,14 +511,14 @@ fn kill_9_of_hub_and_edge_during_sync_then_converge_without_repair() {
 
     // The edge dies in the middle of sending, twice.
     for _ in 0..2 {
-        let before = hub_count(&hub, "SELECT COUNT(*) FROM blob_chunks");
+        let before = hub_count(&hub, "SELECT COALESCE(SUM(received), 0) FROM blobs");
         let complete = hub_count(&hub, "SELECT COUNT(*) FROM blobs WHERE complete = 1");
         if complete == 8 {
             break;
         }
         let mut sync = north.command(&["sync", "--once"]).stdout(std::process::Stdio::null()).spawn().expect("spawn");
         wait_for("more pieces at the hub", std::time::Duration::from_secs(60), || {
-            hub_count(&hub, "SELECT COUNT(*) FROM blob_chunks") > before
+            hub_count(&hub, "SELECT COALESCE(SUM(received), 0) FROM blobs") > before
         });
         let _ = sync.kill();
         let _ = sync.wait();
@@ -534,6 +534,8 @@ fn kill_9_of_hub_and_edge_during_sync_then_converge_without_repair() {
     assert_eq!(s["files_missing"], 0, "{s}");
     assert_eq!(s["in_sync"], true, "{s}");
     assert_eq!(hub_count(&hub, "SELECT COUNT(*) FROM blobs WHERE complete = 1 AND size = received"), 8);
+    let partial = hub.data.join("blobs/partial");
+    assert_eq!(std::fs::read_dir(&partial).expect("partial").count(), 0, "every file moved into place");
 }
 
 /// A UDP relay between an edge and the hub that drops a share of the datagrams in both directions.
@@ -671,7 +673,7 @@ fn a_stored_copy_found_damaged_while_it_is_sent_never_reaches_the_hub_complete()
     });
     // Pieces before the damage went out (the file is streamed), the whole never completed.
     wait_for("the first pieces at the hub", std::time::Duration::from_secs(30), || {
-        hub_count(&hub, "SELECT COUNT(*) FROM blob_chunks") > 0
+        hub_count(&hub, "SELECT COALESCE(SUM(received), 0) FROM blobs") > 0
     });
     assert_eq!(hub_count(&hub, "SELECT COUNT(*) FROM blobs WHERE complete = 1"), 0);
     let size = std::fs::metadata(&file).expect("captured file").len() as i64;

@@ -284,6 +284,33 @@ fn a_large_file_is_restored_without_the_hub_holding_it_in_memory() {
     );
 }
 
+/// Hubs before 2026-12-03 kept received files in their database (`blob_chunks`); such a file still goes back
+/// to a node being restored.
+#[test]
+fn a_file_an_older_hub_kept_in_its_database_is_restored() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let (plant, captured) =
+        plant_at_the_hub(&hub, "north", &[("fw-1", "firewall", "fortigate/acidjunk_FGVM64_5.2_global.conf")]);
+    let hash = sha256_file(&captured[0].file);
+    let stored = hub.data.join("blobs").join(&hash[..2]).join(&hash);
+    let bytes = std::fs::read(&stored).expect("the hub's copy");
+    std::fs::remove_file(&stored).expect("remove the file");
+    let n = tamper_db(
+        &hub.data.join("hub.db"),
+        &format!("INSERT INTO blob_chunks (hash, pos, bytes) VALUES ('{hash}', 0, X'{}')", hex::encode(&bytes)),
+    );
+    assert_eq!(n, 1);
+    std::fs::remove_dir_all(&plant.data).expect("remove the data directory");
+    let token = hub.ok(&["site", "token", "north", "--json"]).json()["token"].as_str().expect("token").to_string();
+    let rebuilt = Plant::empty();
+    let run = rebuilt.run(&restore_args(&hub, &token));
+    assert_eq!(run.code, 0, "restore: {}{}\n{}", run.stdout, run.stderr, hub.log());
+    let out = rebuilt.path("export");
+    rebuilt.ok(&["config", "export", "fw-1", "--version", &captured[0].version.to_string(), "--out", path(&out)]);
+    assert_eq!(sha256_file(&out), hash);
+}
+
 /// Identical files at two sites are stored once at the hub but belong to both: each site counts them and gets
 /// them back. A file whose copy at the hub is damaged is named in the restore, which still finishes (exit 1)
 /// instead of failing on every retry.
@@ -307,11 +334,10 @@ fn shared_files_belong_to_both_sites_and_a_damaged_copy_is_named() {
 
     // The hub's copy of south's own file is damaged on its disk.
     let damaged = sha256_file(&captured[1].file);
-    let n = tamper_db(
-        &hub.data.join("hub.db"),
-        &format!("UPDATE blob_chunks SET bytes = X'00' WHERE hash = '{damaged}' AND pos = 0"),
-    );
-    assert_eq!(n, 1);
+    let stored = hub.data.join("blobs").join(&damaged[..2]).join(&damaged);
+    let mut bytes = std::fs::read(&stored).expect("the hub's copy");
+    bytes[0] ^= 0x01;
+    std::fs::write(&stored, &bytes).expect("damage the hub's copy");
     std::fs::remove_dir_all(&south.data).expect("remove the data directory");
     let token = hub.ok(&["site", "token", "south", "--json"]).json()["token"].as_str().expect("token").to_string();
     let rebuilt = Plant::empty();

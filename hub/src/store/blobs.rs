@@ -1,5 +1,18 @@
-//! Configuration files and evidence in 1 MiB pieces, stored once, and which sites hold each (`blob_sites`).
+//! Configuration files and evidence received from the sites, stored once, and which sites hold each
+//! (`blob_sites`).
+//!
+//! The bytes live in files beside the database (`blobs/partial/<sha256>` while a file arrives, then
+//! `blobs/<aa>/<sha256>`); the database says how much of each is durably received and whether it is complete.
+//! Pieces are written and fsynced before the database records them, so after a crash a partial file may hold
+//! more than the database says (cut back at the next append), never less. Hubs before 2026-12-03 kept the bytes in
+//! the database (`blob_chunks`, 1 MiB rows); those rows are still read, and a partial transfer of that time
+//! starts over. (In the database every byte went through SQLite's WAL and again through the checkpoint: the
+//! bound of a first sync, docs/PERFORMANCE.md.)
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use datum_shared::sync::wire::BLOB_CHUNK;
 use sha2::{Digest, Sha256};
 
 use super::*;
@@ -34,15 +47,98 @@ impl Store {
         .bind(site_id.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok(BlobState { hash: r.try_get(0)?, received: r.try_get::<i64, _>(1)? as u64 })).collect()
+        let mut states = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let hash: String = r.try_get(0)?;
+            let received = r.try_get::<i64, _>(1)? as u64;
+            // What the database counts must be in the partial file (a transfer of an older hub kept it in
+            // `blob_chunks`): otherwise the file starts over.
+            let on_disk = std::fs::metadata(self.partial_path(&hash)).map(|m| m.len()).unwrap_or(0);
+            if received > 0 && on_disk < received {
+                self.reset_blob(&hash).await?;
+                states.push(BlobState { hash, received: 0 });
+            } else {
+                states.push(BlobState { hash, received });
+            }
+        }
+        Ok(states)
     }
 
-    /// Appends pieces in one transaction (one fsync for many pieces): each at its `pos`, which must equal the
-    /// bytes of its file received so far.
+    fn partial_path(&self, hash: &str) -> PathBuf {
+        self.blob_dir.join("partial").join(hash)
+    }
+
+    fn complete_path(&self, hash: &str) -> PathBuf {
+        self.blob_dir.join(&hash[..2]).join(hash)
+    }
+
+    /// Appends pieces: written to their files and fsynced, then recorded in one transaction. Each goes at its
+    /// `pos`, which must equal the bytes of its file received so far.
     pub async fn append_blobs(&self, pieces: Vec<BlobPiece>) -> Result<()> {
+        let _one_at_a_time = self.appending.lock().await;
+        // Where each file stands in the database, checked before anything is written.
+        let mut expected: HashMap<String, u64> = HashMap::new();
+        for p in &pieces {
+            if !datum_shared::sync::wire::is_blob_hash(&p.hash) {
+                return Err(StoreError::Invalid(format!("{:?} is not a file's SHA-256", p.hash)));
+            }
+            let next = match expected.get(&p.hash) {
+                Some(next) => *next,
+                None => {
+                    let row = sqlx::query("SELECT received FROM blobs WHERE hash = $1 AND complete = 0")
+                        .bind(&p.hash)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    match row {
+                        Some(r) => r.try_get::<i64, _>(0)? as u64,
+                        None => {
+                            return Err(StoreError::Invalid(format!("file {}: not wanted or already complete", p.hash)))
+                        }
+                    }
+                }
+            };
+            if next != p.pos {
+                return Err(StoreError::Invalid(format!(
+                    "file {}: piece at {} does not continue what is stored ({next} bytes)",
+                    p.hash, p.pos
+                )));
+            }
+            expected.insert(p.hash.clone(), p.pos + p.bytes.len() as u64);
+        }
+        let dir = self.blob_dir.join("partial");
+        let paths: Vec<PathBuf> = pieces.iter().map(|p| self.partial_path(&p.hash)).collect();
+        let pieces = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<BlobPiece>> {
+            let created = !dir.exists();
+            std::fs::create_dir_all(&dir)?;
+            let mut files: HashMap<&PathBuf, std::fs::File> = HashMap::new();
+            for (p, path) in pieces.iter().zip(&paths) {
+                use std::io::{Seek, SeekFrom, Write};
+                let file = match files.entry(path) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+                        // Bytes past what the database counts are from a batch a crash cut before its commit.
+                        file.set_len(p.pos)?;
+                        e.insert(file)
+                    }
+                };
+                file.seek(SeekFrom::Start(p.pos))?;
+                file.write_all(&p.bytes)?;
+            }
+            for file in files.values() {
+                file.sync_data()?;
+            }
+            if created || !files.is_empty() {
+                datum_host::fs::sync_dir(&dir)?;
+            }
+            Ok(pieces)
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("store file pieces: {e}")))?
+        .map_err(|source| StoreError::Io { context: "store file pieces".into(), source })?;
         let mut tx = self.pool.begin().await?;
-        for p in pieces {
-            append_in(&mut tx, &p.hash, p.pos, p.total, p.bytes).await?;
+        for p in &pieces {
+            append_in(&mut tx, &p.hash, p.pos, p.total, p.bytes.len() as u64).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -65,9 +161,38 @@ impl Store {
         row.map(|r| Ok(r.try_get::<i64, _>(0)? as u64)).transpose()
     }
 
-    /// The stored piece of a file that starts at `pos` (pieces follow each other: the next starts where this one
-    /// ends). One at a time, so that a file of a gigabyte is never held whole.
+    /// Up to `BLOB_CHUNK` bytes of a stored file from `pos` (`None` past its end). The file is read a piece at
+    /// a time, so that a file of a gigabyte is never held whole.
     pub async fn blob_piece(&self, hash: &str, pos: u64) -> Result<Option<Vec<u8>>> {
+        if !datum_shared::sync::wire::is_blob_hash(hash) {
+            return Ok(None);
+        }
+        let paths = [self.complete_path(hash), self.partial_path(hash)];
+        let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
+            use std::io::{Read, Seek, SeekFrom};
+            for path in &paths {
+                let mut file = match std::fs::File::open(path) {
+                    Ok(file) => file,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                if pos >= file.metadata()?.len() {
+                    return Ok(None);
+                }
+                file.seek(SeekFrom::Start(pos))?;
+                let mut piece = Vec::with_capacity(BLOB_CHUNK);
+                file.take(BLOB_CHUNK as u64).read_to_end(&mut piece)?;
+                return Ok(Some(piece));
+            }
+            Ok(None)
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("read a stored file: {e}")))?
+        .map_err(|source| StoreError::Io { context: format!("read stored file {hash}"), source })?;
+        if read.is_some() {
+            return Ok(read);
+        }
+        // A file an older hub kept in its database.
         let row = sqlx::query("SELECT bytes FROM blob_chunks WHERE hash = $1 AND pos = $2")
             .bind(hash)
             .bind(pos as i64)
@@ -90,7 +215,24 @@ impl Store {
         Ok((len, hasher.finalize().into()))
     }
 
+    /// A file received whole and verified: moved into place, then recorded complete.
     pub async fn complete_blob(&self, hash: &str) -> Result<()> {
+        let (partial, complete) = (self.partial_path(hash), self.complete_path(hash));
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let dir = complete.parent().expect("blob paths have a parent");
+            std::fs::create_dir_all(dir)?;
+            match std::fs::rename(&partial, &complete) {
+                Ok(()) => datum_host::fs::sync_dir(dir),
+                // Moved before a crash cut the database's record of it: it is in place already.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && complete.exists() => Ok(()),
+                // A file an older hub received into its database has no file.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("store a file: {e}")))?
+        .map_err(|source| StoreError::Io { context: format!("store file {hash}"), source })?;
         sqlx::query("UPDATE blobs SET complete = 1 WHERE hash = $1").bind(hash).execute(&self.pool).await?;
         Ok(())
     }
@@ -101,6 +243,13 @@ impl Store {
         sqlx::query("DELETE FROM blob_chunks WHERE hash = $1").bind(hash).execute(&mut *tx).await?;
         sqlx::query("UPDATE blobs SET received = 0 WHERE hash = $1").bind(hash).execute(&mut *tx).await?;
         tx.commit().await?;
+        for path in [self.partial_path(hash), self.complete_path(hash)] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(StoreError::Io { context: format!("remove {}", path.display()), source }),
+            }
+        }
         Ok(())
     }
 
@@ -118,17 +267,17 @@ impl Store {
     }
 }
 
-/// One piece appended inside a transaction.
+/// One piece recorded inside a transaction (its bytes are in the file already).
 async fn append_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     hash: &str,
     pos: u64,
     total: u64,
-    bytes: Vec<u8>,
+    len: u64,
 ) -> Result<()> {
     let n = sqlx::query("UPDATE blobs SET received = $2, size = $3 WHERE hash = $1 AND received = $4 AND complete = 0")
         .bind(hash)
-        .bind((pos + bytes.len() as u64) as i64)
+        .bind((pos + len) as i64)
         .bind(total as i64)
         .bind(pos as i64)
         .execute(&mut **tx)
@@ -137,11 +286,53 @@ async fn append_in(
     if n != 1 {
         return Err(StoreError::Invalid(format!("file {hash}: piece at {pos} does not continue what is stored")));
     }
-    sqlx::query("INSERT INTO blob_chunks (hash, pos, bytes) VALUES ($1, $2, $3)")
-        .bind(hash)
-        .bind(pos as i64)
-        .bind(bytes)
-        .execute(&mut **tx)
-        .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(hash: &str, pos: u64, total: u64, bytes: &[u8]) -> BlobPiece {
+        BlobPiece { hash: hash.to_string(), pos, total, bytes: bytes.to_vec() }
+    }
+
+    /// A crash between writing a batch to a file and recording it leaves the partial file longer than the
+    /// database says: the next piece cuts it back, and the file completes whole. A piece that does not continue
+    /// what is recorded changes nothing.
+    #[tokio::test]
+    async fn a_partial_file_longer_than_recorded_is_cut_back_and_the_file_completes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(None, &dir.path().join("hub.db"), true).await.expect("open");
+        let content: Vec<u8> = (0..3000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let hash = hex::encode(Sha256::digest(&content));
+        let total = content.len() as u64;
+        let site = SiteId::new("0123456789abcdef").expect("site id");
+        let wants = store.want_blobs(&site, std::slice::from_ref(&hash)).await.expect("want");
+        assert_eq!(wants.iter().map(|w| w.received).collect::<Vec<_>>(), [0]);
+
+        store.append_blobs(vec![piece(&hash, 0, total, &content[..5000])]).await.expect("append");
+        let partial = dir.path().join("blobs/partial").join(&hash);
+        assert_eq!(std::fs::metadata(&partial).expect("partial").len(), 5000);
+        // What a crash after the write and before the commit leaves behind.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&partial)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &[0x5a; 777]))
+            .expect("lengthen");
+        let wants = store.want_blobs(&site, std::slice::from_ref(&hash)).await.expect("want");
+        assert_eq!(wants.iter().map(|w| w.received).collect::<Vec<_>>(), [5000], "resumes from the record");
+
+        let gap = store.append_blobs(vec![piece(&hash, 6000, total, &content[6000..])]).await;
+        assert!(matches!(gap, Err(StoreError::Invalid(_))), "{gap:?}");
+        assert_eq!(std::fs::metadata(&partial).expect("partial").len(), 5777, "a refused piece writes nothing");
+
+        store.append_blobs(vec![piece(&hash, 5000, total, &content[5000..])]).await.expect("append");
+        assert_eq!(store.blob_digest(&hash).await.expect("digest"), (total, Sha256::digest(&content).into()));
+        store.complete_blob(&hash).await.expect("complete");
+        assert!(!partial.exists());
+        assert_eq!(store.site_blob_size(&site, &hash).await.expect("size"), Some(total));
+        assert_eq!(store.blob_piece(&hash, 4096).await.expect("piece"), Some(content[4096..].to_vec()));
+        assert_eq!(store.blob_piece(&hash, total).await.expect("piece"), None);
+    }
 }

@@ -32,6 +32,8 @@ pub enum StoreError {
     Invalid(String),
     #[error("the hub database {path} is damaged: {why}; restore it from a backup (nothing was changed)")]
     Damaged { path: String, why: String },
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -101,6 +103,11 @@ pub struct BlobState {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Received files: `blobs/<aa>/<sha256>` complete, `blobs/partial/<sha256>` while arriving (beside the
+    /// database, whichever engine holds it; `blobs.rs`).
+    blob_dir: std::path::PathBuf,
+    /// One file append at a time: two sites may send the same new file at once.
+    appending: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -151,7 +158,8 @@ impl Store {
             migrations::SQLITE.run(&pool).await
         };
         migrated.map_err(|e| damage_or(e.into(), postgres, sqlite_path))?;
-        Ok(Store { pool })
+        let blob_dir = sqlite_path.parent().unwrap_or(Path::new(".")).join("blobs");
+        Ok(Store { pool, blob_dir, appending: Default::default() })
     }
 
     /// Fails unless the database holds a hub (`init` wrote its identity): an emptied or replaced database must
