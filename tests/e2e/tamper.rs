@@ -113,12 +113,24 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// Rewrites a blob file's header so that it claims to be a delta of `base` (a hash).
+/// Rewrites a blob file's header so that it claims to be a delta of `base` (a hash). The compact layout
+/// (`edge/src/blobs.rs`): `DBL2`, format (1 full, 2 delta), size as LEB128, for a delta depth and base hash.
 fn make_delta_of(blob: &std::path::Path, base: &str) {
-    let mut bytes = std::fs::read(blob).expect("blob");
-    bytes[8] = 2;
-    bytes[32..64].copy_from_slice(&hex::decode(base).expect("hash"));
-    std::fs::write(blob, &bytes).expect("write");
+    let bytes = std::fs::read(blob).expect("blob");
+    assert_eq!(&bytes[..4], b"DBL2", "a blob of the compact layout");
+    let size_len = bytes[5..].iter().position(|b| b & 0x80 == 0).expect("LEB128 size") + 1;
+    let after_size = 5 + size_len;
+    let frame = match bytes[4] {
+        1 => &bytes[after_size..],
+        2 => &bytes[after_size + 33..],
+        other => panic!("format {other}"),
+    };
+    let mut out = bytes[..after_size].to_vec();
+    out[4] = 2;
+    out.push(1);
+    out.extend(hex::decode(base).expect("hash"));
+    out.extend_from_slice(frame);
+    std::fs::write(blob, &out).expect("write");
 }
 
 fn blob_named(plant: &Plant, hash: &str) -> std::path::PathBuf {

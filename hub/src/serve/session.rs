@@ -472,8 +472,13 @@ async fn send_blob(store: &Store, session: &mut Session, out: &Outbox, want: &Bl
         if end > from {
             let skip = from.saturating_sub(pos) as usize;
             let data = if skip == 0 { piece } else { piece[skip..].to_vec() };
-            out.room(QUEUED_FILE_BYTES).await;
-            out.send(session.blob_chunk_frame(hash, pos + skip as u64, total, data));
+            // A peer that stops reading is given up on like one that stops sending.
+            if tokio::time::timeout(IDLE, out.room(QUEUED_FILE_BYTES)).await.is_err() {
+                return Err(anyhow!("the node read nothing for {IDLE:?}"));
+            }
+            if !out.send(session.blob_chunk_frame(hash, pos + skip as u64, total, data)) {
+                return Err(anyhow!("the connection closed while file {hash} was sent"));
+            }
         }
         pos = end;
     }

@@ -48,18 +48,35 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut states = Vec::with_capacity(rows.len());
+        let _one_at_a_time = self.appending.lock().await;
         for r in &rows {
             let hash: String = r.try_get(0)?;
             let received = r.try_get::<i64, _>(1)? as u64;
-            // What the database counts must be in the partial file (a transfer of an older hub kept it in
-            // `blob_chunks`): otherwise the file starts over.
-            let on_disk = std::fs::metadata(self.partial_path(&hash)).map(|m| m.len()).unwrap_or(0);
-            if received > 0 && on_disk < received {
-                self.reset_blob(&hash).await?;
-                states.push(BlobState { hash, received: 0 });
-            } else {
-                states.push(BlobState { hash, received });
+            if !datum_shared::sync::wire::is_blob_hash(&hash) {
+                return Err(StoreError::Invalid(format!("the blobs table holds {hash:?}, which is not a SHA-256")));
             }
+            if received == 0 {
+                states.push(BlobState { hash, received });
+                continue;
+            }
+            // What the database counts must be in the partial file; otherwise the file starts over (a transfer
+            // of an older hub kept it in `blob_chunks`). A file moved into place by a completion that a crash
+            // cut before its record is recognised by its hash.
+            if len_of(&self.partial_path(&hash))?.is_some_and(|on_disk| on_disk >= received) {
+                states.push(BlobState { hash, received });
+                continue;
+            }
+            if len_of(&self.complete_path(&hash))?.is_some()
+                && self.file_digest(&self.complete_path(&hash)).await?.1 == hex_digest(&hash)
+            {
+                sqlx::query("UPDATE blobs SET complete = 1, received = size WHERE hash = $1 AND complete = 0")
+                    .bind(&hash)
+                    .execute(&self.pool)
+                    .await?;
+                continue;
+            }
+            self.reset_locked(&hash).await?;
+            states.push(BlobState { hash, received: 0 });
         }
         Ok(states)
     }
@@ -108,15 +125,24 @@ impl Store {
         let dir = self.blob_dir.join("partial");
         let paths: Vec<PathBuf> = pieces.iter().map(|p| self.partial_path(&p.hash)).collect();
         let pieces = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<BlobPiece>> {
-            let created = !dir.exists();
-            std::fs::create_dir_all(&dir)?;
+            durable_dir(&dir)?;
             let mut files: HashMap<&PathBuf, std::fs::File> = HashMap::new();
             for (p, path) in pieces.iter().zip(&paths) {
                 use std::io::{Seek, SeekFrom, Write};
                 let file = match files.entry(path) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
-                        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+                        // A file is made by its first piece only; a later piece continues one that holds at
+                        // least what the database counts.
+                        let file =
+                            std::fs::OpenOptions::new().create(p.pos == 0).truncate(false).write(true).open(path)?;
+                        if file.metadata()?.len() < p.pos {
+                            return Err(std::io::Error::other(format!(
+                                "{} holds less than the {} bytes recorded",
+                                path.display(),
+                                p.pos
+                            )));
+                        }
                         // Bytes past what the database counts are from a batch a crash cut before its commit.
                         file.set_len(p.pos)?;
                         e.insert(file)
@@ -128,9 +154,7 @@ impl Store {
             for file in files.values() {
                 file.sync_data()?;
             }
-            if created || !files.is_empty() {
-                datum_host::fs::sync_dir(&dir)?;
-            }
+            datum_host::fs::sync_dir(&dir)?;
             Ok(pieces)
         })
         .await
@@ -167,7 +191,8 @@ impl Store {
         if !datum_shared::sync::wire::is_blob_hash(hash) {
             return Ok(None);
         }
-        let paths = [self.complete_path(hash), self.partial_path(hash)];
+        // Only complete files are read this way (they were checked against their name when they were kept).
+        let paths = [self.complete_path(hash)];
         let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
             use std::io::{Read, Seek, SeekFrom};
             for path in &paths {
@@ -201,47 +226,115 @@ impl Store {
         row.map(|r| Ok(r.try_get(0)?)).transpose()
     }
 
-    /// SHA-256 and length of what is stored of a file, read piece by piece.
+    /// SHA-256 and length of what is received of a file not yet complete (its partial file), read in pieces.
     pub async fn blob_digest(&self, hash: &str) -> Result<(u64, [u8; 32])> {
-        let mut hasher = Sha256::new();
-        let mut len = 0u64;
-        while let Some(piece) = self.blob_piece(hash, len).await? {
-            if piece.is_empty() {
-                break;
-            }
-            hasher.update(&piece);
-            len += piece.len() as u64;
+        if !datum_shared::sync::wire::is_blob_hash(hash) {
+            return Err(StoreError::Invalid(format!("{hash:?} is not a file's SHA-256")));
         }
-        Ok((len, hasher.finalize().into()))
+        self.file_digest(&self.partial_path(hash)).await
     }
 
-    /// A file received whole and verified: moved into place, then recorded complete.
+    /// Length and SHA-256 of a file (0 and the empty digest when it does not exist).
+    async fn file_digest(&self, path: &std::path::Path) -> Result<(u64, [u8; 32])> {
+        let path = path.to_path_buf();
+        let shown = path.display().to_string();
+        tokio::task::spawn_blocking(move || -> std::io::Result<(u64, [u8; 32])> {
+            use std::io::Read;
+            let mut hasher = Sha256::new();
+            let mut len = 0u64;
+            let mut file = match std::fs::File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, hasher.finalize().into())),
+                Err(e) => return Err(e),
+            };
+            let mut buf = vec![0u8; BLOB_CHUNK];
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                len += n as u64;
+            }
+            Ok((len, hasher.finalize().into()))
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("read a stored file: {e}")))?
+        .map_err(|source| StoreError::Io { context: format!("read {shown}"), source })
+    }
+
+    /// A file received whole and verified (its partial file hashed to its name): moved into place, then
+    /// recorded complete. A copy already in place (another site's, or a completion a crash cut before its
+    /// record) is kept and the partial file dropped.
     pub async fn complete_blob(&self, hash: &str) -> Result<()> {
+        if !datum_shared::sync::wire::is_blob_hash(hash) {
+            return Err(StoreError::Invalid(format!("{hash:?} is not a file's SHA-256")));
+        }
+        let _one_at_a_time = self.appending.lock().await;
         let (partial, complete) = (self.partial_path(hash), self.complete_path(hash));
+        let legacy = sqlx::query("SELECT COUNT(*) FROM blob_chunks WHERE hash = $1")
+            .bind(hash)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get::<i64, _>(0)?
+            > 0;
+        let shown = partial.display().to_string();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let dir = complete.parent().expect("blob paths have a parent");
-            std::fs::create_dir_all(dir)?;
+            durable_dir(dir)?;
+            if complete.exists() {
+                match std::fs::remove_file(&partial) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => return Ok(()),
+                }
+            }
             match std::fs::rename(&partial, &complete) {
-                Ok(()) => datum_host::fs::sync_dir(dir),
-                // Moved before a crash cut the database's record of it: it is in place already.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && complete.exists() => Ok(()),
+                Ok(()) => {
+                    datum_host::fs::sync_dir(dir)?;
+                    datum_host::fs::sync_dir(partial.parent().expect("blob paths have a parent"))
+                }
                 // A file an older hub received into its database has no file.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && legacy => Ok(()),
                 Err(e) => Err(e),
             }
         })
         .await
         .map_err(|e| StoreError::Invalid(format!("store a file: {e}")))?
-        .map_err(|source| StoreError::Io { context: format!("store file {hash}"), source })?;
-        sqlx::query("UPDATE blobs SET complete = 1 WHERE hash = $1").bind(hash).execute(&self.pool).await?;
+        .map_err(|source| StoreError::Io { context: format!("store {shown}"), source })?;
+        sqlx::query("UPDATE blobs SET complete = 1 WHERE hash = $1 AND received = size")
+            .bind(hash)
+            .execute(&self.pool)
+            .await?;
+        let complete = sqlx::query("SELECT complete FROM blobs WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?;
+        if complete != Some(1) {
+            return Err(StoreError::Invalid(format!("file {hash} is not completely received")));
+        }
         Ok(())
     }
 
     /// A damaged transfer starts over.
     pub async fn reset_blob(&self, hash: &str) -> Result<()> {
+        let _one_at_a_time = self.appending.lock().await;
+        self.reset_locked(hash).await
+    }
+
+    /// `reset_blob` under the append lock. A file recorded complete meanwhile is left alone.
+    async fn reset_locked(&self, hash: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("UPDATE blobs SET received = 0 WHERE hash = $1 AND complete = 0")
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(());
+        }
         sqlx::query("DELETE FROM blob_chunks WHERE hash = $1").bind(hash).execute(&mut *tx).await?;
-        sqlx::query("UPDATE blobs SET received = 0 WHERE hash = $1").bind(hash).execute(&mut *tx).await?;
         tx.commit().await?;
         for path in [self.partial_path(hash), self.complete_path(hash)] {
             match std::fs::remove_file(&path) {
@@ -265,6 +358,38 @@ impl Store {
         .await?;
         Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
     }
+}
+
+/// The length of a file, `None` when it does not exist (any other error is one).
+fn len_of(path: &std::path::Path) -> Result<Option<u64>> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(Some(meta.len())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StoreError::Io { context: format!("stat {}", path.display()), source }),
+    }
+}
+
+/// The SHA-256 a file's name states.
+fn hex_digest(hash: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let _ = hex::decode_to_slice(hash, &mut out);
+    out
+}
+
+/// Creates `dir` (and `blobs/` above it) with their entries fsynced in their parents, so that a power loss
+/// cannot drop a directory whose files the database already counts.
+fn durable_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut child = dir;
+    for _ in 0..2 {
+        let Some(parent) = child.parent() else { break };
+        datum_host::fs::sync_dir(parent)?;
+        child = parent;
+    }
+    Ok(())
 }
 
 /// One piece recorded inside a transaction (its bytes are in the file already).
@@ -334,5 +459,31 @@ mod tests {
         assert_eq!(store.site_blob_size(&site, &hash).await.expect("size"), Some(total));
         assert_eq!(store.blob_piece(&hash, 4096).await.expect("piece"), Some(content[4096..].to_vec()));
         assert_eq!(store.blob_piece(&hash, total).await.expect("piece"), None);
+    }
+
+    /// A completion a crash cut between moving the file into place and recording it: the next want finds the
+    /// file by its hash and records it complete, instead of deleting it and asking again. A reset (another
+    /// site's failed copy of the same file) never removes a file recorded complete.
+    #[tokio::test]
+    async fn a_file_moved_into_place_but_not_recorded_is_recognised_and_kept() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(None, &dir.path().join("hub.db"), true).await.expect("open");
+        let content = b"hostname edge-7\ninterface ge-0/0/1\n".repeat(100);
+        let hash = hex::encode(Sha256::digest(&content));
+        let total = content.len() as u64;
+        let site = SiteId::new("0123456789abcdef").expect("site id");
+        store.want_blobs(&site, std::slice::from_ref(&hash)).await.expect("want");
+        store.append_blobs(vec![piece(&hash, 0, total, &content)]).await.expect("append");
+        // The rename of `complete_blob`, without its record.
+        let complete = dir.path().join("blobs").join(&hash[..2]).join(&hash);
+        std::fs::create_dir_all(complete.parent().expect("dir")).expect("mkdir");
+        std::fs::rename(dir.path().join("blobs/partial").join(&hash), &complete).expect("rename");
+
+        let wants = store.want_blobs(&site, std::slice::from_ref(&hash)).await.expect("want");
+        assert!(wants.is_empty(), "{wants:?}");
+        assert_eq!(store.site_blob_size(&site, &hash).await.expect("size"), Some(total));
+        store.reset_blob(&hash).await.expect("reset");
+        assert_eq!(std::fs::read(&complete).expect("kept"), content);
+        assert_eq!(store.site_blob_size(&site, &hash).await.expect("size"), Some(total));
     }
 }
