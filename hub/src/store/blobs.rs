@@ -126,9 +126,9 @@ impl Store {
         let paths: Vec<PathBuf> = pieces.iter().map(|p| self.partial_path(&p.hash)).collect();
         let pieces = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<BlobPiece>> {
             durable_dir(&dir)?;
-            let mut files: HashMap<&PathBuf, std::fs::File> = HashMap::new();
+            let mut files: HashMap<&PathBuf, PartialFile> = HashMap::new();
+            let mut aligned = AlignedBuffer::default();
             for (p, path) in pieces.iter().zip(&paths) {
-                use std::io::{Seek, SeekFrom, Write};
                 let file = match files.entry(path) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
@@ -145,14 +145,13 @@ impl Store {
                         }
                         // Bytes past what the database counts are from a batch a crash cut before its commit.
                         file.set_len(p.pos)?;
-                        e.insert(file)
+                        e.insert(PartialFile { direct: open_direct(path), buffered: file })
                     }
                 };
-                file.seek(SeekFrom::Start(p.pos))?;
-                file.write_all(&p.bytes)?;
+                file.write_at(p.pos, &p.bytes, &mut aligned)?;
             }
             for file in files.values() {
-                file.sync_data()?;
+                file.buffered.sync_data()?;
             }
             datum_host::fs::sync_dir(&dir)?;
             Ok(pieces)
@@ -360,6 +359,56 @@ impl Store {
     }
 }
 
+/// A partial file open twice: through the page cache, and with `O_DIRECT` where the file system allows it.
+/// Whole aligned pieces (all but a file's last) go straight to the device: through the page cache every byte was
+/// copied by the kernel and written back at the fsync, the largest cost of a first sync at the hub
+/// (docs/PERFORMANCE.md). The fsync of the buffered handle makes both durable (it syncs the file).
+struct PartialFile {
+    direct: Option<std::fs::File>,
+    buffered: std::fs::File,
+}
+
+/// `O_DIRECT` wants the memory, the offset and the length aligned to the device's block size.
+const DIRECT_ALIGN: usize = 4096;
+
+impl PartialFile {
+    fn write_at(&self, pos: u64, bytes: &[u8], aligned: &mut AlignedBuffer) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let whole_blocks =
+            pos.is_multiple_of(DIRECT_ALIGN as u64) && bytes.len().is_multiple_of(DIRECT_ALIGN) && !bytes.is_empty();
+        if let (Some(direct), true) = (&self.direct, whole_blocks) {
+            match direct.write_all_at(aligned.holding(bytes), pos) {
+                Ok(()) => return Ok(()),
+                // A file system that takes the open but not the write: the page cache it is.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.buffered.write_all_at(bytes, pos)
+    }
+}
+
+fn open_direct(path: &std::path::Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(path).ok()
+}
+
+/// A buffer whose slice starts on a `DIRECT_ALIGN` boundary (a larger vector, used from its first aligned byte).
+#[derive(Default)]
+struct AlignedBuffer(Vec<u8>);
+
+impl AlignedBuffer {
+    fn holding(&mut self, bytes: &[u8]) -> &[u8] {
+        if self.0.len() < bytes.len() + DIRECT_ALIGN {
+            self.0 = vec![0; bytes.len() + DIRECT_ALIGN];
+        }
+        let start = self.0.as_ptr().align_offset(DIRECT_ALIGN);
+        let slot = &mut self.0[start..start + bytes.len()];
+        slot.copy_from_slice(bytes);
+        slot
+    }
+}
+
 /// The length of a file, `None` when it does not exist (any other error is one).
 fn len_of(path: &std::path::Path) -> Result<Option<u64>> {
     match std::fs::metadata(path) {
@@ -459,6 +508,31 @@ mod tests {
         assert_eq!(store.site_blob_size(&site, &hash).await.expect("size"), Some(total));
         assert_eq!(store.blob_piece(&hash, 4096).await.expect("piece"), Some(content[4096..].to_vec()));
         assert_eq!(store.blob_piece(&hash, total).await.expect("piece"), None);
+    }
+
+    /// Whole aligned pieces go through `O_DIRECT`, a last short piece through the page cache; the file reads
+    /// back whole either way.
+    #[tokio::test]
+    async fn aligned_pieces_and_a_short_tail_make_the_whole_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(None, &dir.path().join("hub.db"), true).await.expect("open");
+        let content: Vec<u8> = (0..(3 * DIRECT_ALIGN + 123) as u32).map(|i| (i * 7 % 251) as u8).collect();
+        let hash = hex::encode(Sha256::digest(&content));
+        let total = content.len() as u64;
+        let site = SiteId::new("0123456789abcdef").expect("site id");
+        store.want_blobs(&site, std::slice::from_ref(&hash)).await.expect("want");
+        let a = 2 * DIRECT_ALIGN;
+        store.append_blobs(vec![piece(&hash, 0, total, &content[..a])]).await.expect("append");
+        store
+            .append_blobs(vec![
+                piece(&hash, a as u64, total, &content[a..a + DIRECT_ALIGN]),
+                piece(&hash, (a + DIRECT_ALIGN) as u64, total, &content[a + DIRECT_ALIGN..]),
+            ])
+            .await
+            .expect("append");
+        assert_eq!(store.blob_digest(&hash).await.expect("digest"), (total, Sha256::digest(&content).into()));
+        store.complete_blob(&hash).await.expect("complete");
+        assert_eq!(std::fs::read(dir.path().join("blobs").join(&hash[..2]).join(&hash)).expect("file"), content);
     }
 
     /// A completion a crash cut between moving the file into place and recording it: the next want finds the
