@@ -639,9 +639,13 @@ async fn send_blob(
     let from = want.from.min(total);
     // A few pieces in flight between the threads: memory stays bounded, and neither side waits on the other.
     let (pieces_tx, mut pieces) = tokio::sync::mpsc::channel::<Result<(u64, Vec<u8>), String>>(4);
+    // Piece buffers come back once their frame is made, and the frame buffer is reused: a large file is streamed
+    // through a few buffers, not a fresh MiB of memory per piece.
+    let (spare_tx, spare) = std::sync::mpsc::channel::<Vec<u8>>();
     let (blobs, hash) = (site.blobs.clone(), want.hash.clone());
     let producer = tokio::task::spawn_blocking(move || {
-        let mut cutter = PieceCutter { from, at: 0, next: from, piece: Vec::with_capacity(BLOB_CHUNK), out: pieces_tx };
+        let piece = Vec::with_capacity(BLOB_CHUNK);
+        let mut cutter = PieceCutter { from, at: 0, next: from, piece, out: pieces_tx, spare };
         let copied = blobs.copy_to(&hash, &mut cutter, 0);
         let last = match copied {
             Ok(_) => Ok((cutter.next, std::mem::take(&mut cutter.piece))),
@@ -651,12 +655,16 @@ async fn send_blob(
         let _ = cutter.out.blocking_send(last);
     });
     let mut sent = 0u64;
+    let mut frame = Vec::new();
     while let Some(piece) = pieces.recv().await {
         match piece {
             Ok((offset, data)) => {
                 sent += data.len() as u64;
-                let frame = session.blob_chunk_frame(&want.hash, offset, total, data);
+                let mut data = session.blob_chunk_frame_into(&want.hash, offset, total, data, &mut frame);
                 tx.send(&frame).await?;
+                data.clear();
+                // The producer may have finished; then the buffer is simply dropped.
+                let _ = spare_tx.send(data);
             }
             Err(e) => {
                 // Pieces sent before stay incomplete at the hub, which asks again from where they end.
@@ -680,6 +688,8 @@ struct PieceCutter {
     next: u64,
     piece: Vec<u8>,
     out: tokio::sync::mpsc::Sender<Result<(u64, Vec<u8>), String>>,
+    /// Buffers of pieces already sent, to fill again.
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
 }
 
 impl std::io::Write for PieceCutter {
@@ -689,7 +699,8 @@ impl std::io::Write for PieceCutter {
         let mut rest = &buf[skip..];
         while !rest.is_empty() {
             if self.piece.len() == BLOB_CHUNK {
-                let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(BLOB_CHUNK));
+                let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOB_CHUNK));
+                let piece = std::mem::replace(&mut self.piece, next);
                 let offset = self.next;
                 self.next += piece.len() as u64;
                 self.out

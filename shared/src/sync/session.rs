@@ -364,8 +364,30 @@ impl Session {
     /// Sender: one piece of a wanted file as a frame to send (the driver streams large files without the
     /// session holding them). Frames queued before (`poll_transmit`) must be sent first.
     pub fn blob_chunk_frame(&mut self, hash: &str, offset: u64, total: u64, data: Vec<u8>) -> Vec<u8> {
+        let mut frame = Vec::new();
+        self.blob_chunk_frame_into(hash, offset, total, data, &mut frame);
+        frame
+    }
+
+    /// `blob_chunk_frame` into `frame` (cleared first), handing the piece's buffer back: a driver streaming a
+    /// large file reuses both instead of taking fresh memory for every piece.
+    pub fn blob_chunk_frame_into(
+        &mut self,
+        hash: &str,
+        offset: u64,
+        total: u64,
+        data: Vec<u8>,
+        frame: &mut Vec<u8>,
+    ) -> Vec<u8> {
         let sha256: Head = Sha256::digest(&data).into();
-        self.frame(Msg::BlobChunk { hash: hash.to_string(), offset, total, sha256, data })
+        self.send_seq += 1;
+        let built =
+            Frame { seq: self.send_seq, msg: Msg::BlobChunk { hash: hash.to_string(), offset, total, sha256, data } };
+        built.encode_into(frame);
+        match built.msg {
+            Msg::BlobChunk { data, .. } => data,
+            _ => Vec::new(),
+        }
     }
 
     /// Sender: a wanted file cannot be sent.

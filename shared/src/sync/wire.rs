@@ -144,6 +144,14 @@ impl Frame {
         postcard::to_allocvec(self).expect("postcard encodes every Frame into a Vec")
     }
 
+    /// `encode` into a buffer the caller reuses (cleared first): a file streamed in 1 MiB pieces would
+    /// otherwise take fresh memory from the system for every frame.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut buf = std::mem::take(out);
+        buf.clear();
+        *out = postcard::to_extend(self, buf).expect("postcard encodes every Frame into a Vec");
+    }
+
     /// Decodes one frame payload (the transport strips the length prefix after checking it).
     pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
         if bytes.len() > MAX_FRAME {
@@ -265,6 +273,23 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = Frame::decode(&bytes);
         }
+    }
+
+    /// A frame encoded into a reused buffer is the frame `encode` makes.
+    #[test]
+    fn encoding_into_a_reused_buffer_gives_the_same_bytes() {
+        let piece = Frame {
+            seq: 9,
+            msg: Msg::BlobChunk { hash: "ab".repeat(32), offset: 7, total: 9000, sha256: [3; 32], data: vec![7; 5000] },
+        };
+        let mut buf = vec![1, 2, 3];
+        piece.encode_into(&mut buf);
+        assert_eq!(buf, piece.encode());
+        let capacity = buf.capacity();
+        let small = Frame { seq: 10, msg: Msg::BlobsSent };
+        small.encode_into(&mut buf);
+        assert_eq!(buf, small.encode());
+        assert_eq!(buf.capacity(), capacity, "the buffer is reused, not replaced");
     }
 
     /// The byte layout of a piece, pinned: byte fields are written as postcard writes any `Vec<u8>` (a length,
