@@ -24,7 +24,7 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use datum_host::fs::{sync_dir, tempfile_in};
+use datum_host::fs::{create_dir_durable, sync_dir, tempfile_in};
 use sha2::{Digest, Sha256};
 
 const MAGIC_FIRST: &[u8; 8] = b"DATUMBL1";
@@ -359,7 +359,8 @@ impl BlobStore {
     fn install(&self, tmp_path: &Path, hash: &str) -> Result<(), BlobError> {
         let dest = self.path(hash);
         let dir = dest.parent().expect("blob paths have a parent");
-        fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+        // `blobs/<aa>` is new for the first blob of its prefix: its entry in `blobs/` must be durable too.
+        create_dir_durable(dir, 1).map_err(io_err(format!("create {}", dir.display())))?;
         fs::rename(tmp_path, &dest).map_err(io_err(format!("install blob {hash}")))?;
         sync_dir(dir).map_err(io_err("sync blob directory"))?;
         Ok(())
@@ -654,6 +655,13 @@ mod tests {
         (dir, store)
     }
 
+    /// A rule list of ~70 KB and the same list with one rule more: a small delta of the first.
+    fn two_rule_lists() -> (String, String) {
+        let v1: String = (0..2_000).map(|i| format!("rule {i} accept from 10.0.{}.0/24\n", i % 256)).collect();
+        let v2 = format!("{v1}rule 2000 drop\n");
+        (v1, v2)
+    }
+
     #[test]
     fn identical_content_is_stored_once() {
         let (_dir, store) = store();
@@ -698,8 +706,7 @@ mod tests {
     #[test]
     fn a_damaged_candidate_base_is_skipped() {
         let (_dir, store) = store();
-        let v1: String = (0..2_000).map(|i| format!("rule {i} accept from 10.0.{}.0/24\n", i % 256)).collect();
-        let v2 = format!("{v1}rule 2000 drop\n");
+        let (v1, v2) = two_rule_lists();
         let first = store.put_bytes(v1.as_bytes(), &[]).expect("put");
         let path = store.path(&first.hash);
         let mut bytes = fs::read(&path).expect("read");
@@ -714,8 +721,7 @@ mod tests {
     #[test]
     fn a_delta_whose_base_is_damaged_reads_as_damaged() {
         let (_dir, store) = store();
-        let v1: String = (0..2_000).map(|i| format!("rule {i} accept from 10.0.{}.0/24\n", i % 256)).collect();
-        let v2 = format!("{v1}rule 2000 drop\n");
+        let (v1, v2) = two_rule_lists();
         let first = store.put_bytes(v1.as_bytes(), &[]).expect("put");
         let second = store.put_bytes(v2.as_bytes(), &[&first.hash]).expect("put");
         assert_eq!(second.delta_base.as_deref(), Some(first.hash.as_str()));
@@ -764,8 +770,7 @@ mod tests {
     #[test]
     fn compact_headers_are_short_and_pinned() {
         let (_dir, store) = store();
-        let v1: String = (0..2_000).map(|i| format!("rule {i} accept from 10.0.{}.0/24\n", i % 256)).collect();
-        let v2 = format!("{v1}rule 2000 drop\n");
+        let (v1, v2) = two_rule_lists();
         let first = store.put_bytes(v1.as_bytes(), &[]).expect("put");
         let second = store.put_bytes(v2.as_bytes(), &[&first.hash]).expect("put");
         let full = fs::read(store.path(&first.hash)).expect("read");

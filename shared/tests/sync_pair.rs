@@ -63,14 +63,19 @@ fn first_sync_then_incremental_then_nothing() {
     assert_eq!(e.synced, 1);
 }
 
-#[test]
-fn a_cut_file_transfer_resumes_where_it_stopped() {
-    let mut rng = Rng::new(2);
+/// An edge whose configurations document references one file, a hub that has nothing yet, and that file.
+fn edge_with_one_file(seed: u64) -> (Node, Node, String, Vec<u8>) {
+    let mut rng = Rng::new(seed);
     let mut edge = Node::edge("aaaaaaaaaaaaaaaa");
-    let mut hub = Node::hub();
     let configs = site_docs("aaaaaaaaaaaaaaaa")[2].clone();
     edge.write(&configs, &mut rng);
     let (hash, bytes) = edge.disk.blobs.iter().next().map(|(h, b)| (h.clone(), b.clone())).expect("one file");
+    (edge, Node::hub(), hash, bytes)
+}
+
+#[test]
+fn a_cut_file_transfer_resumes_where_it_stopped() {
+    let (mut edge, mut hub, hash, bytes) = edge_with_one_file(2);
     assert!(bytes.len() > 6);
 
     // Deliver until the hub has part of the file, then cut.
@@ -104,12 +109,7 @@ fn a_cut_file_transfer_resumes_where_it_stopped() {
 /// sends pieces with correct checksums; the hub still keeps nothing of it and the sync fails.
 #[test]
 fn a_file_whose_content_does_not_match_its_name_is_refused_whole() {
-    let mut rng = Rng::new(3);
-    let mut edge = Node::edge("aaaaaaaaaaaaaaaa");
-    let mut hub = Node::hub();
-    let configs = site_docs("aaaaaaaaaaaaaaaa")[2].clone();
-    edge.write(&configs, &mut rng);
-    let hash = edge.disk.blobs.keys().next().cloned().expect("one file");
+    let (mut edge, mut hub, hash, _) = edge_with_one_file(3);
     edge.disk.blobs.get_mut(&hash).expect("file")[0] ^= 0x20;
 
     let (e, h) = converge(&mut edge, &mut hub, 5);

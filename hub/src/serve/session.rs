@@ -343,12 +343,11 @@ impl HubHost<'_> {
                     session.reject(&format!("cannot store file {hash}: {e}"));
                     return Err(e);
                 }
-                let digest = match self.hashing.remove(&hash) {
+                let (len, digest): (u64, [u8; 32]) = match self.hashing.remove(&hash) {
                     Some((hasher, hashed)) if hashed == total => (hashed, hasher.finalize().into()),
                     // Resumed from an earlier session: read what is stored, piece by piece.
                     _ => store.blob_digest(&hash).await?,
                 };
-                let (len, digest): (u64, [u8; 32]) = digest;
                 if len == total && hex::encode(digest) == hash {
                     store.complete_blob(&hash).await?;
                     session.blob_stored(&hash, Ok(()));

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use datum_host::fs::{create_dir_durable, sync_dir};
 use datum_shared::sync::wire::BLOB_CHUNK;
 use sha2::{Digest, Sha256};
 
@@ -124,8 +125,8 @@ impl Store {
         }
         let dir = self.blob_dir.join("partial");
         let paths: Vec<PathBuf> = pieces.iter().map(|p| self.partial_path(&p.hash)).collect();
-        let pieces = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<BlobPiece>> {
-            durable_dir(&dir)?;
+        let pieces = blocking("store file pieces".into(), move || {
+            create_dir_durable(&dir, 2)?;
             let mut files: HashMap<&PathBuf, PartialFile> = HashMap::new();
             let mut aligned = AlignedBuffer::default();
             for (p, path) in pieces.iter().zip(&paths) {
@@ -153,12 +154,10 @@ impl Store {
             for file in files.values() {
                 file.buffered.sync_data()?;
             }
-            datum_host::fs::sync_dir(&dir)?;
+            sync_dir(&dir)?;
             Ok(pieces)
         })
-        .await
-        .map_err(|e| StoreError::Invalid(format!("store file pieces: {e}")))?
-        .map_err(|source| StoreError::Io { context: "store file pieces".into(), source })?;
+        .await?;
         let mut tx = self.pool.begin().await?;
         for p in &pieces {
             append_in(&mut tx, &p.hash, p.pos, p.total, p.bytes.len() as u64).await?;
@@ -191,30 +190,26 @@ impl Store {
             return Ok(None);
         }
         // Only complete files are read this way (they were checked against their name when they were kept).
-        let paths = [self.complete_path(hash)];
-        let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
+        // `None`: no file (an older hub may hold it in its database); `Some(None)`: past the file's end.
+        let path = self.complete_path(hash);
+        let read = blocking(format!("read {}", path.display()), move || {
             use std::io::{Read, Seek, SeekFrom};
-            for path in &paths {
-                let mut file = match std::fs::File::open(path) {
-                    Ok(file) => file,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                };
-                if pos >= file.metadata()?.len() {
-                    return Ok(None);
-                }
-                file.seek(SeekFrom::Start(pos))?;
-                let mut piece = Vec::with_capacity(BLOB_CHUNK);
-                file.take(BLOB_CHUNK as u64).read_to_end(&mut piece)?;
-                return Ok(Some(piece));
+            let mut file = match std::fs::File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            if pos >= file.metadata()?.len() {
+                return Ok(Some(None));
             }
-            Ok(None)
+            file.seek(SeekFrom::Start(pos))?;
+            let mut piece = Vec::with_capacity(BLOB_CHUNK);
+            file.take(BLOB_CHUNK as u64).read_to_end(&mut piece)?;
+            Ok(Some(Some(piece)))
         })
-        .await
-        .map_err(|e| StoreError::Invalid(format!("read a stored file: {e}")))?
-        .map_err(|source| StoreError::Io { context: format!("read stored file {hash}"), source })?;
-        if read.is_some() {
-            return Ok(read);
+        .await?;
+        if let Some(answer) = read {
+            return Ok(answer);
         }
         // A file an older hub kept in its database.
         let row = sqlx::query("SELECT bytes FROM blob_chunks WHERE hash = $1 AND pos = $2")
@@ -236,8 +231,7 @@ impl Store {
     /// Length and SHA-256 of a file (0 and the empty digest when it does not exist).
     async fn file_digest(&self, path: &std::path::Path) -> Result<(u64, [u8; 32])> {
         let path = path.to_path_buf();
-        let shown = path.display().to_string();
-        tokio::task::spawn_blocking(move || -> std::io::Result<(u64, [u8; 32])> {
+        blocking(format!("read {}", path.display()), move || {
             use std::io::Read;
             let mut hasher = Sha256::new();
             let mut len = 0u64;
@@ -258,8 +252,6 @@ impl Store {
             Ok((len, hasher.finalize().into()))
         })
         .await
-        .map_err(|e| StoreError::Invalid(format!("read a stored file: {e}")))?
-        .map_err(|source| StoreError::Io { context: format!("read {shown}"), source })
     }
 
     /// A file received whole and verified (its partial file hashed to its name): moved into place, then
@@ -277,10 +269,9 @@ impl Store {
             .await?
             .try_get::<i64, _>(0)?
             > 0;
-        let shown = partial.display().to_string();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        blocking(format!("store {}", partial.display()), move || {
             let dir = complete.parent().expect("blob paths have a parent");
-            durable_dir(dir)?;
+            create_dir_durable(dir, 2)?;
             if complete.exists() {
                 match std::fs::remove_file(&partial) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -289,17 +280,15 @@ impl Store {
             }
             match std::fs::rename(&partial, &complete) {
                 Ok(()) => {
-                    datum_host::fs::sync_dir(dir)?;
-                    datum_host::fs::sync_dir(partial.parent().expect("blob paths have a parent"))
+                    sync_dir(dir)?;
+                    sync_dir(partial.parent().expect("blob paths have a parent"))
                 }
                 // A file an older hub received into its database has no file.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && legacy => Ok(()),
                 Err(e) => Err(e),
             }
         })
-        .await
-        .map_err(|e| StoreError::Invalid(format!("store a file: {e}")))?
-        .map_err(|source| StoreError::Io { context: format!("store {shown}"), source })?;
+        .await?;
         sqlx::query("UPDATE blobs SET complete = 1 WHERE hash = $1 AND received = size")
             .bind(hash)
             .execute(&self.pool)
@@ -356,6 +345,17 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+    }
+}
+
+/// File work on a blocking thread, its errors named by `context`.
+async fn blocking<T: Send + 'static>(
+    context: String,
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done.map_err(|source| StoreError::Io { context, source }),
+        Err(e) => Err(StoreError::Invalid(format!("{context}: {e}"))),
     }
 }
 
@@ -423,22 +423,6 @@ fn hex_digest(hash: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     let _ = hex::decode_to_slice(hash, &mut out);
     out
-}
-
-/// Creates `dir` (and `blobs/` above it) with their entries fsynced in their parents, so that a power loss
-/// cannot drop a directory whose files the database already counts.
-fn durable_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)?;
-    let mut child = dir;
-    for _ in 0..2 {
-        let Some(parent) = child.parent() else { break };
-        datum_host::fs::sync_dir(parent)?;
-        child = parent;
-    }
-    Ok(())
 }
 
 /// One piece recorded inside a transaction (its bytes are in the file already).

@@ -49,6 +49,23 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Creates `dir` if missing (with `levels - 1` missing parents at most expected) and fsyncs the parents that
+/// gained an entry, so that a power loss cannot drop a directory whose files are already counted elsewhere.
+/// `levels`: how many directories up (from `dir`'s parent) are fsynced when `dir` is created.
+pub fn create_dir_durable(dir: &Path, levels: usize) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    let mut child = dir;
+    for _ in 0..levels {
+        let Some(parent) = child.parent().filter(|p| !p.as_os_str().is_empty()) else { break };
+        sync_dir(parent)?;
+        child = parent;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
@@ -65,6 +82,18 @@ mod tests {
         assert_eq!(fs::metadata(&path).expect("stat").permissions().mode() & 0o777, 0o600);
         let names: Vec<_> = fs::read_dir(dir.path()).expect("list").flatten().map(|e| e.file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("hub.key")]);
+    }
+
+    #[test]
+    fn a_durable_directory_is_made_with_its_missing_parent_and_made_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nested = dir.path().join("blobs/ab");
+        create_dir_durable(&nested, 2).expect("create");
+        assert!(nested.is_dir());
+        create_dir_durable(&nested, 2).expect("an existing directory is fine");
+        let file = dir.path().join("blobs/file");
+        fs::write(&file, b"x").expect("write");
+        assert!(create_dir_durable(&file.join("below"), 2).is_err(), "a file is not a directory");
     }
 
     #[test]
