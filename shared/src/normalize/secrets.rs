@@ -30,9 +30,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use aho_corasick::AhoCorasick;
 use hmac::{Hmac, Mac};
-use regex::{Regex, RegexSet};
+use regex::Regex;
 use sha2::Sha256;
 
 /// The key of the keyed fingerprints. The edge derives it from the site key; `datum-edge diff` uses a fresh one.
@@ -121,6 +120,9 @@ struct Rule {
     #[allow(dead_code)]
     what: &'static str,
     pattern: &'static str,
+    /// Every match holds one of these words (compared ignoring ASCII case): a line that holds none is not
+    /// searched with the rule (`rules_that_may_match`).
+    needs: &'static [&'static str],
     /// The whole match is re-salted on every export (FortiOS `ENC`).
     salted: bool,
 }
@@ -132,49 +134,58 @@ const RULES: &[Rule] = &[
         what: "crypt(3) hashes: MD5, bcrypt, SHA-256/512, yescrypt, scrypt ($7$), Cisco type 8/9 and Junos $9$, \
                H3C/Comware $c$ and $h$, Huawei $1a$…$1d$, Apache $apr1$, passlib $pbkdf2…$",
         pattern: r#"(\$(?:1|2[abxy]?|5|6|7|8|9|14|y|gy|sha1|md5|apr1|c|h|1a|1b|1c|1d|pbkdf2(?:-sha1|-sha256|-sha512)?|scrypt|bcrypt(?:-sha256)?)\$[^\s:"',;<]+)"#,
+        needs: &["$"],
         salted: false,
     },
     Rule {
         what: "Argon2 PHC strings (their parameters hold commas)",
         pattern: r#"(\$argon2(?:id|i|d)\$[^\s"'<]+)"#,
+        needs: &["$argon2"],
         salted: false,
     },
     Rule {
         what: "Django and Werkzeug PBKDF2 hashes (pbkdf2_sha256$…, pbkdf2:sha256:…)",
         pattern: r#"(?i)\b(pbkdf2[_:-]sha(?:1|256|512)[$:][^\s"'<,;]+)"#,
+        needs: &["pbkdf2"],
         salted: false,
     },
     Rule {
         what: "LDAP/Dovecot scheme-prefixed hashes ({SSHA}…)",
         pattern: r#"(?i)(\{(?:SSHA|SHA|SSHA256|SSHA512|SHA256|SHA512|SMD5|MD5|CRYPT|BLF-CRYPT|SHA256-CRYPT|SHA512-CRYPT|PBKDF2|ARGON2I|ARGON2ID)\}[^\s"'<]+)"#,
+        needs: &["{"],
         salted: false,
     },
-    Rule { what: "Huawei cipher text %^%#…%^%#", pattern: r"(%\^%#.+?%\^%#)", salted: false },
-    Rule { what: "Huawei cipher text %$%$…%$%$", pattern: r"(%\$%\$.+?%\$%\$)", salted: false },
-    Rule { what: "Huawei cipher text %@%@…%@%@", pattern: r"(%@%@.+?%@%@)", salted: false },
+    Rule { what: "Huawei cipher text %^%#…%^%#", pattern: r"(%\^%#.+?%\^%#)", needs: &["%^%#"], salted: false },
+    Rule { what: "Huawei cipher text %$%$…%$%$", pattern: r"(%\$%\$.+?%\$%\$)", needs: &["%$%$"], salted: false },
+    Rule { what: "Huawei cipher text %@%@…%@%@", pattern: r"(%@%@.+?%@%@)", needs: &["%@%@"], salted: false },
     Rule {
         what: "password in URL userinfo (scheme://user:PASSWORD@host)",
         pattern: r#"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@"'<>]*:([^@/\s"'<>]+)@"#,
+        needs: &["://"],
         salted: false,
     },
     Rule {
         what: "connection-string passwords (Password=…; Pwd=…; AccountKey=…)",
         pattern: r#"(?i)(?:^|[;\s"'])(?:password|pwd|passwd|accountkey|sharedaccesskey)\s*=\s*([^;"'<\s][^;"'<]*)"#,
+        needs: &["="],
         salted: false,
     },
     Rule {
         what: "PEM private keys inside one value (JSON strings, escaped newlines)",
         pattern: r"(?s)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(.+?)(?:-----END|\z)",
+        needs: &["-----BEGIN"],
         salted: false,
     },
     Rule {
         what: "JSON Web Tokens",
         pattern: r"\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)",
+        needs: &["eyJ"],
         salted: false,
     },
     Rule {
         what: "API tokens with well-known prefixes (GitHub, GitLab, Slack, Stripe)",
         pattern: r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{10,})",
+        needs: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "sk_live_"],
         salted: false,
     },
 ];
@@ -448,7 +459,7 @@ fn keyword_spans(line: &str, spans: &mut Vec<Span>) {
         let word = line[start..end].trim_matches(['.', '-']);
         // Every secret word holds a trigger word (`every_secret_word_holds_a_trigger`), and most words hold none:
         // the automaton rules them out faster than the word lists.
-        if !triggers().is_match(word) || !is_secret_word(word) {
+        if !holds_trigger(word) || !is_secret_word(word) {
             continue;
         }
         let in_tag = start > 0 && bytes[start - 1] == b'<';
@@ -582,14 +593,6 @@ fn compiled(idx: usize) -> &'static Regex {
         .get_or_init(|| Regex::new(&super::ascii_classes(RULES[idx].pattern)).expect("secret rules are valid regexes"))
 }
 
-/// All rules in one automaton: most lines hold no secret, and one scan tells.
-fn rule_set() -> &'static RegexSet {
-    static SET: OnceLock<RegexSet> = OnceLock::new();
-    SET.get_or_init(|| {
-        RegexSet::new(RULES.iter().map(|r| super::ascii_classes(r.pattern))).expect("secret rules are valid regexes")
-    })
-}
-
 /// Words at least one of which every rule needs: a cheap first test that lets most lines (PLC code, plain
 /// settings) skip the regular expressions. Kept in step with `RULES` by `every_rule_has_a_trigger`.
 const TRIGGERS: &[&str] = &[
@@ -683,16 +686,23 @@ const TRIGGERS: &[&str] = &[
     ": pkcs",
 ];
 
-fn triggers() -> &'static AhoCorasick {
-    static AC: OnceLock<AhoCorasick> = OnceLock::new();
-    AC.get_or_init(|| {
-        AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            // A full DFA: the prefilter runs over whole exports, and a few dozen short words keep it small.
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .build(TRIGGERS)
-            .expect("trigger words are valid")
-    })
+/// Does the text hold a trigger word? Steps the trigger automaton byte by byte: most texts asked are words and
+/// short lines, where the set-up of a search call cost more than the search.
+fn holds_trigger(text: &str) -> bool {
+    dfa_finds(trigger_dfa(), text.as_bytes())
+}
+
+/// Does `dfa` (unanchored, without prefilter) find a word in `bytes`?
+fn dfa_finds(dfa: &aho_corasick::dfa::DFA, bytes: &[u8]) -> bool {
+    use aho_corasick::automaton::Automaton;
+    let Ok(mut sid) = dfa.start_state(aho_corasick::Anchored::No) else { return true };
+    for byte in bytes {
+        sid = dfa.next_state(aho_corasick::Anchored::No, sid, *byte);
+        if dfa.is_special(sid) && dfa.is_match(sid) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Can this text hold a secret at all? `false` means `mask_line` would leave every line of it untouched, so a
@@ -711,25 +721,63 @@ fn trigger_regex() -> &'static Regex {
     })
 }
 
+/// The trigger words as one Aho-Corasick DFA, stepped byte by byte by `TriggeredLines` (no search call per
+/// line: the start-up cost of a regex search per triggered line was a third of the scan).
+fn trigger_dfa() -> &'static aho_corasick::dfa::DFA {
+    static DFA: OnceLock<aho_corasick::dfa::DFA> = OnceLock::new();
+    DFA.get_or_init(|| {
+        aho_corasick::dfa::DFA::builder()
+            .ascii_case_insensitive(true)
+            .prefilter(false)
+            .build(TRIGGERS)
+            .expect("trigger words are valid")
+    })
+}
+
 /// Which lines of a text can hold a secret (`may_hold_secret`), from one scan of the whole text for the trigger
 /// words instead of one search per line: on a configuration of short lines the per-line start-up cost of the
 /// search was most of it. Asked line by line, in order. The trigger words hold no line break, so a word found
 /// lies inside one line, and as no trigger word starts or ends with white space, inside its trimmed text.
 ///
-/// The scan only asks where the first trigger word after a point *ends* (`shortest_match_at`: the forward
-/// automaton alone, no search back for the start, no second word of the same line): the line that holds that
-/// end holds a trigger word, the lines before it hold none, and the next scan starts at the next line asked.
+/// The scan records where the first trigger word of each line that holds one *ends*, and goes on from the next
+/// line: one automaton step per byte up to there, and a vectorised jump over the rest of the line.
 pub(crate) struct TriggeredLines<'t> {
     text: &'t str,
-    /// Where the scan looked from, and the end of the first trigger word it found there (`None`: none to the end
-    /// of the text).
-    scanned_from: usize,
-    next_end: Option<usize>,
+    /// The end of the first trigger word of each line that holds one, in order.
+    ends: Vec<usize>,
+    /// The first of `ends` not yet behind the lines asked.
+    next: usize,
 }
 
 impl<'t> TriggeredLines<'t> {
     pub(crate) fn new(text: &'t str) -> TriggeredLines<'t> {
-        TriggeredLines { text, scanned_from: 0, next_end: trigger_regex().shortest_match_at(text, 0) }
+        use aho_corasick::automaton::Automaton;
+        let bytes = text.as_bytes();
+        // The text is cut at line breaks into `LANES` stretches scanned side by side, one byte of each per step: a
+        // DFA step waits for the one before it, and independent stretches keep the core busy meanwhile.
+        let mut cuts = [0; LANES + 1];
+        for lane in 1..LANES {
+            let from = (bytes.len() * lane / LANES).max(cuts[lane - 1]);
+            cuts[lane] = memchr::memchr(b'\n', &bytes[from..]).map_or(bytes.len(), |i| from + i + 1);
+        }
+        cuts[LANES] = bytes.len();
+        let dfa = trigger_dfa();
+        let start = dfa.start_state(aho_corasick::Anchored::No).expect("an unanchored DFA starts anywhere");
+        let mut lanes: [Lane; LANES] =
+            std::array::from_fn(|lane| Lane { sid: start, at: cuts[lane], end: cuts[lane + 1], ends: Vec::new() });
+        let mut ends = Vec::new();
+        while lanes.iter().all(|lane| lane.at < lane.end) {
+            for lane in &mut lanes {
+                lane.step(dfa, start, bytes);
+            }
+        }
+        for lane in &mut lanes {
+            while lane.at < lane.end {
+                lane.step(dfa, start, bytes);
+            }
+            ends.append(&mut lane.ends);
+        }
+        TriggeredLines { text, ends, next: 0 }
     }
 
     /// Can `line`, a slice of the text after the lines asked before, hold a secret? A line that is not a slice of
@@ -741,18 +789,45 @@ impl<'t> TriggeredLines<'t> {
             return true;
         }
         let (start, end) = (at - base, at - base + line.len());
-        // A word that ends at or before the line's start lies in an earlier line: look again from this line on.
-        if self.next_end.is_some_and(|next_end| next_end <= start) && self.scanned_from < start {
-            self.scanned_from = start;
-            self.next_end = trigger_regex().shortest_match_at(self.text, start);
+        // Words that end at or before the line's start lie in earlier lines.
+        while self.ends.get(self.next).is_some_and(|word_end| *word_end <= start) {
+            self.next += 1;
         }
-        self.next_end.is_some_and(|next_end| next_end > start && next_end <= end)
+        self.ends.get(self.next).is_some_and(|word_end| *word_end > start && *word_end <= end)
+    }
+}
+
+/// How many stretches of a text `TriggeredLines` scans side by side.
+const LANES: usize = 4;
+
+/// One stretch of the text under the trigger scan: its automaton state, where it is, and the ends of the words
+/// found in it.
+struct Lane {
+    sid: aho_corasick::automaton::StateID,
+    at: usize,
+    end: usize,
+    ends: Vec<usize>,
+}
+
+impl Lane {
+    /// One byte further (the lane is not at its end). `start`: the automaton's start state.
+    #[inline(always)]
+    fn step(&mut self, dfa: &aho_corasick::dfa::DFA, start: aho_corasick::automaton::StateID, bytes: &[u8]) {
+        use aho_corasick::automaton::Automaton;
+        self.sid = dfa.next_state(aho_corasick::Anchored::No, self.sid, bytes[self.at]);
+        self.at += 1;
+        if dfa.is_special(self.sid) && dfa.is_match(self.sid) {
+            self.ends.push(self.at);
+            // The rest of this line need not be scanned: on to the next one, from the start state.
+            self.at = memchr::memchr(b'\n', &bytes[self.at..self.end]).map_or(self.end, |i| self.at + i + 1);
+            self.sid = start;
+        }
     }
 }
 
 /// Every secret value in one line, sorted and without overlaps (overlapping finds are merged: the safe side).
 pub fn secret_spans(line: &str) -> Vec<Span> {
-    if !triggers().is_match(line) {
+    if !holds_trigger(line) {
         return Vec::new();
     }
     secret_spans_of_triggered(line)
@@ -772,7 +847,7 @@ pub(crate) fn secret_spans_of_triggered(line: &str) -> Vec<Span> {
 /// values (`connectionString="…;Password=…"`, `url="ftp://u:PASS@h"`).
 pub fn shape_spans(text: &str) -> Vec<Span> {
     let mut spans = Vec::new();
-    if triggers().is_match(text) {
+    if holds_trigger(text) {
         shape_spans_into(text, &mut spans);
     }
     merge_spans(spans)
@@ -788,37 +863,63 @@ pub fn mask_shapes<'a>(text: &'a str, key: &FingerprintKey) -> (Cow<'a, str>, us
 }
 
 fn shape_spans_into(line: &str, spans: &mut Vec<Span>) {
-    if !may_hold_shape(line) {
+    let rules = rules_that_may_match(line);
+    if rules == 0 {
         return;
     }
-    // Most lines that reach here match no rule: `is_match` tells without the overlapping search and the
-    // allocated match set of `matches`.
-    if !rule_set().is_match(line) {
-        return;
-    }
-    let hits = rule_set().matches(line);
-    if hits.matched_any() {
-        for idx in hits.iter() {
-            let (re, salted) = (compiled(idx), &RULES[idx].salted);
-            for caps in re.captures_iter(line) {
-                let Some(group) = caps.get(1) else { continue };
-                if is_mask(group.as_str()) || group.is_empty() {
-                    continue;
-                }
-                spans.push(Span { start: group.start(), end: group.end(), salted: *salted });
+    for (idx, rule) in RULES.iter().enumerate() {
+        if rules & (1 << idx) == 0 {
+            continue;
+        }
+        for caps in compiled(idx).captures_iter(line) {
+            let Some(group) = caps.get(1) else { continue };
+            if is_mask(group.as_str()) || group.is_empty() {
+                continue;
             }
+            spans.push(Span { start: group.start(), end: group.end(), salted: rule.salted });
         }
     }
 }
 
-/// Can a value shape (`RULES`) match in this line? Every rule needs one of these bytes or words: `$` (crypt,
-/// Argon2, Django), `:` (Werkzeug, URL userinfo), `{` (LDAP schemes), `%` (Huawei ciphers), `=` (connection
-/// strings), `-----BEGIN` (PEM), `eyJ` (JWT), or a token prefix. Most lines a trigger word let through (`aaa
-/// authentication …`, `username … privilege 15`) hold none, and skip the automaton. Kept in step with `RULES`
-/// by `every_shape_passes_the_shape_test`.
+/// Which rules of `RULES` can match in this line (bit `idx` for rule `idx`): those whose words (`Rule::needs`) the
+/// line holds, from one pass of an automaton over all their words. Most lines a trigger word let through (`aaa
+/// authentication …`, `username … privilege 15`) hold none, and a rule is only compiled when a line first holds
+/// one of its words (most files need few of the rules).
+fn rules_that_may_match(line: &str) -> u32 {
+    use aho_corasick::automaton::Automaton;
+    static WORDS: OnceLock<(aho_corasick::dfa::DFA, Vec<u32>)> = OnceLock::new();
+    const _: () = assert!(RULES.len() <= 32, "rules_that_may_match answers in a u32");
+    let (dfa, rule_of) = WORDS.get_or_init(|| {
+        let (words, rule_of): (Vec<&str>, Vec<u32>) = RULES
+            .iter()
+            .enumerate()
+            .flat_map(|(idx, rule)| rule.needs.iter().map(move |word| (*word, 1u32 << idx)))
+            .unzip();
+        let dfa = aho_corasick::dfa::DFA::builder()
+            .ascii_case_insensitive(true)
+            .prefilter(false)
+            .build(words)
+            .expect("the words of the rules are valid");
+        (dfa, rule_of)
+    });
+    let Ok(mut sid) = dfa.start_state(aho_corasick::Anchored::No) else { return u32::MAX };
+    let mut rules = 0;
+    for byte in line.bytes() {
+        sid = dfa.next_state(aho_corasick::Anchored::No, sid, byte);
+        if dfa.is_special(sid) && dfa.is_match(sid) {
+            for nth in 0..dfa.match_len(sid) {
+                rules |= rule_of[dfa.match_pattern(sid, nth).as_usize()];
+            }
+        }
+    }
+    rules
+}
+
+/// Can a value shape (`RULES`) match in this line? Kept in step with `RULES` by
+/// `every_shape_passes_the_shape_test`.
+#[cfg(test)]
 fn may_hold_shape(line: &str) -> bool {
-    line.bytes().any(|b| matches!(b, b'$' | b':' | b'{' | b'%' | b'='))
-        || ["-----BEGIN", "eyJ", "gh", "glpat-", "xox", "sk_live_"].iter().any(|w| line.contains(w))
+    rules_that_may_match(line) != 0
 }
 
 /// Words of a line with their byte ranges; a double-quoted word with spaces is one word.
@@ -846,14 +947,15 @@ fn line_words(line: &str) -> Vec<(usize, usize)> {
 
 /// Positional grammars (layer 3): secrets that stand at a place in a command with no secret word before them.
 fn grammar_spans(line: &str, spans: &mut Vec<Span>) {
-    static COMMANDS: OnceLock<AhoCorasick> = OnceLock::new();
+    static COMMANDS: OnceLock<aho_corasick::dfa::DFA> = OnceLock::new();
     let commands = COMMANDS.get_or_init(|| {
-        AhoCorasick::builder()
+        aho_corasick::dfa::DFA::builder()
             .ascii_case_insensitive(true)
+            .prefilter(false)
             .build(["snmp-server", "com2sec", "sink", "createuser", "trap-group", "mgmt-user", "usm-user", ": "])
             .expect("command words are valid")
     });
-    if !commands.is_match(line) {
+    if !dfa_finds(commands, line.as_bytes()) {
         return;
     }
     let words = line_words(line);
@@ -1304,6 +1406,53 @@ pub fn without_fingerprints(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Every line of `text` (as `normalize_lines` reads them: trimmed at the end), asked of `TriggeredLines` in
+    /// order, gets the answer of the per-line test.
+    fn scan_agrees_line_by_line(text: &str) -> usize {
+        let mut triggered = TriggeredLines::new(text);
+        let mut found = 0;
+        for line in text.split('\n') {
+            let line = line.trim_end();
+            let expected = holds_trigger(line);
+            assert_eq!(triggered.holds(line), expected, "{line:?}");
+            found += usize::from(expected);
+        }
+        found
+    }
+
+    #[test]
+    fn the_whole_text_scan_finds_the_lines_each_line_test_finds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+        let (mut files, mut found) = (0, 0);
+        for sub in ["cisco-ios", "cisco-asa", "juniper", "fortigate", "linux-hardening", "versions"] {
+            let Ok(entries) = std::fs::read_dir(dir.join(sub)) else { continue };
+            for path in entries.flatten().map(|e| e.path()) {
+                let Ok(text) = std::fs::read_to_string(&path) else { continue };
+                found += scan_agrees_line_by_line(&text);
+                files += 1;
+            }
+        }
+        assert!(files > 20 && found > 100, "{files} files, {found} lines with trigger words");
+        // Stretches cut anywhere: short texts, words across the cut points, no final line break.
+        for text in ["", "\n", "pass", "x\npass", "a\nb\nc\nsecret", "key\nkey\nkey\nkey\nkey", "\n\n\n\nauth\n"] {
+            scan_agrees_line_by_line(text);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_whole_text_scan_agrees_on_any_text(
+            lines in prop::collection::vec(
+                prop::collection::vec(prop::sample::select(vec!["pass", "KEY", "a", " ", "$1$", "x", "Au", "th", ":", " eap", "\r"]), 0..8),
+                0..40,
+            ),
+        ) {
+            let text: String = lines.iter().map(|words| words.concat()).collect::<Vec<_>>().join("\n");
+            scan_agrees_line_by_line(&text);
+        }
+    }
 
     fn key() -> FingerprintKey {
         FingerprintKey([7; 32])
@@ -1402,7 +1551,7 @@ mod tests {
             "ntp authentication-key 1 md5 abc",
         ];
         for example in examples {
-            assert!(triggers().is_match(example), "{example:?} would skip the rules");
+            assert!(holds_trigger(example), "{example:?} would skip the rules");
             assert!(mask_line(example, &key()).1 > 0, "{example:?} was not masked");
         }
     }
@@ -1428,6 +1577,7 @@ mod tests {
         for (idx, example) in examples.iter().enumerate() {
             let re = compiled(idx);
             assert!(re.is_match(example), "{example:?} is not an example of {re}");
+            assert!(rules_that_may_match(example) & (1 << idx) != 0, "{example:?} lacks the words its rule needs");
             assert!(may_hold_shape(example), "{example:?} would skip the value shapes");
         }
         for token in ["gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxb-", "sk_live_"] {
@@ -1442,7 +1592,7 @@ mod tests {
         let composed = ["fooEncrypted", "PinCode", "adminPasswordHash", "privateKeyPem", "x_psk_value", "V2C", "TLS"];
         for word in listed.copied().chain(composed) {
             if is_secret_word(word) {
-                assert!(triggers().is_match(word), "{word:?} is a secret word without a trigger word");
+                assert!(holds_trigger(word), "{word:?} is a secret word without a trigger word");
             }
         }
         for word in ["fooEncrypted", "PinCode", "adminPasswordHash", "V2C"] {
