@@ -328,6 +328,9 @@ struct FormatNoise {
     /// of words. `None` when a rule starts in another way (every line that passes `first_bytes` is tested).
     /// Most lines that pass the first byte (`!`, `n`…) fail here, and need not run the regular expression.
     prefixes: Option<Vec<(bool, Vec<String>)>>,
+    /// Rules that match one literal line (`^!\s*$`, the separator of Cisco configurations: a third of the lines
+    /// of an IOS export): such a line is noise without running the regular expression.
+    whole_lines: Vec<&'static str>,
     anchored: Option<Regex>,
     floating: Option<Regex>,
     /// The floating rules hold no anchor: a line can only match them where the whole text does.
@@ -361,6 +364,7 @@ impl FormatNoise {
             first_bytes,
             after_blanks,
             prefixes: anchored.iter().map(|p| literal_prefixes(p)).collect(),
+            whole_lines: anchored.iter().filter_map(|p| literal_line(p)).collect(),
             anchored: any_of(&anchored),
             floating_only_in_text: floating
                 .iter()
@@ -376,6 +380,11 @@ impl FormatNoise {
 
     /// `floating_in_text`: what `floating_in` said of the text the line is from.
     fn is_noise(&self, line: &str, floating_in_text: bool) -> bool {
+        // `\s` is ASCII white space in the rules (`ascii_classes`).
+        let end_trimmed = line.trim_end_matches(['\t', '\n', '\x0B', '\x0C', '\r', ' ']);
+        if self.whole_lines.iter().any(|whole| end_trimmed == *whole) {
+            return true;
+        }
         let bytes = line.as_bytes();
         let may_start = bytes.first().is_some_and(|b| self.first_bytes[usize::from(*b)])
             || bytes.iter().find(|b| !is_blank(**b)).is_some_and(|b| self.after_blanks[usize::from(*b)]);
@@ -395,6 +404,14 @@ impl FormatNoise {
             prefixes.iter().any(|prefix| start.starts_with(prefix.as_str()))
         })
     }
+}
+
+/// The line an anchored pattern of the form `^LITERAL\s*$` matches (white space at the end aside), when LITERAL
+/// holds no character that means more than itself.
+fn literal_line(pattern: &'static str) -> Option<&'static str> {
+    let literal = pattern.strip_prefix('^')?.strip_suffix(r"\s*$")?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || "!#:;,-_ =/@%'\"<>".contains(c);
+    (!literal.is_empty() && literal.chars().all(plain)).then_some(literal)
 }
 
 /// What a match of an anchored pattern must start with (`FormatNoise::prefixes`): whether it starts with `^\s*`

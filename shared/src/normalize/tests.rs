@@ -174,6 +174,19 @@ fn the_noise_prefilter_reads_first_bytes_conservatively() {
 }
 
 #[test]
+fn only_plain_literal_lines_are_tested_without_the_regex() {
+    assert_eq!(literal_line(r"^!\s*$"), Some("!"));
+    assert_eq!(literal_line(r"^## end\s*$"), Some("## end"));
+    for pattern in [r"^!Time:", r"^a.b\s*$", r"^(?:x)\s*$", r"^\s*$", r"^x+\s*$", r"!\s*$"] {
+        assert_eq!(literal_line(pattern), None, "{pattern}");
+    }
+    let noise = FormatNoise::new(Format::CiscoIos);
+    assert!(noise.is_noise("!", false) && noise.is_noise("!  \t", false));
+    assert!(!noise.is_noise("!\u{3000}", false), "Unicode white space is not `\\s` in the rules");
+    assert!(!noise.is_noise("! x", false) && !noise.is_noise("!!", false));
+}
+
+#[test]
 fn the_noise_prefixes_are_read_conservatively() {
     let one = |skip: bool, p: &str| Some((skip, vec![p.to_string()]));
     assert_eq!(literal_prefixes(r"^!!?\s*Last"), one(false, "!"));
