@@ -346,6 +346,27 @@ pub fn is_secret_word(word: &str) -> bool {
         || words_say_secret(word)
 }
 
+/// `is_secret_word`, remembered per thread for the words met (a configuration repeats its words: `snmp-server`,
+/// `authentication`, `key` on thousands of lines). At most `REMEMBERED_WORDS` are kept; then the memory starts over.
+fn is_secret_word_remembered(word: &str) -> bool {
+    const REMEMBERED_WORDS: usize = 4096;
+    thread_local! {
+        static ANSWERS: RefCell<HashMap<Box<str>, bool>> = RefCell::new(HashMap::new());
+    }
+    ANSWERS.with(|answers| {
+        if let Some(&known) = answers.borrow().get(word) {
+            return known;
+        }
+        let answer = is_secret_word(word);
+        let mut answers = answers.borrow_mut();
+        if answers.len() >= REMEMBERED_WORDS {
+            answers.clear();
+        }
+        answers.insert(word.into(), answer);
+        answer
+    })
+}
+
 /// `publicKey`, `host_key`, `primaryKey`: a key that is no secret (checked before the ending `key` says secret).
 fn names_a_public_key(name: &str) -> bool {
     let mut words = NameWords::new(name);
@@ -447,6 +468,8 @@ pub struct Span {
 fn keyword_spans(line: &str, spans: &mut Vec<Span>) {
     let mut pos = 0;
     let bytes = line.as_bytes();
+    // Where the trigger words stand in the line, from one pass: a word holds one when one lies inside it.
+    let triggers = trigger_occurrences(line);
     while pos < line.len() {
         let Some(start) = line[pos..].find(is_word_char).map(|i| pos + i) else { break };
         let end = line[start..].find(|c: char| !is_word_char(c)).map(|i| start + i).unwrap_or(line.len());
@@ -457,9 +480,12 @@ fn keyword_spans(line: &str, spans: &mut Vec<Span>) {
             continue;
         }
         let word = line[start..end].trim_matches(['.', '-']);
+        let word_start = start + (end - start - line[start..end].trim_start_matches(['.', '-']).len());
+        let word_end = word_start + word.len();
         // Every secret word holds a trigger word (`every_secret_word_holds_a_trigger`), and most words hold none:
-        // the automaton rules them out faster than the word lists.
-        if !holds_trigger(word) || !is_secret_word(word) {
+        // the automaton's finds rule them out faster than the word lists.
+        let holds = triggers.iter().any(|&(s, e)| s >= word_start && e <= word_end);
+        if !holds || !is_secret_word_remembered(word) {
             continue;
         }
         let in_tag = start > 0 && bytes[start - 1] == b'<';
@@ -690,6 +716,25 @@ const TRIGGERS: &[&str] = &[
 /// short lines, where the set-up of a search call cost more than the search.
 fn holds_trigger(text: &str) -> bool {
     dfa_finds(trigger_dfa(), text.as_bytes())
+}
+
+/// Every place a trigger word stands in the text, overlapping ones included, as byte ranges.
+fn trigger_occurrences(text: &str) -> Vec<(usize, usize)> {
+    use aho_corasick::automaton::Automaton;
+    let dfa = trigger_dfa();
+    let mut found = Vec::new();
+    let Ok(mut sid) = dfa.start_state(aho_corasick::Anchored::No) else { return vec![(0, text.len())] };
+    for (at, byte) in text.bytes().enumerate() {
+        sid = dfa.next_state(aho_corasick::Anchored::No, sid, byte);
+        if dfa.is_special(sid) && dfa.is_match(sid) {
+            // Standard match semantics: the state holds every word that ends here.
+            for nth in 0..dfa.match_len(sid) {
+                let len = TRIGGERS[dfa.match_pattern(sid, nth).as_usize()].len();
+                found.push((at + 1 - len, at + 1));
+            }
+        }
+    }
+    found
 }
 
 /// Does `dfa` (unanchored, without prefilter) find a word in `bytes`?
@@ -1442,6 +1487,20 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_stretch_holds_a_trigger_word_when_an_occurrence_lies_inside_it(
+            words in prop::collection::vec(prop::sample::select(vec!["pAss", "key", "a", "-", ".", "$1$", "2", "c", "priv", " "]), 0..10),
+        ) {
+            let text = words.concat();
+            let found = trigger_occurrences(&text);
+            for a in 0..text.len() {
+                for b in a + 1..=text.len() {
+                    let inside = found.iter().any(|&(s, e)| s >= a && e <= b);
+                    prop_assert_eq!(inside, holds_trigger(&text[a..b]), "{:?}", &text[a..b]);
+                }
+            }
+        }
+
         #[test]
         fn the_whole_text_scan_agrees_on_any_text(
             lines in prop::collection::vec(
