@@ -382,7 +382,7 @@ impl FormatNoise {
     fn is_noise(&self, line: &str, floating_in_text: bool) -> bool {
         // `\s` is ASCII white space in the rules (`ascii_classes`).
         let end_trimmed = line.trim_end_matches(['\t', '\n', '\x0B', '\x0C', '\r', ' ']);
-        if self.whole_lines.iter().any(|whole| end_trimmed == *whole) {
+        if self.whole_lines.contains(&end_trimmed) {
             return true;
         }
         let bytes = line.as_bytes();
