@@ -346,27 +346,6 @@ pub fn is_secret_word(word: &str) -> bool {
         || words_say_secret(word)
 }
 
-/// `is_secret_word`, remembered per thread for the words met (a configuration repeats its words: `snmp-server`,
-/// `authentication`, `key` on thousands of lines). At most `REMEMBERED_WORDS` are kept; then the memory starts over.
-fn is_secret_word_remembered(word: &str) -> bool {
-    const REMEMBERED_WORDS: usize = 4096;
-    thread_local! {
-        static ANSWERS: RefCell<HashMap<Box<str>, bool>> = RefCell::new(HashMap::new());
-    }
-    ANSWERS.with(|answers| {
-        if let Some(&known) = answers.borrow().get(word) {
-            return known;
-        }
-        let answer = is_secret_word(word);
-        let mut answers = answers.borrow_mut();
-        if answers.len() >= REMEMBERED_WORDS {
-            answers.clear();
-        }
-        answers.insert(word.into(), answer);
-        answer
-    })
-}
-
 /// `publicKey`, `host_key`, `primaryKey`: a key that is no secret (checked before the ending `key` says secret).
 fn names_a_public_key(name: &str) -> bool {
     let mut words = NameWords::new(name);
@@ -485,7 +464,7 @@ fn keyword_spans(line: &str, spans: &mut Vec<Span>) {
         // Every secret word holds a trigger word (`every_secret_word_holds_a_trigger`), and most words hold none:
         // the automaton's finds rule them out faster than the word lists.
         let holds = triggers.iter().any(|&(s, e)| s >= word_start && e <= word_end);
-        if !holds || !is_secret_word_remembered(word) {
+        if !holds || !is_secret_word(word) {
             continue;
         }
         let in_tag = start > 0 && bytes[start - 1] == b'<';
