@@ -699,34 +699,34 @@ fn holds_trigger(text: &str) -> bool {
 
 /// Every place a trigger word stands in the text, overlapping ones included, as byte ranges.
 fn trigger_occurrences(text: &str) -> Vec<(usize, usize)> {
-    use aho_corasick::automaton::Automaton;
-    let dfa = trigger_dfa();
     let mut found = Vec::new();
-    let Ok(mut sid) = dfa.start_state(aho_corasick::Anchored::No) else { return vec![(0, text.len())] };
-    for (at, byte) in text.bytes().enumerate() {
-        sid = dfa.next_state(aho_corasick::Anchored::No, sid, byte);
-        if dfa.is_special(sid) && dfa.is_match(sid) {
-            // Standard match semantics: the state holds every word that ends here.
-            for nth in 0..dfa.match_len(sid) {
-                let len = TRIGGERS[dfa.match_pattern(sid, nth).as_usize()].len();
-                found.push((at + 1 - len, at + 1));
-            }
-        }
-    }
+    for_each_word(trigger_dfa(), text.as_bytes(), |word, end| found.push((end - TRIGGERS[word].len(), end)));
     found
 }
 
-/// Does `dfa` (unanchored, without prefilter) find a word in `bytes`?
-fn dfa_finds(dfa: &aho_corasick::dfa::DFA, bytes: &[u8]) -> bool {
+/// Calls `found(word index, end)` for every word of `dfa` (unanchored, standard match semantics, no prefilter)
+/// that ends in `bytes`, overlapping ones included: a state holds every word that ends where it is reached.
+fn for_each_word(dfa: &aho_corasick::dfa::DFA, bytes: &[u8], mut found: impl FnMut(usize, usize)) {
     use aho_corasick::automaton::Automaton;
-    let Ok(mut sid) = dfa.start_state(aho_corasick::Anchored::No) else { return true };
-    for byte in bytes {
+    let mut sid = dfa.start_state(aho_corasick::Anchored::No).expect("an unanchored DFA starts anywhere");
+    for (at, byte) in bytes.iter().enumerate() {
         sid = dfa.next_state(aho_corasick::Anchored::No, sid, *byte);
         if dfa.is_special(sid) && dfa.is_match(sid) {
-            return true;
+            for nth in 0..dfa.match_len(sid) {
+                found(dfa.match_pattern(sid, nth).as_usize(), at + 1);
+            }
         }
     }
-    false
+}
+
+/// Does `dfa` (unanchored, without prefilter) find a word in `bytes`? Stops at the first.
+fn dfa_finds(dfa: &aho_corasick::dfa::DFA, bytes: &[u8]) -> bool {
+    use aho_corasick::automaton::Automaton;
+    let mut sid = dfa.start_state(aho_corasick::Anchored::No).expect("an unanchored DFA starts anywhere");
+    bytes.iter().any(|byte| {
+        sid = dfa.next_state(aho_corasick::Anchored::No, sid, *byte);
+        dfa.is_special(sid) && dfa.is_match(sid)
+    })
 }
 
 /// Can this text hold a secret at all? `false` means `mask_line` would leave every line of it untouched, so a
@@ -910,7 +910,6 @@ fn shape_spans_into(line: &str, spans: &mut Vec<Span>) {
 /// authentication …`, `username … privilege 15`) hold none, and a rule is only compiled when a line first holds
 /// one of its words (most files need few of the rules).
 fn rules_that_may_match(line: &str) -> u32 {
-    use aho_corasick::automaton::Automaton;
     static WORDS: OnceLock<(aho_corasick::dfa::DFA, Vec<u32>)> = OnceLock::new();
     const _: () = assert!(RULES.len() <= 32, "rules_that_may_match answers in a u32");
     let (dfa, rule_of) = WORDS.get_or_init(|| {
@@ -926,16 +925,8 @@ fn rules_that_may_match(line: &str) -> u32 {
             .expect("the words of the rules are valid");
         (dfa, rule_of)
     });
-    let Ok(mut sid) = dfa.start_state(aho_corasick::Anchored::No) else { return u32::MAX };
     let mut rules = 0;
-    for byte in line.bytes() {
-        sid = dfa.next_state(aho_corasick::Anchored::No, sid, byte);
-        if dfa.is_special(sid) && dfa.is_match(sid) {
-            for nth in 0..dfa.match_len(sid) {
-                rules |= rule_of[dfa.match_pattern(sid, nth).as_usize()];
-            }
-        }
-    }
+    for_each_word(dfa, line.as_bytes(), |word, _| rules |= rule_of[word]);
     rules
 }
 
