@@ -74,6 +74,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// People who may act at this site, and their roles
+    #[command(subcommand)]
+    User(UserCmd),
+    /// API tokens for scripts
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Run as the plant's service: the web workspace and JSON API (and continuous sync when enrolled)
+    Serve {
+        /// Address to listen on for the web UI and the API [default: from the config file, else 127.0.0.1:8443]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// TOML configuration file [default: /etc/datum/edge.toml when it exists]
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Write one verifiable archive of the whole site
     Dump {
         /// File to write (`-` for standard output)
@@ -558,6 +573,93 @@ pub enum ReviewCmd {
         #[arg(long)]
         notes: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a person (the first one must hold site-admin)
+    Add {
+        /// The account name (how the person signs in; separation of duties compares it)
+        name: String,
+        /// Roles, comma-separated: viewer, engineer, approver, auditor, site-admin
+        #[arg(long, value_name = "ROLE[,ROLE]")]
+        role: String,
+        /// The name shown in pages and reports
+        #[arg(long, value_name = "TEXT")]
+        display: Option<String>,
+        /// The operating-system login that acts as this person on this machine's command line
+        #[arg(long, value_name = "LOGIN")]
+        os_user: Option<String>,
+        /// Read the initial password from standard input (one line)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Everyone, with roles and second-factor state
+    List {
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// One person's account
+    Show {
+        name: String,
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an account (its sessions and tokens stop working at once)
+    Disable { name: String },
+    /// Enable a disabled account
+    Enable { name: String },
+    /// Replace an account's roles
+    Roles {
+        name: String,
+        /// Roles, comma-separated
+        #[arg(long, value_name = "ROLE[,ROLE]")]
+        role: String,
+    },
+    /// Set an account's password (read from standard input; ends its sessions)
+    Passwd {
+        name: String,
+        /// Read the password from standard input (one line); required
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Second factor
+    #[command(subcommand)]
+    Mfa(MfaCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MfaCmd {
+    /// Remove an account's TOTP and recovery codes; it sets up a new one at its next sign-in
+    Reset { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Make an API token acting as a user (shown once; stored hashed)
+    Create {
+        #[arg(long)]
+        user: String,
+        /// Lifetime, e.g. 30d, 12h [default: 90d]; `never` for none
+        #[arg(long, default_value = "90d")]
+        expires: String,
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tokens (never their secrets)
+    List {
+        /// Only this user's
+        #[arg(long)]
+        user: Option<String>,
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ mod output;
 mod site;
 mod store;
 mod view;
+mod web;
 
 /// mimalloc: a one-shot command allocates and frees hundreds of thousands of small lines; glibc's allocator
 /// spent ~15 % of a large `diff` in malloc, free and consolidation, plus page faults (docs/PERFORMANCE.md).
@@ -41,13 +42,23 @@ fn main() -> ExitCode {
     };
     exit::finish(runtime.block_on(async {
         // Comparing two files acts on nothing, so it needs no actor.
+        let typed_actor = cli.actor.is_some() || std::env::var("DATUM_ACTOR").ok().is_some_and(|v| !v.is_empty());
         let actor =
             if matches!(cli.command, cli::Command::Diff { .. }) { String::new() } else { resolve_actor(cli.actor)? };
+        let token = std::env::var("DATUM_TOKEN").ok().filter(|v| !v.is_empty());
         // The drill clock (`DATUM_NOW`): every audit entry written under it is marked as a drill entry, and it
         // cannot date an entry before the newest one (time never goes backwards in the audit trail), so a drill
         // moves a site's clock forward for good: run drills on a copy (`restore-dump`).
         let (now, drill) = process::now()?;
-        let ctx = commands::Context { data: resolve_data(cli.data), actor, now, drill };
+        let ctx = commands::Context {
+            data: resolve_data(cli.data),
+            actor,
+            typed_actor,
+            os_login: os_account(),
+            token,
+            now,
+            drill,
+        };
         commands::run(ctx, cli.command).await
     }))
 }

@@ -98,6 +98,8 @@ pub struct Site {
     pub policy: Policy,
     /// The clock is the drill clock (`DATUM_NOW`): every audit entry written says so.
     pub drill: bool,
+    /// How `actor` proved who they are; `None` in a site without users (entries are then unauthenticated).
+    pub auth: Option<datum_shared::identity::AuthMethod>,
     signing_key: SigningKey,
     automerge_actor: ActorId,
     docs: HashMap<DocId, Automerge>,
@@ -323,6 +325,7 @@ impl Site {
             now,
             policy: Policy::default(),
             drill: false,
+            auth: None,
             signing_key,
             // A fresh automerge actor per process: two processes sharing one actor id corrupt history.
             automerge_actor: ActorId::from(rand::random::<[u8; 16]>().as_slice()),
@@ -430,6 +433,7 @@ impl Site {
             prev,
             adopted: write.adopted,
             drill: self.drill,
+            auth: self.auth,
         };
         let hash = entry.hash();
         let signature = hex::encode(self.signing_key.sign(hash.as_bytes()).to_bytes());

@@ -47,6 +47,10 @@ pub struct AuditEntry {
     /// serialized (so not hashed), in every ordinary entry: older entries keep their hashes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drill: bool,
+    /// How the actor proved who they are; `None` (then not serialized, so not hashed: older entries keep their
+    /// hashes) for an entry written under a typed name, in a site with no users: unauthenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::identity::AuthMethod>,
 }
 
 impl AuditEntry {
@@ -133,6 +137,7 @@ mod tests {
                     prev: prev.clone(),
                     adopted: vec![],
                     drill: false,
+                    auth: None,
                 };
                 let hash = entry.hash();
                 prev = hash.clone();

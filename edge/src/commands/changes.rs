@@ -48,16 +48,20 @@ pub async fn run(site: &mut Site, cmd: ChangeCmd) -> Result<Outcome> {
     }
 }
 
-struct NewArgs {
-    title: String,
-    reason: String,
-    assets: Vec<String>,
-    risk: String,
-    impact: String,
-    rollback: String,
-    test_plan: Option<String>,
-    window: Option<String>,
-    emergency: bool,
+#[derive(Debug, serde::Deserialize)]
+pub struct NewArgs {
+    pub title: String,
+    pub reason: String,
+    pub assets: Vec<String>,
+    pub risk: String,
+    pub impact: String,
+    pub rollback: String,
+    #[serde(default)]
+    pub test_plan: Option<String>,
+    #[serde(default)]
+    pub window: Option<String>,
+    #[serde(default)]
+    pub emergency: bool,
 }
 
 fn parse_time(value: &str) -> Result<DateTime<Utc>> {
@@ -85,6 +89,24 @@ fn parse_window(value: &str) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
 }
 
 async fn new(site: &mut Site, args: NewArgs, json: bool) -> Result<Outcome> {
+    let cr = create(site, args).await?;
+    let id = cr.id;
+    if json {
+        print_json(&cr)?;
+    } else {
+        println!(
+            "created {id} ({} risk{}): {}; next: `datum-edge change submit {id}`{}",
+            cr.draft.risk,
+            if cr.draft.emergency { ", EMERGENCY" } else { "" },
+            cr.draft.title,
+            if cr.draft.emergency { " or implement now and get approvals within 72 h" } else { "" }
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+/// Creates a change request (state `draft`).
+pub async fn create(site: &mut Site, args: NewArgs) -> Result<ChangeRequest> {
     let mut assets = Vec::new();
     for name in &args.assets {
         let asset = find_asset(site, name).await?;
@@ -120,18 +142,7 @@ async fn new(site: &mut Site, args: NewArgs, json: bool) -> Result<Outcome> {
     let cr = apply(None, &event).map_err(|e| user(e.to_string()))?;
     let doc = site.doc_id(&format!("changes/{}", year_period(site.now)));
     write_event(site, &doc, &event, Some(cr.draft.reason.clone()), &cr, Vec::new()).await?;
-    if json {
-        print_json(&cr)?;
-    } else {
-        println!(
-            "created {id} ({} risk{}): {}; next: `datum-edge change submit {id}`{}",
-            cr.draft.risk,
-            if cr.draft.emergency { ", EMERGENCY" } else { "" },
-            cr.draft.title,
-            if cr.draft.emergency { " or implement now and get approvals within 72 h" } else { "" }
-        );
-    }
-    Ok(Outcome::Clean)
+    Ok(cr)
 }
 
 async fn doc_of(site: &Site, id: ChangeId) -> Result<DocId> {
@@ -162,7 +173,7 @@ async fn write_event(
 }
 
 /// Builds the next event of a change, checks it with the reducer, writes it.
-async fn next_event(
+pub async fn next_event(
     site: &mut Site,
     id: &str,
     action: ChangeAction,
@@ -198,23 +209,7 @@ async fn step(site: &mut Site, id: &str, action: ChangeAction) -> Result<Outcome
 }
 
 async fn implement(site: &mut Site, id: &str, note: Option<String>) -> Result<Outcome> {
-    let change = ChangeId::parse(id).map_err(|e| user(e.to_string()))?;
-    let current = load_change(site, change).await?;
-    let mut captures: Vec<VersionRef> = Vec::new();
-    for asset in &current.draft.assets {
-        let versions: Vec<ConfigVersion> = site.list_for(ConfigVersion::COLLECTION, asset.as_str()).await?;
-        captures.extend(versions.iter().filter(|v| v.change == Some(change)).map(version_ref));
-        let checks: Vec<ConfigCheck> = site.list_for(ConfigCheck::COLLECTION, asset.as_str()).await?;
-        for check in checks.iter().filter(|c| c.change == Some(change)) {
-            if let Some(v) = versions.iter().find(|v| v.slot == check.slot && v.version == check.version) {
-                captures.push(version_ref(v));
-            }
-        }
-    }
-    captures.sort();
-    captures.dedup();
-    let after =
-        next_event(site, id, ChangeAction::Implement { note, captures: captures.clone() }, |_| Vec::new()).await?;
+    let (after, captures) = implement_change(site, id, note).await?;
     println!(
         "{}: implemented; linked captures: {}",
         after.id,
@@ -239,7 +234,44 @@ async fn implement(site: &mut Site, id: &str, note: Option<String>) -> Result<Ou
     Ok(Outcome::Clean)
 }
 
+/// Records the implementation of a change, linking the captures made under it.
+pub async fn implement_change(
+    site: &mut Site,
+    id: &str,
+    note: Option<String>,
+) -> Result<(ChangeRequest, Vec<VersionRef>)> {
+    let change = ChangeId::parse(id).map_err(|e| user(e.to_string()))?;
+    let current = load_change(site, change).await?;
+    let mut captures: Vec<VersionRef> = Vec::new();
+    for asset in &current.draft.assets {
+        let versions: Vec<ConfigVersion> = site.list_for(ConfigVersion::COLLECTION, asset.as_str()).await?;
+        captures.extend(versions.iter().filter(|v| v.change == Some(change)).map(version_ref));
+        let checks: Vec<ConfigCheck> = site.list_for(ConfigCheck::COLLECTION, asset.as_str()).await?;
+        for check in checks.iter().filter(|c| c.change == Some(change)) {
+            if let Some(v) = versions.iter().find(|v| v.slot == check.slot && v.version == check.version) {
+                captures.push(version_ref(v));
+            }
+        }
+    }
+    captures.sort();
+    captures.dedup();
+    let after =
+        next_event(site, id, ChangeAction::Implement { note, captures: captures.clone() }, |_| Vec::new()).await?;
+    Ok((after, captures))
+}
+
 async fn verify(site: &mut Site, id: &str) -> Result<Outcome> {
+    let after = verify_change(site, id).await?;
+    println!(
+        "{}: verified; new baselines: {}",
+        after.id,
+        after.verified_versions.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(Outcome::Clean)
+}
+
+/// Verifies an implemented change: the captures match, and they become the new baselines.
+pub async fn verify_change(site: &mut Site, id: &str) -> Result<ChangeRequest> {
     let change = ChangeId::parse(id).map_err(|e| user(e.to_string()))?;
     let current = load_change(site, change).await?;
     let view = crate::view::load(site).await?;
@@ -264,12 +296,7 @@ async fn verify(site: &mut Site, id: &str) -> Result<Outcome> {
             .collect()
     })
     .await?;
-    println!(
-        "{}: verified; new baselines: {}",
-        after.id,
-        after.verified_versions.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
-    );
-    Ok(Outcome::Clean)
+    Ok(after)
 }
 
 #[derive(Serialize)]

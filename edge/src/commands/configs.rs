@@ -62,20 +62,20 @@ pub async fn load_change(site: &Site, id: ChangeId) -> Result<ChangeRequest> {
 }
 
 #[derive(Serialize)]
-struct CaptureReport {
-    asset: String,
-    slot: String,
-    version: u32,
-    unchanged: bool,
-    raw_hash: String,
-    size: u64,
-    stored_bytes: u64,
-    delta_base: Option<String>,
-    change: Option<ChangeId>,
+pub struct CaptureReport {
+    pub asset: String,
+    pub slot: String,
+    pub version: u32,
+    pub unchanged: bool,
+    pub raw_hash: String,
+    pub size: u64,
+    pub stored_bytes: u64,
+    pub delta_base: Option<String>,
+    pub change: Option<ChangeId>,
     /// Detected format, when normalised.
-    format: Option<String>,
+    pub format: Option<String>,
     /// False when the new version differs from the previous one only in noise.
-    significant: bool,
+    pub significant: bool,
 }
 
 async fn capture(
@@ -87,6 +87,40 @@ async fn capture(
     change: Option<String>,
     json: bool,
 ) -> Result<Outcome> {
+    let report = store_capture(site, asset, file, slot, note, change).await?;
+    if json {
+        print_json(&report)?;
+    } else if report.unchanged {
+        println!("{}/{}: unchanged since v{} (checked, recorded)", report.asset, report.slot, report.version);
+    } else {
+        println!(
+            "{}/{}: stored v{} ({} bytes, sha256 {}, {}){}{}",
+            report.asset,
+            report.slot,
+            report.version,
+            report.size,
+            report.raw_hash.get(..16).unwrap_or(&report.raw_hash),
+            report.format.as_deref().unwrap_or("not normalised"),
+            report.change.map(|c| format!(" under {c}")).unwrap_or_default(),
+            if report.significant || report.version == 1 {
+                String::new()
+            } else {
+                format!("; no significant change since v{} (only noise differs)", report.version - 1)
+            }
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+/// Stores a capture of `file` (or records that it is unchanged) and says what happened.
+pub async fn store_capture(
+    site: &mut Site,
+    asset: &str,
+    file: &Path,
+    slot: Option<String>,
+    note: Option<String>,
+    change: Option<String>,
+) -> Result<CaptureReport> {
     let asset = find_asset(site, asset).await?;
     if !asset.is_active() {
         return Err(user(format!("asset {} is retired; captures are closed", asset.name)));
@@ -202,28 +236,7 @@ async fn capture(
             };
         }
     }
-    if json {
-        print_json(&report)?;
-    } else if report.unchanged {
-        println!("{}/{}: unchanged since v{} (checked, recorded)", report.asset, report.slot, report.version);
-    } else {
-        println!(
-            "{}/{}: stored v{} ({} bytes, sha256 {}, {}){}{}",
-            report.asset,
-            report.slot,
-            report.version,
-            report.size,
-            report.raw_hash.get(..16).unwrap_or(&report.raw_hash),
-            report.format.as_deref().unwrap_or("not normalised"),
-            report.change.map(|c| format!(" under {c}")).unwrap_or_default(),
-            if report.significant || report.version == 1 {
-                String::new()
-            } else {
-                format!("; no significant change since v{} (only noise differs)", report.version - 1)
-            }
-        );
-    }
-    Ok(Outcome::Clean)
+    Ok(report)
 }
 
 /// Blobs a new version of `slot` may be stored as a delta of, best guess first. A slot with history offers

@@ -855,3 +855,8 @@ fn backoff(failures: u32) -> Duration {
     let jitter = 0.75 + rand::random::<f64>() * 0.5;
     base.mul_f64(jitter)
 }
+
+/// Whether this data directory is enrolled with a hub.
+pub fn enrolled(dir: &Path) -> bool {
+    matches!(HubLink::load(dir), Ok(Some(_)))
+}

@@ -2,13 +2,14 @@
 
 mod assets;
 mod audit;
-mod changes;
+pub mod changes;
 mod compare;
-mod configs;
+pub mod configs;
 mod dump;
-mod federation;
+pub mod federation;
 mod reports;
 mod restore;
+pub mod users;
 
 use std::path::PathBuf;
 
@@ -24,6 +25,12 @@ use datum_host::exit::{user, Outcome};
 pub struct Context {
     pub data: PathBuf,
     pub actor: String,
+    /// The actor was typed (`--actor` or `DATUM_ACTOR`), not taken from the OS account.
+    pub typed_actor: bool,
+    /// The login name of this process's uid (from the account database, never from the environment).
+    pub os_login: Option<String>,
+    /// `DATUM_TOKEN`: act as this API token's user.
+    pub token: Option<String>,
     pub now: DateTime<Utc>,
     /// `now` comes from the drill clock (`DATUM_NOW`); audit entries say so.
     pub drill: bool,
@@ -53,17 +60,22 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
             let mode = transport.into();
             federation::sync(&ctx, once, json, mode, std::time::Duration::from_secs(interval.max(1)), no_gso).await
         }
+        Command::Serve { listen, config } => crate::web::serve(&ctx, listen, config).await,
         command => {
-            let mut site = Site::open_as(&ctx.data, &ctx.actor, ctx.now, access(&command)).await?;
+            let access = access(&command);
+            let mut site = Site::open_as(&ctx.data, &ctx.actor, ctx.now, access).await?;
             site.drill = ctx.drill;
-            let outcome = dispatch(&mut site, command).await;
+            let outcome = match users::authenticate(&mut site, &ctx, &command, access == Access::Write).await {
+                Ok(acting) => dispatch(&mut site, acting, command).await,
+                Err(e) => Err(e),
+            };
             site.close().await;
             outcome
         }
     }
 }
 
-async fn dispatch(site: &mut Site, command: Command) -> Result<Outcome> {
+async fn dispatch(site: &mut Site, acting: Option<users::Acting>, command: Command) -> Result<Outcome> {
     match command {
         Command::Enroll { hub, token, fingerprint, node, transport } => {
             let mode = transport.into();
@@ -73,6 +85,7 @@ async fn dispatch(site: &mut Site, command: Command) -> Result<Outcome> {
         | Command::RestoreDump { .. }
         | Command::RestoreFromHub { .. }
         | Command::Diff { .. }
+        | Command::Serve { .. }
         | Command::Sync { .. } => {
             unreachable!("handled before opening a site")
         }
@@ -86,6 +99,8 @@ async fn dispatch(site: &mut Site, command: Command) -> Result<Outcome> {
         Command::Review(cmd) => reports::review(site, cmd).await,
         Command::Audit(cmd) => audit::run(site, cmd).await,
         Command::Dump { out, json } => dump::dump(site, &out, json).await,
+        Command::User(cmd) => users::run_user(site, acting, cmd).await,
+        Command::Token(cmd) => users::run_token(site, acting, cmd).await,
     }
 }
 
@@ -105,6 +120,7 @@ fn access(command: &Command) -> Access {
         Command::Backup(cmd) => matches!(cmd, BackupCmd::Status { .. } | BackupCmd::Verify { .. }),
         Command::Review(cmd) => matches!(cmd, ReviewCmd::Due { .. }),
         Command::Audit(cmd) => matches!(cmd, AuditCmd::Log { .. }),
+        Command::User(cmd) => matches!(cmd, crate::cli::UserCmd::List { .. } | crate::cli::UserCmd::Show { .. }),
         Command::Drift { .. } | Command::Dump { .. } => true,
         _ => false,
     };

@@ -6,7 +6,9 @@
 //! ([`fs`]). The web server scaffolding, sessions and authentication of the web workspaces will live here too,
 //! once, for edge and hub.
 
+pub mod auth;
 pub mod exit;
 pub mod fs;
 pub mod net;
 pub mod process;
+pub mod web;

@@ -48,3 +48,23 @@ pub fn restore_sigpipe() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
+
+/// Tells systemd the service is ready (`Type=notify`): `READY=1` to `$NOTIFY_SOCKET`, when set. Best effort: a
+/// service started by hand has no socket and needs no message.
+pub fn notify_ready() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let path = path.to_string_lossy().into_owned();
+    let addr = match path.strip_prefix('@') {
+        Some(abstract_name) => SocketAddr::from_abstract_name(abstract_name.as_bytes()),
+        None => SocketAddr::from_pathname(&path),
+    };
+    let sent = addr.and_then(|addr| {
+        let socket = UnixDatagram::unbound()?;
+        socket.send_to_addr(b"READY=1", &addr)
+    });
+    if let Err(e) = sent {
+        tracing::warn!("could not tell systemd the service is ready ({path}): {e}");
+    }
+}

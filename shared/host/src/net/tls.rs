@@ -195,3 +195,23 @@ fn root_store(pem: &str) -> Result<RootCertStore, TlsError> {
     }
     Ok(roots)
 }
+
+/// The web workspaces' HTTPS: TLS 1.3 and 1.2 (browsers on older plant PCs), ALPN `http/1.1`, 0-RTT off, no
+/// client certificate.
+pub fn web_server_config(chain_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let chain = parse_certs(chain_pem)?;
+    let key = parse_key(key_pem)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.max_early_data_size = 0;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A self-signed web certificate for a node not (yet) given one by its hub: (certificate PEM, key PEM).
+pub fn self_signed_web_cert(names: &[String]) -> Result<(String, String), TlsError> {
+    let certified = rcgen::generate_simple_self_signed(names.to_vec()).map_err(|e| TlsError::Pem(e.to_string()))?;
+    Ok((certified.cert.pem(), certified.signing_key.serialize_pem()))
+}

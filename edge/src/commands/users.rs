@@ -1,0 +1,510 @@
+//! `user …`, `token …`, and who is acting: the authenticated person behind every command once a site has users.
+//!
+//! A site without users works as it always did: the typed name (`--actor`, `DATUM_ACTOR`, the OS user) is
+//! recorded, and every entry is marked unauthenticated. Once the first user exists (it must hold site-admin), a
+//! command acts as the person its operating-system account is mapped to (`--os-user`, read from the kernel's
+//! uid, never from the environment) or as an API token's user (`DATUM_TOKEN`); `--actor` is refused for writes.
+
+use std::io::BufRead;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use datum_host::auth::AuthStore;
+use datum_host::exit::{user, Outcome};
+use datum_shared::identity::{authorize, Action, AuthMethod, Role, User};
+use serde::Serialize;
+
+use super::Context;
+use crate::cli::{Command, MfaCmd, TokenCmd, UserCmd};
+use crate::output::{print_json, print_table};
+use crate::site::{Site, Write};
+
+/// Everyone with an account at the site (from the projection), by name.
+pub async fn users(site: &Site) -> Result<Vec<User>> {
+    site.list::<User>(User::COLLECTION).await
+}
+
+/// The person a command acts as, once a site has users.
+#[derive(Debug, Clone)]
+pub struct Acting {
+    pub user: User,
+    pub auth: AuthMethod,
+}
+
+/// Finds who is acting and checks they may run `command`; sets the site's actor and authentication method
+/// for the audit entries the command writes. `None` in a site without users.
+pub async fn authenticate(site: &mut Site, ctx: &Context, command: &Command, writes: bool) -> Result<Option<Acting>> {
+    let all = users(site).await?;
+    if all.is_empty() {
+        if matches!(command, Command::Token(_)) {
+            return Err(user("this site has no users yet: add the first (a site-admin) with `datum-edge user add`"));
+        }
+        return Ok(None);
+    }
+    let acting = if let Some(token) = &ctx.token {
+        let store = AuthStore::open(&site.dir).await?;
+        let name = store.token_user(token, site.now).await?;
+        store.close().await;
+        let name =
+            name.ok_or_else(|| user("DATUM_TOKEN is not a valid token of this site (unknown, revoked or expired)"))?;
+        let found = all.iter().find(|u| u.name == name).cloned();
+        let found = found.ok_or_else(|| user(format!("the token's user {name} no longer exists")))?;
+        Acting { user: found, auth: AuthMethod::Token }
+    } else {
+        if ctx.typed_actor && writes {
+            return Err(user(
+                "this site has users: --actor and DATUM_ACTOR are refused for writes; a command acts as the person \
+                 its OS account is mapped to (`datum-edge user add NAME --os-user LOGIN`) or as DATUM_TOKEN's user",
+            ));
+        }
+        let login = ctx.os_login.as_deref().ok_or_else(|| user("cannot tell this process's OS account"))?;
+        let found = all.iter().find(|u| u.os_user.as_deref() == Some(login)).cloned().ok_or_else(|| {
+            user(format!(
+                "this site has users, and the OS account {login} is not mapped to one: a site-admin maps it with \
+                 `datum-edge user add NAME --os-user {login}`, or use an API token (DATUM_TOKEN)"
+            ))
+        })?;
+        Acting { user: found, auth: AuthMethod::OsAccount }
+    };
+    if let Some(action) = action_of(command) {
+        authorize(&acting.user, action).map_err(|r| user(r.to_string()))?;
+        if acting.auth == AuthMethod::Token && action.asks_mfa_again() {
+            return Err(user(format!(
+                "an API token may not {}: that needs the person, with their second factor",
+                action.describe()
+            )));
+        }
+    } else if acting.user.disabled {
+        return Err(user(format!("the account {} is disabled", acting.user.name)));
+    }
+    site.actor = acting.user.name.clone();
+    site.auth = Some(acting.auth);
+    Ok(Some(acting))
+}
+
+/// What a command does, for authorization; `None` where the command checks for itself (`user`, `token`) or is
+/// the machine's own work (`sync`).
+pub fn action_of(command: &Command) -> Option<Action> {
+    use crate::cli::{AssetCmd, BaselineCmd, ChangeCmd, ConfigCmd, ReviewCmd};
+    Some(match command {
+        Command::Asset(AssetCmd::Show { .. } | AssetCmd::List { .. } | AssetCmd::Export { .. }) => Action::Read,
+        Command::Asset(_) => Action::EditInventory,
+        Command::Config(ConfigCmd::Capture { .. }) => Action::EditInventory,
+        Command::Config(_) => Action::Read,
+        Command::Baseline(BaselineCmd::Approve { .. }) => Action::ApproveBaseline,
+        Command::Baseline(_) => Action::Read,
+        Command::Change(ChangeCmd::Approve { .. } | ChangeCmd::Reject { .. }) => Action::DecideChange,
+        Command::Change(ChangeCmd::Show { .. } | ChangeCmd::List { .. }) => Action::Read,
+        Command::Change(_) => Action::WorkOnChange,
+        Command::RestoreTest(_) => Action::RecordRestoreTest,
+        Command::Review(ReviewCmd::Record { .. }) => Action::RecordReview,
+        Command::Review(_) | Command::Backup(_) | Command::Audit(_) | Command::Drift { .. } => Action::Read,
+        Command::Dump { .. } => Action::ExportEvidence,
+        Command::Enroll { .. } => Action::ManageSite,
+        Command::Serve { .. } => Action::ManageSite,
+        Command::User(_) | Command::Token(_) | Command::Sync { .. } => return None,
+        Command::Init { .. } | Command::Diff { .. } | Command::RestoreDump { .. } | Command::RestoreFromHub { .. } => {
+            return None
+        }
+    })
+}
+
+fn read_password_line() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        return Err(user("no password on standard input"));
+    }
+    Ok(password)
+}
+
+fn require_admin(acting: &Option<Acting>) -> Result<()> {
+    match acting {
+        Some(a) => authorize(&a.user, Action::ManageUsers).map_err(|r| user(r.to_string())),
+        None => Ok(()),
+    }
+}
+
+fn find<'a>(all: &'a [User], name: &str) -> Result<&'a User> {
+    all.iter().find(|u| u.name == name).ok_or_else(|| user(format!("no user {name} (see `datum-edge user list`)")))
+}
+
+fn account_name(raw: &str) -> Result<String> {
+    datum_shared::person::normalize_name(raw).map_err(user)
+}
+
+/// Whether removing `name`'s admin powers would leave the site with no enabled site-admin.
+fn last_admin(all: &[User], name: &str) -> bool {
+    !all.iter().any(|u| u.name != name && !u.disabled && u.has(Role::SiteAdmin))
+}
+
+async fn put_user(site: &mut Site, op: &str, record: &User, summary: String) -> Result<()> {
+    let mut w = Write::new(op, record.name.clone(), None);
+    w.put(&site.doc_id("site"), User::COLLECTION, &record.name, record)?;
+    site.apply(w, summary).await?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct UserView<'a> {
+    #[serde(flatten)]
+    user: &'a User,
+    has_password: bool,
+    has_totp: bool,
+    mfa_required: bool,
+}
+
+pub async fn run_user(site: &mut Site, acting: Option<Acting>, cmd: UserCmd) -> Result<Outcome> {
+    let all = users(site).await?;
+    match cmd {
+        UserCmd::Add { name, role, display, os_user, password_stdin } => {
+            require_admin(&acting)?;
+            let name = account_name(&name)?;
+            let roles = Role::parse_list(&role).map_err(user)?;
+            if all.is_empty() && !roles.contains(&Role::SiteAdmin) {
+                return Err(user(
+                    "the first user must hold site-admin (--role site-admin[,...]): once a site has users, only a \
+                     site-admin can add more",
+                ));
+            }
+            if all.iter().any(|u| u.name == name) {
+                return Err(user(format!("user {name} already exists (see `datum-edge user show {name}`)")));
+            }
+            let display = super::text_arg("display", display, 128)?;
+            if let Some(login) = &os_user {
+                check_login(login)?;
+                if let Some(other) = all.iter().find(|u| u.os_user.as_deref() == Some(login.as_str())) {
+                    return Err(user(format!("the OS account {login} is already mapped to {}", other.name)));
+                }
+            }
+            let password = if password_stdin { Some(read_password_line()?) } else { None };
+            if let Some(p) = &password {
+                datum_host::auth::check_new_password(p).map_err(|e| user(e.to_string()))?;
+            }
+            let record = User {
+                name: name.clone(),
+                display,
+                roles,
+                os_user,
+                disabled: false,
+                created_at: site.now,
+                created_by: site.actor.clone(),
+            };
+            // The secret first: an account that exists always has the password it was given.
+            if let Some(p) = &password {
+                let store = AuthStore::open(&site.dir).await?;
+                store.set_password(&name, p, site.now).await?;
+                store.close().await;
+            }
+            put_user(site, "user.add", &record, format!("user {name} added as {}", record.roles_text())).await?;
+            println!(
+                "added user {name} ({}){}",
+                record.roles_text(),
+                if password.is_some() {
+                    ""
+                } else {
+                    "; set a password with `datum-edge user passwd NAME --password-stdin`"
+                }
+            );
+            if record.needs_mfa() {
+                println!("{name} must set up a second factor (TOTP) at the first sign-in");
+            }
+            Ok(Outcome::Clean)
+        }
+        UserCmd::List { json } => {
+            let store = AuthStore::open(&site.dir).await?;
+            let mut views = Vec::new();
+            for u in &all {
+                views.push(UserView {
+                    user: u,
+                    has_password: store.has_password(&u.name).await?,
+                    has_totp: store.has_totp(&u.name).await?,
+                    mfa_required: u.needs_mfa(),
+                });
+            }
+            store.close().await;
+            if json {
+                print_json(&views)?;
+            } else {
+                let rows: Vec<Vec<String>> = views
+                    .iter()
+                    .map(|v| {
+                        vec![
+                            v.user.name.clone(),
+                            v.user.roles_text(),
+                            v.user.os_user.clone().unwrap_or_else(|| "-".into()),
+                            if v.user.disabled { "disabled".into() } else { "enabled".into() },
+                            if v.has_password { "yes".into() } else { "no".into() },
+                            match (v.mfa_required, v.has_totp) {
+                                (_, true) => "totp".into(),
+                                (true, false) => "REQUIRED, not set up".into(),
+                                (false, false) => "-".into(),
+                            },
+                        ]
+                    })
+                    .collect();
+                print_table(&["NAME", "ROLES", "OS USER", "STATE", "PASSWORD", "2ND FACTOR"], &rows);
+            }
+            Ok(Outcome::Clean)
+        }
+        UserCmd::Show { name, json } => {
+            let found = find(&all, &account_name(&name)?)?;
+            let store = AuthStore::open(&site.dir).await?;
+            let view = UserView {
+                user: found,
+                has_password: store.has_password(&found.name).await?,
+                has_totp: store.has_totp(&found.name).await?,
+                mfa_required: found.needs_mfa(),
+            };
+            store.close().await;
+            if json {
+                print_json(&view)?;
+            } else {
+                println!("name         {}", found.name);
+                if let Some(d) = &found.display {
+                    println!("display      {d}");
+                }
+                println!("roles        {}", found.roles_text());
+                println!("os user      {}", found.os_user.as_deref().unwrap_or("-"));
+                println!("state        {}", if found.disabled { "disabled" } else { "enabled" });
+                println!("password     {}", if view.has_password { "set" } else { "not set" });
+                println!(
+                    "2nd factor   {}",
+                    if view.has_totp {
+                        "totp"
+                    } else if view.mfa_required {
+                        "required, not set up"
+                    } else {
+                        "-"
+                    }
+                );
+                println!("created      {} by {}", found.created_at.to_rfc3339(), found.created_by);
+            }
+            Ok(Outcome::Clean)
+        }
+        UserCmd::Disable { name } | UserCmd::Enable { name } if acting.is_none() => {
+            Err(user(format!("no user {name} (this site has no users yet)")))
+        }
+        UserCmd::Disable { name } => {
+            require_admin(&acting)?;
+            let mut record = find(&all, &account_name(&name)?)?.clone();
+            if record.has(Role::SiteAdmin) && last_admin(&all, &record.name) {
+                return Err(user(format!(
+                    "{} is the last enabled site-admin; enable or add another first",
+                    record.name
+                )));
+            }
+            if record.disabled {
+                println!("{} is already disabled", record.name);
+                return Ok(Outcome::Clean);
+            }
+            record.disabled = true;
+            let store = AuthStore::open(&site.dir).await?;
+            store.end_sessions_of(&record.name).await?;
+            store.close().await;
+            put_user(site, "user.disable", &record, format!("user {} disabled", record.name)).await?;
+            println!("disabled {} (sessions ended; tokens refused while disabled)", record.name);
+            Ok(Outcome::Clean)
+        }
+        UserCmd::Enable { name } => {
+            require_admin(&acting)?;
+            let mut record = find(&all, &account_name(&name)?)?.clone();
+            if !record.disabled {
+                println!("{} is already enabled", record.name);
+                return Ok(Outcome::Clean);
+            }
+            record.disabled = false;
+            put_user(site, "user.enable", &record, format!("user {} enabled", record.name)).await?;
+            println!("enabled {}", record.name);
+            Ok(Outcome::Clean)
+        }
+        UserCmd::Roles { name, role } => {
+            require_admin(&acting)?;
+            let mut record = find(&all, &account_name(&name)?)?.clone();
+            let roles = Role::parse_list(&role).map_err(user)?;
+            if record.has(Role::SiteAdmin) && !roles.contains(&Role::SiteAdmin) && last_admin(&all, &record.name) {
+                return Err(user(format!(
+                    "{} is the last enabled site-admin; keep site-admin or add another first",
+                    record.name
+                )));
+            }
+            let before = record.roles_text();
+            record.roles = roles;
+            put_user(
+                site,
+                "user.roles",
+                &record,
+                format!("{}: roles {before} -> {}", record.name, record.roles_text()),
+            )
+            .await?;
+            println!("{}: roles are now {}", record.name, record.roles_text());
+            Ok(Outcome::Clean)
+        }
+        UserCmd::Passwd { name, password_stdin } => {
+            require_admin(&acting)?;
+            let record = find(&all, &account_name(&name)?)?.clone();
+            if !password_stdin {
+                return Err(user("give the password on standard input with --password-stdin (never as an argument)"));
+            }
+            let password = read_password_line()?;
+            let store = AuthStore::open(&site.dir).await?;
+            store.set_password(&record.name, &password, site.now).await.map_err(|e| user(e.to_string()))?;
+            store.close().await;
+            audit_only(site, "user.passwd", &record.name, format!("password of {} set; sessions ended", record.name))
+                .await?;
+            println!("password of {} set; its sessions were ended", record.name);
+            Ok(Outcome::Clean)
+        }
+        UserCmd::Mfa(MfaCmd::Reset { name }) => {
+            require_admin(&acting)?;
+            let record = find(&all, &account_name(&name)?)?.clone();
+            let store = AuthStore::open(&site.dir).await?;
+            store.reset_mfa(&record.name).await?;
+            store.close().await;
+            audit_only(site, "user.mfa-reset", &record.name, format!("second factor of {} removed", record.name))
+                .await?;
+            println!("second factor of {} removed; it sets up a new one at the next sign-in", record.name);
+            Ok(Outcome::Clean)
+        }
+    }
+}
+
+/// An OS login as `useradd` accepts it.
+fn check_login(login: &str) -> Result<()> {
+    let ok = !login.is_empty()
+        && login.len() <= 32
+        && login.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && !login.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(user(format!("{login:?} is not an OS login (letters, digits, '_', '-', '.'; at most 32)")))
+    }
+}
+
+/// Records an operation on secrets (which live outside the documents) in the audit trail: a counter record in
+/// the site document changes, so the entry is chained and signed like every other.
+async fn audit_only(site: &mut Site, op: &str, subject: &str, summary: String) -> Result<()> {
+    #[derive(Serialize)]
+    struct CredentialEvent<'a> {
+        op: &'a str,
+        user: &'a str,
+        at: DateTime<Utc>,
+        by: &'a str,
+    }
+    let mut w = Write::new(op, subject.to_string(), None);
+    let event = CredentialEvent { op, user: subject, at: site.now, by: &site.actor };
+    w.put(&site.doc_id("site"), "credential_events", subject, &event)?;
+    site.apply(w, summary).await?;
+    Ok(())
+}
+
+/// `30d`, `12h`, `90m`, or `never`.
+fn parse_lifetime(value: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    let v = value.trim();
+    if v == "never" {
+        return Ok(None);
+    }
+    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let n: i64 = digits.parse().map_err(|_| user(format!("{value:?} is not a lifetime like 30d, 12h or never")))?;
+    let d = match unit {
+        "d" => chrono::Duration::try_days(n),
+        "h" => chrono::Duration::try_hours(n),
+        "m" => chrono::Duration::try_minutes(n),
+        _ => None,
+    };
+    match d {
+        Some(d) if n > 0 && n <= 3650 * 24 * 60 => Ok(Some(now + d)),
+        _ => Err(user(format!("{value:?} is not a lifetime like 30d, 12h or never"))),
+    }
+}
+
+pub async fn run_token(site: &mut Site, acting: Option<Acting>, cmd: TokenCmd) -> Result<Outcome> {
+    let Some(acting) = acting else {
+        return Err(user("this site has no users yet: add the first (a site-admin) with `datum-edge user add`"));
+    };
+    let all = users(site).await?;
+    let is_admin = authorize(&acting.user, Action::ManageUsers).is_ok();
+    let store = AuthStore::open(&site.dir).await?;
+    let result = async {
+        match cmd {
+            TokenCmd::Create { user: name, expires, json } => {
+                let target = find(&all, &account_name(&name)?)?.clone();
+                if target.name != acting.user.name && !is_admin {
+                    return Err(user(format!("{} may only make tokens for themself", acting.user.name)));
+                }
+                if target.disabled {
+                    return Err(user(format!("the account {} is disabled", target.name)));
+                }
+                let expires_at = parse_lifetime(&expires, site.now)?;
+                let token = store.create_token(&target.name, &acting.user.name, site.now, expires_at).await?;
+                audit_only(site, "token.create", &target.name, format!("token {} made for {}", token.id, target.name))
+                    .await?;
+                if json {
+                    print_json(&serde_json::json!({
+                        "id": token.id, "user": target.name, "token": token.token,
+                        "expires_at": expires_at.map(|e| e.to_rfc3339()),
+                    }))?;
+                } else {
+                    println!("{}", token.token);
+                    eprintln!(
+                        "token {} for {}{}: shown once, keep it like a password (DATUM_TOKEN or `Authorization: Bearer`)",
+                        token.id,
+                        target.name,
+                        expires_at.map(|e| format!(", expires {}", e.to_rfc3339())).unwrap_or_default()
+                    );
+                }
+                Ok(Outcome::Clean)
+            }
+            TokenCmd::List { user: name, json } => {
+                let filter = match name {
+                    Some(n) => Some(account_name(&n)?),
+                    None if is_admin => None,
+                    None => Some(acting.user.name.clone()),
+                };
+                if filter.as_deref() != Some(acting.user.name.as_str()) && !is_admin {
+                    return Err(user(format!("{} may only list their own tokens", acting.user.name)));
+                }
+                let tokens = store.tokens(filter.as_deref()).await?;
+                if json {
+                    print_json(&tokens)?;
+                } else {
+                    let rows: Vec<Vec<String>> = tokens
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.id.clone(),
+                                t.user.clone(),
+                                t.created_at.clone(),
+                                t.expires_at.clone().unwrap_or_else(|| "never".into()),
+                                t.revoked_at.clone().map(|r| format!("revoked {r}")).unwrap_or_else(|| "active".into()),
+                                t.last_used_at.clone().unwrap_or_else(|| "-".into()),
+                            ]
+                        })
+                        .collect();
+                    print_table(&["ID", "USER", "CREATED", "EXPIRES", "STATE", "LAST USED"], &rows);
+                }
+                Ok(Outcome::Clean)
+            }
+            TokenCmd::Revoke { id } => {
+                let tokens = store.tokens(None).await?;
+                let t = tokens.iter().find(|t| t.id == id).ok_or_else(|| user(format!("no token {id}")))?;
+                if t.user != acting.user.name && !is_admin {
+                    return Err(user(format!("{} may only revoke their own tokens", acting.user.name)));
+                }
+                if !store.revoke_token(&id, site.now).await? {
+                    println!("token {id} was already revoked");
+                    return Ok(Outcome::Clean);
+                }
+                let owner = t.user.clone();
+                audit_only(site, "token.revoke", &owner, format!("token {id} of {owner} revoked")).await?;
+                println!("revoked token {id} of {owner}");
+                Ok(Outcome::Clean)
+            }
+        }
+    }
+    .await;
+    store.close().await;
+    result
+}

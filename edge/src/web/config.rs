@@ -1,0 +1,181 @@
+//! The service's TOML configuration (`/etc/datum/edge.toml` when installed) and its web certificate.
+//!
+//! ```toml
+//! listen = "0.0.0.0:8443"          # the web UI and API
+//! data = "/var/lib/datum"          # the data directory
+//! plain_http = false               # true only on a loopback address (a reverse proxy on the box)
+//! sync = true                      # continuous sync with the hub when enrolled
+//! [session]
+//! idle_minutes = 15
+//! absolute_hours = 8
+//! [tls]                            # a certificate from the company CA; default: one made on first start
+//! cert = "/etc/datum/web.crt"
+//! key = "/etc/datum/web.key"
+//! ```
+//! Unknown keys are warned about, not fatal (an older binary reads a newer file).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use datum_host::auth::SessionLimits;
+use datum_host::exit::user;
+use datum_host::net::{pki, tls};
+
+/// Where an installed service finds its configuration when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/datum/edge.toml";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: Option<SocketAddr>,
+    pub data: Option<PathBuf>,
+    pub plain_http: bool,
+    pub sync: bool,
+    pub idle: Duration,
+    pub absolute: Duration,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let limits = SessionLimits::default();
+        Config {
+            listen: None,
+            data: None,
+            plain_http: false,
+            sync: true,
+            idle: limits.idle,
+            absolute: limits.absolute,
+            cert: None,
+            key: None,
+        }
+    }
+}
+
+impl Config {
+    pub fn session_limits(&self) -> SessionLimits {
+        SessionLimits { idle: self.idle, absolute: self.absolute }
+    }
+}
+
+/// Reads the file given, else the default path when it exists, else the defaults.
+pub fn load(path: Option<&Path>) -> Result<Config> {
+    let (path, required) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Config::default()),
+        Err(e) => return Err(user(format!("read {}: {e}", path.display()))),
+    };
+    let (config, unknown) = parse(&text).map_err(|e| user(format!("{}: {e}", path.display())))?;
+    for key in unknown {
+        tracing::warn!("{}: unknown key {key} ignored", path.display());
+        eprintln!("warning: {}: unknown key {key} ignored", path.display());
+    }
+    Ok(config)
+}
+
+/// Parses a configuration; also returns the keys it did not know.
+pub fn parse(text: &str) -> Result<(Config, Vec<String>), String> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    let mut config = Config::default();
+    let mut unknown = Vec::new();
+    let string =
+        |key: &str, v: &toml::Value| v.as_str().map(str::to_string).ok_or_else(|| format!("{key} must be a string"));
+    let boolean = |key: &str, v: &toml::Value| v.as_bool().ok_or_else(|| format!("{key} must be true or false"));
+    let minutes = |key: &str, v: &toml::Value, unit: u64, max: i64| match v.as_integer() {
+        Some(n) if n > 0 && n <= max => Ok(Duration::from_secs(n.unsigned_abs() * unit)),
+        _ => Err(format!("{key} must be a whole number from 1 to {max}")),
+    };
+    for (key, value) in &table {
+        match key.as_str() {
+            "listen" => {
+                let s = string(key, value)?;
+                config.listen =
+                    Some(s.parse().map_err(|_| format!("listen {s:?} is not an address like 0.0.0.0:8443"))?);
+            }
+            "data" => config.data = Some(PathBuf::from(string(key, value)?)),
+            "plain_http" => config.plain_http = boolean(key, value)?,
+            "sync" => config.sync = boolean(key, value)?,
+            "session" | "tls" => {
+                let Some(inner) = value.as_table() else { return Err(format!("[{key}] must be a table")) };
+                for (k, v) in inner {
+                    let full = format!("{key}.{k}");
+                    match (key.as_str(), k.as_str()) {
+                        ("session", "idle_minutes") => config.idle = minutes(&full, v, 60, 24 * 60)?,
+                        ("session", "absolute_hours") => config.absolute = minutes(&full, v, 3600, 24 * 7)?,
+                        ("tls", "cert") => config.cert = Some(PathBuf::from(string(&full, v)?)),
+                        ("tls", "key") => config.key = Some(PathBuf::from(string(&full, v)?)),
+                        _ => unknown.push(full),
+                    }
+                }
+            }
+            _ => unknown.push(key.clone()),
+        }
+    }
+    if config.cert.is_some() != config.key.is_some() {
+        return Err("[tls] needs both cert and key".into());
+    }
+    Ok((config, unknown))
+}
+
+/// The HTTPS configuration: the configured certificate, else the node's own (made on first start, kept in
+/// `identity/web.crt` and `identity/web.key`). Returns it with the certificate's SHA-256 fingerprint.
+pub fn tls(data: &Path, config: &Config) -> Result<(Arc<rustls::ServerConfig>, String)> {
+    let (cert_pem, key_pem) = match (&config.cert, &config.key) {
+        (Some(cert), Some(key)) => (
+            std::fs::read_to_string(cert).with_context(|| format!("read {}", cert.display()))?,
+            std::fs::read_to_string(key).with_context(|| format!("read {}", key.display()))?,
+        ),
+        _ => {
+            let (cert, key) = (data.join("identity/web.crt"), data.join("identity/web.key"));
+            if !cert.exists() {
+                let mut names = vec!["localhost".to_string()];
+                if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
+                    let host = host.trim();
+                    if !host.is_empty() && host != "localhost" {
+                        names.push(host.to_string());
+                    }
+                }
+                let (cert_pem, key_pem) = tls::self_signed_web_cert(&names)?;
+                datum_host::fs::write_private(&key, key_pem.as_bytes())?;
+                datum_host::fs::write_private(&cert, cert_pem.as_bytes())?;
+            }
+            (
+                std::fs::read_to_string(&cert).with_context(|| format!("read {}", cert.display()))?,
+                std::fs::read_to_string(&key).with_context(|| format!("read {}", key.display()))?,
+            )
+        }
+    };
+    let leaf = pki::certs_from_pem(&cert_pem)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| user("the web certificate file holds no certificate"))?;
+    Ok((tls::web_server_config(&cert_pem, &key_pem)?, pki::fingerprint(&leaf)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_keys_and_names_unknown_ones() {
+        let (c, unknown) = parse(
+            "listen = \"127.0.0.1:9000\"\nplain_http = true\ncolour = \"blue\"\n[session]\nidle_minutes = 5\nfoo = 1\n",
+        )
+        .expect("valid");
+        assert_eq!(c.listen, Some("127.0.0.1:9000".parse().expect("addr")));
+        assert!(c.plain_http);
+        assert_eq!(c.idle, Duration::from_secs(300));
+        assert_eq!(unknown, vec!["colour".to_string(), "session.foo".to_string()]);
+        assert!(parse("listen = 5").is_err());
+        assert!(parse("[session]\nidle_minutes = 0").is_err());
+        assert!(parse("[tls]\ncert = \"x\"").is_err());
+        assert!(parse("not toml ===").is_err());
+    }
+}

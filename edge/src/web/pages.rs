@@ -1,0 +1,476 @@
+//! The plant's pages: server-rendered HTML, no script, every count a link to the list it counts.
+
+use axum::extract::{Form, Multipart, Path, Query, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use datum_shared::change::ChangeState;
+use datum_shared::identity::{authorize, Action, Role};
+use datum_shared::model::Asset;
+
+use super::api::{self, ActBody, AssetQuery, AuditQuery};
+use super::{domain, internal, App};
+use datum_host::web::{csrf_field, escape, shell, url_segment, Identity, Peer, WebError};
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/", get(home))
+        .route("/assets", get(assets))
+        .route("/assets/{name}", get(asset))
+        .route("/drift", get(drift))
+        .route("/changes", get(changes).post(change_new))
+        .route("/changes/new", get(change_form))
+        .route("/changes/{id}", get(change))
+        .route("/changes/{id}/{action}", axum::routing::post(change_act))
+        .route("/audit", get(audit))
+}
+
+type Page = Result<Response, Response>;
+
+fn page(title: &str, who: &Identity, body: String) -> Response {
+    Html(shell(title, Some(who), &body)).into_response()
+}
+
+fn opt(v: &Option<String>) -> String {
+    escape(v.as_deref().unwrap_or("–"))
+}
+
+async fn read_page<T>(
+    app: &App,
+    f: impl AsyncFnOnce(&mut crate::site::Site) -> Result<T, WebError>,
+) -> Result<T, Response> {
+    let mut site = app.read().await.map_err(WebError::page)?;
+    let result = f(&mut site).await;
+    site.close().await;
+    result.map_err(WebError::page)
+}
+
+async fn home(State(app): State<App>, headers: HeaderMap) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
+    let (drift, changes, n_assets) = read_page(&app, async |site| {
+        let view = crate::view::load(site).await.map_err(internal)?;
+        let drift = view.drift(site.now, &site.policy, None);
+        let n_assets = view.assets.values().filter(|a| a.is_active()).count();
+        Ok((drift, api::change_entries(site).await?, n_assets))
+    })
+    .await?;
+    let n = |status: &str| drift.iter().filter(|d| d.status.as_str() == status).count();
+    let me = &who.user;
+    let waiting = changes
+        .iter()
+        .filter(|c| {
+            c.change.state == ChangeState::Submitted
+                && me.has(Role::Approver)
+                && !me.disabled
+                && c.change.requester != me.name
+                && !c.change.approvals.iter().any(|a| a.by == me.name)
+        })
+        .count();
+    let open = changes
+        .iter()
+        .filter(|c| !matches!(c.change.state, ChangeState::Closed | ChangeState::Rejected | ChangeState::Cancelled))
+        .count();
+    let count = |label: &str, n: usize, href: &str, class: &str| {
+        format!("<a class=\"count {class}\" href=\"{href}\"><span class=\"n\">{n}</span>{}</a>", escape(label))
+    };
+    let body = format!(
+        "<h1>What needs attention</h1><div class=\"counts\">{}{}{}{}{}{}</div>",
+        count(
+            "unauthorized drift",
+            n("drift-unauthorized"),
+            "/drift?status=drift-unauthorized",
+            if n("drift-unauthorized") > 0 { "bad" } else { "" }
+        ),
+        count("stale captures", n("stale"), "/drift?status=stale", ""),
+        count("without baseline", n("no-baseline"), "/drift?status=no-baseline", ""),
+        count("changes waiting for me", waiting, "/changes?waiting=me", ""),
+        count("open changes", open, "/changes?open=1", ""),
+        count("assets", n_assets, "/assets", ""),
+    );
+    Ok(page("Home", &who, body))
+}
+
+fn asset_rows(assets: &[&Asset]) -> String {
+    assets
+        .iter()
+        .map(|a| {
+            format!(
+                "<tr><td><a href=\"/assets/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                url_segment(a.name.as_str()),
+                escape(a.name.as_str()),
+                a.kind.as_str(),
+                a.criticality.as_str(),
+                opt(&a.zone),
+                opt(&a.vendor),
+                opt(&a.ip)
+            )
+        })
+        .collect()
+}
+
+async fn assets(State(app): State<App>, headers: HeaderMap, Query(query): Query<AssetQuery>) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
+    let all: Vec<Asset> = read_page(&app, async |site| site.list(Asset::COLLECTION).await.map_err(internal)).await?;
+    let shown = api::filter_assets(all.iter(), &query);
+    let q = escape(query.q.as_deref().unwrap_or(""));
+    const LIMIT: usize = 500;
+    let more = if shown.len() > LIMIT {
+        format!("<p class=\"small\">Showing {LIMIT} of {}; narrow the search.</p>", shown.len())
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<h1>Assets</h1><form method=\"get\" action=\"/assets\"><label>Search <input type=\"search\" name=\"q\" value=\"{q}\" \
+         id=\"asset-search\"></label> <button type=\"submit\">Find</button></form><p><span id=\"asset-count\">{}</span> assets</p>{more}\
+         <table><thead><tr><th>Name</th><th>Kind</th><th>Criticality</th><th>Zone</th><th>Vendor</th><th>IP</th></tr></thead><tbody>{}</tbody></table>",
+        shown.len(),
+        asset_rows(&shown[..shown.len().min(LIMIT)])
+    );
+    Ok(page("Assets", &who, body))
+}
+
+async fn asset(State(app): State<App>, headers: HeaderMap, Path(name): Path<String>) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
+    let d = read_page(&app, async |site| api::asset_detail(site, &name).await).await?;
+    let a = &d.asset;
+    let fields = [
+        ("Kind", Some(a.kind.as_str().to_string())),
+        ("Criticality", Some(a.criticality.as_str().to_string())),
+        ("Vendor", a.vendor.clone()),
+        ("Model", a.model.clone()),
+        ("Serial", a.serial.clone()),
+        ("Firmware", a.firmware.clone()),
+        ("Zone", a.zone.clone()),
+        ("Location", a.location.clone()),
+        ("IP", a.ip.clone()),
+        ("Owner", a.owner.clone()),
+    ];
+    let fields: String = fields.iter().map(|(k, v)| format!("<tr><th>{k}</th><td>{}</td></tr>", opt(v))).collect();
+    let drift: String = d
+        .drift
+        .iter()
+        .map(|e| {
+            format!(
+                "<tr><td>{}</td><td class=\"status-{}\">{}</td><td>{}</td></tr>",
+                escape(e.slot.as_ref().map(|s| s.as_str()).unwrap_or("–")),
+                e.status.as_str(),
+                e.status.as_str(),
+                escape(&e.detail)
+            )
+        })
+        .collect();
+    let versions: String = d
+        .versions
+        .iter()
+        .rev()
+        .map(|v| {
+            format!(
+                "<tr><td>{}</td><td>v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(v.slot.as_str()),
+                v.version,
+                v.captured_at.format("%Y-%m-%d %H:%M"),
+                escape(&v.captured_by),
+                v.size,
+                escape(v.format.as_deref().unwrap_or("–"))
+            )
+        })
+        .collect();
+    let changes: String = d
+        .changes
+        .iter()
+        .map(|c| {
+            format!("<li><a href=\"/changes/{}\">{}</a> {} — {}</li>", c.id, c.id, c.state, escape(&c.draft.title))
+        })
+        .collect();
+    let upload = if authorize(&who.user, Action::EditInventory).is_ok() && a.is_active() {
+        format!(
+            "<h2>Upload a capture</h2><form method=\"post\" action=\"/assets/{}/captures\" enctype=\"multipart/form-data\" class=\"card\">{}\
+             <label>Export file <input type=\"file\" name=\"file\" id=\"capture-file\" required></label>\
+             <label>Slot (optional) <input name=\"slot\"></label><label>Under change (optional, e.g. CR-0001) <input name=\"change\"></label>\
+             <label>Note <input name=\"note\"></label><button type=\"submit\" id=\"capture-submit\">Store capture</button></form>",
+            url_segment(a.name.as_str()),
+            csrf_field(&who)
+        )
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<h1>{}</h1><table class=\"fields\">{fields}</table><h2>Drift</h2><table id=\"asset-drift\"><thead><tr><th>Slot</th><th>Status</th><th>Detail</th></tr></thead><tbody>{drift}</tbody></table>\
+         <h2>Versions</h2><table id=\"asset-versions\"><thead><tr><th>Slot</th><th>Version</th><th>Captured</th><th>By</th><th>Bytes</th><th>Format</th></tr></thead><tbody>{versions}</tbody></table>\
+         <h2>Change requests</h2><ul>{changes}</ul>{upload}",
+        escape(a.name.as_str())
+    );
+    Ok(page(a.name.as_str(), &who, body))
+}
+
+async fn post_capture_inner(
+    app: &App,
+    headers: &HeaderMap,
+    name: &str,
+    multipart: Multipart,
+) -> Result<Response, WebError> {
+    // A form post carries its CSRF token in a field: read the fields first, then check it.
+    let upload = api::read_upload(app, multipart).await?;
+    let csrf = upload.fields.get("csrf").cloned();
+    let who = app.allow(headers, &Method::POST, csrf.as_deref().or(Some("")), Action::EditInventory).await?;
+    api::capture(app, &who, name, upload).await?;
+    Ok(Redirect::to(&format!("/assets/{}", url_segment(name))).into_response())
+}
+
+pub async fn post_capture(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    multipart: Multipart,
+) -> Page {
+    // Anonymous posts are refused before anything is read from the body.
+    app.auth.identify(&headers, &Method::GET, None).await.map_err(WebError::page)?;
+    post_capture_inner(&app, &headers, &name, multipart).await.map_err(WebError::page)
+}
+
+#[derive(serde::Deserialize, Default)]
+struct DriftQuery {
+    #[serde(default)]
+    status: Option<String>,
+}
+
+async fn drift(State(app): State<App>, headers: HeaderMap, Query(query): Query<DriftQuery>) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
+    let entries = read_page(&app, async |site| {
+        let view = crate::view::load(site).await.map_err(internal)?;
+        Ok(view.drift(site.now, &site.policy, None))
+    })
+    .await?;
+    let status = query.status.filter(|s| !s.is_empty());
+    let rows: String = entries
+        .iter()
+        .filter(|e| status.as_deref().is_none_or(|s| e.status.as_str() == s))
+        .map(|e| {
+            format!(
+                "<tr><td><a href=\"/assets/{}\">{}</a></td><td>{}</td><td class=\"status-{}\">{}</td><td>{}</td></tr>",
+                url_segment(e.asset.as_str()),
+                escape(e.asset.as_str()),
+                escape(e.slot.as_ref().map(|s| s.as_str()).unwrap_or("–")),
+                e.status.as_str(),
+                e.status.as_str(),
+                escape(&e.detail)
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Drift{}</h1><table id=\"drift\"><thead><tr><th>Asset</th><th>Slot</th><th>Status</th><th>Detail</th></tr></thead><tbody>{rows}</tbody></table>",
+        status.map(|s| format!(": {}", escape(&s))).unwrap_or_default()
+    );
+    Ok(page("Drift", &who, body))
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ChangeQuery {
+    #[serde(default)]
+    waiting: Option<String>,
+    #[serde(default)]
+    open: Option<String>,
+}
+
+async fn changes(State(app): State<App>, headers: HeaderMap, Query(query): Query<ChangeQuery>) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
+    let entries = read_page(&app, async |site| api::change_entries(site).await).await?;
+    let me = &who.user;
+    let rows: String = entries
+        .iter()
+        .filter(|c| {
+            query.waiting.is_none()
+                || (c.change.state == ChangeState::Submitted
+                    && me.has(Role::Approver)
+                    && c.change.requester != me.name
+                    && !c.change.approvals.iter().any(|a| a.by == me.name))
+        })
+        .filter(|c| {
+            query.open.is_none()
+                || !matches!(c.change.state, ChangeState::Closed | ChangeState::Rejected | ChangeState::Cancelled)
+        })
+        .map(|c| {
+            format!(
+                "<tr><td><a href=\"/changes/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td></tr>",
+                c.change.id,
+                c.change.id,
+                c.change.state,
+                c.change.draft.risk,
+                escape(&c.change.requester),
+                c.change.approvals.len(),
+                c.change.required_approvals,
+                escape(&c.change.draft.title)
+            )
+        })
+        .collect();
+    let new = if authorize(me, Action::WorkOnChange).is_ok() {
+        "<p><a href=\"/changes/new\">New change request</a></p>"
+    } else {
+        ""
+    };
+    let body = format!(
+        "<h1>Change requests</h1>{new}<table id=\"changes\"><thead><tr><th>Id</th><th>State</th><th>Risk</th><th>Requester</th><th>Approvals</th><th>Title</th></tr></thead><tbody>{rows}</tbody></table>"
+    );
+    Ok(page("Change requests", &who, body))
+}
+
+async fn change_form(State(app): State<App>, headers: HeaderMap) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::WorkOnChange).await.map_err(WebError::page)?;
+    let body = format!(
+        "<h1>New change request</h1><form method=\"post\" action=\"/changes\" class=\"card\">{}\
+         <label>Title <input name=\"title\" required></label><label>Assets (comma-separated) <input name=\"assets\" required></label>\
+         <label>Risk <select name=\"risk\"><option>low</option><option selected>medium</option><option>high</option></select></label>\
+         <label>Reason <textarea name=\"reason\" required></textarea></label><label>Impact <textarea name=\"impact\" required></textarea></label>\
+         <label>Rollback <textarea name=\"rollback\" required></textarea></label><label>Test plan <textarea name=\"test_plan\"></textarea></label>\
+         <button type=\"submit\">Create</button></form>",
+        csrf_field(&who)
+    );
+    Ok(page("New change request", &who, body))
+}
+
+#[derive(serde::Deserialize)]
+struct NewChangeForm {
+    #[serde(default)]
+    csrf: String,
+    title: String,
+    assets: String,
+    risk: String,
+    reason: String,
+    impact: String,
+    rollback: String,
+    #[serde(default)]
+    test_plan: Option<String>,
+}
+
+async fn change_new(State(app): State<App>, headers: HeaderMap, Form(form): Form<NewChangeForm>) -> Page {
+    let who =
+        app.allow(&headers, &Method::POST, Some(&form.csrf), Action::WorkOnChange).await.map_err(WebError::page)?;
+    let args = crate::commands::changes::NewArgs {
+        title: form.title,
+        reason: form.reason,
+        assets: form.assets.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect(),
+        risk: form.risk,
+        impact: form.impact,
+        rollback: form.rollback,
+        test_plan: form.test_plan.filter(|t| !t.trim().is_empty()),
+        window: None,
+        emergency: false,
+    };
+    let created =
+        api::writing(&app, &who, async |site| crate::commands::changes::create(site, args).await.map_err(domain))
+            .await
+            .map_err(WebError::page)?;
+    Ok(Redirect::to(&format!("/changes/{}", created.id)).into_response())
+}
+
+async fn change(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
+    let (c, flags) = read_page(&app, async |site| {
+        let id = datum_shared::ChangeId::parse(&id).map_err(|e| WebError::NotFound(e.to_string()))?;
+        let c = crate::commands::configs::load_change(site, id).await.map_err(domain)?;
+        let flags = c.flags(site.now, &site.policy);
+        Ok((c, flags))
+    })
+    .await?;
+    let d = &c.draft;
+    let approvals: String = c
+        .approvals
+        .iter()
+        .map(|a| format!("<li>{} at {}</li>", escape(&a.by), a.at.format("%Y-%m-%d %H:%M")))
+        .collect();
+    let flags: String = flags.iter().map(|f| format!("<li class=\"warn\">{}</li>", escape(f))).collect();
+    let mut actions = String::new();
+    let form = |verb: &str, label: &str, extra: &str| {
+        format!(
+            "<form method=\"post\" action=\"/changes/{}/{verb}\" class=\"card\" id=\"form-{verb}\">{}{extra}<button type=\"submit\">{label}</button></form>",
+            c.id,
+            csrf_field(&who)
+        )
+    };
+    let totp =
+        "<label>TOTP code <input name=\"totp\" autocomplete=\"one-time-code\" inputmode=\"numeric\" required></label>";
+    if authorize(&who.user, Action::DecideChange).is_ok() && c.state == ChangeState::Submitted {
+        actions.push_str(&form(
+            "approve",
+            "Approve",
+            &format!("<label>Comment <input name=\"comment\"></label>{totp}"),
+        ));
+        actions.push_str(&form(
+            "reject",
+            "Reject",
+            &format!("<label>Reason <input name=\"reason\" required></label>{totp}"),
+        ));
+    }
+    if authorize(&who.user, Action::WorkOnChange).is_ok() {
+        match c.state {
+            ChangeState::Draft => actions.push_str(&form("submit", "Submit for approval", "")),
+            ChangeState::Approved => actions.push_str(&form(
+                "implement",
+                "Record implementation",
+                "<label>Note <input name=\"note\"></label>",
+            )),
+            ChangeState::Implemented => actions.push_str(&form("verify", "Verify", "")),
+            ChangeState::Verified => actions.push_str(&form("close", "Close", "")),
+            _ => {}
+        }
+    }
+    let body = format!(
+        "<h1>{} {}</h1><table class=\"fields\"><tr><th>State</th><td id=\"change-state\">{}</td></tr><tr><th>Requester</th><td>{}</td></tr>\
+         <tr><th>Assets</th><td>{}</td></tr><tr><th>Risk</th><td>{} ({} approval(s) needed)</td></tr><tr><th>Reason</th><td>{}</td></tr>\
+         <tr><th>Impact</th><td>{}</td></tr><tr><th>Rollback</th><td>{}</td></tr></table><h2>Approvals</h2><ul id=\"approvals\">{approvals}</ul>\
+         <ul>{flags}</ul>{actions}",
+        c.id,
+        escape(&d.title),
+        c.state,
+        escape(&c.requester),
+        d.assets.iter().map(|a| format!("<a href=\"/assets/{}\">{}</a>", url_segment(a.as_str()), escape(a.as_str()))).collect::<Vec<_>>().join(", "),
+        d.risk,
+        c.required_approvals,
+        escape(&d.reason),
+        escape(&d.impact),
+        escape(&d.rollback)
+    );
+    Ok(page(&c.id.to_string(), &who, body))
+}
+
+async fn change_act(
+    State(app): State<App>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    Path((id, verb)): Path<(String, String)>,
+    Form(body): Form<ActBody>,
+) -> Page {
+    let peer = peer.map(|p| p.0 .0.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    api::act(&app, &headers, peer, &id, &verb, body).await.map_err(WebError::page)?;
+    Ok(Redirect::to(&format!("/changes/{}", url_segment(&id))).into_response())
+}
+
+async fn audit(State(app): State<App>, headers: HeaderMap, Query(query): Query<AuditQuery>) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
+    let entries = read_page(&app, async |site| api::audit_entries(site, &query).await).await?;
+    let rows: String = entries
+        .iter()
+        .map(|e| {
+            let e = &e.entry;
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                e.seq,
+                e.at.format("%Y-%m-%d %H:%M:%S"),
+                escape(&e.actor),
+                e.auth.map(|a| a.as_str()).unwrap_or("unauthenticated"),
+                escape(&e.op),
+                escape(&e.summary)
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Audit log</h1><form method=\"get\" action=\"/audit\"><label>Asset <input name=\"asset\" value=\"{}\"></label> \
+         <label>Person <input name=\"actor\" value=\"{}\"></label> <label>Since <input name=\"since\" value=\"{}\" placeholder=\"YYYY-MM-DD\"></label> \
+         <button type=\"submit\">Filter</button></form><table id=\"audit\"><thead><tr><th>#</th><th>When</th><th>Who</th><th>How</th><th>What</th><th>Summary</th></tr></thead><tbody>{rows}</tbody></table>",
+        escape(query.asset.as_deref().unwrap_or("")),
+        escape(query.actor.as_deref().unwrap_or("")),
+        escape(query.since.as_deref().unwrap_or(""))
+    );
+    Ok(page("Audit log", &who, body))
+}
