@@ -199,6 +199,7 @@ pub enum AuthMethod {
     /// Password only (an account that needs no second factor).
     Password,
     /// Password and a TOTP code (or a recovery code).
+    #[serde(rename = "password+totp")]
     PasswordTotp,
     /// An API token.
     Token,
