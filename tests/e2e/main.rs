@@ -3,6 +3,7 @@
 mod crash;
 mod diffs;
 mod federation;
+mod identity;
 mod leaks;
 mod life;
 mod newcomer;

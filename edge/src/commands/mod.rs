@@ -65,7 +65,14 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
             let access = access(&command);
             let mut site = Site::open_as(&ctx.data, &ctx.actor, ctx.now, access).await?;
             site.drill = ctx.drill;
-            let outcome = match users::authenticate(&mut site, &ctx, &command, access == Access::Write).await {
+            let outcome = match users::authenticate(
+                &mut site,
+                &ctx,
+                &command,
+                access == Access::Write && users::action_of(&command) != Some(datum_shared::identity::Action::Read),
+            )
+            .await
+            {
                 Ok(acting) => dispatch(&mut site, acting, command).await,
                 Err(e) => Err(e),
             };
