@@ -382,7 +382,7 @@ async fn log(site: &mut Site, asset: &str, slot: Option<String>, json: bool) -> 
 }
 
 /// Finds the version a command names: `--version V` or the latest of the resolved slot.
-async fn pick_version(
+pub async fn pick_version(
     site: &Site,
     asset: &Asset,
     slot: Option<String>,
@@ -471,13 +471,13 @@ async fn export(site: &mut Site, asset: &str, slot: Option<String>, version: &st
 }
 
 #[derive(Serialize)]
-struct ConfigDiff {
-    asset: String,
-    slot: String,
-    from: u32,
-    to: u32,
+pub struct ConfigDiff {
+    pub asset: String,
+    pub slot: String,
+    pub from: u32,
+    pub to: u32,
     #[serde(flatten)]
-    comparison: Comparison,
+    pub comparison: Comparison,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -490,6 +490,25 @@ async fn diff(
     raw: bool,
     json: bool,
 ) -> Result<Outcome> {
+    let out = compare_versions(site, asset, slot, from, to, raw).await?;
+    if json {
+        print_json(&out)?;
+    } else {
+        println!("{}/{} v{} .. {}/{} v{}", out.asset, out.slot, out.from, out.asset, out.slot, out.to);
+        compare::print(&out.comparison, false)?;
+    }
+    Ok(Outcome::Clean)
+}
+
+/// Compares two stored versions of a slot (`from` defaults to the approved baseline, `to` to the newest).
+pub async fn compare_versions(
+    site: &mut Site,
+    asset: &str,
+    slot: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    raw: bool,
+) -> Result<ConfigDiff> {
     let asset = find_asset(site, asset).await?;
     let versions = versions_of(site, &asset).await?;
     let slot = resolve_slot(&asset, &slots(&versions), slot.as_deref())?;
@@ -524,22 +543,13 @@ async fn diff(
     let name = to_v.file_name.clone();
     let comparison =
         compare(name.as_deref(), &label(&from_v), &old, &label(&to_v), &new, &site.fingerprint_key(), raw)?;
-    if !json {
-        println!("{} .. {}", label(&from_v), label(&to_v));
-    }
-    let out = ConfigDiff {
+    Ok(ConfigDiff {
         asset: asset.name.to_string(),
         slot: slot.to_string(),
         from: from_v.version,
         to: to_v.version,
         comparison,
-    };
-    if json {
-        print_json(&out)?;
-    } else {
-        compare::print(&out.comparison, false)?;
-    }
-    Ok(Outcome::Clean)
+    })
 }
 
 async fn approve(
@@ -657,4 +667,31 @@ async fn show_baseline(site: &mut Site, asset: &str, json: bool) -> Result<Outco
 /// failure here is a bug, reported as an internal error).
 pub fn hash_of(hex: &str) -> Result<datum_shared::model::BlobHash> {
     datum_shared::model::BlobHash::new(hex).map_err(|e| anyhow::anyhow!("internal: {e}"))
+}
+
+/// Records in the audit trail that a stored version was handed out (a download from the web workspace).
+pub async fn record_download(site: &mut Site, v: &ConfigVersion) -> Result<()> {
+    #[derive(Serialize)]
+    struct Download<'a> {
+        asset: &'a str,
+        slot: &'a str,
+        version: u32,
+        raw_hash: &'a str,
+        by: &'a str,
+        at: chrono::DateTime<chrono::Utc>,
+    }
+    let record = Download {
+        asset: v.asset.as_str(),
+        slot: v.slot.as_str(),
+        version: v.version,
+        raw_hash: v.raw_hash.as_str(),
+        by: &site.actor,
+        at: site.now,
+    };
+    let key = format!("{}/{}/{:06}/{}", v.asset, v.slot, v.version, site.now.timestamp_micros());
+    let doc = site.doc_id(&format!("records/{}", datum_shared::document::year_period(site.now)));
+    let mut w = Write::new("config.download", v.asset.as_str(), None).concerning([&v.asset]);
+    w.put(&doc, "downloads", &key, &record)?;
+    site.apply(w, format!("{} v{} downloaded", v.slot, v.version)).await?;
+    Ok(())
 }

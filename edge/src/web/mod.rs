@@ -209,3 +209,37 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>, config_file: Optio
     web::serve(listener, router(app), tls, shutdown).await?;
     Ok(Outcome::Clean)
 }
+
+/// A response body read from an open file in 64 KiB pieces (a download is never whole in memory).
+pub struct FileBody {
+    file: tokio::fs::File,
+    buf: Vec<u8>,
+}
+
+impl FileBody {
+    pub fn new(file: tokio::fs::File) -> FileBody {
+        FileBody { file, buf: vec![0; 64 * 1024] }
+    }
+}
+
+impl http_body::Body for FileBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use tokio::io::AsyncRead;
+        let this = self.get_mut();
+        let mut read = tokio::io::ReadBuf::new(&mut this.buf);
+        match std::pin::Pin::new(&mut this.file).poll_read(cx, &mut read) {
+            std::task::Poll::Pending => std::task::Poll::Pending,
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Some(Err(e))),
+            std::task::Poll::Ready(Ok(())) if read.filled().is_empty() => std::task::Poll::Ready(None),
+            std::task::Poll::Ready(Ok(())) => {
+                std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::copy_from_slice(read.filled())))))
+            }
+        }
+    }
+}

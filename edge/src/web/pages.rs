@@ -18,6 +18,8 @@ pub fn routes() -> Router<App> {
         .route("/", get(home))
         .route("/assets", get(assets))
         .route("/assets/{name}", get(asset))
+        .route("/assets/{name}/diff", get(diff))
+        .route("/assets/{name}/versions/{slot}/{version}/download", get(download))
         .route("/drift", get(drift))
         .route("/changes", get(changes).post(change_new))
         .route("/changes/new", get(change_form))
@@ -166,13 +168,25 @@ async fn asset(State(app): State<App>, headers: HeaderMap, Path(name): Path<Stri
         .rev()
         .map(|v| {
             format!(
-                "<tr><td>{}</td><td>v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(v.slot.as_str()),
                 v.version,
                 v.captured_at.format("%Y-%m-%d %H:%M"),
                 escape(&v.captured_by),
                 v.size,
-                escape(v.format.as_deref().unwrap_or("–"))
+                escape(v.format.as_deref().unwrap_or("–")),
+                if v.version > 1 {
+                    format!(
+                        "<a href=\"/assets/{}/diff?slot={}&amp;from={}&amp;to={}\" class=\"diff-link\">diff with v{}</a>",
+                        url_segment(a.name.as_str()),
+                        url_segment(v.slot.as_str()),
+                        v.version - 1,
+                        v.version,
+                        v.version - 1
+                    )
+                } else {
+                    String::new()
+                }
             )
         })
         .collect();
@@ -197,7 +211,7 @@ async fn asset(State(app): State<App>, headers: HeaderMap, Path(name): Path<Stri
     };
     let body = format!(
         "<h1>{}</h1><table class=\"fields\">{fields}</table><h2>Drift</h2><table id=\"asset-drift\"><thead><tr><th>Slot</th><th>Status</th><th>Detail</th></tr></thead><tbody>{drift}</tbody></table>\
-         <h2>Versions</h2><table id=\"asset-versions\"><thead><tr><th>Slot</th><th>Version</th><th>Captured</th><th>By</th><th>Bytes</th><th>Format</th></tr></thead><tbody>{versions}</tbody></table>\
+         <h2>Versions</h2><table id=\"asset-versions\"><thead><tr><th>Slot</th><th>Version</th><th>Captured</th><th>By</th><th>Bytes</th><th>Format</th><th></th></tr></thead><tbody>{versions}</tbody></table>\
          <h2>Change requests</h2><ul>{changes}</ul>{upload}",
         escape(a.name.as_str())
     );
@@ -473,4 +487,143 @@ async fn audit(State(app): State<App>, headers: HeaderMap, Query(query): Query<A
         escape(query.since.as_deref().unwrap_or(""))
     );
     Ok(page("Audit log", &who, body))
+}
+
+#[derive(serde::Deserialize, Default)]
+struct DiffQuery {
+    #[serde(default)]
+    slot: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    /// Show every line (noise included) as a masked unified diff.
+    #[serde(default)]
+    raw: Option<String>,
+}
+
+/// The diff viewer: located changes side by side (noise hidden), or the whole masked raw diff.
+async fn diff(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(query): Query<DiffQuery>,
+) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
+    let raw = query.raw.as_deref().is_some_and(|r| r == "1");
+    let blank = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let (slot, from, to) = (blank(query.slot), blank(query.from), blank(query.to));
+    let d = read_page(&app, async |site| {
+        crate::commands::configs::compare_versions(site, &name, slot, from, to, raw).await.map_err(domain)
+    })
+    .await?;
+    let base =
+        format!("/assets/{}/diff?slot={}&from={}&to={}", url_segment(&d.asset), url_segment(&d.slot), d.from, d.to);
+    let r = &d.comparison.report;
+    let toggle = if raw {
+        format!("<a href=\"{}\" id=\"hide-noise\">Hide noise (located changes only)</a>", escape(&base))
+    } else {
+        format!("<a href=\"{}&raw=1\" id=\"show-noise\">Show everything (raw diff, secrets masked)</a>", escape(&base))
+    };
+    let content = match (&d.comparison.raw_diff, raw) {
+        (Some(text), true) => {
+            let lines: String = text
+                .lines()
+                .map(|l| {
+                    let class = if l.starts_with('+') && !l.starts_with("+++") {
+                        "add"
+                    } else if l.starts_with('-') && !l.starts_with("---") {
+                        "del"
+                    } else {
+                        ""
+                    };
+                    format!("<span class=\"{class}\">{}</span>\n", escape(l))
+                })
+                .collect();
+            format!("<pre class=\"diff\" id=\"raw-diff\">{lines}</pre>")
+        }
+        _ if r.changes.is_empty() => {
+            "<p id=\"no-changes\">No significant change (only noise differs, if anything).</p>".into()
+        }
+        _ => {
+            let rows: String = r
+                .changes
+                .iter()
+                .map(|c| {
+                    let side = |lines: &[String], class: &str| {
+                        lines.iter().map(|l| format!("<div class=\"{class}\">{}</div>", escape(l))).collect::<String>()
+                    };
+                    format!(
+                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        escape(&c.location),
+                        escape(&format!("{:?}", c.kind).to_lowercase()),
+                        side(&c.removed, "del"),
+                        side(&c.added, "add")
+                    )
+                })
+                .collect();
+            format!(
+                "<table id=\"diff\"><thead><tr><th>Where</th><th>Change</th><th>v{} (before)</th><th>v{} (after)</th></tr></thead><tbody>{rows}</tbody></table>",
+                d.from, d.to
+            )
+        }
+    };
+    let body = format!(
+        "<h1>{} / {}: v{} → v{}</h1><p>Format {}; {}{}. {toggle}</p>{content}\
+         <p><a href=\"/assets/{}/versions/{}/{}/download\">Download v{}</a> · <a href=\"/assets/{}/versions/{}/{}/download\">Download v{}</a> (recorded in the audit log)</p>",
+        escape(&d.asset),
+        escape(&d.slot),
+        d.from,
+        d.to,
+        escape(&r.format),
+        if r.significant { "significant difference" } else { "no significant difference" },
+        if r.secrets_changed > 0 { format!("; {} secret(s) changed (values masked)", r.secrets_changed) } else { String::new() },
+        url_segment(&d.asset),
+        url_segment(&d.slot),
+        d.from,
+        d.from,
+        url_segment(&d.asset),
+        url_segment(&d.slot),
+        d.to,
+        d.to
+    );
+    Ok(page("Diff", &who, body))
+}
+
+/// A stored version's bytes, verified against their hash, as a download; recorded in the audit log.
+async fn download(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((name, slot, version)): Path<(String, String, String)>,
+) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
+    let (file, v) = api::writing(&app, &who, async |site| {
+        let asset = crate::commands::find_asset(site, &name).await.map_err(domain)?;
+        let v =
+            crate::commands::configs::pick_version(site, &asset, Some(slot), Some(&version)).await.map_err(domain)?;
+        let tmp_dir = site.dir.join("tmp");
+        std::fs::create_dir_all(&tmp_dir).map_err(|e| internal(e.into()))?;
+        let temp =
+            tempfile::Builder::new().prefix("download-").tempfile_in(&tmp_dir).map_err(|e| internal(e.into()))?;
+        site.blobs.export(v.raw_hash.as_str(), temp.path()).map_err(|e| internal(anyhow::anyhow!("{e}")))?;
+        let file = temp.reopen().map_err(|e| internal(e.into()))?;
+        // The open file stays readable after its name is gone: nothing is left behind in tmp/.
+        drop(temp);
+        crate::commands::configs::record_download(site, &v).await.map_err(internal)?;
+        Ok((file, v))
+    })
+    .await
+    .map_err(WebError::page)?;
+    let file_name = v.file_name.clone().unwrap_or_else(|| format!("{}-{}-v{}", v.asset, v.slot, v.version));
+    let safe: String =
+        file_name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    let body = axum::body::Body::new(super::FileBody::new(tokio::fs::File::from_std(file)));
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{safe}\"")),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -1,0 +1,221 @@
+//! The plant's workspace in a real browser: Debian's Chromium, driven by its ChromeDriver over the W3C
+//! WebDriver protocol, against the real `datum-edge serve` over HTTPS on loopback. Small and serial on purpose;
+//! everything else is tested in process. Any console error or CSP violation on any page fails the test.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`apt-get install chromium chromium-driver`, done by
+//! `.ci/run`); fails, never skips, without them.
+
+mod webdriver;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+use datum_shared::identity::totp;
+use datum_tests::{bin, Plant, Run};
+use webdriver::Browser;
+
+const PASSWORD: &str = "browser test password";
+
+fn os_login() -> String {
+    let out = Command::new("id").arg("-un").output().expect("run id -un");
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+}
+
+/// Runs datum-edge as the OS account (mapped to the site-admin), with a password on standard input.
+fn admin(plant: &Plant, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = plant.command(args);
+    cmd.env_remove("DATUM_ACTOR").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("stdin");
+    }
+    drop(input);
+    let run = Run::from(child.wait_with_output().expect("wait"));
+    assert_eq!(run.code, 0, "datum-edge {args:?}: {}{}", run.stdout, run.stderr);
+    run
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(plant: &Plant) -> (Server, String) {
+    let config = plant.write("edge.toml", b"listen = \"127.0.0.1:0\"\n");
+    let mut child = Command::new(bin("datum-edge"))
+        .args(["serve", "--config", config.to_str().expect("utf-8")])
+        .env("DATUM_DATA", &plant.data)
+        .env_remove("DATUM_ACTOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let line =
+        BufReader::new(child.stdout.take().expect("stdout")).lines().next().expect("serve printed").expect("read");
+    let address = line.rsplit("://").next().expect("address").to_string();
+    (Server(child), format!("https://{address}"))
+}
+
+/// The code an authenticator shows for `secret` (base32) one step ahead: accepted (one step of clock skew)
+/// and always newer than the code used a moment ago.
+fn code_ahead(secret_b32: &str) -> String {
+    let secret = base32_decode(secret_b32);
+    let now = chrono::Utc::now().timestamp();
+    format!("{:06}", totp::code_at_step(&secret, totp::step_of(now) + 1))
+}
+
+fn code_now(secret_b32: &str) -> String {
+    let secret = base32_decode(secret_b32);
+    format!("{:06}", totp::code_at_step(&secret, totp::step_of(chrono::Utc::now().timestamp())))
+}
+
+fn base32_decode(text: &str) -> Vec<u8> {
+    let mut bits = 0u64;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {text}"),
+        };
+        bits = (bits << 5) | u64::from(v);
+        n += 5;
+        if n >= 8 {
+            out.push((bits >> (n - 8)) as u8);
+            n -= 8;
+        }
+    }
+    out
+}
+
+/// Signs in; an account that must set up TOTP does it here. Returns the account's TOTP secret, if any.
+fn sign_in(browser: &Browser, base: &str, name: &str, secret: Option<&str>) -> Option<String> {
+    browser.go(&format!("{base}/login"));
+    browser.find("input[name=name]").type_text(name);
+    browser.find("input[name=password]").type_text(PASSWORD);
+    browser.find("button[type=submit]").click();
+    let url = browser.wait_for_url("the sign-in to answer", |u| !u.ends_with("/login"));
+    if url.ends_with("/login/enroll") {
+        let secret = browser.find("#totp-secret").text();
+        browser.find("input[name=code]").type_text(&code_now(&secret));
+        browser.find("button[type=submit]").click();
+        assert_eq!(browser.find_all("#recovery-codes li").len(), 8, "recovery codes shown once");
+        browser.find("main a").click();
+        browser.wait_for_url("home", |u| u.ends_with('/'));
+        return Some(secret);
+    }
+    if url.ends_with("/login/totp") {
+        let secret = secret.expect("a second factor was set up before");
+        browser.find("input[name=code]").type_text(&code_ahead(secret));
+        browser.find("button[type=submit]").click();
+        browser.wait_for_url("home", |u| u.ends_with('/'));
+        return Some(secret.to_string());
+    }
+    None
+}
+
+fn sign_out(browser: &Browser) {
+    browser.find("nav form button").click();
+    browser.wait_for_url("the sign-in page", |u| u.ends_with("/login"));
+}
+
+#[test]
+fn a_days_work_in_the_browser() {
+    let plant = Plant::new("plant-browser");
+    let login = os_login();
+    plant.ok(&["asset", "add", "plc1", "--kind", "plc", "--zone", "cell-1", "--vendor", "Rockwell"]);
+    plant.ok(&["asset", "add", "sw1", "--kind", "switch", "--vendor", "Cisco"]);
+    let first =
+        plant.write("sw1.cfg", b"hostname sw1\n!\ninterface Gi0/1\n description uplink\n switchport mode access\n!\n");
+    plant.ok(&["config", "capture", "sw1", first.to_str().expect("utf-8")]);
+    plant.ok(&["baseline", "approve", "sw1", "--version", "1", "--reason", "commissioning"]);
+    let pw = format!("{PASSWORD}\n");
+    admin(&plant, &["user", "add", "root-admin", "--role", "site-admin", "--os-user", &login], None);
+    for (name, roles) in [("erin", "engineer"), ("paul", "engineer,approver"), ("ann", "approver"), ("bob", "approver")]
+    {
+        admin(&plant, &["user", "add", name, "--role", roles, "--password-stdin"], Some(&pw));
+    }
+    let (_server, base) = serve(&plant);
+    let browser = Browser::start();
+
+    // Erin, an engineer (password only): finds an asset, uploads a capture, sees the drift, opens the diff.
+    assert!(sign_in(&browser, &base, "erin", None).is_none());
+    assert!(browser.find("header .who").text().contains("erin"));
+    browser.go(&format!("{base}/assets"));
+    browser.find("#asset-search").type_text("cisco");
+    browser.find("main form button[type=submit]").click();
+    assert_eq!(browser.find("#asset-count").text(), "1");
+    browser.find("table a[href='/assets/sw1']").click();
+    let changed = plant.write(
+        "sw1-new.cfg",
+        b"hostname sw1\n!\ninterface Gi0/1\n description uplink\n switchport mode trunk\n!\nusername admin secret 5 $1$abc$XYZ\n!\n",
+    );
+    browser.find("#capture-file").type_text(changed.to_str().expect("utf-8"));
+    browser.find("#capture-submit").click();
+    browser.wait_for_text("#asset-versions", "v2");
+    assert!(browser.url().ends_with("/assets/sw1"), "{}", browser.url());
+    assert!(browser.find("#asset-drift").text().contains("drift-unauthorized"));
+    browser.go(&base);
+    assert_eq!(browser.find("a.count[href='/drift?status=drift-unauthorized'] .n").text(), "1");
+    browser.go(&format!("{base}/assets/sw1"));
+    browser.find("a.diff-link").click();
+    let diff = browser.wait_for_text("#diff", "switchport");
+    assert!(diff.contains("interface Gi0/1") && diff.contains("switchport mode trunk"), "{diff}");
+    assert!(!browser.source().contains("$1$abc$XYZ"), "a secret reached the page");
+    browser.find("#show-noise").click();
+    browser.wait_for_text("#raw-diff", "switchport mode access");
+    sign_out(&browser);
+
+    // Paul (engineer and approver) requests a high-risk change; approving his own is refused with the reason.
+    let paul = sign_in(&browser, &base, "paul", None).expect("paul sets up TOTP");
+    browser.go(&format!("{base}/changes/new"));
+    browser.find("input[name=title]").type_text("Trunk on Gi0/1");
+    browser.find("input[name=assets]").type_text("sw1");
+    browser.find("select[name=risk] option:nth-child(3)").click();
+    for field in ["reason", "impact", "rollback"] {
+        browser.find(&format!("textarea[name={field}]")).type_text("as discussed");
+    }
+    browser.find("form.card button[type=submit]").click();
+    let change_url = browser.wait_for_url("the new change", |u| u.contains("/changes/CR-"));
+    browser.find("#form-submit button").click();
+    browser.wait_for_text("#change-state", "submitted");
+    browser.find("#form-approve input[name=totp]").type_text(&code_ahead(&paul));
+    browser.find("#form-approve button").click();
+    let refusal = browser.wait_for_text("p.error", "paul");
+    assert!(refusal.contains("paul"), "the requester is told why: {refusal}");
+    browser.go(&change_url);
+    assert_eq!(browser.find("#change-state").text(), "submitted");
+    sign_out(&browser);
+
+    // Ann and Bob approve it, each with a fresh TOTP code.
+    for approver in ["ann", "bob"] {
+        let secret = sign_in(&browser, &base, approver, None).expect("approver sets up TOTP");
+        browser.go(&change_url);
+        browser.find("#form-approve input[name=totp]").type_text(&code_ahead(&secret));
+        browser.find("#form-approve button").click();
+        browser.wait_for_text("#approvals", approver);
+        sign_out(&browser);
+    }
+    sign_in(&browser, &base, "erin", None);
+    browser.go(&change_url);
+    browser.wait_for_text("#change-state", "approved");
+    assert_eq!(browser.find_all("#approvals li").len(), 2);
+    browser.go(&format!("{base}/audit"));
+    let audit = browser.find("#audit").text();
+    assert!(audit.contains("change.approve") && audit.contains("password+totp"), "{audit}");
+
+    // The one error expected: the browser logs the 409 of Paul's refused self-approval as a failed load.
+    let (expected, problems): (Vec<String>, Vec<String>) = browser
+        .console_problems()
+        .into_iter()
+        .partition(|m| m.contains("/approve - Failed to load resource") && m.contains("status of 409"));
+    assert_eq!(expected.len(), 1, "the refused self-approval: {expected:#?}");
+    assert!(problems.is_empty(), "console errors or CSP violations: {problems:#?}");
+    browser.quit();
+}
