@@ -559,6 +559,24 @@ async fn approve(
     version: Option<String>,
     reason: String,
 ) -> Result<Outcome> {
+    let (baseline, changed) = approve_baseline(site, asset, slot, version, reason).await?;
+    let key = format!("{}/{}", baseline.asset, baseline.slot);
+    if changed {
+        println!("{key}: baseline is now v{}", baseline.version);
+    } else {
+        println!("{key}: v{} is already the baseline", baseline.version);
+    }
+    Ok(Outcome::Clean)
+}
+
+/// Approves a version as its slot's baseline; false when it already was.
+pub async fn approve_baseline(
+    site: &mut Site,
+    asset: &str,
+    slot: Option<String>,
+    version: Option<String>,
+    reason: String,
+) -> Result<(Baseline, bool)> {
     let reason = required_text("reason", reason, 1024)?;
     let asset = find_asset(site, asset).await?;
     if !asset.is_active() {
@@ -577,12 +595,10 @@ async fn approve(
     let key = format!("{}/{}", asset.name, v.slot);
     let current: Option<Baseline> = site.get(Baseline::COLLECTION, &key).await?;
     if current.as_ref().is_some_and(|c| c.version == v.version) {
-        println!("{key}: v{} is already the baseline", v.version);
-        return Ok(Outcome::Clean);
+        return Ok((baseline, false));
     }
     put_baseline(site, &baseline, "baseline.approve", Some(reason)).await?;
-    println!("{key}: baseline is now v{}", v.version);
-    Ok(Outcome::Clean)
+    Ok((baseline, true))
 }
 
 /// Writes a baseline and its history entry.

@@ -160,44 +160,10 @@ pub async fn run_user(site: &mut Site, acting: Option<Acting>, cmd: UserCmd) -> 
     match cmd {
         UserCmd::Add { name, role, display, os_user, password_stdin } => {
             require_admin(&acting)?;
-            let name = account_name(&name)?;
-            let roles = Role::parse_list(&role).map_err(user)?;
-            if all.is_empty() && !roles.contains(&Role::SiteAdmin) {
-                return Err(user(
-                    "the first user must hold site-admin (--role site-admin[,...]): once a site has users, only a \
-                     site-admin can add more",
-                ));
-            }
-            if all.iter().any(|u| u.name == name) {
-                return Err(user(format!("user {name} already exists (see `datum-edge user show {name}`)")));
-            }
-            let display = super::text_arg("display", display, 128)?;
-            if let Some(login) = &os_user {
-                check_login(login)?;
-                if let Some(other) = all.iter().find(|u| u.os_user.as_deref() == Some(login.as_str())) {
-                    return Err(user(format!("the OS account {login} is already mapped to {}", other.name)));
-                }
-            }
             let password = if password_stdin { Some(read_password_line()?) } else { None };
-            if let Some(p) = &password {
-                datum_host::auth::check_new_password(p).map_err(|e| user(e.to_string()))?;
-            }
-            let record = User {
-                name: name.clone(),
-                display,
-                roles,
-                os_user,
-                disabled: false,
-                created_at: site.now,
-                created_by: site.actor.clone(),
-            };
-            // The secret first: an account that exists always has the password it was given.
-            if let Some(p) = &password {
-                let store = AuthStore::open(&site.dir).await?;
-                store.set_password(&name, p, site.now).await?;
-                store.close().await;
-            }
-            put_user(site, "user.add", &record, format!("user {name} added as {}", record.roles_text())).await?;
+            let record =
+                add_user(site, &all, NewUser { name, role, display, os_user, password: password.clone() }).await?;
+            let name = &record.name;
             println!(
                 "added user {name} ({}){}",
                 record.roles_text(),
@@ -288,86 +254,159 @@ pub async fn run_user(site: &mut Site, acting: Option<Acting>, cmd: UserCmd) -> 
         }
         UserCmd::Disable { name } => {
             require_admin(&acting)?;
-            let mut record = find(&all, &account_name(&name)?)?.clone();
-            if record.has(Role::SiteAdmin) && last_admin(&all, &record.name) {
-                return Err(user(format!(
-                    "{} is the last enabled site-admin; enable or add another first",
-                    record.name
-                )));
+            if set_disabled(site, &all, &name, true).await? {
+                println!("disabled {name} (sessions ended; tokens refused while disabled)");
+            } else {
+                println!("{name} is already disabled");
             }
-            if record.disabled {
-                println!("{} is already disabled", record.name);
-                return Ok(Outcome::Clean);
-            }
-            record.disabled = true;
-            let store = AuthStore::open(&site.dir).await?;
-            store.end_sessions_of(&record.name).await?;
-            store.close().await;
-            put_user(site, "user.disable", &record, format!("user {} disabled", record.name)).await?;
-            println!("disabled {} (sessions ended; tokens refused while disabled)", record.name);
             Ok(Outcome::Clean)
         }
         UserCmd::Enable { name } => {
             require_admin(&acting)?;
-            let mut record = find(&all, &account_name(&name)?)?.clone();
-            if !record.disabled {
-                println!("{} is already enabled", record.name);
-                return Ok(Outcome::Clean);
+            if set_disabled(site, &all, &name, false).await? {
+                println!("enabled {name}");
+            } else {
+                println!("{name} is already enabled");
             }
-            record.disabled = false;
-            put_user(site, "user.enable", &record, format!("user {} enabled", record.name)).await?;
-            println!("enabled {}", record.name);
             Ok(Outcome::Clean)
         }
         UserCmd::Roles { name, role } => {
             require_admin(&acting)?;
-            let mut record = find(&all, &account_name(&name)?)?.clone();
-            let roles = Role::parse_list(&role).map_err(user)?;
-            if record.has(Role::SiteAdmin) && !roles.contains(&Role::SiteAdmin) && last_admin(&all, &record.name) {
-                return Err(user(format!(
-                    "{} is the last enabled site-admin; keep site-admin or add another first",
-                    record.name
-                )));
-            }
-            let before = record.roles_text();
-            record.roles = roles;
-            put_user(
-                site,
-                "user.roles",
-                &record,
-                format!("{}: roles {before} -> {}", record.name, record.roles_text()),
-            )
-            .await?;
+            let record = set_roles(site, &all, &name, &role).await?;
             println!("{}: roles are now {}", record.name, record.roles_text());
             Ok(Outcome::Clean)
         }
         UserCmd::Passwd { name, password_stdin } => {
             require_admin(&acting)?;
-            let record = find(&all, &account_name(&name)?)?.clone();
+            find(&all, &account_name(&name)?)?;
             if !password_stdin {
                 return Err(user("give the password on standard input with --password-stdin (never as an argument)"));
             }
             let password = read_password_line()?;
-            let store = AuthStore::open(&site.dir).await?;
-            store.set_password(&record.name, &password, site.now).await.map_err(|e| user(e.to_string()))?;
-            store.close().await;
-            audit_only(site, "user.passwd", &record.name, format!("password of {} set; sessions ended", record.name))
-                .await?;
-            println!("password of {} set; its sessions were ended", record.name);
+            set_password(site, &all, &name, &password).await?;
+            println!("password of {name} set; its sessions were ended");
             Ok(Outcome::Clean)
         }
         UserCmd::Mfa(MfaCmd::Reset { name }) => {
             require_admin(&acting)?;
-            let record = find(&all, &account_name(&name)?)?.clone();
-            let store = AuthStore::open(&site.dir).await?;
-            store.reset_mfa(&record.name).await?;
-            store.close().await;
-            audit_only(site, "user.mfa-reset", &record.name, format!("second factor of {} removed", record.name))
-                .await?;
-            println!("second factor of {} removed; it sets up a new one at the next sign-in", record.name);
+            reset_mfa(site, &all, &name).await?;
+            println!("second factor of {name} removed; it sets up a new one at the next sign-in");
             Ok(Outcome::Clean)
         }
     }
+}
+
+/// A new account as given by a site-admin (or, for the first one, by the site's operator).
+pub struct NewUser {
+    pub name: String,
+    pub role: String,
+    pub display: Option<String>,
+    pub os_user: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Adds an account: checks, stores the password first (an account that exists always has the password it was
+/// given), then the record.
+pub async fn add_user(site: &mut Site, all: &[User], spec: NewUser) -> Result<User> {
+    let NewUser { name, role, display, os_user, password } = spec;
+    let name = account_name(&name)?;
+    let roles = Role::parse_list(&role).map_err(user)?;
+    if all.is_empty() && !roles.contains(&Role::SiteAdmin) {
+        return Err(user(
+            "the first user must hold site-admin (--role site-admin[,...]): once a site has users, only a \
+             site-admin can add more",
+        ));
+    }
+    if all.iter().any(|u| u.name == name) {
+        return Err(user(format!("user {name} already exists (see `datum-edge user show {name}`)")));
+    }
+    let display = super::text_arg("display", display, 128)?;
+    let os_user = os_user.filter(|l| !l.trim().is_empty());
+    if let Some(login) = &os_user {
+        check_login(login)?;
+        if let Some(other) = all.iter().find(|u| u.os_user.as_deref() == Some(login.as_str())) {
+            return Err(user(format!("the OS account {login} is already mapped to {}", other.name)));
+        }
+    }
+    if let Some(p) = &password {
+        datum_host::auth::check_new_password(p).map_err(|e| user(e.to_string()))?;
+    }
+    let record = User {
+        name: name.clone(),
+        display,
+        roles,
+        os_user,
+        disabled: false,
+        created_at: site.now,
+        created_by: site.actor.clone(),
+    };
+    if let Some(p) = &password {
+        let store = AuthStore::open(&site.dir).await?;
+        let stored = store.set_password(&name, p, site.now).await;
+        store.close().await;
+        stored?;
+    }
+    put_user(site, "user.add", &record, format!("user {name} added as {}", record.roles_text())).await?;
+    Ok(record)
+}
+
+/// Disables or enables an account; disabling ends its sessions (its tokens are refused while disabled).
+/// Returns false when it already was so.
+pub async fn set_disabled(site: &mut Site, all: &[User], name: &str, disabled: bool) -> Result<bool> {
+    let mut record = find(all, &account_name(name)?)?.clone();
+    if disabled && record.has(Role::SiteAdmin) && last_admin(all, &record.name) {
+        return Err(user(format!("{} is the last enabled site-admin; enable or add another first", record.name)));
+    }
+    if record.disabled == disabled {
+        return Ok(false);
+    }
+    record.disabled = disabled;
+    if disabled {
+        let store = AuthStore::open(&site.dir).await?;
+        let ended = store.end_sessions_of(&record.name).await;
+        store.close().await;
+        ended?;
+    }
+    let (op, what) = if disabled { ("user.disable", "disabled") } else { ("user.enable", "enabled") };
+    put_user(site, op, &record, format!("user {} {what}", record.name)).await?;
+    Ok(true)
+}
+
+/// Replaces an account's roles (never leaving the site without an enabled site-admin).
+pub async fn set_roles(site: &mut Site, all: &[User], name: &str, role: &str) -> Result<User> {
+    let mut record = find(all, &account_name(name)?)?.clone();
+    let roles = Role::parse_list(role).map_err(user)?;
+    if record.has(Role::SiteAdmin) && !roles.contains(&Role::SiteAdmin) && last_admin(all, &record.name) {
+        return Err(user(format!(
+            "{} is the last enabled site-admin; keep site-admin or add another first",
+            record.name
+        )));
+    }
+    let before = record.roles_text();
+    record.roles = roles;
+    put_user(site, "user.roles", &record, format!("{}: roles {before} -> {}", record.name, record.roles_text()))
+        .await?;
+    Ok(record)
+}
+
+/// Sets an account's password (ends its sessions), audited.
+pub async fn set_password(site: &mut Site, all: &[User], name: &str, password: &str) -> Result<()> {
+    let record = find(all, &account_name(name)?)?.clone();
+    let store = AuthStore::open(&site.dir).await?;
+    let stored = store.set_password(&record.name, password, site.now).await;
+    store.close().await;
+    stored.map_err(|e| user(e.to_string()))?;
+    audit_only(site, "user.passwd", &record.name, format!("password of {} set; sessions ended", record.name)).await
+}
+
+/// Removes an account's second factor and recovery codes (ends its sessions), audited.
+pub async fn reset_mfa(site: &mut Site, all: &[User], name: &str) -> Result<()> {
+    let record = find(all, &account_name(name)?)?.clone();
+    let store = AuthStore::open(&site.dir).await?;
+    let reset = store.reset_mfa(&record.name).await;
+    store.close().await;
+    reset?;
+    audit_only(site, "user.mfa-reset", &record.name, format!("second factor of {} removed", record.name)).await
 }
 
 /// An OS login as `useradd` accepts it.
@@ -385,7 +424,7 @@ fn check_login(login: &str) -> Result<()> {
 
 /// Records an operation on secrets (which live outside the documents) in the audit trail: a counter record in
 /// the site document changes, so the entry is chained and signed like every other.
-async fn audit_only(site: &mut Site, op: &str, subject: &str, summary: String) -> Result<()> {
+pub async fn audit_only(site: &mut Site, op: &str, subject: &str, summary: String) -> Result<()> {
     #[derive(Serialize)]
     struct CredentialEvent<'a> {
         op: &'a str,
@@ -401,7 +440,7 @@ async fn audit_only(site: &mut Site, op: &str, subject: &str, summary: String) -
 }
 
 /// `30d`, `12h`, `90m`, or `never`.
-fn parse_lifetime(value: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+pub fn parse_lifetime(value: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
     let v = value.trim();
     if v == "never" {
         return Ok(None);

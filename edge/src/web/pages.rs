@@ -26,6 +26,11 @@ pub fn routes() -> Router<App> {
         .route("/changes/{id}", get(change))
         .route("/changes/{id}/{action}", axum::routing::post(change_act))
         .route("/audit", get(audit))
+        .route("/assets/{name}/baseline", axum::routing::post(post_baseline))
+        .route("/users", get(users).post(post_user_add))
+        .route("/users/change", axum::routing::post(post_user_change))
+        .route("/tokens", get(tokens).post(post_token))
+        .route("/tokens/{id}/revoke", axum::routing::post(revoke_token))
 }
 
 type Page = Result<Response, Response>;
@@ -76,8 +81,9 @@ async fn home(State(app): State<App>, headers: HeaderMap) -> Page {
     let count = |label: &str, n: usize, href: &str, class: &str| {
         format!("<a class=\"count {class}\" href=\"{href}\"><span class=\"n\">{n}</span>{}</a>", escape(label))
     };
+    let admin_links = if authorize(me, Action::ManageUsers).is_ok() { " · <a href=\"/users\">Users</a>" } else { "" };
     let body = format!(
-        "<h1>What needs attention</h1><div class=\"counts\">{}{}{}{}{}{}</div>",
+        "<h1>What needs attention</h1><div class=\"counts\">{}{}{}{}{}{}</div><p><a href=\"/tokens\">API tokens</a>{admin_links}</p>",
         count(
             "unauthorized drift",
             n("drift-unauthorized"),
@@ -209,10 +215,22 @@ async fn asset(State(app): State<App>, headers: HeaderMap, Path(name): Path<Stri
     } else {
         String::new()
     };
+    let baseline = if authorize(&who.user, Action::ApproveBaseline).is_ok() && !d.versions.is_empty() && a.is_active() {
+        format!(
+            "<h2>Approve a baseline</h2><form method=\"post\" action=\"/assets/{}/baseline\" class=\"card\" id=\"baseline-approve\">{}\
+             <label>Slot (optional when the asset has one) <input name=\"slot\"></label><label>Version <input name=\"version\" required></label>\
+             <label>Reason <input name=\"reason\" required></label>{}<button type=\"submit\">Approve as baseline</button></form>",
+            url_segment(a.name.as_str()),
+            csrf_field(&who),
+            totp_field()
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         "<h1>{}</h1><table class=\"fields\">{fields}</table><h2>Drift</h2><table id=\"asset-drift\"><thead><tr><th>Slot</th><th>Status</th><th>Detail</th></tr></thead><tbody>{drift}</tbody></table>\
          <h2>Versions</h2><table id=\"asset-versions\"><thead><tr><th>Slot</th><th>Version</th><th>Captured</th><th>By</th><th>Bytes</th><th>Format</th><th></th></tr></thead><tbody>{versions}</tbody></table>\
-         <h2>Change requests</h2><ul>{changes}</ul>{upload}",
+         <h2>Change requests</h2><ul>{changes}</ul>{upload}{baseline}",
         escape(a.name.as_str())
     );
     Ok(page(a.name.as_str(), &who, body))
@@ -626,4 +644,270 @@ async fn download(
         body,
     )
         .into_response())
+}
+
+fn totp_field() -> &'static str {
+    "<label>Your TOTP code <input name=\"totp\" autocomplete=\"one-time-code\" inputmode=\"numeric\"></label>"
+}
+
+#[derive(serde::Deserialize)]
+struct BaselineForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    slot: Option<String>,
+    version: String,
+    reason: String,
+    #[serde(default)]
+    totp: Option<String>,
+}
+
+/// Approves a version as the baseline of its slot (approvers, with the second factor again).
+async fn post_baseline(
+    State(app): State<App>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<BaselineForm>,
+) -> Page {
+    let peer = peer.map(|p| p.0 .0.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let who =
+        app.allow(&headers, &Method::POST, Some(&form.csrf), Action::ApproveBaseline).await.map_err(WebError::page)?;
+    app.auth.confirm_second_factor(&who, form.totp.as_deref(), peer).await.map_err(WebError::page)?;
+    let slot = form.slot.filter(|s| !s.trim().is_empty());
+    api::writing(&app, &who, async |site| {
+        crate::commands::configs::approve_baseline(site, &name, slot, Some(form.version), form.reason)
+            .await
+            .map_err(domain)
+    })
+    .await
+    .map_err(WebError::page)?;
+    Ok(Redirect::to(&format!("/assets/{}", url_segment(&name))).into_response())
+}
+
+async fn users(State(app): State<App>, headers: HeaderMap) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::ManageUsers).await.map_err(WebError::page)?;
+    let all = read_page(&app, async |site| crate::commands::users::users(site).await.map_err(internal)).await?;
+    let mut rows = String::new();
+    for u in &all {
+        let has_password = app.auth.store.has_password(&u.name).await.map_err(|e| WebError::from(e).page())?;
+        let has_totp = app.auth.store.has_totp(&u.name).await.map_err(|e| WebError::from(e).page())?;
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&u.name),
+            opt(&u.display),
+            escape(&u.roles_text()),
+            opt(&u.os_user),
+            if u.disabled { "disabled" } else { "enabled" },
+            if has_password { "set" } else { "not set" },
+            match (has_totp, u.needs_mfa()) {
+                (true, _) => "totp",
+                (false, true) => "required, not set up",
+                (false, false) => "–",
+            }
+        ));
+    }
+    let csrf = csrf_field(&who);
+    let totp = totp_field();
+    let body = format!(
+        "<h1>Users</h1><table id=\"users\"><thead><tr><th>Name</th><th>Display</th><th>Roles</th><th>OS user</th><th>State</th>\
+         <th>Password</th><th>2nd factor</th></tr></thead><tbody>{rows}</tbody></table>\
+         <h2>Add a person</h2><form method=\"post\" action=\"/users\" class=\"card\" id=\"user-add\">{csrf}\
+         <label>Account name <input name=\"name\" required></label><label>Display name <input name=\"display\"></label>\
+         <label>Roles (comma-separated: viewer, engineer, approver, auditor, site-admin) <input name=\"role\" required></label>\
+         <label>Initial password (at least 12 characters) <input name=\"password\" type=\"password\" autocomplete=\"new-password\" required></label>\
+         {totp}<button type=\"submit\">Add</button></form>\
+         <h2>Change an account</h2><form method=\"post\" action=\"/users/change\" class=\"card\" id=\"user-change\">{csrf}\
+         <label>Account name <input name=\"name\" required></label>\
+         <label>Action <select name=\"op\"><option value=\"roles\">set roles</option><option value=\"disable\">disable</option>\
+         <option value=\"enable\">enable</option><option value=\"passwd\">set password</option><option value=\"mfa-reset\">reset second factor</option></select></label>\
+         <label>Roles (for set roles) <input name=\"role\"></label><label>Password (for set password) <input name=\"password\" type=\"password\" autocomplete=\"new-password\"></label>\
+         {totp}<button type=\"submit\">Apply</button></form>"
+    );
+    Ok(page("Users", &who, body))
+}
+
+#[derive(serde::Deserialize)]
+struct UserForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    op: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    display: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    totp: Option<String>,
+}
+
+async fn post_user_add(
+    State(app): State<App>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    Form(form): Form<UserForm>,
+) -> Page {
+    post_user(app, peer, headers, false, form).await
+}
+
+async fn post_user_change(
+    State(app): State<App>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    Form(form): Form<UserForm>,
+) -> Page {
+    post_user(app, peer, headers, true, form).await
+}
+
+async fn post_user(
+    app: App,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    change: bool,
+    form: UserForm,
+) -> Page {
+    let peer = peer.map(|p| p.0 .0.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let who =
+        app.allow(&headers, &Method::POST, Some(&form.csrf), Action::ManageUsers).await.map_err(WebError::page)?;
+    app.auth.confirm_second_factor(&who, form.totp.as_deref(), peer).await.map_err(WebError::page)?;
+    use crate::commands::users as u;
+    let op = if change { form.op.clone().unwrap_or_default() } else { "add".to_string() };
+    api::writing(&app, &who, async |site| {
+        let all = u::users(site).await.map_err(internal)?;
+        let name = form.name.trim().to_string();
+        let role = form.role.clone().unwrap_or_default();
+        let password = form.password.clone().filter(|p| !p.is_empty());
+        let done = match op.as_str() {
+            "add" => u::add_user(
+                site,
+                &all,
+                u::NewUser { name, role, display: form.display.clone(), os_user: None, password },
+            )
+            .await
+            .map(|_| ()),
+            "roles" => u::set_roles(site, &all, &name, &role).await.map(|_| ()),
+            "disable" => u::set_disabled(site, &all, &name, true).await.map(|_| ()),
+            "enable" => u::set_disabled(site, &all, &name, false).await.map(|_| ()),
+            "passwd" => match password {
+                Some(p) => u::set_password(site, &all, &name, &p).await,
+                None => return Err(WebError::BadRequest("give the new password".into())),
+            },
+            "mfa-reset" => u::reset_mfa(site, &all, &name).await,
+            other => return Err(WebError::BadRequest(format!("no user action {other:?}"))),
+        };
+        done.map_err(domain)
+    })
+    .await
+    .map_err(WebError::page)?;
+    Ok(Redirect::to("/users").into_response())
+}
+
+async fn tokens(State(app): State<App>, headers: HeaderMap) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
+    let admin = authorize(&who.user, Action::ManageUsers).is_ok();
+    let list = app
+        .auth
+        .store
+        .tokens(if admin { None } else { Some(&who.user.name) })
+        .await
+        .map_err(|e| WebError::from(e).page())?;
+    let csrf = csrf_field(&who);
+    let rows: String = list
+        .iter()
+        .map(|t| {
+            let revoke = if t.revoked_at.is_none() {
+                format!(
+                    "<form method=\"post\" action=\"/tokens/{}/revoke\" class=\"inline\">{csrf}<button type=\"submit\">Revoke</button></form>",
+                    escape(&t.id)
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{revoke}</td></tr>",
+                escape(&t.id),
+                escape(&t.user),
+                escape(&t.created_at),
+                escape(t.expires_at.as_deref().unwrap_or("never")),
+                escape(t.revoked_at.as_deref().map(|r| r.to_string()).as_deref().unwrap_or("active")),
+                escape(t.last_used_at.as_deref().unwrap_or("–"))
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>API tokens</h1><table id=\"tokens\"><thead><tr><th>Id</th><th>User</th><th>Created</th><th>Expires</th><th>State</th>\
+         <th>Last used</th><th></th></tr></thead><tbody>{rows}</tbody></table><h2>New token for {}</h2>\
+         <form method=\"post\" action=\"/tokens\" class=\"card\">{csrf}<label>Lifetime (e.g. 30d, 12h, never) <input name=\"expires\" value=\"90d\"></label>\
+         <button type=\"submit\">Create</button></form>",
+        escape(&who.user.name)
+    );
+    Ok(page("API tokens", &who, body))
+}
+
+#[derive(serde::Deserialize)]
+struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    expires: Option<String>,
+}
+
+async fn post_token(State(app): State<App>, headers: HeaderMap, Form(form): Form<TokenForm>) -> Page {
+    let who = app.allow(&headers, &Method::POST, Some(&form.csrf), Action::Read).await.map_err(WebError::page)?;
+    let expires = crate::commands::users::parse_lifetime(form.expires.as_deref().unwrap_or("90d"), app.now())
+        .map_err(|e| WebError::BadRequest(e.to_string()).page())?;
+    let made = app
+        .auth
+        .store
+        .create_token(&who.user.name, &who.user.name, app.now(), expires)
+        .await
+        .map_err(|e| WebError::from(e).page())?;
+    let id = made.id.clone();
+    api::writing(&app, &who, async |site| {
+        crate::commands::users::audit_only(
+            site,
+            "token.create",
+            &who.user.name,
+            format!("token {id} made for {}", who.user.name),
+        )
+        .await
+        .map_err(internal)
+    })
+    .await
+    .map_err(WebError::page)?;
+    let body = format!(
+        "<h1>Token created</h1><p>Copy it now: it is not shown again. Use it as <code>Authorization: Bearer …</code> or \
+         <code>DATUM_TOKEN</code>.</p><p><code id=\"new-token\">{}</code></p><p><a href=\"/tokens\">Back to tokens</a></p>",
+        escape(&made.token)
+    );
+    Ok(page("Token created", &who, body))
+}
+
+async fn revoke_token(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<TokenForm>,
+) -> Page {
+    let who = app.allow(&headers, &Method::POST, Some(&form.csrf), Action::Read).await.map_err(WebError::page)?;
+    let admin = authorize(&who.user, Action::ManageUsers).is_ok();
+    let all = app.auth.store.tokens(None).await.map_err(|e| WebError::from(e).page())?;
+    let token = all.iter().find(|t| t.id == id).ok_or_else(|| WebError::NotFound(format!("no token {id}")).page())?;
+    if token.user != who.user.name && !admin {
+        return Err(WebError::Forbidden(format!("{} may only revoke their own tokens", who.user.name)).page());
+    }
+    if app.auth.store.revoke_token(&id, app.now()).await.map_err(|e| WebError::from(e).page())? {
+        let owner = token.user.clone();
+        api::writing(&app, &who, async |site| {
+            crate::commands::users::audit_only(site, "token.revoke", &owner, format!("token {id} of {owner} revoked"))
+                .await
+                .map_err(internal)
+        })
+        .await
+        .map_err(WebError::page)?;
+    }
+    Ok(Redirect::to("/tokens").into_response())
 }

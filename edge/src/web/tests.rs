@@ -326,6 +326,23 @@ fn routes() -> Vec<Route> {
             name: "POST /assets/plc1/captures (form)",
             make: |c, t, _| multipart("/assets/plc1/captures", c, None, Some(t)),
         },
+        Route {
+            name: "POST /assets/plc1/baseline (form)",
+            make: |c, t, code| form("/assets/plc1/baseline", c, &format!("csrf={t}&version=1&reason=ok&totp={code}")),
+        },
+        Route { name: "GET /users", make: |c, _, _| get("/users", c) },
+        Route {
+            name: "POST /users (form)",
+            make: |c, t, code| {
+                form("/users", c, &format!("csrf={t}&name=newbie&role=viewer&password=long+enough+pass&totp={code}"))
+            },
+        },
+        Route {
+            name: "POST /users/change (form)",
+            make: |c, t, code| form("/users/change", c, &format!("csrf={t}&name=viewer&op=disable&totp={code}")),
+        },
+        Route { name: "GET /tokens", make: |c, _, _| get("/tokens", c) },
+        Route { name: "POST /tokens (form)", make: |c, t, _| form("/tokens", c, &format!("csrf={t}&expires=1d")) },
         Route { name: "POST /logout", make: |c, t, _| form("/logout", c, &format!("csrf={t}")) },
     ]
 }
@@ -386,6 +403,12 @@ async fn authorization_matrix_every_route_every_role_and_anonymous() {
         POST /changes/CR-0001/submit (form)          303        403        303        403        403        403
         POST /changes/CR-0002/approve (form)         303        403        403        303        403        403
         POST /assets/plc1/captures (form)            303        403        303        403        403        403
+        POST /assets/plc1/baseline (form)            303        403        403        303        403        403
+        GET /users                                   303        403        403        403        403        200
+        POST /users (form)                           303        403        403        403        403        303
+        POST /users/change (form)                    303        403        403        403        403        303
+        GET /tokens                                  303        200        200        200        200        200
+        POST /tokens (form)                          303        200        200        200        200        200
         POST /logout                                 303        303        303        303        303        303
     "#]]
     .assert_eq(&table);
