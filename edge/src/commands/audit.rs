@@ -58,7 +58,11 @@ async fn log(site: &mut Site, since: Option<String>, asset: Option<String>, json
             vec![
                 e.seq.to_string(),
                 e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                e.actor.clone(),
+                // How the person authenticated, once the site has users; a bare name is a typed one.
+                match e.auth {
+                    Some(how) => format!("{} ({})", e.actor, how.as_str()),
+                    None => e.actor.clone(),
+                },
                 e.op.clone(),
                 e.subject.clone(),
                 format!(

@@ -1,0 +1,149 @@
+//! `cargo bench -p datum-tests --bench web`: the workspace's pages and API with 10,000 assets (target: every
+//! page ≤ 150 ms at p95 on this machine) and the service's memory when idle (target: under 100 MiB).
+//!
+//! Runs the real `datum-edge serve` (the profile of the bench, i.e. release) on loopback with plain HTTP (the
+//! server's work, not TLS), requests each route one after another from one client with an API token, and
+//! prints a Markdown table. docs/PERFORMANCE.md records a run. `DATUM_BENCH_QUICK=1`: 1,000 assets, fewer
+//! requests.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use datum_tests::{bin, Plant};
+
+fn quick() -> bool {
+    std::env::var("DATUM_BENCH_QUICK").is_ok_and(|v| !v.is_empty())
+}
+
+fn get(address: &str, path: &str, token: &str) -> (u16, usize) {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    let head = String::from_utf8_lossy(&response[..response.len().min(20)]).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, response.len())
+}
+
+fn rss_kib(pid: u32) -> i64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let n_assets = if quick() { 1_000 } else { 10_000 };
+    let rounds = if quick() { 20 } else { 100 };
+    let plant = Plant::new("bench-web");
+    let mut csv = String::from("name,kind,vendor,model,firmware,zone,ip,criticality,owner\n");
+    let kinds = ["plc", "switch", "firewall", "hmi", "router", "rtu"];
+    let vendors = ["Siemens", "Rockwell", "Cisco", "Fortinet", "Schneider", "ABB"];
+    for i in 0..n_assets {
+        csv.push_str(&format!(
+            "A-{i:05},{},{},M{},{}.{},cell-{},10.{}.{}.{},{},owner{}\n",
+            kinds[i % kinds.len()],
+            vendors[(i / 7) % vendors.len()],
+            i % 97,
+            i % 5,
+            i % 13,
+            i % 40,
+            (i / 65536) % 256,
+            (i / 256) % 256,
+            i % 256,
+            ["low", "medium", "high", "critical"][i % 4],
+            i % 30
+        ));
+    }
+    let file = plant.write("inventory.csv", csv.as_bytes());
+    plant.ok(&["asset", "import", file.to_str().expect("utf-8")]);
+    // A few captures, a baseline and changes, so drift and the asset page have content.
+    let cfg = plant.write("a.cfg", b"hostname a\n!\ninterface Gi0/1\n description x\n!\n");
+    plant.ok(&["config", "capture", "A-00042", cfg.to_str().expect("utf-8")]);
+    plant.ok(&["baseline", "approve", "A-00042", "--reason", "bench"]);
+    for _ in 0..20 {
+        plant.new_change("A-00042", "low");
+    }
+    let login = String::from_utf8(Command::new("id").arg("-un").output().expect("id").stdout).expect("utf-8");
+    let mut add = plant.command(&["user", "add", "bench", "--role", "site-admin,engineer", "--os-user", login.trim()]);
+    add.env_remove("DATUM_ACTOR");
+    assert!(add.status().expect("user add").success());
+    let mut token = plant.command(&["token", "create", "--user", "bench"]);
+    token.env_remove("DATUM_ACTOR");
+    let token = String::from_utf8(token.output().expect("token").stdout).expect("utf-8").trim().to_string();
+
+    let config = plant.write("edge.toml", b"plain_http = true\nlisten = \"127.0.0.1:0\"\n");
+    let mut child = Command::new(bin("datum-edge"))
+        .args(["serve", "--config", config.to_str().expect("utf-8")])
+        .env("DATUM_DATA", &plant.data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let line = BufReader::new(child.stdout.take().expect("stdout")).lines().next().expect("line").expect("read");
+    let address = line.rsplit("://").next().expect("address").to_string();
+    let started_rss = rss_kib(child.id());
+
+    let routes = [
+        "/",
+        "/assets",
+        "/assets?q=siemens+cell-7",
+        "/assets/A-00042",
+        "/drift",
+        "/changes",
+        "/changes/CR-0007",
+        "/audit",
+        "/api/v1/assets",
+        "/api/v1/assets?q=cisco",
+        "/api/v1/drift",
+        "/api/v1/changes",
+    ];
+    println!("| route ({n_assets} assets) | p50 ms | p95 ms | max ms | bytes |");
+    println!("|---|---|---|---|---|");
+    for route in routes {
+        let (status, _) = get(&address, route, &token);
+        assert_eq!(status, 200, "{route}");
+        let mut times = Vec::with_capacity(rounds);
+        let mut bytes = 0;
+        for _ in 0..rounds {
+            let start = Instant::now();
+            let (status, n) = get(&address, route, &token);
+            times.push(start.elapsed());
+            assert_eq!(status, 200);
+            bytes = n;
+        }
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "| `{route}` | {:.1} | {:.1} | {:.1} | {bytes} |",
+            ms(percentile(&times, 0.5)),
+            ms(percentile(&times, 0.95)),
+            ms(*times.last().expect("times"))
+        );
+    }
+    let busy_rss = rss_kib(child.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_rss = rss_kib(child.id());
+    println!(
+        "\nservice resident memory: {:.1} MiB after start, {:.1} MiB right after the requests, {:.1} MiB idle 2 s later",
+        started_rss as f64 / 1024.0,
+        busy_rss as f64 / 1024.0,
+        idle_rss as f64 / 1024.0
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
