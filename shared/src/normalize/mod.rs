@@ -30,8 +30,10 @@ use crate::text::{self, Encoding};
 /// Version of the normalisation rules. Stored with every configuration version: hashes made by different
 /// versions are not compared with each other (drift falls back to the raw hash). 3: masking in layers (value
 /// shapes, secret names by their words, positional grammars, YAML and XML context). 4: pfSense/OPNsense list
-/// items are named by their `<name>`/`<tracker>` child (`gateway_item[WAN_GW]`), not numbered.
-pub const NORMALIZER_VERSION: u32 = 4;
+/// items are named by their `<name>`/`<tracker>` child (`gateway_item[WAN_GW]`), not numbered. 5: the text of an
+/// XML element that holds a secret is fingerprinted after the layout (and PLC-code comment) normalisation its
+/// lines get elsewhere, so re-indenting an export no longer changes the fingerprint.
+pub const NORMALIZER_VERSION: u32 = 5;
 
 /// Inputs larger than this are refused (callers fall back to raw comparison): memory stays bounded.
 pub const MAX_NORMALIZE_BYTES: usize = 32 * 1024 * 1024;

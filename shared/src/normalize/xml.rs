@@ -365,7 +365,29 @@ fn text_lines(
     };
     if frame.is_some_and(|f| f.secret) {
         *n_secrets += 1;
-        out.push(NormLine { text: line_of(&key.mask(value.trim(), false)), context });
+        // The fingerprint covers what the text says, as the lines of any other element would: layout (and in
+        // PLC code, comments) do not change it, so a re-indented export keeps its secret's fingerprint.
+        let value: Cow<'_, str> = if code_like { strip_st_comments(value) } else { Cow::Borrowed(value) };
+        let mut canonical = String::with_capacity(value.len());
+        for line in value.lines() {
+            scratch.clear();
+            if code_like {
+                push_collapsed_ws(scratch, line);
+            } else {
+                scratch.push_str(line.trim());
+            }
+            if scratch.is_empty() {
+                continue;
+            }
+            if !canonical.is_empty() {
+                canonical.push('\n');
+            }
+            canonical.push_str(scratch);
+        }
+        if canonical.is_empty() {
+            return;
+        }
+        out.push(NormLine { text: line_of(&key.mask(&canonical, false)), context });
         return;
     }
     // In PLC code (Structured Text and friends) comments and layout carry no behaviour.
