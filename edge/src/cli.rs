@@ -602,17 +602,25 @@ pub enum UserCmd {
     },
     /// One person's account
     Show {
+        /// The account name
         name: String,
         /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// Disable an account (its sessions and tokens stop working at once)
-    Disable { name: String },
+    Disable {
+        /// The account name
+        name: String,
+    },
     /// Enable a disabled account
-    Enable { name: String },
+    Enable {
+        /// The account name
+        name: String,
+    },
     /// Replace an account's roles
     Roles {
+        /// The account name
         name: String,
         /// Roles, comma-separated
         #[arg(long, value_name = "ROLE[,ROLE]")]
@@ -620,6 +628,7 @@ pub enum UserCmd {
     },
     /// Set an account's password (read from standard input; ends its sessions)
     Passwd {
+        /// The account name
         name: String,
         /// Read the password from standard input (one line); required
         #[arg(long)]
@@ -633,13 +642,17 @@ pub enum UserCmd {
 #[derive(Debug, Subcommand)]
 pub enum MfaCmd {
     /// Remove an account's TOTP and recovery codes; it sets up a new one at its next sign-in
-    Reset { name: String },
+    Reset {
+        /// The account name
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
     /// Make an API token acting as a user (shown once; stored hashed)
     Create {
+        /// The account the token acts as
         #[arg(long)]
         user: String,
         /// Lifetime, e.g. 30d, 12h [default: 90d]; `never` for none
@@ -659,7 +672,10 @@ pub enum TokenCmd {
         json: bool,
     },
     /// Revoke a token by id
-    Revoke { id: String },
+    Revoke {
+        /// The token's id (from `token list`)
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

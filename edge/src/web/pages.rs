@@ -26,6 +26,8 @@ pub fn routes() -> Router<App> {
         .route("/changes/{id}", get(change))
         .route("/changes/{id}/{action}", axum::routing::post(change_act))
         .route("/audit", get(audit))
+        .route("/backups", get(backups))
+        .route("/reviews", get(reviews))
         .route("/assets/{name}/baseline", axum::routing::post(post_baseline))
         .route("/users", get(users).post(post_user_add))
         .route("/users/change", axum::routing::post(post_user_change))
@@ -55,11 +57,18 @@ async fn read_page<T>(
 
 async fn home(State(app): State<App>, headers: HeaderMap) -> Page {
     let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
-    let (drift, changes, n_assets) = read_page(&app, async |site| {
+    let (drift, changes, n_assets, overdue) = read_page(&app, async |site| {
         let view = crate::view::load(site).await.map_err(internal)?;
         let drift = view.drift(site.now, &site.policy, None);
         let n_assets = view.assets.values().filter(|a| a.is_active()).count();
-        Ok((drift, api::change_entries(site).await?, n_assets))
+        let mut overdue = (0, 0, 0);
+        for a in view.reported_assets() {
+            let b = view.backup_state(a, site.now, &site.policy);
+            overdue.0 += usize::from(b.backup_overdue);
+            overdue.1 += usize::from(b.test_overdue);
+            overdue.2 += usize::from(view.review_state(a, site.now, &site.policy).status.is_overdue());
+        }
+        Ok((drift, api::change_entries(site).await?, n_assets, overdue))
     })
     .await?;
     let n = |status: &str| drift.iter().filter(|d| d.status.as_str() == status).count();
@@ -83,7 +92,8 @@ async fn home(State(app): State<App>, headers: HeaderMap) -> Page {
     };
     let admin_links = if authorize(me, Action::ManageUsers).is_ok() { " · <a href=\"/users\">Users</a>" } else { "" };
     let body = format!(
-        "<h1>What needs attention</h1><div class=\"counts\">{}{}{}{}{}{}</div><p><a href=\"/tokens\">API tokens</a>{admin_links}</p>",
+        "<h1>What needs attention</h1><div class=\"counts\">{}{}{}{}{}{}{}{}{}</div><p><a href=\"/backups\">Backups and restore tests</a> · \
+         <a href=\"/reviews\">Reviews</a> · <a href=\"/tokens\">API tokens</a>{admin_links}</p>",
         count(
             "unauthorized drift",
             n("drift-unauthorized"),
@@ -92,6 +102,9 @@ async fn home(State(app): State<App>, headers: HeaderMap) -> Page {
         ),
         count("stale captures", n("stale"), "/drift?status=stale", ""),
         count("without baseline", n("no-baseline"), "/drift?status=no-baseline", ""),
+        count("overdue backups", overdue.0, "/backups?overdue=backup", if overdue.0 > 0 { "bad" } else { "" }),
+        count("overdue restore tests", overdue.1, "/backups?overdue=restore-test", if overdue.1 > 0 { "bad" } else { "" }),
+        count("overdue reviews", overdue.2, "/reviews?overdue=1", if overdue.2 > 0 { "bad" } else { "" }),
         count("changes waiting for me", waiting, "/changes?waiting=me", ""),
         count("open changes", open, "/changes?open=1", ""),
         count("assets", n_assets, "/assets", ""),
@@ -910,4 +923,131 @@ async fn revoke_token(
         .map_err(WebError::page)?;
     }
     Ok(Redirect::to("/tokens").into_response())
+}
+
+fn day(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "never".into())
+}
+
+#[derive(serde::Deserialize, Default)]
+struct OverdueQuery {
+    #[serde(default)]
+    overdue: Option<String>,
+}
+
+/// Backups and restore tests per asset against the intervals its criticality requires, and the tests recorded.
+async fn backups(State(app): State<App>, headers: HeaderMap, Query(query): Query<OverdueQuery>) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
+    let (rows, tests) = read_page(&app, async |site| {
+        let view = crate::view::load(site).await.map_err(internal)?;
+        let rows: Vec<(Asset, datum_shared::view::BackupState)> =
+            view.reported_assets().map(|a| (a.clone(), view.backup_state(a, site.now, &site.policy))).collect();
+        let mut tests = view.restore_tests.clone();
+        tests.sort_by(|a, b| b.tested_at.cmp(&a.tested_at));
+        Ok((rows, tests))
+    })
+    .await?;
+    let only = query.overdue.as_deref().filter(|s| !s.is_empty());
+    let flag = |overdue: bool| if overdue { "<span class=\"bad\">overdue</span>" } else { "ok" };
+    let table: String = rows
+        .iter()
+        .filter(|(_, b)| match only {
+            Some("backup") => b.backup_overdue,
+            Some("restore-test") => b.test_overdue,
+            _ => true,
+        })
+        .map(|(a, b)| {
+            format!(
+                "<tr><td><a href=\"/assets/{}\">{}</a></td><td>{}</td><td>{}</td><td>{} (every {} d)</td><td>{}</td><td>{} (every {} d)</td></tr>",
+                url_segment(a.name.as_str()),
+                escape(a.name.as_str()),
+                a.criticality.as_str(),
+                day(b.last_backup),
+                flag(b.backup_overdue),
+                b.backup_interval.num_days(),
+                day(b.last_test),
+                flag(b.test_overdue),
+                b.test_interval.num_days()
+            )
+        })
+        .collect();
+    let tests: String = tests
+        .iter()
+        .take(500)
+        .map(|t| {
+            format!(
+                "<tr><td>{}</td><td><a href=\"/assets/{}\">{}</a></td><td>{} v{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                t.tested_at.format("%Y-%m-%d %H:%M"),
+                url_segment(t.asset.as_str()),
+                escape(t.asset.as_str()),
+                escape(t.slot.as_str()),
+                t.version,
+                escape(&format!("{:?}", t.result).to_lowercase()),
+                escape(&t.tested_by),
+                escape(&t.method)
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Backups and restore tests</h1><p><a href=\"/backups?overdue=backup\">Overdue backups</a> · \
+         <a href=\"/backups?overdue=restore-test\">Overdue restore tests</a> · <a href=\"/backups\">All</a></p>\
+         <table id=\"backups\"><thead><tr><th>Asset</th><th>Criticality</th><th>Last backup</th><th>Backup</th><th>Last passed restore test</th>\
+         <th>Restore test</th></tr></thead><tbody>{table}</tbody></table><h2>Restore tests recorded</h2>\
+         <table id=\"restore-tests\"><thead><tr><th>When</th><th>Asset</th><th>Version</th><th>Result</th><th>By</th><th>Method</th></tr></thead>\
+         <tbody>{tests}</tbody></table><p class=\"small\">Record one with <code>datum-edge restore-test record</code>.</p>"
+    );
+    Ok(page("Backups", &who, body))
+}
+
+/// Periodic reviews: when each asset is due, and the reviews recorded.
+async fn reviews(State(app): State<App>, headers: HeaderMap, Query(query): Query<OverdueQuery>) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
+    let (rows, done) = read_page(&app, async |site| {
+        let view = crate::view::load(site).await.map_err(internal)?;
+        let rows: Vec<(Asset, datum_shared::view::ReviewState)> =
+            view.reported_assets().map(|a| (a.clone(), view.review_state(a, site.now, &site.policy))).collect();
+        let mut done = view.reviews.clone();
+        done.sort_by(|a, b| b.reviewed_at.cmp(&a.reviewed_at));
+        Ok((rows, done))
+    })
+    .await?;
+    let only_overdue = query.overdue.as_deref().is_some_and(|s| !s.is_empty());
+    let table: String = rows
+        .iter()
+        .filter(|(_, r)| !only_overdue || r.status.is_overdue())
+        .map(|(a, r)| {
+            format!(
+                "<tr><td><a href=\"/assets/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+                url_segment(a.name.as_str()),
+                escape(a.name.as_str()),
+                a.criticality.as_str(),
+                day(r.last),
+                r.due_at.format("%Y-%m-%d"),
+                if r.status.is_overdue() { "bad" } else { "" },
+                r.status.as_str()
+            )
+        })
+        .collect();
+    let done: String = done
+        .iter()
+        .take(200)
+        .map(|r| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                r.reviewed_at.format("%Y-%m-%d %H:%M"),
+                escape(&r.reviewed_by),
+                escape(&format!("{:?}", r.outcome).to_lowercase()),
+                escape(&r.assets.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")),
+                escape(&r.notes)
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Periodic reviews</h1><p><a href=\"/reviews?overdue=1\">Overdue only</a> · <a href=\"/reviews\">All</a></p>\
+         <table id=\"review-due\"><thead><tr><th>Asset</th><th>Criticality</th><th>Last review</th><th>Due</th><th>Status</th></tr></thead>\
+         <tbody>{table}</tbody></table><h2>Reviews recorded</h2><table id=\"reviews\"><thead><tr><th>When</th><th>By</th><th>Outcome</th>\
+         <th>Assets</th><th>Notes</th></tr></thead><tbody>{done}</tbody></table>\
+         <p class=\"small\">Record one with <code>datum-edge review record</code>.</p>"
+    );
+    Ok(page("Reviews", &who, body))
 }

@@ -279,6 +279,8 @@ fn routes() -> Vec<Route> {
         Route { name: "GET /changes/new", make: |c, _, _| get("/changes/new", c) },
         Route { name: "GET /changes/CR-0002", make: |c, _, _| get("/changes/CR-0002", c) },
         Route { name: "GET /audit", make: |c, _, _| get("/audit", c) },
+        Route { name: "GET /backups", make: |c, _, _| get("/backups?overdue=backup", c) },
+        Route { name: "GET /reviews", make: |c, _, _| get("/reviews", c) },
         Route { name: "GET /api/v1/assets", make: |c, _, _| get("/api/v1/assets", c) },
         Route { name: "GET /api/v1/assets/plc1", make: |c, _, _| get("/api/v1/assets/plc1", c) },
         Route { name: "GET /api/v1/drift", make: |c, _, _| get("/api/v1/drift", c) },
@@ -387,6 +389,8 @@ async fn authorization_matrix_every_route_every_role_and_anonymous() {
         GET /changes/new                             303        403        200        403        403        403
         GET /changes/CR-0002                         303        200        200        200        200        200
         GET /audit                                   303        200        200        200        200        200
+        GET /backups                                 303        200        200        200        200        200
+        GET /reviews                                 303        200        200        200        200        200
         GET /api/v1/assets                           401        200        200        200        200        200
         GET /api/v1/assets/plc1                      401        200        200        200        200        200
         GET /api/v1/drift                            401        200        200        200        200        200
