@@ -943,7 +943,7 @@ async fn backups(State(app): State<App>, headers: HeaderMap, Query(query): Query
         let rows: Vec<(Asset, datum_shared::view::BackupState)> =
             view.reported_assets().map(|a| (a.clone(), view.backup_state(a, site.now, &site.policy))).collect();
         let mut tests = view.restore_tests.clone();
-        tests.sort_by(|a, b| b.tested_at.cmp(&a.tested_at));
+        tests.sort_by_key(|t| std::cmp::Reverse(t.tested_at));
         Ok((rows, tests))
     })
     .await?;
@@ -1007,7 +1007,7 @@ async fn reviews(State(app): State<App>, headers: HeaderMap, Query(query): Query
         let rows: Vec<(Asset, datum_shared::view::ReviewState)> =
             view.reported_assets().map(|a| (a.clone(), view.review_state(a, site.now, &site.policy))).collect();
         let mut done = view.reviews.clone();
-        done.sort_by(|a, b| b.reviewed_at.cmp(&a.reviewed_at));
+        done.sort_by_key(|r| std::cmp::Reverse(r.reviewed_at));
         Ok((rows, done))
     })
     .await?;
