@@ -150,7 +150,8 @@ fn a_days_work_in_the_browser() {
     browser.go(&format!("{base}/assets"));
     browser.find("#asset-search").type_text("cisco");
     browser.find("main form button[type=submit]").click();
-    assert_eq!(browser.find("#asset-count").text(), "1");
+    browser.wait_for_url("the search result", |u| u.contains("q=cisco"));
+    assert_eq!(browser.wait_for_text("#asset-count", "1"), "1");
     browser.find("table a[href='/assets/sw1']").click();
     let changed = plant.write(
         "sw1-new.cfg",

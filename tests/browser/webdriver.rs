@@ -232,8 +232,21 @@ impl Element<'_> {
         self.browser.command("POST", &format!("/element/{}/value", self.id), Some(json!({ "text": text })));
     }
 
+    /// The element's text. An element of the page being left (a click that submits a form returns before the
+    /// next page has always replaced it) is found again by its selector on the new page.
     pub fn text(&self) -> String {
-        let value = self.browser.command("GET", &format!("/element/{}/text", self.id), None);
-        value.as_str().unwrap_or_else(|| panic!("text of {}", self.selector)).to_string()
+        let b = self.browser;
+        let mut id = self.id.clone();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, answer) = request(b.port, "GET", &format!("/session/{}/element/{id}/text", b.session), None);
+            if status == 200 {
+                return answer["value"].as_str().unwrap_or_else(|| panic!("text of {}", self.selector)).to_string();
+            }
+            let stale = answer["value"]["error"] == "stale element reference";
+            assert!(stale && Instant::now() < deadline, "text of {}: {answer}", self.selector);
+            std::thread::sleep(Duration::from_millis(50));
+            id = b.find(&self.selector).id;
+        }
     }
 }
