@@ -263,7 +263,7 @@ async fn change_act(
     Path((id, verb)): Path<(String, String)>,
     body: Option<Json<ActBody>>,
 ) -> ApiResult {
-    let peer = peer.map(|p| p.0 .0.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let peer = datum_host::web::source(peer);
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let change = act(&app, &headers, peer, &id, &verb, body).await.map_err(json_err)?;
     Ok(Json(change).into_response())

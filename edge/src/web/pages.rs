@@ -486,7 +486,7 @@ async fn change_act(
     Path((id, verb)): Path<(String, String)>,
     Form(body): Form<ActBody>,
 ) -> Page {
-    let peer = peer.map(|p| p.0 .0.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let peer = datum_host::web::source(peer);
     api::act(&app, &headers, peer, &id, &verb, body).await.map_err(WebError::page)?;
     Ok(Redirect::to(&format!("/changes/{}", url_segment(&id))).into_response())
 }
@@ -683,7 +683,7 @@ async fn post_baseline(
     Path(name): Path<String>,
     Form(form): Form<BaselineForm>,
 ) -> Page {
-    let peer = peer.map(|p| p.0 .0.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let peer = datum_host::web::source(peer);
     let who =
         app.allow(&headers, &Method::POST, Some(&form.csrf), Action::ApproveBaseline).await.map_err(WebError::page)?;
     app.auth.confirm_second_factor(&who, form.totp.as_deref(), peer).await.map_err(WebError::page)?;
@@ -782,7 +782,7 @@ async fn post_user(
     change: bool,
     form: UserForm,
 ) -> Page {
-    let peer = peer.map(|p| p.0 .0.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let peer = datum_host::web::source(peer);
     let who =
         app.allow(&headers, &Method::POST, Some(&form.csrf), Action::ManageUsers).await.map_err(WebError::page)?;
     app.auth.confirm_second_factor(&who, form.totp.as_deref(), peer).await.map_err(WebError::page)?;

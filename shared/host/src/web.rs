@@ -398,7 +398,8 @@ fn with_cookie(mut response: Response, value: HeaderValue) -> Response {
     response
 }
 
-fn source(peer: Option<axum::Extension<Peer>>) -> IpAddr {
+/// The source address of a request (for the lockout per address); unspecified when served without [`serve`].
+pub fn source(peer: Option<axum::Extension<Peer>>) -> IpAddr {
     peer.map(|p| p.0 .0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 

@@ -370,12 +370,7 @@ fn text_lines(
         let value: Cow<'_, str> = if code_like { strip_st_comments(value) } else { Cow::Borrowed(value) };
         let mut canonical = String::with_capacity(value.len());
         for line in value.lines() {
-            scratch.clear();
-            if code_like {
-                push_collapsed_ws(scratch, line);
-            } else {
-                scratch.push_str(line.trim());
-            }
+            layout_line(scratch, line, code_like);
             if scratch.is_empty() {
                 continue;
             }
@@ -406,6 +401,17 @@ fn text_lines(
     }
 }
 
+/// One line of element text with its layout normalised into `scratch`: white space collapsed in PLC code,
+/// trimmed elsewhere.
+fn layout_line(scratch: &mut String, line: &str, code_like: bool) {
+    scratch.clear();
+    if code_like {
+        push_collapsed_ws(scratch, line);
+    } else {
+        scratch.push_str(line.trim());
+    }
+}
+
 /// One line of element text: layout normalised, secrets masked, prefixed by the element path.
 #[allow(clippy::too_many_arguments)]
 fn push_text_line(
@@ -418,12 +424,7 @@ fn push_text_line(
     out: &mut Vec<NormLine>,
     n_secrets: &mut usize,
 ) {
-    scratch.clear();
-    if code_like {
-        push_collapsed_ws(scratch, line);
-    } else {
-        scratch.push_str(line.trim());
-    }
+    layout_line(scratch, line, code_like);
     if scratch.is_empty() {
         return;
     }
