@@ -7,7 +7,7 @@ mod compare;
 pub mod configs;
 mod dump;
 pub mod federation;
-mod reports;
+pub mod reports;
 mod restore;
 pub mod users;
 

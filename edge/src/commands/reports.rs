@@ -61,12 +61,45 @@ fn print_drift(entries: &[DriftEntry]) {
 
 pub async fn restore_test(site: &mut Site, cmd: RestoreTestCmd) -> Result<Outcome> {
     let RestoreTestCmd::Record { asset, slot, version, result, method, evidence, notes } = cmd;
+    let evidence = match evidence {
+        None => None,
+        Some(path) => {
+            let name = path.file_name().map(|n| n.to_string_lossy().to_string());
+            Some((path, name))
+        }
+    };
+    let test =
+        record_restore_test(site, RestoreTestArgs { asset, slot, version, result, method, evidence, notes }).await?;
+    let result_text = if test.result == TestResult::Pass { "pass" } else { "FAIL" };
+    println!("recorded restore test #{} of {}/{} v{}: {result_text}", test.id, test.asset, test.slot, test.version);
+    Ok(Outcome::Clean)
+}
+
+/// What a restore test record is made of, as typed at the command line or in the web form.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct RestoreTestArgs {
+    pub asset: String,
+    #[serde(default)]
+    pub slot: Option<String>,
+    pub version: String,
+    pub result: String,
+    pub method: String,
+    /// A stored file kept as evidence, and the name it is recorded under.
+    #[serde(skip)]
+    pub evidence: Option<(std::path::PathBuf, Option<String>)>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+/// Records a restore test of a stored version as the site's actor (CLI, web and API).
+pub async fn record_restore_test(site: &mut Site, args: RestoreTestArgs) -> Result<RestoreTest> {
+    let RestoreTestArgs { asset, slot, version, result, method, evidence, notes } = args;
     let asset = find_asset(site, &asset).await?;
     let result: TestResult = result.parse().map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
     let method = required_text("method", method, 1024)?;
-    let notes = text_arg("notes", notes, 4096)?;
+    let notes = text_arg("notes", notes.filter(|n| !n.trim().is_empty()), 4096)?;
     let view = crate::view::load(site).await?;
-    let slot = resolve_slot(&asset, &view.slots_of(&asset.name), slot.as_deref())?;
+    let slot = resolve_slot(&asset, &view.slots_of(&asset.name), slot.as_deref().filter(|s| !s.trim().is_empty()))?;
     let n = parse_version(&version)?;
     let v = view
         .version(&asset.name, &slot, n)
@@ -74,7 +107,7 @@ pub async fn restore_test(site: &mut Site, cmd: RestoreTestCmd) -> Result<Outcom
         .clone();
     let (evidence_hash, evidence_name) = match &evidence {
         None => (None, None),
-        Some(path) => {
+        Some((path, name)) => {
             if !path.is_file() {
                 return Err(user(format!("evidence {} is not a readable file", path.display())));
             }
@@ -82,7 +115,7 @@ pub async fn restore_test(site: &mut Site, cmd: RestoreTestCmd) -> Result<Outcom
                 BlobError::TooLarge { .. } => user(e.to_string()),
                 other => other.into(),
             })?;
-            (Some(super::configs::hash_of(&stored.hash)?), path.file_name().map(|n| n.to_string_lossy().to_string()))
+            (Some(super::configs::hash_of(&stored.hash)?), name.clone())
         }
     };
     let id = view.restore_tests.iter().map(|t| t.id).max().unwrap_or(0) + 1;
@@ -104,8 +137,7 @@ pub async fn restore_test(site: &mut Site, cmd: RestoreTestCmd) -> Result<Outcom
     w.put(&doc, RestoreTest::COLLECTION, &format!("{id:06}"), &test)?;
     let result_text = if result == TestResult::Pass { "pass" } else { "FAIL" };
     site.apply(w, format!("{slot} v{} restore test: {result_text}", v.version)).await?;
-    println!("recorded restore test #{id} of {}/{slot} v{}: {result_text}", asset.name, v.version);
-    Ok(Outcome::Clean)
+    Ok(test)
 }
 
 pub async fn backup(site: &mut Site, cmd: BackupCmd) -> Result<Outcome> {
@@ -301,6 +333,38 @@ async fn review_record(
     outcome: String,
     notes: String,
 ) -> Result<Outcome> {
+    let (review, findings) = record_review(site, ReviewArgs { asset, zone, outcome, notes }).await?;
+    let subject = match &review.zone {
+        Some(zone) => format!("zone:{zone}"),
+        None => review.assets.first().map(|a| a.to_string()).unwrap_or_default(),
+    };
+    println!(
+        "recorded review #{} of {} ({} asset(s)); drift at review time: {} finding(s)",
+        review.id,
+        subject,
+        review.assets.len(),
+        findings
+    );
+    Ok(Outcome::Clean)
+}
+
+/// What a review record is made of: one asset or a whole zone, the outcome and notes.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ReviewArgs {
+    #[serde(default)]
+    pub asset: Option<String>,
+    #[serde(default)]
+    pub zone: Option<String>,
+    pub outcome: String,
+    pub notes: String,
+}
+
+/// Records a periodic review as the site's actor, with the drift found at review time; returns it and the
+/// number of drift findings in it.
+pub async fn record_review(site: &mut Site, args: ReviewArgs) -> Result<(Review, usize)> {
+    let ReviewArgs { asset, zone, outcome, notes } = args;
+    let asset = asset.filter(|a| !a.trim().is_empty());
+    let zone = zone.filter(|z| !z.trim().is_empty());
     let outcome: ReviewOutcome =
         outcome.parse().map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
     let notes = required_text("notes", notes, 8192)?;
@@ -322,7 +386,7 @@ async fn review_record(
             }
             (list, format!("zone:{zone}"))
         }
-        (None, None) => return Err(user("name an asset or --zone")),
+        (None, None) => return Err(user("name an asset or a zone (--zone)")),
     };
     let names: Vec<AssetName> = assets.iter().map(|a| a.name.clone()).collect();
     let drift: Vec<DriftEntry> =
@@ -351,11 +415,5 @@ async fn review_record(
         ),
     )
     .await?;
-    println!(
-        "recorded review #{id} of {} ({} asset(s)); drift at review time: {} finding(s)",
-        subject,
-        names.len(),
-        findings
-    );
-    Ok(Outcome::Clean)
+    Ok((review, findings))
 }

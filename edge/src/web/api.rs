@@ -30,6 +30,8 @@ pub fn routes() -> Router<App> {
         .route("/api/v1/changes/{id}", get(change_show))
         .route("/api/v1/changes/{id}/{action}", axum::routing::post(change_act))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/restore-tests", get(restore_tests))
+        .route("/api/v1/reviews", get(reviews).post(review_new))
 }
 
 type ApiResult = Result<Response, Response>;
@@ -340,9 +342,18 @@ pub async fn read_upload(app: &App, mut multipart: Multipart) -> Result<Upload, 
     };
     while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
         let name = field.name().unwrap_or("").to_string();
-        if name == "file" {
+        if name == "file" || name == "evidence" {
             let file_name =
                 field.file_name().unwrap_or("upload").rsplit(['/', '\\']).next().unwrap_or("upload").to_string();
+            // A browser sends an empty part without a name for a file input left empty: no file.
+            if file_name.is_empty() {
+                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                    if !chunk.is_empty() {
+                        return Err(WebError::BadRequest("a file part without a file name".into()));
+                    }
+                }
+                continue;
+            }
             let temp =
                 tempfile::Builder::new().prefix("upload-").tempfile_in(&tmp_dir).map_err(|e| internal(e.into()))?;
             let (file, path) = temp.into_parts();
@@ -399,4 +410,78 @@ pub async fn post_capture(
     let upload = read_upload(&app, multipart).await.map_err(json_err)?;
     let report = capture(&app, &who, &name, upload).await.map_err(json_err)?;
     Ok((StatusCode::CREATED, Json(report)).into_response())
+}
+
+/// The restore tests recorded, newest first.
+async fn restore_tests(State(app): State<App>, headers: HeaderMap) -> ApiResult {
+    app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(json_err)?;
+    let site = app.read().await.map_err(json_err)?;
+    let view = crate::view::load(&site).await.map_err(internal);
+    site.close().await;
+    let mut tests = view.map_err(json_err)?.restore_tests;
+    tests.sort_by_key(|t| std::cmp::Reverse(t.tested_at));
+    Ok(Json(tests).into_response())
+}
+
+/// Records a restore test as `who` from a multipart form: asset, slot, version, result, method, notes and an
+/// optional evidence file.
+pub async fn record_restore_test(
+    app: &App,
+    who: &Identity,
+    upload: Upload,
+) -> Result<datum_shared::model::RestoreTest, WebError> {
+    let field = |k: &str| upload.fields.get(k).cloned().unwrap_or_default();
+    let evidence = upload.file.as_ref().map(|(path, name)| (path.to_path_buf(), Some(name.clone())));
+    let args = crate::commands::reports::RestoreTestArgs {
+        asset: field("asset"),
+        slot: Some(field("slot")),
+        version: field("version"),
+        result: field("result"),
+        method: field("method"),
+        evidence,
+        notes: Some(field("notes")),
+    };
+    let test =
+        writing(app, who, async |site| crate::commands::reports::record_restore_test(site, args).await.map_err(domain))
+            .await;
+    drop(upload);
+    test
+}
+
+pub async fn post_restore_test(State(app): State<App>, headers: HeaderMap, multipart: Multipart) -> ApiResult {
+    let who = app.allow(&headers, &Method::POST, None, Action::RecordRestoreTest).await.map_err(json_err)?;
+    let upload = read_upload(&app, multipart).await.map_err(json_err)?;
+    let test = record_restore_test(&app, &who, upload).await.map_err(json_err)?;
+    Ok((StatusCode::CREATED, Json(test)).into_response())
+}
+
+/// The periodic reviews recorded, newest first.
+async fn reviews(State(app): State<App>, headers: HeaderMap) -> ApiResult {
+    app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(json_err)?;
+    let site = app.read().await.map_err(json_err)?;
+    let view = crate::view::load(&site).await.map_err(internal);
+    site.close().await;
+    let mut reviews = view.map_err(json_err)?.reviews;
+    reviews.sort_by_key(|r| std::cmp::Reverse(r.reviewed_at));
+    Ok(Json(reviews).into_response())
+}
+
+/// A review recorded, with the number of drift findings it holds.
+#[derive(serde::Serialize)]
+pub struct ReviewRecorded {
+    pub review: datum_shared::model::Review,
+    pub drift_findings: usize,
+}
+
+async fn review_new(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Json(args): Json<crate::commands::reports::ReviewArgs>,
+) -> ApiResult {
+    let who = app.allow(&headers, &Method::POST, None, Action::RecordReview).await.map_err(json_err)?;
+    let (review, drift_findings) =
+        writing(&app, &who, async |site| crate::commands::reports::record_review(site, args).await.map_err(domain))
+            .await
+            .map_err(json_err)?;
+    Ok((StatusCode::CREATED, Json(ReviewRecorded { review, drift_findings })).into_response())
 }

@@ -113,6 +113,8 @@ pub fn router(app: App) -> Router {
     let uploads = Router::new()
         .route("/api/v1/assets/{name}/captures", axum::routing::post(api::post_capture))
         .route("/assets/{name}/captures", axum::routing::post(pages::post_capture))
+        .route("/api/v1/restore-tests", axum::routing::post(api::post_restore_test))
+        .route("/backups", axum::routing::post(pages::post_restore_test))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD));
     Router::new()
         .merge(api::routes())

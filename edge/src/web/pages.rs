@@ -27,7 +27,7 @@ pub fn routes() -> Router<App> {
         .route("/changes/{id}/{action}", axum::routing::post(change_act))
         .route("/audit", get(audit))
         .route("/backups", get(backups))
-        .route("/reviews", get(reviews))
+        .route("/reviews", get(reviews).post(post_review))
         .route("/assets/{name}/baseline", axum::routing::post(post_baseline))
         .route("/users", get(users).post(post_user_add))
         .route("/users/change", axum::routing::post(post_user_change))
@@ -988,13 +988,28 @@ async fn backups(State(app): State<App>, headers: HeaderMap, Query(query): Query
             )
         })
         .collect();
+    let form = if authorize(&who.user, Action::RecordRestoreTest).is_ok() {
+        format!(
+            "<h2>Record a restore test</h2><form method=\"post\" action=\"/backups\" enctype=\"multipart/form-data\" \
+             class=\"card\" id=\"restore-test-record\">{}<label>Asset <input name=\"asset\" required></label>\
+             <label>Slot (optional when the asset has one) <input name=\"slot\"></label>\
+             <label>Version <input name=\"version\" required></label><label>Result <select name=\"result\">\
+             <option value=\"pass\">pass</option><option value=\"fail\">fail</option></select></label>\
+             <label>Method <input name=\"method\" required placeholder=\"restored to the spare CPU, compared online\"></label>\
+             <label>Notes <input name=\"notes\"></label><label>Evidence file (optional) <input type=\"file\" name=\"evidence\"></label>\
+             <button type=\"submit\">Record restore test</button></form>",
+            csrf_field(&who)
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         "<h1>Backups and restore tests</h1><p><a href=\"/backups?overdue=backup\">Overdue backups</a> · \
          <a href=\"/backups?overdue=restore-test\">Overdue restore tests</a> · <a href=\"/backups\">All</a></p>\
          <table id=\"backups\"><thead><tr><th>Asset</th><th>Criticality</th><th>Last backup</th><th>Backup</th><th>Last passed restore test</th>\
          <th>Restore test</th></tr></thead><tbody>{table}</tbody></table><h2>Restore tests recorded</h2>\
          <table id=\"restore-tests\"><thead><tr><th>When</th><th>Asset</th><th>Version</th><th>Result</th><th>By</th><th>Method</th></tr></thead>\
-         <tbody>{tests}</tbody></table><p class=\"small\">Record one with <code>datum-edge restore-test record</code>.</p>"
+         <tbody>{tests}</tbody></table>{form}"
     );
     Ok(page("Backups", &who, body))
 }
@@ -1042,12 +1057,58 @@ async fn reviews(State(app): State<App>, headers: HeaderMap, Query(query): Query
             )
         })
         .collect();
+    let form = if authorize(&who.user, Action::RecordReview).is_ok() {
+        format!(
+            "<h2>Record a review</h2><form method=\"post\" action=\"/reviews\" class=\"card\" id=\"review-record\">{}\
+             <label>Asset <input name=\"asset\"></label><label>or a whole zone <input name=\"zone\"></label>\
+             <label>Outcome <select name=\"outcome\"><option value=\"ok\">ok</option>\
+             <option value=\"findings\">findings</option></select></label>\
+             <label>Notes <input name=\"notes\" required></label><button type=\"submit\">Record review</button></form>",
+            csrf_field(&who)
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         "<h1>Periodic reviews</h1><p><a href=\"/reviews?overdue=1\">Overdue only</a> · <a href=\"/reviews\">All</a></p>\
          <table id=\"review-due\"><thead><tr><th>Asset</th><th>Criticality</th><th>Last review</th><th>Due</th><th>Status</th></tr></thead>\
          <tbody>{table}</tbody></table><h2>Reviews recorded</h2><table id=\"reviews\"><thead><tr><th>When</th><th>By</th><th>Outcome</th>\
          <th>Assets</th><th>Notes</th></tr></thead><tbody>{done}</tbody></table>\
-         <p class=\"small\">Record one with <code>datum-edge review record</code>.</p>"
+{form}"
     );
     Ok(page("Reviews", &who, body))
+}
+
+/// Records a restore test from the form on the backups page (multipart: the evidence file is optional).
+pub async fn post_restore_test(State(app): State<App>, headers: HeaderMap, multipart: Multipart) -> Page {
+    // Anonymous posts are refused before anything is read from the body.
+    app.auth.identify(&headers, &Method::GET, None).await.map_err(WebError::page)?;
+    let upload = api::read_upload(&app, multipart).await.map_err(WebError::page)?;
+    let csrf = upload.fields.get("csrf").cloned();
+    let who = app
+        .allow(&headers, &Method::POST, csrf.as_deref().or(Some("")), Action::RecordRestoreTest)
+        .await
+        .map_err(WebError::page)?;
+    api::record_restore_test(&app, &who, upload).await.map_err(WebError::page)?;
+    Ok(Redirect::to("/backups").into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ReviewForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    args: crate::commands::reports::ReviewArgs,
+}
+
+/// Records a review of an asset or a zone from the form on the reviews page.
+async fn post_review(State(app): State<App>, headers: HeaderMap, Form(form): Form<ReviewForm>) -> Page {
+    let who =
+        app.allow(&headers, &Method::POST, Some(&form.csrf), Action::RecordReview).await.map_err(WebError::page)?;
+    api::writing(&app, &who, async |site| {
+        crate::commands::reports::record_review(site, form.args).await.map_err(domain)
+    })
+    .await
+    .map_err(WebError::page)?;
+    Ok(Redirect::to("/reviews").into_response())
 }

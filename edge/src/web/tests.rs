@@ -250,6 +250,39 @@ fn multipart(uri: &str, cookie: Option<&str>, csrf_header: Option<&str>, csrf_fi
     b.body(Body::from(body)).expect("request")
 }
 
+/// A multipart form with text fields and an optional file part (field name, file name, content).
+fn multipart_form(
+    uri: &str,
+    cookie: Option<&str>,
+    csrf_header: Option<&str>,
+    fields: &[(&str, &str)],
+    file: Option<(&str, &str, &str)>,
+) -> Request<Body> {
+    let boundary = "XdatumBoundary";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"));
+    }
+    if let Some((name, file_name, content)) = file {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n{content}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    let mut b = Request::post(uri).header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"));
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    if let Some(t) = csrf_header {
+        b = b.header("x-csrf-token", t);
+    }
+    b.body(Body::from(body)).expect("request")
+}
+
+const RESTORE_TEST: [(&str, &str); 4] =
+    [("asset", "plc1"), ("version", "1"), ("result", "pass"), ("method", "loaded into the spare CPU")];
+
 fn json_post(uri: &str, cookie: Option<&str>, csrf: &str, body: &str) -> Request<Body> {
     let mut b = Request::post(uri).header(header::CONTENT_TYPE, "application/json").header("x-csrf-token", csrf);
     if let Some(c) = cookie {
@@ -332,6 +365,28 @@ fn routes() -> Vec<Route> {
             name: "POST /assets/plc1/baseline (form)",
             make: |c, t, code| form("/assets/plc1/baseline", c, &format!("csrf={t}&version=1&reason=ok&totp={code}")),
         },
+        Route { name: "GET /api/v1/restore-tests", make: |c, _, _| get("/api/v1/restore-tests", c) },
+        Route {
+            name: "POST /api/v1/restore-tests",
+            make: |c, t, _| multipart_form("/api/v1/restore-tests", c, Some(t), &RESTORE_TEST, None),
+        },
+        Route {
+            name: "POST /backups (form)",
+            make: |c, t, _| {
+                let mut fields = RESTORE_TEST.to_vec();
+                fields.push(("csrf", t));
+                multipart_form("/backups", c, None, &fields, Some(("evidence", "", "")))
+            },
+        },
+        Route { name: "GET /api/v1/reviews", make: |c, _, _| get("/api/v1/reviews", c) },
+        Route {
+            name: "POST /api/v1/reviews",
+            make: |c, t, _| json_post("/api/v1/reviews", c, t, r#"{"asset":"plc1","outcome":"ok","notes":"n"}"#),
+        },
+        Route {
+            name: "POST /reviews (form)",
+            make: |c, t, _| form("/reviews", c, &format!("csrf={t}&zone=cell-1&outcome=findings&notes=n")),
+        },
         Route { name: "GET /users", make: |c, _, _| get("/users", c) },
         Route {
             name: "POST /users (form)",
@@ -346,6 +401,7 @@ fn routes() -> Vec<Route> {
         Route { name: "GET /tokens", make: |c, _, _| get("/tokens", c) },
         Route { name: "POST /tokens (form)", make: |c, t, _| form("/tokens", c, &format!("csrf={t}&expires=1d")) },
         Route { name: "POST /logout", make: |c, t, _| form("/logout", c, &format!("csrf={t}")) },
+        Route { name: "POST /logout/all", make: |c, t, _| form("/logout/all", c, &format!("csrf={t}")) },
     ]
 }
 
@@ -408,12 +464,19 @@ async fn authorization_matrix_every_route_every_role_and_anonymous() {
         POST /changes/CR-0002/approve (form)         303        403        403        303        403        403
         POST /assets/plc1/captures (form)            303        403        303        403        403        403
         POST /assets/plc1/baseline (form)            303        403        403        303        403        403
+        GET /api/v1/restore-tests                    401        200        200        200        200        200
+        POST /api/v1/restore-tests                   401        403        201        403        403        403
+        POST /backups (form)                         303        403        303        403        403        403
+        GET /api/v1/reviews                          401        200        200        200        200        200
+        POST /api/v1/reviews                         401        403        201        201        403        403
+        POST /reviews (form)                         303        403        303        303        403        403
         GET /users                                   303        403        403        403        403        200
         POST /users (form)                           303        403        403        403        403        303
         POST /users/change (form)                    303        403        403        403        403        303
         GET /tokens                                  303        200        200        200        200        200
         POST /tokens (form)                          303        200        200        200        200        200
         POST /logout                                 303        303        303        303        303        303
+        POST /logout/all                             303        303        303        303        303        303
     "#]]
     .assert_eq(&table);
 }
@@ -722,4 +785,105 @@ async fn no_password_code_or_token_reaches_the_log() {
     for secret in [PASSWORD, "a wrong password 123", code.as_str(), token.token.as_str(), "deadbeef"] {
         assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
     }
+}
+
+#[tokio::test]
+async fn restore_tests_and_reviews_are_recorded_from_the_browser_and_the_api_as_the_person() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let now = Utc::now();
+    let template = prepare(root.path(), now).await;
+    let h = Harness::new(&template, now).await;
+    let (cookie, csrf) = h.session("engineer").await;
+    // The form is offered to those who may use it, and only to them.
+    let (_, _, body) = h.send(get("/backups", Some(&cookie))).await;
+    assert!(body.contains("id=\"restore-test-record\"") && body.contains("enctype=\"multipart/form-data\""), "{body}");
+    let (viewer, _) = h.session("viewer").await;
+    assert!(!h.send(get("/backups", Some(&viewer))).await.2.contains("restore-test-record"));
+    assert!(!h.send(get("/reviews", Some(&viewer))).await.2.contains("review-record"));
+
+    // With an evidence file: stored as a blob, named as uploaded.
+    let mut fields = RESTORE_TEST.to_vec();
+    fields.push(("csrf", &csrf));
+    fields.push(("notes", "all 14 blocks compared equal"));
+    let (status, headers, body) = h
+        .send(multipart_form("/backups", Some(&cookie), None, &fields, Some(("evidence", "compare.log", "OK 14/14\n"))))
+        .await;
+    assert_eq!((status, location(&headers)), (StatusCode::SEE_OTHER, "/backups"), "{body}");
+    let (_, _, page) = h.send(get("/backups", Some(&cookie))).await;
+    assert!(page.contains("loaded into the spare CPU") && page.contains("<td>engineer</td>"), "{page}");
+    let (_, _, json) = h.send(get("/api/v1/restore-tests", Some(&cookie))).await;
+    let tests: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(tests[0]["tested_by"], "engineer", "{json}");
+    assert_eq!(tests[0]["evidence_name"], "compare.log", "{json}");
+    assert!(tests[0]["evidence_hash"].as_str().is_some_and(|h| !h.is_empty()), "{json}");
+
+    // A bad value is the person's to fix: the reason, nothing written.
+    let mut bad = vec![("asset", "plc1"), ("version", "9"), ("result", "pass"), ("method", "m")];
+    bad.push(("csrf", &csrf));
+    let (status, _, body) = h.send(multipart_form("/backups", Some(&cookie), None, &bad, None)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("has no version 9"), "{body}");
+    let bad = [("asset", "plc1"), ("version", "1"), ("result", "maybe"), ("method", "m")];
+    let (status, _, body) =
+        h.send(multipart_form("/api/v1/restore-tests", Some(&cookie), Some(&csrf), &bad, None)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // Without the session's CSRF token in the form: refused, nothing recorded.
+    let (status, _, _) = h.send(multipart_form("/backups", Some(&cookie), None, &RESTORE_TEST, None)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, _, json) = h.send(get("/api/v1/restore-tests", Some(&cookie))).await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).expect("json").as_array().map(Vec::len), Some(1));
+
+    // A review of a zone by an approver, through the form; one of an asset through the API.
+    let (approver, approver_csrf) = h.session("approver").await;
+    let (status, headers, body) = h
+        .send(form(
+            "/reviews",
+            Some(&approver),
+            &format!("csrf={approver_csrf}&asset=&zone=cell-1&outcome=findings&notes=HMI+password+on+a+sticker"),
+        ))
+        .await;
+    assert_eq!((status, location(&headers)), (StatusCode::SEE_OTHER, "/reviews"), "{body}");
+    let (status, _, body) = h
+        .send(json_post("/api/v1/reviews", Some(&cookie), &csrf, r#"{"asset":"sw1","outcome":"ok","notes":"fine"}"#))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body.contains("\"reviewed_by\":\"engineer\""), "{body}");
+    let (status, _, body) = h
+        .send(json_post("/api/v1/reviews", Some(&cookie), &csrf, r#"{"zone":"nowhere","outcome":"ok","notes":"x"}"#))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, _, page) = h.send(get("/reviews", Some(&cookie))).await;
+    assert!(page.contains("HMI password on a sticker") && page.contains("<td>approver</td>"), "{page}");
+    // Every one of them is in the audit trail with the person and how they signed in.
+    let (_, _, audit) = h.send(get("/api/v1/audit?limit=10", Some(&cookie))).await;
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&audit).expect("json");
+    for (op, actor) in
+        [("restore-test.record", "engineer"), ("review.record", "approver"), ("review.record", "engineer")]
+    {
+        assert!(
+            entries.iter().any(|e| e["op"] == op && e["actor"] == actor && e["auth"] == "password+totp"),
+            "{op} by {actor}: {audit}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_ends_every_session_of_the_person_and_only_theirs() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let now = Utc::now();
+    let template = prepare(root.path(), now).await;
+    let h = Harness::new(&template, now).await;
+    let (desk, desk_csrf) = h.session("engineer").await;
+    let (laptop, _) = h.session("engineer").await;
+    let (other, _) = h.session("viewer").await;
+    let (_, _, page) = h.send(get("/", Some(&desk))).await;
+    assert!(page.contains("action=\"/logout/all\""), "the button is on every page: {page}");
+    // Not without the CSRF token.
+    assert_eq!(h.send(form("/logout/all", Some(&desk), "csrf=")).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(h.send(get("/api/v1/assets", Some(&laptop))).await.0, StatusCode::OK);
+    let (status, headers, _) = h.send(form("/logout/all", Some(&desk), &format!("csrf={desk_csrf}"))).await;
+    assert_eq!((status, location(&headers)), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(h.send(get("/api/v1/assets", Some(&desk))).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.send(get("/api/v1/assets", Some(&laptop))).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.send(get("/api/v1/assets", Some(&other))).await.0, StatusCode::OK);
 }

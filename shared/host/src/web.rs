@@ -179,11 +179,13 @@ pub fn shell(title: &str, who: Option<&Identity>, body: &str) -> String {
             "<nav><a href=\"/\">Home</a> <a href=\"/assets\">Assets</a> <a href=\"/drift\">Drift</a> \
              <a href=\"/changes\">Changes</a> <a href=\"/audit\">Audit</a>\
              <span class=\"who\">{} ({})</span>\
-             <form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-             <button type=\"submit\">Sign out</button></form></nav>",
+             <form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\">Sign out</button></form>\
+             <form method=\"post\" action=\"/logout/all\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\" class=\"secondary\" title=\"End every session of yours, on every computer\">Sign out everywhere</button></form></nav>",
             escape(&id.user.name),
             escape(&id.user.roles_text()),
-            escape(id.csrf.as_deref().unwrap_or(""))
+            csrf = escape(id.csrf.as_deref().unwrap_or(""))
         ),
         None => String::new(),
     };
