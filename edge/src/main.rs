@@ -4,6 +4,7 @@
 //! turn its outcome into an exit code (0 ok, 1 findings, 2 usage or input error, 3 internal error).
 
 mod blobs;
+mod broker;
 mod cli;
 mod commands;
 mod output;
@@ -40,25 +41,26 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    // Beside a running service, commands go through its local socket and act as this process's OS account.
+    if let Some(socket) = broker::socket_for(&cli) {
+        return runtime.block_on(broker::call(&socket, &cli));
+    }
     exit::finish(runtime.block_on(async {
+        let data = resolve_data(cli.data);
+        let os_login = os_account(&data);
         // Comparing two files acts on nothing, so it needs no actor.
         let typed_actor = cli.actor.is_some() || std::env::var("DATUM_ACTOR").ok().is_some_and(|v| !v.is_empty());
-        let actor =
-            if matches!(cli.command, cli::Command::Diff { .. }) { String::new() } else { resolve_actor(cli.actor)? };
+        let actor = if matches!(cli.command, cli::Command::Diff { .. }) {
+            String::new()
+        } else {
+            resolve_actor(cli.actor, os_login.clone())?
+        };
         let token = std::env::var("DATUM_TOKEN").ok().filter(|v| !v.is_empty());
         // The drill clock (`DATUM_NOW`): every audit entry written under it is marked as a drill entry, and it
         // cannot date an entry before the newest one (time never goes backwards in the audit trail), so a drill
         // moves a site's clock forward for good: run drills on a copy (`restore-dump`).
         let (now, drill) = process::now()?;
-        let ctx = commands::Context {
-            data: resolve_data(cli.data),
-            actor,
-            typed_actor,
-            os_login: os_account(),
-            token,
-            now,
-            drill,
-        };
+        let ctx = commands::Context { data, actor, typed_actor, os_login, token, now, drill };
         commands::run(ctx, cli.command).await
     }))
 }
@@ -68,31 +70,22 @@ fn resolve_data(flag: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("datum-data"))
 }
 
-fn resolve_actor(flag: Option<String>) -> anyhow::Result<String> {
+fn resolve_actor(flag: Option<String>, os_login: Option<String>) -> anyhow::Result<String> {
     let actor = flag
         .or_else(|| std::env::var("DATUM_ACTOR").ok().filter(|v| !v.is_empty()))
         .or_else(|| std::env::var("USER").ok().filter(|v| !v.is_empty()))
         .or_else(|| std::env::var("LOGNAME").ok().filter(|v| !v.is_empty()))
         // Services, cron jobs and containers often have no $USER: the account of the process's uid.
-        .or_else(os_account)
+        .or(os_login)
         .ok_or_else(|| user("cannot tell who is acting: pass --actor NAME or set DATUM_ACTOR"))?;
     datum_shared::person::normalize_name(&actor).map_err(user)
 }
 
-/// The login name of this process's user id, from the account database.
-#[allow(unsafe_code)]
-fn os_account() -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: an all-zero passwd is a valid value of this plain C struct; getpwuid_r writes into it and into
-    // `buf`, whose length we pass, and sets `result` to point at `pwd` on success (or null).
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: as above; getuid cannot fail.
-    let rc = unsafe { libc::getpwuid_r(libc::getuid(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-        return None;
+/// The OS account acting: the caller's, as the service read it from the local socket's peer credentials
+/// (see `broker`), else this process's own.
+fn os_account(data: &std::path::Path) -> Option<String> {
+    match broker::verified_login(data) {
+        Some(login) => login,
+        None => process::login_of(process::uid()),
     }
-    // SAFETY: on success pw_name points at a NUL-terminated string inside `buf`, which is still alive.
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-    name.to_str().ok().filter(|n| !n.is_empty()).map(str::to_string)
 }

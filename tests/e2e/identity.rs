@@ -251,3 +251,151 @@ fn serve_answers_on_loopback_and_refuses_unsafe_settings() {
         "the certificate is kept"
     );
 }
+
+/// Runs a command the way a person beside the installed service does: no data directory named, only the
+/// service's socket, from a working directory of their own.
+fn beside(
+    socket: &std::path::Path,
+    cwd: &std::path::Path,
+    args: &[&str],
+    token: Option<&str>,
+    stdin: Option<&str>,
+) -> Run {
+    let mut cmd = Command::new(bin("datum-edge"));
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("DATUM_SOCKET", socket)
+        .env_remove("DATUM_DATA")
+        .env_remove("DATUM_ACTOR")
+        .env_remove("DATUM_TOKEN")
+        .env_remove("DATUM_NOW");
+    if let Some(t) = token {
+        cmd.env("DATUM_TOKEN", t);
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn datum-edge");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    Run::from(child.wait_with_output().expect("wait"))
+}
+
+/// Sends one request frame by hand to the service's socket; returns what came back on standard error and
+/// the exit code.
+fn raw_request(socket: &std::path::Path, json: &str) -> (String, u8) {
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    let mut frame = vec![1u8];
+    frame.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    frame.extend_from_slice(json.as_bytes());
+    stream.write_all(&frame).expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read");
+    let (mut stderr, mut code) = (String::new(), None);
+    let mut at = 0;
+    while at + 5 <= answer.len() {
+        let len = u32::from_be_bytes(answer[at + 1..at + 5].try_into().expect("4 bytes")) as usize;
+        let payload = &answer[at + 5..at + 5 + len];
+        match answer[at] {
+            7 => stderr.push_str(&String::from_utf8_lossy(payload)),
+            8 => code = Some(payload[0]),
+            _ => {}
+        }
+        at += 5 + len;
+    }
+    (stderr, code.expect("an exit frame"))
+}
+
+/// Starts `serve` with a local socket and waits until it says it listens there.
+fn start_with_socket(plant: &Plant, socket: &std::path::Path) -> std::process::Child {
+    let config = format!("plain_http = true\nlisten = \"127.0.0.1:0\"\nsocket = \"{}\"\n", socket.display());
+    let file = plant.write("edge-socket.toml", config.as_bytes());
+    let mut child = Command::new(bin("datum-edge"))
+        .args(["serve", "--config", file.to_str().expect("utf-8")])
+        .env("DATUM_DATA", &plant.data)
+        .env_remove("DATUM_ACTOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    for line in lines.by_ref() {
+        if line.expect("read").starts_with("commands on this machine go through") {
+            return child;
+        }
+    }
+    panic!("serve ended without listening on its socket");
+}
+
+#[test]
+fn the_command_line_beside_the_service_acts_as_the_callers_os_account() {
+    let plant = Plant::new("plant-socket");
+    let login = os_login();
+    plant.ok(&["asset", "add", "plc1", "--kind", "plc"]);
+    ok(run_os(&plant, &["user", "add", "admin", "--role", "site-admin", "--os-user", &login], None, None), "admin");
+    let socket = plant.path("run/cli.sock");
+    let work = plant.path("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let mut service = start_with_socket(&plant, &socket);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).expect("socket").permissions());
+    assert_eq!(mode & 0o777, 0o666, "every local account may connect; the kernel says who it is");
+
+    // The service's site, though the caller names no data directory (its working directory has none).
+    let list = ok(beside(&socket, &work, &["asset", "list"], None, None), "a read");
+    assert!(list.stdout.contains("plc1"), "{}", list.stdout);
+    assert!(!work.join("datum-data").exists());
+    // The caller acts as the person its OS account is mapped to, within that person's roles.
+    refused(beside(&socket, &work, &["asset", "add", "plc2", "--kind", "plc"], None, None), "admin", "role engineer");
+    ok(beside(&socket, &work, &["user", "roles", "admin", "--role", "site-admin,engineer"], None, None), "roles");
+    // A file named on the command line is read by the caller (here readable by its owner only) and sent.
+    let export = work.join("plc1.cfg");
+    std::fs::write(&export, "hostname plc1\n!\ninterface Gi0/1\n description uplink\n").expect("write");
+    std::fs::set_permissions(&export, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    ok(beside(&socket, &work, &["config", "capture", "plc1", "plc1.cfg"], None, None), "capture a relative path");
+    let log = ok(beside(&socket, &work, &["audit", "log"], None, None), "audit");
+    assert!(log.stdout.contains(&"admin (os-account)".to_string()), "{}", log.stdout);
+    // Standard input reaches the command; its exit code comes back.
+    ok(
+        beside(&socket, &work, &["user", "passwd", "admin", "--password-stdin"], None, Some(&format!("{PASSWORD}\n"))),
+        "passwd",
+    );
+    refused(beside(&socket, &work, &["asset", "show", "nosuch"], None, None), "an unknown asset", "nosuch");
+    // An output file is written by the caller, in its own directory.
+    ok(beside(&socket, &work, &["dump", "--out", "site.dump"], None, None), "dump");
+    assert!(std::fs::metadata(work.join("site.dump")).expect("dump written").len() > 1000);
+
+    // From the attacker's side: a typed name, another data directory, a site-making command, a bad token.
+    refused(
+        beside(&socket, &work, &["--actor", "mallory", "asset", "add", "x", "--kind", "plc"], None, None),
+        "--actor",
+        "refused for writes",
+    );
+    // A hand-made request naming another data directory (the real client never sends one: with --data it
+    // works directly, with the caller's own permissions).
+    let (stderr, code) = raw_request(&socket, r#"{"args":["--data","/tmp/other","asset","list"],"files":[]}"#);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--data is not accepted"), "{stderr}");
+    let (stderr, code) =
+        raw_request(&socket, r#"{"args":["asset","list"],"files":[{"arg":1,"prefix":"","name":"../x"}]}"#);
+    assert_eq!(code, 2, "{stderr}");
+    refused(beside(&socket, &work, &["init", "--site", "Evil"], None, None), "init", "not run through the service");
+    refused(
+        beside(&socket, &work, &["asset", "list"], Some("datum_00_bogus"), None),
+        "a bogus token",
+        "not a valid token",
+    );
+    // kill -9 leaves the socket file behind; the next start replaces it.
+    service.kill().expect("kill");
+    service.wait().expect("wait");
+    let down = beside(&socket, &work, &["asset", "list"], None, None);
+    assert_eq!(down.code, 2, "{}", down.stderr);
+    assert!(down.stderr.contains("does not answer"), "{}", down.stderr);
+    let mut service = start_with_socket(&plant, &socket);
+    ok(beside(&socket, &work, &["asset", "list"], None, None), "after a restart");
+    // A stop (SIGTERM, as systemd sends) removes it.
+    let term = Command::new("kill").args(["-TERM", &service.id().to_string()]).status().expect("kill -TERM");
+    assert!(term.success());
+    service.wait().expect("wait");
+    assert!(!socket.exists(), "the socket is removed at a clean stop");
+}

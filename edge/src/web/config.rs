@@ -5,6 +5,7 @@
 //! data = "/var/lib/datum"          # the data directory
 //! plain_http = false               # true only on a loopback address (a reverse proxy on the box)
 //! sync = true                      # continuous sync with the hub when enrolled
+//! socket = "/run/datum-edge/cli.sock"  # the command line beside the service (default: none)
 //! [session]
 //! idle_minutes = 15
 //! absolute_hours = 8
@@ -37,6 +38,8 @@ pub struct Config {
     pub absolute: Duration,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// The local socket for the command line (`broker`).
+    pub socket: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             absolute: limits.absolute,
             cert: None,
             key: None,
+            socket: None,
         }
     }
 }
@@ -102,6 +106,7 @@ pub fn parse(text: &str) -> Result<(Config, Vec<String>), String> {
             "data" => config.data = Some(PathBuf::from(string(key, value)?)),
             "plain_http" => config.plain_http = boolean(key, value)?,
             "sync" => config.sync = boolean(key, value)?,
+            "socket" => config.socket = Some(PathBuf::from(string(key, value)?)),
             "session" | "tls" => {
                 let Some(inner) = value.as_table() else { return Err(format!("[{key}] must be a table")) };
                 for (k, v) in inner {
@@ -166,11 +171,12 @@ mod tests {
     #[test]
     fn parses_known_keys_and_names_unknown_ones() {
         let (c, unknown) = parse(
-            "listen = \"127.0.0.1:9000\"\nplain_http = true\ncolour = \"blue\"\n[session]\nidle_minutes = 5\nfoo = 1\n",
+            "listen = \"127.0.0.1:9000\"\nplain_http = true\nsocket = \"/run/x.sock\"\ncolour = \"blue\"\n[session]\nidle_minutes = 5\nfoo = 1\n",
         )
         .expect("valid");
         assert_eq!(c.listen, Some("127.0.0.1:9000".parse().expect("addr")));
         assert!(c.plain_http);
+        assert_eq!(c.socket, Some(PathBuf::from("/run/x.sock")));
         assert_eq!(c.idle, Duration::from_secs(300));
         assert_eq!(unknown, vec!["colour".to_string(), "session.foo".to_string()]);
         assert!(parse("listen = 5").is_err());

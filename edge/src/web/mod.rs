@@ -204,11 +204,37 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>, config_file: Optio
             }
         });
     }
+    // The command line beside the service: commands act as their caller's OS account (peer credentials).
+    let socket = match &config.socket {
+        Some(path) => {
+            let listener = crate::broker::listen(path)?;
+            println!("commands on this machine go through {}", path.display());
+            tokio::spawn(crate::broker::run(listener, data.clone()));
+            Some(path.clone())
+        }
+        None => None,
+    };
     datum_host::process::notify_ready();
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match &mut term {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
     };
-    web::serve(listener, router(app), tls, shutdown).await?;
+    let served = web::serve(listener, router(app), tls, shutdown).await;
+    if let Some(path) = socket {
+        let _ = std::fs::remove_file(path);
+    }
+    served?;
     Ok(Outcome::Clean)
 }
 

@@ -49,6 +49,38 @@ pub fn restore_sigpipe() {
     }
 }
 
+/// The login name of a uid (from the system's account database), or `None` when it has none.
+#[allow(unsafe_code)]
+pub fn login_of(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero passwd is a valid value of this plain C struct; getpwuid_r writes into it and into
+    // `buf`, whose length we pass, and sets `result` to point at `pwd` on success (or null).
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: as above.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points at a NUL-terminated string inside `buf`, which is still alive.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    name.to_str().ok().filter(|n| !n.is_empty()).map(str::to_string)
+}
+
+/// This process's real uid.
+#[allow(unsafe_code)]
+pub fn uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// This process's effective uid (whose permissions it has).
+#[allow(unsafe_code)]
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// Tells systemd the service is ready (`Type=notify`): `READY=1` to `$NOTIFY_SOCKET`, when set. Best effort: a
 /// service started by hand has no socket and needs no message.
 pub fn notify_ready() {
