@@ -282,6 +282,8 @@ pub struct Hub {
     pub addr: Option<String>,
     pub fingerprint: String,
     pub now: Option<String>,
+    /// More arguments for `serve` (e.g. `--web-domain`).
+    pub serve_args: Vec<String>,
 }
 
 impl Hub {
@@ -305,6 +307,7 @@ impl Hub {
             addr: None,
             fingerprint: String::new(),
             now: None,
+            serve_args: Vec::new(),
         };
         let out = hub.ok(&["init", "--name", "test-hub"]);
         hub.fingerprint = out
@@ -353,6 +356,7 @@ impl Hub {
         loop {
             let listen = self.addr.clone().unwrap_or_else(|| "127.0.0.1:0".into());
             let mut cmd = self.command(&["serve", "--listen", &listen]);
+            cmd.args(&self.serve_args);
             if !udp {
                 cmd.arg("--no-udp");
             }

@@ -48,6 +48,10 @@ pub enum Command {
         /// Do not listen on UDP (QUIC): TLS over TCP only.
         #[arg(long)]
         no_udp: bool,
+        /// Issue each enrolled edge a web certificate for SITE.DOMAIN from the hub's CA (browsers that trust
+        /// the hub's root then trust every plant's workspace)
+        #[arg(long, value_name = "DOMAIN")]
+        web_domain: Option<String>,
     },
     /// Assets of every site, from the hub's copy.
     Asset {

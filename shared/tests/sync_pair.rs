@@ -581,3 +581,36 @@ fn the_hub_refuses_a_rolled_back_trail_and_the_edge_a_forked_one() {
     assert!(!synced(&e) && !synced(&h), "{e:?} {h:?}");
     assert!(h.iter().any(|ev| matches!(ev, Event::Rejected(r) if r.starts_with(witness::DIVERGED))), "{h:?}");
 }
+
+#[test]
+fn web_certificates_are_asked_by_edges_only_and_answered_by_the_hub_only() {
+    // A hub's answer without a chain or a reason, or with both, ends the session.
+    for (chain_pem, refused) in [(None, None), (Some("x".to_string()), Some("y".to_string()))] {
+        let mut edge = Node::edge("aaaaaaaaaaaaaaaa");
+        let mut f = Forger { seq: 0 };
+        let frames = vec![
+            f.hello(None),
+            f.frame(Msg::Manifest { docs: vec![] }),
+            f.frame(Msg::WebCertAnswer { chain_pem, refused }),
+        ];
+        let outcome = attack_edge(&mut edge, frames);
+        assert!(outcome.failed.iter().any(|f| f.contains("chain or a reason")), "{outcome:?}");
+    }
+    // An edge may not answer web certificate requests (it issues nothing).
+    let mut hub = Node::hub();
+    let mut f = Forger { seq: 0 };
+    let frames = vec![
+        f.hello(Some("aaaaaaaaaaaaaaaa")),
+        f.frame(Msg::Manifest { docs: vec![] }),
+        f.frame(Msg::WebCertAnswer { chain_pem: Some("forged".into()), refused: None }),
+    ];
+    let outcome = attack(&mut hub, "aaaaaaaaaaaaaaaa", frames);
+    assert!(outcome.failed.iter().any(|f| f.contains("unexpected WebCertAnswer")), "{outcome:?}");
+    // A hub may not ask an edge for one.
+    let mut edge = Node::edge("aaaaaaaaaaaaaaaa");
+    let mut f = Forger { seq: 0 };
+    let frames =
+        vec![f.hello(None), f.frame(Msg::Manifest { docs: vec![] }), f.frame(Msg::WebCertRequest { csr: vec![1, 2] })];
+    let outcome = attack_edge(&mut edge, frames);
+    assert!(outcome.failed.iter().any(|f| f.contains("unexpected WebCertRequest")), "{outcome:?}");
+}

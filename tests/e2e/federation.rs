@@ -683,3 +683,67 @@ fn a_stored_copy_found_damaged_while_it_is_sent_never_reaches_the_hub_complete()
     assert_eq!(s["files_stored"], 0, "{s}");
     assert_eq!(s["in_sync"], false, "{s}");
 }
+
+/// `curl` to the edge's workspace under a name, trusting only the hub's root: (exit code, body).
+fn curl_as(name: &str, port: &str, root: &std::path::Path) -> (i32, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "10", "--cacert"])
+        .arg(root)
+        .args(["--resolve", &format!("{name}:{port}:127.0.0.1"), &format!("https://{name}:{port}/healthz")])
+        .output()
+        .expect("run curl");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn the_hub_issues_the_edges_web_certificate_from_its_ca_and_the_service_picks_it_up() {
+    use std::io::BufRead;
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(true);
+    let plant = Plant::new("north");
+    let token = hub.add_site("north");
+    let run = plant.enroll(&hub, &token);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // A hub without a web domain issues none; the sync goes on and the edge asks again a day later.
+    let run = plant.sync("auto");
+    assert_eq!(run.code, 0, "{}{}\n{}", run.stdout, run.stderr, hub.log());
+    assert!(!plant.data.join("identity/web-hub.crt").exists());
+    let refused = plant.data.join("identity/web-hub.refused");
+    assert!(refused.exists(), "the refusal is remembered");
+    hub.kill();
+    hub.serve_args = vec!["--web-domain".into(), "plants.example.com".into()];
+    hub.start(true);
+    std::fs::remove_file(&refused).expect("a day later");
+
+    // The service runs with its own certificate: a browser trusting only the company CA refuses it.
+    plant.ok(&["user", "add", "admin", "--role", "site-admin"]);
+    let config = plant.write("edge.toml", b"listen = \"127.0.0.1:0\"\nsync = false\n");
+    let mut service = plant
+        .command(&["serve", "--config", config.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    std::io::BufReader::new(service.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    let port = line.trim().rsplit(':').next().expect("port").to_string();
+    let root = hub.data.join("identity/root.pem");
+    let name = "north.plants.example.com";
+    assert_ne!(curl_as(name, &port, &root).0, 0, "the self-made certificate is not trusted by the company CA");
+
+    // A sync brings the hub's certificate; the running service serves it within seconds, no restart.
+    let run = plant.sync("auto");
+    assert_eq!(run.code, 0, "{}{}\n{}", run.stdout, run.stderr, hub.log());
+    assert_eq!(run.json()["web_cert"], true, "{}", run.stdout);
+    wait_for("the hub's web certificate served", std::time::Duration::from_secs(30), || {
+        curl_as(name, &port, &root) == (0, "ok".to_string())
+    });
+    // Issued for the site's name only: another plant's name does not verify.
+    assert_ne!(curl_as("south.plants.example.com", &port, &root).0, 0);
+    // Kept while it is fresh: the next pass does not ask again.
+    let run = plant.sync("auto");
+    assert_eq!(run.code, 0);
+    assert!(run.json().get("web_cert").is_none(), "{}", run.stdout);
+    service.kill().expect("kill");
+    service.wait().expect("wait");
+}

@@ -325,6 +325,8 @@ fn start_with_socket(plant: &Plant, socket: &std::path::Path) -> std::process::C
             return child;
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("serve ended without listening on its socket");
 }
 

@@ -35,6 +35,8 @@ const HUB_FILE: &str = "identity/hub.json";
 const HUB_PEER: &str = "hub";
 /// Renew the node certificate when less than this is left (certificates last 90 days).
 const RENEW_BEFORE_DAYS: i64 = 30;
+/// When the hub last refused a web certificate (it has no web domain): asked again a day later.
+const WEB_CERT_REFUSED: &str = "identity/web-hub.refused";
 /// Where files received from the hub (restore) are assembled before they enter the blob store.
 const INCOMING_DIR: &str = "tmp/incoming";
 /// A hub expected to answer that says nothing for this long has hung (a dead hub or path is noticed by the
@@ -191,6 +193,9 @@ pub struct PassReport {
     pub files: u32,
     pub received_changes: usize,
     pub renewed: bool,
+    /// The hub issued this node a web certificate in this pass.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub web_cert: bool,
     /// Restore: files received from the hub.
     #[serde(skip_serializing_if = "is_zero")]
     pub files_received: u32,
@@ -315,12 +320,14 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
             files: 0,
             received_changes: 0,
             renewed: false,
+            web_cert: false,
             files_received: 0,
             files_unavailable: Vec::new(),
             files_not_sent: Vec::new(),
         },
         incoming_dir: site.dir.join(INCOMING_DIR),
         renewal: None,
+        web_key: None,
         synced: false,
         bytes_sent: 0,
         diverged: None,
@@ -328,7 +335,7 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
     let result: Result<()> = async {
         loop {
             driver::pump(&mut session, &mut host).await?;
-            if session.is_closed() || (host.synced && host.renewal.is_none()) {
+            if session.is_closed() || (host.synced && host.renewal.is_none() && host.web_key.is_none()) {
                 return Ok(());
             }
             let silence = SILENCE + SILENCE_PER_GIB_SENT.mul_f64(host.bytes_sent as f64 / f64::from(1u32 << 30));
@@ -465,6 +472,28 @@ fn renewal_due(link: &HubLink, now: DateTime<Utc>) -> Result<Option<(String, Vec
     Ok(Some(pki::new_node_key()?))
 }
 
+/// A web certificate is asked of the hub when there is none from it or it has less than `RENEW_BEFORE_DAYS`
+/// left; after the hub said no, again a day later.
+fn web_cert_due(dir: &Path, now: DateTime<Utc>) -> Result<Option<(String, Vec<u8>)>> {
+    if let Ok(text) = std::fs::read_to_string(dir.join(WEB_CERT_REFUSED)) {
+        if let Ok(at) = DateTime::parse_from_rfc3339(text.trim()) {
+            if now - at.with_timezone(&Utc) < chrono::Duration::days(1) {
+                return Ok(None);
+            }
+        }
+    }
+    if let Ok(pem) = std::fs::read_to_string(dir.join(crate::web::HUB_WEB_CERT)) {
+        if let Some(leaf) = pki::certs_from_pem(&pem).ok().and_then(|c| c.into_iter().next()) {
+            if let Ok((_, not_after)) = pki::validity(&leaf) {
+                if not_after - now > chrono::Duration::days(RENEW_BEFORE_DAYS) {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+    Ok(Some(pki::new_node_key()?))
+}
+
 /// The edge's side of one pass: what it does for each event (`datum_shared::sync::driver`).
 struct EdgeHost<'a, 'b> {
     site: &'a PassTarget<'b>,
@@ -477,6 +506,8 @@ struct EdgeHost<'a, 'b> {
     incoming_dir: PathBuf,
     /// The new key while a renewal is asked for.
     renewal: Option<String>,
+    /// The new web key while a web certificate is asked for.
+    web_key: Option<String>,
     synced: bool,
     bytes_sent: u64,
     /// Our own trail differs from what the hub witnessed.
@@ -521,6 +552,34 @@ impl driver::Host for EdgeHost<'_, '_> {
                     if let Some((key_pem, csr)) = renewal_due(self.link, self.now)? {
                         self.renewal = Some(key_pem);
                         session.request_renewal(csr);
+                    }
+                }
+                if self.web_key.is_none() && !site.restoring {
+                    if let Some((key_pem, csr)) = web_cert_due(site.dir, self.now)? {
+                        self.web_key = Some(key_pem);
+                        session.request_web_cert(csr);
+                    }
+                }
+            }
+            Event::WebCertAnswered(answer) => {
+                if let Some(key_pem) = self.web_key.take() {
+                    let _lock = site.write_lock().await?;
+                    match answer {
+                        Ok(chain_pem) => {
+                            // Checked before it is kept: the chain parses and its leaf holds our key.
+                            datum_host::net::tls::certified_key(&chain_pem, &key_pem)
+                                .context("the hub's web certificate")?;
+                            // Key first, then the certificate the service watches.
+                            write_private(&site.dir.join(crate::web::HUB_WEB_KEY), key_pem.as_bytes())?;
+                            write_private(&site.dir.join(crate::web::HUB_WEB_CERT), chain_pem.as_bytes())?;
+                            let _ = std::fs::remove_file(site.dir.join(WEB_CERT_REFUSED));
+                            self.report.web_cert = true;
+                            info!("web certificate issued by the hub");
+                        }
+                        Err(reason) => {
+                            write_private(&site.dir.join(WEB_CERT_REFUSED), self.now.to_rfc3339().as_bytes())?;
+                            info!("no web certificate from the hub: {reason}");
+                        }
                     }
                 }
             }
@@ -603,7 +662,7 @@ impl driver::Host for EdgeHost<'_, '_> {
                 }
                 session.witness_checked(verdict);
             }
-            Event::RenewRequested(_) | Event::AuditPresented(_) => {}
+            Event::RenewRequested(_) | Event::AuditPresented(_) | Event::WebCertRequested(_) => {}
         }
         Ok(())
     }
@@ -739,12 +798,13 @@ pub async fn sync(
                     crate::output::print_json(&report)?;
                 } else {
                     println!(
-                        "in sync with the hub via {}: {} documents, {} files sent, {} changes received{}",
+                        "in sync with the hub via {}: {} documents, {} files sent, {} changes received{}{}",
                         report.via,
                         report.docs,
                         report.files,
                         report.received_changes,
-                        if report.renewed { ", certificate renewed" } else { "" }
+                        if report.renewed { ", certificate renewed" } else { "" },
+                        if report.web_cert { ", web certificate issued" } else { "" }
                     );
                 }
                 if report.files_not_sent.is_empty() {

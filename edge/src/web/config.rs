@@ -129,39 +129,105 @@ pub fn parse(text: &str) -> Result<(Config, Vec<String>), String> {
     Ok((config, unknown))
 }
 
-/// The HTTPS configuration: the configured certificate, else the node's own (made on first start, kept in
-/// `identity/web.crt` and `identity/web.key`). Returns it with the certificate's SHA-256 fingerprint.
+/// The web certificate the hub issued from the company CA (fetched by sync when the hub has a web domain):
+/// preferred over the node's own, and picked up while serving.
+pub const HUB_WEB_CERT: &str = "identity/web-hub.crt";
+pub const HUB_WEB_KEY: &str = "identity/web-hub.key";
+/// How often a handshake looks whether sync brought a new hub-issued certificate.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// The HTTPS configuration: the configured certificate; else the hub-issued one when sync fetched it, else
+/// the node's own (made on first start, kept in `identity/web.crt` and `identity/web.key`). Returns it with
+/// the SHA-256 fingerprint of the certificate served first.
 pub fn tls(data: &Path, config: &Config) -> Result<(Arc<rustls::ServerConfig>, String)> {
-    let (cert_pem, key_pem) = match (&config.cert, &config.key) {
-        (Some(cert), Some(key)) => (
-            std::fs::read_to_string(cert).with_context(|| format!("read {}", cert.display()))?,
-            std::fs::read_to_string(key).with_context(|| format!("read {}", key.display()))?,
-        ),
-        _ => {
-            let (cert, key) = (data.join("identity/web.crt"), data.join("identity/web.key"));
-            if !cert.exists() {
-                let mut names = vec!["localhost".to_string()];
-                if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
-                    let host = host.trim();
-                    if !host.is_empty() && host != "localhost" {
-                        names.push(host.to_string());
-                    }
-                }
-                let (cert_pem, key_pem) = tls::self_signed_web_cert(&names)?;
-                datum_host::fs::write_private(&key, key_pem.as_bytes())?;
-                datum_host::fs::write_private(&cert, cert_pem.as_bytes())?;
+    if let (Some(cert), Some(key)) = (&config.cert, &config.key) {
+        let cert_pem = std::fs::read_to_string(cert).with_context(|| format!("read {}", cert.display()))?;
+        let key_pem = std::fs::read_to_string(key).with_context(|| format!("read {}", key.display()))?;
+        return Ok((tls::web_server_config(&cert_pem, &key_pem)?, leaf_fingerprint(&cert_pem)?));
+    }
+    let (cert, key) = (data.join("identity/web.crt"), data.join("identity/web.key"));
+    if !cert.exists() {
+        let mut names = vec!["localhost".to_string()];
+        if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
+            let host = host.trim();
+            if !host.is_empty() && host != "localhost" {
+                names.push(host.to_string());
             }
-            (
-                std::fs::read_to_string(&cert).with_context(|| format!("read {}", cert.display()))?,
-                std::fs::read_to_string(&key).with_context(|| format!("read {}", key.display()))?,
-            )
         }
+        let (cert_pem, key_pem) = tls::self_signed_web_cert(&names)?;
+        datum_host::fs::write_private(&key, key_pem.as_bytes())?;
+        datum_host::fs::write_private(&cert, cert_pem.as_bytes())?;
+    }
+    let (current, hub_mtime, fingerprint) = load_current(data)?;
+    let certs = WebCerts {
+        data: data.to_path_buf(),
+        state: std::sync::Mutex::new(CertState { current, hub_mtime, checked: std::time::Instant::now() }),
     };
-    let leaf = pki::certs_from_pem(&cert_pem)?
+    Ok((tls::web_server_config_with(Arc::new(certs))?, fingerprint))
+}
+
+fn leaf_fingerprint(chain_pem: &str) -> Result<String> {
+    let leaf = pki::certs_from_pem(chain_pem)?
         .into_iter()
         .next()
         .ok_or_else(|| user("the web certificate file holds no certificate"))?;
-    Ok((tls::web_server_config(&cert_pem, &key_pem)?, pki::fingerprint(&leaf)))
+    Ok(pki::fingerprint(&leaf))
+}
+
+/// The hub-issued pair when it is there and loads, else the node's own; with the hub file's modification
+/// time and the fingerprint.
+fn load_current(data: &Path) -> Result<(Arc<rustls::sign::CertifiedKey>, Option<std::time::SystemTime>, String)> {
+    let read = |name: &str| std::fs::read_to_string(data.join(name)).with_context(|| format!("read {name}"));
+    let hub_mtime = std::fs::metadata(data.join(HUB_WEB_CERT)).and_then(|m| m.modified()).ok();
+    if hub_mtime.is_some() {
+        let hub = (|| -> Result<_> {
+            let (cert, key) = (read(HUB_WEB_CERT)?, read(HUB_WEB_KEY)?);
+            Ok((tls::certified_key(&cert, &key)?, leaf_fingerprint(&cert)?))
+        })();
+        match hub {
+            Ok((certified, fingerprint)) => return Ok((certified, hub_mtime, fingerprint)),
+            Err(e) => tracing::warn!("the hub-issued web certificate does not load ({e:#}); serving the node's own"),
+        }
+    }
+    let (cert, key) = (read("identity/web.crt")?, read("identity/web.key")?);
+    Ok((tls::certified_key(&cert, &key)?, None, leaf_fingerprint(&cert)?))
+}
+
+/// The certificate served, re-read when sync brings a new hub-issued one.
+#[derive(Debug)]
+struct WebCerts {
+    data: PathBuf,
+    state: std::sync::Mutex<CertState>,
+}
+
+#[derive(Debug)]
+struct CertState {
+    current: Arc<rustls::sign::CertifiedKey>,
+    hub_mtime: Option<std::time::SystemTime>,
+    checked: std::time::Instant,
+}
+
+impl rustls::server::ResolvesServerCert for WebCerts {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let mut state = self.state.lock().ok()?;
+        if state.checked.elapsed() >= RECHECK {
+            state.checked = std::time::Instant::now();
+            let mtime = std::fs::metadata(self.data.join(HUB_WEB_CERT)).and_then(|m| m.modified()).ok();
+            if mtime.is_some() && mtime != state.hub_mtime {
+                // A pair caught between its two writes does not load: kept as it was, tried again next time.
+                match load_current(&self.data) {
+                    Ok((current, Some(m), fingerprint)) if Some(m) == mtime => {
+                        tracing::info!("serving the web certificate issued by the hub (SHA-256 {fingerprint})");
+                        state.current = current;
+                        state.hub_mtime = Some(m);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("web certificate: {e:#}"),
+                }
+            }
+        }
+        Some(state.current.clone())
+    }
 }
 
 #[cfg(test)]

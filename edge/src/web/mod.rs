@@ -7,6 +7,8 @@
 
 mod api;
 mod config;
+
+pub use config::{HUB_WEB_CERT, HUB_WEB_KEY};
 mod pages;
 #[cfg(test)]
 mod tests;

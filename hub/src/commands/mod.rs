@@ -16,7 +16,7 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
     match command {
         Command::Init { name, id } => init::init(&ctx, &name, id.as_deref()).await,
         Command::Site { command } => sites::site(&ctx, command).await,
-        Command::Serve { listen, no_udp } => crate::serve::serve(&ctx, listen, !no_udp).await,
+        Command::Serve { listen, no_udp, web_domain } => crate::serve::serve(&ctx, listen, !no_udp, web_domain).await,
         Command::Asset { command: AssetCommand::List { site, all, json } } => {
             assets::asset_list(&ctx, site, all, json).await
         }

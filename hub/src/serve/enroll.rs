@@ -88,6 +88,25 @@ pub(super) fn issue_node_cert(
     Ok((issued, row))
 }
 
+/// Signs a site's web certificate for `<site>.<domain>` for `WEB_CERT_DAYS` (backdated an hour); returns
+/// the chain in PEM.
+pub(super) fn issue_web_cert(
+    hub: &Hub,
+    csr: &[u8],
+    site: &str,
+    domain: &str,
+    now: DateTime<Utc>,
+) -> Result<String, pki::PkiError> {
+    let names = pki::web_names(site, domain)?;
+    let not_before = now - chrono::Duration::hours(1);
+    let issued =
+        hub.identity.issuer.sign_web_csr(csr, &names, not_before, now + chrono::Duration::days(WEB_CERT_DAYS))?;
+    Ok(issued.chain_pem)
+}
+
+/// How long a web certificate lasts (browsers accept at most 398 days; edges renew with 30 days left).
+const WEB_CERT_DAYS: i64 = 90;
+
 /// Decides an enrollment by the rules of `datum_shared::sync::enrollment`, then signs the node's CSR and
 /// records the node (a restore also marks the site's previous nodes replaced, in the same transaction).
 async fn grant(

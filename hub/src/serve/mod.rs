@@ -51,6 +51,8 @@ struct Hub {
     busy: Mutex<HashMap<String, u64>>,
     /// Told whenever a site's session ends (its entry leaves `busy`).
     released: tokio::sync::Notify,
+    /// The domain under which edges get web certificates (`<site>.<domain>`); none issued without it.
+    web_domain: Option<String>,
 }
 
 /// Wall-clock time, shifted by `DATUM_NOW` when set (tests of expiry).
@@ -65,7 +67,10 @@ impl Clock {
     }
 }
 
-pub async fn serve(ctx: &Context, listen: SocketAddr, udp: bool) -> Result<Outcome> {
+pub async fn serve(ctx: &Context, listen: SocketAddr, udp: bool, web_domain: Option<String>) -> Result<Outcome> {
+    if let Some(domain) = &web_domain {
+        pki::web_names("check", domain).map_err(|e| datum_host::exit::user(format!("--web-domain: {e}")))?;
+    }
     let identity = identity::load(&ctx.data)?;
     let store = ctx.store().await?;
     let store_id = store.meta("store_id").await?.context("hub database has no store id; was init interrupted?")?;
@@ -96,6 +101,7 @@ pub async fn serve(ctx: &Context, listen: SocketAddr, udp: bool) -> Result<Outco
         live: Mutex::new(HashMap::new()),
         busy: Mutex::new(HashMap::new()),
         released: tokio::sync::Notify::new(),
+        web_domain,
     });
     tokio::spawn(watch_revocations(hub.clone()));
     let mut next_id = 0u64;

@@ -389,7 +389,19 @@ impl HubHost<'_> {
                 session.blobs_sent();
                 info!(files = sent, "sent the site's files to a node being restored");
             }
-            Event::Renewed(_) | Event::Witnessed(_) => {}
+            Event::WebCertRequested(csr) => {
+                let answer = match &hub.web_domain {
+                    None => Err("this hub issues no web certificates (its operator has set no --web-domain)".into()),
+                    Some(domain) => super::enroll::issue_web_cert(hub, &csr, &node.site, domain, hub.clock.now())
+                        .map_err(|e| format!("web certificate refused: {e}")),
+                };
+                match &answer {
+                    Ok(_) => info!(site = node.site, "web certificate issued"),
+                    Err(reason) => info!(site = node.site, "{reason}"),
+                }
+                session.web_cert_answer(answer);
+            }
+            Event::Renewed(_) | Event::Witnessed(_) | Event::WebCertAnswered(_) => {}
             Event::AuditPresented(head) => self.presented = Some(head),
             Event::Synced { docs, blobs } => {
                 self.synced = true;

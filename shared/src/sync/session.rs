@@ -113,6 +113,10 @@ pub enum Event {
     RenewRequested(Vec<u8>),
     /// Edge: the hub sent a renewed certificate chain.
     Renewed(String),
+    /// Hub: the edge asks for a web certificate (CSR in DER); answer with `web_cert_answer`.
+    WebCertRequested(Vec<u8>),
+    /// Edge: the hub's answer to `request_web_cert`: the chain in PEM, or its reason for issuing none.
+    WebCertAnswered(Result<String, String>),
     /// Both sides hold everything this session exchanged (the hub stored it durably).
     Synced { docs: u32, blobs: u32 },
     /// The peer broke a rule (wrote a document it does not own, offered another site's document…). A
@@ -434,6 +438,20 @@ impl Session {
         self.send(Msg::Renewed { chain_pem });
     }
 
+    /// Edge: ask the hub for a certificate for this node's web workspace.
+    pub fn request_web_cert(&mut self, csr: Vec<u8>) {
+        self.send(Msg::WebCertRequest { csr });
+    }
+
+    /// Hub: the answer to `Event::WebCertRequested`.
+    pub fn web_cert_answer(&mut self, answer: Result<String, String>) {
+        let (chain_pem, refused) = match answer {
+            Ok(chain) => (Some(chain), None),
+            Err(reason) => (None, Some(reason)),
+        };
+        self.send(Msg::WebCertAnswer { chain_pem, refused });
+    }
+
     /// Ends the session from our side with a reason the peer will see.
     pub fn reject(&mut self, reason: &str) {
         if self.phase != Phase::Closed {
@@ -521,6 +539,17 @@ impl Session {
             }
             (Phase::Running, Msg::Renewed { chain_pem }) if self.cfg.me != Principal::Hub => {
                 self.events.push_back(Event::Renewed(chain_pem));
+            }
+            (Phase::Running, Msg::WebCertRequest { csr }) if self.cfg.me == Principal::Hub => {
+                self.events.push_back(Event::WebCertRequested(csr));
+            }
+            (Phase::Running, Msg::WebCertAnswer { chain_pem, refused }) if self.cfg.me != Principal::Hub => {
+                let answer = match (chain_pem, refused) {
+                    (Some(chain), None) => Ok(chain),
+                    (None, Some(reason)) => Err(reason),
+                    _ => return self.fail("a web certificate answer must hold a chain or a reason".into()),
+                };
+                self.events.push_back(Event::WebCertAnswered(answer));
             }
             (phase, msg) => {
                 let name = format!("{msg:?}");

@@ -106,6 +106,15 @@ pub enum Msg {
     /// Hub → edge, the answer to `AuditHead`: the newest head the hub held from this site before this session
     /// (`None`: none yet). The edge checks that its own trail holds the same entry.
     AuditWitness { held: Option<AuditHead> },
+    /// Edge → hub, while running: a certificate for the edge's web workspace (CSR in DER). The hub decides
+    /// the name from the site; only the public key is taken from the CSR.
+    WebCertRequest {
+        #[serde(with = "serde_bytes")]
+        csr: Vec<u8>,
+    },
+    /// Hub → edge, the answer to `WebCertRequest`: the chain in PEM, or why not. The session goes on either
+    /// way (a hub without a web domain simply issues none).
+    WebCertAnswer { chain_pem: Option<String>, refused: Option<String> },
 }
 
 /// The newest entry of a site's audit trail, as presented on the wire: its sequence number, its hash (hex
@@ -234,7 +243,10 @@ mod tests {
             ("[a-f0-9]{64}", any::<u64>(), any::<u64>(), any::<[u8; 32]>(), bytes.clone())
                 .prop_map(|(hash, offset, total, sha256, data)| Msg::BlobChunk { hash, offset, total, sha256, data }),
             (any::<u32>(), any::<u32>()).prop_map(|(docs, blobs)| Msg::Synced { docs, blobs }),
-            bytes.prop_map(|csr| Msg::Renew { csr }),
+            bytes.clone().prop_map(|csr| Msg::Renew { csr }),
+            bytes.clone().prop_map(|csr| Msg::WebCertRequest { csr }),
+            (proptest::option::of(".{0,40}"), proptest::option::of(".{0,40}"))
+                .prop_map(|(chain_pem, refused)| Msg::WebCertAnswer { chain_pem, refused }),
             ".{0,40}".prop_map(|reason| Msg::Reject { reason }),
             (
                 ".{0,20}",

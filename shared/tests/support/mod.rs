@@ -229,7 +229,8 @@ impl driver::Host for SimHost<'_> {
             // The simulated nodes keep no audit trail (`AuditTrail::Off`); `sync_pair.rs` tests the witness.
             Event::AuditPresented(_) => {}
             Event::Witnessed(_) => session.witness_checked(Ok(())),
-            Event::Renewed(_) => {}
+            Event::Renewed(_) | Event::WebCertAnswered(_) => {}
+            Event::WebCertRequested(_) => session.web_cert_answer(Err("no web domain here".into())),
             Event::Synced { .. } => self.outcome.synced += 1,
             Event::Violation(v) => {
                 self.node.disk.violations.push(v.clone());

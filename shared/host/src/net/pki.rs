@@ -200,19 +200,39 @@ impl Issuer {
     ) -> Result<IssuedCert, PkiError> {
         check_name("site name", site)?;
         check_name("node id", node)?;
-        let (rest, csr) = X509CertificationRequest::from_der(csr_der).map_err(|_| PkiError::CsrMalformed)?;
-        if !rest.is_empty() {
-            return Err(PkiError::CsrMalformed);
-        }
-        csr.verify_signature().map_err(|_| PkiError::CsrSignature)?;
-        let public_key = SubjectPublicKeyInfo::from_der(csr.certification_request_info.subject_pki.raw)
-            .map_err(|_| PkiError::CsrMalformed)?;
+        let public_key = csr_public_key(csr_der)?;
 
         let mut params = leaf_params(not_before, not_after)?;
         params.distinguished_name.push(DnType::CommonName, node);
         params.distinguished_name.push(DnType::OrganizationName, site);
         params.subject_alt_names = vec![SanType::URI(node_uri(site, node).try_into()?)];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&public_key, &self.issuer)?;
+        let leaf_der = cert.der().to_vec();
+        Ok(IssuedCert {
+            chain_pem: self.chain(&cert.pem()),
+            fingerprint: fingerprint(&leaf_der),
+            leaf_der,
+            not_after: truncate_to_seconds(not_after),
+        })
+    }
+
+    /// Signs a certificate for a node's web workspace: only the public key is taken from the CSR (after
+    /// checking its self-signature); the names are the hub's decision (`web_names`), server-auth EKU, not a CA.
+    pub fn sign_web_csr(
+        &self,
+        csr_der: &[u8],
+        names: &[String],
+        not_before: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> Result<IssuedCert, PkiError> {
+        let public_key = csr_public_key(csr_der)?;
+        let first = names.first().ok_or(PkiError::Pem("a web certificate needs a name".into()))?;
+        let mut params = leaf_params(not_before, not_after)?;
+        params.distinguished_name.push(DnType::CommonName, first.as_str());
+        params.subject_alt_names =
+            names.iter().map(|n| Ok(SanType::DnsName(n.as_str().try_into()?))).collect::<Result<_, PkiError>>()?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&public_key, &self.issuer)?;
         let leaf_der = cert.der().to_vec();
         Ok(IssuedCert {
@@ -231,6 +251,34 @@ impl Issuer {
     fn chain(&self, leaf_pem: &str) -> String {
         format!("{leaf_pem}{}{}", self.issuing_cert_pem, self.root_cert_pem)
     }
+}
+
+/// The public key of a CSR whose self-signature holds (the requester has the private key).
+fn csr_public_key(csr_der: &[u8]) -> Result<SubjectPublicKeyInfo, PkiError> {
+    let (rest, csr) = X509CertificationRequest::from_der(csr_der).map_err(|_| PkiError::CsrMalformed)?;
+    if !rest.is_empty() {
+        return Err(PkiError::CsrMalformed);
+    }
+    csr.verify_signature().map_err(|_| PkiError::CsrSignature)?;
+    SubjectPublicKeyInfo::from_der(csr.certification_request_info.subject_pki.raw).map_err(|_| PkiError::CsrMalformed)
+}
+
+/// The names of a site's web certificate: `<site>.<domain>`, the hub's web domain (set by its operator; the
+/// edge asks for none of its own, so a plant box cannot obtain a certificate for another name).
+pub fn web_names(site: &str, domain: &str) -> Result<Vec<String>, PkiError> {
+    check_name("site name", site)?;
+    let domain = domain.trim_matches('.').to_ascii_lowercase();
+    let ok_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let site = site.to_ascii_lowercase();
+    if !ok_label(&site) || domain.split('.').any(|l| !ok_label(l)) || site.len() + 1 + domain.len() > 253 {
+        return Err(PkiError::Pem(format!("{site}.{domain} is not a valid DNS name")));
+    }
+    Ok(vec![format!("{site}.{domain}")])
 }
 
 /// A node's new key pair and CSR (DER). The key never leaves the node. The CSR carries no identity: the hub
@@ -538,6 +586,34 @@ mod tests {
         assert!(matches!(err, PkiError::ChainMismatch), "{err:?}");
         let err = Issuer::load(&ca.issuing_cert_pem, &other.issuing_key_pem, &ca.root_cert_pem).expect_err("key");
         assert!(matches!(err, PkiError::Pem(_)), "{err:?}");
+    }
+
+    #[test]
+    fn web_certificates_name_the_site_under_the_hubs_domain_only() {
+        assert_eq!(web_names("north", "Plants.Example.com.").expect("valid"), ["north.plants.example.com"]);
+        for (site, domain) in [("north", "evil.com/x"), ("north", "a..b"), ("north", "-a.b"), ("north", "")] {
+            assert!(web_names(site, domain).is_err(), "{site} {domain}");
+        }
+        let (_, issuer) = test_issuer();
+        let (_, csr) = new_node_key().expect("key");
+        let now = Utc::now();
+        let names = web_names("north", "plants.example.com").expect("names");
+        let issued = issuer.sign_web_csr(&csr, &names, now, now + Duration::days(90)).expect("signed");
+        let (_, cert) = x509_parser::parse_x509_certificate(&issued.leaf_der).expect("parse");
+        let san = cert.subject_alternative_name().expect("san").expect("present").value;
+        let dns: Vec<String> = san
+            .general_names
+            .iter()
+            .filter_map(|n| if let GeneralName::DNSName(d) = n { Some(d.to_string()) } else { None })
+            .collect();
+        assert_eq!(dns, ["north.plants.example.com"]);
+        let eku = cert.extended_key_usage().expect("eku").expect("present").value;
+        assert!(eku.server_auth && !eku.client_auth, "a web certificate is for serving only");
+        assert!(node_identity(&issued.leaf_der).is_err(), "it is not a node certificate");
+        let mut bad = csr.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(issuer.sign_web_csr(&bad, &names, now, now + Duration::days(1)).is_err(), "a forged CSR");
     }
 
     #[test]

@@ -210,6 +210,27 @@ pub fn web_server_config(chain_pem: &str, key_pem: &str) -> Result<Arc<rustls::S
     Ok(Arc::new(config))
 }
 
+/// A certificate chain and its key, ready to serve (the key checked against the leaf).
+pub fn certified_key(chain_pem: &str, key_pem: &str) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+    let chain = parse_certs(chain_pem)?;
+    let key = parse_key(key_pem)?;
+    let certified = rustls::sign::CertifiedKey::from_der(chain, key, &provider())?;
+    Ok(Arc::new(certified))
+}
+
+/// The web workspaces' HTTPS with a certificate chosen per handshake (one that can change while serving).
+pub fn web_server_config_with(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.max_early_data_size = 0;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// A self-signed web certificate for a node not (yet) given one by its hub: (certificate PEM, key PEM).
 pub fn self_signed_web_cert(names: &[String]) -> Result<(String, String), TlsError> {
     let certified = rcgen::generate_simple_self_signed(names.to_vec()).map_err(|e| TlsError::Pem(e.to_string()))?;
