@@ -1,7 +1,8 @@
 //! The leak corpus (`tests/leaks/corpus.txt`) through the real binaries: every snippet is captured, approved,
 //! captured again with its secrets changed, and then shown by every command that prints configuration content or
 //! anything about it — `diff` (plain, `--raw`, `--json`), `config diff|show|log`, `audit log`, `drift`, a sync to a
-//! hub and the hub's `asset list`, `status` and `serve` log — all at `DATUM_LOG=debug`. No secret may appear.
+//! hub and the hub's `asset list`, `status` and `serve` log, the edge's web pages (asset, diff, raw diff, drift,
+//! audit…), its JSON API and its `serve` log — all at `DATUM_LOG=debug`. No secret may appear.
 
 // Shared with `shared/tests/leaks.rs`, which reads every field.
 #[allow(dead_code)]
@@ -192,6 +193,64 @@ fn no_secret_of_the_corpus_reaches_any_command_output_or_log() {
     hub.kill();
     let serve_log = hub.log();
     assert!(!serve_log.is_empty(), "the hub logged nothing");
+
+    // Through the web workspace and the API (the download of a version is the stored file itself, secrets
+    // and all, by design: it is the backup; everything else is checked).
+    let login = String::from_utf8(std::process::Command::new("id").arg("-un").output().expect("id").stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    plant.ok(&["user", "add", "admin", "--role", "site-admin,engineer", "--os-user", &login]);
+    let token = Run::from(
+        plant.command(&["token", "create", "--user", "admin"]).env_remove("DATUM_ACTOR").output().expect("token"),
+    );
+    assert_eq!(token.code, 0, "{}", token.stderr);
+    let token = token.stdout.trim().to_string();
+    let config = plant.write("edge.toml", b"plain_http = true\nlisten = \"127.0.0.1:0\"\nsync = false\n");
+    let web_log = plant.path("serve.log");
+    let mut service = plant
+        .command(&["serve", "--config", path(&config)])
+        .env("DATUM_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&web_log).expect("log file"))
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    std::io::BufReader::new(service.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    let address = line.trim().rsplit("://").next().expect("address").to_string();
+    let get = |uri: &str| -> Run {
+        Run::from(
+            std::process::Command::new("curl")
+                .args(["-s", "--max-time", "20", "-H", &format!("Authorization: Bearer {token}")])
+                .arg(format!("http://{address}{uri}"))
+                .output()
+                .expect("run curl"),
+        )
+    };
+    for asset in &assets {
+        for uri in [
+            format!("/assets/{asset}"),
+            format!("/assets/{asset}/diff"),
+            format!("/assets/{asset}/diff?raw=1"),
+            format!("/assets/{asset}/diff?from=1&to=2&raw=1"),
+            format!("/api/v1/assets/{asset}"),
+        ] {
+            let run = get(&uri);
+            assert!(run.stdout.len() > 100, "GET {uri}: {}", run.stdout);
+            shown.push((format!("GET {uri}"), run));
+        }
+    }
+    for uri in
+        ["/", "/assets", "/drift", "/audit", "/backups", "/reviews", "/api/v1/drift", "/api/v1/audit", "/api/v1/assets"]
+    {
+        shown.push((format!("GET {uri}"), get(uri)));
+    }
+    let raw_page = get(&format!("/assets/{}/diff?raw=1", assets[0]));
+    assert!(raw_page.stdout.contains("secret"), "the raw page says where secrets were masked: {}", raw_page.stdout);
+    service.kill().expect("kill");
+    service.wait().expect("wait");
+    let web_log = std::fs::read_to_string(&web_log).expect("serve log");
+    shown.push(("the edge's serve log".into(), Run { code: 0, stdout: String::new(), stderr: web_log }));
 
     let mut leaks = Vec::new();
     for secret in &secrets {
