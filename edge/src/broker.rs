@@ -168,7 +168,9 @@ pub struct FileArg {
 /// not when a data directory is named (`--data`, `DATUM_DATA`), and only when `DATUM_SOCKET` names one or the
 /// installed service's socket exists.
 pub fn socket_for(cli: &Cli) -> Option<PathBuf> {
-    if matches!(cli.command, Command::Serve { .. } | Command::Diff { .. }) || cli.data.is_some() {
+    if matches!(cli.command, Command::Serve { .. } | Command::Diff { .. } | Command::Report { check: Some(_), .. })
+        || cli.data.is_some()
+    {
         return None;
     }
     let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
@@ -443,6 +445,8 @@ fn vet(request: &Request) -> Result<(), Refusal> {
         Command::Init { .. } => Some("init"),
         Command::RestoreDump { .. } => Some("restore-dump"),
         Command::RestoreFromHub { .. } => Some("restore-from-hub"),
+        // The pack is a directory the caller could not receive through the socket (yet).
+        Command::Report { .. } => Some("report"),
         _ => None,
     };
     if let Some(name) = name {

@@ -89,6 +89,24 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// The auditor's evidence pack (IEC 62443, keyed by requirement) for a period; or `report verify DIR`
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Report {
+        #[command(subcommand)]
+        check: Option<ReportCmd>,
+        /// Start of the period (YYYY-MM-DD or RFC 3339) [default: a year before --to]
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// End of the period (YYYY-MM-DD or RFC 3339) [default: now]
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// The directory to write (must not exist yet)
+        #[arg(long, value_name = "DIR", required = true)]
+        out: Option<PathBuf>,
+        /// Also write the pack as DIR.zip (one folder inside)
+        #[arg(long)]
+        zip: bool,
+    },
     /// Write one verifiable archive of the whole site
     Dump {
         /// File to write (`-` for standard output)
@@ -501,6 +519,19 @@ pub enum ChangeCmd {
         /// Only changes in this state (draft, submitted, approved, rejected, implemented, verified, closed, cancelled)
         #[arg(long)]
         state: Option<String>,
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCmd {
+    /// Check a pack on any machine: the signature and every file's hash; exit 1 naming each altered, missing or
+    /// added file
+    Verify {
+        /// The pack's directory
+        dir: PathBuf,
         /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         let os_login = os_account(&data);
         // Comparing two files acts on nothing, so it needs no actor.
         let typed_actor = cli.actor.is_some() || std::env::var("DATUM_ACTOR").ok().is_some_and(|v| !v.is_empty());
-        let actor = if matches!(cli.command, cli::Command::Diff { .. }) {
+        let actor = if matches!(cli.command, cli::Command::Diff { .. } | cli::Command::Report { check: Some(_), .. }) {
             String::new()
         } else {
             resolve_actor(cli.actor, os_login.clone())?

@@ -11,6 +11,7 @@ pub mod dbfile;
 pub mod diff;
 pub mod document;
 pub mod drift;
+pub mod evidence;
 pub mod identity;
 pub mod ids;
 pub mod model;

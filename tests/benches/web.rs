@@ -3,7 +3,8 @@
 //!
 //! Runs the real `datum-edge serve` (the profile of the bench, i.e. release) on loopback with plain HTTP (the
 //! server's work, not TLS), requests each route one after another from one client with an API token, and
-//! prints a Markdown table. docs/PERFORMANCE.md records a run. `DATUM_BENCH_QUICK=1`: 1,000 assets, fewer
+//! prints a Markdown table. The inventory is generated; the configurations are the kit's real version series
+//! (`fixtures/versions`), the largest one's diff pages measured. docs/PERFORMANCE.md records a run. `DATUM_BENCH_QUICK=1`: 1,000 assets, fewer
 //! requests.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -78,6 +79,37 @@ fn main() {
     for _ in 0..20 {
         plant.new_change("A-00042", "low");
     }
+    // The kit's real version series (PLC projects, firewall and switch configurations, hardening exports): one
+    // asset each, every version captured and the first approved, so drift, asset pages and diffs show real
+    // shapes. The largest series' diff is measured below.
+    let series_dir = datum_tests::workspace_root().join("../shared/fixtures/versions");
+    let mut series: std::collections::BTreeMap<String, Vec<std::path::PathBuf>> = Default::default();
+    for entry in std::fs::read_dir(&series_dir).expect("kit versions") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        // `NAME.vN.EXT`: the stem is what comes before the `.v` followed by the version number.
+        let cut =
+            name.match_indices(".v").map(|(i, _)| i).find(|&i| name[i + 2..].starts_with(|c: char| c.is_ascii_digit()));
+        if let Some(i) = cut {
+            series.entry(name[..i].to_string()).or_default().push(path);
+        }
+    }
+    let mut largest = (0u64, String::new());
+    for (i, (_, mut files)) in series.into_iter().enumerate() {
+        files.sort();
+        let asset = format!("A-{:05}", 100 + i);
+        for (v, file) in files.iter().enumerate() {
+            plant.ok(&["config", "capture", &asset, file.to_str().expect("utf-8")]);
+            if v == 0 {
+                plant.ok(&["baseline", "approve", &asset, "--reason", "bench"]);
+            }
+        }
+        let size = files.iter().map(|f| std::fs::metadata(f).expect("size").len()).sum();
+        if size > largest.0 {
+            largest = (size, asset);
+        }
+    }
+    let big = largest.1;
     let login = String::from_utf8(Command::new("id").arg("-un").output().expect("id").stdout).expect("utf-8");
     let mut add = plant.command(&["user", "add", "bench", "--role", "site-admin,engineer", "--os-user", login.trim()]);
     add.env_remove("DATUM_ACTOR");
@@ -98,11 +130,23 @@ fn main() {
     let address = line.rsplit("://").next().expect("address").to_string();
     let started_rss = rss_kib(child.id());
 
+    let (big_page, big_diff, big_raw, big_api) = (
+        format!("/assets/{big}"),
+        format!("/assets/{big}/diff?from=1&to=3"),
+        format!("/assets/{big}/diff?from=1&to=3&raw=1"),
+        format!("/api/v1/assets/{big}"),
+    );
     let routes = [
         "/",
         "/assets",
         "/assets?q=siemens+cell-7",
         "/assets/A-00042",
+        big_page.as_str(),
+        big_diff.as_str(),
+        big_raw.as_str(),
+        big_api.as_str(),
+        "/backups",
+        "/reviews",
         "/drift",
         "/changes",
         "/changes/CR-0007",

@@ -2,7 +2,7 @@
 //! captured again with its secrets changed, and then shown by every command that prints configuration content or
 //! anything about it — `diff` (plain, `--raw`, `--json`), `config diff|show|log`, `audit log`, `drift`, a sync to a
 //! hub and the hub's `asset list`, `status` and `serve` log, the edge's web pages (asset, diff, raw diff, drift,
-//! audit…), its JSON API and its `serve` log — all at `DATUM_LOG=debug`. No secret may appear.
+//! audit…), its JSON API and its `serve` log, and every file of an evidence pack — all at `DATUM_LOG=debug`. No secret may appear.
 
 // Shared with `shared/tests/leaks.rs`, which reads every field.
 #[allow(dead_code)]
@@ -251,6 +251,26 @@ fn no_secret_of_the_corpus_reaches_any_command_output_or_log() {
     service.wait().expect("wait");
     let web_log = std::fs::read_to_string(&web_log).expect("serve log");
     shown.push(("the edge's serve log".into(), Run { code: 0, stdout: String::new(), stderr: web_log }));
+    // The evidence pack, every file of it.
+    let pack = plant.path("evidence-pack");
+    let run = Run::from(
+        plant
+            .command(&["report", "--out", path(&pack)])
+            .env_remove("DATUM_ACTOR")
+            .env("DATUM_LOG", "debug")
+            .output()
+            .expect("report"),
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    shown.push(("report".into(), run));
+    for entry in std::fs::read_dir(&pack).expect("pack") {
+        let entry = entry.expect("entry");
+        let text = String::from_utf8_lossy(&std::fs::read(entry.path()).expect("read")).into_owned();
+        shown.push((
+            format!("the pack's {}", entry.file_name().to_string_lossy()),
+            Run { code: 0, stdout: text, stderr: String::new() },
+        ));
+    }
 
     let mut leaks = Vec::new();
     for secret in &secrets {

@@ -2,6 +2,7 @@
 
 mod crash;
 mod diffs;
+mod evidence;
 mod federation;
 mod identity;
 mod leaks;

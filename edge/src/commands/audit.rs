@@ -85,8 +85,14 @@ pub struct VerifyReport {
     changes: usize,
     audit_entries: usize,
     records: usize,
-    blobs: usize,
+    pub blobs: usize,
     pub problems: Vec<String>,
+    /// The problems of stored files (also in `problems`).
+    #[serde(skip)]
+    pub blob_problems: Vec<String>,
+    /// Every other problem: database, documents, audit chain, projection (also in `problems`).
+    #[serde(skip)]
+    pub other_problems: Vec<String>,
 }
 
 /// Everything `audit verify` checks, as a list of problems (empty when intact).
@@ -226,10 +232,13 @@ pub async fn verify_site(site: &Site, json: bool) -> Result<VerifyReport> {
             (0, 0, Vec::new())
         }
     };
+    let other_problems = problems.clone();
+    let mut file_problems = Vec::new();
     for p in blob_problems {
         let users = if p.used_by.is_empty() { String::new() } else { format!(" (used by {})", p.used_by.join(", ")) };
-        problems.push(format!("{}{users}", p.problem));
+        file_problems.push(format!("{}{users}", p.problem));
     }
+    problems.extend(file_problems.iter().cloned());
     Ok(VerifyReport {
         intact: problems.is_empty(),
         documents: doc_ids.len(),
@@ -238,6 +247,8 @@ pub async fn verify_site(site: &Site, json: bool) -> Result<VerifyReport> {
         records: n_records,
         blobs: n_blobs,
         problems,
+        blob_problems: file_problems,
+        other_problems,
     })
 }
 

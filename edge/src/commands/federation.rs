@@ -548,6 +548,12 @@ impl driver::Host for EdgeHost<'_, '_> {
             Event::Synced { docs, .. } => {
                 self.report.docs = docs;
                 self.synced = true;
+                // The hub now holds the trail up to the entry this node presented (evidence for SR 3.9).
+                if self.our_newest > 0 && !site.restoring {
+                    let anchor = super::evidence::Anchor { seq: self.our_newest, at: self.now };
+                    let _lock = site.write_lock().await?;
+                    write_private(&site.dir.join(super::evidence::HUB_ANCHOR), &serde_json::to_vec(&anchor)?)?;
+                }
                 if self.renewal.is_none() {
                     if let Some((key_pem, csr)) = renewal_due(self.link, self.now)? {
                         self.renewal = Some(key_pem);

@@ -6,6 +6,7 @@ pub mod changes;
 mod compare;
 pub mod configs;
 mod dump;
+pub mod evidence;
 pub mod federation;
 pub mod reports;
 mod restore;
@@ -56,6 +57,9 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
             restore::restore_from_hub(&ctx, args).await
         }
         Command::Diff { old, new, raw, json } => compare::run(&old, &new, raw, json),
+        Command::Report { check: Some(crate::cli::ReportCmd::Verify { dir, json }), .. } => {
+            evidence::verify(&dir, json)
+        }
         Command::Sync { once, transport, interval, no_gso, json } => {
             let mode = transport.into();
             federation::sync(&ctx, once, json, mode, std::time::Duration::from_secs(interval.max(1)), no_gso).await
@@ -106,6 +110,11 @@ async fn dispatch(site: &mut Site, acting: Option<users::Acting>, command: Comma
         Command::Review(cmd) => reports::review(site, cmd).await,
         Command::Audit(cmd) => audit::run(site, cmd).await,
         Command::Dump { out, json } => dump::dump(site, &out, json).await,
+        Command::Report { check: Some(_), .. } => unreachable!("report verify needs no site"),
+        Command::Report { check: None, from, to, out, zip } => {
+            let out = out.ok_or_else(|| user("--out DIR is required"))?;
+            evidence::report(site, from, to, &out, zip).await
+        }
         Command::User(cmd) => users::run_user(site, acting, cmd).await,
         Command::Token(cmd) => users::run_token(site, acting, cmd).await,
     }

@@ -99,7 +99,7 @@ pub fn action_of(command: &Command) -> Option<Action> {
         Command::RestoreTest(_) => Action::RecordRestoreTest,
         Command::Review(ReviewCmd::Record { .. }) => Action::RecordReview,
         Command::Review(_) | Command::Backup(_) | Command::Audit(_) | Command::Drift { .. } => Action::Read,
-        Command::Dump { .. } => Action::ExportEvidence,
+        Command::Dump { .. } | Command::Report { .. } => Action::ExportEvidence,
         Command::Enroll { .. } => Action::ManageSite,
         Command::Serve { .. } => Action::ManageSite,
         Command::User(_) | Command::Token(_) | Command::Sync { .. } => return None,

@@ -32,6 +32,7 @@ pub fn routes() -> Router<App> {
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/restore-tests", get(restore_tests))
         .route("/api/v1/reviews", get(reviews).post(review_new))
+        .route("/api/v1/evidence", axum::routing::post(evidence))
 }
 
 type ApiResult = Result<Response, Response>;
@@ -484,4 +485,43 @@ async fn review_new(
             .await
             .map_err(json_err)?;
     Ok((StatusCode::CREATED, Json(ReviewRecorded { review, drift_findings })).into_response())
+}
+
+/// Builds the evidence pack as `who` (recorded as `evidence.export`) and answers it as a ZIP download.
+pub async fn evidence_zip(
+    app: &App,
+    who: &Identity,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<Response, WebError> {
+    let now = app.now();
+    let (from, to) = crate::commands::evidence::period(now, from, to).map_err(domain)?;
+    let (zip, name) = writing(app, who, async |site| {
+        let pack = crate::commands::evidence::build_pack(site, from, to).await.map_err(internal)?;
+        let folder = format!("evidence-{}-{}", site.info.name, to.format("%Y%m%d"));
+        let zip = crate::commands::evidence::zip(&pack, &folder, site.now).map_err(internal)?;
+        Ok((zip, folder))
+    })
+    .await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/zip".to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.zip\"")),
+        ],
+        zip,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct EvidenceBody {
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+}
+
+async fn evidence(State(app): State<App>, headers: HeaderMap, Json(body): Json<EvidenceBody>) -> ApiResult {
+    let who = app.allow(&headers, &Method::POST, None, Action::ExportEvidence).await.map_err(json_err)?;
+    evidence_zip(&app, &who, body.from.as_deref(), body.to.as_deref()).await.map_err(json_err)
 }

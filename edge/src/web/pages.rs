@@ -32,6 +32,7 @@ pub fn routes() -> Router<App> {
         .route("/users", get(users).post(post_user_add))
         .route("/users/change", axum::routing::post(post_user_change))
         .route("/tokens", get(tokens).post(post_token))
+        .route("/evidence", get(evidence_form).post(post_evidence))
         .route("/tokens/{id}/revoke", axum::routing::post(revoke_token))
 }
 
@@ -1111,4 +1112,36 @@ async fn post_review(State(app): State<App>, headers: HeaderMap, Form(form): For
     .await
     .map_err(WebError::page)?;
     Ok(Redirect::to("/reviews").into_response())
+}
+
+/// The auditor's evidence pack: the period, then a ZIP to download (the same pack as `datum-edge report`).
+async fn evidence_form(State(app): State<App>, headers: HeaderMap) -> Page {
+    let who = app.allow(&headers, &Method::GET, None, Action::ExportEvidence).await.map_err(WebError::page)?;
+    let body = format!(
+        "<h1>Evidence pack</h1><p>Every IEC 62443 requirement Datum keeps records for, with its status, the reasons \
+         and the files behind it, signed with the site key. Check it anywhere with <code>datum-edge report verify \
+         DIR</code> after unpacking. Making one is recorded in the audit trail.</p>\
+         <form method=\"post\" action=\"/evidence\" class=\"card\" id=\"evidence-form\">{}\
+         <label>From (YYYY-MM-DD, default: a year before the end) <input name=\"from\"></label>\
+         <label>To (YYYY-MM-DD, default: now) <input name=\"to\"></label>\
+         <button type=\"submit\">Download the pack (ZIP)</button></form>",
+        csrf_field(&who)
+    );
+    Ok(page("Evidence", &who, body))
+}
+
+#[derive(serde::Deserialize)]
+pub struct EvidenceForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+async fn post_evidence(State(app): State<App>, headers: HeaderMap, Form(form): Form<EvidenceForm>) -> Page {
+    let who =
+        app.allow(&headers, &Method::POST, Some(&form.csrf), Action::ExportEvidence).await.map_err(WebError::page)?;
+    api::evidence_zip(&app, &who, form.from.as_deref(), form.to.as_deref()).await.map_err(WebError::page)
 }

@@ -387,6 +387,9 @@ fn routes() -> Vec<Route> {
             name: "POST /reviews (form)",
             make: |c, t, _| form("/reviews", c, &format!("csrf={t}&zone=cell-1&outcome=findings&notes=n")),
         },
+        Route { name: "GET /evidence", make: |c, _, _| get("/evidence", c) },
+        Route { name: "POST /evidence (form)", make: |c, t, _| form("/evidence", c, &format!("csrf={t}&from=&to=")) },
+        Route { name: "POST /api/v1/evidence", make: |c, t, _| json_post("/api/v1/evidence", c, t, "{}") },
         Route { name: "GET /users", make: |c, _, _| get("/users", c) },
         Route {
             name: "POST /users (form)",
@@ -470,6 +473,9 @@ async fn authorization_matrix_every_route_every_role_and_anonymous() {
         GET /api/v1/reviews                          401        200        200        200        200        200
         POST /api/v1/reviews                         401        403        201        201        403        403
         POST /reviews (form)                         303        403        303        303        403        403
+        GET /evidence                                303        403        403        403        200        200
+        POST /evidence (form)                        303        403        403        403        200        200
+        POST /api/v1/evidence                        401        403        403        403        200        200
         GET /users                                   303        403        403        403        403        200
         POST /users (form)                           303        403        403        403        403        303
         POST /users/change (form)                    303        403        403        403        403        303
@@ -886,4 +892,38 @@ async fn sign_out_everywhere_ends_every_session_of_the_person_and_only_theirs() 
     assert_eq!(h.send(get("/api/v1/assets", Some(&desk))).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(h.send(get("/api/v1/assets", Some(&laptop))).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(h.send(get("/api/v1/assets", Some(&other))).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_auditor_downloads_the_evidence_pack_and_the_download_is_recorded() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let now = Utc::now();
+    let template = prepare(root.path(), now).await;
+    let h = Harness::new(&template, now).await;
+    let (cookie, csrf) = h.session("auditor").await;
+    let (_, _, page) = h.send(get("/", Some(&cookie))).await;
+    assert!(page.contains("href=\"/evidence\""), "the auditor's navigation offers the pack");
+    let (engineer, _) = h.session("engineer").await;
+    assert!(!h.send(get("/", Some(&engineer))).await.2.contains("href=\"/evidence\""));
+    let (status, headers, body) =
+        h.send(form("/evidence", Some(&cookie), &format!("csrf={csrf}&from=2020-01-01&to="))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some("application/zip"));
+    let disposition = headers.get(header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    assert!(disposition.starts_with("attachment; filename=\"evidence-plant-test-"), "{disposition}");
+    assert!(body.starts_with("PK"), "a ZIP archive");
+    for name in ["evidence.json", "index.html", "manifest.json", "manifest.sig", "inventory.csv", "audit.csv"] {
+        assert!(body.contains(&format!("/{name}")), "{name} in the archive");
+    }
+    assert!(body.contains("\"SR 7.8\"") && body.contains("\"SP.12\""), "the requirements, stored uncompressed");
+    // A period that ends before it starts is the person's to fix.
+    let (status, _, body) =
+        h.send(form("/evidence", Some(&cookie), &format!("csrf={csrf}&from=2026-12-31&to=2026-01-01"))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, _, audit) = h.send(get("/api/v1/audit?limit=3", Some(&cookie))).await;
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&audit).expect("json");
+    assert!(
+        entries.iter().any(|e| e["op"] == "evidence.export" && e["actor"] == "auditor" && e["auth"] == "password+totp"),
+        "{audit}"
+    );
 }

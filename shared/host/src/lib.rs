@@ -12,3 +12,4 @@ pub mod fs;
 pub mod net;
 pub mod process;
 pub mod web;
+pub mod zip;

@@ -177,7 +177,7 @@ pub fn shell(title: &str, who: Option<&Identity>, body: &str) -> String {
     let nav = match who {
         Some(id) => format!(
             "<nav><a href=\"/\">Home</a> <a href=\"/assets\">Assets</a> <a href=\"/drift\">Drift</a> \
-             <a href=\"/changes\">Changes</a> <a href=\"/audit\">Audit</a>\
+             <a href=\"/changes\">Changes</a> <a href=\"/audit\">Audit</a>{evidence}\
              <span class=\"who\">{} ({})</span>\
              <form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <button type=\"submit\">Sign out</button></form>\
@@ -185,7 +185,12 @@ pub fn shell(title: &str, who: Option<&Identity>, body: &str) -> String {
              <button type=\"submit\" class=\"secondary\" title=\"End every session of yours, on every computer\">Sign out everywhere</button></form></nav>",
             escape(&id.user.name),
             escape(&id.user.roles_text()),
-            csrf = escape(id.csrf.as_deref().unwrap_or(""))
+            csrf = escape(id.csrf.as_deref().unwrap_or("")),
+            evidence = if datum_shared::identity::authorize(&id.user, datum_shared::identity::Action::ExportEvidence).is_ok() {
+                " <a href=\"/evidence\">Evidence</a>"
+            } else {
+                ""
+            }
         ),
         None => String::new(),
     };
