@@ -747,3 +747,46 @@ fn the_hub_issues_the_edges_web_certificate_from_its_ca_and_the_service_picks_it
     service.kill().expect("kill");
     service.wait().expect("wait");
 }
+
+#[test]
+fn the_service_keeps_the_plant_in_sync_and_fetches_its_web_certificate_itself() {
+    use std::io::BufRead;
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.serve_args = vec!["--web-domain".into(), "plants.example.com".into()];
+    hub.start(true);
+    let plant = Plant::new("west");
+    let token = hub.add_site("west");
+    let run = plant.enroll(&hub, &token);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let login = String::from_utf8(std::process::Command::new("id").arg("-un").output().expect("id").stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    plant.ok(&["user", "add", "admin", "--role", "site-admin,engineer", "--os-user", &login]);
+    // The installed configuration: HTTPS, continuous sync inside the service (the default).
+    let config = plant.write("edge.toml", b"listen = \"127.0.0.1:0\"\n");
+    let mut service = plant
+        .command(&["serve", "--config", config.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    std::io::BufReader::new(service.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    let port = line.trim().rsplit(':').next().expect("port").to_string();
+    // Work done on the command line while the service runs reaches the hub without a sync command.
+    let run = Run::from(
+        plant.command(&["asset", "add", "PLC-W1", "--kind", "plc"]).env_remove("DATUM_ACTOR").output().expect("run"),
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    wait_for("the new asset at the hub", std::time::Duration::from_secs(60), || {
+        hub_assets(&hub, Some("west")).iter().any(|a| a["name"] == "PLC-W1")
+    });
+    // The service's own sync asked for the web certificate, and the service serves it.
+    let root = hub.data.join("identity/root.pem");
+    wait_for("the hub's web certificate served", std::time::Duration::from_secs(60), || {
+        curl_as("west.plants.example.com", &port, &root) == (0, "ok".to_string())
+    });
+    service.kill().expect("kill");
+    service.wait().expect("wait");
+}
