@@ -160,7 +160,7 @@ pub fn assess(i: &Inputs<'_>) -> Evidence {
             assets_in_scope: in_scope.len(),
             assets_out_of_scope: all.clone().filter(|a| a.is_active() && !a.in_scope).count(),
             assets_retired: all.filter(|a| !a.is_active()).count(),
-            why: "every active asset marked in scope of the site's inventory (the asset's `in_scope` flag); \
+            why: "every active asset marked in scope of the site's inventory (the asset's in-scope flag); \
                   retired assets and those marked out of scope are listed in inventory.csv but not assessed"
                 .into(),
         },

@@ -220,3 +220,43 @@ fn a_days_work_in_the_browser() {
     assert!(problems.is_empty(), "console errors or CSP violations: {problems:#?}");
     browser.quit();
 }
+
+/// The auditor's pack, made from the kit's real exports, renders in Chromium and prints to PDF with no script.
+/// The screenshot and the PDF are kept in `target/test-artifacts/` for a person to look at.
+#[test]
+fn the_evidence_pack_renders_and_prints_in_chromium() {
+    let plant = Plant::new("evidence-browser");
+    let versions = datum_tests::workspace_root().join("../shared/fixtures/versions");
+    let v = |name: &str| versions.join(name).to_str().expect("utf-8").to_string();
+    plant.ok(&["asset", "add", "PLC-01", "--kind", "plc", "--zone", "cell-1", "--owner", "anna"]);
+    plant.ok(&["asset", "add", "FW-01", "--kind", "firewall", "--criticality", "critical"]);
+    plant.ok(&["config", "capture", "PLC-01", &v("L5Sharp_Test_project.v1.L5X")]);
+    plant.ok(&["baseline", "approve", "PLC-01", "--reason", "commissioning"]);
+    plant.ok(&["config", "capture", "PLC-01", &v("L5Sharp_Test_project.v2.L5X")]);
+    plant.ok(&["config", "capture", "FW-01", &v("pfsensible_pfsense_rule_config.v1.xml")]);
+    let pack = plant.path("pack");
+    plant.ok(&["report", "--out", pack.to_str().expect("utf-8")]);
+
+    let artifacts = datum_tests::workspace_root().join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let (png, pdf) = (artifacts.join("evidence-index.png"), artifacts.join("evidence-index.pdf"));
+    let _ = std::fs::remove_file(&png);
+    let _ = std::fs::remove_file(&pdf);
+    let profile = tempfile::tempdir().expect("profile");
+    let url = format!("file://{}", pack.join("index.html").display());
+    for output in [format!("--screenshot={}", png.display()), format!("--print-to-pdf={}", pdf.display())] {
+        let run = Run::from(
+            Command::new("/usr/bin/chromium")
+                .args(["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,1800"])
+                .arg(format!("--user-data-dir={}", profile.path().display()))
+                .args(["--no-pdf-header-footer", &output, &url])
+                .output()
+                .expect("run /usr/bin/chromium (apt-get install chromium)"),
+        );
+        assert_eq!(run.code, 0, "chromium {output}: {}{}", run.stdout, run.stderr);
+    }
+    let shot = std::fs::read(&png).expect("the screenshot");
+    assert!(shot.starts_with(b"\x89PNG") && shot.len() > 20_000, "a rendered page, {} bytes", shot.len());
+    let printed = std::fs::read(&pdf).expect("the PDF");
+    assert!(printed.starts_with(b"%PDF") && printed.len() > 10_000, "a printed document, {} bytes", printed.len());
+}
