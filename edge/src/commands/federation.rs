@@ -19,7 +19,7 @@ use datum_shared::ids::SiteId;
 use datum_shared::sync::wire::{AuditHead, BlobWant, Frame, Msg, BLOB_CHUNK};
 use datum_shared::sync::{driver, enrollment, witness, AuditTrail, Event, LocalDoc, Principal, Session, SessionConfig};
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn, Instrument as _};
+use tracing::{debug, info, warn, Instrument as _};
 
 use super::Context;
 use crate::blobs::{BlobError, BlobStore};
@@ -580,11 +580,13 @@ impl driver::Host for EdgeHost<'_, '_> {
                             write_private(&site.dir.join(crate::web::HUB_WEB_CERT), chain_pem.as_bytes())?;
                             let _ = std::fs::remove_file(site.dir.join(WEB_CERT_REFUSED));
                             self.report.web_cert = true;
-                            info!("web certificate issued by the hub");
+                            // The pass's line says so (one line per pass in the service's log).
+                            debug!("web certificate issued by the hub");
                         }
                         Err(reason) => {
                             write_private(&site.dir.join(WEB_CERT_REFUSED), self.now.to_rfc3339().as_bytes())?;
-                            info!("no web certificate from the hub: {reason}");
+                            // Asked again a day later; the hub's log says why too.
+                            debug!("no web certificate from the hub: {reason}");
                         }
                     }
                 }
@@ -867,8 +869,12 @@ pub async fn sync(
                         last_heads = Some(current_heads(&site).await?);
                         last_pass = std::time::Instant::now();
                         info!(
-                            "in sync with the hub via {}: {} documents, {} files sent, {} changes received",
-                            report.via, report.docs, report.files, report.received_changes
+                            "in sync with the hub via {}: {} documents, {} files sent, {} changes received{}",
+                            report.via,
+                            report.docs,
+                            report.files,
+                            report.received_changes,
+                            if report.web_cert { ", web certificate issued" } else { "" }
                         );
                         if !report.files_not_sent.is_empty() {
                             warn!(
