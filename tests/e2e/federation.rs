@@ -765,10 +765,12 @@ fn the_service_keeps_the_plant_in_sync_and_fetches_its_web_certificate_itself() 
     plant.ok(&["user", "add", "admin", "--role", "site-admin,engineer", "--os-user", &login]);
     // The installed configuration: HTTPS, continuous sync inside the service (the default).
     let config = plant.write("edge.toml", b"listen = \"127.0.0.1:0\"\n");
+    let log_path = plant.path("serve.log");
     let mut service = plant
         .command(&["serve", "--config", config.to_str().expect("utf-8")])
+        .env("DATUM_LOG", "info")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("log"))
         .spawn()
         .expect("serve");
     let mut line = String::new();
@@ -779,9 +781,17 @@ fn the_service_keeps_the_plant_in_sync_and_fetches_its_web_certificate_itself() 
         plant.command(&["asset", "add", "PLC-W1", "--kind", "plc"]).env_remove("DATUM_ACTOR").output().expect("run"),
     );
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    wait_for("the new asset at the hub", std::time::Duration::from_secs(60), || {
-        hub_assets(&hub, Some("west")).iter().any(|a| a["name"] == "PLC-W1")
-    });
+    let started = std::time::Instant::now();
+    let deadline = started + std::time::Duration::from_secs(60);
+    while !hub_assets(&hub, Some("west")).iter().any(|a| a["name"] == "PLC-W1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new asset did not reach the hub in 60 s; the service's log:\n{}\nthe hub's:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default(),
+            hub.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
     // The service's own sync asked for the web certificate, and the service serves it.
     let root = hub.data.join("identity/root.pem");
     wait_for("the hub's web certificate served", std::time::Duration::from_secs(60), || {

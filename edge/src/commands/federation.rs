@@ -866,7 +866,10 @@ pub async fn sync(
                 match sync_pass(&site, mode, disable_gso, Utc::now()).await {
                     Ok(report) => {
                         failures = 0;
-                        last_heads = Some(current_heads(&site).await?);
+                        // The heads read before the pass: a command that wrote during the pass changed them
+                        // after, so the next check sees its work and passes again (reading them now would
+                        // count that work as sent).
+                        last_heads = Some(heads.clone());
                         last_pass = std::time::Instant::now();
                         info!(
                             "in sync with the hub via {}: {} documents, {} files sent, {} changes received{}",
