@@ -20,6 +20,11 @@ fn os_login() -> String {
 fn run_os(plant: &Plant, args: &[&str], token: Option<&str>, stdin: Option<&str>) -> Run {
     let mut cmd = plant.command(args);
     cmd.env_remove("DATUM_ACTOR").env_remove("DATUM_TOKEN");
+    run_with(cmd, token, stdin)
+}
+
+/// Runs `cmd` with an optional API token and standard input.
+fn run_with(mut cmd: Command, token: Option<&str>, stdin: Option<&str>) -> Run {
     if let Some(t) = token {
         cmd.env("DATUM_TOKEN", t);
     }
@@ -269,17 +274,7 @@ fn beside(
         .env_remove("DATUM_ACTOR")
         .env_remove("DATUM_TOKEN")
         .env_remove("DATUM_NOW");
-    if let Some(t) = token {
-        cmd.env("DATUM_TOKEN", t);
-    }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn datum-edge");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("write stdin");
-    }
-    drop(input);
-    Run::from(child.wait_with_output().expect("wait"))
+    run_with(cmd, token, stdin)
 }
 
 /// Sends one request frame by hand to the service's socket; returns what came back on standard error and

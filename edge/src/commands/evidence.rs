@@ -108,7 +108,8 @@ pub async fn build_pack(site: &mut Site, from: DateTime<Utc>, to: DateTime<Utc>)
     store.close().await;
     let audit: Vec<SignedEntry> = site.store.audit().await?;
     let verified = super::audit::verify_site(site, true).await?;
-    let hub = match super::federation::HubLink::load(&site.dir)? {
+    let link = super::federation::HubLink::load(&site.dir)?;
+    let hub = match &link {
         Some(link) => {
             let anchor: Option<Anchor> =
                 std::fs::read(site.dir.join(HUB_ANCHOR)).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
@@ -160,7 +161,7 @@ pub async fn build_pack(site: &mut Site, from: DateTime<Utc>, to: DateTime<Utc>)
         ),
         ("site-key.pub".into(), format!("{}\n", site.info.audit_key).into_bytes()),
     ];
-    if let Some(link) = super::federation::HubLink::load(&site.dir)? {
+    if let Some(link) = link {
         files.push(("hub.pem".into(), link.chain_pem.into_bytes()));
     }
     let mut manifest = Manifest {

@@ -416,10 +416,8 @@ pub async fn post_capture(
 /// The restore tests recorded, newest first.
 async fn restore_tests(State(app): State<App>, headers: HeaderMap) -> ApiResult {
     app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(json_err)?;
-    let site = app.read().await.map_err(json_err)?;
-    let view = crate::view::load(&site).await.map_err(internal);
-    site.close().await;
-    let mut tests = view.map_err(json_err)?.restore_tests;
+    let view = reading(&app, async |site| crate::view::load(site).await.map_err(internal)).await.map_err(json_err)?;
+    let mut tests = view.restore_tests;
     tests.sort_by_key(|t| std::cmp::Reverse(t.tested_at));
     Ok(Json(tests).into_response())
 }
@@ -459,10 +457,8 @@ pub async fn post_restore_test(State(app): State<App>, headers: HeaderMap, multi
 /// The periodic reviews recorded, newest first.
 async fn reviews(State(app): State<App>, headers: HeaderMap) -> ApiResult {
     app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(json_err)?;
-    let site = app.read().await.map_err(json_err)?;
-    let view = crate::view::load(&site).await.map_err(internal);
-    site.close().await;
-    let mut reviews = view.map_err(json_err)?.reviews;
+    let view = reading(&app, async |site| crate::view::load(site).await.map_err(internal)).await.map_err(json_err)?;
+    let mut reviews = view.reviews;
     reviews.sort_by_key(|r| std::cmp::Reverse(r.reviewed_at));
     Ok(Json(reviews).into_response())
 }

@@ -1131,13 +1131,13 @@ async fn evidence_form(State(app): State<App>, headers: HeaderMap) -> Page {
 }
 
 #[derive(serde::Deserialize)]
-pub struct EvidenceForm {
+struct EvidenceForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
-    pub from: Option<String>,
+    from: Option<String>,
     #[serde(default)]
-    pub to: Option<String>,
+    to: Option<String>,
 }
 
 async fn post_evidence(State(app): State<App>, headers: HeaderMap, Form(form): Form<EvidenceForm>) -> Page {

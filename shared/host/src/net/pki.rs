@@ -207,14 +207,7 @@ impl Issuer {
         params.distinguished_name.push(DnType::OrganizationName, site);
         params.subject_alt_names = vec![SanType::URI(node_uri(site, node).try_into()?)];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = params.signed_by(&public_key, &self.issuer)?;
-        let leaf_der = cert.der().to_vec();
-        Ok(IssuedCert {
-            chain_pem: self.chain(&cert.pem()),
-            fingerprint: fingerprint(&leaf_der),
-            leaf_der,
-            not_after: truncate_to_seconds(not_after),
-        })
+        self.issue(params, &public_key, not_after)
     }
 
     /// Signs a certificate for a node's web workspace: only the public key is taken from the CSR (after
@@ -233,7 +226,22 @@ impl Issuer {
         params.subject_alt_names =
             names.iter().map(|n| Ok(SanType::DnsName(n.as_str().try_into()?))).collect::<Result<_, PkiError>>()?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = params.signed_by(&public_key, &self.issuer)?;
+        self.issue(params, &public_key, not_after)
+    }
+
+    /// The root certificate (PEM) this issuer chains to: what edges store after enrollment.
+    pub fn root_cert_pem(&self) -> &str {
+        &self.root_cert_pem
+    }
+
+    /// Signs `params` for `public_key` and describes the result.
+    fn issue(
+        &self,
+        params: CertificateParams,
+        public_key: &SubjectPublicKeyInfo,
+        not_after: DateTime<Utc>,
+    ) -> Result<IssuedCert, PkiError> {
+        let cert = params.signed_by(public_key, &self.issuer)?;
         let leaf_der = cert.der().to_vec();
         Ok(IssuedCert {
             chain_pem: self.chain(&cert.pem()),
@@ -241,11 +249,6 @@ impl Issuer {
             leaf_der,
             not_after: truncate_to_seconds(not_after),
         })
-    }
-
-    /// The root certificate (PEM) this issuer chains to: what edges store after enrollment.
-    pub fn root_cert_pem(&self) -> &str {
-        &self.root_cert_pem
     }
 
     fn chain(&self, leaf_pem: &str) -> String {
