@@ -461,12 +461,12 @@ impl Site {
         Ok(())
     }
 
-    /// Checks an audit signature with the site key.
-    /// The site key's Ed25519 signature (hex) over `bytes` (an evidence pack's manifest).
-    pub fn sign_bytes(&self, bytes: &[u8]) -> String {
-        hex::encode(self.signing_key.sign(bytes).to_bytes())
+    /// The site key, for sealing an evidence pack (`datum_host::evidence::seal`).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing_key
     }
 
+    /// Checks an audit signature with the site key.
     pub fn signature_ok(&self, key: &VerifyingKey, hash: &str, signature: &str) -> bool {
         let mut bytes = [0u8; 64];
         if hex::decode_to_slice(signature, &mut bytes).is_err() {

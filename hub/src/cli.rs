@@ -64,6 +64,48 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The auditor's evidence pack from the hub's copy: one site's, or one per site with a cross-site summary;
+    /// or `report verify DIR`
+    #[command(
+        group(clap::ArgGroup::new("which").required(true).args(["site", "all"])),
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true
+    )]
+    Report {
+        #[command(subcommand)]
+        check: Option<ReportCmd>,
+        /// The site's pack only
+        #[arg(long)]
+        site: Option<String>,
+        /// Every enrolled site's pack and a cross-site summary
+        #[arg(long)]
+        all: bool,
+        /// Start of the period (YYYY-MM-DD or RFC 3339) [default: a year before --to]
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// End of the period (YYYY-MM-DD or RFC 3339) [default: now]
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// The directory to write (must not exist yet)
+        #[arg(long, value_name = "DIR", required = true)]
+        out: Option<PathBuf>,
+        /// Also write the pack as DIR.zip (one folder inside)
+        #[arg(long)]
+        zip: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCmd {
+    /// Check a pack on any machine: the signature and every file's hash; exit 1 naming each altered, missing or
+    /// added file
+    Verify {
+        /// The pack's directory
+        dir: PathBuf,
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -74,6 +74,15 @@ pub fn load(data: &Path) -> Result<Identity> {
     })
 }
 
+/// The Ed25519 key that signs what the hub publishes (evidence packs' manifests).
+pub fn signing_key(data: &Path) -> Result<ed25519_dalek::SigningKey> {
+    let file = path(data, "signing.key");
+    let text = fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut bytes).with_context(|| format!("{} is not a key", file.display()))?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
+}
+
 /// Groups a fingerprint for reading aloud over the phone: `ab12 cd34 …`.
 pub fn display_fingerprint(fp: &str) -> String {
     fp.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).to_string()).collect::<Vec<_>>().join(":")

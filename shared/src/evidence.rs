@@ -65,17 +65,45 @@ pub struct Inputs<'a> {
     pub view: &'a View,
     pub policy: &'a Policy,
     pub users: &'a [User],
-    /// Accounts with a second factor set up.
-    pub with_totp: &'a BTreeSet<String>,
-    /// The whole audit trail (the period is taken from it here).
-    pub audit: &'a [SignedEntry],
-    /// Problems `audit verify` found (chain, signatures, documents, records); empty when intact.
-    pub audit_problems: &'a [String],
+    /// Accounts with a second factor set up; `None` where that is not known (the hub's copy: second factors
+    /// stay at the plant).
+    pub with_totp: Option<&'a BTreeSet<String>>,
+    /// The audit trail as the maker of the pack holds it.
+    pub trail: Trail<'a>,
     /// Stored files re-hashed and the problems found.
     pub blobs_checked: usize,
     pub blob_problems: &'a [String],
     /// The newest audit entry the hub witnessed, and when this node last synced, when enrolled.
     pub hub: Option<HubAnchor>,
+}
+
+/// What the maker of a pack holds of the site's audit trail.
+#[derive(Debug, Clone, Copy)]
+pub enum Trail<'a> {
+    /// The site itself: every entry (the period is taken from them here) and the problems `audit verify`
+    /// found (chain, signatures, documents, records; empty when intact).
+    Kept { entries: &'a [SignedEntry], problems: &'a [String] },
+    /// The hub: the newest entry the site presented in a confirmed session, not the entries, which stay at
+    /// the plant (`None`: no head witnessed yet).
+    Witnessed(Option<Witness>),
+}
+
+/// The head of a site's trail as the hub witnessed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Witness {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    /// The entry's signature verifies with the site's audit key (from the site's identity record).
+    pub signature_ok: bool,
+}
+
+impl Trail<'_> {
+    fn problems(&self) -> &[String] {
+        match self {
+            Trail::Kept { problems, .. } => problems,
+            Trail::Witnessed(_) => &[],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -120,8 +148,10 @@ pub struct Freshness {
 /// Decides every requirement.
 pub fn assess(i: &Inputs<'_>) -> Evidence {
     let in_scope: Vec<&Asset> = i.view.reported_assets().collect();
-    let period_entries: Vec<&SignedEntry> =
-        i.audit.iter().filter(|s| s.entry.at >= i.from && s.entry.at <= i.to).collect();
+    let period_entries: Vec<&SignedEntry> = match i.trail {
+        Trail::Kept { entries, .. } => entries.iter().filter(|s| s.entry.at >= i.from && s.entry.at <= i.to).collect(),
+        Trail::Witnessed(_) => Vec::new(),
+    };
     let changes: Vec<&ChangeRequest> = i.view.changes.values().filter(|c| touches_period(c, i.from, i.to)).collect();
     let drift = i.view.drift(i.now, i.policy, None);
 
@@ -351,8 +381,27 @@ fn configuration(drift: &[crate::model::DriftEntry]) -> Requirement {
     req("SR 7.6", IEC_3_3, "Network and security configuration settings", status, reasons, files)
 }
 
+/// The reason a requirement over the trail's entries cannot be shown from the hub's copy.
+fn kept_at_plant(witness: Option<Witness>) -> String {
+    match witness {
+        Some(w) => format!(
+            "the audit entries stay at the plant: the hub's copy holds the newest one the site presented, #{} at \
+             {} (signature {}); the plant's own pack (`datum-edge report`) lists the entries",
+            w.seq,
+            w.at.format("%Y-%m-%d %H:%M UTC"),
+            if w.signature_ok { "valid" } else { "INVALID" }
+        ),
+        None => "the audit entries stay at the plant and the hub has not witnessed any yet; the plant's own pack \
+                 (`datum-edge report`) lists them"
+            .into(),
+    }
+}
+
 fn auditable_events(i: &Inputs<'_>, period: &[&SignedEntry]) -> Requirement {
     let files = vec!["audit.csv"];
+    if let Trail::Witnessed(w) = i.trail {
+        return req("SR 2.8", IEC_3_3, "Auditable events", Status::Partly, vec![kept_at_plant(w)], vec![]);
+    }
     let mut by_category: BTreeMap<&str, usize> = BTreeMap::new();
     for s in period {
         *by_category.entry(s.entry.op.split('.').next().unwrap_or("other")).or_default() += 1;
@@ -368,7 +417,7 @@ fn auditable_events(i: &Inputs<'_>, period: &[&SignedEntry]) -> Requirement {
     if drills > 0 {
         reasons.push(format!("{drills} entr(ies) written under the drill clock (marked as such)"));
     }
-    let status = if !i.audit_problems.is_empty() {
+    let status = if !i.trail.problems().is_empty() {
         reasons.insert(0, "the audit trail did not verify (see SR 3.9)".into());
         Status::Partly
     } else {
@@ -378,7 +427,13 @@ fn auditable_events(i: &Inputs<'_>, period: &[&SignedEntry]) -> Requirement {
 }
 
 fn audit_capacity(i: &Inputs<'_>) -> Requirement {
-    let oldest = i.audit.first().map(|s| s.entry.at.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "-".into());
+    let entries = match i.trail {
+        Trail::Kept { entries, .. } => entries,
+        Trail::Witnessed(w) => {
+            return req("SR 2.9", IEC_3_3, "Audit storage capacity", Status::Partly, vec![kept_at_plant(w)], vec![])
+        }
+    };
+    let oldest = entries.first().map(|s| s.entry.at.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "-".into());
     req(
         "SR 2.9",
         IEC_3_3,
@@ -387,24 +442,50 @@ fn audit_capacity(i: &Inputs<'_>) -> Requirement {
         vec![format!(
             "the trail is kept whole, never rotated or truncated: {} entr(ies) since {oldest}, in the site's \
              database (SQLite, WAL, synchronous writes) and, when enrolled, at the hub",
-            i.audit.len()
+            entries.len()
         )],
         vec!["audit.csv"],
     )
 }
 
 fn audit_protection(i: &Inputs<'_>) -> Requirement {
+    const TITLE: &str = "Protection of audit information";
     let files = vec!["integrity.json", "audit.csv"];
     let mut reasons = Vec::new();
-    if !i.audit_problems.is_empty() {
-        reasons.push(format!("the audit trail failed verification: {} problem(s)", i.audit_problems.len()));
-        reasons.extend(i.audit_problems.iter().take(20).cloned());
-        return req("SR 3.9", IEC_3_3, "Protection of audit information", Status::NotMet, reasons, files);
+    let entries = match i.trail {
+        Trail::Kept { entries, .. } => entries,
+        Trail::Witnessed(None) => {
+            reasons.push("no head of the site's trail has been witnessed at the hub yet".into());
+            return req("SR 3.9", IEC_3_3, TITLE, Status::Partly, reasons, vec![]);
+        }
+        Trail::Witnessed(Some(w)) if !w.signature_ok => {
+            reasons.push(format!(
+                "the head of the trail the hub holds (#{}) does not verify with the site's audit key",
+                w.seq
+            ));
+            return req("SR 3.9", IEC_3_3, TITLE, Status::NotMet, reasons, vec![]);
+        }
+        Trail::Witnessed(Some(w)) => {
+            reasons.push(format!(
+                "entry #{} of the site's hash-chained, signed trail is anchored at the hub (witnessed {}, signature \
+                 valid with the site's audit key): a plant whose trail goes back or differs is refused and recorded \
+                 as a violation",
+                w.seq,
+                w.at.format("%Y-%m-%d %H:%M UTC")
+            ));
+            return req("SR 3.9", IEC_3_3, TITLE, Status::Met, reasons, vec![]);
+        }
+    };
+    let problems = i.trail.problems();
+    if !problems.is_empty() {
+        reasons.push(format!("the audit trail failed verification: {} problem(s)", problems.len()));
+        reasons.extend(problems.iter().take(20).cloned());
+        return req("SR 3.9", IEC_3_3, TITLE, Status::NotMet, reasons, files);
     }
     reasons.push(format!(
         "every entry hash-chained to the one before and signed with the site key (Ed25519); {} entr(ies) \
          verified when this pack was made",
-        i.audit.len()
+        entries.len()
     ));
     let status = match &i.hub {
         Some(HubAnchor { hub, witnessed_seq: Some(seq), .. }) => {
@@ -421,7 +502,7 @@ fn audit_protection(i: &Inputs<'_>) -> Requirement {
             Status::Partly
         }
     };
-    req("SR 3.9", IEC_3_3, "Protection of audit information", status, reasons, files)
+    req("SR 3.9", IEC_3_3, TITLE, status, reasons, files)
 }
 
 fn identification(i: &Inputs<'_>, period: &[&SignedEntry]) -> Requirement {
@@ -437,12 +518,26 @@ fn identification(i: &Inputs<'_>, period: &[&SignedEntry]) -> Requirement {
         );
     }
     let unauthenticated = period.iter().filter(|s| s.entry.auth.is_none()).count();
-    let missing_mfa: Vec<&User> = i
-        .users
-        .iter()
-        .filter(|u| !u.disabled && (u.has(Role::Approver) || u.has(Role::SiteAdmin)) && !i.with_totp.contains(&u.name))
-        .collect();
+    let missing_mfa: Vec<&User> = match i.with_totp {
+        Some(with_totp) => i
+            .users
+            .iter()
+            .filter(|u| {
+                !u.disabled && (u.has(Role::Approver) || u.has(Role::SiteAdmin)) && !with_totp.contains(&u.name)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let mut reasons = Vec::new();
+    let mut unknown = false;
+    if let Trail::Witnessed(w) = i.trail {
+        reasons.push(format!("whether every entry was authenticated is not known here: {}", kept_at_plant(w)));
+        unknown = true;
+    }
+    if i.with_totp.is_none() {
+        reasons.push("second factors are set up at the plant and are not part of the hub's copy".into());
+        unknown = true;
+    }
     if unauthenticated > 0 {
         reasons
             .push(format!("{unauthenticated} entr(ies) in the period were written without an authenticated account"));
@@ -456,7 +551,7 @@ fn identification(i: &Inputs<'_>, period: &[&SignedEntry]) -> Requirement {
         "{enabled} enabled account(s); passwords hashed with Argon2id, TOTP for approvers and site-admins, \
          every entry names the account and how it authenticated"
     ));
-    let status = if unauthenticated == 0 && missing_mfa.is_empty() { Status::Met } else { Status::Partly };
+    let status = if unauthenticated == 0 && missing_mfa.is_empty() && !unknown { Status::Met } else { Status::Partly };
     req("SR 1.1", IEC_3_3, "Human user identification and authentication", status, reasons, files)
 }
 
@@ -499,7 +594,7 @@ fn authorization(i: &Inputs<'_>, changes: &[&ChangeRequest]) -> Requirement {
 
 fn integrity(i: &Inputs<'_>) -> Requirement {
     let mut problems: Vec<String> = i.blob_problems.to_vec();
-    problems.extend(i.audit_problems.iter().filter(|p| !p.contains("audit")).cloned());
+    problems.extend(i.trail.problems().iter().filter(|p| !p.contains("audit")).cloned());
     let status = if problems.is_empty() { Status::Met } else { Status::NotMet };
     let mut reasons = vec![format!(
         "{} stored file(s) re-hashed (SHA-256) and the documents' change hashes checked when this pack was made: {}",
@@ -554,4 +649,53 @@ fn backup_restore_process(i: &Inputs<'_>, in_scope: &[&Asset]) -> Requirement {
         format!("restore tests (SR 7.4): {}", r.status.as_str()),
     ];
     req("SP.12", IEC_2_4, "Backup and restore", status, reasons, vec!["backups.csv", "restore-tests.csv"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+    }
+
+    fn status_of(trail: Trail<'_>, id: &str) -> (Status, String) {
+        let (view, policy) = (View::default(), Policy::default());
+        let e = assess(&Inputs {
+            site: "north",
+            now: at("2026-12-01T00:00:00Z"),
+            from: at("2026-01-01T00:00:00Z"),
+            to: at("2026-12-01T00:00:00Z"),
+            view: &view,
+            policy: &policy,
+            users: &[],
+            with_totp: None,
+            trail,
+            blobs_checked: 0,
+            blob_problems: &[],
+            hub: None,
+        });
+        let r = e.requirements.into_iter().find(|r| r.id == id).expect("requirement");
+        (r.status, r.reasons.join("\n"))
+    }
+
+    #[test]
+    fn the_hubs_copy_proves_the_trail_only_by_its_witnessed_head() {
+        let w = |signature_ok| Some(Witness { seq: 42, at: at("2026-11-30T10:00:00Z"), signature_ok });
+        assert_eq!(status_of(Trail::Witnessed(w(true)), "SR 3.9").0, Status::Met);
+        let (status, why) = status_of(Trail::Witnessed(w(false)), "SR 3.9");
+        assert_eq!(status, Status::NotMet, "{why}");
+        assert!(why.contains("#42"), "{why}");
+        assert_eq!(status_of(Trail::Witnessed(None), "SR 3.9").0, Status::Partly);
+        for id in ["SR 2.8", "SR 2.9"] {
+            let (status, why) = status_of(Trail::Witnessed(w(true)), id);
+            assert_eq!(status, Status::Partly, "{id}: {why}");
+            assert!(why.contains("stay at the plant") && why.contains("#42"), "{id}: {why}");
+        }
+        // The site's own trail, empty and intact, meets them.
+        let kept = Trail::Kept { entries: &[], problems: &[] };
+        assert_eq!(status_of(kept, "SR 2.8").0, Status::Met);
+        let broken = ["audit entry 3: signature does not verify".to_string()];
+        assert_eq!(status_of(Trail::Kept { entries: &[], problems: &broken }, "SR 3.9").0, Status::NotMet);
+    }
 }

@@ -53,10 +53,10 @@ fn verify(pack: &Path) -> Run {
 }
 
 fn copy_pack(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read pack") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    for file in files_under(from) {
+        let target = to.join(file.strip_prefix(from).expect("inside"));
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&file, target).expect("copy");
     }
 }
 
@@ -103,6 +103,20 @@ fn the_evidence_pack_follows_the_records_and_verifies_offline() {
     .assert_eq(&statuses(&pack));
     assert!(reasons(&pack, "SR 7.8").contains("SW-01"), "the asset without owner and zone is named");
     assert!(reasons(&pack, "SR 7.6").contains("FW-01"), "the unauthorized drift is named");
+    // The drifted ruleset's masked diff against its baseline is in the pack, named by the drift list.
+    let drift = std::fs::read_to_string(pack.join("drift.csv")).expect("drift.csv");
+    let diff_file = drift
+        .lines()
+        .find(|l| l.starts_with("FW-01,"))
+        .and_then(|l| l.rsplit(',').next())
+        .expect("FW-01's row")
+        .to_string();
+    assert!(diff_file.starts_with("diffs/FW-01--"), "{drift}");
+    let diff = std::fs::read_to_string(pack.join(&diff_file)).expect("the diff");
+    assert!(
+        diff.contains("approved baseline v1") && diff.contains("v2") && diff.contains("drift-unauthorized"),
+        "{diff}"
+    );
     let index = std::fs::read_to_string(pack.join("index.html")).expect("index.html");
     assert!(index.contains("SR 7.4") && !index.contains("<script"), "readable without script");
     assert!(index.find("not met").expect("a not-met item") < index.find(">met<").unwrap_or(usize::MAX));
@@ -155,6 +169,29 @@ fn the_evidence_pack_follows_the_records_and_verifies_offline() {
     let s = statuses(&pack3);
     assert!(s.contains("SR 1.1: partly") && s.contains("SR 2.1: met"), "{s}");
     assert!(reasons(&pack3, "SR 1.1").contains("without an authenticated account"), "{}", reasons(&pack3, "SR 1.1"));
+    // Only auditors and site-admins export evidence: an engineer's or a viewer's token is refused, and nothing is
+    // written.
+    let as_admin = |args: &[&str]| {
+        let run = Run::from(plant.command(args).env_remove("DATUM_ACTOR").output().expect("run"));
+        assert_eq!(run.code, 0, "{args:?}: {}{}", run.stdout, run.stderr);
+        run
+    };
+    for (name, role) in [("erik", "engineer"), ("vera", "viewer")] {
+        as_admin(&["user", "add", name, "--role", role]);
+        let token = as_admin(&["token", "create", "--user", name]).stdout.trim().to_string();
+        let out = plant.path(&format!("pack-{name}"));
+        let run = Run::from(
+            plant
+                .command(&["report", "--out", out.to_str().expect("utf-8")])
+                .env_remove("DATUM_ACTOR")
+                .env("DATUM_TOKEN", &token)
+                .output()
+                .expect("run"),
+        );
+        assert_eq!(run.code, 2, "{role}: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains("export evidence"), "{role}: {}", run.stderr);
+        assert!(!out.exists(), "{role}: nothing written");
+    }
     let audit = std::fs::read_to_string(pack3.join("audit.csv")).expect("audit.csv");
     assert!(
         audit.contains("evidence.export") && audit.contains("os-account"),
@@ -164,7 +201,7 @@ fn the_evidence_pack_follows_the_records_and_verifies_offline() {
     // Tampering, each on a copy: one byte, a removed file, an added file, a forged signature.
     let root = tempfile::tempdir().expect("tempdir");
     type Tamper = fn(&Path);
-    let cases: [(&str, Tamper); 5] = [
+    let cases: [(&str, Tamper); 6] = [
         ("ALTERED  inventory.csv", |p| {
             let mut bytes = std::fs::read(p.join("inventory.csv")).expect("read");
             let last = bytes.len() - 2;
@@ -172,6 +209,7 @@ fn the_evidence_pack_follows_the_records_and_verifies_offline() {
             std::fs::write(p.join("inventory.csv"), bytes).expect("write");
         }),
         ("MISSING  drift.csv", |p| std::fs::remove_file(p.join("drift.csv")).expect("rm")),
+        ("ADDED    diffs/extra.diff", |p| std::fs::write(p.join("diffs/extra.diff"), "more").expect("write")),
         ("ADDED    notes.txt", |p| std::fs::write(p.join("notes.txt"), "an extra file").expect("write")),
         ("does not verify", |p| {
             // A manifest edited to match a changed file: the signature no longer holds.
@@ -200,4 +238,110 @@ fn the_evidence_pack_follows_the_records_and_verifies_offline() {
         assert!(run.stdout.contains(expected), "{expected}: {}", run.stdout);
         assert!(run.stdout.contains("NOT intact"), "{}", run.stdout);
     }
+}
+
+/// The hub's pack of a site, from its copy: the same requirements, the audit entries left at the plant (their head
+/// witnessed), signed with the hub's key; and `--all`, one pack per site (each verifiable alone) under a summary.
+#[test]
+fn the_hub_makes_the_packs_from_its_copy_one_site_or_all() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    hub.start(false);
+    let north = Plant::new("north");
+    let south = Plant::new("south");
+    for (site, plant) in [("north", &north), ("south", &south)] {
+        let token = hub.add_site(site);
+        let run = plant.enroll(&hub, &token);
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        plant.ok(&[
+            "asset",
+            "add",
+            "R1",
+            "--kind",
+            "router",
+            "--zone",
+            "core",
+            "--owner",
+            "ops",
+            "--criticality",
+            "high",
+        ]);
+    }
+    // North's router drifts, with a secret added that the diff must not show.
+    let v1 = std::fs::read(version("pybatfish_drift_as2core1.v1.cfg")).expect("fixture");
+    let mut v2 = std::fs::read(version("pybatfish_drift_as2core1.v2.cfg")).expect("fixture");
+    v2.extend_from_slice(b"snmp-server community Qx7hubSecretCommunity RO\n");
+    let (f1, f2) = (north.write("as2core1-v1.cfg", &v1), north.write("as2core1.cfg", &v2));
+    north.ok(&["config", "capture", "R1", f1.to_str().expect("utf-8")]);
+    north.ok(&["baseline", "approve", "R1", "--reason", "commissioning"]);
+    north.ok(&["config", "capture", "R1", f2.to_str().expect("utf-8")]);
+    south.ok(&["config", "capture", "R1", &version("pybatfish_drift_as2dist1.v1.cfg")]);
+    for plant in [&north, &south] {
+        let run = plant.sync("tcp");
+        assert_eq!(run.code, 0, "{}{}\n{}", run.stdout, run.stderr, hub.log());
+    }
+
+    let one = hub.tmp.path().join("north-pack");
+    let run = hub.ok(&["report", "--site", "north", "--out", one.to_str().expect("utf-8"), "--zip"]);
+    assert!(run.stdout.contains("hub's publishing key"), "{}", run.stdout);
+    assert!(hub.tmp.path().join("north-pack.zip").exists());
+    let s = statuses(&one);
+    for expected in ["SR 2.8: partly", "SR 3.9: met", "SR 1.1: not met", "SR 7.6: not met", "SR 7.8: met"] {
+        assert!(s.contains(expected), "{expected}: {s}");
+    }
+    assert!(reasons(&one, "SR 2.8").contains("stay at the plant"), "{}", reasons(&one, "SR 2.8"));
+    assert!(reasons(&one, "SR 3.9").contains("signature valid"), "{}", reasons(&one, "SR 3.9"));
+    assert!(!one.join("audit.csv").exists() && one.join("hub-key.pub").exists() && !one.join("site-key.pub").exists());
+    let index = std::fs::read_to_string(one.join("index.html")).expect("index.html");
+    assert!(index.contains("copy of the site") && !index.contains("audit.csv"), "no link to a file not in the pack");
+    let diffs: Vec<_> = files_under(&one).into_iter().filter(|f| f.extension().is_some_and(|e| e == "diff")).collect();
+    assert_eq!(diffs.len(), 1, "{diffs:?}");
+    let diff = std::fs::read_to_string(&diffs[0]).expect("diff");
+    assert!(diff.contains("snmp-server community") && !diff.contains("Qx7hubSecretCommunity"), "{diff}");
+    for verifier in ["datum-edge", "datum-hub"] {
+        let run = Run::from(Command::new(bin(verifier)).args(["report", "verify"]).arg(&one).output().expect("run"));
+        assert_eq!(run.code, 0, "{verifier}: {}{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("signed by the hub's publishing key"), "{}", run.stdout);
+    }
+
+    let all = hub.tmp.path().join("all-packs");
+    hub.ok(&["report", "--all", "--out", all.to_str().expect("utf-8")]);
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(all.join("summary.json")).expect("summary")).expect("json");
+    let sites: Vec<&str> =
+        summary["sites"].as_array().expect("sites").iter().filter_map(|s| s["site"].as_str()).collect();
+    assert_eq!(sites.len(), 2, "{summary}");
+    let index = std::fs::read_to_string(all.join("index.html")).expect("index.html");
+    assert!(index.contains("href=\"sites/north/index.html\"") && index.contains("href=\"sites/south/index.html\""));
+    assert_eq!(verify(&all).code, 0, "the whole folder verifies");
+    assert_eq!(verify(&all.join("sites/south")).code, 0, "one site's folder verifies alone");
+    // A change deep inside is named by the whole folder's check and by the site's own.
+    let inventory = all.join("sites/south/inventory.csv");
+    let mut bytes = std::fs::read(&inventory).expect("read");
+    bytes.push(b'x');
+    std::fs::write(&inventory, bytes).expect("write");
+    for dir in [all.clone(), all.join("sites/south")] {
+        let run = verify(&dir);
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        assert!(run.stdout.contains("ALTERED") && run.stdout.contains("inventory.csv"), "{}", run.stdout);
+    }
+
+    // The hub's copy of a file altered on its disk: SR 3.4 is not met in the next pack.
+    let blob = files_under(&hub.data.join("blobs"))
+        .into_iter()
+        .find(|f| f.file_name().is_some_and(|n| n.len() == 64))
+        .expect("a stored file");
+    let mut bytes = std::fs::read(&blob).expect("read");
+    bytes[0] ^= 1;
+    std::fs::write(&blob, bytes).expect("write");
+    let both = hub.tmp.path().join("after-tamper");
+    hub.ok(&["report", "--all", "--out", both.to_str().expect("utf-8")]);
+    let mut not_met = 0;
+    for site in ["north", "south"] {
+        not_met += usize::from(statuses(&both.join("sites").join(site)).contains("SR 3.4: not met"));
+    }
+    assert_eq!(not_met, 1, "exactly the site holding the altered file");
+    // Wrong names cost nothing.
+    assert_eq!(hub.run(&["report", "--site", "nowhere", "--out", "/tmp/datum-nowhere-pack"]).code, 2);
+    assert_eq!(hub.run(&["report", "--all", "--out", all.to_str().expect("utf-8")]).code, 2, "never written over");
+    assert_eq!(hub.run(&["report", "--out", "/tmp/datum-x"]).code, 2, "--site or --all");
 }

@@ -263,14 +263,28 @@ fn no_secret_of_the_corpus_reaches_any_command_output_or_log() {
     );
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     shown.push(("report".into(), run));
-    for entry in std::fs::read_dir(&pack).expect("pack") {
-        let entry = entry.expect("entry");
-        let text = String::from_utf8_lossy(&std::fs::read(entry.path()).expect("read")).into_owned();
-        shown.push((
-            format!("the pack's {}", entry.file_name().to_string_lossy()),
-            Run { code: 0, stdout: text, stderr: String::new() },
-        ));
+    // The hub's pack of the same site, made from its copy (its diffs masked with the hub's key).
+    let hub_pack = plant.path("hub-evidence-pack");
+    let run = Run::from(
+        hub.command(&["report", "--site", "leaks", "--out", path(&hub_pack)])
+            .env("DATUM_LOG", "debug")
+            .output()
+            .expect("run datum-hub"),
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    shown.push(("hub report".into(), run));
+    let mut diffs = 0;
+    for (which, dir) in [("the pack's", &pack), ("the hub's pack's", &hub_pack)] {
+        for file in files_under(dir) {
+            diffs += usize::from(file.extension().is_some_and(|e| e == "diff"));
+            let text = String::from_utf8_lossy(&std::fs::read(&file).expect("read")).into_owned();
+            shown.push((
+                format!("{which} {}", file.strip_prefix(dir).expect("inside").display()),
+                Run { code: 0, stdout: text, stderr: String::new() },
+            ));
+        }
     }
+    assert!(diffs >= 2 * assets.len(), "every drifted configuration has its diff in both packs: {diffs}");
 
     let mut leaks = Vec::new();
     for secret in &secrets {

@@ -1,16 +1,22 @@
 //! The hub's commands, one file per group: `init`, `site …` (sites and enrollment tokens), `asset list`,
-//! `status` (cross-site reports); `serve` lives in `crate::serve`. Commands print view types, never store rows.
+//! `status` (cross-site reports), `report` (evidence packs); `serve` lives in `crate::serve`. Commands print view types, never store rows.
 
 mod assets;
 mod init;
+mod report;
 mod sites;
 mod status;
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use datum_host::exit::Outcome;
+use datum_shared::ids::SiteId;
+use datum_shared::view::View;
 
-use crate::cli::{AssetCommand, Command};
+use crate::cli::{AssetCommand, Command, ReportCmd};
 use crate::context::Context;
+use crate::store::Store;
 
 pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
     match command {
@@ -21,5 +27,23 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
             assets::asset_list(&ctx, site, all, json).await
         }
         Command::Status { json } => status::status(&ctx, json).await,
+        Command::Report { check: Some(ReportCmd::Verify { dir, json }), .. } => {
+            datum_host::evidence::verify_command(&dir, json)
+        }
+        Command::Report { check: None, site, all: _, from, to, out, zip } => {
+            let out = out.ok_or_else(|| datum_host::exit::user("--out DIR is required"))?;
+            report::report(&ctx, site, from.as_deref(), to.as_deref(), &out, zip).await
+        }
     }
+}
+
+/// A site's records as the edge's reports see them (`datum_shared::view`), from the hub's copy.
+async fn site_view(store: &Store, site_id: &SiteId) -> Result<View> {
+    let mut rows = BTreeMap::new();
+    for collection in datum_shared::view::COLLECTIONS {
+        let list: Vec<(String, String)> =
+            store.records(collection, Some(site_id)).await?.into_iter().map(|(_, k, j)| (k, j)).collect();
+        rows.insert(collection, list);
+    }
+    Ok(View::from_rows(|c| rows.get(c).cloned().unwrap_or_default())?)
 }

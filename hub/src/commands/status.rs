@@ -1,13 +1,10 @@
 //! `datum-hub status`: per site, sync state and the same findings as the edge's reports, at the hub's clock.
 
-use std::collections::BTreeMap;
-
 use anyhow::{Context as _, Result};
 use datum_host::exit::Outcome;
 use datum_shared::drift::DriftStatus;
 use datum_shared::policy::Policy;
 use datum_shared::sync::witness;
-use datum_shared::view::View;
 use serde::Serialize;
 
 use crate::context::Context;
@@ -67,14 +64,7 @@ pub(super) async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
         };
         if let Some(site_id) = &site.site_id {
             // The same view and rules as the edge's reports, over the hub's copy of the site's records.
-            let mut rows = BTreeMap::new();
-            for collection in datum_shared::view::COLLECTIONS {
-                let list: Vec<(String, String)> =
-                    store.records(collection, Some(site_id)).await?.into_iter().map(|(_, k, j)| (k, j)).collect();
-                rows.insert(collection, list);
-            }
-            let view = View::from_rows(|c| rows.get(c).cloned().unwrap_or_default())
-                .with_context(|| format!("site {}", site.name))?;
+            let view = super::site_view(&store, site_id).await.with_context(|| format!("site {}", site.name))?;
             let policy = Policy::default();
             s.assets = view.reported_assets().count();
             s.open_changes = view.changes.values().filter(|c| c.state.is_open()).count();

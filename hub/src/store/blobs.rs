@@ -334,6 +334,52 @@ impl Store {
         Ok(())
     }
 
+    /// Every file a site references, with whether the hub holds it whole, in hash order.
+    pub async fn site_blobs(&self, site_id: &SiteId) -> Result<Vec<(String, bool)>> {
+        let rows = sqlx::query(
+            "SELECT b.hash, b.complete FROM blobs b JOIN blob_sites s ON s.hash = b.hash
+             WHERE s.site_id = $1 ORDER BY b.hash",
+        )
+        .bind(site_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? != 0))).collect()
+    }
+
+    /// A complete stored file's bytes, read piece by piece; `None` when the hub does not hold it whole or it is
+    /// longer than `limit` (nothing larger is read into memory).
+    pub async fn read_blob(&self, hash: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        let mut bytes = Vec::new();
+        while let Some(piece) = self.blob_piece(hash, bytes.len() as u64).await? {
+            if piece.is_empty() {
+                break;
+            }
+            bytes.extend_from_slice(&piece);
+            if bytes.len() as u64 > limit {
+                return Ok(None);
+            }
+        }
+        // No piece at all: no bytes held, unless the file is the empty one.
+        Ok((!bytes.is_empty() || hash == EMPTY_SHA256).then_some(bytes))
+    }
+
+    /// Re-hashes a complete stored file piece by piece: `Some(true)` when its bytes still hash to its name,
+    /// `None` when the hub holds no bytes for it.
+    pub async fn check_blob(&self, hash: &str) -> Result<Option<bool>> {
+        let mut hasher = Sha256::new();
+        let mut pos = 0u64;
+        let mut any = false;
+        while let Some(piece) = self.blob_piece(hash, pos).await? {
+            if piece.is_empty() {
+                break;
+            }
+            any = true;
+            hasher.update(&piece);
+            pos += piece.len() as u64;
+        }
+        Ok((any || hash == EMPTY_SHA256).then(|| hex::encode(hasher.finalize()) == hash))
+    }
+
     /// (files complete, files incomplete, bytes complete) of a site.
     pub async fn blob_counts(&self, site_id: &SiteId) -> Result<(i64, i64, i64)> {
         let row = sqlx::query(
@@ -347,6 +393,9 @@ impl Store {
         Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
     }
 }
+
+/// The SHA-256 of no bytes: a file that is held even though no piece of it can be read.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// File work on a blocking thread, its errors named by `context`.
 async fn blocking<T: Send + 'static>(

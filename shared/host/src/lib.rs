@@ -2,11 +2,12 @@
 //!
 //! The pure core (`datum-shared`) decides; this crate does: the QUIC / TLS-over-TCP transport and the private
 //! PKI ([`net`]), the mapping of outcomes and error kinds to exit codes ([`exit`]), the process set-up every
-//! binary does first — clock, logging, file mode, SIGPIPE ([`process`]) — and crash-safe private files
-//! ([`fs`]). The web server scaffolding, sessions and authentication of the web workspaces will live here too,
-//! once, for edge and hub.
+//! binary does first — clock, logging, file mode, SIGPIPE ([`process`]) — crash-safe private files ([`fs`]),
+//! the web server scaffolding, sessions and authentication ([`web`], [`auth`]) and the auditor's evidence pack
+//! on disk ([`evidence`]), once, for edge and hub.
 
 pub mod auth;
+pub mod evidence;
 pub mod exit;
 pub mod fs;
 pub mod net;
