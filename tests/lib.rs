@@ -156,6 +156,31 @@ impl Plant {
     }
 }
 
+/// A generated inventory of `n` assets (`asset import` CSV) for the benches: six kinds, six vendors, forty
+/// zones, every criticality, thirty owners.
+pub fn bench_inventory_csv(n: usize) -> String {
+    let mut csv = String::from("name,kind,vendor,model,firmware,zone,ip,criticality,owner\n");
+    let kinds = ["plc", "switch", "firewall", "hmi", "router", "rtu"];
+    let vendors = ["Siemens", "Rockwell", "Cisco", "Fortinet", "Schneider", "ABB"];
+    for i in 0..n {
+        csv.push_str(&format!(
+            "A-{i:05},{},{},M{},{}.{},cell-{},10.{}.{}.{},{},owner{}\n",
+            kinds[i % kinds.len()],
+            vendors[(i / 7) % vendors.len()],
+            i % 97,
+            i % 5,
+            i % 13,
+            i % 40,
+            (i / 65536) % 256,
+            (i / 256) % 256,
+            i % 256,
+            ["low", "medium", "high", "critical"][i % 4],
+            i % 30
+        ));
+    }
+    csv
+}
+
 /// Every file under `dir`, nested ones included, sorted.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -1,6 +1,6 @@
 //! `cargo bench -p datum-tests --bench web`: the workspace's pages and API with 10,000 assets (target: every
-//! page ≤ 150 ms at p95 on this machine) and the service's memory when idle (target: under 100 MiB); then the
-//! evidence pack of the same site (`datum-edge report`, target ≤ 10 s).
+//! page ≤ 150 ms at p95 on this machine) and the service's memory when idle (target: under 100 MiB). (The
+//! evidence pack has its own bench, `--bench evidence`.)
 //!
 //! Runs the real `datum-edge serve` (the profile of the bench, i.e. release) on loopback with plain HTTP (the
 //! server's work, not TLS), requests each route one after another from one client with an API token, and
@@ -52,25 +52,7 @@ fn main() {
     let n_assets = if quick() { 1_000 } else { 10_000 };
     let rounds = if quick() { 20 } else { 100 };
     let plant = Plant::new("bench-web");
-    let mut csv = String::from("name,kind,vendor,model,firmware,zone,ip,criticality,owner\n");
-    let kinds = ["plc", "switch", "firewall", "hmi", "router", "rtu"];
-    let vendors = ["Siemens", "Rockwell", "Cisco", "Fortinet", "Schneider", "ABB"];
-    for i in 0..n_assets {
-        csv.push_str(&format!(
-            "A-{i:05},{},{},M{},{}.{},cell-{},10.{}.{}.{},{},owner{}\n",
-            kinds[i % kinds.len()],
-            vendors[(i / 7) % vendors.len()],
-            i % 97,
-            i % 5,
-            i % 13,
-            i % 40,
-            (i / 65536) % 256,
-            (i / 256) % 256,
-            i % 256,
-            ["low", "medium", "high", "critical"][i % 4],
-            i % 30
-        ));
-    }
+    let csv = datum_tests::bench_inventory_csv(n_assets);
     let file = plant.write("inventory.csv", csv.as_bytes());
     plant.ok(&["asset", "import", file.to_str().expect("utf-8")]);
     // A few captures, a baseline and changes, so drift and the asset page have content.
@@ -191,18 +173,4 @@ fn main() {
     );
     let _ = child.kill();
     let _ = child.wait();
-
-    // The auditor's evidence pack of the same site (target for 10,000 assets: ≤ 10 s), three runs.
-    for run in 1..=3 {
-        let pack = plant.path(&format!("evidence-{run}"));
-        let mut report = plant.command(&["report", "--out", pack.to_str().expect("utf-8")]);
-        report.env_remove("DATUM_ACTOR");
-        let start = Instant::now();
-        let out = report.output().expect("report");
-        let took = start.elapsed();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let bytes: u64 =
-            std::fs::read_dir(&pack).expect("pack").map(|e| e.expect("entry").metadata().expect("meta").len()).sum();
-        println!("evidence pack for {n_assets} assets, run {run}: {:.2} s, {bytes} bytes", took.as_secs_f64());
-    }
 }
