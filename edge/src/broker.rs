@@ -8,7 +8,9 @@
 //! user, and `--actor` is refused for writes once the site has users, as everywhere. The child's standard
 //! streams are relayed over the socket. Files named on the command line are read by the caller, with the
 //! caller's permissions, and sent; an output file (`--out FILE`) is written by the caller from the child's
-//! standard output (temporary file, then rename, only when the command succeeded).
+//! standard output (temporary file, then rename, only when the command succeeded). An evidence pack
+//! (`report --out DIR`) comes the same way as a ZIP (`report --out -`), which the caller checks and unpacks
+//! into DIR, whole or not at all.
 //!
 //! The wire format is frames of `[kind: u8][length: u32 big-endian][payload]`, at most [`MAX_FRAME`] bytes of
 //! payload: the caller sends `Request` (JSON), then each file as `File` pieces and `FileEnd`, then its
@@ -192,16 +194,50 @@ pub fn verified_login(data: &Path) -> Option<Option<String>> {
     (owner == datum_host::process::euid()).then(|| Some(login).filter(|l| !l.is_empty()))
 }
 
-/// The files a command reads (sent by the caller) and the file it writes (`--out`, written by the caller).
-fn transfers(command: &Command) -> (Vec<&Path>, Option<&Path>) {
+/// What a command writes on the caller's side.
+#[derive(Debug, Clone, Copy)]
+enum Output<'a> {
+    None,
+    /// `--out FILE`: the child's standard output.
+    File(&'a Path),
+    /// `report --out DIR [--zip]`: the child's standard output is the pack as a ZIP, unpacked into DIR.
+    Pack {
+        dir: &'a Path,
+        zip: bool,
+    },
+}
+
+/// The files a command reads (sent by the caller) and what it writes (`--out`, written by the caller).
+fn transfers(command: &Command) -> (Vec<&Path>, Output<'_>) {
     match command {
         Command::Config(ConfigCmd::Capture { file, .. }) | Command::Asset(AssetCmd::Import { file, .. }) => {
-            (vec![file.as_path()], None)
+            (vec![file.as_path()], Output::None)
         }
-        Command::RestoreTest(RestoreTestCmd::Record { evidence: Some(file), .. }) => (vec![file.as_path()], None),
-        Command::Dump { out, .. } | Command::Config(ConfigCmd::Export { out, .. }) => (vec![], Some(out.as_path())),
-        _ => (vec![], None),
+        Command::RestoreTest(RestoreTestCmd::Record { evidence: Some(file), .. }) => {
+            (vec![file.as_path()], Output::None)
+        }
+        Command::Dump { out, .. } | Command::Config(ConfigCmd::Export { out, .. }) => {
+            (vec![], Output::File(out.as_path()))
+        }
+        Command::Report { check: None, out: Some(dir), zip, .. } if dir.as_os_str() != "-" => {
+            (vec![], Output::Pack { dir: dir.as_path(), zip: *zip })
+        }
+        _ => (vec![], Output::None),
     }
+}
+
+/// Unpacks the pack the service sent as a ZIP into the caller's `target`: every entry under one folder, every
+/// path plain, then written whole or not at all (`datum_host::evidence::write`).
+fn unpack(zip: &[u8], target: &datum_host::evidence::Target) -> Result<usize> {
+    let entries = datum_host::zip::read(zip).map_err(|e| anyhow!("the evidence pack the service sent: {e}"))?;
+    let mut files = Vec::with_capacity(entries.len());
+    for (name, bytes) in entries {
+        let inner = name.split_once('/').map(|(_, rest)| rest).filter(|rest| datum_host::evidence::safe_path(rest));
+        let inner = inner.ok_or_else(|| anyhow!("the evidence pack the service sent names {name:?}"))?;
+        files.push((inner.to_string(), bytes));
+    }
+    datum_host::evidence::write(&files, target, chrono::Utc::now())?;
+    Ok(files.len())
 }
 
 /// Where `path` stands among the arguments: the last one equal to it, or `--flag=PATH`.
@@ -246,7 +282,13 @@ async fn call_inner(socket: &Path, cli: &Cli) -> Result<u8> {
         opened.push(file);
     }
     let mut out_file = None;
-    if let Some(out) = output.filter(|o| o.as_os_str() != "-") {
+    let (out, pack) = match output {
+        Output::None => (None, None),
+        Output::File(out) => (Some(out).filter(|o| o.as_os_str() != "-"), None),
+        // Checked before the service does any work, so that a wrong name costs nothing.
+        Output::Pack { dir, zip } => (Some(dir), Some(datum_host::evidence::target(dir, zip)?)),
+    };
+    if let Some(out) = out {
         let (arg, prefix) =
             locate(&args, out).ok_or_else(|| user(format!("{} is not among the arguments", out.display())))?;
         args[arg] = format!("{prefix}-");
@@ -345,7 +387,20 @@ async fn call_inner(socket: &Path, cli: &Cli) -> Result<u8> {
                     if code == 0 {
                         file.flush().await?;
                         file.sync_all().await?;
-                        temp.persist(&out).map_err(|e| anyhow!("write {}: {}", out.display(), e.error))?;
+                        match &pack {
+                            Some(target) => {
+                                let n = unpack(&std::fs::read(temp.path())?, target)?;
+                                println!(
+                                    "wrote {}{} ({n} files); open index.html, check with `datum-edge report verify {}`",
+                                    out.display(),
+                                    target.zip.as_ref().map(|z| format!(" and {}", z.display())).unwrap_or_default(),
+                                    out.display()
+                                );
+                            }
+                            None => {
+                                temp.persist(&out).map_err(|e| anyhow!("write {}: {}", out.display(), e.error))?;
+                            }
+                        }
                     }
                 }
                 return Ok(code);
@@ -445,8 +500,6 @@ fn vet(request: &Request) -> Result<(), Refusal> {
         Command::Init { .. } => Some("init"),
         Command::RestoreDump { .. } => Some("restore-dump"),
         Command::RestoreFromHub { .. } => Some("restore-from-hub"),
-        // The pack is a directory the caller could not receive through the socket (yet).
-        Command::Report { .. } => Some("report"),
         _ => None,
     };
     if let Some(name) = name {

@@ -100,7 +100,7 @@ pub enum Command {
         /// End of the period (YYYY-MM-DD or RFC 3339) [default: now]
         #[arg(long, value_name = "DATE")]
         to: Option<String>,
-        /// The directory to write (must not exist yet)
+        /// The directory to write (must not exist yet); `-`: the pack as a ZIP on standard output
         #[arg(long, value_name = "DIR", required = true)]
         out: Option<PathBuf>,
         /// Also write the pack as DIR.zip (one folder inside)

@@ -1,4 +1,4 @@
-//! The command line of `datum-hub` (clap). Reference: `docs/hub.md`.
+//! The command line of `datum-hub` (clap). Reference: `docs/federation.md` (and `docs/evidence.md` for `report`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

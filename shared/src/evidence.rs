@@ -160,7 +160,7 @@ pub fn assess(i: &Inputs<'_>) -> Evidence {
         backup(i, &in_scope),
         backup_verification(i),
         recovery(i, &in_scope),
-        configuration(&drift),
+        configuration(i, &drift),
         auditable_events(i, &period_entries),
         audit_capacity(i),
         audit_protection(i),
@@ -344,8 +344,8 @@ fn recovery(i: &Inputs<'_>, in_scope: &[&Asset]) -> Requirement {
     req("SR 7.4", IEC_3_3, "Control system recovery and reconstitution", status, reasons, files)
 }
 
-fn configuration(drift: &[crate::model::DriftEntry]) -> Requirement {
-    let files = vec!["drift.csv"];
+fn configuration(i: &Inputs<'_>, drift: &[crate::model::DriftEntry]) -> Requirement {
+    let files = vec!["drift.csv", "reviews.csv"];
     let count = |s: DriftStatus| drift.iter().filter(|d| d.status == s).count();
     let (unauthorized, no_baseline, authorized, in_baseline, stale) = (
         count(DriftStatus::DriftUnauthorized),
@@ -370,6 +370,36 @@ fn configuration(drift: &[crate::model::DriftEntry]) -> Requirement {
     reasons.push(format!(
         "{in_baseline} configuration(s) as approved, {authorized} changed under an approved change request, \
          {unauthorized} changed without one, {stale} not captured recently; shared templates: not in use (no compliance to report)"
+    ));
+    // During the period: the captures made (under a change request or not), and what the reviews of the
+    // period found at the time.
+    let within = |t: DateTime<Utc>| t >= i.from && t <= i.to;
+    let captured: Vec<&crate::model::ConfigVersion> =
+        i.view.versions.values().flatten().filter(|v| within(v.captured_at)).collect();
+    let mut under: BTreeSet<String> = BTreeSet::new();
+    for v in &captured {
+        if let Some(c) = &v.change {
+            under.insert(c.to_string());
+        }
+    }
+    let linked = captured.iter().filter(|v| v.change.is_some()).count();
+    let found: usize = i
+        .view
+        .reviews
+        .iter()
+        .filter(|r| within(r.reviewed_at))
+        .map(|r| r.drift.iter().filter(|d| d.status == DriftStatus::DriftUnauthorized).count())
+        .sum();
+    reasons.push(format!(
+        "during the period: {} capture(s), {linked} of them under a change request{}; the period's reviews found \
+         {found} unauthorized drift(s) at the time",
+        captured.len(),
+        if under.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<&str> = under.iter().map(String::as_str).take(20).collect();
+            format!(" ({}{})", list.join(", "), if under.len() > 20 { ", …" } else { "" })
+        }
     ));
     let status = if in_baseline + authorized == 0 {
         Status::NotMet

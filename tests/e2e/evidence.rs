@@ -244,7 +244,16 @@ fn the_evidence_pack_follows_the_records_and_verifies_offline() {
 /// witnessed), signed with the hub's key; and `--all`, one pack per site (each verifiable alone) under a summary.
 #[test]
 fn the_hub_makes_the_packs_from_its_copy_one_site_or_all() {
-    let mut hub = Hub::new(Backend::Sqlite);
+    hub_packs(Backend::Sqlite);
+}
+
+#[test]
+fn the_hub_makes_the_packs_from_its_copy_on_postgres() {
+    hub_packs(Backend::Postgres);
+}
+
+fn hub_packs(backend: Backend) {
+    let mut hub = Hub::new(backend);
     hub.start(false);
     let north = Plant::new("north");
     let south = Plant::new("south");

@@ -361,6 +361,15 @@ fn the_command_line_beside_the_service_acts_as_the_callers_os_account() {
     // An output file is written by the caller, in its own directory.
     ok(beside(&socket, &work, &["dump", "--out", "site.dump"], None, None), "dump");
     assert!(std::fs::metadata(work.join("site.dump")).expect("dump written").len() > 1000);
+    // The evidence pack: made by the service, sent as a ZIP, unpacked by the caller into its own directory.
+    let made = ok(beside(&socket, &work, &["report", "--out", "pack", "--zip"], None, None), "report");
+    assert!(made.stdout.contains("wrote pack and pack.zip"), "{}", made.stdout);
+    let verified = Run::from(
+        Command::new(bin("datum-edge")).args(["report", "verify"]).arg(work.join("pack")).output().expect("verify"),
+    );
+    assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
+    assert!(work.join("pack.zip").exists() && work.join("pack/index.html").exists());
+    refused(beside(&socket, &work, &["report", "--out", "pack"], None, None), "a pack over another", "exists");
 
     // From the attacker's side: a typed name, another data directory, a site-making command, a bad token.
     refused(

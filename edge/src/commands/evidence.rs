@@ -120,6 +120,20 @@ pub async fn report(
     with_zip: bool,
 ) -> Result<Outcome> {
     let (from, to) = period(site.now, from.as_deref(), to.as_deref())?;
+    if out.as_os_str() == "-" {
+        // The pack as a ZIP on standard output: how the command line beside the service receives it
+        // (`broker`), which unpacks it into the caller's directory.
+        let pack = build_pack(site, from, to).await?;
+        let folder = format!("evidence-{}-{}", site.info.name, to.format("%Y%m%d"));
+        let bytes = zip(&pack, &folder, site.now)?;
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&bytes)?;
+        stdout.flush()?;
+        let (met, partly, not_met) = pack.counts();
+        eprintln!("evidence pack of {} files: {met} met, {partly} partly, {not_met} not met", pack.files.len());
+        return Ok(Outcome::Clean);
+    }
     let target = pack::target(out, with_zip)?;
     let pack = build_pack(site, from, to).await?;
     pack::write(&pack.files, &target, site.now)?;

@@ -364,7 +364,7 @@ pub struct VerifyReport {
 }
 
 /// A relative path of a manifest that stays inside the pack: `/`-separated plain names, no `.`/`..`.
-fn safe_path(path: &str) -> bool {
+pub fn safe_path(path: &str) -> bool {
     !path.is_empty()
         && !path.contains('\\')
         && !path.contains('\0')

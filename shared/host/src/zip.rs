@@ -95,38 +95,59 @@ pub fn store(files: &[(String, Vec<u8>)], at: DateTime<Utc>) -> Result<Vec<u8>, 
     Ok(out)
 }
 
+/// An archive `read` cannot take apart.
+#[derive(Debug, thiserror::Error)]
+#[error("not an archive of this kind: {0}")]
+pub struct Malformed(pub String);
+
+/// Takes apart an archive as [`store`] writes it (stored entries, no ZIP64), by its central directory, as an
+/// unzip tool does; every entry's CRC-32 is checked. Input from elsewhere: every offset is bounds-checked.
+pub fn read(zip: &[u8]) -> Result<Vec<(String, Vec<u8>)>, Malformed> {
+    let bad = |what: &str| Malformed(what.to_string());
+    let u16_at = |i: usize| zip.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |i: usize| zip.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let eocd = zip.len().checked_sub(22).ok_or_else(|| bad("too short"))?;
+    if u32_at(eocd) != Some(0x0605_4b50) {
+        return Err(bad("no end of central directory (an archive comment is not written by Datum)"));
+    }
+    let n = u16_at(eocd + 10).ok_or_else(|| bad("end record"))?;
+    let mut at = u32_at(eocd + 16).ok_or_else(|| bad("end record"))?;
+    let mut files = Vec::with_capacity(n.min(65_535));
+    for _ in 0..n {
+        if u32_at(at) != Some(0x0201_4b50) {
+            return Err(bad("central directory entry"));
+        }
+        let field = |off: usize| u32_at(at + off).ok_or_else(|| bad("central directory entry"));
+        let (method, crc, size) = (u16_at(at + 10).ok_or_else(|| bad("entry"))?, field(16)?, field(24)?);
+        let (name_len, extra_len, comment_len) = (
+            u16_at(at + 28).ok_or_else(|| bad("entry"))?,
+            u16_at(at + 30).ok_or_else(|| bad("entry"))?,
+            u16_at(at + 32).ok_or_else(|| bad("entry"))?,
+        );
+        if method != 0 {
+            return Err(bad("a compressed entry"));
+        }
+        let local = field(42)?;
+        let name = zip.get(at + 46..at + 46 + name_len).ok_or_else(|| bad("entry name"))?;
+        let name = String::from_utf8(name.to_vec()).map_err(|_| bad("an entry name that is not UTF-8"))?;
+        if u32_at(local) != Some(0x0403_4b50) {
+            return Err(bad("local header"));
+        }
+        let local_names = u16_at(local + 26).zip(u16_at(local + 28)).ok_or_else(|| bad("local header"))?;
+        let data_at = local + 30 + local_names.0 + local_names.1;
+        let data = zip.get(data_at..data_at + size).ok_or_else(|| bad("entry data past the end"))?;
+        if crc32(data) != crc as u32 {
+            return Err(Malformed(format!("{name}: its CRC-32 does not match")));
+        }
+        files.push((name, data.to_vec()));
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn u16_at(b: &[u8], i: usize) -> u16 {
-        u16::from_le_bytes([b[i], b[i + 1]])
-    }
-    fn u32_at(b: &[u8], i: usize) -> u32 {
-        u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
-    }
-
-    /// Reads an archive back by its central directory, as an unzip tool does.
-    fn read_back(zip: &[u8]) -> Vec<(String, Vec<u8>)> {
-        let eocd = zip.len() - 22;
-        assert_eq!(u32_at(zip, eocd), 0x0605_4b50);
-        let (n, mut at) = (u16_at(zip, eocd + 10) as usize, u32_at(zip, eocd + 16) as usize);
-        let mut files = Vec::new();
-        for _ in 0..n {
-            assert_eq!(u32_at(zip, at), 0x0201_4b50);
-            let (crc, size, name_len) =
-                (u32_at(zip, at + 16), u32_at(zip, at + 24) as usize, u16_at(zip, at + 28) as usize);
-            let local = u32_at(zip, at + 42) as usize;
-            let name = String::from_utf8(zip[at + 46..at + 46 + name_len].to_vec()).expect("utf-8");
-            assert_eq!(u32_at(zip, local), 0x0403_4b50);
-            let data_at = local + 30 + u16_at(zip, local + 26) as usize + u16_at(zip, local + 28) as usize;
-            let data = zip[data_at..data_at + size].to_vec();
-            assert_eq!(crc32(&data), crc, "{name}");
-            files.push((name, data));
-            at += 46 + name_len;
-        }
-        files
-    }
 
     #[test]
     fn crc32_matches_the_standard_check_value() {
@@ -142,7 +163,26 @@ mod tests {
             ("Prüfung.json".to_string(), vec![0, 1, 2, 255]),
         ];
         let zip = store(&files, Utc::now()).expect("zip");
-        assert_eq!(read_back(&zip), files);
-        assert_eq!(read_back(&store(&[], Utc::now()).expect("empty")), vec![]);
+        assert_eq!(read(&zip).expect("read"), files);
+        assert_eq!(read(&store(&[], Utc::now()).expect("empty")).expect("read"), vec![]);
+    }
+
+    #[test]
+    fn a_damaged_archive_is_an_error_never_a_panic() {
+        let files = vec![("a/index.html".to_string(), b"<p>evidence</p>".to_vec()), ("b.csv".into(), b"x,y".to_vec())];
+        let zip = store(&files, Utc::now()).expect("zip");
+        for cut in 0..zip.len() {
+            assert!(read(&zip[..cut]).is_err(), "cut at {cut}");
+        }
+        // Any single changed byte: an error or an archive read, never a panic (headers' dates and versions are
+        // not checked; the pack's manifest signature is what proves the content).
+        for i in 0..zip.len() {
+            let mut bad = zip.clone();
+            bad[i] ^= 0x40;
+            let _ = read(&bad);
+        }
+        let mut data = zip.clone();
+        data[30 + "a/index.html".len()] ^= 1;
+        assert!(read(&data).expect_err("a changed byte of content").to_string().contains("CRC-32"));
     }
 }
