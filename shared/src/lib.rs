@@ -19,6 +19,7 @@ pub mod normalize;
 pub mod person;
 pub mod policy;
 pub mod sync;
+pub mod template;
 pub mod text;
 pub mod view;
 
