@@ -8,7 +8,8 @@
 //!
 //! Rule kinds: `require`/`forbid` (a regex over lines, optionally only `within` blocks whose context matches),
 //! `key` with `equals | one_of | at_least | at_most | matches` (key/value formats — sshd_config, sysctl, INF,
-//! UCI, `key = value` — and XML/JSON exports with `path`, a regex over the element path), inventory `field`
+//! UCI, `key = value` — and XML/JSON exports with `path`, a regex over the element path, and `key = "@Attr"`
+//! for an element's attribute), inventory `field`
 //! with `required | one_of | at_least_version`, and `manual` checklist items answered at a review.
 //! Parameters (`{name}` in a pattern) are set per site at assignment and substituted regex-escaped.
 //!
@@ -390,7 +391,7 @@ impl Template {
             for (snippets, want) in [(&rule.pass, true), (&rule.fail, false)] {
                 for (n, snippet) in snippets.iter().enumerate() {
                     let lines = crate::normalize::normalize_as(format, snippet, key);
-                    let got = match evaluate_lines(&rule.check, &lines, &params) {
+                    let got = match evaluate_lines(rule, &lines, &params) {
                         Outcome::Compliant => Some(true),
                         Outcome::NonCompliant { .. } => Some(false),
                         _ => None,
@@ -522,15 +523,50 @@ pub struct Finding {
     pub what: String,
 }
 
+/// A rule with its patterns compiled for one site's parameter values: compile once, evaluate for every asset.
+#[derive(Debug, Clone)]
+pub struct CompiledRule<'t> {
+    pub rule: &'t Rule,
+    /// `within`/`path`.
+    scope: Option<Regex>,
+    /// `require`/`forbid`, or a key rule's `matches`.
+    pattern: Option<Regex>,
+}
+
+impl Rule {
+    /// Compiles the rule's patterns with the site's parameter values (an error names a missing value).
+    pub fn compile(&self, params: &BTreeMap<String, String>) -> Result<CompiledRule<'_>, String> {
+        let (within, pattern) = match &self.check {
+            Check::Require { pattern, within } | Check::Forbid { pattern, within } => (within, Some(pattern)),
+            Check::Key { within, cmp: Cmp::Matches(p), .. } => (within, Some(p)),
+            Check::Key { within, .. } => (within, None),
+            Check::Field { .. } | Check::Manual { .. } => (&None, None),
+        };
+        Ok(CompiledRule {
+            rule: self,
+            scope: within.as_deref().map(|w| compile(w, params)).transpose()?,
+            pattern: pattern.map(|p| compile(p, params)).transpose()?,
+        })
+    }
+}
+
 /// Decides `rule` for `asset` and its newest configuration's normalised lines (`None`: none captured).
 pub fn evaluate(rule: &Rule, asset: &Asset, config: Option<&[NormLine]>, params: &BTreeMap<String, String>) -> Outcome {
-    match (&rule.check, config) {
+    match rule.compile(params) {
+        Ok(c) => evaluate_compiled(&c, asset, config),
+        Err(why) => Outcome::Error { why },
+    }
+}
+
+/// `evaluate` with the patterns compiled beforehand.
+pub fn evaluate_compiled(c: &CompiledRule<'_>, asset: &Asset, config: Option<&[NormLine]>) -> Outcome {
+    match (&c.rule.check, config) {
         (Check::Field { field, required, one_of, at_least_version }, _) => {
             evaluate_field(asset, field, *required, one_of.as_deref(), at_least_version.as_deref())
         }
         (Check::Manual { question }, _) => Outcome::Manual { question: question.clone() },
         (_, None) => Outcome::NotApplicable { why: "no configuration captured".into() },
-        (check, Some(lines)) => evaluate_lines(check, lines, params),
+        (_, Some(lines)) => lines_outcome(c, lines),
     }
 }
 
@@ -599,28 +635,46 @@ fn key_value(line: &str) -> Option<(&str, &str)> {
     (!key.is_empty()).then_some((key, value.trim_matches('"')))
 }
 
+/// The value of an XML attribute on a normalised element line (`PATH @Name="v" @Other="w"`); `key` is `@Name`.
+/// The normaliser escapes `\` and `"` inside values with a backslash; the value is returned unescaped.
+fn attribute(line: &str, key: &str) -> Option<String> {
+    let needle = format!(" {key}=\"");
+    let start = line.find(&needle)? + needle.len();
+    let mut value = String::new();
+    let mut escaped = false;
+    for c in line[start..].chars() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return Some(value),
+            c => {
+                value.push(c);
+                escaped = false;
+            }
+        }
+    }
+    None
+}
+
 fn number(value: &str) -> Option<f64> {
     let value = value.trim();
     value.parse::<f64>().ok().or_else(|| value.rsplit(',').next()?.trim().trim_matches('"').parse().ok())
 }
 
-fn evaluate_lines(check: &Check, lines: &[NormLine], params: &BTreeMap<String, String>) -> Outcome {
-    let within = match check {
-        Check::Require { within, .. } | Check::Forbid { within, .. } | Check::Key { within, .. } => within,
-        _ => &None,
-    };
-    let scope = match within.as_deref().map(|w| compile(w, params)).transpose() {
-        Ok(scope) => scope,
-        Err(why) => return Outcome::Error { why },
-    };
+/// A configuration rule over lines, compiling its patterns first (examples, tests).
+fn evaluate_lines(rule: &Rule, lines: &[NormLine], params: &BTreeMap<String, String>) -> Outcome {
+    match rule.compile(params) {
+        Ok(c) => lines_outcome(&c, lines),
+        Err(why) => Outcome::Error { why },
+    }
+}
+
+fn lines_outcome(c: &CompiledRule<'_>, lines: &[NormLine]) -> Outcome {
     let in_scope: Vec<&NormLine> =
-        lines.iter().filter(|l| scope.as_ref().is_none_or(|re| re.is_match(&l.context))).collect();
-    match check {
-        Check::Require { pattern, within } => {
-            let re = match compile(pattern, params) {
-                Ok(re) => re,
-                Err(why) => return Outcome::Error { why },
-            };
+        lines.iter().filter(|l| c.scope.as_ref().is_none_or(|re| re.is_match(&l.context))).collect();
+    let no_pattern = || Outcome::Error { why: "the rule's pattern was not compiled".into() };
+    match &c.rule.check {
+        Check::Require { within, .. } => {
+            let Some(re) = &c.pattern else { return no_pattern() };
             if within.is_none() {
                 return if in_scope.iter().any(|l| re.is_match(&l.text)) {
                     Outcome::Compliant
@@ -664,10 +718,7 @@ fn evaluate_lines(check: &Check, lines: &[NormLine], params: &BTreeMap<String, S
             }
         }
         Check::Forbid { pattern, .. } => {
-            let re = match compile(pattern, params) {
-                Ok(re) => re,
-                Err(why) => return Outcome::Error { why },
-            };
+            let Some(re) = &c.pattern else { return no_pattern() };
             let findings: Vec<Finding> = in_scope
                 .iter()
                 .filter(|l| re.is_match(&l.text))
@@ -684,16 +735,18 @@ fn evaluate_lines(check: &Check, lines: &[NormLine], params: &BTreeMap<String, S
             }
         }
         Check::Key { key, cmp, .. } => {
-            let matches = match cmp {
-                Cmp::Matches(p) => match compile(p, params) {
-                    Ok(re) => Some(re),
-                    Err(why) => return Outcome::Error { why },
-                },
-                _ => None,
-            };
-            let set: Vec<(&NormLine, &str)> = in_scope
+            let matches = &c.pattern;
+            let set: Vec<(&NormLine, String)> = in_scope
                 .iter()
-                .filter_map(|l| key_value(&l.text).filter(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| (*l, v)))
+                .filter_map(|l| {
+                    if key.starts_with('@') {
+                        attribute(&l.text, key).map(|v| (*l, v))
+                    } else {
+                        key_value(&l.text)
+                            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+                            .map(|(_, v)| (*l, v.to_string()))
+                    }
+                })
                 .collect();
             if set.is_empty() {
                 return Outcome::NonCompliant {
@@ -702,6 +755,7 @@ fn evaluate_lines(check: &Check, lines: &[NormLine], params: &BTreeMap<String, S
             }
             let mut findings = Vec::new();
             for (line, value) in set {
+                let value = value.as_str();
                 let ok = match cmp {
                     Cmp::Equals(want) => value.eq_ignore_ascii_case(want),
                     Cmp::OneOf(list) => list.iter().any(|w| value.eq_ignore_ascii_case(w)),

@@ -379,8 +379,9 @@ proptest! {
         let text = lines.join("\n");
         let norm = crate::normalize::normalize_as(Format::Text, &text, &FingerprintKey([1; 32]));
         let params = BTreeMap::new();
-        let require = Check::Require { pattern: pattern.clone(), within: None };
-        let forbid = Check::Forbid { pattern, within: None };
+        let rule = |check| Rule { id: "R".into(), title: "R".into(), check, pass: vec![], fail: vec![] };
+        let require = rule(Check::Require { pattern: pattern.clone(), within: None });
+        let forbid = rule(Check::Forbid { pattern, within: None });
         let both = evaluate_lines(&require, &norm, &params) == Outcome::Compliant
             && evaluate_lines(&forbid, &norm, &params) == Outcome::Compliant;
         prop_assert!(!both);
@@ -399,4 +400,109 @@ fn every_format_is_listed_once_for_templates() {
         );
         assert_eq!(Template::parse(&t).expect("valid").applies.format, vec![f]);
     }
+}
+
+const JUNOS: &str = r#"
+[template]
+id = "junos-services"
+version = "1.0.0"
+title = "Junos management services"
+[applies]
+format = ["junos"]
+[[rule]]
+id = "JUN-01"
+within = "^system > services$"
+forbid = "^telnet;$"
+pass = ["system {\n services {\n  ssh;\n }\n}\n"]
+fail = ["system {\n services {\n  telnet;\n }\n}\n"]
+[[rule]]
+id = "JUN-02"
+within = "^system > services$"
+require = "^ssh"
+"#;
+
+const FORTIOS: &str = r#"
+[template]
+id = "fortios-admin"
+version = "1.0.0"
+title = "FortiOS administrative access"
+[applies]
+format = ["fortios"]
+[[rule]]
+id = "FGT-01"
+within = "^config system interface"
+forbid = "^set allowaccess .*\\b(http|telnet)\\b"
+[[rule]]
+id = "FGT-02"
+within = "^config system global$"
+require = "^set admin-restrict-local enable$"
+"#;
+
+const NXOS: &str = r#"
+[template]
+id = "nxos-telnet"
+version = "1.0.0"
+title = "NX-OS: no telnet"
+[applies]
+format = ["cisco-nxos"]
+[[rule]]
+id = "NX-01"
+forbid = "^feature telnet$"
+"#;
+
+const L5X: &str = r#"
+[template]
+id = "logix-project"
+version = "1.0.0"
+title = "Logix project exports"
+[applies]
+format = ["rockwell-l5x"]
+[[rule]]
+id = "L5X-01"
+path = "^RSLogix5000Content$"
+key = "@SoftwareRevision"
+at_least = 32
+[[rule]]
+id = "L5X-02"
+path = "AddOnInstructionDefinition\\["
+key = "@Revision"
+matches = "^[0-9]+\\.[0-9]+$"
+[[rule]]
+id = "L5X-03"
+path = "AddOnInstructionDefinition\\["
+key = "@EditedBy"
+equals = "ENE\\plant-engineering"
+"#;
+
+#[test]
+fn rules_on_real_junos_fortios_nxos_and_l5x_exports() {
+    assert_eq!(Template::parse(JUNOS).expect("valid").check_snippets(&FingerprintKey([1; 32])), Vec::<String>::new());
+    expect_test::expect![[r#"
+        JUN-01: compliant
+        JUN-02: compliant
+    "#]]
+    .assert_eq(&run(JUNOS, "juniper/oxidized_junos_srx300_22.4.conf", &[]));
+    expect_test::expect![[r#"
+        FGT-01: non-compliant — [config system interface > edit "wan1"] set allowaccess ping https ssh snmp http fgfm ftm
+        FGT-02: compliant
+    "#]].assert_eq(&run(FORTIOS, "fortigate/oxidized_fortigate_FortiGate-91G_7.4.7.conf", &[]));
+    expect_test::expect![[r#"
+        NX-01: compliant
+    "#]]
+    .assert_eq(&run(NXOS, "cisco-ios/oxidized_nxos_N5548_7.3.13.cfg", &[]));
+    expect_test::expect![[r#"
+        L5X-01: compliant
+        L5X-02: compliant
+        L5X-03: non-compliant — [RSLogix5000Content/Controller[TestController]/AddOnInstructionDefinitions/AddOnInstructionDefinition[aoi_Test]] RSLogix5000Content/Controller[TestController]/AddOnInstructionDefinitions/AddOnInstructionDefinition[aoi_Test] @CreatedBy="ENE\\tnunnink" @CreatedDate="2021-10-22T15:27:48.120Z" @EditedBy="ENE\\tnunnink" @ExecuteEnableInFalse="false" @ExecutePostscan="false" @ExecutePrescan="false" @Name="aoi_Test" @Revision="1.2" @SoftwareRevision="v32.02"
+    "#]].assert_eq(&run(L5X, "rockwell-l5x/L5Sharp_FBD.L5X", &[]));
+}
+
+#[test]
+fn attributes_are_read_unescaped_from_element_lines() {
+    let line = r#"Root/Item[a] @EditedBy="ENE\\tnunnink" @Note="say \"hi\"" @Empty="""#;
+    assert_eq!(attribute(line, "@EditedBy").as_deref(), Some(r"ENE\tnunnink"));
+    assert_eq!(attribute(line, "@Note").as_deref(), Some(r#"say "hi""#));
+    assert_eq!(attribute(line, "@Empty").as_deref(), Some(""));
+    assert_eq!(attribute(line, "@Missing"), None);
+    assert_eq!(attribute(r#"X @Cut="open"#, "@Cut"), None, "an unterminated value");
 }
