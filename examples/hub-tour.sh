@@ -45,6 +45,8 @@ start_hub "$ADDR"                                       # plug it back in: the n
 run $E --data "$T/north" sync --once
 run $H --data "$T/hub" asset list --site north
 
+run $H --data "$T/hub" report --all --out "$T/audit"    # the auditor's packs from the hub's copy, one per site
+run $E report verify "$T/audit"                         # checked with nothing but the folder
 run $H --data "$T/hub" site revoke south                # refused from the next handshake
 expect 2 $E --data "$T/south" sync --once
 

@@ -210,9 +210,9 @@ enum Output<'a> {
 /// The files a command reads (sent by the caller) and what it writes (`--out`, written by the caller).
 fn transfers(command: &Command) -> (Vec<&Path>, Output<'_>) {
     match command {
-        Command::Config(ConfigCmd::Capture { file, .. }) | Command::Asset(AssetCmd::Import { file, .. }) => {
-            (vec![file.as_path()], Output::None)
-        }
+        Command::Config(ConfigCmd::Capture { file, .. })
+        | Command::Asset(AssetCmd::Import { file, .. })
+        | Command::Compliance { template: file, .. } => (vec![file.as_path()], Output::None),
         Command::RestoreTest(RestoreTestCmd::Record { evidence: Some(file), .. }) => {
             (vec![file.as_path()], Output::None)
         }

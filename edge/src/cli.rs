@@ -46,6 +46,22 @@ pub enum Command {
         #[arg(long)]
         zone: Option<String>,
     },
+    /// Try a template (a standard as a TOML file) on this site's records: every rule for every asset in scope
+    /// it applies to; exit 1 when anything is non-compliant. Reads only
+    Compliance {
+        /// The template file (docs/templates.md)
+        #[arg(long, value_name = "FILE")]
+        template: PathBuf,
+        /// A parameter's value for this site (repeatable)
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Only this asset
+        #[arg(long)]
+        asset: Option<String>,
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
     /// Change requests
     #[command(subcommand)]
     Change(ChangeCmd),

@@ -683,7 +683,7 @@ fn lines_outcome(c: &CompiledRule<'_>, lines: &[NormLine]) -> Outcome {
                         findings: vec![Finding {
                             location: String::new(),
                             line: None,
-                            what: format!("no line matches {:?}", re.as_str()),
+                            what: format!("no line matches `{}`", re.as_str()),
                         }],
                     }
                 };
@@ -699,7 +699,7 @@ fn lines_outcome(c: &CompiledRule<'_>, lines: &[NormLine]) -> Outcome {
             }
             if blocks.is_empty() {
                 return Outcome::NotApplicable {
-                    why: format!("no block matches {:?}", within.as_deref().unwrap_or_default()),
+                    why: format!("no block matches `{}`", within.as_deref().unwrap_or_default()),
                 };
             }
             let findings: Vec<Finding> = blocks
@@ -708,7 +708,7 @@ fn lines_outcome(c: &CompiledRule<'_>, lines: &[NormLine]) -> Outcome {
                 .map(|(context, _)| Finding {
                     location: context.to_string(),
                     line: None,
-                    what: format!("no line matches {:?} in this block", re.as_str()),
+                    what: format!("no line matches `{}` in this block", re.as_str()),
                 })
                 .collect();
             if findings.is_empty() {
@@ -717,7 +717,7 @@ fn lines_outcome(c: &CompiledRule<'_>, lines: &[NormLine]) -> Outcome {
                 Outcome::NonCompliant { findings }
             }
         }
-        Check::Forbid { pattern, .. } => {
+        Check::Forbid { .. } => {
             let Some(re) = &c.pattern else { return no_pattern() };
             let findings: Vec<Finding> = in_scope
                 .iter()
@@ -725,7 +725,7 @@ fn lines_outcome(c: &CompiledRule<'_>, lines: &[NormLine]) -> Outcome {
                 .map(|l| Finding {
                     location: l.context.to_string(),
                     line: Some(l.text.clone()),
-                    what: format!("forbidden: matches {pattern:?}"),
+                    what: format!("forbidden: matches `{}`", re.as_str()),
                 })
                 .collect();
             if findings.is_empty() {
@@ -769,7 +769,7 @@ fn lines_outcome(c: &CompiledRule<'_>, lines: &[NormLine]) -> Outcome {
                         Cmp::OneOf(l) => format!("must be one of {}", l.join(", ")),
                         Cmp::AtLeast(m) => format!("must be at least {m}"),
                         Cmp::AtMost(m) => format!("must be at most {m}"),
-                        Cmp::Matches(p) => format!("must match {p:?}"),
+                        Cmp::Matches(p) => format!("must match `{p}`"),
                     };
                     findings.push(Finding {
                         location: line.context.to_string(),

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `datum-edge` and `datum-hub` binaries through a plant's life and its federation.
 
+mod compliance;
 mod crash;
 mod diffs;
 mod evidence;

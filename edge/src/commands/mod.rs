@@ -4,6 +4,7 @@ mod assets;
 mod audit;
 pub mod changes;
 mod compare;
+mod compliance;
 pub mod configs;
 mod dump;
 pub mod evidence;
@@ -104,6 +105,9 @@ async fn dispatch(site: &mut Site, acting: Option<users::Acting>, command: Comma
         Command::Config(cmd) => configs::run(site, cmd).await,
         Command::Baseline(cmd) => configs::run_baseline(site, cmd).await,
         Command::Drift { json, zone } => reports::drift(site, json, zone.as_deref()).await,
+        Command::Compliance { template, set, asset, json } => {
+            compliance::compliance(site, &template, &set, asset.as_deref(), json).await
+        }
         Command::Change(cmd) => changes::run(site, cmd).await,
         Command::RestoreTest(cmd) => reports::restore_test(site, cmd).await,
         Command::Backup(cmd) => reports::backup(site, cmd).await,
@@ -137,7 +141,7 @@ fn access(command: &Command) -> Access {
         Command::Review(cmd) => matches!(cmd, ReviewCmd::Due { .. }),
         Command::Audit(cmd) => matches!(cmd, AuditCmd::Log { .. }),
         Command::User(cmd) => matches!(cmd, crate::cli::UserCmd::List { .. } | crate::cli::UserCmd::Show { .. }),
-        Command::Drift { .. } | Command::Dump { .. } => true,
+        Command::Drift { .. } | Command::Compliance { .. } | Command::Dump { .. } => true,
         _ => false,
     };
     if reads {

@@ -98,7 +98,11 @@ pub fn action_of(command: &Command) -> Option<Action> {
         Command::Change(_) => Action::WorkOnChange,
         Command::RestoreTest(_) => Action::RecordRestoreTest,
         Command::Review(ReviewCmd::Record { .. }) => Action::RecordReview,
-        Command::Review(_) | Command::Backup(_) | Command::Audit(_) | Command::Drift { .. } => Action::Read,
+        Command::Review(_)
+        | Command::Backup(_)
+        | Command::Audit(_)
+        | Command::Drift { .. }
+        | Command::Compliance { .. } => Action::Read,
         Command::Dump { .. } | Command::Report { .. } => Action::ExportEvidence,
         Command::Enroll { .. } => Action::ManageSite,
         Command::Serve { .. } => Action::ManageSite,

@@ -146,10 +146,10 @@ fn ios_rules_on_real_cisco_exports() {
     "#]]
     .assert_eq(&run(IOS, "cisco-ios/oxidized_ios_asr920_16.8.1b.cfg", &[("syslog_host", "111.111.111.111")]));
     expect_test::expect![[r#"
-        IOS-01: non-compliant — [] no line matches "^service password-encryption$"
+        IOS-01: non-compliant — [] no line matches `^service password-encryption$`
         IOS-02: compliant
-        IOS-03: non-compliant — [] no line matches "^logging host 10\\.0\\.0\\.5$"
-        IOS-04: non-compliant — [line vty 0 4] no line matches "transport input ssh$" in this block
+        IOS-03: non-compliant — [] no line matches `^logging host 10\.0\.0\.5$`
+        IOS-04: non-compliant — [line vty 0 4] no line matches `transport input ssh$` in this block
         INV-01: non-compliant — [owner] owner is not recorded
         INV-02: non-compliant — [firmware] 16.8.1
         MAN-01: manual — Is the console port physically locked?
@@ -505,4 +505,18 @@ fn attributes_are_read_unescaped_from_element_lines() {
     assert_eq!(attribute(line, "@Empty").as_deref(), Some(""));
     assert_eq!(attribute(line, "@Missing"), None);
     assert_eq!(attribute(r#"X @Cut="open"#, "@Cut"), None, "an unterminated value");
+}
+
+#[test]
+fn the_example_templates_are_valid_and_their_examples_hold() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/templates");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/templates") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        let t = Template::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(t.check_snippets(&FingerprintKey([1; 32])), Vec::<String>::new(), "{}", path.display());
+        n += 1;
+    }
+    assert!(n >= 3, "{n} examples");
 }

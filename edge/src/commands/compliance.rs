@@ -1,0 +1,190 @@
+//! `datum-edge compliance --template FILE`: a standard tried on this plant's records before anyone publishes
+//! it — the template file validated (its own `pass`/`fail` examples run), then every rule decided for every
+//! asset in scope it applies to, from the newest capture of each configuration slot (normalised as for drift:
+//! secrets masked). Reads only; nothing is recorded. The rollout of published templates (issue 11) will
+//! evaluate the same way.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use datum_host::exit::{user, Outcome};
+use datum_shared::normalize::{normalize, MAX_NORMALIZE_BYTES};
+use datum_shared::template::{evaluate_compiled, Check, Outcome as RuleOutcome, Template, MAX_TEMPLATE_BYTES};
+use serde::Serialize;
+
+use crate::output::{print_json, print_table};
+use crate::site::Site;
+
+/// One rule's result for one asset (and configuration slot, for configuration rules).
+#[derive(Serialize)]
+struct Row {
+    asset: String,
+    slot: Option<String>,
+    /// The version evaluated.
+    version: Option<u32>,
+    rule: String,
+    title: String,
+    #[serde(flatten)]
+    outcome: RuleOutcome,
+}
+
+#[derive(Serialize)]
+struct Report {
+    template: String,
+    version: String,
+    rows: Vec<Row>,
+}
+
+/// Parses `NAME=VALUE` settings of parameters.
+fn settings(set: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for s in set {
+        let (name, value) = s.split_once('=').ok_or_else(|| user(format!("--set {s:?}: NAME=VALUE")))?;
+        out.insert(name.trim().to_string(), value.to_string());
+    }
+    Ok(out)
+}
+
+pub async fn compliance(
+    site: &mut Site,
+    file: &Path,
+    set: &[String],
+    only: Option<&str>,
+    json: bool,
+) -> Result<Outcome> {
+    let meta = std::fs::metadata(file).map_err(|e| user(format!("{}: {e}", file.display())))?;
+    if !meta.is_file() || meta.len() > MAX_TEMPLATE_BYTES as u64 {
+        return Err(user(format!("{}: not a template file of at most {MAX_TEMPLATE_BYTES} bytes", file.display())));
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| user(format!("{}: {e}", file.display())))?;
+    let template = Template::parse(&text).map_err(|e| user(format!("{}: {e}", file.display())))?;
+    let wrong = template.check_snippets(&site.fingerprint_key());
+    if !wrong.is_empty() {
+        return Err(user(format!(
+            "{}: rule examples do not give their stated results:\n  {}",
+            file.display(),
+            wrong.join("\n  ")
+        )));
+    }
+    let params = template.values(&settings(set)?).map_err(user)?;
+    let rules = template.rules.iter().map(|r| r.compile(&params)).collect::<Result<Vec<_>, _>>().map_err(user)?;
+    let view = crate::view::load(site).await?;
+    if let Some(name) = only {
+        if !view.assets.keys().any(|a| a.as_str() == name) {
+            return Err(user(format!("asset {name} does not exist (see `datum-edge asset list`)")));
+        }
+    }
+    let key = site.fingerprint_key();
+    let mut rows = Vec::new();
+    for asset in view.reported_assets().filter(|a| only.is_none_or(|n| a.name.as_str() == n)) {
+        if !template.applies_to(asset, None) {
+            continue;
+        }
+        let push = |rows: &mut Vec<Row>, slot: Option<(String, u32)>, rule: &datum_shared::template::Rule, outcome| {
+            rows.push(Row {
+                asset: asset.name.to_string(),
+                slot: slot.as_ref().map(|s| s.0.clone()),
+                version: slot.map(|s| s.1),
+                rule: rule.id.clone(),
+                title: rule.title.clone(),
+                outcome,
+            })
+        };
+        // Inventory rules and checklist items: once per asset.
+        for c in rules.iter().filter(|c| matches!(c.rule.check, Check::Field { .. } | Check::Manual { .. })) {
+            push(&mut rows, None, c.rule, evaluate_compiled(c, asset, None));
+        }
+        let config_rules: Vec<_> =
+            rules.iter().filter(|c| !matches!(c.rule.check, Check::Field { .. } | Check::Manual { .. })).collect();
+        if config_rules.is_empty() {
+            continue;
+        }
+        let mut any_slot = false;
+        for slot in view.slots_of(&asset.name) {
+            let Some(v) = view.latest(&asset.name, slot) else { continue };
+            let normalized = if v.size > MAX_NORMALIZE_BYTES as u64 {
+                Err(format!("v{} is {} bytes, over the limit of comparisons", v.version, v.size))
+            } else {
+                match site.blobs.read(v.raw_hash.as_str()) {
+                    Ok(bytes) => normalize(v.file_name.as_deref(), &bytes, &key).map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("the stored copy of v{} cannot be read: {e}", v.version)),
+                }
+            };
+            let at = Some((slot.to_string(), v.version));
+            match normalized {
+                Ok(n) => {
+                    if !template.applies_to(asset, Some(n.format)) {
+                        continue;
+                    }
+                    any_slot = true;
+                    for c in &config_rules {
+                        push(&mut rows, at.clone(), c.rule, evaluate_compiled(c, asset, Some(&n.lines)));
+                    }
+                }
+                Err(why) => {
+                    any_slot = true;
+                    for c in &config_rules {
+                        push(&mut rows, at.clone(), c.rule, RuleOutcome::Error { why: why.clone() });
+                    }
+                }
+            }
+        }
+        if !any_slot && template.applies.format.is_empty() {
+            for c in &config_rules {
+                push(&mut rows, None, c.rule, evaluate_compiled(c, asset, None));
+            }
+        }
+    }
+    let failing =
+        rows.iter().any(|r| matches!(r.outcome, RuleOutcome::NonCompliant { .. } | RuleOutcome::Error { .. }));
+    if json {
+        print_json(&Report { template: template.id.clone(), version: template.version.to_string(), rows })?;
+    } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let (result, detail) = match &r.outcome {
+                    RuleOutcome::Compliant => ("compliant", String::new()),
+                    RuleOutcome::NonCompliant { findings } => (
+                        "NON-COMPLIANT",
+                        findings
+                            .iter()
+                            .take(3)
+                            .map(|f| {
+                                let text = f.line.as_ref().unwrap_or(&f.what);
+                                if f.location.is_empty() {
+                                    text.clone()
+                                } else {
+                                    format!("[{}] {text}", f.location)
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ),
+                    RuleOutcome::NotApplicable { why } => ("not-applicable", why.clone()),
+                    RuleOutcome::Error { why } => ("ERROR", why.clone()),
+                    RuleOutcome::Manual { question } => ("manual", question.clone()),
+                };
+                let slot = match (&r.slot, r.version) {
+                    (Some(s), Some(v)) => format!("{s} v{v}"),
+                    _ => "-".into(),
+                };
+                vec![r.asset.clone(), slot, r.rule.clone(), result.to_string(), detail]
+            })
+            .collect();
+        print_table(&["ASSET", "CONFIG", "RULE", "RESULT", "DETAIL"], &table);
+        let n = |f: fn(&RuleOutcome) -> bool| rows.iter().filter(|r| f(&r.outcome)).count();
+        println!(
+            "\n{} {}: {} compliant, {} NON-COMPLIANT, {} not applicable, {} errors, {} manual (tried on this site's records; nothing recorded)",
+            template.id,
+            template.version,
+            n(|o| matches!(o, RuleOutcome::Compliant)),
+            n(|o| matches!(o, RuleOutcome::NonCompliant { .. })),
+            n(|o| matches!(o, RuleOutcome::NotApplicable { .. })),
+            n(|o| matches!(o, RuleOutcome::Error { .. })),
+            n(|o| matches!(o, RuleOutcome::Manual { .. })),
+        );
+    }
+    Ok(Outcome::from_findings(failing))
+}
