@@ -181,6 +181,26 @@ pub fn bench_inventory_csv(n: usize) -> String {
     csv
 }
 
+/// The kit's real version series (`fixtures/versions/NAME.vN.EXT`): each series' files by name, oldest first.
+pub fn kit_version_series() -> std::collections::BTreeMap<String, Vec<PathBuf>> {
+    let dir = workspace_root().join("../shared/fixtures/versions");
+    let mut series: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+    for entry in std::fs::read_dir(&dir).expect("kit versions") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        // `NAME.vN.EXT`: the stem is what comes before the `.v` followed by the version number.
+        let cut =
+            name.match_indices(".v").map(|(i, _)| i).find(|&i| name[i + 2..].starts_with(|c: char| c.is_ascii_digit()));
+        if let Some(i) = cut {
+            series.entry(name[..i].to_string()).or_default().push(path);
+        }
+    }
+    for files in series.values_mut() {
+        files.sort();
+    }
+    series
+}
+
 /// Every file under `dir`, nested ones included, sorted.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -22,7 +22,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Asset, AssetKind, Criticality};
-use crate::normalize::{Format, NormLine};
+use crate::normalize::{Format, NormLine, ALL_FORMATS};
 
 /// Largest template file accepted.
 pub const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
@@ -306,10 +306,10 @@ impl Template {
             }
         }
         for f in &raw.applies.format {
-            match Format::ALL.into_iter().find(|x| x.as_str() == f.trim()) {
+            match ALL_FORMATS.into_iter().find(|x| x.as_str() == f.trim()) {
                 Some(format) => applies.format.push(format),
                 None => problems
-                    .push(format!("applies.format {f:?}: one of {}", Format::ALL.map(|x| x.as_str()).join(", "))),
+                    .push(format!("applies.format {f:?}: one of {}", ALL_FORMATS.map(|x| x.as_str()).join(", "))),
             }
         }
         let parameters: BTreeMap<String, Option<String>> =
@@ -514,6 +514,17 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// Compliant when nothing was found, else non-compliant with the findings.
+    fn of(findings: Vec<Finding>) -> Outcome {
+        if findings.is_empty() {
+            Outcome::Compliant
+        } else {
+            Outcome::NonCompliant { findings }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// The block or element path (empty for top-level lines).
@@ -711,11 +722,7 @@ fn lines_outcome(c: &CompiledRule<'_>, lines: &[NormLine]) -> Outcome {
                     what: format!("no line matches `{}` in this block", re.as_str()),
                 })
                 .collect();
-            if findings.is_empty() {
-                Outcome::Compliant
-            } else {
-                Outcome::NonCompliant { findings }
-            }
+            Outcome::of(findings)
         }
         Check::Forbid { .. } => {
             let Some(re) = &c.pattern else { return no_pattern() };
@@ -728,11 +735,7 @@ fn lines_outcome(c: &CompiledRule<'_>, lines: &[NormLine]) -> Outcome {
                     what: format!("forbidden: matches `{}`", re.as_str()),
                 })
                 .collect();
-            if findings.is_empty() {
-                Outcome::Compliant
-            } else {
-                Outcome::NonCompliant { findings }
-            }
+            Outcome::of(findings)
         }
         Check::Key { key, cmp, .. } => {
             let matches = &c.pattern;
@@ -778,11 +781,7 @@ fn lines_outcome(c: &CompiledRule<'_>, lines: &[NormLine]) -> Outcome {
                     });
                 }
             }
-            if findings.is_empty() {
-                Outcome::Compliant
-            } else {
-                Outcome::NonCompliant { findings }
-            }
+            Outcome::of(findings)
         }
         Check::Field { .. } | Check::Manual { .. } => Outcome::Error { why: "not a configuration rule".into() },
     }

@@ -4,10 +4,10 @@
 //!
 //! The year is made through the real command line under the drill clock (`DATUM_NOW`, moving forward a step at
 //! a time from a year ago): the kit's real version series (`fixtures/versions`) captured and their first
-//! versions approved; 500 assets captured every quarter (generated configurations, the first approved, so 500
-//! drift and their diffs go into the pack); 300 change requests through their whole life (new, submit,
-//! approve, capture linked to the change, implement, verify, close); 120 restore tests; 52 weekly zone
-//! reviews. `DATUM_BENCH_QUICK=1`: 1,000 assets and a tenth of the records.
+//! versions approved; 500 assets captured every quarter from the same series (asset k follows series k, a
+//! version a quarter; the first approved, so most drift and their real diffs go into the pack); 300 change
+//! requests through their whole life (new, submit, approve, capture of a real export linked to the change,
+//! implement, verify, close); 120 restore tests; 52 weekly zone reviews. `DATUM_BENCH_QUICK=1`: 1,000 assets and a tenth of the records.
 
 use std::process::Command;
 use std::time::Instant;
@@ -65,20 +65,9 @@ fn main() {
     run(&plant, &mut clock, "alice", &["asset", "import", csv.to_str().expect("utf-8")]);
 
     // The kit's real series, one asset each.
-    let series_dir = datum_tests::workspace_root().join("../shared/fixtures/versions");
-    let mut series: std::collections::BTreeMap<String, Vec<std::path::PathBuf>> = Default::default();
-    for entry in std::fs::read_dir(&series_dir).expect("kit versions") {
-        let path = entry.expect("entry").path();
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
-        let cut =
-            name.match_indices(".v").map(|(i, _)| i).find(|&i| name[i + 2..].starts_with(|c: char| c.is_ascii_digit()));
-        if let Some(i) = cut {
-            series.entry(name[..i].to_string()).or_default().push(path);
-        }
-    }
+    let series: Vec<Vec<std::path::PathBuf>> = datum_tests::kit_version_series().into_values().collect();
     let mut captures = 0;
-    for (i, (_, mut files)) in series.into_iter().enumerate() {
-        files.sort();
+    for (i, files) in series.iter().enumerate() {
         let asset = format!("A-{:05}", 100 + i);
         for (v, file) in files.iter().enumerate() {
             run(&plant, &mut clock, "alice", &["config", "capture", &asset, file.to_str().expect("utf-8")]);
@@ -88,25 +77,15 @@ fn main() {
             }
         }
     }
-    // Quarterly captures of 500 switches' configurations (generated, each quarter a few lines differ).
-    let cfg = |asset: &str, quarter: usize| {
-        let mut text =
-            format!("hostname {asset}\n!\nservice password-encryption\nenable secret 5 $1$abcd$q{quarter}x\n");
-        for port in 1..=48 {
-            text.push_str(&format!(
-                "interface GigabitEthernet1/0/{port}\n description {}\n switchport access vlan {}\n!\n",
-                if port % 12 == quarter % 12 { "moved" } else { "cell" },
-                10 + (port + quarter) % 4
-            ));
-        }
-        text.push_str(&format!("logging host 10.0.{quarter}.5\nntp server 10.0.0.1\nend\n"));
-        text
-    };
+    // Quarterly captures of 500 more assets, from the same real series (asset k follows series k, one version a
+    // quarter, staying on the newest): the first approved, so most drift from it and their diffs are real diffs.
+    let path =
+        |files: &[std::path::PathBuf], n: usize| files[n.min(files.len() - 1)].to_str().expect("utf-8").to_string();
     for quarter in 0..4 {
         for k in 0..quarterly {
             let asset = format!("A-{:05}", 200 + k * 7);
-            let file = plant.write("q.cfg", cfg(&asset, quarter).as_bytes());
-            run(&plant, &mut clock, "alice", &["config", "capture", &asset, file.to_str().expect("utf-8")]);
+            let file = path(&series[k % series.len()], quarter);
+            run(&plant, &mut clock, "alice", &["config", "capture", &asset, &file]);
             captures += 1;
             if quarter == 0 {
                 run(&plant, &mut clock, "alice", &["baseline", "approve", &asset, "--reason", "commissioning"]);
@@ -142,13 +121,8 @@ fn main() {
         let id = id["id"].as_str().expect("id").to_string();
         run(&plant, &mut clock, "alice", &["change", "submit", &id]);
         run(&plant, &mut clock, "bob", &["change", "approve", &id]);
-        let file = plant.write("c.cfg", cfg(&asset, c).as_bytes());
-        run(
-            &plant,
-            &mut clock,
-            "alice",
-            &["config", "capture", &asset, file.to_str().expect("utf-8"), "--change", &id],
-        );
+        let file = path(&series[c % series.len()], usize::MAX);
+        run(&plant, &mut clock, "alice", &["config", "capture", &asset, &file, "--change", &id]);
         captures += 1;
         run(&plant, &mut clock, "alice", &["change", "implement", &id]);
         run(&plant, &mut clock, "carol", &["change", "verify", &id]);

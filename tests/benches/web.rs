@@ -65,21 +65,9 @@ fn main() {
     // The kit's real version series (PLC projects, firewall and switch configurations, hardening exports): one
     // asset each, every version captured and the first approved, so drift, asset pages and diffs show real
     // shapes. The largest series' diff is measured below.
-    let series_dir = datum_tests::workspace_root().join("../shared/fixtures/versions");
-    let mut series: std::collections::BTreeMap<String, Vec<std::path::PathBuf>> = Default::default();
-    for entry in std::fs::read_dir(&series_dir).expect("kit versions") {
-        let path = entry.expect("entry").path();
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
-        // `NAME.vN.EXT`: the stem is what comes before the `.v` followed by the version number.
-        let cut =
-            name.match_indices(".v").map(|(i, _)| i).find(|&i| name[i + 2..].starts_with(|c: char| c.is_ascii_digit()));
-        if let Some(i) = cut {
-            series.entry(name[..i].to_string()).or_default().push(path);
-        }
-    }
+    let series = datum_tests::kit_version_series();
     let mut largest = (0u64, String::new());
-    for (i, (_, mut files)) in series.into_iter().enumerate() {
-        files.sort();
+    for (i, (_, files)) in series.into_iter().enumerate() {
         let asset = format!("A-{:05}", 100 + i);
         for (v, file) in files.iter().enumerate() {
             plant.ok(&["config", "capture", &asset, file.to_str().expect("utf-8")]);

@@ -361,6 +361,16 @@ fn the_command_line_beside_the_service_acts_as_the_callers_os_account() {
     // An output file is written by the caller, in its own directory.
     ok(beside(&socket, &work, &["dump", "--out", "site.dump"], None, None), "dump");
     assert!(std::fs::metadata(work.join("site.dump")).expect("dump written").len() > 1000);
+    // A template named on the command line is read by the caller (owner-only here) and sent.
+    let standard = work.join("std.toml");
+    std::fs::write(
+        &standard,
+        "[template]\nid = 'names'\nversion = '1.0.0'\ntitle = 'named'\n[[rule]]\nid = 'N1'\nrequire = '^hostname plc1$'\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&standard, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    let checked = ok(beside(&socket, &work, &["compliance", "--template", "std.toml"], None, None), "compliance");
+    assert!(checked.stdout.contains("N1") && checked.stdout.contains("1 compliant"), "{}", checked.stdout);
     // The evidence pack: made by the service, sent as a ZIP, unpacked by the caller into its own directory.
     let made = ok(beside(&socket, &work, &["report", "--out", "pack", "--zip"], None, None), "report");
     assert!(made.stdout.contains("wrote pack and pack.zip"), "{}", made.stdout);

@@ -165,6 +165,19 @@ fn no_secret_of_the_corpus_reaches_any_command_output_or_log() {
     ] {
         shown.push((format!("{args:?}"), debug_run(&plant, &args)));
     }
+    // A template that finds every line (its findings print the normalised lines, as a real standard's would).
+    let probe = plant.write(
+        "probe.toml",
+        b"[template]\nid = 'probe'\nversion = '1.0.0'\ntitle = 'every line'\n\
+          [[rule]]\nid = 'ALL'\nforbid = '.'\n[[rule]]\nid = 'PW'\nkey = 'password'\nmatches = '^$'\n",
+    );
+    for mode in [None, Some("--json")] {
+        let mut args = vec!["compliance", "--template", path(&probe)];
+        args.extend(mode);
+        let run = debug_run(&plant, &args);
+        assert_eq!(run.code, 1, "{args:?}: {}{}", run.stdout, run.stderr);
+        shown.push((format!("{args:?}"), run));
+    }
     // The secrets did change, and the diffs say so.
     let json_diff = debug_run(&plant, &["config", "diff", &assets[0], "--json"]).json();
     assert!(json_diff["secrets_changed"].as_u64().unwrap_or(0) > 0, "{json_diff}");

@@ -1,6 +1,6 @@
-//! `report`: the auditor's evidence pack from the site's own records, and `report verify`: the proof that a
-//! pack is as it was made. The pack's files, its seal and its verification are `datum_host::evidence` (shared
-//! with the hub's `report`); this file gathers the site's records for it. A pack is written whole or not at all.
+//! `report`: the auditor's evidence pack from the site's own records. The pack's files, its seal, its writing
+//! (whole or not at all) and `report verify` are `datum_host::evidence` (shared with the hub's `report`); this
+//! file gathers the site's records for it.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -14,8 +14,6 @@ use datum_shared::evidence::{self, HubAnchor, Trail};
 use serde::{Deserialize, Serialize};
 
 use crate::site::{Site, Write};
-
-pub use datum_host::evidence::period;
 
 /// Where a confirmed sync pass records the newest audit entry the hub now holds.
 pub const HUB_ANCHOR: &str = "identity/hub-anchor.json";
@@ -89,7 +87,7 @@ pub async fn build_pack(site: &mut Site, from: DateTime<Utc>, to: DateTime<Utc>)
                 .flatten()
         };
         let (old, new) = (read(d.baseline), read(d.latest));
-        diffs.push((d.path.clone(), pack::diff_text(&d, old.as_deref(), new.as_deref(), &key)));
+        diffs.push(pack::diff_file(&d, old.as_deref(), new.as_deref(), &key));
     }
     let integrity = serde_json::json!({
         "checked_at": site.now,
@@ -107,11 +105,6 @@ pub async fn build_pack(site: &mut Site, from: DateTime<Utc>, to: DateTime<Utc>)
     Ok(Pack { files, evidence: vec![evidence] })
 }
 
-/// The pack as a ZIP: its files under one folder named `folder`.
-pub fn zip(pack: &Pack, folder: &str, at: DateTime<Utc>) -> Result<Vec<u8>> {
-    pack::zip(&pack.files, folder, at)
-}
-
 pub async fn report(
     site: &mut Site,
     from: Option<String>,
@@ -119,13 +112,13 @@ pub async fn report(
     out: &Path,
     with_zip: bool,
 ) -> Result<Outcome> {
-    let (from, to) = period(site.now, from.as_deref(), to.as_deref())?;
+    let (from, to) = pack::period(site.now, from.as_deref(), to.as_deref())?;
     if out.as_os_str() == "-" {
         // The pack as a ZIP on standard output: how the command line beside the service receives it
         // (`broker`), which unpacks it into the caller's directory.
         let pack = build_pack(site, from, to).await?;
         let folder = format!("evidence-{}-{}", site.info.name, to.format("%Y%m%d"));
-        let bytes = zip(&pack, &folder, site.now)?;
+        let bytes = pack::zip(&pack.files, &folder, site.now)?;
         use std::io::Write as _;
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(&bytes)?;
@@ -146,8 +139,4 @@ pub async fn report(
         out.display()
     );
     Ok(Outcome::Clean)
-}
-
-pub fn verify(dir: &Path, json: bool) -> Result<Outcome> {
-    pack::verify_command(dir, json)
 }

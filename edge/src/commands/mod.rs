@@ -59,7 +59,7 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
         }
         Command::Diff { old, new, raw, json } => compare::run(&old, &new, raw, json),
         Command::Report { check: Some(crate::cli::ReportCmd::Verify { dir, json }), .. } => {
-            evidence::verify(&dir, json)
+            datum_host::evidence::verify_command(&dir, json)
         }
         Command::Sync { once, transport, interval, no_gso, json } => {
             let mode = transport.into();

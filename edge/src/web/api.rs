@@ -491,11 +491,11 @@ pub async fn evidence_zip(
     to: Option<&str>,
 ) -> Result<Response, WebError> {
     let now = app.now();
-    let (from, to) = crate::commands::evidence::period(now, from, to).map_err(domain)?;
+    let (from, to) = datum_host::evidence::period(now, from, to).map_err(domain)?;
     let (zip, name) = writing(app, who, async |site| {
         let pack = crate::commands::evidence::build_pack(site, from, to).await.map_err(internal)?;
         let folder = format!("evidence-{}-{}", site.info.name, to.format("%Y%m%d"));
-        let zip = crate::commands::evidence::zip(&pack, &folder, site.now).map_err(internal)?;
+        let zip = datum_host::evidence::zip(&pack.files, &folder, site.now).map_err(internal)?;
         Ok((zip, folder))
     })
     .await?;

@@ -124,7 +124,7 @@ async fn site_pack(
     for d in pack::drifted(&view, now, &policy) {
         let old = read(store, d.baseline).await?;
         let new = read(store, d.latest).await?;
-        diffs.push((d.path.clone(), pack::diff_text(&d, old.as_deref(), new.as_deref(), &key)));
+        diffs.push(pack::diff_file(&d, old.as_deref(), new.as_deref(), &key));
     }
     let integrity = serde_json::json!({
         "checked_at": now,
@@ -154,7 +154,7 @@ async fn read(store: &Store, v: &ConfigVersion) -> Result<Option<Vec<u8>>> {
 #[derive(Serialize)]
 struct SummaryRow<'a> {
     site: &'a str,
-    folder: String,
+    folder: &'a str,
     met: usize,
     partly: usize,
     not_met: usize,
@@ -183,25 +183,27 @@ pub(super) async fn report(
         return Err(user("no site has enrolled yet: there is nothing to report"));
     }
     let mut packs = Vec::new();
+    let mut failed = None;
     for s in &sites {
-        let built = site_pack(&store, &identity.name, &signing, s, ctx.now, from, to).await;
-        match built {
+        match site_pack(&store, &identity.name, &signing, s, ctx.now, from, to).await {
             Ok(p) => packs.push((s, p)),
             Err(e) => {
-                store.close().await;
-                return Err(e);
+                failed = Some(e);
+                break;
             }
         }
     }
     store.close().await;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let (files, evidence) = if site.is_some() {
         let (s, p) = packs.pop().expect("one site");
         (pack::seal(p.files, &s.name, ctx.now, Signer::Hub, &signing)?, vec![p.evidence])
     } else {
         let mut files = Vec::new();
         let mut used = BTreeSet::new();
-        let mut summary = Vec::new();
-        let mut evidence = Vec::new();
+        let mut sealed_sites = Vec::new();
         for (s, p) in packs {
             let mut folder = format!("sites/{}", pack::file_part(&s.name));
             let mut n = 2;
@@ -211,25 +213,20 @@ pub(super) async fn report(
             }
             let sealed = pack::seal(p.files, &s.name, ctx.now, Signer::Hub, &signing)?;
             files.extend(sealed.into_iter().map(|(name, bytes)| (format!("{folder}/{name}"), bytes)));
-            summary.push((folder, p.evidence.clone()));
-            evidence.push(p.evidence);
+            sealed_sites.push((folder, p.evidence));
         }
         // Sites with the most `not met` first.
-        summary.sort_by_key(|(_, e)| {
-            std::cmp::Reverse(e.requirements.iter().filter(|r| r.status == evidence::Status::NotMet).count())
-        });
-        let rows: Vec<SummaryRow<'_>> = summary
+        let count = |e: &Evidence, st| e.requirements.iter().filter(|r| r.status == st).count();
+        sealed_sites.sort_by_key(|(_, e)| std::cmp::Reverse(count(e, evidence::Status::NotMet)));
+        let rows: Vec<SummaryRow<'_>> = sealed_sites
             .iter()
-            .map(|(folder, e)| {
-                let count = |st| e.requirements.iter().filter(|r| r.status == st).count();
-                SummaryRow {
-                    site: &e.site,
-                    folder: folder.clone(),
-                    met: count(evidence::Status::Met),
-                    partly: count(evidence::Status::Partly),
-                    not_met: count(evidence::Status::NotMet),
-                    statuses: e.requirements.iter().map(|r| (r.id, r.status.as_str())).collect(),
-                }
+            .map(|(folder, e)| SummaryRow {
+                site: &e.site,
+                folder,
+                met: count(e, evidence::Status::Met),
+                partly: count(e, evidence::Status::Partly),
+                not_met: count(e, evidence::Status::NotMet),
+                statuses: e.requirements.iter().map(|r| (r.id, r.status.as_str())).collect(),
             })
             .collect();
         let json = serde_json::to_vec_pretty(&serde_json::json!({
@@ -239,11 +236,11 @@ pub(super) async fn report(
             "sites": rows,
         }))?;
         let summaries: Vec<SiteSummary<'_>> =
-            summary.iter().map(|(folder, e)| SiteSummary { folder, evidence: e }).collect();
+            sealed_sites.iter().map(|(folder, e)| SiteSummary { folder, evidence: e }).collect();
         let html = pack::summary_html(&identity.name, ctx.now, &summaries);
         let mut top = vec![("index.html".to_string(), html.into_bytes()), ("summary.json".to_string(), json)];
         top.append(&mut files);
-        (pack::seal(top, "*", ctx.now, Signer::Hub, &signing)?, evidence)
+        (pack::seal(top, "*", ctx.now, Signer::Hub, &signing)?, sealed_sites.into_iter().map(|(_, e)| e).collect())
     };
     let sealed = pack::Pack { files, evidence };
     pack::write(&sealed.files, &target, ctx.now)?;

@@ -169,9 +169,26 @@ pub fn file_part(name: &str) -> String {
     }
 }
 
-/// The masked, located diff of a drifted configuration (old = its baseline, new = its newest version), as the
-/// text of its file in the pack. Secrets are masked by the normaliser with `key`.
-pub fn diff_text(d: &Drifted<'_>, old: Option<&[u8]>, new: Option<&[u8]>, key: &FingerprintKey) -> String {
+/// A drifted configuration's diff file, as it goes into the pack (and is named in `drift.csv`).
+pub struct DiffFile {
+    pub asset: String,
+    pub slot: String,
+    pub path: String,
+    pub text: String,
+}
+
+/// The masked, located diff of a drifted configuration (old = its baseline, new = its newest version), as its
+/// file in the pack. Secrets are masked by the normaliser with `key`.
+pub fn diff_file(d: &Drifted<'_>, old: Option<&[u8]>, new: Option<&[u8]>, key: &FingerprintKey) -> DiffFile {
+    DiffFile {
+        asset: d.latest.asset.to_string(),
+        slot: d.latest.slot.to_string(),
+        path: d.path.clone(),
+        text: diff_text(d, old, new, key),
+    }
+}
+
+fn diff_text(d: &Drifted<'_>, old: Option<&[u8]>, new: Option<&[u8]>, key: &FingerprintKey) -> String {
     let (b, l) = (d.baseline, d.latest);
     let mut out = format!(
         "{asset} / {slot}: approved baseline v{from} ({from_at}) against the newest capture v{to} ({to_at}, by {by}); \
@@ -214,7 +231,7 @@ pub fn site_files(
     e: &Evidence,
     i: &Inputs<'_>,
     maker: &Maker<'_>,
-    diffs: Vec<(String, String)>,
+    diffs: Vec<DiffFile>,
     integrity: serde_json::Value,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let mut e = e.clone();
@@ -242,10 +259,8 @@ pub fn site_files(
     for r in &mut e.requirements {
         r.files.retain(|f| present.contains(f));
     }
-    let diff_of: std::collections::BTreeMap<(String, String), String> = drifted(i.view, i.now, i.policy)
-        .into_iter()
-        .map(|d| ((d.latest.asset.to_string(), d.latest.slot.to_string()), d.path))
-        .collect();
+    let diff_of: std::collections::BTreeMap<(&str, &str), &str> =
+        diffs.iter().map(|d| ((d.asset.as_str(), d.slot.as_str()), d.path.as_str())).collect();
     let mut files: Vec<(String, Vec<u8>)> = vec![
         ("evidence.json".into(), serde_json::to_vec_pretty(&e)?),
         ("index.html".into(), html(&e, maker).into_bytes()),
@@ -261,7 +276,7 @@ pub fn site_files(
         files.push(("audit.csv".into(), audit));
     }
     files.push(("integrity.json".into(), serde_json::to_vec_pretty(&integrity)?));
-    files.extend(diffs.into_iter().map(|(path, text)| (path, text.into_bytes())));
+    files.extend(diffs.into_iter().map(|d| (d.path, d.text.into_bytes())));
     Ok(files)
 }
 
@@ -606,7 +621,7 @@ fn restore_tests_csv(view: &View) -> Result<Vec<u8>> {
     )
 }
 
-fn drift_csv(i: &Inputs<'_>, diff_of: &std::collections::BTreeMap<(String, String), String>) -> Result<Vec<u8>> {
+fn drift_csv(i: &Inputs<'_>, diff_of: &std::collections::BTreeMap<(&str, &str), &str>) -> Result<Vec<u8>> {
     csv_bytes(
         &[
             "asset",
@@ -622,7 +637,7 @@ fn drift_csv(i: &Inputs<'_>, diff_of: &std::collections::BTreeMap<(String, Strin
         ],
         i.view.drift(i.now, i.policy, None).into_iter().map(|d| {
             let slot = d.slot.map(|s| s.to_string()).unwrap_or_default();
-            let diff = diff_of.get(&(d.asset.to_string(), slot.clone())).cloned().unwrap_or_default();
+            let diff = diff_of.get(&(d.asset.as_str(), slot.as_str())).copied().unwrap_or_default().to_string();
             vec![
                 d.asset.to_string(),
                 slot,

@@ -42,40 +42,6 @@ pub enum Format {
 }
 
 impl Format {
-    /// Every format, in the order above.
-    pub const ALL: [Format; 30] = [
-        Format::CiscoIos,
-        Format::CiscoNxos,
-        Format::CiscoIosXr,
-        Format::CiscoAsa,
-        Format::JunosCurly,
-        Format::JunosSet,
-        Format::FortiOs,
-        Format::PfSense,
-        Format::OpnSense,
-        Format::MikroTik,
-        Format::IptablesSave,
-        Format::Nftables,
-        Format::Firewalld,
-        Format::NetworkCli,
-        Format::OpenWrtUci,
-        Format::RockwellL5x,
-        Format::SimaticMl,
-        Format::Step7Source,
-        Format::PlcOpen,
-        Format::TwinCat,
-        Format::Xml,
-        Format::Sysctl,
-        Format::SshdConfig,
-        Format::AuditRules,
-        Format::KeyValue,
-        Format::WindowsInf,
-        Format::Csv,
-        Format::Json,
-        Format::Text,
-        Format::Binary,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Format::CiscoIos => "cisco-ios",

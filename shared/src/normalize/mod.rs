@@ -125,7 +125,7 @@ pub fn normalize_as(format: Format, text: &str, key: &FingerprintKey) -> Vec<Nor
     }
 }
 
-/// Every format, for tests and fuzzing.
+/// Every format: the names a template's `applies.format` accepts, and the inputs of tests and fuzzing.
 pub const ALL_FORMATS: [Format; 30] = [
     Format::CiscoIos,
     Format::CiscoNxos,
