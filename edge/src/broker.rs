@@ -210,9 +210,11 @@ enum Output<'a> {
 /// The files a command reads (sent by the caller) and what it writes (`--out`, written by the caller).
 fn transfers(command: &Command) -> (Vec<&Path>, Output<'_>) {
     match command {
-        Command::Config(ConfigCmd::Capture { file, .. })
-        | Command::Asset(AssetCmd::Import { file, .. })
-        | Command::Compliance { template: file, .. } => (vec![file.as_path()], Output::None),
+        Command::Config(ConfigCmd::Capture { file, .. }) | Command::Asset(AssetCmd::Import { file, .. }) => {
+            (vec![file.as_path()], Output::None)
+        }
+        // A template file to try out (an assigned template's id names no file here).
+        Command::Compliance { template: Some(file), .. } if file.is_file() => (vec![file.as_path()], Output::None),
         Command::RestoreTest(RestoreTestCmd::Record { evidence: Some(file), .. }) => {
             (vec![file.as_path()], Output::None)
         }

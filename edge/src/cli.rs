@@ -49,9 +49,10 @@ pub enum Command {
     /// Try a template (a standard as a TOML file) on this site's records: every rule for every asset in scope
     /// it applies to; exit 1 when anything is non-compliant. Reads only
     Compliance {
-        /// The template file (docs/templates.md)
-        #[arg(long, value_name = "FILE")]
-        template: PathBuf,
+        /// One assigned template (its id), or a template file to try out (docs/templates.md) [default: every
+        /// template active here]
+        #[arg(long, value_name = "ID|FILE")]
+        template: Option<PathBuf>,
         /// A parameter's value for this site (repeatable)
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
@@ -62,6 +63,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Templates the hub assigned to this site: their state here and latest results
+    #[command(subcommand)]
+    Template(TemplateCmd),
     /// Change requests
     #[command(subcommand)]
     Change(ChangeCmd),
@@ -761,4 +765,23 @@ fn hub_address(value: &str) -> Result<String, String> {
         Ok(p) if p > 0 => Ok(value.to_string()),
         _ => Err(format!("{value:?}: the port {port:?} is not a number from 1 to 65535")),
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TemplateCmd {
+    /// Every template assigned to this site: version, state (assigned, active, rejected, unassigned), latest
+    /// result (exit 1 when one was refused)
+    List {
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// One assigned template: its signature, parameters, rules, state and failing rules
+    Show {
+        /// The template's id
+        id: String,
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
 }

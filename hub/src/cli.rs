@@ -1,4 +1,5 @@
-//! The command line of `datum-hub` (clap). Reference: `docs/federation.md` (and `docs/evidence.md` for `report`).
+//! The command line of `datum-hub` (clap). Reference: `docs/federation.md` (and `docs/evidence.md` for
+//! `report`, `docs/templates.md` for `template` and `compliance`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +61,24 @@ pub enum Command {
     },
     /// Per site: last contact, sync state, assets, open changes, unauthorized drift, overdue backups.
     Status {
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shared templates: standards written once here, signed, rolled out to the sites (docs/templates.md).
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
+    /// Per site and template: the version assigned, the plant's state of it, its latest results and failing
+    /// rules (exit 1 when a site is non-compliant or refused a template).
+    Compliance {
+        /// Only this site
+        #[arg(long)]
+        site: Option<String>,
+        /// Only this template (its id)
+        #[arg(long)]
+        template: Option<String>,
         /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
@@ -169,5 +188,70 @@ pub enum AssetCommand {
         /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TemplateCommand {
+    /// Validate a template file (its rules' own examples run) and keep it as a draft.
+    Add {
+        /// The template file (TOML)
+        file: PathBuf,
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Templates: published versions, drafts, sites assigned
+    List {
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// One template: its versions, and per site the version assigned and what the plant reports
+    Show {
+        /// The template's id
+        id: String,
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a draft with the hub's publishing key and publish it (immutable from then on); sites running an
+    /// earlier version get the new one with their next sync.
+    Publish {
+        /// The template's id
+        id: String,
+        /// The draft's version [default: the highest drafted]
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Assign a published version to one site or every site, with the site's parameter values.
+    #[command(group(clap::ArgGroup::new("where").required(true).args(["site", "all"])))]
+    Assign {
+        /// The template's id
+        id: String,
+        /// The site
+        #[arg(long)]
+        site: Option<String>,
+        /// Every enrolled site
+        #[arg(long)]
+        all: bool,
+        /// The published version [default: the newest]
+        #[arg(long)]
+        version: Option<String>,
+        /// A parameter's value for the site (repeatable; kept from an earlier assignment unless set again)
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+    },
+    /// Withdraw a template from one site or every site.
+    #[command(group(clap::ArgGroup::new("where").required(true).args(["site", "all"])))]
+    Unassign {
+        /// The template's id
+        id: String,
+        /// The site
+        #[arg(long)]
+        site: Option<String>,
+        /// Every site it is assigned to
+        #[arg(long)]
+        all: bool,
     },
 }

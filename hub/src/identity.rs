@@ -23,6 +23,8 @@ pub struct Identity {
     pub issuer: Issuer,
     pub tls_chain_pem: String,
     pub tls_key_pem: String,
+    /// The public half of the publishing key (`signing.key`), given to every node at enrollment.
+    pub publishing_key: [u8; 32],
 }
 
 fn path(data: &Path, file: &str) -> PathBuf {
@@ -71,10 +73,11 @@ pub fn load(data: &Path) -> Result<Identity> {
         issuer,
         tls_chain_pem: read("hub.pem")?,
         tls_key_pem: read("hub.key")?,
+        publishing_key: signing_key(data)?.verifying_key().to_bytes(),
     })
 }
 
-/// The Ed25519 key that signs what the hub publishes (evidence packs' manifests).
+/// The Ed25519 key that signs what the hub publishes (templates, assignments, evidence packs' manifests).
 pub fn signing_key(data: &Path) -> Result<ed25519_dalek::SigningKey> {
     let file = path(data, "signing.key");
     let text = fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;

@@ -257,9 +257,10 @@ pub enum Owner {
     Hub,
 }
 
-/// A document id: `site/<site-id>/<name>[/<period>]` or `hub/<name>[/<period>]`.
+/// A document id: `site/<site-id>/<name>[/<period>]`, `hub/<name>[/<period>]` (read by every site) or
+/// `hub/to/<site-id>/<name>` (written by the hub for one site: its template assignments, central approvals).
 ///
-/// The owner is part of the id so that authorization can be decided from the id alone.
+/// Owner and audience are part of the id so that authorization can be decided from the id alone.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct DocId(String);
@@ -267,6 +268,10 @@ pub struct DocId(String);
 impl DocId {
     pub fn site(site_id: &str, name: &str) -> DocId {
         DocId(format!("site/{site_id}/{name}"))
+    }
+    /// A hub document addressed to one site.
+    pub fn hub_for(site_id: &str, name: &str) -> DocId {
+        DocId(format!("hub/to/{site_id}/{name}"))
     }
     pub fn parse(value: &str) -> Result<Self, IdError> {
         let bad = || IdError::BadDocId { value: value.to_string() };
@@ -278,6 +283,7 @@ impl DocId {
             |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         let ok = match parts.first() {
             Some(&"site") => (3..=4).contains(&parts.len()),
+            Some(&"hub") if parts.get(1) == Some(&"to") => parts.len() == 4,
             Some(&"hub") => (2..=3).contains(&parts.len()),
             _ => false,
         };
@@ -296,11 +302,20 @@ impl DocId {
             _ => Owner::Hub,
         }
     }
-    /// The document's kind without owner and period: `inventory`, `configs`, `changes`…
+    /// The one site a hub document is addressed to (`hub/to/<site-id>/…`); `None` for every other document.
+    pub fn audience(&self) -> Option<&str> {
+        let mut parts = self.0.split('/');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("hub"), Some("to"), Some(site_id)) => Some(site_id),
+            _ => None,
+        }
+    }
+    /// The document's kind without owner, audience and period: `inventory`, `configs`, `changes`…
     pub fn kind(&self) -> &str {
         let parts: Vec<&str> = self.0.split('/').collect();
-        match parts.first() {
-            Some(&"site") => parts.get(2).copied().unwrap_or(""),
+        match (parts.first(), parts.get(1)) {
+            (Some(&"site"), _) => parts.get(2).copied().unwrap_or(""),
+            (_, Some(&"to")) => parts.get(3).copied().unwrap_or(""),
             _ => parts.get(1).copied().unwrap_or(""),
         }
     }
@@ -375,7 +390,10 @@ mod tests {
         let hub = DocId::parse("hub/templates").unwrap();
         assert_eq!(hub.owner(), Owner::Hub);
         assert_eq!(hub.kind(), "templates");
-        for bad in ["site/x", "other/x/y", "site/a/b/c/d", "site//inventory", "hub/a b"] {
+        let to = DocId::parse("hub/to/0a1b/templates").unwrap();
+        assert_eq!((to.owner(), to.audience(), to.kind()), (Owner::Hub, Some("0a1b"), "templates"));
+        assert_eq!((hub.audience(), DocId::hub_for("0a1b", "templates")), (None, to));
+        for bad in ["site/x", "other/x/y", "site/a/b/c/d", "site//inventory", "hub/a b", "hub/to/x", "hub/to/x/y/z"] {
             assert!(DocId::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

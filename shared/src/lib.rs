@@ -18,6 +18,7 @@ pub mod model;
 pub mod normalize;
 pub mod person;
 pub mod policy;
+pub mod rollout;
 pub mod sync;
 pub mod template;
 pub mod text;

@@ -13,8 +13,8 @@
 //! with `required | one_of | at_least_version`, and `manual` checklist items answered at a review.
 //! Parameters (`{name}` in a pattern) are set per site at assignment and substituted regex-escaped.
 //!
-//! Not built yet (issue 11): publishing, signing, rollout, waivers, enforcement, policy and change-request
-//! templates, and the commands; this is the engine they will use.
+//! Publishing, signing and the rollout to plants are `crate::rollout`; waivers, enforcement, policy and
+//! change-request templates are not built yet.
 
 use std::collections::BTreeMap;
 

@@ -347,7 +347,14 @@ fn an_edge_writing_another_sites_or_the_hubs_documents_is_rejected_and_recorded(
         f.send(Msg::Manifest { docs: vec![DocHeads { doc: templates.clone(), heads: vec![[2; 32]] }] }).await;
         f.send(Msg::Sync { doc: templates.clone(), data: sync_message_with_changes() }).await;
         reasons.push(f.rejection().await);
-        // 4. Claims to be south.
+        // 4. Writes the hub's document addressed to its own site (its template assignments).
+        let own = DocId::hub_for(&north_site_id, "templates");
+        let mut f = Forger::connect(&north).await;
+        f.send(hello()).await;
+        f.send(Msg::Manifest { docs: vec![DocHeads { doc: own.clone(), heads: vec![[3; 32]] }] }).await;
+        f.send(Msg::Sync { doc: own.clone(), data: sync_message_with_changes() }).await;
+        reasons.push(f.rejection().await);
+        // 5. Claims to be south.
         let mut f = Forger::connect(&north).await;
         f.send(Msg::Hello { protocol: 1, node: "n".into(), site_id: Some(south_site_id.clone()), store: "x".into() })
             .await;
@@ -359,14 +366,14 @@ fn an_edge_writing_another_sites_or_the_hubs_documents_is_rejected_and_recorded(
     }
     let shown = hub.ok(&["site", "show", "north", "--json"]).json();
     let violations = shown["violations"].as_array().expect("violations");
-    assert_eq!(violations.len(), 4, "every attempt is recorded: {shown}");
+    assert_eq!(violations.len(), 5, "every attempt is recorded: {shown}");
     assert!(violations.iter().any(|v| v["reason"].as_str().expect("reason").contains("hub/templates")), "{shown}");
     // South's data at the hub is untouched and north still syncs honestly.
     let south_assets = hub_assets(&hub, Some("south"));
     assert_eq!(south_assets.len(), 1);
     assert_eq!(south_assets[0]["name"], "plc-0");
     assert_eq!(north.sync("auto").code, 0);
-    assert_eq!(status_of(&hub, "north")["violations"], 4);
+    assert_eq!(status_of(&hub, "north")["violations"], 5);
 }
 
 fn query_string(data: &std::path::Path, sql: &str) -> String {

@@ -14,4 +14,5 @@ mod restore;
 mod review_fixes;
 mod rollback;
 mod tamper;
+mod templates;
 mod tours;

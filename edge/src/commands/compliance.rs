@@ -1,16 +1,21 @@
-//! `datum-edge compliance --template FILE`: a standard tried on this plant's records before anyone publishes
-//! it — the template file validated (its own `pass`/`fail` examples run), then every rule decided for every
-//! asset in scope it applies to, from the newest capture of each configuration slot (normalised as for drift:
-//! secrets masked). Reads only; nothing is recorded. The rollout of published templates (issue 11) will
-//! evaluate the same way.
+//! `datum-edge compliance`: this plant checked against standards. Without `--template`, every template the
+//! hub assigned and this node verified (`super::templates`); with `--template ID`, one of them; with
+//! `--template FILE`, a standard tried on this plant's records before anyone publishes it (the file validated,
+//! its own `pass`/`fail` examples run). Every rule is decided for every asset in scope it applies to, from the
+//! newest capture of each configuration slot (normalised as for drift: secrets masked). Reads only: the
+//! results of assigned templates are recorded by [`super::templates::refresh`] (after each sync pass and each
+//! capture or inventory change).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use datum_host::exit::{user, Outcome};
 use datum_shared::normalize::{normalize, MAX_NORMALIZE_BYTES};
+use datum_shared::rollout::{Counts, Failing, Summary, MAX_LISTED_FAILURES};
 use datum_shared::template::{evaluate_compiled, Check, Outcome as RuleOutcome, Template, MAX_TEMPLATE_BYTES};
+use datum_shared::view::View;
 use serde::Serialize;
 
 use crate::output::{print_json, print_table};
@@ -18,7 +23,7 @@ use crate::site::Site;
 
 /// One rule's result for one asset (and configuration slot, for configuration rules).
 #[derive(Serialize)]
-struct Row {
+pub struct Row {
     asset: String,
     slot: Option<String>,
     /// The version evaluated.
@@ -46,13 +51,8 @@ fn settings(set: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-pub async fn compliance(
-    site: &mut Site,
-    file: &Path,
-    set: &[String],
-    only: Option<&str>,
-    json: bool,
-) -> Result<Outcome> {
+/// Reads and checks a template file to try out.
+fn read_file(site: &Site, file: &Path) -> Result<Template> {
     let meta = std::fs::metadata(file).map_err(|e| user(format!("{}: {e}", file.display())))?;
     if !meta.is_file() || meta.len() > MAX_TEMPLATE_BYTES as u64 {
         return Err(user(format!("{}: not a template file of at most {MAX_TEMPLATE_BYTES} bytes", file.display())));
@@ -67,14 +67,86 @@ pub async fn compliance(
             wrong.join("\n  ")
         )));
     }
-    let params = template.values(&settings(set)?).map_err(user)?;
-    let rules = template.rules.iter().map(|r| r.compile(&params)).collect::<Result<Vec<_>, _>>().map_err(user)?;
+    Ok(template)
+}
+
+pub async fn compliance(
+    site: &mut Site,
+    template: Option<&Path>,
+    set: &[String],
+    only: Option<&str>,
+    json: bool,
+) -> Result<Outcome> {
     let view = crate::view::load(site).await?;
     if let Some(name) = only {
         if !view.assets.keys().any(|a| a.as_str() == name) {
             return Err(user(format!("asset {name} does not exist (see `datum-edge asset list`)")));
         }
     }
+    // A file to try out, or assigned templates.
+    if let Some(file) = template.filter(|f| f.is_file()) {
+        let template = read_file(site, file)?;
+        let params = template.values(&settings(set)?).map_err(user)?;
+        let rows = evaluate(site, &view, &template, &params, only)?;
+        let failing = any_failing(&rows);
+        if json {
+            print_json(&Report { template: template.id.clone(), version: template.version.to_string(), rows })?;
+        } else {
+            print_rows(&template, &rows, "tried on this site's records; nothing recorded");
+        }
+        return Ok(Outcome::from_findings(failing));
+    }
+    if !set.is_empty() {
+        return Err(user(
+            "--set is for a template file tried out; an assigned template's parameters are set at the hub",
+        ));
+    }
+    let wanted = template.map(|t| t.to_string_lossy().to_string());
+    let active = super::templates::active(site).await?;
+    if let Some(id) = &wanted {
+        if !active.iter().any(|a| a.template.id == *id) {
+            return Err(user(format!(
+                "{id} is neither a template file nor a template active at this site (see `datum-edge template list`)"
+            )));
+        }
+    }
+    let mut reports = Vec::new();
+    let mut failing = false;
+    for a in active.iter().filter(|a| wanted.as_ref().is_none_or(|w| *w == a.template.id)) {
+        let rows = evaluate(site, &view, &a.template, &a.params, only)?;
+        failing |= any_failing(&rows);
+        reports.push(Report { template: a.template.id.clone(), version: a.template.version.to_string(), rows });
+    }
+    if json {
+        print_json(&reports)?;
+    } else if active.is_empty() {
+        println!(
+            "no template is active at this site (the hub assigns them; see `datum-edge template list`), or try \
+             one out with --template FILE"
+        );
+    } else {
+        for (r, a) in reports.iter().zip(active.iter().filter(|a| wanted.as_ref().is_none_or(|w| *w == a.template.id)))
+        {
+            print_rows(&a.template, &r.rows, "assigned by the hub");
+            println!();
+        }
+    }
+    Ok(Outcome::from_findings(failing))
+}
+
+fn any_failing(rows: &[Row]) -> bool {
+    rows.iter().any(|r| matches!(r.outcome, RuleOutcome::NonCompliant { .. } | RuleOutcome::Error { .. }))
+}
+
+/// Every rule of `template` (with `params`) for every asset in scope it applies to (or only `only`).
+pub fn evaluate(
+    site: &Site,
+    view: &View,
+    template: &Template,
+    params: &BTreeMap<String, String>,
+    only: Option<&str>,
+) -> Result<Vec<Row>> {
+    let rules = template.rules.iter().map(|r| r.compile(params)).collect::<Result<Vec<_>, _>>().map_err(user)?;
     let key = site.fingerprint_key();
     let mut rows = Vec::new();
     for asset in view.reported_assets().filter(|a| only.is_none_or(|n| a.name.as_str() == n)) {
@@ -136,55 +208,104 @@ pub async fn compliance(
             }
         }
     }
-    let failing =
-        rows.iter().any(|r| matches!(r.outcome, RuleOutcome::NonCompliant { .. } | RuleOutcome::Error { .. }));
-    if json {
-        print_json(&Report { template: template.id.clone(), version: template.version.to_string(), rows })?;
-    } else {
-        let table: Vec<Vec<String>> = rows
-            .iter()
-            .map(|r| {
-                let (result, detail) = match &r.outcome {
-                    RuleOutcome::Compliant => ("compliant", String::new()),
-                    RuleOutcome::NonCompliant { findings } => (
-                        "NON-COMPLIANT",
-                        findings
-                            .iter()
-                            .take(3)
-                            .map(|f| {
-                                let text = f.line.as_ref().unwrap_or(&f.what);
-                                if f.location.is_empty() {
-                                    text.clone()
-                                } else {
-                                    format!("[{}] {text}", f.location)
-                                }
-                            })
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    ),
-                    RuleOutcome::NotApplicable { why } => ("not-applicable", why.clone()),
-                    RuleOutcome::Error { why } => ("ERROR", why.clone()),
-                    RuleOutcome::Manual { question } => ("manual", question.clone()),
-                };
-                let slot = match (&r.slot, r.version) {
-                    (Some(s), Some(v)) => format!("{s} v{v}"),
-                    _ => "-".into(),
-                };
-                vec![r.asset.clone(), slot, r.rule.clone(), result.to_string(), detail]
-            })
-            .collect();
-        print_table(&["ASSET", "CONFIG", "RULE", "RESULT", "DETAIL"], &table);
-        let n = |f: fn(&RuleOutcome) -> bool| rows.iter().filter(|r| f(&r.outcome)).count();
-        println!(
-            "\n{} {}: {} compliant, {} NON-COMPLIANT, {} not applicable, {} errors, {} manual (tried on this site's records; nothing recorded)",
-            template.id,
-            template.version,
-            n(|o| matches!(o, RuleOutcome::Compliant)),
-            n(|o| matches!(o, RuleOutcome::NonCompliant { .. })),
-            n(|o| matches!(o, RuleOutcome::NotApplicable { .. })),
-            n(|o| matches!(o, RuleOutcome::Error { .. })),
-            n(|o| matches!(o, RuleOutcome::Manual { .. })),
-        );
+    Ok(rows)
+}
+
+fn print_rows(template: &Template, rows: &[Row], note: &str) {
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let (result, detail) = match &r.outcome {
+                RuleOutcome::Compliant => ("compliant", String::new()),
+                RuleOutcome::NonCompliant { findings } => (
+                    "NON-COMPLIANT",
+                    findings
+                        .iter()
+                        .take(3)
+                        .map(|f| {
+                            let text = f.line.as_ref().unwrap_or(&f.what);
+                            if f.location.is_empty() {
+                                text.clone()
+                            } else {
+                                format!("[{}] {text}", f.location)
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                RuleOutcome::NotApplicable { why } => ("not-applicable", why.clone()),
+                RuleOutcome::Error { why } => ("ERROR", why.clone()),
+                RuleOutcome::Manual { question } => ("manual", question.clone()),
+            };
+            let slot = match (&r.slot, r.version) {
+                (Some(s), Some(v)) => format!("{s} v{v}"),
+                _ => "-".into(),
+            };
+            vec![r.asset.clone(), slot, r.rule.clone(), result.to_string(), detail]
+        })
+        .collect();
+    print_table(&["ASSET", "CONFIG", "RULE", "RESULT", "DETAIL"], &table);
+    let n = |f: fn(&RuleOutcome) -> bool| rows.iter().filter(|r| f(&r.outcome)).count();
+    println!(
+        "\n{} {}: {} compliant, {} NON-COMPLIANT, {} not applicable, {} errors, {} manual ({note})",
+        template.id,
+        template.version,
+        n(|o| matches!(o, RuleOutcome::Compliant)),
+        n(|o| matches!(o, RuleOutcome::NonCompliant { .. })),
+        n(|o| matches!(o, RuleOutcome::NotApplicable { .. })),
+        n(|o| matches!(o, RuleOutcome::Error { .. })),
+        n(|o| matches!(o, RuleOutcome::Manual { .. })),
+    );
+}
+
+/// The summary of one evaluation recorded for the hub: counts, and the failing pairs (at most
+/// [`MAX_LISTED_FAILURES`], sorted).
+pub fn summary(template: &Template, rows: &[Row], at: DateTime<Utc>) -> Summary {
+    let mut counts = Counts::default();
+    let mut failing = Vec::new();
+    let mut assets = BTreeSet::new();
+    for r in rows {
+        assets.insert(r.asset.as_str());
+        let config = r.slot.as_ref().zip(r.version).map(|(s, v)| format!("{s} v{v}"));
+        let fail = |result: &str, detail: String| Failing {
+            asset: r.asset.clone(),
+            rule: r.rule.clone(),
+            config: config.clone(),
+            result: result.to_string(),
+            detail,
+        };
+        match &r.outcome {
+            RuleOutcome::Compliant => counts.compliant += 1,
+            RuleOutcome::NotApplicable { .. } => counts.not_applicable += 1,
+            RuleOutcome::Manual { .. } => counts.manual += 1,
+            RuleOutcome::NonCompliant { findings } => {
+                counts.non_compliant += 1;
+                let detail = findings.first().map(|f| {
+                    let text = f.line.as_ref().unwrap_or(&f.what);
+                    if f.location.is_empty() {
+                        text.clone()
+                    } else {
+                        format!("[{}] {text}", f.location)
+                    }
+                });
+                failing.push(fail("non-compliant", detail.unwrap_or_default()));
+            }
+            RuleOutcome::Error { why } => {
+                counts.error += 1;
+                failing.push(fail("error", why.clone()));
+            }
+        }
     }
-    Ok(Outcome::from_findings(failing))
+    failing.sort();
+    let unlisted = failing.len().saturating_sub(MAX_LISTED_FAILURES) as u64;
+    failing.truncate(MAX_LISTED_FAILURES);
+    Summary {
+        template: template.id.clone(),
+        version: template.version.to_string(),
+        evaluated_at: at,
+        assets: assets.len() as u64,
+        counts,
+        failing,
+        unlisted,
+    }
 }

@@ -61,6 +61,10 @@ pub struct HubLink {
     pub root_pem: String,
     pub chain_pem: String,
     pub key_pem: String,
+    /// The hub's Ed25519 publishing key (hex), pinned at enrollment: what the hub publishes (templates) must
+    /// carry its signature. Absent for a node enrolled with a hub that sent none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publishing_key: Option<String>,
 }
 
 impl std::fmt::Debug for HubLink {
@@ -134,7 +138,8 @@ pub async fn enroll(
         node: node.clone(),
         csr,
     };
-    let (chain_pem, root_pem, hub_name) = match enroll_exchange(hub, &fingerprint, mode, request).await? {
+    let (answer, publishing_key) = enroll_exchange(hub, &fingerprint, mode, request).await?;
+    let (chain_pem, root_pem, hub_name) = match answer {
         Msg::Enrolled { chain_pem, root_pem, hub_name } => (chain_pem, root_pem, hub_name),
         other => return Err(anyhow!("unexpected answer from the hub: {other:?}")),
     };
@@ -149,6 +154,7 @@ pub async fn enroll(
         root_pem,
         chain_pem,
         key_pem,
+        publishing_key,
     }
     .save(&site.dir)?;
     println!("enrolled site {} with hub {hub_name} at {hub} as node {node}", site.info.name);
@@ -157,8 +163,9 @@ pub async fn enroll(
 }
 
 /// Sends an enrollment request over a connection without a client certificate (the hub pinned by
-/// `fingerprint`) and returns the hub's answer; a refusal is a user error with the hub's reason.
-pub async fn enroll_exchange(hub: &str, fingerprint: &str, mode: Mode, request: Msg) -> Result<Msg> {
+/// `fingerprint`) and returns the hub's answer with its publishing key (hex; `None` from a hub that sends
+/// none); a refusal is a user error with the hub's reason.
+pub async fn enroll_exchange(hub: &str, fingerprint: &str, mode: Mode, request: Msg) -> Result<(Msg, Option<String>)> {
     let config = tls::client_config(HubTrust::Pinned(fingerprint.to_string()), None)?;
     let opts = ConnectOpts { mode, ..ConnectOpts::default() };
     let conn = transport::connect(hub, config, &opts).await.map_err(|e| connect_error(e, hub))?;
@@ -168,11 +175,24 @@ pub async fn enroll_exchange(hub: &str, fingerprint: &str, mode: Mode, request: 
         .await
         .map_err(|_| anyhow!("the hub did not answer the enrollment within 30 s"))??
         .ok_or_else(|| anyhow!("the hub closed the connection without answering"))?;
+    let answer = match Frame::decode(&reply).map_err(|e| anyhow!("hub answer: {e}"))?.msg {
+        Msg::Reject { reason } => {
+            closer.close(0, "refused");
+            return Err(user(format!("the hub refused the enrollment: {reason}")));
+        }
+        answer => answer,
+    };
+    // The publishing key follows the answer (an older hub sends none and waits for us to hang up).
+    let key = match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+        Ok(Ok(Some(frame))) => match Frame::decode(&frame).map(|f| f.msg) {
+            Ok(Msg::PublishingKey { key }) if key.len() == 32 => Some(hex::encode(key)),
+            Ok(Msg::PublishingKey { .. }) => return Err(anyhow!("the hub sent a publishing key that is not 32 bytes")),
+            _ => None,
+        },
+        _ => None,
+    };
     closer.close(0, "enrolled");
-    match Frame::decode(&reply).map_err(|e| anyhow!("hub answer: {e}"))?.msg {
-        Msg::Reject { reason } => Err(user(format!("the hub refused the enrollment: {reason}"))),
-        answer => Ok(answer),
-    }
+    Ok((answer, key))
 }
 
 /// Checks an issued chain against the pinned hub root; returns who the certificate names.
@@ -798,8 +818,23 @@ pub async fn sync(
 ) -> Result<Outcome> {
     if once {
         let site = Site::open_as(&ctx.data, &ctx.actor, ctx.now, Access::Sync).await?;
-        let result = sync_pass(&site, mode, disable_gso, ctx.now).await;
+        let mut result = sync_pass(&site, mode, disable_gso, ctx.now).await;
         site.close().await;
+        if result.is_ok() && super::templates::refresh_after_pass(ctx).await {
+            // Template states or results were recorded: they reach the hub in this same run.
+            let site = Site::open_as(&ctx.data, &ctx.actor, ctx.now, Access::Sync).await?;
+            let second = sync_pass(&site, mode, disable_gso, ctx.now).await;
+            site.close().await;
+            result = match (result, second) {
+                (Ok(mut first), Ok(second)) => {
+                    first.files += second.files;
+                    first.received_changes += second.received_changes;
+                    first.files_not_sent.extend(second.files_not_sent);
+                    Ok(first)
+                }
+                (_, Err(e)) | (Err(e), _) => Err(e),
+            };
+        }
         return match result {
             Ok(report) => {
                 if json {
@@ -862,6 +897,7 @@ pub async fn sync(
             let heads = current_heads(&site).await?;
             let due = last_heads.as_ref() != Some(&heads) || last_pass.elapsed() >= Duration::from_secs(300);
             let mut delay = interval;
+            let mut refresh = false;
             if due {
                 match sync_pass(&site, mode, disable_gso, Utc::now()).await {
                     Ok(report) => {
@@ -871,6 +907,7 @@ pub async fn sync(
                         // count that work as sent).
                         last_heads = Some(heads.clone());
                         last_pass = std::time::Instant::now();
+                        refresh = true;
                         info!(
                             "in sync with the hub via {}: {} documents, {} files sent, {} changes received{}",
                             report.via,
@@ -900,6 +937,11 @@ pub async fn sync(
                 }
             }
             site.close().await;
+            if refresh {
+                // Assignments or templates may have arrived: decide and record them, and the results of what
+                // is active (only what changed; sent with the next pass).
+                super::templates::refresh_after_pass(ctx).await;
+            }
             tokio::time::sleep(delay).await;
         }
     }

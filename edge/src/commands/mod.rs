@@ -11,6 +11,7 @@ pub mod evidence;
 pub mod federation;
 pub mod reports;
 mod restore;
+pub mod templates;
 pub mod users;
 
 use std::path::PathBuf;
@@ -101,12 +102,27 @@ async fn dispatch(site: &mut Site, acting: Option<users::Acting>, command: Comma
         | Command::Sync { .. } => {
             unreachable!("handled before opening a site")
         }
-        Command::Asset(cmd) => assets::run(site, cmd).await,
-        Command::Config(cmd) => configs::run(site, cmd).await,
+        Command::Asset(cmd) => {
+            let writes = site.holds_lock();
+            let outcome = assets::run(site, cmd).await;
+            if writes && outcome.is_ok() {
+                templates::refresh_after(site).await;
+            }
+            outcome
+        }
+        Command::Config(cmd) => {
+            let writes = site.holds_lock();
+            let outcome = configs::run(site, cmd).await;
+            if writes && outcome.is_ok() {
+                templates::refresh_after(site).await;
+            }
+            outcome
+        }
+        Command::Template(cmd) => templates::run(site, cmd).await,
         Command::Baseline(cmd) => configs::run_baseline(site, cmd).await,
         Command::Drift { json, zone } => reports::drift(site, json, zone.as_deref()).await,
         Command::Compliance { template, set, asset, json } => {
-            compliance::compliance(site, &template, &set, asset.as_deref(), json).await
+            compliance::compliance(site, template.as_deref(), &set, asset.as_deref(), json).await
         }
         Command::Change(cmd) => changes::run(site, cmd).await,
         Command::RestoreTest(cmd) => reports::restore_test(site, cmd).await,
@@ -141,7 +157,7 @@ fn access(command: &Command) -> Access {
         Command::Review(cmd) => matches!(cmd, ReviewCmd::Due { .. }),
         Command::Audit(cmd) => matches!(cmd, AuditCmd::Log { .. }),
         Command::User(cmd) => matches!(cmd, crate::cli::UserCmd::List { .. } | crate::cli::UserCmd::Show { .. }),
-        Command::Drift { .. } | Command::Compliance { .. } | Command::Dump { .. } => true,
+        Command::Drift { .. } | Command::Compliance { .. } | Command::Template(_) | Command::Dump { .. } => true,
         _ => false,
     };
     if reads {

@@ -216,12 +216,12 @@ async fn enrollment(staging: &Path, args: &RestoreArgs, fingerprint: &str) -> Re
         node: node.clone(),
         csr,
     };
-    let (chain_pem, root_pem, hub_name, site_name, site_id) =
+    let (chain_pem, root_pem, hub_name, site_name, site_id, publishing_key) =
         match enroll_exchange(&args.hub, fingerprint, args.mode, request).await? {
-            Msg::EnrolledForRestore { chain_pem, root_pem, hub_name, site_name, site_id } => {
-                (chain_pem, root_pem, hub_name, site_name, site_id)
+            (Msg::EnrolledForRestore { chain_pem, root_pem, hub_name, site_name, site_id }, key) => {
+                (chain_pem, root_pem, hub_name, site_name, site_id, key)
             }
-            other => return Err(anyhow!("unexpected answer from the hub: {other:?}")),
+            (other, _) => return Err(anyhow!("unexpected answer from the hub: {other:?}")),
         };
     let issued = check_issued(&root_pem, &chain_pem, fingerprint)?;
     if issued.site != site_name {
@@ -239,6 +239,7 @@ async fn enrollment(staging: &Path, args: &RestoreArgs, fingerprint: &str) -> Re
         root_pem,
         chain_pem,
         key_pem,
+        publishing_key,
     };
     link.save(staging)?;
     Ok((link, identity))

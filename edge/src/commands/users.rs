@@ -102,7 +102,8 @@ pub fn action_of(command: &Command) -> Option<Action> {
         | Command::Backup(_)
         | Command::Audit(_)
         | Command::Drift { .. }
-        | Command::Compliance { .. } => Action::Read,
+        | Command::Compliance { .. }
+        | Command::Template(_) => Action::Read,
         Command::Dump { .. } | Command::Report { .. } => Action::ExportEvidence,
         Command::Enroll { .. } => Action::ManageSite,
         Command::Serve { .. } => Action::ManageSite,

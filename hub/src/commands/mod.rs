@@ -1,11 +1,12 @@
 //! The hub's commands, one file per group: `init`, `site …` (sites and enrollment tokens), `asset list`,
-//! `status` (cross-site reports), `report` (evidence packs); `serve` lives in `crate::serve`. Commands print view types, never store rows.
+//! `status` (cross-site reports), `report` (evidence packs), `template …` and `compliance` (shared templates); `serve` lives in `crate::serve`. Commands print view types, never store rows.
 
 mod assets;
 mod init;
 mod report;
 mod sites;
 mod status;
+mod templates;
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,10 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
             assets::asset_list(&ctx, site, all, json).await
         }
         Command::Status { json } => status::status(&ctx, json).await,
+        Command::Template { command } => templates::template(&ctx, command).await,
+        Command::Compliance { site, template, json } => {
+            templates::compliance(&ctx, site.as_deref(), template.as_deref(), json).await
+        }
         Command::Report { check: Some(ReportCmd::Verify { dir, json }), .. } => {
             datum_host::evidence::verify_command(&dir, json)
         }
@@ -35,6 +40,17 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
             report::report(&ctx, site, from.as_deref(), to.as_deref(), &out, zip).await
         }
     }
+}
+
+/// The identifier a site is known by, from its identifier or its name as people say it ("Werk Süd").
+fn site_id_of(name: &str) -> String {
+    datum_shared::ids::NamedId::new("site", name, None).map(|n| n.id.to_string()).unwrap_or_else(|_| name.to_string())
+}
+
+/// Prints a view as pretty JSON (`--json`).
+fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }
 
 /// A site's records as the edge's reports see them (`datum_shared::view`), from the hub's copy.

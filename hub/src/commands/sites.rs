@@ -21,11 +21,6 @@ pub(super) async fn site(ctx: &Context, command: SiteCommand) -> Result<Outcome>
     result
 }
 
-/// The identifier a site is known by, from its identifier or its name as people say it ("Werk Süd").
-fn site_id_of(name: String) -> String {
-    NamedId::new("site", &name, None).map(|n| n.id.to_string()).unwrap_or(name)
-}
-
 async fn site_command(ctx: &Context, store: &Store, command: SiteCommand) -> Result<Outcome> {
     match command {
         SiteCommand::Add { name, id, valid_hours, json } => {
@@ -42,7 +37,7 @@ async fn site_command(ctx: &Context, store: &Store, command: SiteCommand) -> Res
             print_token(ctx, &name, &token, expires, json)
         }
         SiteCommand::Token { name, valid_hours, json } => {
-            let name = site_id_of(name);
+            let name = super::site_id_of(&name);
             let site = store.site(&name).await?.ok_or_else(|| user(format!("no site named {name}")))?;
             if site.revoked_at.is_some() {
                 return Err(user(format!("site {name} is revoked")));
@@ -76,7 +71,7 @@ async fn site_command(ctx: &Context, store: &Store, command: SiteCommand) -> Res
             Ok(Outcome::Clean)
         }
         SiteCommand::Show { name, json } => {
-            let name = site_id_of(name);
+            let name = super::site_id_of(&name);
             let site = store.site(&name).await?.ok_or_else(|| user(format!("no site named {name}")))?;
             let nodes = store.nodes_of(&name).await?;
             let violations = store.violations(&name).await?;
@@ -132,7 +127,7 @@ async fn site_command(ctx: &Context, store: &Store, command: SiteCommand) -> Res
             Ok(Outcome::Clean)
         }
         SiteCommand::Revoke { name } => {
-            let name = site_id_of(name);
+            let name = super::site_id_of(&name);
             if store.site(&name).await?.is_none() {
                 return Err(user(format!("no site named {name}")));
             }

@@ -53,7 +53,13 @@ pub(super) async fn enroll(hub: &Hub, tx: FrameSender, mut rx: FrameReceiver) ->
         Ok(_) => Msg::Reject { reason: "a node certificate is required (enroll first)".into() },
         Err(e) => Msg::Reject { reason: format!("bad frame: {e}") },
     };
+    let enrolled = !matches!(answer, Msg::Reject { .. });
     let _ = out.send(reply(answer));
+    if enrolled {
+        // The node pins the key that signs what the hub publishes (an older edge has hung up already).
+        let _ =
+            out.send(Frame { seq: 2, msg: Msg::PublishingKey { key: hub.identity.publishing_key.to_vec() } }.encode());
+    }
     drop(out);
     let _ = writer_task.await;
     linger(&mut rx).await;

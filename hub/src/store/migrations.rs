@@ -77,6 +77,11 @@ mod tests {
             "58ee6a3631acb5ef2e4a0ebe45b200a12935a4328f9b6c7b5d1d9ddc4df2db6141acf89337e77de2ff156a662156f578",
             "58ee6a3631acb5ef2e4a0ebe45b200a12935a4328f9b6c7b5d1d9ddc4df2db6141acf89337e77de2ff156a662156f578",
         ),
+        (
+            5,
+            "5d3ba09d9205d68ecc0dc532b64171a8b885c76217806e317374a76fbc0db4e25638bac22b7ff5f8f31d08d1f3c07cb7",
+            "5d3ba09d9205d68ecc0dc532b64171a8b885c76217806e317374a76fbc0db4e25638bac22b7ff5f8f31d08d1f3c07cb7",
+        ),
     ];
 
     #[tokio::test]

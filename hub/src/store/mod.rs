@@ -5,7 +5,8 @@
 //! Multi-row changes (an enrollment, a stored document piece with its receipts) happen in one transaction.
 //! This file opens the database and holds the row types; the statements are grouped by what they keep:
 //! `sites` (sites, tokens, nodes, violations), `audit` (the audit heads witnessed), `docs` (document pieces,
-//! cursors, receipts, the records projection), `blobs` (configuration files and which sites hold them).
+//! cursors, receipts, the records projection), `blobs` (configuration files and which sites hold them),
+//! `templates` (template drafts).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -21,6 +22,9 @@ mod blobs;
 mod docs;
 mod migrations;
 mod sites;
+mod templates;
+
+pub use templates::DraftRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -47,12 +47,12 @@ pub fn may_write(who: &Principal, doc: &DocId) -> bool {
 }
 
 /// May `who` hold a copy of `doc`? The hub holds everything; a site holds its own documents and the hub's
-/// (templates, central approvals), never another site's.
+/// (published templates; the assignments and central approvals addressed to it), never another site's.
 pub fn may_read(who: &Principal, doc: &DocId) -> bool {
     match who {
         Principal::Hub => true,
         Principal::Site { site_id } => match doc.owner() {
-            Owner::Hub => true,
+            Owner::Hub => doc.audience().is_none_or(|to| to == site_id.as_str()),
             Owner::Site(owner) => *site_id == *owner,
         },
     }
@@ -73,5 +73,10 @@ mod tests {
         assert!(!may_write(&Principal::Hub, &a_inv) && may_read(&Principal::Hub, &a_inv));
         assert!(may_write(&Principal::Hub, &tpl));
         assert!(!may_write(&a, &tpl) && may_read(&a, &tpl));
+        // A hub document addressed to site a: a reads it, b never sees it, neither writes it.
+        let to_a = DocId::hub_for(&"a".repeat(16), "templates");
+        assert!(may_write(&Principal::Hub, &to_a) && may_read(&Principal::Hub, &to_a));
+        assert!(may_read(&a, &to_a) && !may_write(&a, &to_a));
+        assert!(!may_read(&b, &to_a) && !may_write(&b, &to_a));
     }
 }

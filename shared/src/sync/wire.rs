@@ -115,6 +115,14 @@ pub enum Msg {
     /// Hub → edge, the answer to `WebCertRequest`: the chain in PEM, or why not. The session goes on either
     /// way (a hub without a web domain simply issues none).
     WebCertAnswer { chain_pem: Option<String>, refused: Option<String> },
+    /// Hub → a node being enrolled, on the enrollment connection right after `Enrolled` or
+    /// `EnrolledForRestore`: the hub's Ed25519 publishing key (32 bytes), which the node pins to check what
+    /// the hub publishes (templates). An older edge reads only the answer and hangs up, so it never sees this;
+    /// an older hub sends none (the node then has no key and accepts no template).
+    PublishingKey {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+    },
 }
 
 /// The newest entry of a site's audit trail, as presented on the wire: its sequence number, its hash (hex
@@ -247,6 +255,7 @@ mod tests {
             bytes.clone().prop_map(|csr| Msg::WebCertRequest { csr }),
             (proptest::option::of(".{0,40}"), proptest::option::of(".{0,40}"))
                 .prop_map(|(chain_pem, refused)| Msg::WebCertAnswer { chain_pem, refused }),
+            bytes.clone().prop_map(|key| Msg::PublishingKey { key }),
             ".{0,40}".prop_map(|reason| Msg::Reject { reason }),
             (
                 ".{0,20}",
