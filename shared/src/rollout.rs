@@ -397,6 +397,18 @@ impl Summary {
     pub fn compliant(&self) -> bool {
         self.counts.non_compliant == 0 && self.counts.error == 0
     }
+
+    /// One line for people: `1.0.0 NON-COMPLIANT: 4 compliant, 3 non-compliant, 0 errors`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {}: {} compliant, {} non-compliant, {} errors",
+            self.version,
+            if self.compliant() { "compliant" } else { "NON-COMPLIANT" },
+            self.counts.compliant,
+            self.counts.non_compliant,
+            self.counts.error
+        )
+    }
 }
 
 #[cfg(test)]

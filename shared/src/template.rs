@@ -492,6 +492,16 @@ fn rule(r: RawRule, parameters: &BTreeMap<String, Option<String>>) -> Result<Rul
     Ok(Rule { title: r.title.unwrap_or_else(|| r.id.clone()), id: r.id, check, pass: r.pass, fail: r.fail })
 }
 
+/// Parses `NAME=VALUE` settings of parameters (`--set`, at the hub and at a plant).
+pub fn parse_settings(set: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for s in set {
+        let (name, value) = s.split_once('=').ok_or_else(|| format!("--set {s:?}: NAME=VALUE"))?;
+        out.insert(name.trim().to_string(), value.to_string());
+    }
+    Ok(out)
+}
+
 /// One rule's result for one asset.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "result", rename_all = "kebab-case")]

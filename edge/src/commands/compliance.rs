@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 use datum_host::exit::{user, Outcome};
 use datum_shared::normalize::{normalize, MAX_NORMALIZE_BYTES};
 use datum_shared::rollout::{Counts, Failing, Summary, MAX_LISTED_FAILURES};
-use datum_shared::template::{evaluate_compiled, Check, Outcome as RuleOutcome, Template, MAX_TEMPLATE_BYTES};
+use datum_shared::template::{
+    evaluate_compiled, parse_settings, Check, Outcome as RuleOutcome, Template, MAX_TEMPLATE_BYTES,
+};
 use datum_shared::view::View;
 use serde::Serialize;
 
@@ -39,16 +41,6 @@ struct Report {
     template: String,
     version: String,
     rows: Vec<Row>,
-}
-
-/// Parses `NAME=VALUE` settings of parameters.
-fn settings(set: &[String]) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for s in set {
-        let (name, value) = s.split_once('=').ok_or_else(|| user(format!("--set {s:?}: NAME=VALUE")))?;
-        out.insert(name.trim().to_string(), value.to_string());
-    }
-    Ok(out)
 }
 
 /// Reads and checks a template file to try out.
@@ -86,13 +78,18 @@ pub async fn compliance(
     // A file to try out, or assigned templates.
     if let Some(file) = template.filter(|f| f.is_file()) {
         let template = read_file(site, file)?;
-        let params = template.values(&settings(set)?).map_err(user)?;
+        let params = template.values(&parse_settings(set).map_err(user)?).map_err(user)?;
         let rows = evaluate(site, &view, &template, &params, only)?;
         let failing = any_failing(&rows);
         if json {
             print_json(&Report { template: template.id.clone(), version: template.version.to_string(), rows })?;
         } else {
-            print_rows(&template, &rows, "tried on this site's records; nothing recorded");
+            print_rows(
+                &template.id,
+                &template.version.to_string(),
+                &rows,
+                "tried on this site's records; nothing recorded",
+            );
         }
         return Ok(Outcome::from_findings(failing));
     }
@@ -125,9 +122,8 @@ pub async fn compliance(
              one out with --template FILE"
         );
     } else {
-        for (r, a) in reports.iter().zip(active.iter().filter(|a| wanted.as_ref().is_none_or(|w| *w == a.template.id)))
-        {
-            print_rows(&a.template, &r.rows, "assigned by the hub");
+        for r in &reports {
+            print_rows(&r.template, &r.version, &r.rows, "assigned by the hub");
             println!();
         }
     }
@@ -211,7 +207,7 @@ pub fn evaluate(
     Ok(rows)
 }
 
-fn print_rows(template: &Template, rows: &[Row], note: &str) {
+fn print_rows(template: &str, version: &str, rows: &[Row], note: &str) {
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -248,8 +244,8 @@ fn print_rows(template: &Template, rows: &[Row], note: &str) {
     let n = |f: fn(&RuleOutcome) -> bool| rows.iter().filter(|r| f(&r.outcome)).count();
     println!(
         "\n{} {}: {} compliant, {} NON-COMPLIANT, {} not applicable, {} errors, {} manual ({note})",
-        template.id,
-        template.version,
+        template,
+        version,
         n(|o| matches!(o, RuleOutcome::Compliant)),
         n(|o| matches!(o, RuleOutcome::NonCompliant { .. })),
         n(|o| matches!(o, RuleOutcome::NotApplicable { .. })),

@@ -264,14 +264,7 @@ async fn views(site: &Site) -> Result<Vec<TemplateView>> {
 fn result_text(c: &Option<Summary>) -> String {
     match c {
         None => "-".into(),
-        Some(c) => format!(
-            "{} {}: {} compliant, {} non-compliant, {} errors",
-            c.version,
-            if c.compliant() { "compliant" } else { "NON-COMPLIANT" },
-            c.counts.compliant,
-            c.counts.non_compliant,
-            c.counts.error
-        ),
+        Some(c) => c.line(),
     }
 }
 

@@ -356,12 +356,10 @@ async fn reported<R: serde::de::DeserializeOwned>(
     site_id: &SiteId,
     key: &str,
 ) -> Result<Option<R>> {
-    for (_, k, json) in store.records(collection, Some(site_id)).await? {
-        if k == key {
-            return Ok(Some(serde_json::from_str(&json).with_context(|| format!("reported {collection}/{key}"))?));
-        }
+    match store.record(collection, site_id, key).await? {
+        None => Ok(None),
+        Some(json) => Ok(Some(serde_json::from_str(&json).with_context(|| format!("reported {collection}/{key}"))?)),
     }
-    Ok(None)
 }
 
 async fn show(store: &Store, id: &str, json: bool) -> Result<Outcome> {
@@ -420,14 +418,7 @@ fn site_row(s: &SiteTemplate) -> Vec<String> {
     };
     let result = match &s.compliance {
         None => "-".to_string(),
-        Some(c) => format!(
-            "{} {}: {} compliant, {} non-compliant, {} errors",
-            c.version,
-            if c.compliant() { "compliant" } else { "NON-COMPLIANT" },
-            c.counts.compliant,
-            c.counts.non_compliant,
-            c.counts.error
-        ),
+        Some(c) => c.line(),
     };
     vec![s.site.clone(), assigned, state, result]
 }
@@ -539,16 +530,6 @@ async fn write_assignment(
     .await
 }
 
-/// Parses `NAME=VALUE` settings of parameters.
-fn settings(set: &[String]) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for s in set {
-        let (name, value) = s.split_once('=').ok_or_else(|| user(format!("--set {s:?}: NAME=VALUE")))?;
-        out.insert(name.trim().to_string(), value.to_string());
-    }
-    Ok(out)
-}
-
 async fn assign(
     ctx: &Context,
     store: &Store,
@@ -572,7 +553,7 @@ async fn assign(
         }
     };
     let template = Template::parse(&p.body).map_err(|e| anyhow!("the published {id}@{}: {e}", p.version))?;
-    let given = settings(set)?;
+    let given = datum_shared::template::parse_settings(set).map_err(user)?;
     let identity = crate::identity::load(&ctx.data)?;
     let key = crate::identity::signing_key(&ctx.data)?;
     let by = operator();

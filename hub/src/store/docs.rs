@@ -121,6 +121,17 @@ impl Store {
         Ok(())
     }
 
+    /// The json of one record of a site.
+    pub async fn record(&self, collection: &str, site_id: &SiteId, key: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT json FROM records WHERE collection = $1 AND site_id = $2 AND rkey = $3")
+            .bind(collection)
+            .bind(site_id.as_str())
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     /// (site id, key, json) of one collection, of one site or all.
     pub async fn records(&self, collection: &str, site_id: Option<&SiteId>) -> Result<Vec<(String, String, String)>> {
         let rows = match site_id {
