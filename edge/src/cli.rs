@@ -66,6 +66,9 @@ pub enum Command {
     /// Templates the hub assigned to this site: their state here and latest results
     #[command(subcommand)]
     Template(TemplateCmd),
+    /// Waivers: time-limited exceptions to a template's rule for one asset, approved by another person
+    #[command(subcommand)]
+    Waiver(WaiverCmd),
     /// Change requests
     #[command(subcommand)]
     Change(ChangeCmd),
@@ -780,6 +783,71 @@ pub enum TemplateCmd {
     Show {
         /// The template's id
         id: String,
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let the version the hub assigned run here, for a template that asks for local acceptance (a site
+    /// approver; the acceptance holds for exactly the text checked)
+    Accept {
+        /// The template's id
+        id: String,
+        /// Why, or what was checked before accepting
+        #[arg(long)]
+        comment: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WaiverCmd {
+    /// Ask for a time-limited exception to one rule of an active template for one asset; another person
+    /// approves it
+    Request {
+        /// The template's id
+        #[arg(long)]
+        template: String,
+        /// The rule's id
+        #[arg(long)]
+        rule: String,
+        /// The asset excused
+        #[arg(long)]
+        asset: String,
+        /// Why the rule cannot be met now, and what makes up for it
+        #[arg(long)]
+        reason: String,
+        /// When it ends (YYYY-MM-DD means 00:00 UTC that day, or RFC 3339); at most 366 days ahead
+        #[arg(long)]
+        expires: String,
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a waiver someone else requested (a site approver)
+    Approve {
+        /// The waiver's id (W-0001)
+        id: String,
+        /// A comment for the record
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a waiver someone else requested (a site approver)
+    Reject {
+        /// The waiver's id (W-0001)
+        id: String,
+        /// Why
+        #[arg(long)]
+        reason: String,
+    },
+    /// End an approved waiver before it expires (a site approver)
+    Revoke {
+        /// The waiver's id (W-0001)
+        id: String,
+        /// Why
+        #[arg(long)]
+        reason: String,
+    },
+    /// Every waiver with its status now: requested, active, expired, rejected, revoked
+    List {
         /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,

@@ -55,6 +55,9 @@ pub enum ChangeAction {
     },
     Verify {
         checked: Vec<VersionRef>,
+        /// What templates enforced as `warn` found newly non-compliant in the verified captures.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     Close,
     Cancel {
@@ -93,6 +96,10 @@ pub struct ChangeDraft {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_to: Option<DateTime<Utc>>,
     pub emergency: bool,
+    /// Distinct approvers needed, as the site's policy said when the change was created (a policy template
+    /// may ask for more than the built-in [`required_approvals`]); absent in changes created before policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_approvals: Option<usize>,
 }
 
 /// One event of a change's log.
@@ -382,7 +389,10 @@ pub fn apply(current: Option<&ChangeRequest>, event: &ChangeEvent) -> Result<Cha
             created_at: event.at,
             state: ChangeState::Draft,
             approvals: Vec::new(),
-            required_approvals: required_approvals(draft.risk),
+            required_approvals: draft
+                .required_approvals
+                .filter(|n| (1..=5).contains(n))
+                .unwrap_or_else(|| required_approvals(draft.risk)),
             submitted: None,
             rejected: None,
             implemented: None,
@@ -475,7 +485,7 @@ pub fn apply(current: Option<&ChangeRequest>, event: &ChangeEvent) -> Result<Cha
             next.implemented = Some(stamp(note.clone()));
             next.captures = captures.clone();
         }
-        ChangeAction::Verify { checked } => {
+        ChangeAction::Verify { checked, .. } => {
             if cr.state != ChangeState::Implemented {
                 return Err(bad("verify", " (only an implemented change can be verified)"));
             }

@@ -209,6 +209,7 @@ mod tests {
             window_from: None,
             window_to: None,
             emergency,
+            required_approvals: None,
         };
         let mut state = None;
         let mut all = vec![("alice", ChangeAction::Create(draft))];

@@ -23,5 +23,6 @@ pub mod sync;
 pub mod template;
 pub mod text;
 pub mod view;
+pub mod waiver;
 
 pub use ids::{AssetName, ChangeId, DocId, IdError, SlotName};

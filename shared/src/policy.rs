@@ -1,12 +1,16 @@
-//! Intervals that say how often a plant must capture, restore-test and review an asset, by criticality.
+//! The site's policy: how often a plant must capture, restore-test and review an asset (by criticality), how
+//! many approvals a change needs (by risk), and the emergency window.
 //!
-//! This is the one place these defaults live. A later hub template replaces them per company; until then
-//! every report reads them from here.
+//! [`Policy::default`] is the one place the built-in values live. A policy template from the hub (a template
+//! with a `[policy]` table, `crate::template`) replaces them at the sites it is active at: [`Policy::from`]
+//! applies every active template's [`PolicyTable`]; a value no template sets keeps its default, and where
+//! several active templates set the same value, the strictest wins (the shortest interval, the most
+//! approvals, the shortest emergency window, the longest notice).
 
 use chrono::Duration;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::model::Criticality;
+use crate::model::{Criticality, Risk};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Policy {
@@ -20,6 +24,10 @@ pub struct Policy {
     pub emergency_approval_hours: i64,
     /// A review is reported as due this many days before it becomes overdue.
     pub review_notice_days: i64,
+    /// Distinct approvers a change needs, by risk (low, medium, high).
+    pub approvals: [usize; 3],
+    /// The templates whose `[policy]` set these values (empty: the built-in defaults).
+    pub from_templates: Vec<String>,
 }
 
 impl Default for Policy {
@@ -31,8 +39,86 @@ impl Default for Policy {
             review_days: [365, 180, 90, 30],
             emergency_approval_hours: 72,
             review_notice_days: 14,
+            approvals: [1, 1, 2],
+            from_templates: Vec::new(),
         }
     }
+}
+
+/// Days by criticality, as a policy template writes them (`{ low = 180, critical = 7 }`; omitted: default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByCriticality {
+    pub low: Option<i64>,
+    pub medium: Option<i64>,
+    pub high: Option<i64>,
+    pub critical: Option<i64>,
+}
+
+impl ByCriticality {
+    fn get(&self, i: usize) -> Option<i64> {
+        [self.low, self.medium, self.high, self.critical][i]
+    }
+}
+
+/// Approvals by risk (`{ high = 3 }`; omitted: default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByRisk {
+    pub low: Option<usize>,
+    pub medium: Option<usize>,
+    pub high: Option<usize>,
+}
+
+/// A template's `[policy]` table: every value optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyTable {
+    pub capture_days: Option<ByCriticality>,
+    pub restore_test_days: Option<ByCriticality>,
+    pub review_days: Option<ByCriticality>,
+    pub emergency_approval_hours: Option<i64>,
+    pub review_notice_days: Option<i64>,
+    pub approvals: Option<ByRisk>,
+}
+
+impl PolicyTable {
+    /// Every value out of its sensible range, named.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let names = ["low", "medium", "high", "critical"];
+        for (name, table) in [
+            ("capture_days", &self.capture_days),
+            ("restore_test_days", &self.restore_test_days),
+            ("review_days", &self.review_days),
+        ] {
+            for (i, level) in names.iter().enumerate() {
+                if let Some(d) = table.as_ref().and_then(|t| t.get(i)).filter(|d| !(1..=3650).contains(d)) {
+                    out.push(format!("policy.{name}.{level} = {d}: between 1 and 3650 days"));
+                }
+            }
+        }
+        if let Some(h) = self.emergency_approval_hours.filter(|h| !(1..=720).contains(h)) {
+            out.push(format!("policy.emergency_approval_hours = {h}: between 1 and 720"));
+        }
+        if let Some(d) = self.review_notice_days.filter(|d| !(0..=365).contains(d)) {
+            out.push(format!("policy.review_notice_days = {d}: between 0 and 365"));
+        }
+        if let Some(a) = &self.approvals {
+            for (level, n) in [("low", a.low), ("medium", a.medium), ("high", a.high)] {
+                if let Some(n) = n.filter(|n| !(1..=5).contains(n)) {
+                    out.push(format!("policy.approvals.{level} = {n}: between 1 and 5"));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The strictest of the values given, or the default.
+fn strictest<T: Copy + Ord>(default: T, values: impl Iterator<Item = T>, shorter: bool) -> T {
+    let best = if shorter { values.min() } else { values.max() };
+    best.unwrap_or(default)
 }
 
 fn idx(c: Criticality) -> usize {
@@ -45,6 +131,49 @@ fn idx(c: Criticality) -> usize {
 }
 
 impl Policy {
+    /// The built-in defaults with every active template's `[policy]` table applied (`(template id, table)`).
+    pub fn from(tables: &[(&str, &PolicyTable)]) -> Policy {
+        let d = Policy::default();
+        let days = |pick: fn(&PolicyTable) -> &Option<ByCriticality>, default: [i64; 4]| {
+            std::array::from_fn(|i| {
+                strictest(default[i], tables.iter().filter_map(|(_, t)| pick(t).as_ref()?.get(i)), true)
+            })
+        };
+        let approvals = |pick: fn(&ByRisk) -> Option<usize>, default: usize| {
+            strictest(default, tables.iter().filter_map(|(_, t)| t.approvals.as_ref().and_then(pick)), false)
+        };
+        Policy {
+            capture_days: days(|t| &t.capture_days, d.capture_days),
+            restore_test_days: days(|t| &t.restore_test_days, d.restore_test_days),
+            review_days: days(|t| &t.review_days, d.review_days),
+            emergency_approval_hours: strictest(
+                d.emergency_approval_hours,
+                tables.iter().filter_map(|(_, t)| t.emergency_approval_hours),
+                true,
+            ),
+            review_notice_days: strictest(
+                d.review_notice_days,
+                tables.iter().filter_map(|(_, t)| t.review_notice_days),
+                false,
+            ),
+            approvals: [
+                approvals(|a| a.low, d.approvals[0]),
+                approvals(|a| a.medium, d.approvals[1]),
+                approvals(|a| a.high, d.approvals[2]),
+            ],
+            from_templates: tables.iter().map(|(id, _)| id.to_string()).collect(),
+        }
+    }
+
+    /// Distinct approvers a change of `risk` needs.
+    pub fn approvals_for(&self, risk: Risk) -> usize {
+        self.approvals[match risk {
+            Risk::Low => 0,
+            Risk::Medium => 1,
+            Risk::High => 2,
+        }]
+    }
+
     pub fn capture_interval(&self, c: Criticality) -> Duration {
         Duration::days(self.capture_days[idx(c)])
     }
@@ -71,6 +200,39 @@ mod tests {
             [days(Criticality::Critical), days(Criticality::High), days(Criticality::Medium), days(Criticality::Low)],
             [30, 90, 180, 365]
         );
+    }
+
+    #[test]
+    fn a_policy_template_replaces_defaults_and_the_strictest_template_wins() {
+        let a: PolicyTable = toml::from_str(
+            "capture_days = { critical = 14, high = 10 }\napprovals = { high = 3 }\nemergency_approval_hours = 24",
+        )
+        .expect("table");
+        let b: PolicyTable =
+            toml::from_str("capture_days = { high = 20 }\nreview_notice_days = 30\nemergency_approval_hours = 48")
+                .expect("table");
+        let p = Policy::from(&[("corp-policy", &a), ("site-policy", &b)]);
+        let d = Policy::default();
+        // Replaced, even where looser than the default (critical capture 14 > 7).
+        assert_eq!(p.capture_days, [d.capture_days[0], d.capture_days[1], 10, 14]);
+        assert_eq!(p.approvals_for(Risk::High), 3);
+        assert_eq!(p.approvals_for(Risk::Low), 1);
+        assert_eq!(p.emergency_approval_hours, 24, "the shorter window");
+        assert_eq!(p.review_notice_days, 30, "the longer notice");
+        assert_eq!(p.review_days, d.review_days, "untouched values keep their defaults");
+        assert_eq!(p.from_templates, ["corp-policy", "site-policy"]);
+        assert_eq!(Policy::from(&[]), d);
+    }
+
+    #[test]
+    fn out_of_range_policy_values_are_named() {
+        let t: PolicyTable =
+            toml::from_str("capture_days = { low = 0 }\napprovals = { high = 9 }\nemergency_approval_hours = 100000")
+                .expect("table");
+        let problems = t.problems();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("policy.capture_days.low = 0"), "{problems:?}");
+        assert!(toml::from_str::<PolicyTable>("capture_dayz = { low = 1 }").is_err(), "unknown keys refused");
     }
 
     #[test]

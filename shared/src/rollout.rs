@@ -169,6 +169,45 @@ pub enum Decision {
     /// Signed by the pinned key, unaltered, valid, its examples giving their stated results: it can run, with
     /// these parameter values.
     Verified { template: Box<Template>, published: Box<Published>, params: BTreeMap<String, String> },
+    /// Verified, but the template asks for local acceptance and no site approver has accepted this version
+    /// here yet ([`await_acceptance`]): the earlier version goes on running.
+    Pending { template: Box<Template>, published: Box<Published>, params: BTreeMap<String, String> },
+}
+
+/// A site approver's acceptance of one published version (`site/<id>/compliance`, collection
+/// `template_acceptances`, key `<id>@<version>`), for templates with `acceptance = "local"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acceptance {
+    pub template: String,
+    pub version: String,
+    /// SHA-256 of the text accepted: an acceptance holds for exactly that text.
+    pub sha256: String,
+    pub accepted_by: String,
+    pub accepted_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+impl Acceptance {
+    pub const COLLECTION: &'static str = "template_acceptances";
+}
+
+/// A verified template that asks for local acceptance runs only once accepted here, for exactly its text;
+/// every other decision is unchanged.
+pub fn await_acceptance(decision: Decision, accepted: Option<&Acceptance>) -> Decision {
+    match decision {
+        Decision::Verified { template, published, params } if template.local_acceptance => {
+            let ok = accepted.is_some_and(|a| {
+                a.template == published.id && a.version == published.version && a.sha256 == published.sha256
+            });
+            if ok {
+                Decision::Verified { template, published, params }
+            } else {
+                Decision::Pending { template, published, params }
+            }
+        }
+        other => other,
+    }
 }
 
 /// Decides an assignment from the hub: the whole rule of acceptance. `key` is the publishing key pinned at
@@ -243,7 +282,7 @@ pub fn keep_running(
     key: Option<&VerifyingKey>,
     fingerprint: &FingerprintKey,
 ) -> Option<(Template, BTreeMap<String, String>)> {
-    if !assignment.active || !matches!(decision, Decision::Waiting | Decision::Rejected(_)) {
+    if !assignment.active || !matches!(decision, Decision::Waiting | Decision::Rejected(_) | Decision::Pending { .. }) {
         return None;
     }
     let (p, key) = (running?, key?);
@@ -251,7 +290,7 @@ pub fn keep_running(
         return None;
     }
     // The assignment itself must be the hub's: a forged one keeps nothing running on its say-so.
-    let site_ok = matches!(decision, Decision::Waiting)
+    let site_ok = matches!(decision, Decision::Waiting | Decision::Pending { .. })
         || matches!(decision, Decision::Rejected(why) if !why.starts_with("the assignment's signature"));
     if !site_ok {
         return None;
@@ -267,6 +306,8 @@ pub fn keep_running(
 pub enum State {
     /// Assigned by the hub; the version has not arrived.
     Assigned,
+    /// Arrived and checked; waits for a site approver's acceptance (`template accept`).
+    Verified,
     /// Checked and running.
     Active,
     /// Refused (see the reason).
@@ -279,6 +320,7 @@ impl State {
     pub fn as_str(&self) -> &'static str {
         match self {
             State::Assigned => "assigned",
+            State::Verified => "verified",
             State::Active => "active",
             State::Rejected => "rejected",
             State::Unassigned => "unassigned",
@@ -313,6 +355,7 @@ impl TemplateState {
             Decision::Unassigned => (State::Unassigned, None, None),
             Decision::Rejected(why) => (State::Rejected, Some(why.clone()), None),
             Decision::Verified { published, .. } => (State::Active, None, Some(published.sha256.clone())),
+            Decision::Pending { published, .. } => (State::Verified, None, Some(published.sha256.clone())),
         };
         let running = match decision {
             Decision::Verified { .. } => Some(assignment.version.clone()),
@@ -357,6 +400,9 @@ pub struct Counts {
     pub not_applicable: u64,
     pub error: u64,
     pub manual: u64,
+    /// Non-compliant results excused by an approved, unexpired waiver.
+    #[serde(default)]
+    pub waived: u64,
 }
 
 impl Counts {
@@ -366,6 +412,7 @@ impl Counts {
         self.not_applicable += other.not_applicable;
         self.error += other.error;
         self.manual += other.manual;
+        self.waived += other.waived;
     }
 }
 
@@ -384,6 +431,10 @@ pub struct Summary {
     /// Failing pairs not listed.
     #[serde(default)]
     pub unlisted: u64,
+    /// Waived pairs (result `waived`, detail naming the waiver and its expiry), shown apart from the failing
+    /// ones; at most [`MAX_LISTED_FAILURES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waived: Vec<Failing>,
 }
 
 impl Summary {
@@ -398,10 +449,15 @@ impl Summary {
         self.counts.non_compliant == 0 && self.counts.error == 0
     }
 
-    /// One line for people: `1.0.0 NON-COMPLIANT: 4 compliant, 3 non-compliant, 0 errors`.
+    /// One line for people: `1.0.0 NON-COMPLIANT: 4 compliant, 3 non-compliant, 0 errors` (and `, 1 waived`
+    /// when a waiver excuses something).
     pub fn line(&self) -> String {
+        let waived = match self.counts.waived {
+            0 => String::new(),
+            n => format!(", {n} waived"),
+        };
         format!(
-            "{} {}: {} compliant, {} non-compliant, {} errors",
+            "{} {}: {} compliant, {} non-compliant, {} errors{waived}",
             self.version,
             if self.compliant() { "compliant" } else { "NON-COMPLIANT" },
             self.counts.compliant,
@@ -515,6 +571,42 @@ fail = ["PermitRootLogin yes"]
         odd.parameters.insert("nope".into(), "1".into());
         let odd = odd.signed(site, &key);
         assert!(reason(decide(site, &odd, Some(&published), Some(&vk), &fp)).contains("not a parameter"));
+    }
+
+    #[test]
+    fn a_template_asking_for_local_acceptance_runs_only_once_its_exact_text_is_accepted() {
+        let (key, _, assignment, fp) = setup();
+        let vk = key.verifying_key();
+        let site = "a1b2c3d4e5f60718";
+        let text = TEMPLATE.replace("title = \"SSH basics\"", "title = \"SSH basics\"\nacceptance = \"local\"");
+        let template = Template::parse(&text).expect("valid");
+        assert!(template.local_acceptance);
+        let published = Published::sign(&template, &text, at(), "ot-sec", &key);
+        let decided = || decide(site, &assignment, Some(&published), Some(&vk), &fp);
+        assert!(matches!(await_acceptance(decided(), None), Decision::Pending { .. }));
+        let pending = await_acceptance(decided(), None);
+        assert_eq!(TemplateState::of(&assignment, &pending, Some("0.9.0"), at()).state, State::Verified);
+        assert_eq!(TemplateState::of(&assignment, &pending, Some("0.9.0"), at()).running.as_deref(), Some("0.9.0"));
+        let accepted = Acceptance {
+            template: "ssh-basics".into(),
+            version: "1.0.0".into(),
+            sha256: published.sha256.clone(),
+            accepted_by: "carol".into(),
+            accepted_at: at(),
+            comment: None,
+        };
+        assert!(matches!(await_acceptance(decided(), Some(&accepted)), Decision::Verified { .. }));
+        // An acceptance of other text (an earlier upload of the same version) does not count.
+        let other = Acceptance { sha256: body_hash("something else"), ..accepted.clone() };
+        assert!(matches!(await_acceptance(decided(), Some(&other)), Decision::Pending { .. }));
+        // A template without local acceptance runs as soon as it verifies.
+        let plain = Published::sign(&Template::parse(TEMPLATE).expect("valid"), TEMPLATE, at(), "ot-sec", &key);
+        let d = decide(site, &assignment, Some(&plain), Some(&vk), &fp);
+        assert!(matches!(await_acceptance(d, None), Decision::Verified { .. }));
+        // While pending, the earlier version keeps running.
+        let v0_text = TEMPLATE.replace("1.0.0", "0.9.0");
+        let v0 = Published::sign(&Template::parse(&v0_text).expect("valid"), &v0_text, at(), "ot-sec", &key);
+        assert!(keep_running(&assignment, &pending, Some(&v0), Some(&vk), &fp).is_some());
     }
 
     #[test]

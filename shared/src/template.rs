@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Asset, AssetKind, Criticality};
 use crate::normalize::{Format, NormLine, ALL_FORMATS};
+use crate::policy::PolicyTable;
 
 /// Largest template file accepted.
 pub const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
@@ -121,10 +122,16 @@ pub struct Template {
     pub title: String,
     pub enforcement: Enforcement,
     pub references: Vec<String>,
+    /// A new version runs at a plant only once a site approver accepted it there (`datum-edge template
+    /// accept`), instead of as soon as it verifies.
+    pub local_acceptance: bool,
     pub applies: Applies,
     /// Parameters and their defaults.
     pub parameters: BTreeMap<String, Option<String>>,
     pub rules: Vec<Rule>,
+    /// A policy template's `[policy]` table: intervals, approvals and the emergency window that replace the
+    /// built-in defaults where the template is active (`crate::policy::Policy::from`).
+    pub policy: Option<PolicyTable>,
 }
 
 /// Why a template file was refused: every problem found, each naming where.
@@ -142,6 +149,8 @@ struct RawFile {
     parameters: BTreeMap<String, RawParam>,
     #[serde(default, rename = "rule")]
     rules: Vec<RawRule>,
+    #[serde(default)]
+    policy: Option<PolicyTable>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +163,12 @@ struct RawHead {
     enforcement: String,
     #[serde(default)]
     references: Vec<String>,
+    #[serde(default = "default_acceptance")]
+    acceptance: String,
+}
+
+fn default_acceptance() -> String {
+    "automatic".into()
 }
 
 fn default_enforcement() -> String {
@@ -292,6 +307,14 @@ impl Template {
                 Enforcement::Report
             }
         };
+        let local_acceptance = match h.acceptance.as_str() {
+            "automatic" => false,
+            "local" => true,
+            other => {
+                problems.push(format!("acceptance {other:?}: automatic or local"));
+                false
+            }
+        };
         let mut applies = Applies::default();
         for k in &raw.applies.kind {
             match k.parse::<AssetKind>() {
@@ -319,8 +342,11 @@ impl Template {
                 problems.push(format!("parameter {name:?}: a name of letters, digits and '_'"));
             }
         }
-        if raw.rules.is_empty() {
-            problems.push("the template has no [[rule]]".into());
+        if raw.rules.is_empty() && raw.policy.is_none() {
+            problems.push("the template has no [[rule]] and no [policy]".into());
+        }
+        if let Some(p) = &raw.policy {
+            problems.extend(p.problems());
         }
         if raw.rules.len() > MAX_RULES {
             problems.push(format!("{} rules: at most {MAX_RULES}", raw.rules.len()));
@@ -349,9 +375,11 @@ impl Template {
             title: h.title.trim().to_string(),
             enforcement,
             references: h.references.clone(),
+            local_acceptance,
             applies,
             parameters,
             rules,
+            policy: raw.policy,
         })
     }
 
@@ -521,6 +549,12 @@ pub enum Outcome {
     /// A checklist item answered at a review.
     Manual {
         question: String,
+    },
+    /// Non-compliant, but excused by an approved waiver until it expires (`crate::waiver`).
+    Waived {
+        waiver: String,
+        expires: chrono::DateTime<chrono::Utc>,
+        findings: Vec<Finding>,
     },
 }
 

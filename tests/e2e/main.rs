@@ -16,3 +16,4 @@ mod rollback;
 mod tamper;
 mod templates;
 mod tours;
+mod waivers;

@@ -64,7 +64,7 @@ pub struct NewArgs {
     pub emergency: bool,
 }
 
-fn parse_time(value: &str) -> Result<DateTime<Utc>> {
+pub(crate) fn parse_time(value: &str) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -130,6 +130,9 @@ pub async fn create(site: &mut Site, args: NewArgs) -> Result<ChangeRequest> {
         window_from: window.map(|w| w.0),
         window_to: window.map(|w| w.1),
         emergency: args.emergency,
+        // Recorded only when a policy template asks for another number than the built-in one.
+        required_approvals: Some(site.policy.approvals_for(risk))
+            .filter(|n| *n != datum_shared::change::required_approvals(risk)),
     };
     let id = ChangeId(site.store.max_key_number(ChangeEvent::COLLECTION).await? + 1);
     let event = ChangeEvent {
@@ -261,27 +264,48 @@ pub async fn implement_change(
 }
 
 async fn verify(site: &mut Site, id: &str) -> Result<Outcome> {
-    let after = verify_change(site, id).await?;
+    let (after, warnings) = verify_change(site, id).await?;
     println!(
         "{}: verified; new baselines: {}",
         after.id,
         after.verified_versions.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
     );
+    for w in &warnings {
+        println!("  ! new non-compliance (template enforced as warn): {w}");
+    }
     Ok(Outcome::Clean)
 }
 
-/// Verifies an implemented change: the captures match, and they become the new baselines.
-pub async fn verify_change(site: &mut Site, id: &str) -> Result<ChangeRequest> {
+/// Verifies an implemented change: the captures match, templates enforced as `gate` find no new
+/// non-compliance in them (or a waiver covers it), and they become the new baselines. Returns what templates
+/// enforced as `warn` found (recorded with the verification).
+pub async fn verify_change(site: &mut Site, id: &str) -> Result<(ChangeRequest, Vec<String>)> {
     let change = ChangeId::parse(id).map_err(|e| user(e.to_string()))?;
     let current = load_change(site, change).await?;
     let view = crate::view::load(site).await?;
     let outcome = check_verification(&current, |a, s| view.latest_ref(a, s));
-    if current.state == ChangeState::Implemented && current.approvals_complete() && !outcome.problems.is_empty() {
+    let ready = current.state == ChangeState::Implemented && current.approvals_complete();
+    if ready && !outcome.problems.is_empty() {
         return Err(user(format!("{change}: verification failed:\n  {}", outcome.problems.join("\n  "))));
+    }
+    let enforced = if ready {
+        super::compliance::enforce(site, &view, &outcome.matched).await?
+    } else {
+        super::compliance::Enforced::default()
+    };
+    if !enforced.gate.is_empty() {
+        return Err(user(format!(
+            "{change}: verification refused: a template enforced as gate finds new non-compliance in the \
+             captures:\n  {}\nfix the configuration and capture again under {change}, or have a waiver \
+             approved (`datum-edge waiver request`)",
+            enforced.gate.join("\n  ")
+        )));
     }
     let (now, actor) = (site.now, site.actor.clone());
     let matched = outcome.matched.clone();
-    let after = next_event(site, id, ChangeAction::Verify { checked: matched.clone() }, |cr| {
+    let warnings = enforced.warn;
+    let action = ChangeAction::Verify { checked: matched.clone(), warnings: warnings.clone() };
+    let after = next_event(site, id, action, |cr| {
         matched
             .iter()
             .map(|m| Baseline {
@@ -296,7 +320,7 @@ pub async fn verify_change(site: &mut Site, id: &str) -> Result<ChangeRequest> {
             .collect()
     })
     .await?;
-    Ok(after)
+    Ok((after, warnings))
 }
 
 #[derive(Serialize)]
@@ -347,8 +371,12 @@ async fn show(site: &mut Site, id: &str, json: bool) -> Result<Outcome> {
                 captures.len(),
                 note.as_ref().map(|n| format!(", {n}")).unwrap_or_default()
             ),
-            ChangeAction::Verify { checked } => {
-                format!(": {}", checked.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "))
+            ChangeAction::Verify { checked, warnings } => {
+                let mut s = format!(": {}", checked.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "));
+                for w in warnings {
+                    s.push_str(&format!("\n    ! {w}"));
+                }
+                s
             }
             _ => String::new(),
         };

@@ -12,12 +12,15 @@ use std::path::Path;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use datum_host::exit::{user, Outcome};
-use datum_shared::normalize::{normalize, MAX_NORMALIZE_BYTES};
+use datum_shared::change::VersionRef;
+use datum_shared::model::ConfigVersion;
+use datum_shared::normalize::{normalize, FingerprintKey, Normalized, MAX_NORMALIZE_BYTES};
 use datum_shared::rollout::{Counts, Failing, Summary, MAX_LISTED_FAILURES};
 use datum_shared::template::{
-    evaluate_compiled, parse_settings, Check, Outcome as RuleOutcome, Template, MAX_TEMPLATE_BYTES,
+    evaluate_compiled, parse_settings, Check, Enforcement, Outcome as RuleOutcome, Template, MAX_TEMPLATE_BYTES,
 };
 use datum_shared::view::View;
+use datum_shared::waiver::{covering, Waiver};
 use serde::Serialize;
 
 use crate::output::{print_json, print_table};
@@ -79,7 +82,8 @@ pub async fn compliance(
     if let Some(file) = template.filter(|f| f.is_file()) {
         let template = read_file(site, file)?;
         let params = template.values(&parse_settings(set).map_err(user)?).map_err(user)?;
-        let rows = evaluate(site, &view, &template, &params, only)?;
+        let mut rows = evaluate(site, &view, &template, &params, only)?;
+        waive(&mut rows, &template.id, &super::waivers::load(site).await?, site.now);
         let failing = any_failing(&rows);
         if json {
             print_json(&Report { template: template.id.clone(), version: template.version.to_string(), rows })?;
@@ -107,10 +111,12 @@ pub async fn compliance(
             )));
         }
     }
+    let waivers = super::waivers::load(site).await?;
     let mut reports = Vec::new();
     let mut failing = false;
     for a in active.iter().filter(|a| wanted.as_ref().is_none_or(|w| *w == a.template.id)) {
-        let rows = evaluate(site, &view, &a.template, &a.params, only)?;
+        let mut rows = evaluate(site, &view, &a.template, &a.params, only)?;
+        waive(&mut rows, &a.template.id, &waivers, site.now);
         failing |= any_failing(&rows);
         reports.push(Report { template: a.template.id.clone(), version: a.template.version.to_string(), rows });
     }
@@ -128,6 +134,17 @@ pub async fn compliance(
         }
     }
     Ok(Outcome::from_findings(failing))
+}
+
+/// Turns each non-compliant result that an approved, unexpired waiver covers into `waived`.
+pub fn waive(rows: &mut [Row], template: &str, waivers: &[Waiver], now: DateTime<Utc>) {
+    for row in rows {
+        let RuleOutcome::NonCompliant { findings } = &mut row.outcome else { continue };
+        if let Some(w) = covering(waivers, template, &row.rule, &row.asset, now) {
+            row.outcome =
+                RuleOutcome::Waived { waiver: w.id.clone(), expires: w.expires, findings: std::mem::take(findings) };
+        }
+    }
 }
 
 fn any_failing(rows: &[Row]) -> bool {
@@ -171,16 +188,8 @@ pub fn evaluate(
         let mut any_slot = false;
         for slot in view.slots_of(&asset.name) {
             let Some(v) = view.latest(&asset.name, slot) else { continue };
-            let normalized = if v.size > MAX_NORMALIZE_BYTES as u64 {
-                Err(format!("v{} is {} bytes, over the limit of comparisons", v.version, v.size))
-            } else {
-                match site.blobs.read(v.raw_hash.as_str()) {
-                    Ok(bytes) => normalize(v.file_name.as_deref(), &bytes, &key).map_err(|e| e.to_string()),
-                    Err(e) => Err(format!("the stored copy of v{} cannot be read: {e}", v.version)),
-                }
-            };
             let at = Some((slot.to_string(), v.version));
-            match normalized {
+            match normalized(site, v, &key) {
                 Ok(n) => {
                     if !template.applies_to(asset, Some(n.format)) {
                         continue;
@@ -205,6 +214,86 @@ pub fn evaluate(
         }
     }
     Ok(rows)
+}
+
+/// A stored version's normalised lines (as for drift: secrets masked), or why they cannot be had.
+fn normalized(site: &Site, v: &ConfigVersion, key: &FingerprintKey) -> Result<Normalized, String> {
+    if v.size > MAX_NORMALIZE_BYTES as u64 {
+        return Err(format!("v{} is {} bytes, over the limit of comparisons", v.version, v.size));
+    }
+    match site.blobs.read(v.raw_hash.as_str()) {
+        Ok(bytes) => normalize(v.file_name.as_deref(), &bytes, key).map_err(|e| e.to_string()),
+        Err(e) => Err(format!("the stored copy of v{} cannot be read: {e}", v.version)),
+    }
+}
+
+/// What the templates with `warn` or `gate` enforcement say about the captures a change is verified with:
+/// each rule non-compliant on a verified capture that was not already non-compliant on the slot's baseline
+/// before the change (a new non-compliance), unless a waiver covers it. `gate` findings refuse the
+/// verification; `warn` findings are shown and recorded with it.
+#[derive(Debug, Default)]
+pub struct Enforced {
+    pub warn: Vec<String>,
+    pub gate: Vec<String>,
+}
+
+pub async fn enforce(site: &Site, view: &View, captures: &[VersionRef]) -> Result<Enforced> {
+    let mut out = Enforced::default();
+    let active = super::templates::active(site).await?;
+    if active.iter().all(|a| a.template.enforcement == Enforcement::Report) {
+        return Ok(out);
+    }
+    let waivers = super::waivers::load(site).await?;
+    let key = site.fingerprint_key();
+    for a in active.iter().filter(|a| a.template.enforcement != Enforcement::Report) {
+        let rules =
+            a.template.rules.iter().map(|r| r.compile(&a.params)).collect::<Result<Vec<_>, _>>().map_err(user)?;
+        for cap in captures {
+            let Some(asset) = view.assets.get(&cap.asset) else { continue };
+            let Some(new) = view.version(&cap.asset, &cap.slot, cap.version) else { continue };
+            if !a.template.applies_to(asset, None) {
+                continue;
+            }
+            let new_lines = match normalized(site, new, &key) {
+                Ok(n) if a.template.applies_to(asset, Some(n.format)) => n.lines,
+                Ok(_) => continue,
+                Err(why) => {
+                    let finding = format!("{} on {cap}: cannot be checked: {why}", a.template.id);
+                    match a.template.enforcement {
+                        Enforcement::Gate => out.gate.push(finding),
+                        _ => out.warn.push(finding),
+                    }
+                    continue;
+                }
+            };
+            let baseline = view
+                .baselines
+                .get(&(cap.asset.clone(), cap.slot.clone()))
+                .filter(|b| b.version != cap.version)
+                .and_then(|b| view.version(&cap.asset, &cap.slot, b.version))
+                .and_then(|v| normalized(site, v, &key).ok());
+            for c in rules.iter().filter(|c| !matches!(c.rule.check, Check::Field { .. } | Check::Manual { .. })) {
+                let RuleOutcome::NonCompliant { findings } = evaluate_compiled(c, asset, Some(&new_lines)) else {
+                    continue;
+                };
+                let before = baseline.as_ref().map(|b| evaluate_compiled(c, asset, Some(&b.lines)));
+                if matches!(before, Some(RuleOutcome::NonCompliant { .. })) {
+                    continue;
+                }
+                if covering(&waivers, &a.template.id, &c.rule.id, cap.asset.as_str(), site.now).is_some() {
+                    continue;
+                }
+                let detail =
+                    findings.first().map(|f| f.line.clone().unwrap_or_else(|| f.what.clone())).unwrap_or_default();
+                let finding = format!("{} {} {} on {cap}: {detail}", a.template.id, a.template.version, c.rule.id);
+                match a.template.enforcement {
+                    Enforcement::Gate => out.gate.push(finding),
+                    _ => out.warn.push(finding),
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn print_rows(template: &str, version: &str, rows: &[Row], note: &str) {
@@ -232,6 +321,9 @@ fn print_rows(template: &str, version: &str, rows: &[Row], note: &str) {
                 RuleOutcome::NotApplicable { why } => ("not-applicable", why.clone()),
                 RuleOutcome::Error { why } => ("ERROR", why.clone()),
                 RuleOutcome::Manual { question } => ("manual", question.clone()),
+                RuleOutcome::Waived { waiver, expires, .. } => {
+                    ("waived", format!("{waiver} until {}", expires.format("%Y-%m-%d %H:%M UTC")))
+                }
             };
             let slot = match (&r.slot, r.version) {
                 (Some(s), Some(v)) => format!("{s} v{v}"),
@@ -243,7 +335,7 @@ fn print_rows(template: &str, version: &str, rows: &[Row], note: &str) {
     print_table(&["ASSET", "CONFIG", "RULE", "RESULT", "DETAIL"], &table);
     let n = |f: fn(&RuleOutcome) -> bool| rows.iter().filter(|r| f(&r.outcome)).count();
     println!(
-        "\n{} {}: {} compliant, {} NON-COMPLIANT, {} not applicable, {} errors, {} manual ({note})",
+        "\n{} {}: {} compliant, {} NON-COMPLIANT, {} not applicable, {} errors, {} manual, {} waived ({note})",
         template,
         version,
         n(|o| matches!(o, RuleOutcome::Compliant)),
@@ -251,6 +343,7 @@ fn print_rows(template: &str, version: &str, rows: &[Row], note: &str) {
         n(|o| matches!(o, RuleOutcome::NotApplicable { .. })),
         n(|o| matches!(o, RuleOutcome::Error { .. })),
         n(|o| matches!(o, RuleOutcome::Manual { .. })),
+        n(|o| matches!(o, RuleOutcome::Waived { .. })),
     );
 }
 
@@ -259,6 +352,7 @@ fn print_rows(template: &str, version: &str, rows: &[Row], note: &str) {
 pub fn summary(template: &Template, rows: &[Row], at: DateTime<Utc>) -> Summary {
     let mut counts = Counts::default();
     let mut failing = Vec::new();
+    let mut waived = Vec::new();
     let mut assets = BTreeSet::new();
     for r in rows {
         assets.insert(r.asset.as_str());
@@ -290,8 +384,14 @@ pub fn summary(template: &Template, rows: &[Row], at: DateTime<Utc>) -> Summary 
                 counts.error += 1;
                 failing.push(fail("error", why.clone()));
             }
+            RuleOutcome::Waived { waiver, expires, .. } => {
+                counts.waived += 1;
+                waived.push(fail("waived", format!("{waiver} until {}", expires.to_rfc3339())));
+            }
         }
     }
+    waived.sort();
+    waived.truncate(MAX_LISTED_FAILURES);
     failing.sort();
     let unlisted = failing.len().saturating_sub(MAX_LISTED_FAILURES) as u64;
     failing.truncate(MAX_LISTED_FAILURES);
@@ -303,5 +403,6 @@ pub fn summary(template: &Template, rows: &[Row], at: DateTime<Utc>) -> Summary 
         counts,
         failing,
         unlisted,
+        waived,
     }
 }

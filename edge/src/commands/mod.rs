@@ -13,6 +13,7 @@ pub mod reports;
 mod restore;
 pub mod templates;
 pub mod users;
+pub mod waivers;
 
 use std::path::PathBuf;
 
@@ -71,6 +72,7 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
             let access = access(&command);
             let mut site = Site::open_as(&ctx.data, &ctx.actor, ctx.now, access).await?;
             site.drill = ctx.drill;
+            templates::use_policy(&mut site).await;
             let outcome = match users::authenticate(
                 &mut site,
                 &ctx,
@@ -119,6 +121,7 @@ async fn dispatch(site: &mut Site, acting: Option<users::Acting>, command: Comma
             outcome
         }
         Command::Template(cmd) => templates::run(site, cmd).await,
+        Command::Waiver(cmd) => waivers::run(site, cmd).await,
         Command::Baseline(cmd) => configs::run_baseline(site, cmd).await,
         Command::Drift { json, zone } => reports::drift(site, json, zone.as_deref()).await,
         Command::Compliance { template, set, asset, json } => {
@@ -157,7 +160,9 @@ fn access(command: &Command) -> Access {
         Command::Review(cmd) => matches!(cmd, ReviewCmd::Due { .. }),
         Command::Audit(cmd) => matches!(cmd, AuditCmd::Log { .. }),
         Command::User(cmd) => matches!(cmd, crate::cli::UserCmd::List { .. } | crate::cli::UserCmd::Show { .. }),
-        Command::Drift { .. } | Command::Compliance { .. } | Command::Template(_) | Command::Dump { .. } => true,
+        Command::Template(cmd) => !matches!(cmd, crate::cli::TemplateCmd::Accept { .. }),
+        Command::Waiver(cmd) => matches!(cmd, crate::cli::WaiverCmd::List { .. }),
+        Command::Drift { .. } | Command::Compliance { .. } | Command::Dump { .. } => true,
         _ => false,
     };
     if reads {

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result};
 use datum_host::exit::{user, Outcome};
 use datum_shared::document;
-use datum_shared::rollout::{self, Assignment, Decision, Published, State, Summary, TemplateState};
+use datum_shared::policy::{Policy, PolicyTable};
+use datum_shared::rollout::{self, Acceptance, Assignment, Decision, Published, State, Summary, TemplateState};
 use datum_shared::template::Template;
 use serde::Serialize;
 use tracing::{info, warn};
@@ -75,7 +76,8 @@ pub async fn received(site: &Site) -> Result<Vec<Received>> {
         let (p, decision) = match document::get_record::<_, Published>(&published, Published::COLLECTION, &wanted) {
             Ok(p) => {
                 let d = rollout::decide(site_id, &assignment, p.as_ref(), key.as_ref(), &fingerprint);
-                (p, d)
+                let accepted: Option<Acceptance> = site.get(Acceptance::COLLECTION, &wanted).await?;
+                (p, rollout::await_acceptance(d, accepted.as_ref()))
             }
             Err(e) => (None, Decision::Rejected(format!("the published record cannot be read: {e}"))),
         };
@@ -120,6 +122,24 @@ fn into_active(r: Received) -> Option<Active> {
     }
 }
 
+/// The site's policy: the built-in defaults with the `[policy]` table of every template active here
+/// (`Policy::from`).
+pub async fn policy(site: &Site) -> Result<Policy> {
+    let active = active(site).await?;
+    let tables: Vec<(&str, &PolicyTable)> =
+        active.iter().filter_map(|a| a.template.policy.as_ref().map(|p| (a.template.id.as_str(), p))).collect();
+    Ok(Policy::from(&tables))
+}
+
+/// Puts the site's policy in place for this command or request; when the templates cannot be read, the
+/// built-in defaults stay, and that is said.
+pub async fn use_policy(site: &mut Site) {
+    match policy(site).await {
+        Ok(p) => site.policy = p,
+        Err(e) => warn!("the policy templates cannot be read; the built-in policy applies: {e:#}"),
+    }
+}
+
 /// What [`refresh`] wrote.
 #[derive(Debug, Default)]
 pub struct Refreshed {
@@ -158,23 +178,18 @@ pub async fn refresh(site: &mut Site) -> Result<Refreshed> {
         return Ok(done);
     }
     let view = crate::view::load(site).await?;
+    let waivers = super::waivers::load(site).await?;
     let mut write = Write::new("compliance.record", "compliance", None);
     let mut said = Vec::new();
     for a in &active {
-        let rows = super::compliance::evaluate(site, &view, &a.template, &a.params, None)?;
+        let mut rows = super::compliance::evaluate(site, &view, &a.template, &a.params, None)?;
+        super::compliance::waive(&mut rows, &a.template.id, &waivers, site.now);
         let summary = super::compliance::summary(&a.template, &rows, site.now);
         let old: Option<Summary> = site.get(Summary::COLLECTION, &a.template.id).await?;
         if old.is_some_and(|o| o.same_as(&summary)) {
             continue;
         }
-        said.push(format!(
-            "{}@{} {} ({} non-compliant, {} errors)",
-            summary.template,
-            summary.version,
-            if summary.compliant() { "compliant" } else { "NON-COMPLIANT" },
-            summary.counts.non_compliant,
-            summary.counts.error
-        ));
+        said.push(format!("{}@{}", summary.template, summary.line()));
         write.put(&doc, Summary::COLLECTION, &a.template.id, &summary)?;
     }
     if !said.is_empty() {
@@ -198,7 +213,8 @@ struct TemplateView {
     template: String,
     version: String,
     title: Option<String>,
-    /// `assigned` (waiting for the version), `active`, `rejected`, `unassigned`.
+    /// `assigned` (waiting for the version), `verified` (waiting for local acceptance), `active`, `rejected`,
+    /// `unassigned`.
     state: &'static str,
     /// The version evaluated here: the assigned one once active, else the earlier one still running.
     running: Option<String>,
@@ -234,6 +250,12 @@ async fn views(site: &Site) -> Result<Vec<TemplateView>> {
             Decision::Unassigned => (State::Unassigned, None, None, r.assignment.parameters.clone()),
             Decision::Rejected(why) => (State::Rejected, Some(why), None, r.assignment.parameters.clone()),
             Decision::Verified { template, params, .. } => (State::Active, None, Some(template), params),
+            Decision::Pending { template, params, .. } => (
+                State::Verified,
+                Some(format!("waits for a site approver: `datum-edge template accept {}`", r.assignment.template)),
+                Some(template),
+                params,
+            ),
         };
         let compliance: Option<Summary> = site.get(Summary::COLLECTION, &r.assignment.template).await?;
         out.push(TemplateView {
@@ -268,8 +290,9 @@ fn result_text(c: &Option<Summary>) -> String {
     }
 }
 
-pub async fn run(site: &Site, cmd: TemplateCmd) -> Result<Outcome> {
+pub async fn run(site: &mut Site, cmd: TemplateCmd) -> Result<Outcome> {
     match cmd {
+        TemplateCmd::Accept { id, comment } => accept(site, &id, comment).await,
         TemplateCmd::List { json } => {
             let views = views(site).await?;
             let refused = views.iter().any(|v| v.state == State::Rejected.as_str());
@@ -362,4 +385,46 @@ pub async fn refresh_after_pass(ctx: &super::Context) -> bool {
     };
     site.close().await;
     wrote
+}
+
+/// `template accept ID`: a site approver lets the version the hub assigned run here (templates with
+/// `acceptance = "local"`). The acceptance names the text's hash, so it holds for exactly what was checked.
+async fn accept(site: &mut Site, id: &str, comment: Option<String>) -> Result<Outcome> {
+    let comment = super::text_arg("comment", comment, 2048)?;
+    let r =
+        received(site).await?.into_iter().find(|r| r.assignment.template == id).ok_or_else(|| {
+            user(format!("the hub has not assigned {id} to this site (see `datum-edge template list`)"))
+        })?;
+    let published = match r.decision {
+        Decision::Pending { published, .. } => published,
+        Decision::Verified { template, .. } if !template.local_acceptance => {
+            return Err(user(format!("{id} {} runs without local acceptance: nothing to accept", template.version)))
+        }
+        Decision::Verified { template, .. } => {
+            return Err(user(format!("{id} {} is already accepted here", template.version)))
+        }
+        Decision::Waiting => {
+            return Err(user(format!("{id} {} has not arrived yet: sync first", r.assignment.version)))
+        }
+        Decision::Rejected(why) => {
+            return Err(user(format!("{id} {} was refused here and cannot be accepted: {why}", r.assignment.version)))
+        }
+        Decision::Unassigned => return Err(user(format!("the hub withdrew {id} from this site"))),
+    };
+    let acceptance = Acceptance {
+        template: published.id.clone(),
+        version: published.version.clone(),
+        sha256: published.sha256.clone(),
+        accepted_by: site.actor.clone(),
+        accepted_at: site.now,
+        comment: comment.clone(),
+    };
+    let key = Published::key(&published.id, &published.version);
+    let doc = site.doc_id(rollout::COMPLIANCE_DOC);
+    let mut write = Write::new("template.accept", key.clone(), comment);
+    write.put(&doc, Acceptance::COLLECTION, &key, &acceptance)?;
+    site.apply(write, format!("{key} accepted (sha256 {})", &published.sha256)).await?;
+    refresh(site).await?;
+    println!("{key} accepted by {}: it runs here from now on", site.actor);
+    Ok(Outcome::Clean)
 }

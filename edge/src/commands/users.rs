@@ -98,6 +98,10 @@ pub fn action_of(command: &Command) -> Option<Action> {
         Command::Change(_) => Action::WorkOnChange,
         Command::RestoreTest(_) => Action::RecordRestoreTest,
         Command::Review(ReviewCmd::Record { .. }) => Action::RecordReview,
+        Command::Template(crate::cli::TemplateCmd::Accept { .. }) => Action::ApproveBaseline,
+        Command::Waiver(crate::cli::WaiverCmd::Request { .. }) => Action::WorkOnChange,
+        Command::Waiver(crate::cli::WaiverCmd::List { .. }) => Action::Read,
+        Command::Waiver(_) => Action::ApproveBaseline,
         Command::Review(_)
         | Command::Backup(_)
         | Command::Audit(_)

@@ -251,7 +251,7 @@ pub async fn act(
         crate::commands::configs::load_change(site, parsed).await.map_err(domain)?;
         let result = match verb {
             "implement" => changes::implement_change(site, &id, note).await.map(|(c, _)| c),
-            "verify" => changes::verify_change(site, &id).await,
+            "verify" => changes::verify_change(site, &id).await.map(|(c, _)| c),
             _ => changes::next_event(site, &id, step, |_| Vec::new()).await,
         };
         result.map_err(domain)

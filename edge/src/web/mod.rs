@@ -83,7 +83,9 @@ impl App {
 
     /// The site for reading: no lock, one consistent snapshot.
     pub async fn read(&self) -> Result<Site, WebError> {
-        Site::open_as(&self.data, "", self.now(), Access::Read).await.map_err(internal)
+        let mut site = Site::open_as(&self.data, "", self.now(), Access::Read).await.map_err(internal)?;
+        crate::commands::templates::use_policy(&mut site).await;
+        Ok(site)
     }
 
     /// The site for writing, acting as `who`: takes the data-directory lock for the request.
@@ -91,6 +93,7 @@ impl App {
         let mut site = Site::open_as(&self.data, &who.user.name, self.now(), Access::Write).await.map_err(domain)?;
         site.auth = Some(who.auth);
         site.drill = self.drill;
+        crate::commands::templates::use_policy(&mut site).await;
         Ok(site)
     }
 }

@@ -627,6 +627,8 @@ struct ComplianceRow {
     compliant: Option<bool>,
     failing: Vec<rollout::Failing>,
     unlisted: u64,
+    /// Non-compliant pairs an approved waiver at the plant excuses until it expires (shown apart).
+    waived: Vec<rollout::Failing>,
 }
 
 /// `datum-hub compliance`: per site and template, the version assigned, the plant's state of it, the counts
@@ -660,12 +662,13 @@ pub(super) async fn compliance(
                 let result = match r.compliant {
                     None => "-".to_string(),
                     Some(ok) => format!(
-                        "{}: {} compliant, {} non-compliant, {} errors, {} n/a",
+                        "{}: {} compliant, {} non-compliant, {} errors, {} n/a, {} waived",
                         if ok { "compliant" } else { "NON-COMPLIANT" },
                         r.counts.compliant,
                         r.counts.non_compliant,
                         r.counts.error,
-                        r.counts.not_applicable
+                        r.counts.not_applicable,
+                        r.counts.waived
                     ),
                 };
                 vec![r.site.clone(), r.template.clone(), r.assigned_version.clone(), state, result]
@@ -684,6 +687,13 @@ pub(super) async fn compliance(
                 }
                 if r.unlisted > 0 {
                     println!("  … and {} more", r.unlisted);
+                }
+            }
+            if !r.waived.is_empty() {
+                println!("\n{} {} — waived:", r.site, r.template);
+                for f in &r.waived {
+                    let at = f.config.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
+                    println!("  {} {}{at}: {}", f.asset, f.rule, f.detail);
                 }
             }
         }
@@ -723,6 +733,7 @@ async fn compliance_rows(store: &Store, site: Option<&str>, template: Option<&st
                 compliant: c.map(Summary::compliant),
                 failing: c.map(|c| c.failing.clone()).unwrap_or_default(),
                 unlisted: c.map_or(0, |c| c.unlisted),
+                waived: c.map(|c| c.waived.clone()).unwrap_or_default(),
             });
         }
     }

@@ -25,6 +25,7 @@ fn draft(risk: Risk, emergency: bool) -> ChangeDraft {
         window_from: None,
         window_to: None,
         emergency,
+        required_approvals: None,
     }
 }
 
@@ -51,7 +52,7 @@ fn run(risk: Risk, emergency: bool, script: &str) -> String {
             "approve" => ChangeAction::Approve { comment: None },
             "reject" => ChangeAction::Reject { reason: "too risky".into() },
             "implement" => ChangeAction::Implement { note: None, captures: vec![vref("fw1", 2, "bb")] },
-            "verify" => ChangeAction::Verify { checked: vec![vref("fw1", 2, "bb")] },
+            "verify" => ChangeAction::Verify { checked: vec![vref("fw1", 2, "bb")], warnings: Vec::new() },
             "close" => ChangeAction::Close,
             "cancel" => ChangeAction::Cancel { reason: "not needed".into() },
             other => panic!("unknown verb {other}"),

@@ -67,6 +67,7 @@ fn run(template: &str, fixture: &str, set: &[(&str, &str)]) -> String {
             Outcome::NotApplicable { why } => format!("not-applicable — {why}"),
             Outcome::Error { why } => format!("error — {why}"),
             Outcome::Manual { question } => format!("manual — {question}"),
+            Outcome::Waived { waiver, .. } => format!("waived — {waiver}"),
         };
         out.push_str(&format!("{}: {text}\n", rule.id));
     }
@@ -519,4 +520,24 @@ fn the_example_templates_are_valid_and_their_examples_hold() {
         n += 1;
     }
     assert!(n >= 3, "{n} examples");
+}
+
+#[test]
+fn a_policy_template_needs_no_rule_and_its_values_are_checked() {
+    let t = Template::parse(
+        "[template]\nid = \"corp-policy\"\nversion = \"1.0.0\"\ntitle = \"Intervals\"\n\n[policy]\n\
+         capture_days = { critical = 3 }\napprovals = { high = 3 }\n",
+    )
+    .expect("a policy template");
+    assert!(t.rules.is_empty());
+    assert_eq!(t.policy.as_ref().and_then(|p| p.approvals.as_ref()).and_then(|a| a.high), Some(3));
+    let err = Template::parse(
+        "[template]\nid = \"p\"\nversion = \"1.0.0\"\ntitle = \"t\"\nacceptance = \"maybe\"\n\n[policy]\n\
+         review_days = { low = 99999 }\n",
+    )
+    .expect_err("out of range");
+    let text = err.to_string();
+    assert!(text.contains("policy.review_days.low = 99999") && text.contains("acceptance \"maybe\""), "{text}");
+    let err = Template::parse("[template]\nid = \"p\"\nversion = \"1.0.0\"\ntitle = \"t\"\n").expect_err("empty");
+    assert!(err.to_string().contains("no [[rule]] and no [policy]"), "{err}");
 }
