@@ -510,6 +510,9 @@ pub enum ChangeCmd {
         /// A note recorded with the step
         #[arg(long)]
         note: Option<String>,
+        /// Confirm every item of the change's checklist (from the site's change-request templates) done
+        #[arg(long)]
+        checklist_done: bool,
     },
     /// Verify an implemented change: its captures become the baselines
     Verify {

@@ -52,6 +52,9 @@ pub enum ChangeAction {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
         captures: Vec<VersionRef>,
+        /// The implementer confirmed every item of the change's checklist done.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        checklist_done: bool,
     },
     Verify {
         checked: Vec<VersionRef>,
@@ -100,6 +103,10 @@ pub struct ChangeDraft {
     /// may ask for more than the built-in [`required_approvals`]); absent in changes created before policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_approvals: Option<usize>,
+    /// Items the implementer confirms done at implementation (from the site's change-request templates when
+    /// the change was created).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checklist: Vec<String>,
 }
 
 /// One event of a change's log.
@@ -229,6 +236,8 @@ pub enum ChangeError {
     DuplicateApproval { change: ChangeId, actor: String },
     #[error("{change} was rejected by {by}; a rejected change cannot be approved or implemented, raise a new one")]
     WasRejected { change: ChangeId, by: String },
+    #[error("{change}: confirm its checklist done to record the implementation (--checklist-done):\n  - {}", .items.join("\n  - "))]
+    Checklist { change: ChangeId, items: Vec<String> },
     #[error("{change} is {state}; cannot {verb} it{hint}")]
     BadState { change: ChangeId, state: ChangeState, verb: &'static str, hint: &'static str },
     #[error("{change}: approvals incomplete ({have} of {need}); cannot {verb} before approval")]
@@ -464,9 +473,12 @@ pub fn apply(current: Option<&ChangeRequest>, event: &ChangeEvent) -> Result<Cha
             next.state = ChangeState::Rejected;
             next.rejected = Some(stamp(Some(reason.clone())));
         }
-        ChangeAction::Implement { note, captures } => {
+        ChangeAction::Implement { note, captures, checklist_done } => {
             if let Some(r) = &cr.rejected {
                 return Err(ChangeError::WasRejected { change: id, by: r.by.clone() });
+            }
+            if !cr.draft.checklist.is_empty() && !checklist_done {
+                return Err(ChangeError::Checklist { change: id, items: cr.draft.checklist.clone() });
             }
             match cr.state {
                 ChangeState::Approved => {}

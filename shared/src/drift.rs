@@ -210,6 +210,7 @@ mod tests {
             window_to: None,
             emergency,
             required_approvals: None,
+            checklist: Vec::new(),
         };
         let mut state = None;
         let mut all = vec![("alice", ChangeAction::Create(draft))];
@@ -301,7 +302,7 @@ mod tests {
             DriftStatus::DriftUnauthorized,
             "v2 differs from baseline v1; CR-0001 covers this asset but the capture is not linked to it (capture again with --change CR-0001)",
         );
-        let implement = ChangeAction::Implement { note: None, captures: vec![] };
+        let implement = ChangeAction::Implement { note: None, captures: vec![], checklist_done: false };
         // A change that no longer takes captures is named, but `--change` is not suggested: it would be refused.
         let implemented = change(
             false,

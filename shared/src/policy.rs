@@ -28,6 +28,13 @@ pub struct Policy {
     pub approvals: [usize; 3],
     /// The templates whose `[policy]` set these values (empty: the built-in defaults).
     pub from_templates: Vec<String>,
+    /// Change-request fields active `[change]` tables require (`test_plan`, `window`), with the template that
+    /// requires each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub change_required: Vec<(String, String)>,
+    /// Checklist items active `[change]` tables add to every new change request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub change_checklist: Vec<String>,
 }
 
 impl Default for Policy {
@@ -41,6 +48,8 @@ impl Default for Policy {
             review_notice_days: 14,
             approvals: [1, 1, 2],
             from_templates: Vec::new(),
+            change_required: Vec::new(),
+            change_checklist: Vec::new(),
         }
     }
 }
@@ -162,6 +171,22 @@ impl Policy {
                 approvals(|a| a.high, d.approvals[2]),
             ],
             from_templates: tables.iter().map(|(id, _)| id.to_string()).collect(),
+            change_required: Vec::new(),
+            change_checklist: Vec::new(),
+        }
+    }
+
+    /// Adds a change-request template's demands: its required fields, and its checklist items (each once).
+    pub fn require_for_changes(&mut self, template: &str, required: &[String], checklist: &[String]) {
+        for field in required {
+            if !self.change_required.iter().any(|(f, _)| f == field) {
+                self.change_required.push((field.clone(), template.to_string()));
+            }
+        }
+        for item in checklist {
+            if !self.change_checklist.contains(item) {
+                self.change_checklist.push(item.clone());
+            }
         }
     }
 

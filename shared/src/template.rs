@@ -132,6 +132,49 @@ pub struct Template {
     /// A policy template's `[policy]` table: intervals, approvals and the emergency window that replace the
     /// built-in defaults where the template is active (`crate::policy::Policy::from`).
     pub policy: Option<PolicyTable>,
+    /// A change-request template's `[change]` table: fields every change request must fill and a checklist
+    /// confirmed at implementation.
+    pub change: Option<ChangeTable>,
+}
+
+/// A change-request template's `[change]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeTable {
+    /// Fields a change request must fill besides the ones always required: `test_plan`, `window`.
+    #[serde(default)]
+    pub required: Vec<String>,
+    /// Items the implementer confirms done when recording the implementation.
+    #[serde(default)]
+    pub checklist: Vec<String>,
+}
+
+/// Fields a `[change]` table may require.
+pub const CHANGE_FIELDS: [&str; 2] = ["test_plan", "window"];
+/// Most checklist items in one template.
+const MAX_CHECKLIST: usize = 50;
+
+impl ChangeTable {
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in &self.required {
+            if !CHANGE_FIELDS.contains(&f.as_str()) {
+                out.push(format!("change.required {f:?}: one of {}", CHANGE_FIELDS.join(", ")));
+            }
+        }
+        if self.checklist.len() > MAX_CHECKLIST {
+            out.push(format!("change.checklist: at most {MAX_CHECKLIST} items"));
+        }
+        for item in &self.checklist {
+            if item.trim().is_empty() || item.chars().count() > 300 || item.chars().any(char::is_control) {
+                out.push(format!("change.checklist item {item:?}: one line of at most 300 characters"));
+            }
+        }
+        if self.required.is_empty() && self.checklist.is_empty() {
+            out.push("[change] requires nothing and has no checklist".into());
+        }
+        out
+    }
 }
 
 /// Why a template file was refused: every problem found, each naming where.
@@ -151,6 +194,8 @@ struct RawFile {
     rules: Vec<RawRule>,
     #[serde(default)]
     policy: Option<PolicyTable>,
+    #[serde(default)]
+    change: Option<ChangeTable>,
 }
 
 #[derive(Deserialize)]
@@ -342,8 +387,11 @@ impl Template {
                 problems.push(format!("parameter {name:?}: a name of letters, digits and '_'"));
             }
         }
-        if raw.rules.is_empty() && raw.policy.is_none() {
-            problems.push("the template has no [[rule]] and no [policy]".into());
+        if raw.rules.is_empty() && raw.policy.is_none() && raw.change.is_none() {
+            problems.push("the template has no [[rule]], no [policy] and no [change]".into());
+        }
+        if let Some(c) = &raw.change {
+            problems.extend(c.problems());
         }
         if let Some(p) = &raw.policy {
             problems.extend(p.problems());
@@ -380,6 +428,7 @@ impl Template {
             parameters,
             rules,
             policy: raw.policy,
+            change: raw.change,
         })
     }
 

@@ -47,7 +47,8 @@ fn gate_waivers_acceptance_and_policy() {
         &hub,
         "policy.toml",
         "[template]\nid = \"corp-policy\"\nversion = \"1.0.0\"\ntitle = \"Company change policy\"\n\n[policy]\n\
-         approvals = { low = 2 }\nreview_days = { high = 60 }\n",
+         approvals = { low = 2 }\nreview_days = { high = 60 }\n\n[change]\nrequired = [\"test_plan\"]\n\
+         checklist = [\"Running configuration backed up\"]\n",
     );
     for id in ["ios-gate", "corp-policy"] {
         hub.ok(&["template", "publish", id]);
@@ -72,10 +73,18 @@ fn gate_waivers_acceptance_and_policy() {
     assert_eq!(plant.ok(&["template", "show", "ios-gate", "--json"]).json()["state"], "active");
     plant.ok(&["compliance", "--template", "ios-gate"]);
 
-    // The policy template: a low-risk change now needs two approvers.
-    let change = plant.new_change("RTR-1", "low");
+    // The policy template: a test plan is required, a low-risk change needs two approvers, and the checklist
+    // is confirmed at implementation.
+    let mut new = vec!["change", "new", "--title", "Move syslog", "--reason", "new server", "--asset", "RTR-1"];
+    new.extend(["--risk", "low", "--impact", "none", "--rollback", "restore v1", "--json"]);
+    let run = plant.run(&new);
+    assert_eq!(run.code, 2, "no test plan: {}", run.stdout);
+    assert!(run.stderr.contains("corp-policy 1.0.0 requires a test plan"), "{}", run.stderr);
+    new.extend(["--test-plan", "show logging"]);
+    let change = plant.ok(&new).json()["id"].as_str().expect("id").to_string();
     let shown = plant.ok(&["change", "show", &change, "--json"]).json();
     assert_eq!(shown["required_approvals"], 2, "{shown}");
+    assert_eq!(shown["checklist"][0], "Running configuration backed up", "{shown}");
     plant.ok(&["change", "submit", &change]);
     let run = plant.run_as("bob", &["change", "approve", &change]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
@@ -87,7 +96,10 @@ fn gate_waivers_acceptance_and_policy() {
     let changed = std::fs::read_to_string(&asr920).expect("read").replace("logging host 111.111.111.111\n", "");
     let file = plant.write("asr920-changed.cfg", changed.as_bytes());
     plant.ok(&["config", "capture", "RTR-1", file.to_str().expect("utf-8"), "--change", &change]);
-    plant.ok(&["change", "implement", &change]);
+    let run = plant.run(&["change", "implement", &change]);
+    assert_eq!(run.code, 2, "checklist not confirmed: {}", run.stdout);
+    assert!(run.stderr.contains("Running configuration backed up"), "{}", run.stderr);
+    plant.ok(&["change", "implement", &change, "--checklist-done"]);
     let run = plant.run(&["change", "verify", &change]);
     assert_eq!(run.code, 2, "the gate refuses: {}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("ios-gate 1.0.0 IOS-03 on RTR-1/running-config v2"), "{}", run.stderr);

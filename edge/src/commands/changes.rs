@@ -36,7 +36,9 @@ pub async fn run(site: &mut Site, cmd: ChangeCmd) -> Result<Outcome> {
             let reason = required_text("reason", reason, 2048)?;
             step(site, &id, ChangeAction::Reject { reason }).await
         }
-        ChangeCmd::Implement { id, note } => implement(site, &id, text_arg("note", note, 2048)?).await,
+        ChangeCmd::Implement { id, note, checklist_done } => {
+            implement(site, &id, text_arg("note", note, 2048)?, checklist_done).await
+        }
         ChangeCmd::Verify { id } => verify(site, &id).await,
         ChangeCmd::Close { id } => step(site, &id, ChangeAction::Close).await,
         ChangeCmd::Cancel { id, reason } => {
@@ -99,8 +101,15 @@ async fn new(site: &mut Site, args: NewArgs, json: bool) -> Result<Outcome> {
             cr.draft.risk,
             if cr.draft.emergency { ", EMERGENCY" } else { "" },
             cr.draft.title,
-            if cr.draft.emergency { " or implement now and get approvals within 72 h" } else { "" }
+            if cr.draft.emergency {
+                format!(" or implement now and get approvals within {} h", site.policy.emergency_approval_hours)
+            } else {
+                String::new()
+            }
         );
+        for item in &cr.draft.checklist {
+            println!("  checklist, to confirm at `change implement --checklist-done`: {item}");
+        }
     }
     Ok(Outcome::Clean)
 }
@@ -119,6 +128,17 @@ pub async fn create(site: &mut Site, args: NewArgs) -> Result<ChangeRequest> {
     }
     let risk: Risk = args.risk.parse().map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
     let window = args.window.as_deref().map(parse_window).transpose()?;
+    // What the site's change-request templates ask of every request.
+    for (field, template) in &site.policy.change_required {
+        let (missing, what) = match field.as_str() {
+            "test_plan" => (args.test_plan.as_deref().is_none_or(|t| t.trim().is_empty()), "a test plan (--test-plan)"),
+            "window" => (window.is_none(), "a window (--window FROM..TO)"),
+            _ => (false, ""),
+        };
+        if missing {
+            return Err(user(format!("the change-request template {template} requires {what}")));
+        }
+    }
     let draft = ChangeDraft {
         title: required_text("title", args.title, 200)?,
         reason: required_text("reason", args.reason, 4096)?,
@@ -133,6 +153,7 @@ pub async fn create(site: &mut Site, args: NewArgs) -> Result<ChangeRequest> {
         // Recorded only when a policy template asks for another number than the built-in one.
         required_approvals: Some(site.policy.approvals_for(risk))
             .filter(|n| *n != datum_shared::change::required_approvals(risk)),
+        checklist: site.policy.change_checklist.clone(),
     };
     let id = ChangeId(site.store.max_key_number(ChangeEvent::COLLECTION).await? + 1);
     let event = ChangeEvent {
@@ -211,8 +232,8 @@ async fn step(site: &mut Site, id: &str, action: ChangeAction) -> Result<Outcome
     Ok(Outcome::Clean)
 }
 
-async fn implement(site: &mut Site, id: &str, note: Option<String>) -> Result<Outcome> {
-    let (after, captures) = implement_change(site, id, note).await?;
+async fn implement(site: &mut Site, id: &str, note: Option<String>, checklist_done: bool) -> Result<Outcome> {
+    let (after, captures) = implement_change(site, id, note, checklist_done).await?;
     println!(
         "{}: implemented; linked captures: {}",
         after.id,
@@ -242,6 +263,7 @@ pub async fn implement_change(
     site: &mut Site,
     id: &str,
     note: Option<String>,
+    checklist_done: bool,
 ) -> Result<(ChangeRequest, Vec<VersionRef>)> {
     let change = ChangeId::parse(id).map_err(|e| user(e.to_string()))?;
     let current = load_change(site, change).await?;
@@ -258,8 +280,8 @@ pub async fn implement_change(
     }
     captures.sort();
     captures.dedup();
-    let after =
-        next_event(site, id, ChangeAction::Implement { note, captures: captures.clone() }, |_| Vec::new()).await?;
+    let action = ChangeAction::Implement { note, captures: captures.clone(), checklist_done };
+    let after = next_event(site, id, action, |_| Vec::new()).await?;
     Ok((after, captures))
 }
 
@@ -356,6 +378,9 @@ async fn show(site: &mut Site, id: &str, json: bool) -> Result<Outcome> {
     if let (Some(f), Some(t)) = (d.window_from, d.window_to) {
         println!("window     {} .. {}", f.to_rfc3339(), t.to_rfc3339());
     }
+    for item in &d.checklist {
+        println!("checklist  [{}] {item}", if cr.implemented.is_some() { "x" } else { " " });
+    }
     for flag in &flags {
         println!("  ! {flag}");
     }
@@ -366,7 +391,7 @@ async fn show(site: &mut Site, id: &str, json: bool) -> Result<Outcome> {
             ChangeAction::Reject { reason } | ChangeAction::Cancel { reason } => {
                 format!(": {reason}")
             }
-            ChangeAction::Implement { note, captures } => format!(
+            ChangeAction::Implement { note, captures, .. } => format!(
                 ": {} capture(s){}",
                 captures.len(),
                 note.as_ref().map(|n| format!(", {n}")).unwrap_or_default()

@@ -128,7 +128,14 @@ pub async fn policy(site: &Site) -> Result<Policy> {
     let active = active(site).await?;
     let tables: Vec<(&str, &PolicyTable)> =
         active.iter().filter_map(|a| a.template.policy.as_ref().map(|p| (a.template.id.as_str(), p))).collect();
-    Ok(Policy::from(&tables))
+    let mut policy = Policy::from(&tables);
+    for a in &active {
+        if let Some(c) = &a.template.change {
+            let id = format!("{} {}", a.template.id, a.template.version);
+            policy.require_for_changes(&id, &c.required, &c.checklist);
+        }
+    }
+    Ok(policy)
 }
 
 /// Puts the site's policy in place for this command or request; when the templates cannot be read, the

@@ -206,6 +206,9 @@ pub struct ActBody {
     pub totp: Option<String>,
     #[serde(default)]
     pub csrf: Option<String>,
+    /// `implement`: the implementer confirms the change's checklist done (a checkbox: any value).
+    #[serde(default)]
+    pub checklist_done: Option<String>,
 }
 
 /// The action a verb needs.
@@ -246,11 +249,12 @@ pub async fn act(
     };
     let id = id.to_string();
     let note = text("note", body.note)?;
+    let checklist_done = body.checklist_done.is_some_and(|v| !v.is_empty() && v != "false");
     writing(app, &who, async |site| {
         let parsed = datum_shared::ChangeId::parse(&id).map_err(|e| WebError::NotFound(e.to_string()))?;
         crate::commands::configs::load_change(site, parsed).await.map_err(domain)?;
         let result = match verb {
-            "implement" => changes::implement_change(site, &id, note).await.map(|(c, _)| c),
+            "implement" => changes::implement_change(site, &id, note, checklist_done).await.map(|(c, _)| c),
             "verify" => changes::verify_change(site, &id).await.map(|(c, _)| c),
             _ => changes::next_event(site, &id, step, |_| Vec::new()).await,
         };

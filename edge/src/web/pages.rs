@@ -451,11 +451,23 @@ async fn change(State(app): State<App>, headers: HeaderMap, Path(id): Path<Strin
     if authorize(&who.user, Action::WorkOnChange).is_ok() {
         match c.state {
             ChangeState::Draft => actions.push_str(&form("submit", "Submit for approval", "")),
-            ChangeState::Approved => actions.push_str(&form(
-                "implement",
-                "Record implementation",
-                "<label>Note <input name=\"note\"></label>",
-            )),
+            ChangeState::Approved => {
+                let checklist = if c.draft.checklist.is_empty() {
+                    String::new()
+                } else {
+                    let items: String = c.draft.checklist.iter().map(|i| format!("<li>{}</li>", escape(i))).collect();
+                    format!(
+                        "<p>Checklist (the site's change-request template):</p><ul id=\"checklist\">{items}</ul>\
+                         <label><input type=\"checkbox\" name=\"checklist_done\" value=\"yes\" required> every item \
+                         above is done</label>"
+                    )
+                };
+                actions.push_str(&form(
+                    "implement",
+                    "Record implementation",
+                    &format!("<label>Note <input name=\"note\"></label>{checklist}"),
+                ))
+            }
             ChangeState::Implemented => actions.push_str(&form("verify", "Verify", "")),
             ChangeState::Verified => actions.push_str(&form("close", "Close", "")),
             _ => {}

@@ -26,6 +26,7 @@ fn draft(risk: Risk, emergency: bool) -> ChangeDraft {
         window_to: None,
         emergency,
         required_approvals: None,
+        checklist: Vec::new(),
     }
 }
 
@@ -51,7 +52,9 @@ fn run(risk: Risk, emergency: bool, script: &str) -> String {
             "submit" => ChangeAction::Submit,
             "approve" => ChangeAction::Approve { comment: None },
             "reject" => ChangeAction::Reject { reason: "too risky".into() },
-            "implement" => ChangeAction::Implement { note: None, captures: vec![vref("fw1", 2, "bb")] },
+            "implement" => {
+                ChangeAction::Implement { note: None, captures: vec![vref("fw1", 2, "bb")], checklist_done: false }
+            }
             "verify" => ChangeAction::Verify { checked: vec![vref("fw1", 2, "bb")], warnings: Vec::new() },
             "close" => ChangeAction::Close,
             "cancel" => ChangeAction::Cancel { reason: "not needed".into() },
@@ -265,7 +268,9 @@ fn folded(risk: Risk, emergency: bool, verbs: &[(&str, &str)]) -> ChangeRequest 
             "create" => ChangeAction::Create(draft(risk, emergency)),
             "submit" => ChangeAction::Submit,
             "approve" => ChangeAction::Approve { comment: None },
-            "implement" => ChangeAction::Implement { note: None, captures: vec![vref("fw1", 2, "bb")] },
+            "implement" => {
+                ChangeAction::Implement { note: None, captures: vec![vref("fw1", 2, "bb")], checklist_done: false }
+            }
             other => panic!("{other}"),
         };
         events.push(ChangeEvent { change: ChangeId(1), seq: i as u32 + 1, at: t0(), actor: actor.to_string(), action });
@@ -325,7 +330,7 @@ fn late_emergency_approval_stays_visible() {
         action,
     };
     events.push(mk(1, 0, "alice", ChangeAction::Create(draft(Risk::Low, true))));
-    events.push(mk(2, 1, "alice", ChangeAction::Implement { note: None, captures: vec![] }));
+    events.push(mk(2, 1, "alice", ChangeAction::Implement { note: None, captures: vec![], checklist_done: false }));
     events.push(mk(3, 100, "bob", ChangeAction::Approve { comment: None }));
     let (state, _) = fold(&events);
     let state = state.expect("created");
@@ -364,4 +369,37 @@ fn verification_needs_every_asset_and_unchanged_captures() {
         .problems
         .iter()
         .any(|p| p.contains("the newest capture (v3) differs from the implemented v2")));
+}
+
+#[test]
+fn a_change_template_checklist_must_be_confirmed_and_a_policy_sets_the_approvals() {
+    let mut d = draft(Risk::Low, false);
+    d.checklist = vec!["Backup of the running configuration taken".into()];
+    d.required_approvals = Some(2);
+    let ev = |seq: u32, actor: &str, action: ChangeAction| ChangeEvent {
+        change: ChangeId(1),
+        seq,
+        at: t0() + Duration::hours(seq.into()),
+        actor: actor.into(),
+        action,
+    };
+    let mut cr = apply(None, &ev(1, "alice", ChangeAction::Create(d))).expect("create");
+    assert_eq!(cr.required_approvals, 2, "the policy's number, recorded with the draft");
+    for (seq, actor, action) in [
+        (2, "alice", ChangeAction::Submit),
+        (3, "bob", ChangeAction::Approve { comment: None }),
+        (4, "carol", ChangeAction::Approve { comment: None }),
+    ] {
+        cr = apply(Some(&cr), &ev(seq, actor, action)).expect("step");
+    }
+    assert_eq!(cr.state, ChangeState::Approved);
+    let implement = |done| ChangeAction::Implement { note: None, captures: vec![], checklist_done: done };
+    let err = apply(Some(&cr), &ev(5, "alice", implement(false))).expect_err("checklist not confirmed");
+    assert!(err.to_string().contains("Backup of the running configuration taken"), "{err}");
+    let done = apply(Some(&cr), &ev(5, "alice", implement(true))).expect("confirmed");
+    assert_eq!(done.state, ChangeState::Implemented);
+    // A nonsensical recorded number falls back to the built-in rule.
+    let mut odd = draft(Risk::High, false);
+    odd.required_approvals = Some(0);
+    assert_eq!(apply(None, &ev(1, "alice", ChangeAction::Create(odd))).expect("create").required_approvals, 2);
 }

@@ -539,5 +539,19 @@ fn a_policy_template_needs_no_rule_and_its_values_are_checked() {
     let text = err.to_string();
     assert!(text.contains("policy.review_days.low = 99999") && text.contains("acceptance \"maybe\""), "{text}");
     let err = Template::parse("[template]\nid = \"p\"\nversion = \"1.0.0\"\ntitle = \"t\"\n").expect_err("empty");
-    assert!(err.to_string().contains("no [[rule]] and no [policy]"), "{err}");
+    assert!(err.to_string().contains("no [[rule]], no [policy] and no [change]"), "{err}");
+}
+
+#[test]
+fn a_change_request_template_names_known_fields_only() {
+    let head = "[template]\nid = \"corp-changes\"\nversion = \"1.0.0\"\ntitle = \"Change requests\"\n\n";
+    let t = Template::parse(&format!(
+        "{head}[change]\nrequired = [\"test_plan\"]\nchecklist = [\"Backup taken\", \"Vendor informed\"]\n"
+    ))
+    .expect("valid");
+    assert_eq!(t.change.as_ref().map(|c| c.checklist.len()), Some(2));
+    let err = Template::parse(&format!("{head}[change]\nrequired = [\"budget\"]\nchecklist = [\"\"]\n"))
+        .expect_err("unknown field and empty item");
+    let text = err.to_string();
+    assert!(text.contains("change.required \"budget\"") && text.contains("change.checklist item"), "{text}");
 }
