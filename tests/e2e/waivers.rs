@@ -138,6 +138,14 @@ fn gate_waivers_acceptance_and_policy() {
     let ios03 = rows.as_array().expect("rows").iter().find(|r| r["rule"] == "IOS-03").expect("IOS-03").clone();
     assert_eq!((ios03["result"].as_str(), ios03["waiver"].as_str()), (Some("waived"), Some("W-0001")), "{ios03}");
 
+    // Two questions, both answered: the asset matches its new baseline and meets the standard, one rule waived.
+    let shown = plant.ok(&["asset", "show", "RTR-1"]).stdout;
+    assert!(shown.contains("baseline     running-config: in-baseline"), "{shown}");
+    assert!(
+        shown.contains("standard     ios-gate 1.0.0: meets it") && shown.contains("waived: IOS-03 (W-0001)"),
+        "{shown}"
+    );
+
     // The hub sees the waived pair apart from the failing ones.
     synced(&plant, &hub);
     let rows = hub.run(&["compliance", "--json"]);
@@ -153,6 +161,8 @@ fn gate_waivers_acceptance_and_policy() {
     let ios03 = rows.as_array().expect("rows").iter().find(|r| r["rule"] == "IOS-03").expect("IOS-03").clone();
     assert_eq!(ios03["result"], "non-compliant", "{ios03}");
     assert_eq!(plant.ok(&["waiver", "list", "--json"]).json()[0]["status"], "expired");
+    let shown = plant.ok(&["asset", "show", "RTR-1"]).stdout;
+    assert!(shown.contains("standard     ios-gate 1.0.0: does NOT meet it: IOS-03"), "{shown}");
     // The next pass records it, and the hub shows the site non-compliant again.
     synced(&plant, &hub);
     let rows = hub.run(&["compliance", "--site", "mill", "--template", "ios-gate", "--json"]);

@@ -158,6 +158,15 @@ async fn show(site: &mut Site, name: &str, json: bool) -> Result<Outcome> {
     if let (Some(at), Some(reason)) = (asset.retired_at, &asset.retired_reason) {
         println!("{:<12} {} ({reason})", "retired", at.to_rfc3339());
     }
+    // Two separate questions: does it match its approved baseline, and does it meet the standards?
+    let view = crate::view::load(site).await?;
+    for e in view.drift(site.now, &site.policy, None).iter().filter(|e| e.asset == asset.name) {
+        let slot = e.slot.as_ref().map(|s| format!("{s}: ")).unwrap_or_default();
+        println!("{:<12} {slot}{} ({})", "baseline", e.status.as_str(), e.detail);
+    }
+    for s in super::compliance::standing(site, &view, asset.name.as_str()).await? {
+        println!("{:<12} {}", "standard", s.line());
+    }
     Ok(Outcome::Clean)
 }
 

@@ -216,6 +216,69 @@ pub fn evaluate(
     Ok(rows)
 }
 
+/// Whether one asset meets one active template ("meets the standard", beside drift's "matches its
+/// baseline").
+#[derive(Debug, Serialize)]
+pub struct Standing {
+    pub template: String,
+    pub version: String,
+    pub meets: bool,
+    /// Rules non-compliant or undecided for this asset.
+    pub failing: Vec<String>,
+    /// Rules non-compliant but excused by a waiver, with the waiver's id.
+    pub waived: Vec<String>,
+    pub compliant: usize,
+}
+
+impl Standing {
+    pub fn line(&self) -> String {
+        let mut s = if self.meets {
+            format!("{} {}: meets it ({} compliant)", self.template, self.version, self.compliant)
+        } else {
+            format!("{} {}: does NOT meet it: {}", self.template, self.version, self.failing.join(", "))
+        };
+        if !self.waived.is_empty() {
+            s.push_str(&format!("; waived: {}", self.waived.join(", ")));
+        }
+        s
+    }
+}
+
+/// How `asset` stands against every template active here that applies to it.
+pub async fn standing(site: &Site, view: &View, asset: &str) -> Result<Vec<Standing>> {
+    let waivers = super::waivers::load(site).await?;
+    let mut out = Vec::new();
+    for a in super::templates::active(site).await? {
+        let mut rows = evaluate(site, view, &a.template, &a.params, Some(asset))?;
+        if rows.is_empty() {
+            continue;
+        }
+        waive(&mut rows, &a.template.id, &waivers, site.now);
+        let pick = |f: fn(&RuleOutcome) -> bool| -> Vec<String> {
+            let mut ids: Vec<String> = rows.iter().filter(|r| f(&r.outcome)).map(|r| r.rule.clone()).collect();
+            ids.dedup();
+            ids
+        };
+        let failing = pick(|o| matches!(o, RuleOutcome::NonCompliant { .. } | RuleOutcome::Error { .. }));
+        let waived: Vec<String> = rows
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                RuleOutcome::Waived { waiver, .. } => Some(format!("{} ({waiver})", r.rule)),
+                _ => None,
+            })
+            .collect();
+        out.push(Standing {
+            template: a.template.id.clone(),
+            version: a.template.version.to_string(),
+            meets: failing.is_empty(),
+            failing,
+            waived,
+            compliant: rows.iter().filter(|r| r.outcome == RuleOutcome::Compliant).count(),
+        });
+    }
+    Ok(out)
+}
+
 /// A stored version's normalised lines (as for drift: secrets masked), or why they cannot be had.
 fn normalized(site: &Site, v: &ConfigVersion, key: &FingerprintKey) -> Result<Normalized, String> {
     if v.size > MAX_NORMALIZE_BYTES as u64 {

@@ -4,7 +4,7 @@ mod assets;
 mod audit;
 pub mod changes;
 mod compare;
-mod compliance;
+pub mod compliance;
 pub mod configs;
 mod dump;
 pub mod evidence;

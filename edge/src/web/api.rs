@@ -112,6 +112,8 @@ pub struct AssetDetail {
     pub versions: Vec<ConfigVersion>,
     pub baselines: Vec<Baseline>,
     pub drift: Vec<datum_shared::drift::DriftEntry>,
+    /// Whether it meets each active template that applies to it (a question apart from drift).
+    pub standards: Vec<crate::commands::compliance::Standing>,
     pub changes: Vec<ChangeRequest>,
 }
 
@@ -124,7 +126,8 @@ pub async fn asset_detail(site: &mut Site, name: &str) -> Result<AssetDetail, We
         view.baselines.iter().filter(|(k, _)| k.0 == asset.name).map(|(_, b)| b.clone()).collect();
     let drift = view.drift(site.now, &site.policy, None).into_iter().filter(|d| d.asset == asset.name).collect();
     let changes = view.changes.values().filter(|c| c.draft.assets.contains(&asset.name)).cloned().collect();
-    Ok(AssetDetail { asset, versions, baselines, drift, changes })
+    let standards = crate::commands::compliance::standing(site, &view, asset.name.as_str()).await.map_err(internal)?;
+    Ok(AssetDetail { asset, versions, baselines, drift, standards, changes })
 }
 
 async fn asset(State(app): State<App>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult {

@@ -182,6 +182,14 @@ async fn asset(State(app): State<App>, headers: HeaderMap, Path(name): Path<Stri
             )
         })
         .collect();
+    let standards: String = if d.standards.is_empty() {
+        "<li>no template active here applies to this asset</li>".to_string()
+    } else {
+        d.standards
+            .iter()
+            .map(|s| format!("<li class=\"{}\">{}</li>", if s.meets { "ok" } else { "warn" }, escape(&s.line())))
+            .collect()
+    };
     let versions: String = d
         .versions
         .iter()
@@ -242,7 +250,8 @@ async fn asset(State(app): State<App>, headers: HeaderMap, Path(name): Path<Stri
         String::new()
     };
     let body = format!(
-        "<h1>{}</h1><table class=\"fields\">{fields}</table><h2>Drift</h2><table id=\"asset-drift\"><thead><tr><th>Slot</th><th>Status</th><th>Detail</th></tr></thead><tbody>{drift}</tbody></table>\
+        "<h1>{}</h1><table class=\"fields\">{fields}</table><h2>Matches its baseline?</h2><table id=\"asset-drift\"><thead><tr><th>Slot</th><th>Status</th><th>Detail</th></tr></thead><tbody>{drift}</tbody></table>\
+         <h2>Meets the standards?</h2><ul id=\"asset-standards\">{standards}</ul>\
          <h2>Versions</h2><table id=\"asset-versions\"><thead><tr><th>Slot</th><th>Version</th><th>Captured</th><th>By</th><th>Bytes</th><th>Format</th><th></th></tr></thead><tbody>{versions}</tbody></table>\
          <h2>Change requests</h2><ul>{changes}</ul>{upload}{baseline}",
         escape(a.name.as_str())
