@@ -629,6 +629,10 @@ pub enum ReviewCmd {
         /// Notes recorded with it
         #[arg(long)]
         notes: String,
+        /// An answer to a template's manual checklist item, for every asset reviewed (repeatable):
+        /// TEMPLATE/RULE=yes|no|n/a, or RULE=… when one active template has that rule
+        #[arg(long = "answer", value_name = "TEMPLATE/RULE=ANSWER")]
+        answers: Vec<String>,
     },
 }
 

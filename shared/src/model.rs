@@ -523,6 +523,37 @@ pub struct Review {
     pub reviewed_by: String,
     /// The drift report for the reviewed assets at review time.
     pub drift: Vec<DriftEntry>,
+    /// Answers to templates' `manual` checklist items given at this review, for every asset reviewed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<ManualAnswer>,
+}
+
+/// A reviewer's answer to one `manual` rule of a template (`review record --answer TEMPLATE/RULE=yes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManualAnswer {
+    pub template: String,
+    pub rule: String,
+    pub answer: Answer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Answer {
+    Yes,
+    No,
+    NotApplicable,
+}
+
+impl FromStr for Answer {
+    type Err = ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, ParseEnumError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "yes" | "y" => Ok(Answer::Yes),
+            "no" | "n" => Ok(Answer::No),
+            "n/a" | "na" | "not-applicable" => Ok(Answer::NotApplicable),
+            _ => Err(ParseEnumError { what: "answer", value: s.to_string(), allowed: "yes, no, n/a".into() }),
+        }
+    }
 }
 
 impl Review {

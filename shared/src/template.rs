@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Asset, AssetKind, Criticality};
+use crate::ids::AssetName;
+use crate::model::{Answer, Asset, AssetKind, Criticality, Review};
 use crate::normalize::{Format, NormLine, ALL_FORMATS};
 use crate::policy::PolicyTable;
 
@@ -652,6 +653,32 @@ impl Rule {
             pattern: pattern.map(|p| compile(p, params)).transpose()?,
         })
     }
+}
+
+/// What the reviews say about a `manual` rule for one asset: the newest review of the asset that answered it,
+/// while that review is younger than `valid_for` (the asset's review interval: an answer is due again at the
+/// next periodic review). `None`: not answered, or the answer has lapsed.
+pub fn answered(
+    reviews: &[Review],
+    template: &str,
+    rule: &str,
+    asset: &AssetName,
+    now: chrono::DateTime<chrono::Utc>,
+    valid_for: chrono::Duration,
+) -> Option<Outcome> {
+    let (review, answer) = reviews
+        .iter()
+        .filter(|r| r.assets.contains(asset) && now - r.reviewed_at < valid_for && r.reviewed_at <= now)
+        .filter_map(|r| r.answers.iter().find(|a| a.template == template && a.rule == rule).map(|a| (r, a)))
+        .max_by_key(|(r, _)| (r.reviewed_at, r.id))?;
+    let by = format!("review #{} by {} on {}", review.id, review.reviewed_by, review.reviewed_at.format("%Y-%m-%d"));
+    Some(match answer.answer {
+        Answer::Yes => Outcome::Compliant,
+        Answer::No => Outcome::NonCompliant {
+            findings: vec![Finding { location: String::new(), line: None, what: format!("answered no at {by}") }],
+        },
+        Answer::NotApplicable => Outcome::NotApplicable { why: format!("answered not applicable at {by}") },
+    })
 }
 
 /// Decides `rule` for `asset` and its newest configuration's normalised lines (`None`: none captured).

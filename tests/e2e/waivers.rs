@@ -154,6 +154,22 @@ fn gate_waivers_acceptance_and_policy() {
     assert_eq!(row["waived"][0]["rule"], "IOS-03", "{row}");
     assert!(row["failing"].as_array().expect("failing").is_empty(), "{row}");
 
+    // The manual checklist item is answered at a review, and counts while the review is current (the policy
+    // template sets 60 days for high-criticality assets).
+    let man = |plant: &Plant| -> String {
+        let run = plant.run(&["compliance", "--template", "ios-gate", "--json"]);
+        let rows = run.json()[0]["rows"].clone();
+        let row = rows.as_array().expect("rows").iter().find(|r| r["rule"] == "MAN-01").expect("MAN-01").clone();
+        row["result"].as_str().expect("result").to_string()
+    };
+    assert_eq!(man(&plant), "manual");
+    let run =
+        plant.run(&["review", "record", "RTR-1", "--outcome", "ok", "--notes", "walked", "--answer", "MAN-99=yes"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.stderr.contains("no template active here has a manual rule MAN-99"), "{}", run.stderr);
+    plant.ok(&["review", "record", "RTR-1", "--outcome", "ok", "--notes", "cabinet locked", "--answer", "MAN-01=yes"]);
+    assert_eq!(man(&plant), "compliant");
+
     // Eleven days on, the waiver has expired and the finding is a violation again, without anyone acting.
     plant.now = Some((Utc::now() + Duration::days(11)).to_rfc3339());
     let run = plant.expect_code(1, &["compliance", "--template", "ios-gate", "--json"]);
@@ -163,12 +179,16 @@ fn gate_waivers_acceptance_and_policy() {
     assert_eq!(plant.ok(&["waiver", "list", "--json"]).json()[0]["status"], "expired");
     let shown = plant.ok(&["asset", "show", "RTR-1"]).stdout;
     assert!(shown.contains("standard     ios-gate 1.0.0: does NOT meet it: IOS-03"), "{shown}");
+    assert_eq!(man(&plant), "compliant", "the review answer is 11 days old");
     // The next pass records it, and the hub shows the site non-compliant again.
     synced(&plant, &hub);
     let rows = hub.run(&["compliance", "--site", "mill", "--template", "ios-gate", "--json"]);
     assert_eq!(rows.code, 1, "{}{}", rows.stdout, rows.stderr);
     let row = rows.json()[0].clone();
     assert_eq!((row["counts"]["waived"].as_u64(), row["compliant"].as_bool()), (Some(0), Some(false)), "{row}");
+
+    plant.now = Some((Utc::now() + Duration::days(61)).to_rfc3339());
+    assert_eq!(man(&plant), "manual", "the answer lapsed with the review interval");
 
     // Every step is in the site's audit trail.
     plant.now = None;

@@ -17,7 +17,8 @@ use datum_shared::model::ConfigVersion;
 use datum_shared::normalize::{normalize, FingerprintKey, Normalized, MAX_NORMALIZE_BYTES};
 use datum_shared::rollout::{Counts, Failing, Summary, MAX_LISTED_FAILURES};
 use datum_shared::template::{
-    evaluate_compiled, parse_settings, Check, Enforcement, Outcome as RuleOutcome, Template, MAX_TEMPLATE_BYTES,
+    answered, evaluate_compiled, parse_settings, Check, Enforcement, Outcome as RuleOutcome, Template,
+    MAX_TEMPLATE_BYTES,
 };
 use datum_shared::view::View;
 use datum_shared::waiver::{covering, Waiver};
@@ -176,9 +177,17 @@ pub fn evaluate(
                 outcome,
             })
         };
-        // Inventory rules and checklist items: once per asset.
+        // Inventory rules and checklist items (answered at a review while it is current): once per asset.
         for c in rules.iter().filter(|c| matches!(c.rule.check, Check::Field { .. } | Check::Manual { .. })) {
-            push(&mut rows, None, c.rule, evaluate_compiled(c, asset, None));
+            let valid_for = site.policy.review_interval(asset.criticality);
+            let outcome = match c.rule.check {
+                Check::Manual { .. } => {
+                    answered(&view.reviews, &template.id, &c.rule.id, &asset.name, site.now, valid_for)
+                        .unwrap_or_else(|| evaluate_compiled(c, asset, None))
+                }
+                _ => evaluate_compiled(c, asset, None),
+            };
+            push(&mut rows, None, c.rule, outcome);
         }
         let config_rules: Vec<_> =
             rules.iter().filter(|c| !matches!(c.rule.check, Check::Field { .. } | Check::Manual { .. })).collect();

@@ -6,7 +6,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use datum_shared::document::year_period;
 use datum_shared::drift::DriftEntry;
-use datum_shared::model::{Asset, Criticality, RestoreTest, Review, ReviewOutcome, TestResult};
+use datum_shared::model::{Answer, Asset, Criticality, ManualAnswer, RestoreTest, Review, ReviewOutcome, TestResult};
 use datum_shared::view::ReviewStatus;
 use datum_shared::AssetName;
 use serde::Serialize;
@@ -272,7 +272,9 @@ async fn backup_verify(site: &mut Site, json: bool) -> Result<Outcome> {
 pub async fn review(site: &mut Site, cmd: ReviewCmd) -> Result<Outcome> {
     match cmd {
         ReviewCmd::Due { json } => review_due(site, json).await,
-        ReviewCmd::Record { asset, zone, outcome, notes } => review_record(site, asset, zone, outcome, notes).await,
+        ReviewCmd::Record { asset, zone, outcome, notes, answers } => {
+            review_record(site, ReviewArgs { asset, zone, outcome, notes, answers }).await
+        }
     }
 }
 
@@ -326,14 +328,8 @@ async fn review_due(site: &mut Site, json: bool) -> Result<Outcome> {
     Ok(Outcome::from_findings(findings))
 }
 
-async fn review_record(
-    site: &mut Site,
-    asset: Option<String>,
-    zone: Option<String>,
-    outcome: String,
-    notes: String,
-) -> Result<Outcome> {
-    let (review, findings) = record_review(site, ReviewArgs { asset, zone, outcome, notes }).await?;
+async fn review_record(site: &mut Site, args: ReviewArgs) -> Result<Outcome> {
+    let (review, findings) = record_review(site, args).await?;
     let subject = match &review.zone {
         Some(zone) => format!("zone:{zone}"),
         None => review.assets.first().map(|a| a.to_string()).unwrap_or_default(),
@@ -348,6 +344,47 @@ async fn review_record(
     Ok(Outcome::Clean)
 }
 
+/// Parses `--answer TEMPLATE/RULE=yes|no|n/a` (or `RULE=…`): each must name a `manual` rule of a template
+/// active here.
+async fn manual_answers(site: &Site, given: &[String]) -> Result<Vec<ManualAnswer>> {
+    if given.is_empty() {
+        return Ok(Vec::new());
+    }
+    let active = super::templates::active(site).await?;
+    let manual = |t: &datum_shared::template::Template, rule: &str| {
+        t.rules.iter().any(|r| r.id == rule && matches!(r.check, datum_shared::template::Check::Manual { .. }))
+    };
+    let mut out: Vec<ManualAnswer> = Vec::new();
+    for g in given {
+        let (target, answer) =
+            g.split_once('=').ok_or_else(|| user(format!("--answer {g:?}: TEMPLATE/RULE=yes|no|n/a")))?;
+        let answer: Answer = answer.parse().map_err(|e: datum_shared::model::ParseEnumError| user(e.to_string()))?;
+        let (template, rule) = match target.split_once('/') {
+            Some((t, r)) => (t.trim().to_string(), r.trim().to_string()),
+            None => {
+                let rule = target.trim();
+                let owners: Vec<&str> =
+                    active.iter().filter(|a| manual(&a.template, rule)).map(|a| a.template.id.as_str()).collect();
+                match owners.as_slice() {
+                    [one] => (one.to_string(), rule.to_string()),
+                    [] => return Err(user(format!("no template active here has a manual rule {rule}"))),
+                    many => {
+                        return Err(user(format!("{rule} is a rule of {}: write TEMPLATE/{rule}", many.join(" and "))))
+                    }
+                }
+            }
+        };
+        if !active.iter().any(|a| a.template.id == template && manual(&a.template, &rule)) {
+            return Err(user(format!(
+                "{template}/{rule} is not a manual rule of a template active here (see `datum-edge template show`)"
+            )));
+        }
+        out.retain(|a| !(a.template == template && a.rule == rule));
+        out.push(ManualAnswer { template, rule, answer });
+    }
+    Ok(out)
+}
+
 /// What a review record is made of: one asset or a whole zone, the outcome and notes.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct ReviewArgs {
@@ -357,12 +394,15 @@ pub struct ReviewArgs {
     pub zone: Option<String>,
     pub outcome: String,
     pub notes: String,
+    /// Answers to manual checklist items: `TEMPLATE/RULE=yes|no|n/a` (or `RULE=…`).
+    #[serde(default)]
+    pub answers: Vec<String>,
 }
 
 /// Records a periodic review as the site's actor, with the drift found at review time; returns it and the
 /// number of drift findings in it.
 pub async fn record_review(site: &mut Site, args: ReviewArgs) -> Result<(Review, usize)> {
-    let ReviewArgs { asset, zone, outcome, notes } = args;
+    let ReviewArgs { asset, zone, outcome, notes, answers } = args;
     let asset = asset.filter(|a| !a.trim().is_empty());
     let zone = zone.filter(|z| !z.trim().is_empty());
     let outcome: ReviewOutcome =
@@ -391,6 +431,7 @@ pub async fn record_review(site: &mut Site, args: ReviewArgs) -> Result<(Review,
     let names: Vec<AssetName> = assets.iter().map(|a| a.name.clone()).collect();
     let drift: Vec<DriftEntry> =
         view.drift(site.now, &site.policy, zone.as_deref()).into_iter().filter(|e| names.contains(&e.asset)).collect();
+    let answers = manual_answers(site, &answers).await?;
     let id = view.reviews.iter().map(|r| r.id).max().unwrap_or(0) + 1;
     let review = Review {
         id,
@@ -401,6 +442,7 @@ pub async fn record_review(site: &mut Site, args: ReviewArgs) -> Result<(Review,
         reviewed_at: site.now,
         reviewed_by: site.actor.clone(),
         drift,
+        answers,
     };
     let doc = site.doc_id(&format!("records/{}", year_period(site.now)));
     let mut w = Write::new("review.record", subject.clone(), None).concerning(&names);

@@ -555,3 +555,36 @@ fn a_change_request_template_names_known_fields_only() {
     let text = err.to_string();
     assert!(text.contains("change.required \"budget\"") && text.contains("change.checklist item"), "{text}");
 }
+
+#[test]
+fn a_manual_rule_takes_the_newest_current_answer_of_a_review_of_that_asset() {
+    use crate::model::{Answer, ManualAnswer, Review, ReviewOutcome};
+    let at = |d: &str| DateTime::parse_from_rfc3339(d).expect("date").with_timezone(&Utc);
+    let asset = AssetName::new("RTR-1").expect("name");
+    let review = |id: u32, when: &str, answer: Answer, assets: Vec<AssetName>| Review {
+        id,
+        assets,
+        zone: None,
+        outcome: ReviewOutcome::Ok,
+        notes: "n".into(),
+        reviewed_at: at(when),
+        reviewed_by: "rita".into(),
+        drift: Vec::new(),
+        answers: vec![ManualAnswer { template: "ios".into(), rule: "MAN-01".into(), answer }],
+    };
+    let reviews = vec![
+        review(1, "2027-01-01T00:00:00Z", Answer::No, vec![asset.clone()]),
+        review(2, "2027-02-01T00:00:00Z", Answer::Yes, vec![asset.clone()]),
+        review(3, "2027-03-01T00:00:00Z", Answer::No, vec![AssetName::new("RTR-2").expect("name")]),
+    ];
+    let days = chrono::Duration::days;
+    let now = at("2027-03-15T00:00:00Z");
+    assert_eq!(answered(&reviews, "ios", "MAN-01", &asset, now, days(90)), Some(Outcome::Compliant));
+    // Another template's rule of the same id, or no answer: undecided.
+    assert_eq!(answered(&reviews, "other", "MAN-01", &asset, now, days(90)), None);
+    // Review 2 is older than the interval: review 1 is older still, so the answer has lapsed.
+    assert_eq!(answered(&reviews, "ios", "MAN-01", &asset, now, days(30)), None);
+    // Before review 2, review 1's "no" stands.
+    let then = at("2027-01-15T00:00:00Z");
+    assert!(matches!(answered(&reviews, "ios", "MAN-01", &asset, then, days(90)), Some(Outcome::NonCompliant { .. })));
+}
