@@ -6,8 +6,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    println!("{text}");
+    use std::io::Write as _;
+    // Streamed through one buffer: a large answer (a million compliance results) is never held as one string.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
     Ok(())
 }
 

@@ -102,7 +102,7 @@ pub struct ChangeDraft {
     /// Distinct approvers needed, as the site's policy said when the change was created (a policy template
     /// may ask for more than the built-in [`required_approvals`]); absent in changes created before policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub required_approvals: Option<usize>,
+    pub policy_approvals: Option<usize>,
     /// Items the implementer confirms done at implementation (from the site's change-request templates when
     /// the change was created).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -399,7 +399,7 @@ pub fn apply(current: Option<&ChangeRequest>, event: &ChangeEvent) -> Result<Cha
             state: ChangeState::Draft,
             approvals: Vec::new(),
             required_approvals: draft
-                .required_approvals
+                .policy_approvals
                 .filter(|n| (1..=5).contains(n))
                 .unwrap_or_else(|| required_approvals(draft.risk)),
             submitted: None,

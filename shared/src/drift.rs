@@ -209,7 +209,7 @@ mod tests {
             window_from: None,
             window_to: None,
             emergency,
-            required_approvals: None,
+            policy_approvals: None,
             checklist: Vec::new(),
         };
         let mut state = None;

@@ -198,6 +198,34 @@ fn no_secret_of_the_corpus_reaches_any_command_output_or_log() {
     let synced = debug_run(&plant, &["sync", "--once", "--json", "--transport", "tcp"]);
     assert_eq!(synced.code, 0, "{}{}\n{}", synced.stdout, synced.stderr, hub.log());
     shown.push(("sync".into(), synced));
+    // The same probe rolled out from the hub: the results the plant records for the hub, the hub's compliance
+    // view and both sides' template views print the findings' lines.
+    hub.ok(&["template", "add", path(&probe)]);
+    hub.ok(&["template", "publish", "probe"]);
+    hub.ok(&["template", "assign", "probe", "--site", "leaks"]);
+    let synced = debug_run(&plant, &["sync", "--once", "--json", "--transport", "tcp"]);
+    assert_eq!(synced.code, 0, "{}{}\n{}", synced.stdout, synced.stderr, hub.log());
+    shown.push(("sync with a template".into(), synced));
+    for args in [
+        vec!["template", "show", "probe"],
+        vec!["template", "show", "probe", "--json"],
+        vec!["template", "list", "--json"],
+        vec!["compliance"],
+        vec!["compliance", "--json"],
+        vec!["asset", "show", assets[0].as_str()],
+    ] {
+        shown.push((format!("{args:?}"), debug_run(&plant, &args)));
+    }
+    let mut listed_failures = 0;
+    for args in [vec!["compliance"], vec!["compliance", "--json"], vec!["template", "show", "probe", "--json"]] {
+        let run = Run::from(hub.command(&args).env("DATUM_LOG", "debug").output().expect("run datum-hub"));
+        assert!(run.code == 0 || run.code == 1, "datum-hub {args:?}: {}{}", run.stdout, run.stderr);
+        if args == ["compliance", "--json"] {
+            listed_failures = run.json()[0]["failing"].as_array().map_or(0, Vec::len);
+        }
+        shown.push((format!("hub {args:?}"), run));
+    }
+    assert!(listed_failures >= assets.len(), "the hub lists the probe's findings: {listed_failures}");
     for args in [vec!["asset", "list"], vec!["asset", "list", "--json"], vec!["status"], vec!["status", "--json"]] {
         let run = Run::from(hub.command(&args).env("DATUM_LOG", "debug").output().expect("run datum-hub"));
         assert!(run.code == 0 || run.code == 1, "datum-hub {args:?}: {}{}", run.stdout, run.stderr);

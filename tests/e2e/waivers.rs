@@ -4,6 +4,8 @@
 //! person lets the change through and shows as waived at the plant and at the hub; once expired, the
 //! finding is a violation again; a policy template raises the approvals a change needs.
 
+use std::process::Command;
+
 use chrono::{Duration, Utc};
 use datum_tests::*;
 
@@ -197,4 +199,41 @@ fn gate_waivers_acceptance_and_policy() {
     for op in ["template.accept", "waiver.request", "waiver.approve", "change.verify"] {
         assert!(ops.contains(&op), "{op} missing from {ops:?}");
     }
+
+    // From the attacker's side, once the site has users: only an approver decides a waiver or accepts a
+    // template; an engineer's API token may request one but never decide it.
+    // (On the drill clock past the last sync pass's entries, dated 11 days ahead: the trail never goes back.)
+    plant.now = Some((Utc::now() + Duration::days(62)).to_rfc3339());
+    let expires = (Utc::now() + Duration::days(70)).format("%Y-%m-%d").to_string();
+    let login = String::from_utf8(Command::new("id").arg("-un").output().expect("id").stdout).expect("utf-8");
+    let os = |args: &[&str], token: Option<&str>| -> Run {
+        let mut cmd = plant.command(args);
+        cmd.env_remove("DATUM_ACTOR").env_remove("DATUM_TOKEN");
+        if let Some(t) = token {
+            cmd.env("DATUM_TOKEN", t);
+        }
+        Run::from(cmd.output().expect("run datum-edge"))
+    };
+    let run = os(&["user", "add", "admin", "--role", "site-admin", "--os-user", login.trim()], None);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(os(&["user", "add", "eng", "--role", "engineer"], None).code, 0);
+    let token =
+        os(&["token", "create", "--user", "eng", "--json"], None).json()["token"].as_str().expect("token").to_string();
+    let mut request = vec!["waiver", "request", "--template", "ios-gate", "--rule", "IOS-02", "--asset", "RTR-1"];
+    request.extend(["--reason", "vendor tool needs HTTP", "--expires", &expires]);
+    let run = os(&request, Some(&token));
+    assert_eq!(run.code, 0, "an engineer requests: {}{}", run.stdout, run.stderr);
+    for (who, token) in [("the site admin", None), ("the engineer's token", Some(token.as_str()))] {
+        for args in [vec!["waiver", "approve", "W-0002"], vec!["waiver", "revoke", "W-0001", "--reason", "x"]] {
+            let run = os(&args, token);
+            assert_eq!(run.code, 2, "{who} {args:?} must be refused: {}{}", run.stdout, run.stderr);
+        }
+        let run = os(&["template", "accept", "ios-gate"], token);
+        assert_eq!(run.code, 2, "{who} accepting a template: {}{}", run.stdout, run.stderr);
+    }
+    let refused = os(&["waiver", "approve", "W-0002"], None);
+    assert!(refused.stderr.contains("needs the role approver"), "{}", refused.stderr);
+    let listed = os(&["waiver", "list", "--json"], None).json();
+    assert_eq!(listed[1]["status"], "requested", "{listed}");
+    assert_eq!(listed[0]["status"], "expired", "{listed}");
 }

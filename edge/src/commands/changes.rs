@@ -151,7 +151,7 @@ pub async fn create(site: &mut Site, args: NewArgs) -> Result<ChangeRequest> {
         window_to: window.map(|w| w.1),
         emergency: args.emergency,
         // Recorded only when a policy template asks for another number than the built-in one.
-        required_approvals: Some(site.policy.approvals_for(risk))
+        policy_approvals: Some(site.policy.approvals_for(risk))
             .filter(|n| *n != datum_shared::change::required_approvals(risk)),
         checklist: site.policy.change_checklist.clone(),
     };

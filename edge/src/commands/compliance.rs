@@ -6,7 +6,7 @@
 //! results of assigned templates are recorded by [`super::templates::refresh`] (after each sync pass and each
 //! capture or inventory change).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use anyhow::Result;
@@ -22,6 +22,7 @@ use datum_shared::template::{
 };
 use datum_shared::view::View;
 use datum_shared::waiver::{covering, Waiver};
+use datum_shared::{AssetName, SlotName};
 use serde::Serialize;
 
 use crate::output::{print_json, print_table};
@@ -83,7 +84,7 @@ pub async fn compliance(
     if let Some(file) = template.filter(|f| f.is_file()) {
         let template = read_file(site, file)?;
         let params = template.values(&parse_settings(set).map_err(user)?).map_err(user)?;
-        let mut rows = evaluate(site, &view, &template, &params, only)?;
+        let mut rows = evaluate(site, &view, &mut Captures::new(site), &template, &params, only)?;
         waive(&mut rows, &template.id, &super::waivers::load(site).await?, site.now);
         let failing = any_failing(&rows);
         if json {
@@ -113,10 +114,11 @@ pub async fn compliance(
         }
     }
     let waivers = super::waivers::load(site).await?;
+    let mut captures = Captures::new(site);
     let mut reports = Vec::new();
     let mut failing = false;
     for a in active.iter().filter(|a| wanted.as_ref().is_none_or(|w| *w == a.template.id)) {
-        let mut rows = evaluate(site, &view, &a.template, &a.params, only)?;
+        let mut rows = evaluate(site, &view, &mut captures, &a.template, &a.params, only)?;
         waive(&mut rows, &a.template.id, &waivers, site.now);
         failing |= any_failing(&rows);
         reports.push(Report { template: a.template.id.clone(), version: a.template.version.to_string(), rows });
@@ -156,20 +158,40 @@ fn any_failing(rows: &[Row]) -> bool {
 pub fn evaluate(
     site: &Site,
     view: &View,
+    captures: &mut Captures,
     template: &Template,
     params: &BTreeMap<String, String>,
     only: Option<&str>,
 ) -> Result<Vec<Row>> {
     let rules = template.rules.iter().map(|r| r.compile(params)).collect::<Result<Vec<_>, _>>().map_err(user)?;
-    let key = site.fingerprint_key();
     let mut rows = Vec::new();
+    let (field_rules, config_rules): (Vec<_>, Vec<_>) =
+        rules.iter().partition(|c| matches!(c.rule.check, Check::Field { .. } | Check::Manual { .. }));
     for asset in view.reported_assets().filter(|a| only.is_none_or(|n| a.name.as_str() == n)) {
         if !template.applies_to(asset, None) {
             continue;
         }
+        // The asset's captures the template applies to (by format), or that cannot be read. A template that
+        // names formats applies only to assets with a capture of one of them.
+        let latest = captures.latest_of(view, &asset.name);
+        for v in &latest {
+            captures.prepare(site, v);
+        }
+        let slots: Vec<(&ConfigVersion, &Result<Normalized, String>)> = latest
+            .iter()
+            .map(|v| (*v, captures.get(v)))
+            .filter(|(_, n)| match n {
+                Ok(n) => template.applies_to(asset, Some(n.format)),
+                Err(_) => true,
+            })
+            .collect();
+        if !template.applies.format.is_empty() && slots.is_empty() {
+            continue;
+        }
+        let name = asset.name.to_string();
         let push = |rows: &mut Vec<Row>, slot: Option<(String, u32)>, rule: &datum_shared::template::Rule, outcome| {
             rows.push(Row {
-                asset: asset.name.to_string(),
+                asset: name.clone(),
                 slot: slot.as_ref().map(|s| s.0.clone()),
                 version: slot.map(|s| s.1),
                 rule: rule.id.clone(),
@@ -178,10 +200,10 @@ pub fn evaluate(
             })
         };
         // Inventory rules and checklist items (answered at a review while it is current): once per asset.
-        for c in rules.iter().filter(|c| matches!(c.rule.check, Check::Field { .. } | Check::Manual { .. })) {
-            let valid_for = site.policy.review_interval(asset.criticality);
+        for c in &field_rules {
             let outcome = match c.rule.check {
                 Check::Manual { .. } => {
+                    let valid_for = site.policy.review_interval(asset.criticality);
                     answered(&view.reviews, &template.id, &c.rule.id, &asset.name, site.now, valid_for)
                         .unwrap_or_else(|| evaluate_compiled(c, asset, None))
                 }
@@ -189,34 +211,20 @@ pub fn evaluate(
             };
             push(&mut rows, None, c.rule, outcome);
         }
-        let config_rules: Vec<_> =
-            rules.iter().filter(|c| !matches!(c.rule.check, Check::Field { .. } | Check::Manual { .. })).collect();
         if config_rules.is_empty() {
             continue;
         }
-        let mut any_slot = false;
-        for slot in view.slots_of(&asset.name) {
-            let Some(v) = view.latest(&asset.name, slot) else { continue };
-            let at = Some((slot.to_string(), v.version));
-            match normalized(site, v, &key) {
-                Ok(n) => {
-                    if !template.applies_to(asset, Some(n.format)) {
-                        continue;
-                    }
-                    any_slot = true;
-                    for c in &config_rules {
-                        push(&mut rows, at.clone(), c.rule, evaluate_compiled(c, asset, Some(&n.lines)));
-                    }
-                }
-                Err(why) => {
-                    any_slot = true;
-                    for c in &config_rules {
-                        push(&mut rows, at.clone(), c.rule, RuleOutcome::Error { why: why.clone() });
-                    }
-                }
+        for (v, normalized) in &slots {
+            let at = Some((v.slot.to_string(), v.version));
+            for c in &config_rules {
+                let outcome = match normalized {
+                    Ok(n) => evaluate_compiled(c, asset, Some(&n.lines)),
+                    Err(why) => RuleOutcome::Error { why: why.clone() },
+                };
+                push(&mut rows, at.clone(), c.rule, outcome);
             }
         }
-        if !any_slot && template.applies.format.is_empty() {
+        if slots.is_empty() {
             for c in &config_rules {
                 push(&mut rows, None, c.rule, evaluate_compiled(c, asset, None));
             }
@@ -256,9 +264,10 @@ impl Standing {
 /// How `asset` stands against every template active here that applies to it.
 pub async fn standing(site: &Site, view: &View, asset: &str) -> Result<Vec<Standing>> {
     let waivers = super::waivers::load(site).await?;
+    let mut captures = Captures::new(site);
     let mut out = Vec::new();
     for a in super::templates::active(site).await? {
-        let mut rows = evaluate(site, view, &a.template, &a.params, Some(asset))?;
+        let mut rows = evaluate(site, view, &mut captures, &a.template, &a.params, Some(asset))?;
         if rows.is_empty() {
             continue;
         }
@@ -286,6 +295,50 @@ pub async fn standing(site: &Site, view: &View, asset: &str) -> Result<Vec<Stand
         });
     }
     Ok(out)
+}
+
+/// The captures one command evaluates, each read and normalised once whatever the number of templates, and
+/// the newest version of each slot by asset.
+pub struct Captures {
+    key: FingerprintKey,
+    by_asset: Option<HashMap<AssetName, Vec<(SlotName, u32)>>>,
+    normalized: HashMap<(String, Option<String>), Result<Normalized, String>>,
+}
+
+impl Captures {
+    pub fn new(site: &Site) -> Captures {
+        Captures { key: site.fingerprint_key(), by_asset: None, normalized: HashMap::new() }
+    }
+
+    /// The newest version of each configuration slot of `asset`.
+    fn latest_of<'v>(&mut self, view: &'v View, asset: &AssetName) -> Vec<&'v ConfigVersion> {
+        let by_asset = self.by_asset.get_or_insert_with(|| {
+            let mut m: HashMap<AssetName, Vec<(SlotName, u32)>> = HashMap::new();
+            for ((a, s), list) in &view.versions {
+                if let Some(v) = list.last() {
+                    m.entry(a.clone()).or_default().push((s.clone(), v.version));
+                }
+            }
+            m
+        });
+        by_asset
+            .get(asset)
+            .map(|slots| slots.iter().filter_map(|(s, n)| view.version(asset, s, *n)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Reads and normalises the version, once.
+    fn prepare(&mut self, site: &Site, v: &ConfigVersion) {
+        let key = (v.raw_hash.as_str().to_string(), v.file_name.clone());
+        let fingerprint = &self.key;
+        self.normalized.entry(key).or_insert_with(|| normalized(site, v, fingerprint));
+    }
+
+    /// The version's normalised lines ([`Captures::prepare`]d before).
+    fn get(&self, v: &ConfigVersion) -> &Result<Normalized, String> {
+        const UNPREPARED: &Result<Normalized, String> = &Err(String::new());
+        self.normalized.get(&(v.raw_hash.as_str().to_string(), v.file_name.clone())).unwrap_or(UNPREPARED)
+    }
 }
 
 /// A stored version's normalised lines (as for drift: secrets masked), or why they cannot be had.

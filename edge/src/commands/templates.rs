@@ -188,8 +188,9 @@ pub async fn refresh(site: &mut Site) -> Result<Refreshed> {
     let waivers = super::waivers::load(site).await?;
     let mut write = Write::new("compliance.record", "compliance", None);
     let mut said = Vec::new();
+    let mut captures = super::compliance::Captures::new(site);
     for a in &active {
-        let mut rows = super::compliance::evaluate(site, &view, &a.template, &a.params, None)?;
+        let mut rows = super::compliance::evaluate(site, &view, &mut captures, &a.template, &a.params, None)?;
         super::compliance::waive(&mut rows, &a.template.id, &waivers, site.now);
         let summary = super::compliance::summary(&a.template, &rows, site.now);
         let old: Option<Summary> = site.get(Summary::COLLECTION, &a.template.id).await?;

@@ -349,6 +349,19 @@ async fn per_site(store: &Store, id: &str, only: Option<&str>) -> Result<Vec<Sit
     Ok(out)
 }
 
+/// Every record of one collection the plants reported, by (site id, key).
+async fn reported_all<R: serde::de::DeserializeOwned>(
+    store: &Store,
+    collection: &str,
+) -> Result<BTreeMap<(String, String), R>> {
+    let mut out = BTreeMap::new();
+    for (site_id, key, json) in store.records(collection, None).await? {
+        let record = serde_json::from_str(&json).with_context(|| format!("reported {collection}/{key}"))?;
+        out.insert((site_id, key), record);
+    }
+    Ok(out)
+}
+
 /// A record a plant reported (from the hub's projection of its documents).
 async fn reported<R: serde::de::DeserializeOwned>(
     store: &Store,
@@ -706,26 +719,28 @@ async fn compliance_rows(store: &Store, site: Option<&str>, template: Option<&st
     if let Some(name) = &only {
         store.site(name).await?.ok_or_else(|| user(format!("no site named {name}")))?;
     }
+    // What every plant reported, read once per collection (not once per site and template).
+    let states: BTreeMap<(String, String), TemplateState> = reported_all(store, TemplateState::COLLECTION).await?;
+    let summaries: BTreeMap<(String, String), Summary> = reported_all(store, Summary::COLLECTION).await?;
     let mut ids: BTreeSet<String> = BTreeSet::new();
-    for site in store.sites().await? {
-        let Some(site_id) = &site.site_id else { continue };
-        ids.extend(assignments(store, site_id).await?.into_keys());
-    }
     let mut rows = Vec::new();
-    for id in ids.iter().filter(|i| template.is_none_or(|t| t == i.as_str())) {
-        for s in per_site(store, id, only.as_deref()).await? {
-            if !s.active {
+    for s in store.sites().await? {
+        let Some(site_id) = &s.site_id else { continue };
+        for (id, a) in assignments(store, site_id).await? {
+            ids.insert(id.clone());
+            if !a.active || only.as_deref().is_some_and(|o| o != s.name) || template.is_some_and(|t| t != id) {
                 continue;
             }
-            let c = s.compliance.as_ref();
+            let key = (site_id.as_str().to_string(), id.clone());
+            let (state, c) = (states.get(&key), summaries.get(&key));
             rows.push(ComplianceRow {
-                site: s.site.clone(),
-                template: id.clone(),
-                assigned_version: s.assigned_version.clone(),
-                state: s.state.as_ref().map(|st| st.state.as_str().to_string()),
-                site_version: s.state.as_ref().map(|st| st.version.clone()),
-                running: s.state.as_ref().and_then(|st| st.running.clone()),
-                reason: s.state.as_ref().and_then(|st| st.reason.clone()),
+                site: s.name.clone(),
+                template: id,
+                assigned_version: a.version,
+                state: state.map(|st| st.state.as_str().to_string()),
+                site_version: state.map(|st| st.version.clone()),
+                running: state.and_then(|st| st.running.clone()),
+                reason: state.and_then(|st| st.reason.clone()),
                 evaluated_version: c.map(|c| c.version.clone()),
                 evaluated_at: c.map(|c| c.evaluated_at.to_rfc3339()),
                 assets: c.map_or(0, |c| c.assets),

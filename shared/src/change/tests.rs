@@ -25,7 +25,7 @@ fn draft(risk: Risk, emergency: bool) -> ChangeDraft {
         window_from: None,
         window_to: None,
         emergency,
-        required_approvals: None,
+        policy_approvals: None,
         checklist: Vec::new(),
     }
 }
@@ -375,7 +375,7 @@ fn verification_needs_every_asset_and_unchanged_captures() {
 fn a_change_template_checklist_must_be_confirmed_and_a_policy_sets_the_approvals() {
     let mut d = draft(Risk::Low, false);
     d.checklist = vec!["Backup of the running configuration taken".into()];
-    d.required_approvals = Some(2);
+    d.policy_approvals = Some(2);
     let ev = |seq: u32, actor: &str, action: ChangeAction| ChangeEvent {
         change: ChangeId(1),
         seq,
@@ -400,6 +400,6 @@ fn a_change_template_checklist_must_be_confirmed_and_a_policy_sets_the_approvals
     assert_eq!(done.state, ChangeState::Implemented);
     // A nonsensical recorded number falls back to the built-in rule.
     let mut odd = draft(Risk::High, false);
-    odd.required_approvals = Some(0);
+    odd.policy_approvals = Some(0);
     assert_eq!(apply(None, &ev(1, "alice", ChangeAction::Create(odd))).expect("create").required_approvals, 2);
 }
