@@ -59,6 +59,10 @@ pub enum Command {
         /// Only this asset
         #[arg(long)]
         asset: Option<String>,
+        /// Per template, the counts and the failing (asset, rule) pairs (what the hub is sent), not every
+        /// result
+        #[arg(long)]
+        summary: bool,
         /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,

@@ -9,7 +9,7 @@
 //!   one). Measured: `datum-hub compliance --json` over every site × template. Target ≤ 300 ms.
 //!
 //! Prints a Markdown table; docs/PERFORMANCE.md records a run. `DATUM_BENCH_QUICK=1`: 1,000 assets, 30
-//! captures, 10 sites.
+//! captures, 10 sites. `DATUM_BENCH_KEEP=1` leaves the large plant's data directory behind for profiling.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -147,7 +147,9 @@ fn main() {
     assert_eq!(reported, 20 * n_sites, "every site reported every template");
     let setup = setup.elapsed();
 
-    let edge = times(5, || plant.command(&["compliance", "--json"]));
+    let edge = times(5, || plant.command(&["compliance", "--summary", "--json"]));
+    let edge_all = times(3, || plant.command(&["compliance", "--json"]));
+    let output_bytes = plant.command(&["compliance", "--json"]).output().expect("run").stdout.len();
     let evaluations: u64 = {
         let out = plant.command(&["compliance", "--json"]).output().expect("run");
         let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -161,15 +163,22 @@ fn main() {
         setup.as_secs_f64()
     );
     println!();
-    println!("| measurement | median of 5 | runs | target |");
+    println!("| measurement | median | runs | target |");
     println!("|---|---|---|---|");
     let runs = |d: &[Duration]| d.iter().map(|d| ms(*d)).collect::<Vec<_>>().join(", ");
     println!(
-        "| `datum-edge compliance --json`: 20 templates × 50 rules over {n_assets} assets ({n_captures} captures, \
-         {} formats), {evaluations} results | **{}** | {} | ≤ 1 s |",
+        "| `datum-edge compliance --summary --json`: 20 templates × 50 rules over {n_assets} assets ({n_captures} \
+         captures, {} formats), {evaluations} results evaluated, per template the counts and failing pairs printed \
+         | **{}** | {} | ≤ 1 s |",
         formats.len(),
         ms(median(edge.clone())),
         runs(&edge)
+    );
+    println!(
+        "| `datum-edge compliance --json`: the same, every result printed ({:.0} MB of JSON) | {} | {} | |",
+        output_bytes as f64 / 1e6,
+        ms(median(edge_all.clone())),
+        runs(&edge_all)
     );
     println!(
         "| `datum-hub compliance --json`: {n_sites} sites × 20 templates | **{}** | {} | ≤ 300 ms |",
@@ -182,4 +191,9 @@ fn main() {
         runs(&hub_site)
     );
     hub.kill();
+    // `DATUM_BENCH_KEEP=1`: leave the large plant's data directory for profiling (its path is printed).
+    if std::env::var("DATUM_BENCH_KEEP").is_ok_and(|v| !v.is_empty()) {
+        println!("kept: {}", plant.data.display());
+        std::mem::forget(plant);
+    }
 }

@@ -139,6 +139,11 @@ fn gate_waivers_acceptance_and_policy() {
     let rows = run.json()[0]["rows"].clone();
     let ios03 = rows.as_array().expect("rows").iter().find(|r| r["rule"] == "IOS-03").expect("IOS-03").clone();
     assert_eq!((ios03["result"].as_str(), ios03["waiver"].as_str()), (Some("waived"), Some("W-0001")), "{ios03}");
+    let summary = plant.ok(&["compliance", "--template", "ios-gate", "--summary", "--json"]).json();
+    assert_eq!(
+        (summary[0]["counts"]["waived"].as_u64(), summary[0]["waived"][0]["rule"].as_str()),
+        (Some(1), Some("IOS-03"))
+    );
 
     // Two questions, both answered: the asset matches its new baseline and meets the standard, one rule waived.
     let shown = plant.ok(&["asset", "show", "RTR-1"]).stdout;

@@ -6,7 +6,7 @@
 //! results of assigned templates are recorded by [`super::templates::refresh`] (after each sync pass and each
 //! capture or inventory change).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::Result;
@@ -17,7 +17,7 @@ use datum_shared::model::ConfigVersion;
 use datum_shared::normalize::{normalize, FingerprintKey, Normalized, MAX_NORMALIZE_BYTES};
 use datum_shared::rollout::{Counts, Failing, Summary, MAX_LISTED_FAILURES};
 use datum_shared::template::{
-    answered, evaluate_compiled, parse_settings, Check, Enforcement, Outcome as RuleOutcome, Template,
+    answered, evaluate_compiled, parse_settings, Check, Enforcement, Outcome as RuleOutcome, Rule, Template,
     MAX_TEMPLATE_BYTES,
 };
 use datum_shared::view::View;
@@ -25,27 +25,27 @@ use datum_shared::waiver::{covering, Waiver};
 use datum_shared::{AssetName, SlotName};
 use serde::Serialize;
 
-use crate::output::{print_json, print_table};
+use crate::output::print_table;
 use crate::site::Site;
 
 /// One rule's result for one asset (and configuration slot, for configuration rules).
 #[derive(Serialize)]
-pub struct Row {
-    asset: String,
-    slot: Option<String>,
+pub struct Row<'a> {
+    asset: &'a str,
+    slot: Option<&'a str>,
     /// The version evaluated.
     version: Option<u32>,
-    rule: String,
-    title: String,
+    rule: &'a str,
+    title: &'a str,
     #[serde(flatten)]
     outcome: RuleOutcome,
 }
 
 #[derive(Serialize)]
-struct Report {
+struct Report<'a> {
     template: String,
     version: String,
-    rows: Vec<Row>,
+    rows: Vec<Row<'a>>,
 }
 
 /// Reads and checks a template file to try out.
@@ -67,12 +67,19 @@ fn read_file(site: &Site, file: &Path) -> Result<Template> {
     Ok(template)
 }
 
+/// How `compliance` prints: every result, or per template the summary the hub is sent; text or JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct Show {
+    pub json: bool,
+    pub summary: bool,
+}
+
 pub async fn compliance(
     site: &mut Site,
     template: Option<&Path>,
     set: &[String],
     only: Option<&str>,
-    json: bool,
+    show: Show,
 ) -> Result<Outcome> {
     let view = crate::view::load(site).await?;
     if let Some(name) = only {
@@ -80,23 +87,19 @@ pub async fn compliance(
             return Err(user(format!("asset {name} does not exist (see `datum-edge asset list`)")));
         }
     }
+    let waivers = super::waivers::load(site).await?;
+    let mut captures = Captures::new(site);
     // A file to try out, or assigned templates.
     if let Some(file) = template.filter(|f| f.is_file()) {
         let template = read_file(site, file)?;
         let params = template.values(&parse_settings(set).map_err(user)?).map_err(user)?;
-        let mut rows = evaluate(site, &view, &mut Captures::new(site), &template, &params, only)?;
-        waive(&mut rows, &template.id, &super::waivers::load(site).await?, site.now);
+        let mut rows = evaluate(site, &view, &mut captures, &template, &params, only)?;
+        waive(&mut rows, &template.id, &waivers, site.now);
         let failing = any_failing(&rows);
-        if json {
-            print_json(&Report { template: template.id.clone(), version: template.version.to_string(), rows })?;
-        } else {
-            print_rows(
-                &template.id,
-                &template.version.to_string(),
-                &rows,
-                "tried on this site's records; nothing recorded",
-            );
-        }
+        let report = Report { template: template.id.clone(), version: template.version.to_string(), rows };
+        let mut out = Printer::new(show, false, "tried on this site's records; nothing recorded");
+        out.report(site, &template, &report)?;
+        out.finish()?;
         return Ok(Outcome::from_findings(failing));
     }
     if !set.is_empty() {
@@ -113,60 +116,135 @@ pub async fn compliance(
             )));
         }
     }
-    let waivers = super::waivers::load(site).await?;
-    let mut captures = Captures::new(site);
-    let mut reports = Vec::new();
-    let mut failing = false;
-    for a in active.iter().filter(|a| wanted.as_ref().is_none_or(|w| *w == a.template.id)) {
-        let mut rows = evaluate(site, &view, &mut captures, &a.template, &a.params, only)?;
-        waive(&mut rows, &a.template.id, &waivers, site.now);
-        failing |= any_failing(&rows);
-        reports.push(Report { template: a.template.id.clone(), version: a.template.version.to_string(), rows });
-    }
-    if json {
-        print_json(&reports)?;
-    } else if active.is_empty() {
+    if active.is_empty() && !show.json {
         println!(
             "no template is active at this site (the hub assigns them; see `datum-edge template list`), or try \
              one out with --template FILE"
         );
-    } else {
-        for r in &reports {
-            print_rows(&r.template, &r.version, &r.rows, "assigned by the hub");
-            println!();
-        }
+        return Ok(Outcome::Clean);
     }
+    // Each template's results printed as soon as they are decided, then dropped: memory holds one template's.
+    let mut out = Printer::new(show, true, "assigned by the hub");
+    let mut failing = false;
+    let mut rows = Vec::new();
+    for a in active.iter().filter(|a| wanted.as_ref().is_none_or(|w| *w == a.template.id)) {
+        rows.clear();
+        evaluate_into(site, &view, &mut captures, &a.template, &a.params, only, &mut rows)?;
+        waive(&mut rows, &a.template.id, &waivers, site.now);
+        failing |= any_failing(&rows);
+        let report = Report { template: a.template.id.clone(), version: a.template.version.to_string(), rows };
+        out.report(site, &a.template, &report)?;
+        rows = report.rows;
+    }
+    out.finish()?;
     Ok(Outcome::from_findings(failing))
 }
 
+/// Prints reports one by one: every row, or each one's summary; JSON is a list when `list`, else one object.
+struct Printer {
+    show: Show,
+    list: bool,
+    note: &'static str,
+    out: std::io::BufWriter<std::io::Stdout>,
+    written: usize,
+}
+
+impl Printer {
+    fn new(show: Show, list: bool, note: &'static str) -> Printer {
+        Printer { show, list, note, out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()), written: 0 }
+    }
+
+    fn report(&mut self, site: &Site, template: &Template, report: &Report<'_>) -> Result<()> {
+        use std::io::Write as _;
+        if self.show.json {
+            self.out.write_all(match (self.list, self.written) {
+                (true, 0) => b"[\n",
+                (true, _) => b",\n",
+                (false, _) => b"",
+            })?;
+            if self.show.summary {
+                serde_json::to_writer_pretty(&mut self.out, &summary(template, &report.rows, site.now))?;
+            } else {
+                serde_json::to_writer_pretty(&mut self.out, report)?;
+            }
+        } else if self.show.summary {
+            let s = summary(template, &report.rows, site.now);
+            writeln!(self.out, "{} {}", s.template, s.line())?;
+            for f in &s.failing {
+                let at = f.config.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
+                writeln!(self.out, "  {} {}{at}: {} {}", f.asset, f.rule, f.result, f.detail)?;
+            }
+            if s.unlisted > 0 {
+                writeln!(self.out, "  … and {} more", s.unlisted)?;
+            }
+        } else {
+            self.out.flush()?;
+            print_rows(&report.template, &report.version, &report.rows, self.note);
+            if self.list {
+                println!();
+            }
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<()> {
+        use std::io::Write as _;
+        if self.show.json && self.list {
+            self.out.write_all(if self.written == 0 { b"[]\n" } else { b"\n]\n" })?;
+        } else if self.show.json {
+            self.out.write_all(b"\n")?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
 /// Turns each non-compliant result that an approved, unexpired waiver covers into `waived`.
-pub fn waive(rows: &mut [Row], template: &str, waivers: &[Waiver], now: DateTime<Utc>) {
+pub fn waive(rows: &mut [Row<'_>], template: &str, waivers: &[Waiver], now: DateTime<Utc>) {
     for row in rows {
         let RuleOutcome::NonCompliant { findings } = &mut row.outcome else { continue };
-        if let Some(w) = covering(waivers, template, &row.rule, &row.asset, now) {
+        if let Some(w) = covering(waivers, template, row.rule, row.asset, now) {
             row.outcome =
                 RuleOutcome::Waived { waiver: w.id.clone(), expires: w.expires, findings: std::mem::take(findings) };
         }
     }
 }
 
-fn any_failing(rows: &[Row]) -> bool {
+fn any_failing(rows: &[Row<'_>]) -> bool {
     rows.iter().any(|r| matches!(r.outcome, RuleOutcome::NonCompliant { .. } | RuleOutcome::Error { .. }))
 }
 
 /// Every rule of `template` (with `params`) for every asset in scope it applies to (or only `only`).
-pub fn evaluate(
+pub fn evaluate<'a>(
     site: &Site,
-    view: &View,
+    view: &'a View,
     captures: &mut Captures,
-    template: &Template,
+    template: &'a Template,
     params: &BTreeMap<String, String>,
     only: Option<&str>,
-) -> Result<Vec<Row>> {
-    let rules = template.rules.iter().map(|r| r.compile(params)).collect::<Result<Vec<_>, _>>().map_err(user)?;
+) -> Result<Vec<Row<'a>>> {
     let mut rows = Vec::new();
+    evaluate_into(site, view, captures, template, params, only, &mut rows)?;
+    Ok(rows)
+}
+
+/// [`evaluate`] appending to `rows` (a buffer reused from one template to the next).
+pub fn evaluate_into<'a>(
+    site: &Site,
+    view: &'a View,
+    captures: &mut Captures,
+    template: &'a Template,
+    params: &BTreeMap<String, String>,
+    only: Option<&str>,
+    rows: &mut Vec<Row<'a>>,
+) -> Result<()> {
+    let rules = template.rules.iter().map(|r| r.compile(params)).collect::<Result<Vec<_>, _>>().map_err(user)?;
     let (field_rules, config_rules): (Vec<_>, Vec<_>) =
         rules.iter().partition(|c| matches!(c.rule.check, Check::Field { .. } | Check::Manual { .. }));
+    // Sized once: growing a vector of a million results costs more than deciding them.
+    let in_scope = if only.is_some() { 1 } else { view.assets.len() };
+    rows.reserve(in_scope * field_rules.len() + view.versions.len() * config_rules.len());
     for asset in view.reported_assets().filter(|a| only.is_none_or(|n| a.name.as_str() == n)) {
         if !template.applies_to(asset, None) {
             continue;
@@ -188,14 +266,13 @@ pub fn evaluate(
         if !template.applies.format.is_empty() && slots.is_empty() {
             continue;
         }
-        let name = asset.name.to_string();
-        let push = |rows: &mut Vec<Row>, slot: Option<(String, u32)>, rule: &datum_shared::template::Rule, outcome| {
+        let push = |rows: &mut Vec<Row<'a>>, slot: Option<(&'a str, u32)>, rule: &'a Rule, outcome| {
             rows.push(Row {
-                asset: name.clone(),
-                slot: slot.as_ref().map(|s| s.0.clone()),
+                asset: asset.name.as_str(),
+                slot: slot.map(|s| s.0),
                 version: slot.map(|s| s.1),
-                rule: rule.id.clone(),
-                title: rule.title.clone(),
+                rule: &rule.id,
+                title: &rule.title,
                 outcome,
             })
         };
@@ -209,28 +286,28 @@ pub fn evaluate(
                 }
                 _ => evaluate_compiled(c, asset, None),
             };
-            push(&mut rows, None, c.rule, outcome);
+            push(rows, None, c.rule, outcome);
         }
         if config_rules.is_empty() {
             continue;
         }
         for (v, normalized) in &slots {
-            let at = Some((v.slot.to_string(), v.version));
+            let at = Some((v.slot.as_str(), v.version));
             for c in &config_rules {
                 let outcome = match normalized {
                     Ok(n) => evaluate_compiled(c, asset, Some(&n.lines)),
                     Err(why) => RuleOutcome::Error { why: why.clone() },
                 };
-                push(&mut rows, at.clone(), c.rule, outcome);
+                push(rows, at, c.rule, outcome);
             }
         }
         if slots.is_empty() {
             for c in &config_rules {
-                push(&mut rows, None, c.rule, evaluate_compiled(c, asset, None));
+                push(rows, None, c.rule, evaluate_compiled(c, asset, None));
             }
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// Whether one asset meets one active template ("meets the standard", beside drift's "matches its
@@ -273,7 +350,7 @@ pub async fn standing(site: &Site, view: &View, asset: &str) -> Result<Vec<Stand
         }
         waive(&mut rows, &a.template.id, &waivers, site.now);
         let pick = |f: fn(&RuleOutcome) -> bool| -> Vec<String> {
-            let mut ids: Vec<String> = rows.iter().filter(|r| f(&r.outcome)).map(|r| r.rule.clone()).collect();
+            let mut ids: Vec<String> = rows.iter().filter(|r| f(&r.outcome)).map(|r| r.rule.to_string()).collect();
             ids.dedup();
             ids
         };
@@ -421,7 +498,7 @@ pub async fn enforce(site: &Site, view: &View, captures: &[VersionRef]) -> Resul
     Ok(out)
 }
 
-fn print_rows(template: &str, version: &str, rows: &[Row], note: &str) {
+fn print_rows(template: &str, version: &str, rows: &[Row<'_>], note: &str) {
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -450,11 +527,11 @@ fn print_rows(template: &str, version: &str, rows: &[Row], note: &str) {
                     ("waived", format!("{waiver} until {}", expires.format("%Y-%m-%d %H:%M UTC")))
                 }
             };
-            let slot = match (&r.slot, r.version) {
+            let slot = match (r.slot, r.version) {
                 (Some(s), Some(v)) => format!("{s} v{v}"),
                 _ => "-".into(),
             };
-            vec![r.asset.clone(), slot, r.rule.clone(), result.to_string(), detail]
+            vec![r.asset.to_string(), slot, r.rule.to_string(), result.to_string(), detail]
         })
         .collect();
     print_table(&["ASSET", "CONFIG", "RULE", "RESULT", "DETAIL"], &table);
@@ -474,60 +551,83 @@ fn print_rows(template: &str, version: &str, rows: &[Row], note: &str) {
 
 /// The summary of one evaluation recorded for the hub: counts, and the failing pairs (at most
 /// [`MAX_LISTED_FAILURES`], sorted).
-pub fn summary(template: &Template, rows: &[Row], at: DateTime<Utc>) -> Summary {
+pub fn summary(template: &Template, rows: &[Row<'_>], at: DateTime<Utc>) -> Summary {
     let mut counts = Counts::default();
-    let mut failing = Vec::new();
-    let mut waived = Vec::new();
-    let mut assets = BTreeSet::new();
+    let (mut failing, mut waived): (Vec<&Row<'_>>, Vec<&Row<'_>>) = (Vec::new(), Vec::new());
+    let mut assets: Vec<&str> = Vec::new();
     for r in rows {
-        assets.insert(r.asset.as_str());
-        let config = r.slot.as_ref().zip(r.version).map(|(s, v)| format!("{s} v{v}"));
-        let fail = |result: &str, detail: String| Failing {
-            asset: r.asset.clone(),
-            rule: r.rule.clone(),
-            config: config.clone(),
-            result: result.to_string(),
-            detail,
-        };
+        // Rows come asset by asset: a new asset is a change from the previous row's.
+        if assets.last() != Some(&r.asset) {
+            assets.push(r.asset);
+        }
         match &r.outcome {
             RuleOutcome::Compliant => counts.compliant += 1,
             RuleOutcome::NotApplicable { .. } => counts.not_applicable += 1,
             RuleOutcome::Manual { .. } => counts.manual += 1,
-            RuleOutcome::NonCompliant { findings } => {
+            RuleOutcome::NonCompliant { .. } => {
                 counts.non_compliant += 1;
-                let detail = findings.first().map(|f| {
-                    let text = f.line.as_ref().unwrap_or(&f.what);
-                    if f.location.is_empty() {
-                        text.clone()
-                    } else {
-                        format!("[{}] {text}", f.location)
-                    }
-                });
-                failing.push(fail("non-compliant", detail.unwrap_or_default()));
+                failing.push(r);
             }
-            RuleOutcome::Error { why } => {
+            RuleOutcome::Error { .. } => {
                 counts.error += 1;
-                failing.push(fail("error", why.clone()));
+                failing.push(r);
             }
-            RuleOutcome::Waived { waiver, expires, .. } => {
+            RuleOutcome::Waived { .. } => {
                 counts.waived += 1;
-                waived.push(fail("waived", format!("{waiver} until {}", expires.to_rfc3339())));
+                waived.push(r);
             }
         }
     }
-    waived.sort();
-    waived.truncate(MAX_LISTED_FAILURES);
-    failing.sort();
+    assets.sort_unstable();
+    assets.dedup();
+    // Only the listed pairs are built: the first by (asset, rule, slot, version), then in `Failing`'s order.
+    let listed = |mut chosen: Vec<&Row<'_>>| -> Vec<Failing> {
+        if chosen.len() > MAX_LISTED_FAILURES {
+            chosen.select_nth_unstable_by(MAX_LISTED_FAILURES, |a, b| {
+                (a.asset, a.rule, a.slot, a.version).cmp(&(b.asset, b.rule, b.slot, b.version))
+            });
+            chosen.truncate(MAX_LISTED_FAILURES);
+        }
+        let mut out: Vec<Failing> = chosen.into_iter().map(failing_of).collect();
+        out.sort();
+        out
+    };
     let unlisted = failing.len().saturating_sub(MAX_LISTED_FAILURES) as u64;
-    failing.truncate(MAX_LISTED_FAILURES);
     Summary {
         template: template.id.clone(),
         version: template.version.to_string(),
         evaluated_at: at,
         assets: assets.len() as u64,
         counts,
-        failing,
+        failing: listed(failing),
         unlisted,
-        waived,
+        waived: listed(waived),
+    }
+}
+
+/// A failing (or waived) row as the summary lists it: its first finding, or why it was not decided.
+fn failing_of(r: &Row<'_>) -> Failing {
+    let (result, detail) = match &r.outcome {
+        RuleOutcome::NonCompliant { findings } => {
+            let detail = findings.first().map(|f| {
+                let text = f.line.as_ref().unwrap_or(&f.what);
+                if f.location.is_empty() {
+                    text.clone()
+                } else {
+                    format!("[{}] {text}", f.location)
+                }
+            });
+            ("non-compliant", detail.unwrap_or_default())
+        }
+        RuleOutcome::Error { why } => ("error", why.clone()),
+        RuleOutcome::Waived { waiver, expires, .. } => ("waived", format!("{waiver} until {}", expires.to_rfc3339())),
+        _ => ("", String::new()),
+    };
+    Failing {
+        asset: r.asset.to_string(),
+        rule: r.rule.to_string(),
+        config: r.slot.zip(r.version).map(|(s, v)| format!("{s} v{v}")),
+        result: result.to_string(),
+        detail,
     }
 }

@@ -124,8 +124,9 @@ async fn dispatch(site: &mut Site, acting: Option<users::Acting>, command: Comma
         Command::Waiver(cmd) => waivers::run(site, cmd).await,
         Command::Baseline(cmd) => configs::run_baseline(site, cmd).await,
         Command::Drift { json, zone } => reports::drift(site, json, zone.as_deref()).await,
-        Command::Compliance { template, set, asset, json } => {
-            compliance::compliance(site, template.as_deref(), &set, asset.as_deref(), json).await
+        Command::Compliance { template, set, asset, summary, json } => {
+            let show = compliance::Show { json, summary };
+            compliance::compliance(site, template.as_deref(), &set, asset.as_deref(), show).await
         }
         Command::Change(cmd) => changes::run(site, cmd).await,
         Command::RestoreTest(cmd) => reports::restore_test(site, cmd).await,
