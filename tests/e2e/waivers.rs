@@ -197,6 +197,15 @@ fn gate_waivers_acceptance_and_policy() {
     plant.now = Some((Utc::now() + Duration::days(61)).to_rfc3339());
     assert_eq!(man(&plant), "manual", "the answer lapsed with the review interval");
 
+    // The hub judges the site by the plant's policy: RTR-1 (high) was reviewed today; 75 days on, it is
+    // overdue under the policy template's 60 days (the built-in interval is 90).
+    hub.now = Some((Utc::now() + Duration::days(75)).to_rfc3339());
+    let status = hub.run(&["status", "--json"]);
+    let sites = status.json();
+    let mill = sites.as_array().expect("sites").iter().find(|s| s["site"] == "mill").expect("mill").clone();
+    assert_eq!(mill["overdue_reviews"], 1, "{mill}");
+    hub.now = None;
+
     // Every step is in the site's audit trail.
     plant.now = None;
     let log = plant.ok(&["audit", "log", "--json"]).json();

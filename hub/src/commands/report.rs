@@ -15,7 +15,6 @@ use datum_shared::evidence::{self, Evidence, HubAnchor, Trail, Witness};
 use datum_shared::identity::User;
 use datum_shared::model::{ConfigVersion, SiteInfo};
 use datum_shared::normalize::{FingerprintKey, MAX_NORMALIZE_BYTES};
-use datum_shared::policy::Policy;
 use ed25519_dalek::{Signature, SigningKey, Verifier, VerifyingKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -93,7 +92,7 @@ async fn site_pack(
             None => blob_problems.push(format!("stored file {hash}: recorded complete, but its bytes are missing")),
         }
     }
-    let policy = Policy::default();
+    let policy = super::templates::site_policy(store, site_id).await?;
     let hub = HubAnchor {
         hub: hub_name.to_string(),
         last_sync: site.last_synced.as_deref().map(parse_time).transpose()?,

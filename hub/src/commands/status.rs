@@ -3,7 +3,6 @@
 use anyhow::{Context as _, Result};
 use datum_host::exit::Outcome;
 use datum_shared::drift::DriftStatus;
-use datum_shared::policy::Policy;
 use datum_shared::sync::witness;
 use serde::Serialize;
 
@@ -65,7 +64,7 @@ pub(super) async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
         if let Some(site_id) = &site.site_id {
             // The same view and rules as the edge's reports, over the hub's copy of the site's records.
             let view = super::site_view(&store, site_id).await.with_context(|| format!("site {}", site.name))?;
-            let policy = Policy::default();
+            let policy = super::templates::site_policy(&store, site_id).await?;
             s.assets = view.reported_assets().count();
             s.open_changes = view.changes.values().filter(|c| c.state.is_open()).count();
             s.unauthorized_drift = view

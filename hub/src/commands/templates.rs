@@ -18,6 +18,7 @@ use datum_host::exit::{user, Outcome};
 use datum_shared::document::{self, CommitInfo};
 use datum_shared::ids::{DocId, SiteId};
 use datum_shared::normalize::FingerprintKey;
+use datum_shared::policy::{Policy, PolicyTable};
 use datum_shared::rollout::{self, Assignment, Published, State, Summary, TemplateState};
 use datum_shared::template::{Template, Version, MAX_TEMPLATE_BYTES};
 use serde::Serialize;
@@ -139,6 +140,36 @@ async fn published(store: &Store) -> Result<BTreeMap<String, Vec<Published>>> {
         versions.sort_by_key(|p| p.version.parse::<Version>().ok());
     }
     Ok(out)
+}
+
+/// A site's policy as the plant applies it: the built-in defaults with the `[policy]` and `[change]` tables of
+/// the templates running there (the version each plant reported running, from the hub's own published
+/// records), so the hub judges a site's intervals as the plant does (`status`, the evidence pack).
+pub(super) async fn site_policy(store: &Store, site_id: &SiteId) -> Result<Policy> {
+    let assigned = assignments(store, site_id).await?;
+    if assigned.is_empty() {
+        return Ok(Policy::default());
+    }
+    let published = published(store).await?;
+    let mut running: Vec<Template> = Vec::new();
+    for id in assigned.iter().filter(|(_, a)| a.active).map(|(id, _)| id) {
+        let Some(state) = store.record(TemplateState::COLLECTION, site_id, id).await? else { continue };
+        let state: TemplateState = serde_json::from_str(&state).with_context(|| format!("reported state of {id}"))?;
+        let Some(version) = state.running else { continue };
+        let record = published.get(id).and_then(|v| v.iter().find(|p| p.version == version));
+        if let Some(template) = record.and_then(|p| Template::parse(&p.body).ok()) {
+            running.push(template);
+        }
+    }
+    let tables: Vec<(&str, &PolicyTable)> =
+        running.iter().filter_map(|t| t.policy.as_ref().map(|p| (t.id.as_str(), p))).collect();
+    let mut policy = Policy::from(&tables);
+    for t in &running {
+        if let Some(c) = &t.change {
+            policy.require_for_changes(&format!("{} {}", t.id, t.version), &c.required, &c.checklist);
+        }
+    }
+    Ok(policy)
 }
 
 /// The assignments of one site, by template id.
