@@ -197,6 +197,22 @@ fn gate_waivers_acceptance_and_policy() {
     plant.now = Some((Utc::now() + Duration::days(61)).to_rfc3339());
     assert_eq!(man(&plant), "manual", "the answer lapsed with the review interval");
 
+    // The gate blocks only what a change brings: a later change whose capture is the baseline itself (IOS-03
+    // already failing there, its waiver expired) verifies.
+    plant.now = Some((Utc::now() + Duration::days(62)).to_rfc3339());
+    let mut new = vec!["change", "new", "--title", "Re-check", "--reason", "audit", "--asset", "RTR-1", "--risk"];
+    new.extend(["low", "--impact", "none", "--rollback", "none", "--test-plan", "show run", "--json"]);
+    let again = plant.ok(&new).json()["id"].as_str().expect("id").to_string();
+    plant.ok(&["change", "submit", &again]);
+    for approver in ["bob", "carol"] {
+        let run = plant.run_as(approver, &["change", "approve", &again]);
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    }
+    plant.ok(&["config", "capture", "RTR-1", file.to_str().expect("utf-8"), "--change", &again]);
+    plant.ok(&["change", "implement", &again, "--checklist-done"]);
+    let run = plant.run(&["change", "verify", &again]);
+    assert_eq!(run.code, 0, "nothing new under the gate: {}{}", run.stdout, run.stderr);
+
     // The hub judges the site by the plant's policy: RTR-1 (high) was reviewed today; 75 days on, it is
     // overdue under the policy template's 60 days (the built-in interval is 90).
     hub.now = Some((Utc::now() + Duration::days(75)).to_rfc3339());

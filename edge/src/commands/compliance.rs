@@ -468,10 +468,11 @@ pub async fn enforce(site: &Site, view: &View, captures: &[VersionRef]) -> Resul
                     continue;
                 }
             };
+            // The slot's baseline before the change (the verified capture may be that very version: then
+            // nothing it finds is new).
             let baseline = view
                 .baselines
                 .get(&(cap.asset.clone(), cap.slot.clone()))
-                .filter(|b| b.version != cap.version)
                 .and_then(|b| view.version(&cap.asset, &cap.slot, b.version))
                 .and_then(|v| normalized(site, v, &key).ok());
             for c in rules.iter().filter(|c| !matches!(c.rule.check, Check::Field { .. } | Check::Manual { .. })) {
