@@ -8,6 +8,9 @@
 // A bench measures time: the pure core's rule against reading the clock does not apply to it.
 #![allow(clippy::disallowed_methods)]
 
+#[path = "common/templates.rs"]
+mod bench_templates;
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -57,25 +60,7 @@ fn main() {
     formats.sort_by_key(|f| std::cmp::Reverse(f.0));
     let mut templates = Vec::new();
     for t in 0..20 {
-        // Two inventory standards for every asset, eighteen configuration standards, one format each.
-        let inventory = t >= 18;
-        let format = formats[t % formats.len()].1;
-        let applies =
-            if inventory { String::new() } else { format!("[applies]\nformat = [\"{}\"]\n", format.as_str()) };
-        let mut text = format!("[template]\nid = \"t{t}\"\nversion = \"1.0.0\"\ntitle = \"bench {t}\"\n{applies}");
-        for r in 0..50 {
-            let rule = match (inventory, r % 6) {
-                (true, n) if n % 2 == 0 => "field = \"owner\"\nrequired = true\n".to_string(),
-                (true, _) => format!("field = \"firmware\"\nat_least_version = \"{r}.1\"\n"),
-                (false, 0) => "require = \"^hostname\"\n".to_string(),
-                (false, 1) => format!("forbid = \"^snmp-server community r{r}x\"\n"),
-                (false, 2) => "within = \"^interface \"\nrequire = \"description\"\n".to_string(),
-                (false, 3) => format!("key = \"PermitRootLogin{r}\"\nequals = \"no\"\n"),
-                (false, 4) => format!("forbid = \"(telnet|http) server {r}$\"\n"),
-                (false, _) => "field = \"owner\"\nrequired = true\n".to_string(),
-            };
-            text.push_str(&format!("[[rule]]\nid = \"R{r}\"\n{rule}"));
-        }
+        let text = bench_templates::template_text(t, formats[t % formats.len()].1.as_str());
         templates.push(Template::parse(&text).expect("valid template"));
     }
     let at = DateTime::from_timestamp(1_764_547_200, 0).expect("time");

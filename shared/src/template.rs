@@ -570,6 +570,22 @@ fn rule(r: RawRule, parameters: &BTreeMap<String, Option<String>>) -> Result<Rul
     Ok(Rule { title: r.title.unwrap_or_else(|| r.id.clone()), id: r.id, check, pass: r.pass, fail: r.fail })
 }
 
+/// The policy of a site running `templates`: the built-in defaults with their `[policy]` tables applied
+/// (`Policy::from`: the strictest wins) and their `[change]` tables' required fields and checklists. The one
+/// rule for the plant and for the hub's view of it.
+pub fn policy_of<'t>(templates: impl IntoIterator<Item = &'t Template>) -> crate::policy::Policy {
+    let templates: Vec<&Template> = templates.into_iter().collect();
+    let tables: Vec<(&str, &PolicyTable)> =
+        templates.iter().filter_map(|t| t.policy.as_ref().map(|p| (t.id.as_str(), p))).collect();
+    let mut policy = crate::policy::Policy::from(&tables);
+    for t in &templates {
+        if let Some(c) = &t.change {
+            policy.require_for_changes(&format!("{} {}", t.id, t.version), &c.required, &c.checklist);
+        }
+    }
+    policy
+}
+
 /// Parses `NAME=VALUE` settings of parameters (`--set`, at the hub and at a plant).
 pub fn parse_settings(set: &[String]) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();

@@ -120,6 +120,17 @@ pub enum Status {
     Revoked,
 }
 
+impl WaiverState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaiverState::Requested => "requested",
+            WaiverState::Approved => "approved",
+            WaiverState::Rejected => "rejected",
+            WaiverState::Revoked => "revoked",
+        }
+    }
+}
+
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -193,15 +204,6 @@ pub enum WaiverError {
     Invalid { waiver: String, why: String },
 }
 
-fn state_name(s: WaiverState) -> &'static str {
-    match s {
-        WaiverState::Requested => "requested",
-        WaiverState::Approved => "approved",
-        WaiverState::Rejected => "rejected",
-        WaiverState::Revoked => "revoked",
-    }
-}
-
 /// The waiver after `event`: the one place the rules live.
 pub fn apply(current: Option<&Waiver>, event: &WaiverEvent) -> Result<Waiver, WaiverError> {
     let id = event.waiver.clone();
@@ -237,7 +239,7 @@ pub fn apply(current: Option<&Waiver>, event: &WaiverEvent) -> Result<Waiver, Wa
         });
     };
     let verb = event.action.verb();
-    let wrong = || WaiverError::Wrong { waiver: id.clone(), state: state_name(w.state), verb };
+    let wrong = || WaiverError::Wrong { waiver: id.clone(), state: w.state.as_str(), verb };
     let (state, note) = match &event.action {
         WaiverAction::Request { .. } => return Err(WaiverError::Duplicate(id)),
         WaiverAction::Approve { comment } => {

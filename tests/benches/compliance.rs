@@ -11,6 +11,9 @@
 //! Prints a Markdown table; docs/PERFORMANCE.md records a run. `DATUM_BENCH_QUICK=1`: 1,000 assets, 30
 //! captures, 10 sites. `DATUM_BENCH_KEEP=1` leaves the large plant's data directory behind for profiling.
 
+#[path = "../../shared/benches/common/templates.rs"]
+mod bench_templates;
+
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -61,36 +64,6 @@ fn kit_files() -> Vec<(std::path::PathBuf, String)> {
     out
 }
 
-/// Twenty standards of fifty rules: eighteen for the formats most captured (one each, in turn), two inventory
-/// standards for every asset.
-fn templates(formats: &[String]) -> Vec<(String, String)> {
-    (0..20)
-        .map(|t| {
-            let inventory = t >= 18;
-            let applies = if inventory {
-                String::new()
-            } else {
-                format!("[applies]\nformat = [\"{}\"]\n", formats[t % formats.len()])
-            };
-            let mut text = format!("[template]\nid = \"t{t}\"\nversion = \"1.0.0\"\ntitle = \"bench {t}\"\n{applies}");
-            for r in 0..50 {
-                let rule = match (inventory, r % 6) {
-                    (true, n) if n % 2 == 0 => "field = \"owner\"\nrequired = true\n".to_string(),
-                    (true, _) => format!("field = \"firmware\"\nat_least_version = \"{r}.1\"\n"),
-                    (false, 0) => "require = \"^hostname\"\n".to_string(),
-                    (false, 1) => format!("forbid = \"^snmp-server community r{r}x\"\n"),
-                    (false, 2) => "within = \"^interface \"\nrequire = \"description\"\n".to_string(),
-                    (false, 3) => format!("key = \"PermitRootLogin{r}\"\nequals = \"no\"\n"),
-                    (false, 4) => format!("forbid = \"(telnet|http) server {r}$\"\n"),
-                    (false, _) => "field = \"owner\"\nrequired = true\n".to_string(),
-                };
-                text.push_str(&format!("[[rule]]\nid = \"R{r}\"\n{rule}"));
-            }
-            (format!("t{t}"), text)
-        })
-        .collect()
-}
-
 fn main() {
     let (n_assets, n_captures, n_sites) = if quick() { (1_000, 30, 10) } else { (10_000, 300, 50) };
     let files = kit_files();
@@ -113,7 +86,8 @@ fn main() {
     let formats: Vec<String> = formats.into_iter().map(|(_, f)| f).collect();
 
     // Twenty templates published and assigned to every site.
-    for (id, text) in templates(&formats) {
+    for t in 0..20 {
+        let (id, text) = (format!("t{t}"), bench_templates::template_text(t, &formats[t % formats.len()]));
         let file = hub.tmp.path().join(format!("{id}.toml"));
         std::fs::write(&file, text).expect("write template");
         hub.ok(&["template", "add", file.to_str().expect("utf-8")]);

@@ -212,6 +212,8 @@ fn no_secret_of_the_corpus_reaches_any_command_output_or_log() {
         vec!["template", "list", "--json"],
         vec!["compliance"],
         vec!["compliance", "--json"],
+        vec!["compliance", "--summary"],
+        vec!["compliance", "--summary", "--json"],
         vec!["asset", "show", assets[0].as_str()],
     ] {
         shown.push((format!("{args:?}"), debug_run(&plant, &args)));

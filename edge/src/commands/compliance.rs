@@ -126,15 +126,12 @@ pub async fn compliance(
     // Each template's results printed as soon as they are decided, then dropped: memory holds one template's.
     let mut out = Printer::new(show, true, "assigned by the hub");
     let mut failing = false;
-    let mut rows = Vec::new();
     for a in active.iter().filter(|a| wanted.as_ref().is_none_or(|w| *w == a.template.id)) {
-        rows.clear();
-        evaluate_into(site, &view, &mut captures, &a.template, &a.params, only, &mut rows)?;
+        let mut rows = evaluate(site, &view, &mut captures, &a.template, &a.params, only)?;
         waive(&mut rows, &a.template.id, &waivers, site.now);
         failing |= any_failing(&rows);
         let report = Report { template: a.template.id.clone(), version: a.template.version.to_string(), rows };
         out.report(site, &a.template, &report)?;
-        rows = report.rows;
     }
     out.finish()?;
     Ok(Outcome::from_findings(failing))
@@ -225,20 +222,6 @@ pub fn evaluate<'a>(
     only: Option<&str>,
 ) -> Result<Vec<Row<'a>>> {
     let mut rows = Vec::new();
-    evaluate_into(site, view, captures, template, params, only, &mut rows)?;
-    Ok(rows)
-}
-
-/// [`evaluate`] appending to `rows` (a buffer reused from one template to the next).
-pub fn evaluate_into<'a>(
-    site: &Site,
-    view: &'a View,
-    captures: &mut Captures,
-    template: &'a Template,
-    params: &BTreeMap<String, String>,
-    only: Option<&str>,
-    rows: &mut Vec<Row<'a>>,
-) -> Result<()> {
     let rules = template.rules.iter().map(|r| r.compile(params)).collect::<Result<Vec<_>, _>>().map_err(user)?;
     let (field_rules, config_rules): (Vec<_>, Vec<_>) =
         rules.iter().partition(|c| matches!(c.rule.check, Check::Field { .. } | Check::Manual { .. }));
@@ -257,7 +240,7 @@ pub fn evaluate_into<'a>(
         }
         let slots: Vec<(&ConfigVersion, &Result<Normalized, String>)> = latest
             .iter()
-            .map(|v| (*v, captures.get(v)))
+            .filter_map(|v| Some((*v, captures.get(v)?)))
             .filter(|(_, n)| match n {
                 Ok(n) => template.applies_to(asset, Some(n.format)),
                 Err(_) => true,
@@ -286,7 +269,7 @@ pub fn evaluate_into<'a>(
                 }
                 _ => evaluate_compiled(c, asset, None),
             };
-            push(rows, None, c.rule, outcome);
+            push(&mut rows, None, c.rule, outcome);
         }
         if config_rules.is_empty() {
             continue;
@@ -298,16 +281,16 @@ pub fn evaluate_into<'a>(
                     Ok(n) => evaluate_compiled(c, asset, Some(&n.lines)),
                     Err(why) => RuleOutcome::Error { why: why.clone() },
                 };
-                push(rows, at, c.rule, outcome);
+                push(&mut rows, at, c.rule, outcome);
             }
         }
         if slots.is_empty() {
             for c in &config_rules {
-                push(rows, None, c.rule, evaluate_compiled(c, asset, None));
+                push(&mut rows, None, c.rule, evaluate_compiled(c, asset, None));
             }
         }
     }
-    Ok(())
+    Ok(rows)
 }
 
 /// Whether one asset meets one active template ("meets the standard", beside drift's "matches its
@@ -411,10 +394,9 @@ impl Captures {
         self.normalized.entry(key).or_insert_with(|| normalized(site, v, fingerprint));
     }
 
-    /// The version's normalised lines ([`Captures::prepare`]d before).
-    fn get(&self, v: &ConfigVersion) -> &Result<Normalized, String> {
-        const UNPREPARED: &Result<Normalized, String> = &Err(String::new());
-        self.normalized.get(&(v.raw_hash.as_str().to_string(), v.file_name.clone())).unwrap_or(UNPREPARED)
+    /// The version's normalised lines, once [`Captures::prepare`]d.
+    fn get(&self, v: &ConfigVersion) -> Option<&Result<Normalized, String>> {
+        self.normalized.get(&(v.raw_hash.as_str().to_string(), v.file_name.clone()))
     }
 }
 

@@ -18,7 +18,7 @@ use datum_host::exit::{user, Outcome};
 use datum_shared::document::{self, CommitInfo};
 use datum_shared::ids::{DocId, SiteId};
 use datum_shared::normalize::FingerprintKey;
-use datum_shared::policy::{Policy, PolicyTable};
+use datum_shared::policy::Policy;
 use datum_shared::rollout::{self, Assignment, Published, State, Summary, TemplateState};
 use datum_shared::template::{Template, Version, MAX_TEMPLATE_BYTES};
 use serde::Serialize;
@@ -161,15 +161,7 @@ pub(super) async fn site_policy(store: &Store, site_id: &SiteId) -> Result<Polic
             running.push(template);
         }
     }
-    let tables: Vec<(&str, &PolicyTable)> =
-        running.iter().filter_map(|t| t.policy.as_ref().map(|p| (t.id.as_str(), p))).collect();
-    let mut policy = Policy::from(&tables);
-    for t in &running {
-        if let Some(c) = &t.change {
-            policy.require_for_changes(&format!("{} {}", t.id, t.version), &c.required, &c.checklist);
-        }
-    }
-    Ok(policy)
+    Ok(datum_shared::template::policy_of(&running))
 }
 
 /// The assignments of one site, by template id.
