@@ -36,6 +36,16 @@ pub enum Command {
         #[arg(long)]
         id: Option<String>,
     },
+    /// The hub's people: accounts of the corporate team, their roles and the sites they see (docs/hub.md).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API tokens acting as one of the hub's people (shown once; stored hashed).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Sites (plants) and their enrollment.
     Site {
         #[command(subcommand)]
@@ -253,5 +263,86 @@ pub enum TemplateCommand {
         /// Every site it is assigned to
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a person
+    Add {
+        /// The account name (how the person signs in)
+        name: String,
+        /// Roles, comma-separated: viewer, security-officer, auditor, hub-admin
+        #[arg(long, value_name = "ROLE[,ROLE]")]
+        role: String,
+        /// The sites the roles apply to, comma-separated [default: every site]
+        #[arg(long, value_name = "SITE[,SITE]")]
+        sites: Option<String>,
+        /// The name shown in pages and reports
+        #[arg(long, value_name = "TEXT")]
+        display: Option<String>,
+        /// Read the initial password from standard input (one line)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Everyone, with roles, sites and second-factor state
+    List {
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// One person's account
+    Show {
+        /// The account name
+        name: String,
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an account (its sessions and tokens stop working at once)
+    Disable {
+        /// The account name
+        name: String,
+    },
+    /// The hub's own record of what was done to accounts and tokens, newest first
+    Log {
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set an account's password from standard input (ends its sessions)
+    Passwd {
+        /// The account name
+        name: String,
+        /// Read the password from standard input (one line); required
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make an API token acting as a person
+    Create {
+        /// The account the token acts as
+        #[arg(long)]
+        user: String,
+        /// Lifetime, e.g. 30d, 12h [default: 90d]; `never` for none
+        #[arg(long, default_value = "90d")]
+        expires: String,
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tokens (never their secrets)
+    List {
+        /// Print the result as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id
+    Revoke {
+        /// The token's id (from `token list`)
+        id: String,
     },
 }

@@ -26,10 +26,17 @@ pub enum Role {
     Auditor,
     /// Manages users, tokens and the site's settings.
     SiteAdmin,
+    /// At the hub: decides central approvals and waivers, manages shared templates.
+    SecurityOfficer,
+    /// At the hub: manages the hub's users, tokens and sites.
+    HubAdmin,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Viewer, Role::Engineer, Role::Approver, Role::Auditor, Role::SiteAdmin];
+    /// The roles of a plant's people (the edge).
+    pub const EDGE: [Role; 5] = [Role::Viewer, Role::Engineer, Role::Approver, Role::Auditor, Role::SiteAdmin];
+    /// The roles of the corporate team's people (the hub).
+    pub const HUB: [Role; 4] = [Role::Viewer, Role::SecurityOfficer, Role::Auditor, Role::HubAdmin];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,28 +45,34 @@ impl Role {
             Role::Approver => "approver",
             Role::Auditor => "auditor",
             Role::SiteAdmin => "site-admin",
+            Role::SecurityOfficer => "security-officer",
+            Role::HubAdmin => "hub-admin",
         }
     }
 
     /// Holders of this role must sign in with a second factor (TOTP).
     pub fn needs_mfa(self) -> bool {
-        matches!(self, Role::Approver | Role::SiteAdmin)
+        matches!(self, Role::Approver | Role::SiteAdmin | Role::SecurityOfficer | Role::HubAdmin)
     }
 
-    pub fn parse(value: &str) -> Result<Role, String> {
+    /// One of the roles `allowed` ([`Role::EDGE`] or [`Role::HUB`]) by its name.
+    pub fn parse(value: &str, allowed: &[Role]) -> Result<Role, String> {
         let value = value.trim();
-        Role::ALL.into_iter().find(|r| r.as_str() == value).ok_or_else(|| {
+        allowed.iter().copied().find(|r| r.as_str() == value).ok_or_else(|| {
             format!(
                 "unknown role {value:?}; the roles are {}",
-                Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                allowed.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
             )
         })
     }
 
-    /// Parses `engineer,approver`: at least one role, duplicates dropped, sorted.
-    pub fn parse_list(value: &str) -> Result<Vec<Role>, String> {
-        let mut roles =
-            value.split(',').filter(|r| !r.trim().is_empty()).map(Role::parse).collect::<Result<Vec<_>, _>>()?;
+    /// Parses `engineer,approver` among the roles `allowed`: at least one role, duplicates dropped, sorted.
+    pub fn parse_list(value: &str, allowed: &[Role]) -> Result<Vec<Role>, String> {
+        let mut roles = value
+            .split(',')
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| Role::parse(r, allowed))
+            .collect::<Result<Vec<_>, _>>()?;
         if roles.is_empty() {
             return Err("give at least one role".into());
         }
@@ -90,6 +103,10 @@ pub struct User {
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
+    /// At the hub: the sites (identifiers) this person's roles apply to; `None` is every site. A plant's users
+    /// have none (their site is the only one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sites: Option<Vec<String>>,
 }
 
 impl User {
@@ -106,6 +123,19 @@ impl User {
 
     pub fn roles_text(&self) -> String {
         self.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    /// Whether this person may see anything of the site `site_id` (at the hub: every site, or one of theirs).
+    pub fn sees_site(&self, site_id: &str) -> bool {
+        self.sites.as_ref().is_none_or(|sites| sites.iter().any(|s| s == site_id))
+    }
+
+    /// "all sites" or the list, for people.
+    pub fn scope_text(&self) -> String {
+        match &self.sites {
+            None => "all sites".into(),
+            Some(sites) => sites.join(","),
+        }
     }
 }
 
@@ -132,6 +162,10 @@ pub enum Action {
     ManageSite,
     /// Export an evidence pack or a dump.
     ExportEvidence,
+    /// At the hub: approve or reject a change or waiver that needs a central decision.
+    DecideCentral,
+    /// At the hub: add, publish and assign shared templates.
+    ManageTemplates,
 }
 
 impl Action {
@@ -139,18 +173,19 @@ impl Action {
     pub fn roles(self) -> &'static [Role] {
         use Role::*;
         match self {
-            Action::Read => &[Viewer, Engineer, Approver, Auditor, SiteAdmin],
+            Action::Read => &[Viewer, Engineer, Approver, Auditor, SiteAdmin, SecurityOfficer, HubAdmin],
             Action::EditInventory | Action::WorkOnChange | Action::RecordRestoreTest => &[Engineer],
             Action::RecordReview => &[Engineer, Approver],
             Action::DecideChange | Action::ApproveBaseline => &[Approver],
-            Action::ManageUsers | Action::ManageSite => &[SiteAdmin],
+            Action::ManageUsers | Action::ManageSite => &[SiteAdmin, HubAdmin],
             Action::ExportEvidence => &[Auditor, SiteAdmin],
+            Action::DecideCentral | Action::ManageTemplates => &[SecurityOfficer],
         }
     }
 
     /// Actions that ask for the second factor again, however recently the person signed in.
     pub fn asks_mfa_again(self) -> bool {
-        matches!(self, Action::DecideChange | Action::ApproveBaseline | Action::ManageUsers)
+        matches!(self, Action::DecideChange | Action::ApproveBaseline | Action::ManageUsers | Action::DecideCentral)
     }
 
     pub fn describe(self) -> &'static str {
@@ -165,6 +200,8 @@ impl Action {
             Action::ManageUsers => "manage users and tokens",
             Action::ManageSite => "change the site's settings",
             Action::ExportEvidence => "export evidence",
+            Action::DecideCentral => "decide central approvals",
+            Action::ManageTemplates => "manage shared templates",
         }
     }
 }
@@ -343,6 +380,7 @@ mod tests {
             disabled: false,
             created_at: DateTime::<Utc>::from_timestamp(0, 0).expect("epoch"),
             created_by: "root".into(),
+            sites: None,
         }
     }
 
@@ -392,24 +430,35 @@ mod tests {
             Action::ManageUsers,
             Action::ManageSite,
             Action::ExportEvidence,
+            Action::DecideCentral,
+            Action::ManageTemplates,
         ];
+        let every_role: Vec<Role> = Role::EDGE
+            .iter()
+            .chain(&Role::HUB)
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let mut table = String::new();
         for action in actions {
             let allowed: Vec<&str> =
-                Role::ALL.iter().filter(|r| authorize(&user(&[**r]), action).is_ok()).map(|r| r.as_str()).collect();
+                every_role.iter().filter(|r| authorize(&user(&[**r]), action).is_ok()).map(|r| r.as_str()).collect();
             table.push_str(&format!("{action:?}: {}\n", allowed.join(" ")));
         }
         expect_test::expect![[r#"
-            Read: viewer engineer approver auditor site-admin
+            Read: viewer engineer approver auditor site-admin security-officer hub-admin
             EditInventory: engineer
             WorkOnChange: engineer
             DecideChange: approver
             ApproveBaseline: approver
             RecordRestoreTest: engineer
             RecordReview: engineer approver
-            ManageUsers: site-admin
-            ManageSite: site-admin
+            ManageUsers: site-admin hub-admin
+            ManageSite: site-admin hub-admin
             ExportEvidence: auditor site-admin
+            DecideCentral: security-officer
+            ManageTemplates: security-officer
         "#]]
         .assert_eq(&table);
         // The auditor never writes; nobody without a role does anything; a disabled account nothing at all.
@@ -419,7 +468,7 @@ mod tests {
         )
         .is_err()));
         assert!(actions.iter().all(|a| authorize(&user(&[]), *a).is_err()));
-        let mut disabled = user(&Role::ALL);
+        let mut disabled = user(&every_role);
         disabled.disabled = true;
         let refusal = authorize(&disabled, Action::Read).expect_err("disabled");
         assert!(refusal.0.contains("disabled"), "{refusal}");
@@ -427,10 +476,31 @@ mod tests {
 
     #[test]
     fn roles_parse_and_refuse_clearly() {
-        assert_eq!(Role::parse_list("approver,engineer,approver").expect("ok"), vec![Role::Engineer, Role::Approver]);
-        let err = Role::parse_list("engineer,admin").expect_err("unknown");
+        let edge = &Role::EDGE;
+        assert_eq!(
+            Role::parse_list("approver,engineer,approver", edge).expect("ok"),
+            vec![Role::Engineer, Role::Approver]
+        );
+        let err = Role::parse_list("engineer,admin", edge).expect_err("unknown");
         assert!(err.contains("site-admin"), "{err}");
-        assert!(Role::parse_list(" , ").is_err());
+        assert!(Role::parse_list(" , ", edge).is_err());
+        // Each place has its own roles: a plant has no security officer, the hub no engineer.
+        let err = Role::parse_list("security-officer", edge).expect_err("a hub role at a plant");
+        assert!(err.contains("site-admin") && !err.contains("hub-admin"), "{err}");
+        let err = Role::parse_list("engineer", &Role::HUB).expect_err("a plant role at the hub");
+        assert!(err.contains("security-officer, auditor, hub-admin"), "{err}");
+        assert_eq!(Role::parse_list("hub-admin,viewer", &Role::HUB).expect("ok"), vec![Role::Viewer, Role::HubAdmin]);
+    }
+
+    #[test]
+    fn a_scoped_person_sees_only_their_sites() {
+        let mut u = user(&[Role::Viewer]);
+        assert!(u.sees_site("north") && u.sees_site("south"));
+        assert_eq!(u.scope_text(), "all sites");
+        u.sites = Some(vec!["north".into()]);
+        assert!(u.sees_site("north") && !u.sees_site("south") && !u.sees_site("nort") && !u.sees_site(""));
+        u.sites = Some(Vec::new());
+        assert!(!u.sees_site("north"), "an empty list is no site, not every site");
     }
 
     #[test]

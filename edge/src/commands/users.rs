@@ -5,9 +5,7 @@
 //! command acts as the person its operating-system account is mapped to (`--os-user`, read from the kernel's
 //! uid, never from the environment) or as an API token's user (`DATUM_TOKEN`); `--actor` is refused for writes.
 
-use std::io::BufRead;
-
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 use datum_host::auth::AuthStore;
 use datum_host::exit::{user, Outcome};
@@ -118,16 +116,6 @@ pub fn action_of(command: &Command) -> Option<Action> {
     })
 }
 
-fn read_password_line() -> Result<String> {
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("read the password from standard input")?;
-    let password = line.trim_end_matches(['\n', '\r']).to_string();
-    if password.is_empty() {
-        return Err(user("no password on standard input"));
-    }
-    Ok(password)
-}
-
 fn require_admin(acting: &Option<Acting>) -> Result<()> {
     match acting {
         Some(a) => authorize(&a.user, Action::ManageUsers).map_err(|r| user(r.to_string())),
@@ -169,7 +157,7 @@ pub async fn run_user(site: &mut Site, acting: Option<Acting>, cmd: UserCmd) -> 
     match cmd {
         UserCmd::Add { name, role, display, os_user, password_stdin } => {
             require_admin(&acting)?;
-            let password = if password_stdin { Some(read_password_line()?) } else { None };
+            let password = if password_stdin { Some(datum_host::auth::read_password_line()?) } else { None };
             let record =
                 add_user(site, &all, NewUser { name, role, display, os_user, password: password.clone() }).await?;
             let name = &record.name;
@@ -291,7 +279,7 @@ pub async fn run_user(site: &mut Site, acting: Option<Acting>, cmd: UserCmd) -> 
             if !password_stdin {
                 return Err(user("give the password on standard input with --password-stdin (never as an argument)"));
             }
-            let password = read_password_line()?;
+            let password = datum_host::auth::read_password_line()?;
             set_password(site, &all, &name, &password).await?;
             println!("password of {name} set; its sessions were ended");
             Ok(Outcome::Clean)
@@ -319,7 +307,7 @@ pub struct NewUser {
 pub async fn add_user(site: &mut Site, all: &[User], spec: NewUser) -> Result<User> {
     let NewUser { name, role, display, os_user, password } = spec;
     let name = account_name(&name)?;
-    let roles = Role::parse_list(&role).map_err(user)?;
+    let roles = Role::parse_list(&role, &Role::EDGE).map_err(user)?;
     if all.is_empty() && !roles.contains(&Role::SiteAdmin) {
         return Err(user(
             "the first user must hold site-admin (--role site-admin[,...]): once a site has users, only a \
@@ -348,6 +336,7 @@ pub async fn add_user(site: &mut Site, all: &[User], spec: NewUser) -> Result<Us
         disabled: false,
         created_at: site.now,
         created_by: site.actor.clone(),
+        sites: None,
     };
     if let Some(p) = &password {
         let store = AuthStore::open(&site.dir).await?;
@@ -384,7 +373,7 @@ pub async fn set_disabled(site: &mut Site, all: &[User], name: &str, disabled: b
 /// Replaces an account's roles (never leaving the site without an enabled site-admin).
 pub async fn set_roles(site: &mut Site, all: &[User], name: &str, role: &str) -> Result<User> {
     let mut record = find(all, &account_name(name)?)?.clone();
-    let roles = Role::parse_list(role).map_err(user)?;
+    let roles = Role::parse_list(role, &Role::EDGE).map_err(user)?;
     if record.has(Role::SiteAdmin) && !roles.contains(&Role::SiteAdmin) && last_admin(all, &record.name) {
         return Err(user(format!(
             "{} is the last enabled site-admin; keep site-admin or add another first",
@@ -448,26 +437,6 @@ pub async fn audit_only(site: &mut Site, op: &str, subject: &str, summary: Strin
     Ok(())
 }
 
-/// `30d`, `12h`, `90m`, or `never`.
-pub fn parse_lifetime(value: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-    let v = value.trim();
-    if v == "never" {
-        return Ok(None);
-    }
-    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
-    let n: i64 = digits.parse().map_err(|_| user(format!("{value:?} is not a lifetime like 30d, 12h or never")))?;
-    let d = match unit {
-        "d" => chrono::Duration::try_days(n),
-        "h" => chrono::Duration::try_hours(n),
-        "m" => chrono::Duration::try_minutes(n),
-        _ => None,
-    };
-    match d {
-        Some(d) if n > 0 && n <= 3650 * 24 * 60 => Ok(Some(now + d)),
-        _ => Err(user(format!("{value:?} is not a lifetime like 30d, 12h or never"))),
-    }
-}
-
 pub async fn run_token(site: &mut Site, acting: Option<Acting>, cmd: TokenCmd) -> Result<Outcome> {
     let Some(acting) = acting else {
         return Err(user("this site has no users yet: add the first (a site-admin) with `datum-edge user add`"));
@@ -485,7 +454,7 @@ pub async fn run_token(site: &mut Site, acting: Option<Acting>, cmd: TokenCmd) -
                 if target.disabled {
                     return Err(user(format!("the account {} is disabled", target.name)));
                 }
-                let expires_at = parse_lifetime(&expires, site.now)?;
+                let expires_at = datum_host::auth::parse_lifetime(&expires, site.now)?;
                 let token = store.create_token(&target.name, &acting.user.name, site.now, expires_at).await?;
                 audit_only(site, "token.create", &target.name, format!("token {} made for {}", token.id, target.name))
                     .await?;

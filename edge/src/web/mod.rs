@@ -53,6 +53,20 @@ impl Directory for EdgeDirectory {
     fn title(&self) -> String {
         self.title.clone()
     }
+
+    fn links(&self, user: &User) -> Vec<(&'static str, &'static str)> {
+        let mut links = vec![
+            ("Home", "/"),
+            ("Assets", "/assets"),
+            ("Drift", "/drift"),
+            ("Changes", "/changes"),
+            ("Audit", "/audit"),
+        ];
+        if authorize(user, Action::ExportEvidence).is_ok() {
+            links.push(("Evidence", "/evidence"));
+        }
+        links
+    }
 }
 
 /// What every edge handler shares.

@@ -892,7 +892,7 @@ struct TokenForm {
 
 async fn post_token(State(app): State<App>, headers: HeaderMap, Form(form): Form<TokenForm>) -> Page {
     let who = app.allow(&headers, &Method::POST, Some(&form.csrf), Action::Read).await.map_err(WebError::page)?;
-    let expires = crate::commands::users::parse_lifetime(form.expires.as_deref().unwrap_or("90d"), app.now())
+    let expires = datum_host::auth::parse_lifetime(form.expires.as_deref().unwrap_or("90d"), app.now())
         .map_err(|e| WebError::BadRequest(e.to_string()).page())?;
     let made = app
         .auth

@@ -1,5 +1,5 @@
 //! The hub's commands, one file per group: `init`, `site …` (sites and enrollment tokens), `asset list`,
-//! `status` (cross-site reports), `report` (evidence packs), `template …` and `compliance` (shared templates); `serve` lives in `crate::serve`. Commands print view types, never store rows.
+//! `status` (cross-site reports), `report` (evidence packs), `template …` and `compliance` (shared templates), `user …` and `token …` (the hub's people); `serve` lives in `crate::serve`. Commands print view types, never store rows.
 
 mod assets;
 mod init;
@@ -7,6 +7,7 @@ mod report;
 mod sites;
 mod status;
 mod templates;
+mod users;
 
 use std::collections::BTreeMap;
 
@@ -22,6 +23,8 @@ use crate::store::Store;
 pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
     match command {
         Command::Init { name, id } => init::init(&ctx, &name, id.as_deref()).await,
+        Command::User { command } => users::user_command(&ctx, command).await,
+        Command::Token { command } => users::token_command(&ctx, command).await,
         Command::Site { command } => sites::site(&ctx, command).await,
         Command::Serve { listen, no_udp, web_domain } => crate::serve::serve(&ctx, listen, !no_udp, web_domain).await,
         Command::Asset { command: AssetCommand::List { site, all, json } } => {

@@ -82,6 +82,11 @@ mod tests {
             "5d3ba09d9205d68ecc0dc532b64171a8b885c76217806e317374a76fbc0db4e25638bac22b7ff5f8f31d08d1f3c07cb7",
             "5d3ba09d9205d68ecc0dc532b64171a8b885c76217806e317374a76fbc0db4e25638bac22b7ff5f8f31d08d1f3c07cb7",
         ),
+        (
+            6,
+            "c16d7dbc5e97413227353e6e68a1deba12520a1ebec82e9bf62656daf6c8013276a2e13700f1d93c4d2e6ddfdd0f156f",
+            "c16d7dbc5e97413227353e6e68a1deba12520a1ebec82e9bf62656daf6c8013276a2e13700f1d93c4d2e6ddfdd0f156f",
+        ),
     ];
 
     #[tokio::test]

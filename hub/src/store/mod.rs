@@ -6,7 +6,7 @@
 //! This file opens the database and holds the row types; the statements are grouped by what they keep:
 //! `sites` (sites, tokens, nodes, violations), `audit` (the audit heads witnessed), `docs` (document pieces,
 //! cursors, receipts, the records projection), `blobs` (configuration files and which sites hold them),
-//! `templates` (template drafts).
+//! `templates` (template drafts), `users` (the hub's people and its own record of what they did).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -23,6 +23,7 @@ mod docs;
 mod migrations;
 mod sites;
 mod templates;
+mod users;
 
 pub use templates::DraftRow;
 

@@ -41,6 +41,8 @@ pub trait Directory: Clone + Send + Sync + 'static {
     fn user(&self, name: &str) -> impl Future<Output = anyhow::Result<Option<User>>> + Send;
     /// The product name shown in the page header ("Plant North 2").
     fn title(&self) -> String;
+    /// The navigation links (label, path) shown to this person in the page header.
+    fn links(&self, user: &User) -> Vec<(&'static str, &'static str)>;
 }
 
 /// The clock the web layer reads (a test moves it to check time-outs).
@@ -66,6 +68,8 @@ pub struct Identity {
     pub auth: AuthMethod,
     /// The session's CSRF token (cookie sessions only).
     pub csrf: Option<String>,
+    /// The header's navigation for this person ([`Directory::links`]).
+    pub links: Vec<(&'static str, &'static str)>,
 }
 
 /// Why a request was refused, shown as JSON under `/api/` and as a page elsewhere.
@@ -176,8 +180,7 @@ pub fn url_segment(text: &str) -> String {
 pub fn shell(title: &str, who: Option<&Identity>, body: &str) -> String {
     let nav = match who {
         Some(id) => format!(
-            "<nav><a href=\"/\">Home</a> <a href=\"/assets\">Assets</a> <a href=\"/drift\">Drift</a> \
-             <a href=\"/changes\">Changes</a> <a href=\"/audit\">Audit</a>{evidence}\
+            "<nav>{links}\
              <span class=\"who\">{} ({})</span>\
              <form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <button type=\"submit\">Sign out</button></form>\
@@ -186,11 +189,11 @@ pub fn shell(title: &str, who: Option<&Identity>, body: &str) -> String {
             escape(&id.user.name),
             escape(&id.user.roles_text()),
             csrf = escape(id.csrf.as_deref().unwrap_or("")),
-            evidence = if datum_shared::identity::authorize(&id.user, datum_shared::identity::Action::ExportEvidence).is_ok() {
-                " <a href=\"/evidence\">Evidence</a>"
-            } else {
-                ""
-            }
+            links = id
+                .links
+                .iter()
+                .map(|(label, path)| format!("<a href=\"{}\">{}</a> ", escape(path), escape(label)))
+                .collect::<String>(),
         ),
         None => String::new(),
     };
@@ -256,7 +259,8 @@ impl<D: Directory> Auth<D> {
         if let Some(token) = bearer(headers) {
             let name = self.store.token_user(token, now).await?.ok_or(WebError::Unauthenticated)?;
             let user = self.live_user(&name).await?.ok_or(WebError::Unauthenticated)?;
-            return Ok(Identity { user, auth: AuthMethod::Token, csrf: None });
+            let links = self.directory.links(&user);
+            return Ok(Identity { user, auth: AuthMethod::Token, csrf: None, links });
         }
         let (_, session) = self.session(headers).await?.ok_or(WebError::Unauthenticated)?;
         if session.stage != Stage::Active {
@@ -271,7 +275,8 @@ impl<D: Directory> Auth<D> {
                 ));
             }
         }
-        Ok(Identity { user, auth: session.auth, csrf: Some(session.csrf) })
+        let links = self.directory.links(&user);
+        Ok(Identity { user, auth: session.auth, csrf: Some(session.csrf), links })
     }
 
     async fn live_user(&self, name: &str) -> Result<Option<User>, WebError> {

@@ -10,6 +10,8 @@ mod store;
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use datum_shared::identity::{totp, AuthMethod};
@@ -226,6 +228,42 @@ impl Default for SessionLimits {
     fn default() -> Self {
         SessionLimits { idle: Duration::from_secs(15 * 60), absolute: Duration::from_secs(8 * 3600) }
     }
+}
+
+/// A token's lifetime on the command line or in a form: `30d`, `12h`, `90m`, or `never` (`None`).
+pub fn parse_lifetime(value: &str, now: DateTime<Utc>) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let v = value.trim();
+    if v == "never" {
+        return Ok(None);
+    }
+    let bad = || crate::exit::user(format!("{value:?} is not a lifetime like 30d, 12h or never"));
+    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "d" => chrono::Duration::try_days(n),
+        "h" => chrono::Duration::try_hours(n),
+        "m" => chrono::Duration::try_minutes(n),
+        _ => None,
+    };
+    match d {
+        Some(d) if n > 0 && n <= 3650 * 24 * 60 => Ok(Some(now + d)),
+        _ => Err(bad()),
+    }
+}
+
+/// A password from one line of standard input (`--password-stdin`), refused when empty.
+pub fn read_password_line() -> anyhow::Result<String> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| anyhow::anyhow!("read the password from standard input: {e}"))?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        return Err(crate::exit::user("no password on standard input"));
+    }
+    Ok(password)
 }
 
 #[cfg(test)]
