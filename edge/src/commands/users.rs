@@ -458,20 +458,7 @@ pub async fn run_token(site: &mut Site, acting: Option<Acting>, cmd: TokenCmd) -
                 let token = store.create_token(&target.name, &acting.user.name, site.now, expires_at).await?;
                 audit_only(site, "token.create", &target.name, format!("token {} made for {}", token.id, target.name))
                     .await?;
-                if json {
-                    print_json(&serde_json::json!({
-                        "id": token.id, "user": target.name, "token": token.token,
-                        "expires_at": expires_at.map(|e| e.to_rfc3339()),
-                    }))?;
-                } else {
-                    println!("{}", token.token);
-                    eprintln!(
-                        "token {} for {}{}: shown once, keep it like a password (DATUM_TOKEN or `Authorization: Bearer`)",
-                        token.id,
-                        target.name,
-                        expires_at.map(|e| format!(", expires {}", e.to_rfc3339())).unwrap_or_default()
-                    );
-                }
+                token.announce(&target.name, expires_at, json, "DATUM_TOKEN or `Authorization: Bearer`")?;
                 Ok(Outcome::Clean)
             }
             TokenCmd::List { user: name, json } => {
@@ -487,20 +474,7 @@ pub async fn run_token(site: &mut Site, acting: Option<Acting>, cmd: TokenCmd) -
                 if json {
                     print_json(&tokens)?;
                 } else {
-                    let rows: Vec<Vec<String>> = tokens
-                        .iter()
-                        .map(|t| {
-                            vec![
-                                t.id.clone(),
-                                t.user.clone(),
-                                t.created_at.clone(),
-                                t.expires_at.clone().unwrap_or_else(|| "never".into()),
-                                t.revoked_at.clone().map(|r| format!("revoked {r}")).unwrap_or_else(|| "active".into()),
-                                t.last_used_at.clone().unwrap_or_else(|| "-".into()),
-                            ]
-                        })
-                        .collect();
-                    print_table(&["ID", "USER", "CREATED", "EXPIRES", "STATE", "LAST USED"], &rows);
+                    print!("{}", datum_host::auth::tokens_table(&tokens));
                 }
                 Ok(Outcome::Clean)
             }

@@ -23,8 +23,8 @@ use crate::store::Store;
 pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
     match command {
         Command::Init { name, id } => init::init(&ctx, &name, id.as_deref()).await,
-        Command::User { command } => users::user_command(&ctx, command).await,
-        Command::Token { command } => users::token_command(&ctx, command).await,
+        Command::User { command } => users::people(&ctx, users::People::User(command)).await,
+        Command::Token { command } => users::people(&ctx, users::People::Token(command)).await,
         Command::Site { command } => sites::site(&ctx, command).await,
         Command::Serve { listen, no_udp, web_domain } => crate::serve::serve(&ctx, listen, !no_udp, web_domain).await,
         Command::Asset { command: AssetCommand::List { site, all, json } } => {

@@ -85,10 +85,19 @@ async fn view<'a>(u: &'a User, auth: &AuthStore) -> Result<UserView<'a>> {
     })
 }
 
-pub(super) async fn user_command(ctx: &Context, command: UserCommand) -> Result<Outcome> {
+/// The command groups of this file, run with the hub database and the secrets database open.
+pub(super) enum People {
+    User(UserCommand),
+    Token(TokenCommand),
+}
+
+pub(super) async fn people(ctx: &Context, command: People) -> Result<Outcome> {
     let store = ctx.store().await?;
     let auth = AuthStore::open(&ctx.data).await?;
-    let result = run_user(ctx, &store, &auth, command).await;
+    let result = match command {
+        People::User(command) => run_user(ctx, &store, &auth, command).await,
+        People::Token(command) => run_token(ctx, &store, &auth, command).await,
+    };
     auth.close().await;
     store.close().await;
     result
@@ -229,15 +238,6 @@ async fn run_user(ctx: &Context, store: &Store, auth: &AuthStore, command: UserC
     }
 }
 
-pub(super) async fn token_command(ctx: &Context, command: TokenCommand) -> Result<Outcome> {
-    let store = ctx.store().await?;
-    let auth = AuthStore::open(&ctx.data).await?;
-    let result = run_token(ctx, &store, &auth, command).await;
-    auth.close().await;
-    store.close().await;
-    result
-}
-
 async fn run_token(ctx: &Context, store: &Store, auth: &AuthStore, command: TokenCommand) -> Result<Outcome> {
     let by = operator();
     match command {
@@ -252,15 +252,7 @@ async fn run_token(ctx: &Context, store: &Store, auth: &AuthStore, command: Toke
             let token = auth.create_token(&name, &by, ctx.now, expires_at).await?;
             let detail = format!("token {} made for {name}", token.id);
             store.record_event(ctx.now, &by, "token.create", None, &detail).await?;
-            if json {
-                print_json(&serde_json::json!({
-                    "id": token.id, "user": name, "token": token.token,
-                    "expires_at": expires_at.map(|e| e.to_rfc3339()),
-                }))?;
-            } else {
-                println!("{}", token.token);
-                eprintln!("{detail}: shown once, keep it like a password (`Authorization: Bearer`)");
-            }
+            token.announce(&name, expires_at, json, "`Authorization: Bearer`")?;
             Ok(Outcome::Clean)
         }
         TokenCommand::List { json } => {
@@ -268,19 +260,7 @@ async fn run_token(ctx: &Context, store: &Store, auth: &AuthStore, command: Toke
             if json {
                 print_json(&tokens)?;
             } else {
-                let rows: Vec<Vec<String>> = tokens
-                    .iter()
-                    .map(|t| {
-                        vec![
-                            t.id.clone(),
-                            t.user.clone(),
-                            t.created_at.clone(),
-                            t.expires_at.clone().unwrap_or_else(|| "never".into()),
-                            t.revoked_at.clone().map(|r| format!("revoked {r}")).unwrap_or_else(|| "active".into()),
-                        ]
-                    })
-                    .collect();
-                print!("{}", datum_shared::text::table(&["ID", "USER", "CREATED", "EXPIRES", "STATE"], &rows));
+                print!("{}", datum_host::auth::tokens_table(&tokens));
             }
             Ok(Outcome::Clean)
         }

@@ -31,6 +31,7 @@ fn user_row(r: &sqlx::any::AnyRow) -> Result<User> {
             .map_err(|e| StoreError::Invalid(format!("user created_at {created_at:?}: {e}")))?
             .with_timezone(&Utc),
         created_by: r.try_get(6)?,
+        // Site names are identifiers (letters, digits, `.`, `_`, `-`): a comma never occurs in one.
         sites: sites.map(|s| s.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()),
     })
 }
@@ -85,8 +86,10 @@ impl Store {
         detail: &str,
     ) -> Result<()> {
         // The next number is taken in the insert itself; two writers racing on PostgreSQL make one of them
-        // fail on the key and try again.
-        for attempt in 0..3 {
+        // fail on the key and try again (at most three tries).
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let done = sqlx::query(
                 "INSERT INTO hub_events (seq, at, actor, action, site, detail) \
                  SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, $4, $5 FROM hub_events",
@@ -100,11 +103,10 @@ impl Store {
             .await;
             match done {
                 Ok(_) => return Ok(()),
-                Err(e) if attempt < 2 && e.as_database_error().is_some_and(|d| d.is_unique_violation()) => continue,
+                Err(e) if attempt < 3 && e.as_database_error().is_some_and(|d| d.is_unique_violation()) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
     }
 
     /// The newest `limit` entries of the hub's record, newest first; only those of `site` when given.

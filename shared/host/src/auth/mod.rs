@@ -230,6 +230,52 @@ impl Default for SessionLimits {
     }
 }
 
+impl NewToken {
+    /// Shows a token just made, the one time it is shown: as JSON (`id`, `user`, `token`, `expires_at`), or the
+    /// secret alone on standard output with what it is on standard error (`use_as`: how to present it).
+    pub fn announce(
+        &self,
+        user: &str,
+        expires_at: Option<DateTime<Utc>>,
+        json: bool,
+        use_as: &str,
+    ) -> anyhow::Result<()> {
+        if json {
+            let value = serde_json::json!({
+                "id": self.id, "user": user, "token": self.token,
+                "expires_at": expires_at.map(|e| e.to_rfc3339()),
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        } else {
+            println!("{}", self.token);
+            eprintln!(
+                "token {} for {user}{}: shown once, keep it like a password ({use_as})",
+                self.id,
+                expires_at.map(|e| format!(", expires {}", e.to_rfc3339())).unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The tokens as a table for people (never their secrets): `token list` at the edge and at the hub.
+pub fn tokens_table(tokens: &[TokenInfo]) -> String {
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.user.clone(),
+                t.created_at.clone(),
+                t.expires_at.clone().unwrap_or_else(|| "never".into()),
+                t.revoked_at.clone().map(|r| format!("revoked {r}")).unwrap_or_else(|| "active".into()),
+                t.last_used_at.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    datum_shared::text::table(&["ID", "USER", "CREATED", "EXPIRES", "STATE", "LAST USED"], &rows)
+}
+
 /// A token's lifetime on the command line or in a form: `30d`, `12h`, `90m`, or `never` (`None`).
 pub fn parse_lifetime(value: &str, now: DateTime<Utc>) -> anyhow::Result<Option<DateTime<Utc>>> {
     let v = value.trim();
@@ -269,6 +315,38 @@ pub fn read_password_line() -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_table_says_each_state_and_never_a_secret() {
+        let made = new_token();
+        let info = |id: &str, expires: Option<&str>, revoked: Option<&str>| TokenInfo {
+            id: id.into(),
+            user: "ana".into(),
+            created_at: "2026-12-04T10:00:00+00:00".into(),
+            created_by: "olga".into(),
+            expires_at: expires.map(str::to_string),
+            revoked_at: revoked.map(str::to_string),
+            last_used_at: None,
+        };
+        let table = tokens_table(&[info(&made.id, None, None), info("t2", Some("2027-01-01"), Some("2026-12-05"))]);
+        assert!(!table.contains(&made.token) && !table.contains(&made.secret_hash), "{table}");
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("ID") && lines[0].contains("LAST USED"), "{table}");
+        assert!(lines[1].contains(&made.id) && lines[1].contains("never") && lines[1].contains("active"), "{table}");
+        assert!(lines[2].contains("2027-01-01") && lines[2].contains("revoked 2026-12-05"), "{table}");
+    }
+
+    #[test]
+    fn lifetimes_are_read_or_refused() {
+        let now = DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z").expect("time").with_timezone(&Utc);
+        assert_eq!(parse_lifetime("never", now).expect("never"), None);
+        assert_eq!(parse_lifetime("30d", now).expect("30d"), Some(now + chrono::Duration::days(30)));
+        assert_eq!(parse_lifetime(" 12h ", now).expect("12h"), Some(now + chrono::Duration::hours(12)));
+        for bad in ["soon", "0d", "-1d", "5w", "d", "99999999999d"] {
+            let e = parse_lifetime(bad, now).expect_err(bad);
+            assert!(e.to_string().contains("not a lifetime"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn passwords_hash_with_argon2id_and_verify() {
