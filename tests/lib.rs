@@ -347,6 +347,8 @@ pub struct Hub {
     pub now: Option<String>,
     /// More arguments for `serve` (e.g. `--web-domain`).
     pub serve_args: Vec<String>,
+    /// `https://127.0.0.1:PORT` of the dashboard, once started with `--web` in `serve_args`.
+    pub web: Option<String>,
 }
 
 impl Hub {
@@ -371,6 +373,7 @@ impl Hub {
             fingerprint: String::new(),
             now: None,
             serve_args: Vec::new(),
+            web: None,
         };
         let out = hub.ok(&["init", "--name", "test-hub"]);
         hub.fingerprint = out
@@ -434,10 +437,18 @@ impl Hub {
             let stdout = child.stdout.take().expect("stdout piped");
             let mut line = String::new();
             use std::io::BufRead;
-            std::io::BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+            let mut reader = std::io::BufReader::new(stdout);
+            reader.read_line(&mut line).expect("read the listening line");
             let addr = line.split(" listening on ").nth(1).and_then(|rest| rest.split_whitespace().next());
             if let Some(addr) = addr {
                 self.addr = Some(addr.to_string());
+                if self.serve_args.iter().any(|a| a == "--web") {
+                    let mut web = String::new();
+                    reader.read_line(&mut web).expect("read the dashboard line");
+                    let url = web.strip_prefix("dashboard on ").map(|u| u.trim().to_string());
+                    assert!(url.is_some(), "no dashboard line: {web:?} {}", self.log());
+                    self.web = url;
+                }
                 self.server = Some(child);
                 return;
             }

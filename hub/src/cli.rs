@@ -51,11 +51,12 @@ pub enum Command {
         #[command(subcommand)]
         command: SiteCommand,
     },
-    /// Accept edges over QUIC and TLS/TCP on the same port number.
+    /// Accept edges over QUIC and TLS/TCP on the same port number; with --web, serve the dashboard too.
     Serve {
-        /// Address and port to listen on (UDP for QUIC and TCP)
-        #[arg(long, default_value = "0.0.0.0:7800")]
-        listen: SocketAddr,
+        /// Address and port to listen on for sync (UDP for QUIC and TCP) [default: from the config file, else
+        /// 0.0.0.0:7800]
+        #[arg(long)]
+        listen: Option<SocketAddr>,
         /// Do not listen on UDP (QUIC): TLS over TCP only.
         #[arg(long)]
         no_udp: bool,
@@ -63,6 +64,12 @@ pub enum Command {
         /// the hub's root then trust every plant's workspace)
         #[arg(long, value_name = "DOMAIN")]
         web_domain: Option<String>,
+        /// Serve the dashboard and the JSON API on this address (HTTPS; docs/hub.md)
+        #[arg(long, value_name = "ADDR")]
+        web: Option<SocketAddr>,
+        /// TOML configuration file [default: /etc/datum/hub.toml when it exists]
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Assets of every site, from the hub's copy.
     Asset {

@@ -7,10 +7,12 @@
 
 mod cli;
 mod commands;
+mod config;
 mod context;
 mod identity;
 mod serve;
 mod store;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

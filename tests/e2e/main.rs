@@ -5,6 +5,7 @@ mod crash;
 mod diffs;
 mod evidence;
 mod federation;
+mod hub_dashboard;
 mod hub_users;
 mod identity;
 mod leaks;

@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use datum_host::auth::SessionLimits;
 use datum_host::exit::user;
 use datum_host::net::{pki, tls};
+use datum_host::web::config::{self, WebSettings};
 
 /// Where an installed service finds its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/datum/edge.toml";
@@ -32,101 +32,47 @@ pub const DEFAULT_CONFIG: &str = "/etc/datum/edge.toml";
 pub struct Config {
     pub listen: Option<SocketAddr>,
     pub data: Option<PathBuf>,
-    pub plain_http: bool,
     pub sync: bool,
-    pub idle: Duration,
-    pub absolute: Duration,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
+    /// Plain HTTP, session time-outs, certificate files: as at the hub.
+    pub web: WebSettings,
     /// The local socket for the command line (`broker`).
     pub socket: Option<PathBuf>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        let limits = SessionLimits::default();
-        Config {
-            listen: None,
-            data: None,
-            plain_http: false,
-            sync: true,
-            idle: limits.idle,
-            absolute: limits.absolute,
-            cert: None,
-            key: None,
-            socket: None,
-        }
-    }
-}
-
-impl Config {
-    pub fn session_limits(&self) -> SessionLimits {
-        SessionLimits { idle: self.idle, absolute: self.absolute }
+        Config { listen: None, data: None, sync: true, web: WebSettings::default(), socket: None }
     }
 }
 
 /// Reads the file given, else the default path when it exists, else the defaults.
 pub fn load(path: Option<&Path>) -> Result<Config> {
-    let (path, required) = match path {
-        Some(p) => (p.to_path_buf(), true),
-        None => (PathBuf::from(DEFAULT_CONFIG), false),
-    };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Config::default()),
-        Err(e) => return Err(user(format!("read {}: {e}", path.display()))),
-    };
+    let Some((path, text)) = config::read(path, DEFAULT_CONFIG)? else { return Ok(Config::default()) };
     let (config, unknown) = parse(&text).map_err(|e| user(format!("{}: {e}", path.display())))?;
-    for key in unknown {
-        tracing::warn!("{}: unknown key {key} ignored", path.display());
-        eprintln!("warning: {}: unknown key {key} ignored", path.display());
-    }
+    config::warn_unknown(&path, &unknown);
     Ok(config)
 }
 
 /// Parses a configuration; also returns the keys it did not know.
 pub fn parse(text: &str) -> Result<(Config, Vec<String>), String> {
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
-    let mut config = Config::default();
+    let mut c = Config::default();
     let mut unknown = Vec::new();
-    let string =
-        |key: &str, v: &toml::Value| v.as_str().map(str::to_string).ok_or_else(|| format!("{key} must be a string"));
-    let boolean = |key: &str, v: &toml::Value| v.as_bool().ok_or_else(|| format!("{key} must be true or false"));
-    let minutes = |key: &str, v: &toml::Value, unit: u64, max: i64| match v.as_integer() {
-        Some(n) if n > 0 && n <= max => Ok(Duration::from_secs(n.unsigned_abs() * unit)),
-        _ => Err(format!("{key} must be a whole number from 1 to {max}")),
-    };
     for (key, value) in &table {
         match key.as_str() {
-            "listen" => {
-                let s = string(key, value)?;
-                config.listen =
-                    Some(s.parse().map_err(|_| format!("listen {s:?} is not an address like 0.0.0.0:8443"))?);
-            }
-            "data" => config.data = Some(PathBuf::from(string(key, value)?)),
-            "plain_http" => config.plain_http = boolean(key, value)?,
-            "sync" => config.sync = boolean(key, value)?,
-            "socket" => config.socket = Some(PathBuf::from(string(key, value)?)),
-            "session" | "tls" => {
-                let Some(inner) = value.as_table() else { return Err(format!("[{key}] must be a table")) };
-                for (k, v) in inner {
-                    let full = format!("{key}.{k}");
-                    match (key.as_str(), k.as_str()) {
-                        ("session", "idle_minutes") => config.idle = minutes(&full, v, 60, 24 * 60)?,
-                        ("session", "absolute_hours") => config.absolute = minutes(&full, v, 3600, 24 * 7)?,
-                        ("tls", "cert") => config.cert = Some(PathBuf::from(string(&full, v)?)),
-                        ("tls", "key") => config.key = Some(PathBuf::from(string(&full, v)?)),
-                        _ => unknown.push(full),
-                    }
+            "listen" => c.listen = Some(config::address(key, value)?),
+            "data" => c.data = Some(PathBuf::from(config::string(key, value)?)),
+            "sync" => c.sync = config::boolean(key, value)?,
+            "socket" => c.socket = Some(PathBuf::from(config::string(key, value)?)),
+            _ => {
+                if !c.web.take(key, value, &mut unknown)? {
+                    unknown.push(key.clone());
                 }
             }
-            _ => unknown.push(key.clone()),
         }
     }
-    if config.cert.is_some() != config.key.is_some() {
-        return Err("[tls] needs both cert and key".into());
-    }
-    Ok((config, unknown))
+    c.web.check()?;
+    Ok((c, unknown))
 }
 
 /// The web certificate the hub issued from the company CA (fetched by sync when the hub has a web domain):
@@ -140,7 +86,7 @@ const RECHECK: Duration = Duration::from_secs(5);
 /// the node's own (made on first start, kept in `identity/web.crt` and `identity/web.key`). Returns it with
 /// the SHA-256 fingerprint of the certificate served first.
 pub fn tls(data: &Path, config: &Config) -> Result<(Arc<rustls::ServerConfig>, String)> {
-    if let (Some(cert), Some(key)) = (&config.cert, &config.key) {
+    if let (Some(cert), Some(key)) = (&config.web.cert, &config.web.key) {
         let cert_pem = std::fs::read_to_string(cert).with_context(|| format!("read {}", cert.display()))?;
         let key_pem = std::fs::read_to_string(key).with_context(|| format!("read {}", key.display()))?;
         return Ok((tls::web_server_config(&cert_pem, &key_pem)?, leaf_fingerprint(&cert_pem)?));
@@ -241,9 +187,9 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.listen, Some("127.0.0.1:9000".parse().expect("addr")));
-        assert!(c.plain_http);
+        assert!(c.web.plain_http);
         assert_eq!(c.socket, Some(PathBuf::from("/run/x.sock")));
-        assert_eq!(c.idle, Duration::from_secs(300));
+        assert_eq!(c.web.idle, Duration::from_secs(300));
         assert_eq!(unknown, vec!["colour".to_string(), "session.foo".to_string()]);
         assert!(parse("listen = 5").is_err());
         assert!(parse("[session]\nidle_minutes = 0").is_err());

@@ -161,7 +161,7 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>, config_file: Optio
     let config = config::load(config_file.as_deref())?;
     let data = config.data.clone().unwrap_or_else(|| ctx.data.clone());
     let listen = listen.or(config.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
-    let tls = if config.plain_http {
+    let tls = if config.web.plain_http {
         if !web::plain_http_allowed(&listen) {
             return Err(user(format!(
                 "plain HTTP is only served on a loopback address; {listen} is not one (remove plain_http, or listen \
@@ -193,7 +193,7 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>, config_file: Optio
     } else {
         Arc::new(Utc::now)
     };
-    let app = app(&data, config.session_limits(), clock, ctx.drill).await?;
+    let app = app(&data, config.web.session_limits(), clock, ctx.drill).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listen on {listen}"))?;
     let local = listener.local_addr()?;
     println!("serving {} on {}://{local}", app.auth.directory.title(), if tls.is_some() { "https" } else { "http" });

@@ -3,22 +3,18 @@
 
 mod assets;
 mod init;
+pub(crate) mod overview;
 mod report;
 mod sites;
 mod status;
-mod templates;
+pub(crate) mod templates;
 mod users;
-
-use std::collections::BTreeMap;
 
 use anyhow::Result;
 use datum_host::exit::Outcome;
-use datum_shared::ids::SiteId;
-use datum_shared::view::View;
 
 use crate::cli::{AssetCommand, Command, ReportCmd};
 use crate::context::Context;
-use crate::store::Store;
 
 pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
     match command {
@@ -26,7 +22,9 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
         Command::User { command } => users::people(&ctx, users::People::User(command)).await,
         Command::Token { command } => users::people(&ctx, users::People::Token(command)).await,
         Command::Site { command } => sites::site(&ctx, command).await,
-        Command::Serve { listen, no_udp, web_domain } => crate::serve::serve(&ctx, listen, !no_udp, web_domain).await,
+        Command::Serve { listen, no_udp, web_domain, web, config } => {
+            crate::serve::serve(&ctx, crate::serve::Options { listen, no_udp, web_domain, web, config }).await
+        }
         Command::Asset { command: AssetCommand::List { site, all, json } } => {
             assets::asset_list(&ctx, site, all, json).await
         }
@@ -54,15 +52,4 @@ fn site_id_of(name: &str) -> String {
 fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
-}
-
-/// A site's records as the edge's reports see them (`datum_shared::view`), from the hub's copy.
-async fn site_view(store: &Store, site_id: &SiteId) -> Result<View> {
-    let mut rows = BTreeMap::new();
-    for collection in datum_shared::view::COLLECTIONS {
-        let list: Vec<(String, String)> =
-            store.records(collection, Some(site_id)).await?.into_iter().map(|(_, k, j)| (k, j)).collect();
-        rows.insert(collection, list);
-    }
-    Ok(View::from_rows(|c| rows.get(c).cloned().unwrap_or_default())?)
 }

@@ -54,7 +54,7 @@ async fn site_pack(
     to: DateTime<Utc>,
 ) -> Result<SitePack> {
     let site_id = site.site_id.as_ref().ok_or_else(|| user(format!("site {} has not enrolled yet", site.name)))?;
-    let view = super::site_view(store, site_id).await.with_context(|| format!("site {}", site.name))?;
+    let view = super::overview::site_view(store, site_id).await.with_context(|| format!("site {}", site.name))?;
     let users: Vec<User> = decode(store.records(User::COLLECTION, Some(site_id)).await?, "user")?;
     let info: Option<SiteInfo> =
         decode::<SiteInfo>(store.records(SiteInfo::COLLECTION, Some(site_id)).await?, "site")?.into_iter().next();

@@ -129,7 +129,7 @@ async fn write_doc(
 }
 
 /// Every published version, by id then version (oldest first).
-async fn published(store: &Store) -> Result<BTreeMap<String, Vec<Published>>> {
+pub(crate) async fn published(store: &Store) -> Result<BTreeMap<String, Vec<Published>>> {
     let doc = load_doc(store, &rollout::published_doc()).await?;
     let mut out: BTreeMap<String, Vec<Published>> = BTreeMap::new();
     for (key, json) in document::collection_json(&doc, Published::COLLECTION)? {
@@ -145,7 +145,7 @@ async fn published(store: &Store) -> Result<BTreeMap<String, Vec<Published>>> {
 /// A site's policy as the plant applies it: the built-in defaults with the `[policy]` and `[change]` tables of
 /// the templates running there (the version each plant reported running, from the hub's own published
 /// records), so the hub judges a site's intervals as the plant does (`status`, the evidence pack).
-pub(super) async fn site_policy(store: &Store, site_id: &SiteId) -> Result<Policy> {
+pub(crate) async fn site_policy(store: &Store, site_id: &SiteId) -> Result<Policy> {
     let assigned = assignments(store, site_id).await?;
     if assigned.is_empty() {
         return Ok(Policy::default());

@@ -209,15 +209,24 @@ async fn run_user(ctx: &Context, store: &Store, auth: &AuthStore, command: UserC
             if json {
                 let list: Vec<_> = events
                     .iter()
-                    .map(|e| serde_json::json!({ "seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "detail": e.detail }))
+                    .map(|e| serde_json::json!({ "seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "site": e.site, "detail": e.detail }))
                     .collect();
                 print_json(&list)?;
             } else {
                 let rows: Vec<Vec<String>> = events
                     .iter()
-                    .map(|e| vec![e.seq.to_string(), e.at.clone(), e.actor.clone(), e.action.clone(), e.detail.clone()])
+                    .map(|e| {
+                        vec![
+                            e.seq.to_string(),
+                            e.at.clone(),
+                            e.actor.clone(),
+                            e.action.clone(),
+                            e.site.clone().unwrap_or_else(|| "-".into()),
+                            e.detail.clone(),
+                        ]
+                    })
                     .collect();
-                print!("{}", datum_shared::text::table(&["SEQ", "AT", "BY", "ACTION", "WHAT"], &rows));
+                print!("{}", datum_shared::text::table(&["SEQ", "AT", "BY", "ACTION", "SITE", "WHAT"], &rows));
             }
             Ok(Outcome::Clean)
         }

@@ -67,7 +67,20 @@ impl Clock {
     }
 }
 
-pub async fn serve(ctx: &Context, listen: SocketAddr, udp: bool, web_domain: Option<String>) -> Result<Outcome> {
+/// What `datum-hub serve` was told on its command line (it wins over the configuration file).
+pub struct Options {
+    pub listen: Option<SocketAddr>,
+    pub no_udp: bool,
+    pub web_domain: Option<String>,
+    pub web: Option<SocketAddr>,
+    pub config: Option<std::path::PathBuf>,
+}
+
+pub async fn serve(ctx: &Context, options: Options) -> Result<Outcome> {
+    let config = crate::config::load(options.config.as_deref())?;
+    let listen = options.listen.or(config.listen).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7800)));
+    let udp = !options.no_udp && config.udp;
+    let web_domain = options.web_domain.or_else(|| config.web_domain.clone());
     if let Some(domain) = &web_domain {
         pki::web_names("check", domain).map_err(|e| datum_host::exit::user(format!("--web-domain: {e}")))?;
     }
@@ -93,6 +106,14 @@ pub async fn serve(ctx: &Context, listen: SocketAddr, udp: bool, web_domain: Opt
         listener.local_addr(),
         if udp { "QUIC and TLS/TCP" } else { "TLS/TCP only" }
     );
+    let web = match options.web.or(config.web) {
+        Some(addr) => {
+            let offset = clock.offset;
+            let web_clock: datum_host::web::Clock = Arc::new(move || Utc::now() + offset);
+            Some(crate::web::start(ctx, &store, &identity, &config, addr, web_clock).await?)
+        }
+        None => None,
+    };
     let hub = Arc::new(Hub {
         store,
         identity,
@@ -121,6 +142,9 @@ pub async fn serve(ctx: &Context, listen: SocketAddr, udp: bool, web_domain: Opt
     }
     info!("shutting down");
     listener.close();
+    if let Some(web) = web {
+        web.stop().await;
+    }
     Ok(Outcome::Clean)
 }
 

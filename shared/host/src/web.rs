@@ -6,6 +6,8 @@
 //! A binary supplies its routes and a [`Directory`] (who the users are); every handler that needs a person
 //! calls [`Auth::identify`] and authorizes with `datum_shared::identity::authorize`.
 
+pub mod config;
+
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -1,0 +1,237 @@
+//! What the hub says about one site, from its copy of the site's records: the counts of `datum-hub status`,
+//! of the dashboard's landing page and of `GET /api/v1/sites`, each built together with the list it counts
+//! ([`Findings`]), so a count and the list behind its link never disagree. The rules are the edge's own
+//! (`datum_shared::view`), applied at the hub's clock with the policy of the templates the site runs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Duration, Utc};
+use datum_shared::change::ChangeState;
+use datum_shared::drift::DriftStatus;
+use datum_shared::ids::{AssetName, ChangeId};
+use datum_shared::model::DriftEntry;
+use datum_shared::policy::Policy;
+use datum_shared::sync::witness;
+use datum_shared::view::View;
+use serde::Serialize;
+
+use crate::store::{parse_time, SiteRow, Store};
+
+/// A site whose edge has not been in contact for this long is shown as stale (a plant box syncs every few
+/// seconds while it serves, or from a timer at least daily).
+pub const STALE_AFTER: Duration = Duration::hours(24);
+
+/// The site's state in one word, the worst of its findings (shown as text and colour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    /// Nothing to act on.
+    Ok,
+    /// Not enrolled yet: nothing known.
+    Pending,
+    /// Something is due: behind on sync, stale, overdue backups or reviews, violations recorded.
+    Attention,
+    /// Unauthorized drift, or a history that went back.
+    Critical,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Ok => "ok",
+            Health::Pending => "pending",
+            Health::Attention => "attention",
+            Health::Critical => "critical",
+        }
+    }
+}
+
+/// One site's counts, as `status --json` and the API print them.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteStatus {
+    pub site: String,
+    pub display: Option<String>,
+    pub health: Health,
+    /// Why the health is what it is, worst first ("3 unauthorized drift", "last contact 2 days ago").
+    pub reasons: Vec<String>,
+    pub enrolled: bool,
+    pub revoked: bool,
+    pub last_contact: Option<String>,
+    pub last_synced: Option<String>,
+    pub last_result: Option<String>,
+    /// No contact for longer than [`STALE_AFTER`] (an enrolled site only).
+    pub stale: bool,
+    pub in_sync: bool,
+    pub assets: usize,
+    pub open_changes: usize,
+    /// Open changes by state (`submitted`, `approved`, …).
+    pub changes_by_state: BTreeMap<String, usize>,
+    /// Slots whose configuration differs from the approved baseline with no change authorizing it.
+    pub unauthorized_drift: usize,
+    /// Assets whose backup (capture) or passing restore test is older than their criticality allows.
+    pub overdue_backups: usize,
+    /// Assets whose periodic review is overdue.
+    pub overdue_reviews: usize,
+    pub files_stored: i64,
+    pub files_missing: i64,
+    pub violations: usize,
+    /// The newest recorded violation that says the site's audit trail went back or differs from what the hub
+    /// witnessed (`datum_shared::sync::witness`); `null` when there is none.
+    pub history_rolled_back: Option<String>,
+}
+
+/// The lists behind a site's counts, with the records they come from.
+#[derive(Clone)]
+pub struct Findings {
+    pub view: Arc<View>,
+    pub unauthorized_drift: Vec<DriftEntry>,
+    pub overdue_backups: Vec<AssetName>,
+    pub overdue_reviews: Vec<AssetName>,
+    pub open_changes: Vec<ChangeId>,
+}
+
+/// A site's status with its findings (none before it enrolled).
+#[derive(Clone)]
+pub struct Overview {
+    pub row: SiteRow,
+    pub status: SiteStatus,
+    pub findings: Option<Findings>,
+}
+
+/// A site's records as the edge's reports see them (`datum_shared::view`), from the hub's copy.
+pub async fn site_view(store: &Store, site_id: &datum_shared::ids::SiteId) -> Result<View> {
+    let mut rows = BTreeMap::new();
+    for collection in datum_shared::view::COLLECTIONS {
+        let list: Vec<(String, String)> =
+            store.records(collection, Some(site_id)).await?.into_iter().map(|(_, k, j)| (k, j)).collect();
+        rows.insert(collection, list);
+    }
+    Ok(View::from_rows(|c| rows.get(c).cloned().unwrap_or_default())?)
+}
+
+/// The findings of a site's records at `now` under `policy` (pure: the dashboard's tests call it directly).
+pub fn findings(view: Arc<View>, now: DateTime<Utc>, policy: &Policy) -> Findings {
+    let unauthorized_drift =
+        view.drift(now, policy, None).into_iter().filter(|e| e.status == DriftStatus::DriftUnauthorized).collect();
+    let mut overdue_backups = Vec::new();
+    let mut overdue_reviews = Vec::new();
+    for asset in view.reported_assets() {
+        let b = view.backup_state(asset, now, policy);
+        if b.backup_overdue || b.test_overdue {
+            overdue_backups.push(asset.name.clone());
+        }
+        if view.review_state(asset, now, policy).status.is_overdue() {
+            overdue_reviews.push(asset.name.clone());
+        }
+    }
+    let open_changes = view.changes.values().filter(|c| c.state.is_open()).map(|c| c.id).collect();
+    Findings { view, unauthorized_drift, overdue_backups, overdue_reviews, open_changes }
+}
+
+/// Everything the hub knows about one site at `now`.
+pub async fn overview(store: &Store, site: &SiteRow, now: DateTime<Utc>) -> Result<Overview> {
+    let violations = store.violations(&site.name).await?;
+    let history_rolled_back = violations
+        .iter()
+        .rev()
+        .find(|(_, _, reason)| reason.starts_with(witness::ROLLED_BACK) || reason.starts_with(witness::DIVERGED))
+        .map(|(at, node, reason)| format!("{at} node {node}: {reason}"));
+    let stale = site.site_id.is_some()
+        && site.last_contact.as_deref().and_then(|t| parse_time(t).ok()).is_none_or(|t| now - t > STALE_AFTER);
+    let mut status = SiteStatus {
+        site: site.name.clone(),
+        display: site.display.clone(),
+        health: Health::Ok,
+        reasons: Vec::new(),
+        enrolled: site.site_id.is_some(),
+        revoked: site.revoked_at.is_some(),
+        last_contact: site.last_contact.clone(),
+        last_synced: site.last_synced.clone(),
+        last_result: site.last_result.clone(),
+        stale,
+        in_sync: false,
+        assets: 0,
+        open_changes: 0,
+        changes_by_state: BTreeMap::new(),
+        unauthorized_drift: 0,
+        overdue_backups: 0,
+        overdue_reviews: 0,
+        files_stored: 0,
+        files_missing: 0,
+        violations: violations.len(),
+        history_rolled_back,
+    };
+    let mut found = None;
+    if let Some(site_id) = &site.site_id {
+        let view = site_view(store, site_id).await.with_context(|| format!("site {}", site.name))?;
+        let policy = super::templates::site_policy(store, site_id).await?;
+        let f = findings(Arc::new(view), now, &policy);
+        status.assets = f.view.reported_assets().count();
+        status.open_changes = f.open_changes.len();
+        for id in &f.open_changes {
+            if let Some(c) = f.view.changes.get(id) {
+                *status.changes_by_state.entry(c.state.as_str().to_string()).or_default() += 1;
+            }
+        }
+        status.unauthorized_drift = f.unauthorized_drift.len();
+        status.overdue_backups = f.overdue_backups.len();
+        status.overdue_reviews = f.overdue_reviews.len();
+        let (stored, missing, _) = store.blob_counts(site_id).await?;
+        status.files_stored = stored;
+        status.files_missing = missing;
+        status.in_sync = site.last_result.as_deref() == Some("synced") && missing == 0;
+        found = Some(f);
+    }
+    let (health, reasons) = judge(&status);
+    status.health = health;
+    status.reasons = reasons;
+    Ok(Overview { row: site.clone(), status, findings: found })
+}
+
+/// The worst of a site's findings, and each finding in words (worst first).
+pub fn judge(s: &SiteStatus) -> (Health, Vec<String>) {
+    if !s.enrolled {
+        return (Health::Pending, vec!["not enrolled yet".into()]);
+    }
+    let mut critical = Vec::new();
+    let mut attention = Vec::new();
+    if s.history_rolled_back.is_some() {
+        critical.push("audit history rolled back or diverged".to_string());
+    }
+    if s.unauthorized_drift > 0 {
+        critical.push(format!("{} unauthorized drift", s.unauthorized_drift));
+    }
+    if s.revoked {
+        attention.push("revoked".to_string());
+    }
+    if s.stale {
+        attention.push("no contact for over a day".to_string());
+    } else if !s.in_sync {
+        attention.push("not in sync".to_string());
+    }
+    if s.overdue_backups > 0 {
+        attention.push(format!("{} backups or restore tests overdue", s.overdue_backups));
+    }
+    if s.overdue_reviews > 0 {
+        attention.push(format!("{} reviews overdue", s.overdue_reviews));
+    }
+    if s.violations > 0 {
+        attention.push(format!("{} protocol violations recorded", s.violations));
+    }
+    let health = if !critical.is_empty() {
+        Health::Critical
+    } else if !attention.is_empty() {
+        Health::Attention
+    } else {
+        Health::Ok
+    };
+    critical.extend(attention);
+    (health, critical)
+}
+
+/// Whether a change state counts as open (`ChangeState::is_open`), by its name in a link (`?state=approved`).
+pub fn state_named(name: &str) -> Option<ChangeState> {
+    ChangeState::ALL.into_iter().find(|s| s.as_str() == name)
+}

@@ -1,0 +1,109 @@
+//! `datum-hub serve`'s TOML configuration (`/etc/datum/hub.toml` when installed). The command line's
+//! `--listen`, `--web` and `--web-domain` win over the file.
+//!
+//! ```toml
+//! listen = "0.0.0.0:7800"          # sync with the edges (QUIC on UDP and TLS on TCP)
+//! udp = true                       # false: TLS over TCP only
+//! web = "0.0.0.0:8443"             # the dashboard and the API (absent: not served)
+//! web_names = ["hub.example.com"]  # the names in the dashboard's certificate from the hub's CA
+//! web_domain = "plants.example.com"  # issue each edge a web certificate for SITE.DOMAIN
+//! plain_http = false               # true only on a loopback address (a reverse proxy on the box)
+//! [session]
+//! idle_minutes = 15
+//! absolute_hours = 8
+//! [tls]                            # a certificate from the company CA instead of the hub's own
+//! cert = "/etc/datum/hub-web.crt"
+//! key = "/etc/datum/hub-web.key"
+//! ```
+//! The data directory and database come from the environment (`DATUM_HUB_DATA`, `DATUM_HUB_DATABASE`) or
+//! the command line, as for every other command.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Result;
+use datum_host::exit::user;
+use datum_host::web::config::{self, WebSettings};
+
+/// Where an installed service finds its configuration when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/datum/hub.toml";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: Option<SocketAddr>,
+    pub udp: bool,
+    pub web: Option<SocketAddr>,
+    pub web_names: Vec<String>,
+    pub web_domain: Option<String>,
+    pub settings: WebSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: None,
+            udp: true,
+            web: None,
+            web_names: Vec::new(),
+            web_domain: None,
+            settings: WebSettings::default(),
+        }
+    }
+}
+
+/// Reads the file given, else the default path when it exists, else the defaults.
+pub fn load(path: Option<&Path>) -> Result<Config> {
+    let Some((path, text)) = config::read(path, DEFAULT_CONFIG)? else { return Ok(Config::default()) };
+    let (c, unknown) = parse(&text).map_err(|e| user(format!("{}: {e}", path.display())))?;
+    config::warn_unknown(&path, &unknown);
+    Ok(c)
+}
+
+/// Parses a configuration; also returns the keys it did not know.
+pub fn parse(text: &str) -> Result<(Config, Vec<String>), String> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    let mut c = Config::default();
+    let mut unknown = Vec::new();
+    for (key, value) in &table {
+        match key.as_str() {
+            "listen" => c.listen = Some(config::address(key, value)?),
+            "udp" => c.udp = config::boolean(key, value)?,
+            "web" => c.web = Some(config::address(key, value)?),
+            "web_domain" => c.web_domain = Some(config::string(key, value)?),
+            "web_names" => {
+                let list = value.as_array().ok_or("web_names must be a list of names")?;
+                c.web_names = list.iter().map(|v| config::string("web_names", v)).collect::<Result<_, _>>()?;
+            }
+            _ => {
+                if !c.settings.take(key, value, &mut unknown)? {
+                    unknown.push(key.clone());
+                }
+            }
+        }
+    }
+    c.settings.check()?;
+    Ok((c, unknown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_keys_and_names_unknown_ones() {
+        let (c, unknown) = parse(
+            "listen = \"0.0.0.0:7801\"\nudp = false\nweb = \"127.0.0.1:9443\"\nweb_names = [\"hub.example\"]\n\
+             plain_http = true\ncolour = 1\n[session]\nidle_minutes = 5\nfoo = 2\n",
+        )
+        .expect("valid");
+        assert_eq!(c.listen, Some("0.0.0.0:7801".parse().expect("addr")));
+        assert!(!c.udp && c.settings.plain_http);
+        assert_eq!(c.web, Some("127.0.0.1:9443".parse().expect("addr")));
+        assert_eq!(c.web_names, vec!["hub.example".to_string()]);
+        assert_eq!(c.settings.idle, std::time::Duration::from_secs(300));
+        assert_eq!(unknown, vec!["colour".to_string(), "session.foo".to_string()]);
+        for bad in ["web = 5", "web_names = \"x\"", "web_names = [1]", "[tls]\nkey = \"k\"", "udp = \"yes\"", "= ="] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}

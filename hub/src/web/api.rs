@@ -1,0 +1,240 @@
+//! The hub's JSON API (`/api/v1/…`): the same queries as the pages, under the same scope rules; errors as
+//! `{"error", "status"}` with 401, 403, 404 as on the edge. Described at `/api/v1/openapi.json`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use datum_host::web::{Identity, WebError};
+use datum_shared::identity::{Action, User};
+use datum_shared::model::{Asset, DriftEntry};
+use serde::Serialize;
+
+use super::pages::{changes_in, json_assets, SearchQuery};
+use super::{asset_text, internal, words_match, App, Filter};
+use crate::commands::overview::SiteStatus;
+
+/// The OpenAPI description, embedded.
+const OPENAPI: &str = include_str!("openapi.json");
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/sites", get(sites))
+        .route("/api/v1/sites/{site}", get(site))
+        .route("/api/v1/assets", get(assets))
+        .route("/api/v1/search", get(search_api))
+}
+
+async fn reader(app: &App, headers: &HeaderMap) -> Result<Identity, Response> {
+    app.allow(headers, &Method::GET, None, Action::Read).await.map_err(WebError::json)
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn sites(State(app): State<App>, headers: HeaderMap) -> Result<Response, Response> {
+    let who = reader(&app, &headers).await?;
+    let list: Vec<SiteStatus> =
+        app.sites(&who.user).await.map_err(WebError::json)?.iter().map(|o| o.status.clone()).collect();
+    Ok(Json(list).into_response())
+}
+
+/// One site: its counts and the lists behind them.
+#[derive(Serialize)]
+struct SiteDetail<'a> {
+    #[serde(flatten)]
+    status: &'a SiteStatus,
+    unauthorized_drift_list: &'a [DriftEntry],
+    overdue_backups_list: Vec<&'a str>,
+    overdue_reviews_list: Vec<&'a str>,
+    open_changes_list: Vec<&'a datum_shared::change::ChangeRequest>,
+}
+
+async fn site(State(app): State<App>, headers: HeaderMap, Path(site): Path<String>) -> Result<Response, Response> {
+    let who = reader(&app, &headers).await?;
+    let o = app.site(&who.user, &site).await.map_err(WebError::json)?;
+    let Some(f) = &o.findings else {
+        return Ok(Json(SiteDetail {
+            status: &o.status,
+            unauthorized_drift_list: &[],
+            overdue_backups_list: Vec::new(),
+            overdue_reviews_list: Vec::new(),
+            open_changes_list: Vec::new(),
+        })
+        .into_response());
+    };
+    let open = changes_in(f, None).map_err(WebError::json)?;
+    Ok(Json(SiteDetail {
+        status: &o.status,
+        unauthorized_drift_list: &f.unauthorized_drift,
+        overdue_backups_list: f.overdue_backups.iter().map(|n| n.as_str()).collect(),
+        overdue_reviews_list: f.overdue_reviews.iter().map(|n| n.as_str()).collect(),
+        open_changes_list: open.iter().filter_map(|id| f.view.changes.get(id)).collect(),
+    })
+    .into_response())
+}
+
+async fn assets(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> Result<Response, Response> {
+    let who = reader(&app, &headers).await?;
+    let list = app.inventory(&who.user, &filter.tidy()).await.map_err(WebError::json)?;
+    let assets: Vec<(&str, &Asset)> = list
+        .iter()
+        .filter_map(|(o, n)| Some((o.row.name.as_str(), o.findings.as_ref()?.view.assets.get(n)?)))
+        .collect();
+    Ok(json_assets(&assets))
+}
+
+async fn search_api(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> Result<Response, Response> {
+    let who = reader(&app, &headers).await?;
+    if q.q.trim().is_empty() {
+        return Err(WebError::BadRequest("give q, the words to search for".into()).json());
+    }
+    Ok(Json(search(&app, &who.user, &q.q).await.map_err(WebError::json)?).into_response())
+}
+
+/// The most hits of each kind a search returns.
+const MAX_HITS: usize = 200;
+
+#[derive(Serialize, Default)]
+pub struct Found {
+    pub assets: Vec<AssetHit>,
+    pub changes: Vec<ChangeHit>,
+    pub files: Vec<FileHit>,
+    pub templates: Vec<TemplateHit>,
+    /// True when a kind had more than [`MAX_HITS`] hits (the rest are left out).
+    pub truncated: bool,
+}
+
+#[derive(Serialize)]
+pub struct AssetHit {
+    pub site: String,
+    pub name: String,
+    /// The asset's fields the words were found in.
+    pub detail: String,
+}
+
+#[derive(Serialize)]
+pub struct ChangeHit {
+    pub site: String,
+    pub id: String,
+    pub title: String,
+    pub state: String,
+}
+
+#[derive(Serialize)]
+pub struct FileHit {
+    pub site: String,
+    pub asset: String,
+    pub slot: String,
+    pub version: u32,
+    pub file_name: Option<String>,
+    pub sha256: String,
+}
+
+#[derive(Serialize)]
+pub struct TemplateHit {
+    pub id: String,
+    pub name: String,
+    pub versions: Vec<String>,
+}
+
+fn push<T>(list: &mut Vec<T>, truncated: &mut bool, hit: T) {
+    if list.len() < MAX_HITS {
+        list.push(hit);
+    } else {
+        *truncated = true;
+    }
+}
+
+/// Every word of `q` (case-insensitive) in assets, change requests, file names and content hashes of the
+/// sites the person sees, and in the hub's published templates. Served from the sites' overviews in memory.
+pub async fn search(app: &App, who: &User, q: &str) -> Result<Found, WebError> {
+    let mut found = Found::default();
+    let mut truncated = false;
+    for o in app.sites(who).await? {
+        let Some(f) = &o.findings else { continue };
+        let site = &o.row.name;
+        for a in f.view.assets.values() {
+            if words_match(q, &asset_text(a)) {
+                let detail = describe(a);
+                push(
+                    &mut found.assets,
+                    &mut truncated,
+                    AssetHit { site: site.clone(), name: a.name.to_string(), detail },
+                );
+            }
+        }
+        for c in f.view.changes.values() {
+            let text = format!("{} {} {} {}", c.id, c.draft.title, c.draft.reason, c.requester).to_lowercase();
+            if words_match(q, &text) {
+                let hit = ChangeHit {
+                    site: site.clone(),
+                    id: c.id.to_string(),
+                    title: c.draft.title.clone(),
+                    state: c.state.as_str().into(),
+                };
+                push(&mut found.changes, &mut truncated, hit);
+            }
+        }
+        for versions in f.view.versions.values() {
+            for v in versions {
+                let text = format!(
+                    "{} {} {}",
+                    v.file_name.as_deref().unwrap_or(""),
+                    v.raw_hash.as_str(),
+                    v.normalized_hash.as_str()
+                )
+                .to_lowercase();
+                if words_match(q, &text) {
+                    let hit = FileHit {
+                        site: site.clone(),
+                        asset: v.asset.to_string(),
+                        slot: v.slot.to_string(),
+                        version: v.version,
+                        file_name: v.file_name.clone(),
+                        sha256: v.raw_hash.as_str().to_string(),
+                    };
+                    push(&mut found.files, &mut truncated, hit);
+                }
+            }
+        }
+    }
+    let published = crate::commands::templates::published(&app.store).await.map_err(internal)?;
+    for (id, versions) in &published {
+        let title = versions.last().map(|p| p.title.clone()).unwrap_or_default();
+        if words_match(q, &format!("{id} {title}").to_lowercase()) {
+            let hit = TemplateHit {
+                id: id.clone(),
+                name: title,
+                versions: versions.iter().map(|p| p.version.clone()).collect(),
+            };
+            push(&mut found.templates, &mut truncated, hit);
+        }
+    }
+    found.truncated = truncated;
+    Ok(found)
+}
+
+/// A short description of an asset for a search hit.
+fn describe(a: &Asset) -> String {
+    let mut parts = vec![a.kind.as_str().to_string()];
+    for (label, v) in
+        [("vendor", &a.vendor), ("model", &a.model), ("serial", &a.serial), ("firmware", &a.firmware), ("ip", &a.ip)]
+    {
+        if let Some(v) = v {
+            parts.push(format!("{label} {v}"));
+        }
+    }
+    parts.join(", ")
+}

@@ -1,0 +1,829 @@
+//! The dashboard's pages: every site's state on one page, a site read-only from the hub's copy, the
+//! cross-site inventory with its facets and exports, and search. Every count links to the list it counts,
+//! and both come from the same `Findings` (or the same inventory query).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use datum_host::web::{escape, shell, url_segment, Identity, WebError};
+use datum_shared::identity::Action;
+use datum_shared::model::Asset;
+use serde::Deserialize;
+
+use super::{internal, App, Filter};
+use crate::commands::overview::{state_named, Findings, Overview, SiteStatus};
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/", get(landing))
+        .route("/sites/{site}", get(site_page))
+        .route("/sites/{site}/drift", get(site_drift))
+        .route("/sites/{site}/backups", get(site_backups))
+        .route("/sites/{site}/reviews", get(site_reviews))
+        .route("/sites/{site}/changes", get(site_changes))
+        .route("/sites/{site}/changes/{id}", get(change_page))
+        .route("/sites/{site}/violations", get(site_violations))
+        .route("/sites/{site}/assets/{asset}", get(asset_page))
+        .route("/sites/{site}/assets/{asset}/versions/{slot}/{n}", get(download))
+        .route("/assets", get(inventory))
+        .route("/search", get(search_page))
+}
+
+type PageResult = Result<Response, Response>;
+
+async fn reader(app: &App, headers: &HeaderMap) -> Result<Identity, Response> {
+    app.allow(headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)
+}
+
+fn page(title: &str, who: &Identity, body: &str) -> Response {
+    Html(shell(title, Some(who), body)).into_response()
+}
+
+fn site_href(site: &str) -> String {
+    format!("/sites/{}", url_segment(site))
+}
+
+/// A count as a link to the list it counts (a zero is shown plainly).
+fn count_link(n: usize, href: &str, bad: bool) -> String {
+    if n == 0 {
+        return "0".into();
+    }
+    let class = if bad { " class=\"bad\"" } else { "" };
+    format!("<a{class} href=\"{}\">{n}</a>", escape(href))
+}
+
+fn health_badge(s: &SiteStatus) -> String {
+    format!(
+        "<span class=\"health health-{h}\" title=\"{why}\">{h}</span>",
+        h = s.health.as_str(),
+        why = escape(&s.reasons.join("; "))
+    )
+}
+
+fn sync_text(s: &SiteStatus) -> &'static str {
+    if s.revoked {
+        "revoked"
+    } else if !s.enrolled {
+        "pending"
+    } else if s.stale {
+        "stale"
+    } else if s.in_sync {
+        "in sync"
+    } else {
+        "behind"
+    }
+}
+
+fn table(header: &[&str], rows: &[Vec<String>], id: &str) -> String {
+    let head: String = header.iter().map(|h| format!("<th>{}</th>", escape(h))).collect();
+    let body: String = rows
+        .iter()
+        .map(|r| format!("<tr>{}</tr>", r.iter().map(|c| format!("<td>{c}</td>")).collect::<String>()))
+        .collect();
+    if rows.is_empty() {
+        return format!("<p class=\"small\" id=\"{id}\">None.</p>");
+    }
+    format!("<table id=\"{id}\"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+}
+
+/// The landing page: one row per site the person sees, worst first.
+async fn landing(State(app): State<App>, headers: HeaderMap) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let mut sites = app.sites(&who.user).await.map_err(WebError::page)?;
+    sites.sort_by(|a, b| b.status.health.cmp(&a.status.health).then_with(|| a.row.name.cmp(&b.row.name)));
+    let rows: Vec<Vec<String>> = sites.iter().map(|o| landing_row(o)).collect();
+    let header = [
+        "Site",
+        "State",
+        "Sync",
+        "Last contact",
+        "Assets",
+        "Unauthorized drift",
+        "Backups overdue",
+        "Reviews overdue",
+        "Open changes",
+        "Violations",
+        "Files missing",
+    ];
+    let body = format!(
+        "<h1>Sites</h1><p class=\"small\">{} sites; the state is the worst of each site's findings (hover for the \
+         reasons). Every count opens the list it counts.</p>{}",
+        sites.len(),
+        table(&header, &rows, "sites")
+    );
+    Ok(page("Sites", &who, &body))
+}
+
+fn landing_row(o: &Overview) -> Vec<String> {
+    let s = &o.status;
+    let base = site_href(&s.site);
+    let name = s.display.as_deref().map(|d| format!(" <span class=\"small\">{}</span>", escape(d))).unwrap_or_default();
+    let by_state: String = s
+        .changes_by_state
+        .iter()
+        .map(|(state, n)| format!(" <a class=\"small\" href=\"{base}/changes?state={state}\">{n} {state}</a>"))
+        .collect();
+    vec![
+        format!("<a href=\"{base}\">{}</a>{name}", escape(&s.site)),
+        health_badge(s),
+        sync_text(s).to_string(),
+        escape(s.last_contact.as_deref().unwrap_or("never")),
+        count_link(s.assets, &format!("/assets?site={}&scope=in", url_segment(&s.site)), false),
+        count_link(s.unauthorized_drift, &format!("{base}/drift"), true),
+        count_link(s.overdue_backups, &format!("{base}/backups"), true),
+        count_link(s.overdue_reviews, &format!("{base}/reviews"), true),
+        format!("{}{by_state}", count_link(s.open_changes, &format!("{base}/changes"), false)),
+        count_link(s.violations, &format!("{base}/violations"), true),
+        s.files_missing.to_string(),
+    ]
+}
+
+fn findings_of(o: &Overview) -> Result<&Findings, WebError> {
+    o.findings.as_ref().ok_or_else(|| {
+        WebError::NotFound(format!("site {} has not enrolled yet: the hub holds nothing of it", o.row.name))
+    })
+}
+
+/// A site, read-only from the hub's copy: its state, the counts as links, its assets and open changes.
+async fn site_page(State(app): State<App>, headers: HeaderMap, Path(site): Path<String>) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
+    let s = &o.status;
+    let base = site_href(&s.site);
+    let reasons: String = s.reasons.iter().map(|r| format!("<li>{}</li>", escape(r))).collect();
+    let mut body = format!(
+        "<h1>{} {}</h1><p class=\"small\">{}Sync: {} · last contact {} · last sync {} · files held {} (missing {})</p><ul id=\"reasons\">{reasons}</ul>",
+        escape(&s.site),
+        health_badge(s),
+        s.display.as_deref().map(|d| format!("{} · ", escape(d))).unwrap_or_default(),
+        sync_text(s),
+        escape(s.last_contact.as_deref().unwrap_or("never")),
+        escape(s.last_synced.as_deref().unwrap_or("never")),
+        s.files_stored,
+        s.files_missing,
+    );
+    let count = |label: &str, n: usize, href: String| {
+        format!("<a class=\"count\" href=\"{}\"><span class=\"n\">{n}</span>{}</a>", escape(&href), escape(label))
+    };
+    body.push_str(&format!(
+        "<div class=\"counts\">{}{}{}{}{}{}</div>",
+        count("assets", s.assets, format!("/assets?site={}&scope=in", url_segment(&s.site))),
+        count("unauthorized drift", s.unauthorized_drift, format!("{base}/drift")),
+        count("backups or restore tests overdue", s.overdue_backups, format!("{base}/backups")),
+        count("reviews overdue", s.overdue_reviews, format!("{base}/reviews")),
+        count("open changes", s.open_changes, format!("{base}/changes")),
+        count("violations recorded", s.violations, format!("{base}/violations")),
+    ));
+    if let Some(f) = &o.findings {
+        body.push_str("<h2>Assets</h2>");
+        body.push_str(&asset_table(f.view.reported_assets().map(|a| (s.site.as_str(), a)), "site-assets"));
+        body.push_str("<h2>Open changes</h2>");
+        body.push_str(&change_table(&s.site, f, &f.open_changes));
+    }
+    Ok(page(&s.site, &who, &body))
+}
+
+fn asset_table<'a>(assets: impl Iterator<Item = (&'a str, &'a Asset)>, id: &str) -> String {
+    let rows: Vec<Vec<String>> = assets
+        .map(|(site, a)| {
+            let opt = |v: &Option<String>| escape(v.as_deref().unwrap_or("-"));
+            vec![
+                escape(site),
+                format!(
+                    "<a href=\"{}/assets/{}\">{}</a>",
+                    site_href(site),
+                    url_segment(a.name.as_str()),
+                    escape(a.name.as_str())
+                ),
+                a.kind.as_str().into(),
+                opt(&a.vendor),
+                opt(&a.model),
+                opt(&a.serial),
+                opt(&a.firmware),
+                opt(&a.zone),
+                a.criticality.as_str().into(),
+                opt(&a.owner),
+                if a.is_active() { "active".into() } else { "retired".into() },
+            ]
+        })
+        .collect();
+    table(
+        &["Site", "Asset", "Kind", "Vendor", "Model", "Serial", "Firmware", "Zone", "Criticality", "Owner", "State"],
+        &rows,
+        id,
+    )
+}
+
+fn change_table(site: &str, f: &Findings, ids: &[datum_shared::ChangeId]) -> String {
+    let rows: Vec<Vec<String>> = ids
+        .iter()
+        .filter_map(|id| f.view.changes.get(id))
+        .map(|c| {
+            vec![
+                format!("<a href=\"{}/changes/{}\">{}</a>", site_href(site), c.id, c.id),
+                escape(&c.draft.title),
+                c.state.as_str().into(),
+                c.draft.risk.to_string(),
+                escape(&c.requester),
+                format!("{}/{}", c.approvals.len(), c.required_approvals),
+                if c.draft.emergency { "emergency".into() } else { String::new() },
+            ]
+        })
+        .collect();
+    table(&["Change", "Title", "State", "Risk", "Requested by", "Approvals", ""], &rows, "changes")
+}
+
+async fn site_drift(State(app): State<App>, headers: HeaderMap, Path(site): Path<String>) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
+    let f = findings_of(&o).map_err(WebError::page)?;
+    let rows: Vec<Vec<String>> = f
+        .unauthorized_drift
+        .iter()
+        .map(|e| {
+            vec![
+                format!(
+                    "<a href=\"{}/assets/{}\">{}</a>",
+                    site_href(&o.row.name),
+                    url_segment(e.asset.as_str()),
+                    escape(e.asset.as_str())
+                ),
+                escape(e.slot.as_ref().map(|s| s.as_str()).unwrap_or("-")),
+                e.criticality.as_str().into(),
+                e.baseline_version.map(|v| v.to_string()).unwrap_or_default(),
+                e.latest_version.map(|v| v.to_string()).unwrap_or_default(),
+                escape(&e.detail),
+            ]
+        })
+        .collect();
+    let body = format!(
+        "<h1>{}: unauthorized drift ({})</h1><p class=\"small\">Configurations that differ from the approved baseline \
+         with no change authorizing them.</p>{}",
+        escape(&o.row.name),
+        rows.len(),
+        table(&["Asset", "Slot", "Criticality", "Baseline", "Latest", "Detail"], &rows, "drift")
+    );
+    Ok(page("Unauthorized drift", &who, &body))
+}
+
+async fn site_backups(State(app): State<App>, headers: HeaderMap, Path(site): Path<String>) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
+    let f = findings_of(&o).map_err(WebError::page)?;
+    let policy = site_policy(&app, &o).await?;
+    let now = app.now();
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into());
+    let rows: Vec<Vec<String>> = f
+        .overdue_backups
+        .iter()
+        .filter_map(|n| f.view.assets.get(n))
+        .map(|a| {
+            let b = f.view.backup_state(a, now, &policy);
+            vec![
+                asset_link(&o.row.name, a),
+                a.criticality.as_str().into(),
+                format!(
+                    "{}{}",
+                    when(b.last_backup),
+                    if b.backup_overdue { " <span class=\"bad\">overdue</span>" } else { "" }
+                ),
+                format!(
+                    "{}{}",
+                    when(b.last_test),
+                    if b.test_overdue { " <span class=\"bad\">overdue</span>" } else { "" }
+                ),
+            ]
+        })
+        .collect();
+    let body = format!(
+        "<h1>{}: backups and restore tests overdue ({})</h1>{}",
+        escape(&o.row.name),
+        rows.len(),
+        table(&["Asset", "Criticality", "Last backup", "Last passing restore test"], &rows, "backups")
+    );
+    Ok(page("Backups overdue", &who, &body))
+}
+
+async fn site_reviews(State(app): State<App>, headers: HeaderMap, Path(site): Path<String>) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
+    let f = findings_of(&o).map_err(WebError::page)?;
+    let policy = site_policy(&app, &o).await?;
+    let now = app.now();
+    let rows: Vec<Vec<String>> = f
+        .overdue_reviews
+        .iter()
+        .filter_map(|n| f.view.assets.get(n))
+        .map(|a| {
+            let r = f.view.review_state(a, now, &policy);
+            vec![
+                asset_link(&o.row.name, a),
+                a.criticality.as_str().into(),
+                r.last.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into()),
+                r.due_at.to_rfc3339(),
+            ]
+        })
+        .collect();
+    let body = format!(
+        "<h1>{}: reviews overdue ({})</h1>{}",
+        escape(&o.row.name),
+        rows.len(),
+        table(&["Asset", "Criticality", "Last review", "Due"], &rows, "reviews")
+    );
+    Ok(page("Reviews overdue", &who, &body))
+}
+
+async fn site_policy(app: &App, o: &Overview) -> Result<datum_shared::policy::Policy, Response> {
+    let Some(site_id) = &o.row.site_id else { return Ok(Default::default()) };
+    crate::commands::templates::site_policy(&app.store, site_id).await.map_err(|e| internal(e).page())
+}
+
+fn asset_link(site: &str, a: &Asset) -> String {
+    format!("<a href=\"{}/assets/{}\">{}</a>", site_href(site), url_segment(a.name.as_str()), escape(a.name.as_str()))
+}
+
+#[derive(Deserialize, Default)]
+struct StateQuery {
+    state: Option<String>,
+}
+
+/// A site's open changes, or those in one state (`?state=submitted`): the links of the landing page.
+async fn site_changes(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(site): Path<String>,
+    Query(q): Query<StateQuery>,
+) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
+    let f = findings_of(&o).map_err(WebError::page)?;
+    let ids = changes_in(f, q.state.as_deref()).map_err(WebError::page)?;
+    let title = match &q.state {
+        Some(s) => format!("changes {s}"),
+        None => "open changes".to_string(),
+    };
+    let body = format!(
+        "<h1>{}: {} ({})</h1>{}",
+        escape(&o.row.name),
+        escape(&title),
+        ids.len(),
+        change_table(&o.row.name, f, &ids)
+    );
+    Ok(page("Changes", &who, &body))
+}
+
+/// The open changes, or those in the state named (any state, open or not).
+pub fn changes_in(f: &Findings, state: Option<&str>) -> Result<Vec<datum_shared::ChangeId>, WebError> {
+    match state {
+        None => Ok(f.open_changes.clone()),
+        Some(name) => {
+            let state =
+                state_named(name).ok_or_else(|| WebError::BadRequest(format!("no change state named {name}")))?;
+            Ok(f.view.changes.values().filter(|c| c.state == state).map(|c| c.id).collect())
+        }
+    }
+}
+
+async fn change_page(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((site, id)): Path<(String, String)>,
+) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
+    let f = findings_of(&o).map_err(WebError::page)?;
+    let missing = || WebError::NotFound(format!("no change {id} at {site}")).page();
+    let cid: datum_shared::ChangeId = id.parse().map_err(|_| missing())?;
+    let c = f.view.changes.get(&cid).ok_or_else(missing)?;
+    let stamp = |s: &Option<datum_shared::change::Stamp>| {
+        s.as_ref().map(|s| format!("{} by {}", s.at.to_rfc3339(), escape(&s.by))).unwrap_or_else(|| "-".into())
+    };
+    let approvals: String =
+        c.approvals.iter().map(|a| format!("<li>{} by {}</li>", a.at.to_rfc3339(), escape(&a.by))).collect();
+    let assets: String = c
+        .draft
+        .assets
+        .iter()
+        .map(|a| {
+            format!(
+                "<a href=\"{}/assets/{}\">{}</a> ",
+                site_href(&o.row.name),
+                url_segment(a.as_str()),
+                escape(a.as_str())
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>{} {}</h1><table id=\"change\"><tbody>\
+         <tr><th>State</th><td>{}</td></tr><tr><th>Risk</th><td>{}</td></tr><tr><th>Emergency</th><td>{}</td></tr>\
+         <tr><th>Assets</th><td>{assets}</td></tr><tr><th>Reason</th><td>{}</td></tr><tr><th>Impact</th><td>{}</td></tr>\
+         <tr><th>Rollback</th><td>{}</td></tr><tr><th>Requested</th><td>{} by {}</td></tr>\
+         <tr><th>Submitted</th><td>{}</td></tr><tr><th>Approvals ({}/{})</th><td><ul>{approvals}</ul></td></tr>\
+         <tr><th>Rejected</th><td>{}</td></tr><tr><th>Implemented</th><td>{}</td></tr>\
+         <tr><th>Verified</th><td>{}</td></tr><tr><th>Closed</th><td>{}</td></tr></tbody></table>",
+        c.id,
+        escape(&c.draft.title),
+        c.state.as_str(),
+        c.draft.risk,
+        if c.draft.emergency { "yes" } else { "no" },
+        escape(&c.draft.reason),
+        escape(&c.draft.impact),
+        escape(&c.draft.rollback),
+        c.created_at.to_rfc3339(),
+        escape(&c.requester),
+        stamp(&c.submitted),
+        c.approvals.len(),
+        c.required_approvals,
+        stamp(&c.rejected),
+        stamp(&c.implemented),
+        stamp(&c.verified),
+        stamp(&c.closed),
+    );
+    Ok(page(&format!("{} {}", o.row.name, c.id), &who, &body))
+}
+
+async fn site_violations(State(app): State<App>, headers: HeaderMap, Path(site): Path<String>) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
+    let list = app.store.violations(&o.row.name).await.map_err(|e| internal(e.into()).page())?;
+    let rows: Vec<Vec<String>> =
+        list.iter().rev().map(|(at, node, reason)| vec![escape(at), escape(node), escape(reason)]).collect();
+    let body = format!(
+        "<h1>{}: protocol violations ({})</h1><p class=\"small\">What the site's nodes sent that the hub refused, \
+         newest first.</p>{}",
+        escape(&o.row.name),
+        rows.len(),
+        table(&["At", "Node", "Reason"], &rows, "violations")
+    );
+    Ok(page("Violations", &who, &body))
+}
+
+/// One asset of a site: its fields and every stored version of each slot, each downloadable.
+async fn asset_page(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((site, asset)): Path<(String, String)>,
+) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
+    let f = findings_of(&o).map_err(WebError::page)?;
+    let a = f
+        .view
+        .assets
+        .values()
+        .find(|a| a.name.as_str() == asset)
+        .ok_or_else(|| WebError::NotFound(format!("no asset {asset} at {site}")).page())?;
+    let mut body = format!("<h1>{} / {}</h1>", escape(&o.row.name), escape(a.name.as_str()));
+    body.push_str(&asset_table(std::iter::once((o.row.name.as_str(), a)), "asset"));
+    body.push_str("<h2>Versions</h2>");
+    let mut rows = Vec::new();
+    for ((an, slot), versions) in &f.view.versions {
+        if an != &a.name {
+            continue;
+        }
+        let baseline = f.view.baselines.get(&(an.clone(), slot.clone())).map(|b| b.version);
+        for v in versions.iter().rev() {
+            rows.push(vec![
+                escape(slot.as_str()),
+                format!("{}{}", v.version, if baseline == Some(v.version) { " (baseline)" } else { "" }),
+                escape(v.file_name.as_deref().unwrap_or("-")),
+                format!("<code>{}</code>", escape(v.raw_hash.as_str())),
+                v.size.to_string(),
+                v.captured_at.to_rfc3339(),
+                escape(&v.captured_by),
+                format!(
+                    "<a href=\"{}/assets/{}/versions/{}/{}\">download</a>",
+                    site_href(&o.row.name),
+                    url_segment(a.name.as_str()),
+                    url_segment(slot.as_str()),
+                    v.version
+                ),
+            ]);
+        }
+    }
+    body.push_str(&table(&["Slot", "Version", "File", "SHA-256", "Bytes", "Captured", "By", ""], &rows, "versions"));
+    Ok(page(a.name.as_str(), &who, &body))
+}
+
+/// A stored version from the hub's copy (the off-site backup, usable from the dashboard); recorded in the hub's
+/// own record with who took it.
+async fn download(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((site, asset, slot, n)): Path<(String, String, String, u32)>,
+) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
+    let f = findings_of(&o).map_err(WebError::page)?;
+    let missing = || WebError::NotFound(format!("no version {n} of {asset} {slot} at {site}")).page();
+    let v = f
+        .view
+        .versions
+        .iter()
+        .find(|((a, s), _)| a.as_str() == asset && s.as_str() == slot)
+        .and_then(|(_, list)| list.iter().find(|v| v.version == n))
+        .ok_or_else(missing)?;
+    let site_id = o.row.site_id.as_ref().ok_or_else(missing)?;
+    let hash = v.raw_hash.as_str().to_string();
+    let size =
+        app.store.site_blob_size(site_id, &hash).await.map_err(|e| internal(e.into()).page())?.ok_or_else(|| {
+            WebError::Conflict(format!(
+                "the hub does not hold this file whole yet ({hash}); it arrives with the site's next sync"
+            ))
+            .page()
+        })?;
+    app.store
+        .record_event(
+            app.now(),
+            &who.user.name,
+            "download",
+            Some(&o.row.name),
+            &format!("{asset} {slot} v{n} sha256 {hash} ({size} bytes)"),
+        )
+        .await
+        .map_err(|e| internal(e.into()).page())?;
+    let name = v.file_name.clone().unwrap_or_else(|| format!("{asset}-{slot}-v{n}"));
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' }).collect();
+    let store = app.store.clone();
+    let stream = futures_util::stream::unfold((store, hash, 0u64, false), |(store, hash, pos, done)| async move {
+        if done {
+            return None;
+        }
+        match store.blob_piece(&hash, pos).await {
+            Ok(Some(piece)) if !piece.is_empty() => {
+                let next = pos + piece.len() as u64;
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(piece)), (store, hash, next, false)))
+            }
+            Ok(_) => None,
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), (store, hash, pos, true))),
+        }
+    });
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{safe}\"")),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct Format {
+    pub format: Option<String>,
+}
+
+/// The cross-site inventory: filters, facets (counts per value under the other filters), CSV and JSON.
+async fn inventory(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+    Query(format): Query<Format>,
+) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let filter = filter.tidy();
+    let list = app.inventory(&who.user, &filter).await.map_err(WebError::page)?;
+    let assets: Vec<(&str, &Asset)> = list
+        .iter()
+        .filter_map(|(o, n)| Some((o.row.name.as_str(), o.findings.as_ref()?.view.assets.get(n)?)))
+        .collect();
+    match format.format.as_deref() {
+        Some("csv") => return Ok(csv_response(&assets)),
+        Some("json") => return Ok(json_assets(&assets)),
+        Some(other) => return Err(WebError::BadRequest(format!("no format {other} (csv or json)")).page()),
+        None => {}
+    }
+    let sites = app.sites(&who.user).await.map_err(WebError::page)?;
+    let facets = facets(&sites, &filter, app.now());
+    let query = filter.query();
+    let sep = if query.is_empty() { "" } else { "&" };
+    let body = format!(
+        "<h1>Inventory ({})</h1>{}<p><a href=\"/assets?{query}{sep}format=csv\" id=\"csv\">CSV</a> · \
+         <a href=\"/assets?{query}{sep}format=json\" id=\"json\">JSON</a> · \
+         <a href=\"/assets?missing=owner\">without owner</a> · <a href=\"/assets?missing=zone\">without zone</a> · \
+         <a href=\"/assets?recent=new\">new in 7 days</a> · <a href=\"/assets?recent=retired\">retired in 7 days</a></p>{}{}",
+        assets.len(),
+        filter_form(&filter),
+        facets,
+        asset_table(assets.iter().copied(), "assets")
+    );
+    Ok(page("Inventory", &who, &body))
+}
+
+fn filter_form(f: &Filter) -> String {
+    let field = |name: &str, value: &Option<String>| {
+        format!("<label>{name} <input name=\"{name}\" value=\"{}\"></label>", escape(value.as_deref().unwrap_or("")))
+    };
+    format!(
+        "<form method=\"get\" action=\"/assets\" class=\"card\" id=\"filter\">{}{}{}{}{}{}{}{}<button type=\"submit\">Filter</button></form>",
+        field("q", &f.q),
+        field("site", &f.site),
+        field("kind", &f.kind),
+        field("vendor", &f.vendor),
+        field("model", &f.model),
+        field("firmware", &f.firmware),
+        field("zone", &f.zone),
+        field("criticality", &f.criticality),
+    )
+}
+
+/// Per facet, each value with the number of assets that have it under the other filters, as links.
+fn facets(sites: &[Arc<Overview>], filter: &Filter, now: chrono::DateTime<chrono::Utc>) -> String {
+    type Get = fn(&Asset) -> Option<String>;
+    let facets: [(&str, Get); 6] = [
+        ("kind", |a| Some(a.kind.as_str().to_string())),
+        ("vendor", |a| a.vendor.clone()),
+        ("model", |a| a.model.clone()),
+        ("firmware", |a| a.firmware.clone()),
+        ("zone", |a| a.zone.clone()),
+        ("criticality", |a| Some(a.criticality.as_str().to_string())),
+    ];
+    let mut out = String::from("<div class=\"facets\" id=\"facets\">");
+    for (name, get) in facets {
+        let mut others = filter.clone();
+        let current = match name {
+            "kind" => others.kind.take(),
+            "vendor" => others.vendor.take(),
+            "model" => others.model.take(),
+            "firmware" => others.firmware.take(),
+            "zone" => others.zone.take(),
+            _ => others.criticality.take(),
+        };
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for o in sites {
+            if others.site.as_deref().is_some_and(|s| s != o.row.name) {
+                continue;
+            }
+            let Some(f) = &o.findings else { continue };
+            for a in f.view.assets.values().filter(|a| others.matches(a, now)) {
+                if let Some(v) = get(a) {
+                    *counts.entry(v).or_default() += 1;
+                }
+            }
+        }
+        if counts.is_empty() {
+            continue;
+        }
+        let base = others.query();
+        let sep = if base.is_empty() { "" } else { "&" };
+        let values: String = counts
+            .iter()
+            .take(30)
+            .map(|(v, n)| {
+                let chosen = current.as_deref() == Some(v.as_str());
+                format!(
+                    "<a href=\"/assets?{base}{sep}{name}={}\"{}>{} ({n})</a> ",
+                    url_segment(v),
+                    if chosen { " class=\"good\"" } else { "" },
+                    escape(v)
+                )
+            })
+            .collect();
+        out.push_str(&format!("<p><strong>{name}</strong>: {values}</p>"));
+    }
+    out.push_str("</div>");
+    out
+}
+
+const CSV_HEADER: [&str; 14] = [
+    "site",
+    "name",
+    "kind",
+    "vendor",
+    "model",
+    "serial",
+    "firmware",
+    "location",
+    "zone",
+    "ip",
+    "criticality",
+    "owner",
+    "in_scope",
+    "state",
+];
+
+/// The list as CSV (a cell that a spreadsheet would run as a formula is prefixed with `'`).
+pub fn csv_response(assets: &[(&str, &Asset)]) -> Response {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let cell = |v: &str| if v.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{v}") } else { v.to_string() };
+    let _ = w.write_record(CSV_HEADER);
+    for (site, a) in assets {
+        let o = |v: &Option<String>| cell(v.as_deref().unwrap_or(""));
+        let _ = w.write_record([
+            cell(site),
+            cell(a.name.as_str()),
+            a.kind.as_str().to_string(),
+            o(&a.vendor),
+            o(&a.model),
+            o(&a.serial),
+            o(&a.firmware),
+            o(&a.location),
+            o(&a.zone),
+            o(&a.ip),
+            a.criticality.as_str().to_string(),
+            o(&a.owner),
+            a.in_scope.to_string(),
+            if a.is_active() { "active".into() } else { "retired".into() },
+        ]);
+    }
+    let bytes = w.into_inner().unwrap_or_default();
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"inventory.csv\""),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+#[derive(serde::Serialize)]
+pub struct SiteAsset<'a> {
+    pub site: &'a str,
+    #[serde(flatten)]
+    pub asset: &'a Asset,
+}
+
+pub fn json_assets(assets: &[(&str, &Asset)]) -> Response {
+    let list: Vec<SiteAsset<'_>> = assets.iter().map(|(site, asset)| SiteAsset { site, asset }).collect();
+    axum::Json(list).into_response()
+}
+
+#[derive(Deserialize, Default)]
+pub struct SearchQuery {
+    #[serde(default)]
+    pub q: String,
+}
+
+async fn search_page(State(app): State<App>, headers: HeaderMap, Query(q): Query<SearchQuery>) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let form = format!(
+        "<form method=\"get\" action=\"/search\" class=\"card\" id=\"search\"><label>Search assets, changes, templates, \
+         file names and content hashes <input name=\"q\" value=\"{}\" autofocus></label><button type=\"submit\">Search</button></form>",
+        escape(&q.q)
+    );
+    if q.q.trim().is_empty() {
+        return Ok(page("Search", &who, &format!("<h1>Search</h1>{form}")));
+    }
+    let found = super::api::search(&app, &who.user, &q.q).await.map_err(WebError::page)?;
+    let assets: Vec<Vec<String>> = found
+        .assets
+        .iter()
+        .map(|h| {
+            vec![
+                escape(&h.site),
+                format!("<a href=\"{}/assets/{}\">{}</a>", site_href(&h.site), url_segment(&h.name), escape(&h.name)),
+                escape(&h.detail),
+            ]
+        })
+        .collect();
+    let changes: Vec<Vec<String>> = found
+        .changes
+        .iter()
+        .map(|h| {
+            vec![
+                escape(&h.site),
+                format!("<a href=\"{}/changes/{}\">{}</a>", site_href(&h.site), escape(&h.id), escape(&h.id)),
+                escape(&h.title),
+                escape(&h.state),
+            ]
+        })
+        .collect();
+    let files: Vec<Vec<String>> = found
+        .files
+        .iter()
+        .map(|h| {
+            vec![
+                escape(&h.site),
+                format!("<a href=\"{}/assets/{}\">{}</a>", site_href(&h.site), url_segment(&h.asset), escape(&h.asset)),
+                escape(&h.slot),
+                h.version.to_string(),
+                escape(h.file_name.as_deref().unwrap_or("-")),
+                format!("<code>{}</code>", escape(&h.sha256)),
+            ]
+        })
+        .collect();
+    let templates: Vec<Vec<String>> =
+        found.templates.iter().map(|t| vec![escape(&t.id), escape(&t.name), escape(&t.versions.join(", "))]).collect();
+    let body = format!(
+        "<h1>Search</h1>{form}<h2>Assets ({})</h2>{}<h2>Changes ({})</h2>{}<h2>Files ({})</h2>{}<h2>Templates ({})</h2>{}",
+        assets.len(),
+        table(&["Site", "Asset", "Matched"], &assets, "found-assets"),
+        changes.len(),
+        table(&["Site", "Change", "Title", "State"], &changes, "found-changes"),
+        files.len(),
+        table(&["Site", "Asset", "Slot", "Version", "File", "SHA-256"], &files, "found-files"),
+        templates.len(),
+        table(&["Template", "Name", "Versions"], &templates, "found-templates"),
+    );
+    Ok(page("Search", &who, &body))
+}

@@ -1,0 +1,549 @@
+//! The dashboard in process, over a real hub database (SQLite) holding two enrolled sites and one pending:
+//! every route × every hub role × site scope × anonymous, the scope seen from the attacker's side (a person
+//! scoped to North never learns anything of South, on any page, API answer, search or export), counts equal
+//! to the lists they link to, the overview cache following syncs, and audited downloads from the hub's copy.
+//! The whole path from real edges over QUIC is `tests/e2e/hub_dashboard.rs`, on SQLite and PostgreSQL.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use clap::Parser;
+use datum_host::auth::AuthStore;
+use datum_shared::change::{ChangeAction, ChangeDraft, ChangeEvent};
+use datum_shared::identity::{Role, User};
+use datum_shared::ids::{BlobHash, NodeName, SiteId};
+use datum_shared::model::{Asset, AssetKind, Baseline, ConfigVersion, Criticality, Risk};
+use datum_shared::{AssetName, ChangeId, SlotName};
+use http_body_util::BodyExt;
+use sha2::{Digest, Sha256};
+use tower::ServiceExt;
+
+use super::{app, router};
+use crate::cli::Cli;
+use crate::context::Context;
+use crate::store::{BlobPiece, NodeRow, Store};
+
+const PASSWORD: &str = "correct horse battery staple";
+const NORTH_ID: &str = "00000000000000a1";
+const SOUTH_ID: &str = "00000000000000b2";
+/// The file behind North's PLC program versions.
+const PROGRAM: &[u8] = b"PROGRAM main\n  motor := start AND NOT stop;\nEND_PROGRAM\n";
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).single().expect("valid time")
+}
+
+struct Hub {
+    _dir: tempfile::TempDir,
+    store: Store,
+    router: Router,
+    /// An API token per account.
+    tokens: BTreeMap<&'static str, String>,
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn asset(name: &str, kind: AssetKind, crit: Criticality, f: impl FnOnce(&mut Asset)) -> Asset {
+    let mut a = Asset::new(AssetName::new(name).expect("name"), kind, crit, "eng", now() - Duration::days(30));
+    f(&mut a);
+    a
+}
+
+fn change(id: u32, title: &str, asset: &str, submitted: bool) -> Vec<ChangeEvent> {
+    let draft = ChangeDraft {
+        title: title.into(),
+        reason: "planned".into(),
+        assets: vec![AssetName::new(asset).expect("name")],
+        risk: Risk::High,
+        impact: "line stops 10 minutes".into(),
+        rollback: "load the previous program".into(),
+        test_plan: None,
+        window_from: None,
+        window_to: None,
+        emergency: false,
+        policy_approvals: None,
+        checklist: Vec::new(),
+    };
+    let mut events = vec![ChangeEvent {
+        change: ChangeId(id),
+        seq: 1,
+        at: now(),
+        actor: "eng".into(),
+        action: ChangeAction::Create(draft),
+    }];
+    if submitted {
+        events.push(ChangeEvent {
+            change: ChangeId(id),
+            seq: 2,
+            at: now(),
+            actor: "eng".into(),
+            action: ChangeAction::Submit,
+        });
+    }
+    events
+}
+
+fn version(asset: &str, n: u32, content: &[u8], file: &str) -> ConfigVersion {
+    let hash = BlobHash::new(&sha(content)).expect("hash");
+    ConfigVersion {
+        asset: AssetName::new(asset).expect("name"),
+        slot: SlotName::new("plc-program").expect("slot"),
+        version: n,
+        raw_hash: hash.clone(),
+        normalized_hash: hash,
+        normalizer: 0,
+        format: None,
+        size: content.len() as u64,
+        file_name: Some(file.into()),
+        captured_at: now() - Duration::days(2) + Duration::hours(i64::from(n)),
+        captured_by: "eng".into(),
+        note: None,
+        change: None,
+    }
+}
+
+fn rows<T: serde::Serialize>(collection: &str, items: &[(String, T)]) -> Vec<(String, String, String)> {
+    items.iter().map(|(k, v)| (collection.to_string(), k.clone(), serde_json::to_string(v).expect("json"))).collect()
+}
+
+/// Replaces a site's records (as a sync's projection does) and marks it synced at `at`.
+/// A site's records, as a sync projects them.
+#[derive(Default)]
+struct Records {
+    assets: Vec<Asset>,
+    versions: Vec<ConfigVersion>,
+    baselines: Vec<Baseline>,
+    events: Vec<ChangeEvent>,
+}
+
+async fn project(store: &Store, site: &str, id: &str, records: Records, at: DateTime<Utc>) {
+    let Records { assets, versions, baselines, events } = records;
+    let site_id = SiteId::new(id).expect("site id");
+    let mut all = rows(Asset::COLLECTION, &assets.iter().map(|a| (a.name.to_string(), a)).collect::<Vec<_>>());
+    all.extend(rows(
+        ConfigVersion::COLLECTION,
+        &versions.iter().map(|v| (format!("{}/{}/{}", v.asset, v.slot, v.version), v)).collect::<Vec<_>>(),
+    ));
+    all.extend(rows(
+        Baseline::COLLECTION,
+        &baselines.iter().map(|b| (format!("{}/{}", b.asset, b.slot), b)).collect::<Vec<_>>(),
+    ));
+    all.extend(rows(
+        ChangeEvent::COLLECTION,
+        &events.iter().map(|e| (format!("{}/{}", e.change, e.seq), e)).collect::<Vec<_>>(),
+    ));
+    store.project(&site_id, &format!("{id}/site"), &all).await.expect("project");
+    store.touch_site(site, at, "synced", true).await.expect("touch");
+}
+
+async fn prepare() -> Hub {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = Context { data: dir.path().to_path_buf(), database: None, now: now() };
+    let init = Cli::try_parse_from(["datum-hub", "init", "--name", "ACME OT"]).expect("cli");
+    crate::commands::run(Context { data: ctx.data.clone(), database: None, now: now() }, init.command)
+        .await
+        .expect("init");
+    let store = ctx.store().await.expect("store");
+    for (name, display, id) in
+        [("North", Some("Werk Nord"), Some(NORTH_ID)), ("South", None, Some(SOUTH_ID)), ("West", None, None)]
+    {
+        let hash = sha(name.as_bytes());
+        assert!(store.add_site(name, display, &hash, now(), now() + Duration::days(1)).await.expect("add site"));
+        if let Some(id) = id {
+            let node = NodeRow {
+                fingerprint: sha(id.as_bytes()),
+                node: NodeName::new("box-1").expect("node"),
+                site: name.into(),
+                issued_at: now().to_rfc3339(),
+                not_after: (now() + Duration::days(90)).to_rfc3339(),
+                replaced_by: None,
+            };
+            let site_id = SiteId::new(id).expect("site id");
+            store.enroll(&hash, name, &site_id, &node, now(), false).await.expect("enroll").expect("enrolled");
+        }
+    }
+    // North: a PLC with a serial number and a program whose version 2 nobody approved (unauthorized drift), a
+    // switch without owner or zone, a change request with markup in its title.
+    let north_assets = [
+        asset("plc-n1", AssetKind::Plc, Criticality::High, |a| {
+            a.vendor = Some("Siemens".into());
+            a.model = Some("S7-1500".into());
+            a.serial = Some("SN-4711-N".into());
+            a.zone = Some("cell-1".into());
+            a.owner = Some("anna".into());
+        }),
+        asset("sw-n1", AssetKind::Switch, Criticality::Medium, |a| a.vendor = Some("Cisco".into())),
+    ];
+    let v1 = version("plc-n1", 1, PROGRAM, "main.st");
+    let v2 = version("plc-n1", 2, b"PROGRAM main\n  motor := TRUE;\nEND_PROGRAM\n", "main.st");
+    let baseline = Baseline {
+        asset: v1.asset.clone(),
+        slot: v1.slot.clone(),
+        version: 1,
+        approved_at: now() - Duration::days(2),
+        approved_by: "approver".into(),
+        reason: "commissioning".into(),
+        change: None,
+    };
+    let records = Records {
+        assets: north_assets.to_vec(),
+        versions: vec![v1.clone(), v2],
+        baselines: vec![baseline],
+        events: change(1, "Replace <b>firmware</b>", "plc-n1", true),
+    };
+    project(&store, "North", NORTH_ID, records, now()).await;
+    // North's program file is held whole by the hub.
+    let site_id = SiteId::new(NORTH_ID).expect("id");
+    store.want_blobs(&site_id, &[v1.raw_hash.to_string()]).await.expect("want");
+    store
+        .append_blobs(vec![BlobPiece {
+            hash: v1.raw_hash.to_string(),
+            pos: 0,
+            total: PROGRAM.len() as u64,
+            bytes: PROGRAM.to_vec(),
+        }])
+        .await
+        .expect("append");
+    store.complete_blob(v1.raw_hash.as_str()).await.expect("complete");
+    // South: one PLC and one change, nothing North's people may learn of.
+    let south_assets = [asset("plc-s1", AssetKind::Plc, Criticality::Medium, |a| {
+        a.serial = Some("SN-0815-S".into());
+        a.vendor = Some("Rockwell".into());
+    })];
+    let south_version = version("plc-s1", 1, b"south secret program", "south-secret.L5X");
+    let records = Records {
+        assets: south_assets.to_vec(),
+        versions: vec![south_version],
+        events: change(1, "South pump swap", "plc-s1", true),
+        ..Records::default()
+    };
+    project(&store, "South", SOUTH_ID, records, now()).await;
+
+    let auth = AuthStore::open(dir.path()).await.expect("auth");
+    let mut tokens = BTreeMap::new();
+    for (name, role, sites, disabled) in [
+        ("officer-north", Role::SecurityOfficer, Some(vec!["North".to_string()]), false),
+        ("viewer", Role::Viewer, None, false),
+        ("auditor", Role::Auditor, None, false),
+        ("admin", Role::HubAdmin, None, false),
+        ("gone", Role::Viewer, None, true),
+    ] {
+        let user = User {
+            name: name.into(),
+            display: None,
+            roles: vec![role],
+            os_user: None,
+            disabled,
+            created_at: now(),
+            created_by: "test".into(),
+            sites,
+        };
+        assert!(store.add_user(&user).await.expect("add user"));
+        auth.set_password(name, PASSWORD, now()).await.expect("password");
+        let token = auth.create_token(name, "test", now(), None).await.expect("token");
+        tokens.insert(name, token.token.clone());
+    }
+    auth.close().await;
+    let clock: datum_host::web::Clock = Arc::new(now);
+    let app = app(store.clone(), dir.path(), "ACME OT".into(), Default::default(), clock).await.expect("app");
+    Hub { router: router(app), store, _dir: dir, tokens }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Hub {
+    async fn get(&self, who: Option<&str>, path: &str) -> Answer {
+        let mut request = Request::builder().uri(path);
+        if let Some(who) = who {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {}", self.tokens[who]));
+        }
+        let response =
+            self.router.clone().oneshot(request.body(Body::empty()).expect("request")).await.expect("answer");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        Answer { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+}
+
+/// Every page and API route of the dashboard, with one in-scope site (North) in the path where it takes one.
+const ROUTES: [&str; 19] = [
+    "/",
+    "/sites/North",
+    "/sites/North/drift",
+    "/sites/North/backups",
+    "/sites/North/reviews",
+    "/sites/North/changes",
+    "/sites/North/changes?state=submitted",
+    "/sites/North/changes/CR-0001",
+    "/sites/North/violations",
+    "/sites/North/assets/plc-n1",
+    "/sites/North/assets/plc-n1/versions/plc-program/1",
+    "/assets",
+    "/assets?format=csv",
+    "/search?q=plc",
+    "/api/v1/sites",
+    "/api/v1/sites/North",
+    "/api/v1/assets",
+    "/api/v1/search?q=plc",
+    "/api/v1/openapi.json",
+];
+
+#[tokio::test]
+async fn every_route_answers_each_role_and_refuses_the_anonymous_and_the_disabled() {
+    let hub = prepare().await;
+    for route in ROUTES {
+        let api = route.starts_with("/api/");
+        for who in [None, Some("gone")] {
+            let a = hub.get(who, route).await;
+            if route == "/api/v1/openapi.json" {
+                assert_eq!(a.status, StatusCode::OK, "the API description is public");
+                continue;
+            }
+            if api || who.is_some() {
+                // A bearer of a disabled account's token is unauthenticated, on pages too (pages redirect).
+                let expected = if api { StatusCode::UNAUTHORIZED } else { StatusCode::SEE_OTHER };
+                assert_eq!(a.status, expected, "{who:?} {route}");
+            } else {
+                assert_eq!(a.status, StatusCode::SEE_OTHER, "{route}");
+                assert_eq!(a.headers[header::LOCATION], "/login");
+            }
+        }
+        for who in ["officer-north", "viewer", "auditor", "admin"] {
+            let a = hub.get(Some(who), route).await;
+            assert_eq!(a.status, StatusCode::OK, "{who} {route}: {}", a.body);
+            let csp = a.headers[header::CONTENT_SECURITY_POLICY].to_str().expect("csp");
+            assert!(csp.contains("default-src 'none'"), "{route}");
+        }
+    }
+}
+
+/// What a scoped account must never see of South, whatever it asks.
+const SOUTH_MARKS: [&str; 6] = ["South", "SN-0815-S", "plc-s1", "Rockwell", "south-secret", "pump swap"];
+
+#[tokio::test]
+async fn a_person_scoped_to_one_site_learns_nothing_of_another() {
+    let hub = prepare().await;
+    let south_hash = sha(b"south secret program");
+    // Everything North's officer can ask, including searches aimed at South's data.
+    let mut asks: Vec<String> = ROUTES.iter().map(|r| r.to_string()).collect();
+    for q in ["SN-0815-S", "plc-s1", &south_hash, "south-secret", "pump", "Rockwell"] {
+        asks.push(format!("/search?q={q}"));
+        asks.push(format!("/api/v1/search?q={q}"));
+        asks.push(format!("/assets?q={q}"));
+        asks.push(format!("/api/v1/assets?q={q}"));
+        asks.push(format!("/assets?q={q}&format=json"));
+    }
+    asks.push("/assets?site=South&format=csv".into());
+    asks.push("/api/v1/assets?site=South".into());
+    for ask in &asks {
+        let a = hub.get(Some("officer-north"), ask).await;
+        // What was asked is echoed in the form and the export links; anything else of South is a leak.
+        let asked = ask.split_once(['?']).map(|(_, q)| q).unwrap_or("");
+        let mut body = a.body.clone();
+        for (_, value) in asked.split('&').filter_map(|kv| kv.split_once('=')) {
+            body = body.replace(value, "");
+        }
+        for mark in SOUTH_MARKS {
+            assert!(!body.contains(mark), "{ask} shows {mark}: {body}");
+        }
+    }
+    // South's own pages answer exactly as a site that does not exist.
+    for route in ROUTES.iter().filter(|r| r.contains("/North")) {
+        let south = route.replace("North", "South").replace("plc-n1", "plc-s1");
+        let nowhere = route.replace("North", "Nowhere").replace("plc-n1", "plc-s1");
+        let (a, b) = (hub.get(Some("officer-north"), &south).await, hub.get(Some("officer-north"), &nowhere).await);
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{south}");
+        assert_eq!(a.body.replace("South", "X"), b.body.replace("Nowhere", "X"), "{south} differs from a missing site");
+    }
+    // Everyone unscoped sees both.
+    let all = hub.get(Some("viewer"), "/api/v1/search?q=SN-0815-S").await;
+    assert!(all.body.contains("plc-s1"), "{}", all.body);
+    let landing = hub.get(Some("viewer"), "/").await;
+    assert!(landing.body.contains("/sites/South") && landing.body.contains("/sites/North"));
+}
+
+/// The numbers of a table row's cells (links count as their text).
+fn cell_counts(body: &str, row_marker: &str) -> Vec<String> {
+    let at = body.find(row_marker).expect("row present");
+    let start = body[..at].rfind("<tr>").expect("row start");
+    let row = &body[start..body[start..].find("</tr>").map(|e| start + e).expect("row end")];
+    row.split("<td>").skip(1).map(|c| strip_tags(c.split("</td>").next().unwrap_or(""))).collect()
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for c in html.chars() {
+        match c {
+            '<' => inside = true,
+            '>' => inside = false,
+            c if !inside => out.push(c),
+            _ => {}
+        }
+    }
+    out.trim().to_string()
+}
+
+fn table_rows(body: &str, id: &str) -> usize {
+    let Some(start) = body.find(&format!("<table id=\"{id}\"")) else { return 0 };
+    let end = body[start..].find("</table>").expect("table end") + start;
+    body[start..end].matches("<tr>").count() - 1
+}
+
+#[tokio::test]
+async fn every_count_on_the_landing_page_is_the_length_of_the_list_it_links_to() {
+    let hub = prepare().await;
+    let landing = hub.get(Some("viewer"), "/").await;
+    let north = cell_counts(&landing.body, "href=\"/sites/North\"");
+    // Site, state, sync, last contact, assets, drift, backups, reviews, open changes, violations, missing.
+    assert_eq!(north[1], "critical", "{north:?}");
+    assert_eq!(north[2], "in sync");
+    let (assets, drift, backups, reviews, open) = (&north[4], &north[5], &north[6], &north[7], &north[8]);
+    assert_eq!(assets, "2");
+    assert_eq!(drift, "1");
+    let listed = |path: &str, id: &'static str| {
+        let hub = &hub;
+        let path = path.to_string();
+        async move { table_rows(&hub.get(Some("viewer"), &path).await.body, id) }
+    };
+    assert_eq!(listed("/assets?site=North&scope=in", "assets").await.to_string(), *assets);
+    assert_eq!(listed("/sites/North/drift", "drift").await.to_string(), *drift);
+    assert_eq!(listed("/sites/North/backups", "backups").await.to_string(), *backups);
+    assert_eq!(listed("/sites/North/reviews", "reviews").await.to_string(), *reviews);
+    assert!(open.starts_with('1') && open.contains("1 submitted"), "{open}");
+    assert_eq!(listed("/sites/North/changes", "changes").await, 1);
+    assert_eq!(listed("/sites/North/changes?state=submitted", "changes").await, 1);
+    assert_eq!(listed("/sites/North/changes?state=closed", "changes").await, 0);
+    // The same counts through the API.
+    let api: serde_json::Value =
+        serde_json::from_str(&hub.get(Some("viewer"), "/api/v1/sites/North").await.body).expect("json");
+    assert_eq!(api["unauthorized_drift"], 1);
+    assert_eq!(api["unauthorized_drift_list"].as_array().map(Vec::len), Some(1));
+    assert_eq!(api["health"], "critical");
+    // West has not enrolled: pending, and its lists say so.
+    let west = cell_counts(&landing.body, "href=\"/sites/West\"");
+    assert_eq!(west[1], "pending");
+    assert_eq!(hub.get(Some("viewer"), "/sites/West/drift").await.status, StatusCode::NOT_FOUND);
+    // Markup from a plant is shown as text.
+    let page = hub.get(Some("viewer"), "/sites/North").await.body;
+    assert!(page.contains("Replace &lt;b&gt;firmware&lt;/b&gt;") && !page.contains("<b>firmware"), "{page}");
+}
+
+#[tokio::test]
+async fn search_finds_assets_by_serial_files_by_name_and_hash_and_changes_by_title() {
+    let hub = prepare().await;
+    let found = |q: String| {
+        let hub = &hub;
+        async move {
+            let a = hub.get(Some("viewer"), &format!("/api/v1/search?q={q}")).await;
+            assert_eq!(a.status, StatusCode::OK);
+            serde_json::from_str::<serde_json::Value>(&a.body).expect("json")
+        }
+    };
+    let by_serial = found("sn-4711".into()).await;
+    assert_eq!(by_serial["assets"][0]["name"], "plc-n1");
+    assert_eq!(by_serial["assets"].as_array().map(Vec::len), Some(1));
+    let by_hash = found(sha(PROGRAM)).await;
+    assert_eq!(by_hash["files"][0]["asset"], "plc-n1");
+    assert_eq!(by_hash["files"][0]["version"], 1);
+    let by_name = found("main.st".into()).await;
+    assert_eq!(by_name["files"].as_array().map(Vec::len), Some(2));
+    let by_title = found("firmware%20replace".into()).await;
+    assert_eq!(by_title["changes"][0]["id"], "CR-0001");
+    assert_eq!(by_title["changes"][0]["site"], "North");
+    assert_eq!(found("nothing-like-this".into()).await["assets"].as_array().map(Vec::len), Some(0));
+    assert_eq!(hub.get(Some("viewer"), "/api/v1/search?q=").await.status, StatusCode::BAD_REQUEST);
+    // The page shows the same hit, linked to the asset.
+    let page = hub.get(Some("viewer"), "/search?q=SN-4711-N").await.body;
+    assert!(page.contains("href=\"/sites/North/assets/plc-n1\""), "{page}");
+}
+
+#[tokio::test]
+async fn the_inventory_filters_facets_and_exports_the_same_list() {
+    let hub = prepare().await;
+    let json: serde_json::Value =
+        serde_json::from_str(&hub.get(Some("viewer"), "/assets?vendor=Siemens&format=json").await.body).expect("json");
+    assert_eq!(json.as_array().map(Vec::len), Some(1));
+    assert_eq!(json[0]["site"], "North");
+    assert_eq!(json[0]["serial"], "SN-4711-N");
+    let csv = hub.get(Some("viewer"), "/assets?format=csv").await;
+    assert_eq!(csv.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(
+        lines[0],
+        "site,name,kind,vendor,model,serial,firmware,location,zone,ip,criticality,owner,in_scope,state"
+    );
+    assert_eq!(lines.len(), 4, "{}", csv.body);
+    let without_owner = hub.get(Some("viewer"), "/api/v1/assets?missing=owner").await.body;
+    let names: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&without_owner)
+        .expect("json")
+        .iter()
+        .map(|a| a["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(names, vec!["sw-n1", "plc-s1"]);
+    let page = hub.get(Some("viewer"), "/assets?kind=plc").await.body;
+    assert_eq!(table_rows(&page, "assets"), 2);
+    assert!(page.contains(">Siemens (1)</a>") && page.contains(">Rockwell (1)</a>"), "{page}");
+    assert_eq!(hub.get(Some("viewer"), "/assets?format=xml").await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_cell_a_spreadsheet_would_run_is_exported_as_text() {
+    let hub = prepare().await;
+    let evil = asset("plc-x", AssetKind::Plc, Criticality::Low, |a| a.owner = Some("=HYPERLINK(\"http://x\")".into()));
+    let records = Records { assets: vec![evil], ..Records::default() };
+    project(&hub.store, "South", SOUTH_ID, records, now() + Duration::minutes(1)).await;
+    let csv = hub.get(Some("viewer"), "/assets?site=South&format=csv").await.body;
+    assert!(csv.contains("'=HYPERLINK"), "{csv}");
+}
+
+#[tokio::test]
+async fn the_overview_follows_a_sync_and_not_a_page_view() {
+    let hub = prepare().await;
+    let count = |body: String| serde_json::from_str::<serde_json::Value>(&body).expect("json")["assets"].clone();
+    assert_eq!(count(hub.get(Some("viewer"), "/api/v1/sites/South").await.body), 1);
+    // New records without a sync's end (the contact times unchanged): the overview in memory still holds.
+    let more = [
+        asset("plc-s1", AssetKind::Plc, Criticality::Medium, |_| {}),
+        asset("plc-s2", AssetKind::Plc, Criticality::Medium, |_| {}),
+    ];
+    let site_id = SiteId::new(SOUTH_ID).expect("id");
+    let rows = rows(Asset::COLLECTION, &more.iter().map(|a| (a.name.to_string(), a)).collect::<Vec<_>>());
+    hub.store.project(&site_id, &format!("{SOUTH_ID}/site"), &rows).await.expect("project");
+    assert_eq!(count(hub.get(Some("viewer"), "/api/v1/sites/South").await.body), 1);
+    // The sync ends: the next view counts anew.
+    hub.store.touch_site("South", now() + Duration::minutes(5), "synced", true).await.expect("touch");
+    assert_eq!(count(hub.get(Some("viewer"), "/api/v1/sites/South").await.body), 2);
+}
+
+#[tokio::test]
+async fn a_download_from_the_hubs_copy_is_whole_and_recorded_with_who_took_it() {
+    let hub = prepare().await;
+    let a = hub.get(Some("auditor"), "/sites/North/assets/plc-n1/versions/plc-program/1").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body.as_bytes(), PROGRAM);
+    assert_eq!(a.headers[header::CONTENT_DISPOSITION], "attachment; filename=\"main.st\"");
+    let events = hub.store.events(Some("North"), 10).await.expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].actor.as_str(), events[0].action.as_str()), ("auditor", "download"));
+    assert!(events[0].detail.contains(&sha(PROGRAM)), "{}", events[0].detail);
+    // Version 2's file has not arrived: said so, nothing recorded.
+    let missing = hub.get(Some("auditor"), "/sites/North/assets/plc-n1/versions/plc-program/2").await;
+    assert_eq!(missing.status, StatusCode::CONFLICT);
+    assert_eq!(
+        hub.get(Some("auditor"), "/sites/North/assets/plc-n1/versions/plc-program/9").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(hub.store.events(Some("North"), 10).await.expect("events").len(), 1);
+}

@@ -1,0 +1,159 @@
+//! The corporate dashboard end to end: two plants sync over QUIC to a hub serving `--web` (HTTPS from the
+//! hub's own CA, checked by curl against the hub's root), a security officer scoped to one plant sees only it
+//! in every API answer, search and export, while a viewer of every site sees both with the plants' own counts;
+//! downloads come from the hub's copy and are recorded. On SQLite and on PostgreSQL.
+
+use std::process::Command;
+
+use datum_tests::{Backend, Hub, Plant};
+
+struct Web {
+    root: std::path::PathBuf,
+    port: String,
+}
+
+impl Web {
+    fn of(hub: &Hub) -> Web {
+        let url = hub.web.clone().expect("dashboard started");
+        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+        Web { root: hub.data.join("identity/root.pem"), port: url.rsplit(':').next().expect("port").to_string() }
+    }
+
+    /// GET as the bearer of `token`: (HTTP status, body). The certificate is checked against the hub's root
+    /// under the name `localhost`.
+    fn get(&self, token: Option<&str>, path: &str) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "20", "--cacert"]).arg(&self.root).args([
+            "--resolve",
+            &format!("localhost:{}:127.0.0.1", self.port),
+            "-w",
+            "\n%{http_code}",
+        ]);
+        if let Some(token) = token {
+            cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+        }
+        let out = cmd.arg(format!("https://localhost:{}{path}", self.port)).output().expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "curl {path}: {}", String::from_utf8_lossy(&out.stderr));
+        let (body, code) = text.rsplit_once('\n').expect("status line");
+        (code.trim().parse().expect("status"), body.to_string())
+    }
+
+    fn json(&self, token: &str, path: &str) -> serde_json::Value {
+        let (code, body) = self.get(Some(token), path);
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    }
+}
+
+fn plant(hub: &Hub, site: &str, serial: &str, content: &str) -> Plant {
+    let plant = Plant::new(site);
+    plant.ok(&[
+        "asset",
+        "add",
+        "plc-1",
+        "--kind",
+        "plc",
+        "--criticality",
+        "high",
+        "--zone",
+        "cell-1",
+        "--serial",
+        serial,
+    ]);
+    plant.ok(&["asset", "add", "sw-1", "--kind", "switch", "--criticality", "medium"]);
+    let file = plant.write("main.cfg", content.as_bytes());
+    plant.ok(&["config", "capture", "plc-1", file.to_str().expect("utf-8")]);
+    plant.new_change("plc-1", "high");
+    let token = hub.add_site(site);
+    let run = plant.enroll(hub, &token);
+    assert_eq!(run.code, 0, "enroll {site}: {}{}", run.stdout, run.stderr);
+    let run = plant.sync("quic");
+    assert_eq!(run.code, 0, "sync {site}: {}{}", run.stdout, run.stderr);
+    plant
+}
+
+fn token(hub: &Hub, user: &str) -> String {
+    hub.ok(&["token", "create", "--user", user, "--json"]).json()["token"].as_str().expect("token").to_string()
+}
+
+fn dashboard(backend: Backend) {
+    let mut hub = Hub::new(backend);
+    // No people yet: the dashboard is refused (anyone could read everything), the sync listener never starts.
+    let refused = hub.run(&["serve", "--listen", "127.0.0.1:0", "--web", "127.0.0.1:0"]);
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("no people yet"), "{}", refused.stderr);
+    hub.ok(&["user", "add", "olga", "--role", "hub-admin"]);
+    // Plain HTTP off loopback: refused before listening.
+    let config = hub.tmp.path().join("hub.toml");
+    std::fs::write(&config, "plain_http = true\nweb = \"0.0.0.0:0\"\n").expect("write config");
+    let refused = hub.run(&["serve", "--listen", "127.0.0.1:0", "--config", config.to_str().expect("utf-8")]);
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("loopback"), "{}", refused.stderr);
+
+    hub.serve_args = vec!["--web".into(), "127.0.0.1:0".into()];
+    hub.start(true);
+    let web = Web::of(&hub);
+    assert!(hub.log().contains("dashboard certificate fingerprint (SHA-256)"), "{}", hub.log());
+    let north = plant(&hub, "North", "SN-4711-N", "hostname north\ninterface Gi0/1\n");
+    let _south = plant(&hub, "South", "SN-0815-S", "hostname south-secret\ninterface Gi0/2\n");
+    hub.ok(&["user", "add", "ana", "--role", "security-officer", "--sites", "north"]);
+    hub.ok(&["user", "add", "vic", "--role", "viewer"]);
+    let (ana, vic) = (token(&hub, "ana"), token(&hub, "vic"));
+
+    // Anonymous: 401 from the API, the sign-in for pages.
+    assert_eq!(web.get(None, "/api/v1/sites").0, 401);
+    assert_eq!(web.get(None, "/").0, 303);
+
+    // The viewer of every site sees both, with the plant's own counts.
+    let sites = web.json(&vic, "/api/v1/sites");
+    let names: Vec<&str> = sites.as_array().expect("list").iter().map(|s| s["site"].as_str().expect("site")).collect();
+    assert_eq!(names, ["North", "South"]);
+    let plant_assets = north.ok(&["asset", "list", "--json"]).json().as_array().expect("list").len();
+    assert_eq!(sites[0]["assets"], plant_assets);
+    assert_eq!(sites[0]["open_changes"], 1);
+    assert_eq!(sites[0]["in_sync"], true);
+    let found = web.json(&vic, "/api/v1/search?q=SN-0815-S");
+    assert_eq!(found["assets"][0]["site"], "South");
+
+    // Ana, scoped to North, learns nothing of South: not in the list, not by name, not by search, not in an export.
+    let sites = web.json(&ana, "/api/v1/sites");
+    assert_eq!(sites.as_array().map(Vec::len), Some(1), "{sites}");
+    assert_eq!(sites[0]["site"], "North");
+    assert_eq!(web.get(Some(&ana), "/api/v1/sites/South").0, 404);
+    assert_eq!(web.get(Some(&ana), "/sites/South").0, 404);
+    for path in [
+        "/api/v1/search?q=SN-0815-S",
+        "/api/v1/search?q=south-secret",
+        "/api/v1/assets?site=South",
+        "/assets?format=csv",
+        "/assets?format=json",
+        "/",
+    ] {
+        let (code, body) = web.get(Some(&ana), path);
+        assert_eq!(code, 200, "{path}");
+        assert!(!body.contains("SN-0815-S") && !body.contains("/sites/South"), "{path} leaks South: {body}");
+    }
+    let found = web.json(&ana, "/api/v1/search?q=sn-4711");
+    assert_eq!(found["assets"][0]["name"], "plc-1");
+
+    // North's configuration from the hub's copy: whole, and recorded with who took it.
+    let (code, body) = web.get(Some(&ana), "/sites/North/assets/plc-1/versions/plc-program/1");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body, "hostname north\ninterface Gi0/1\n");
+    let log = hub.ok(&["user", "log", "--json"]).json();
+    let download = log.as_array().expect("list").iter().find(|e| e["action"] == "download").expect("download recorded");
+    assert_eq!(download["actor"], "ana");
+    assert_eq!(download["site"], "North");
+    hub.kill();
+}
+
+#[test]
+fn the_dashboard_keeps_each_person_to_their_sites_on_sqlite() {
+    dashboard(Backend::Sqlite);
+}
+
+#[test]
+fn the_dashboard_keeps_each_person_to_their_sites_on_postgres() {
+    dashboard(Backend::Postgres);
+}
