@@ -410,6 +410,20 @@ impl Hub {
         run
     }
 
+    /// Runs with `stdin` as standard input (a password).
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        use std::io::Write as _;
+        let mut child = self
+            .command(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run datum-hub");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        Run::from(child.wait_with_output().expect("wait"))
+    }
+
     /// Adds a site; returns its one-time token.
     pub fn add_site(&self, name: &str) -> String {
         self.ok(&["site", "add", name, "--json"]).json()["token"].as_str().expect("token").to_string()
@@ -509,4 +523,48 @@ pub fn wait_for(what: &str, deadline: std::time::Duration, mut condition: impl F
         assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// The code an authenticator shows for `secret` (base32) one step ahead: accepted (one step of clock skew)
+/// and always newer than the code used a moment ago.
+pub fn code_ahead(secret_b32: &str) -> String {
+    let secret = base32_decode(secret_b32);
+    let now = chrono::Utc::now().timestamp();
+    format!(
+        "{:06}",
+        datum_shared::identity::totp::code_at_step(&secret, datum_shared::identity::totp::step_of(now) + 1)
+    )
+}
+
+/// The code an authenticator shows for `secret` (base32) now.
+pub fn code_now(secret_b32: &str) -> String {
+    let secret = base32_decode(secret_b32);
+    format!(
+        "{:06}",
+        datum_shared::identity::totp::code_at_step(
+            &secret,
+            datum_shared::identity::totp::step_of(chrono::Utc::now().timestamp())
+        )
+    )
+}
+
+/// RFC 4648 base32 (upper case, no padding), as the enrollment page shows a TOTP secret.
+pub fn base32_decode(text: &str) -> Vec<u8> {
+    let mut bits = 0u64;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {text}"),
+        };
+        bits = (bits << 5) | u64::from(v);
+        n += 5;
+        if n >= 8 {
+            out.push((bits >> (n - 8)) as u8);
+            n -= 8;
+        }
+    }
+    out
 }

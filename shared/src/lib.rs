@@ -5,6 +5,7 @@
 //! deterministically. A test (`tests/layering.rs`) fails if a dependency that does I/O sneaks in.
 
 pub mod audit;
+pub mod central;
 pub mod change;
 pub mod csv_import;
 pub mod dbfile;

@@ -35,6 +35,10 @@ pub struct Policy {
     /// Checklist items active `[change]` tables add to every new change request.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub change_checklist: Vec<String>,
+    /// Which changes need a central approval from the hub (`crate::central`), from active `[change]` tables
+    /// (the strictest of them); none by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub central: Option<CentralRule>,
 }
 
 impl Default for Policy {
@@ -50,7 +54,46 @@ impl Default for Policy {
             from_templates: Vec::new(),
             change_required: Vec::new(),
             change_checklist: Vec::new(),
+            central: None,
         }
+    }
+}
+
+/// A template's rule of which changes need a central approval (`[change] central_approval = { … }`): a change
+/// whose risk is at least `risk`, or that touches an asset of at least `criticality`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentralRule {
+    pub risk: Option<Risk>,
+    pub criticality: Option<Criticality>,
+}
+
+impl CentralRule {
+    /// The stricter of two rules: the lower threshold of each.
+    pub fn stricter(self, other: CentralRule) -> CentralRule {
+        fn low<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(x), Some(y)) => Some(std::cmp::min(x, y)),
+                (x, y) => x.or(y),
+            }
+        }
+        CentralRule { risk: low(self.risk, other.risk), criticality: low(self.criticality, other.criticality) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.risk.is_none() && self.criticality.is_none()
+    }
+
+    /// In words, for pages and errors ("risk high or above, or an asset of criticality critical").
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(r) = self.risk {
+            parts.push(format!("risk {r} or above"));
+        }
+        if let Some(c) = self.criticality {
+            parts.push(format!("an asset of criticality {c} or above"));
+        }
+        parts.join(", or ")
     }
 }
 
@@ -173,6 +216,14 @@ impl Policy {
             from_templates: tables.iter().map(|(id, _)| id.to_string()).collect(),
             change_required: Vec::new(),
             change_checklist: Vec::new(),
+            central: None,
+        }
+    }
+
+    /// Adds a change-request template's rule of central approval (the stricter of the rules wins).
+    pub fn require_central(&mut self, rule: CentralRule) {
+        if !rule.is_empty() {
+            self.central = Some(self.central.map_or(rule, |c| c.stricter(rule)));
         }
     }
 

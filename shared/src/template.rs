@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::AssetName;
 use crate::model::{Answer, Asset, AssetKind, Criticality, Review};
 use crate::normalize::{Format, NormLine, ALL_FORMATS};
-use crate::policy::PolicyTable;
+use crate::policy::{CentralRule, PolicyTable};
 
 /// Largest template file accepted.
 pub const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
@@ -148,6 +148,9 @@ pub struct ChangeTable {
     /// Items the implementer confirms done when recording the implementation.
     #[serde(default)]
     pub checklist: Vec<String>,
+    /// Which changes need a central approval from the hub (`crate::central`).
+    #[serde(default)]
+    pub central_approval: Option<CentralRule>,
 }
 
 /// Fields a `[change]` table may require.
@@ -171,8 +174,11 @@ impl ChangeTable {
                 out.push(format!("change.checklist item {item:?}: one line of at most 300 characters"));
             }
         }
-        if self.required.is_empty() && self.checklist.is_empty() {
-            out.push("[change] requires nothing and has no checklist".into());
+        if self.central_approval.is_some_and(|c| c.is_empty()) {
+            out.push("change.central_approval names neither a risk nor a criticality".into());
+        }
+        if self.required.is_empty() && self.checklist.is_empty() && self.central_approval.is_none() {
+            out.push("[change] requires nothing, has no checklist and asks for no central approval".into());
         }
         out
     }
@@ -581,6 +587,9 @@ pub fn policy_of<'t>(templates: impl IntoIterator<Item = &'t Template>) -> crate
     for t in &templates {
         if let Some(c) = &t.change {
             policy.require_for_changes(&format!("{} {}", t.id, t.version), &c.required, &c.checklist);
+            if let Some(rule) = c.central_approval {
+                policy.require_central(rule);
+            }
         }
     }
     policy

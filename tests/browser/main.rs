@@ -10,8 +10,7 @@ mod webdriver;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 
-use datum_shared::identity::totp;
-use datum_tests::{bin, Plant, Run};
+use datum_tests::{bin, code_ahead, code_now, Plant, Run};
 use webdriver::Browser;
 
 const PASSWORD: &str = "browser test password";
@@ -59,39 +58,6 @@ fn serve(plant: &Plant) -> (Server, String) {
         BufReader::new(child.stdout.take().expect("stdout")).lines().next().expect("serve printed").expect("read");
     let address = line.rsplit("://").next().expect("address").to_string();
     (Server(child), format!("https://{address}"))
-}
-
-/// The code an authenticator shows for `secret` (base32) one step ahead: accepted (one step of clock skew)
-/// and always newer than the code used a moment ago.
-fn code_ahead(secret_b32: &str) -> String {
-    let secret = base32_decode(secret_b32);
-    let now = chrono::Utc::now().timestamp();
-    format!("{:06}", totp::code_at_step(&secret, totp::step_of(now) + 1))
-}
-
-fn code_now(secret_b32: &str) -> String {
-    let secret = base32_decode(secret_b32);
-    format!("{:06}", totp::code_at_step(&secret, totp::step_of(chrono::Utc::now().timestamp())))
-}
-
-fn base32_decode(text: &str) -> Vec<u8> {
-    let mut bits = 0u64;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32: {text}"),
-        };
-        bits = (bits << 5) | u64::from(v);
-        n += 5;
-        if n >= 8 {
-            out.push((bits >> (n - 8)) as u8);
-            n -= 8;
-        }
-    }
-    out
 }
 
 /// Signs in; an account that must set up TOTP does it here. Returns the account's TOTP secret, if any.

@@ -157,3 +157,165 @@ fn the_dashboard_keeps_each_person_to_their_sites_on_sqlite() {
 fn the_dashboard_keeps_each_person_to_their_sites_on_postgres() {
     dashboard(Backend::Postgres);
 }
+
+/// A signed-in browser session through curl: a cookie jar, sign-in with password and TOTP set-up.
+struct Session<'a> {
+    web: &'a Web,
+    jar: std::path::PathBuf,
+    secret: String,
+}
+
+impl<'a> Session<'a> {
+    fn curl(&self, args: &[&str], path: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--cacert"])
+            .arg(&self.web.root)
+            .args(["--resolve", &format!("localhost:{}:127.0.0.1", self.web.port), "-w", "\n%{http_code}", "-b"])
+            .arg(&self.jar)
+            .arg("-c")
+            .arg(&self.jar)
+            .args(args)
+            .arg(format!("https://localhost:{}{path}", self.web.port))
+            .output()
+            .expect("run curl");
+        assert!(out.status.success(), "curl {path}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').expect("status line");
+        (code.trim().parse().expect("status"), body.to_string())
+    }
+
+    /// Signs in as a person whose role needs a second factor, setting it up on the way.
+    fn sign_in(web: &'a Web, dir: &std::path::Path, name: &str, password: &str) -> Session<'a> {
+        let mut s = Session { web, jar: dir.join(format!("{name}.cookies")), secret: String::new() };
+        let (code, _) = s.curl(
+            &["--data-urlencode", &format!("name={name}"), "--data-urlencode", &format!("password={password}")],
+            "/login",
+        );
+        assert_eq!(code, 303);
+        let (_, page) = s.curl(&[], "/login/enroll");
+        s.secret = between(&page, "<code id=\"totp-secret\">", "</code>").to_string();
+        let (code, page) =
+            s.curl(&["--data-urlencode", &format!("code={}", datum_tests::code_now(&s.secret))], "/login/enroll");
+        assert_eq!(code, 200, "{page}");
+        assert!(page.contains("recovery-codes"), "{page}");
+        s
+    }
+}
+
+fn between<'t>(text: &'t str, start: &str, end: &str) -> &'t str {
+    let from = text.find(start).unwrap_or_else(|| panic!("{start} not in {text}")) + start.len();
+    &text[from..from + text[from..].find(end).expect("end")]
+}
+
+const OFFICER_PASSWORD: &str = "officer pass phrase 42";
+
+fn central(backend: Backend) {
+    let mut hub = Hub::new(backend);
+    let template = datum_tests::workspace_root().join("examples/templates/central-approval.toml");
+    hub.ok(&["template", "add", template.to_str().expect("utf-8")]);
+    hub.ok(&["template", "publish", "central-approval"]);
+    let added = hub.run_with_stdin(
+        &["user", "add", "sec", "--role", "security-officer", "--password-stdin"],
+        &format!("{OFFICER_PASSWORD}\n"),
+    );
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    hub.serve_args = vec!["--web".into(), "127.0.0.1:0".into()];
+    hub.start(true);
+    let web = Web::of(&hub);
+
+    let north = Plant::new("North");
+    north.ok(&["asset", "add", "plc-1", "--kind", "plc", "--criticality", "high"]);
+    let token = hub.add_site("North");
+    assert_eq!(north.enroll(&hub, &token).code, 0);
+    hub.ok(&["template", "assign", "central-approval", "--site", "North"]);
+    for _ in 0..2 {
+        // The first sync brings the template; the second reports it running.
+        assert_eq!(north.sync("quic").code, 0);
+    }
+    // A high-risk change, approved at the plant by two people: the plant still refuses to implement it.
+    let id = north.new_change("plc-1", "high");
+    north.ok(&["change", "submit", &id]);
+    for approver in ["bob", "carol"] {
+        let run = north.run_as(approver, &["change", "approve", &id]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let refused = north.run(&["change", "implement", &id]);
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("needs a central approval from the hub"), "{}", refused.stderr);
+    // An emergency change goes first, flagged as waiting for the hub.
+    let emergency = north
+        .ok(&[
+            "change",
+            "new",
+            "--title",
+            "valve stuck",
+            "--reason",
+            "r",
+            "--asset",
+            "plc-1",
+            "--risk",
+            "high",
+            "--impact",
+            "i",
+            "--rollback",
+            "r",
+            "--emergency",
+            "--json",
+        ])
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    north.ok(&["change", "implement", &emergency]);
+    let shown = north.ok(&["change", "show", &emergency, "--json"]).json();
+    assert_eq!(shown["central"]["state"], "pending", "{shown}");
+    assert_eq!(north.sync("quic").code, 0);
+
+    // The hub's inbox holds both; the officer signs in and approves the first with a fresh code.
+    let officer = Session::sign_in(&web, hub.tmp.path(), "sec", OFFICER_PASSWORD);
+    let (code, page) = officer.curl(&[], "/approvals");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains(&format!("id=\"inbox-North-{id}\"")) && page.contains(&format!("id=\"inbox-North-{emergency}\"")),
+        "{page}"
+    );
+    let form = between(&page, &format!("action=\"/approvals/North/{id}\""), "</form>");
+    let csrf = between(form, "name=\"csrf\" value=\"", "\"");
+    let content = between(form, "name=\"content\" value=\"", "\"");
+    let (code, _) = officer.curl(
+        &[
+            "--data-urlencode",
+            &format!("csrf={csrf}"),
+            "--data-urlencode",
+            "decision=approve",
+            "--data-urlencode",
+            "reason=plan and rollback reviewed",
+            "--data-urlencode",
+            &format!("code={}", datum_tests::code_ahead(&officer.secret)),
+            "--data-urlencode",
+            &format!("content={content}"),
+        ],
+        &format!("/approvals/North/{id}"),
+    );
+    assert_eq!(code, 303);
+    let (_, page) = officer.curl(&[], "/approvals");
+    assert!(!page.contains(&format!("id=\"inbox-North-{id}\"")), "{page}");
+
+    // The decision reaches the plant with the next sync; it implements.
+    assert_eq!(north.sync("quic").code, 0);
+    let shown = north.ok(&["change", "show", &id, "--json"]).json();
+    assert_eq!(shown["central"]["state"], "approved", "{shown}");
+    assert_eq!(shown["central"]["by"], "sec");
+    north.ok(&["change", "implement", &id]);
+    hub.kill();
+}
+
+#[test]
+fn a_central_approval_goes_from_the_plant_to_the_hubs_inbox_and_back_on_sqlite() {
+    central(Backend::Sqlite);
+}
+
+#[test]
+fn a_central_approval_goes_from_the_plant_to_the_hubs_inbox_and_back_on_postgres() {
+    central(Backend::Postgres);
+}

@@ -2,23 +2,12 @@
 //! and tokens kept out of the hub database, every bad input refused without a half-made account; on SQLite and
 //! on PostgreSQL.
 
-use std::io::Write as _;
-use std::process::Stdio;
-
 use datum_tests::{files_under, Backend, Hub, Run};
 
 const PASSWORD: &str = "hub password of ana 7";
 
 fn with_stdin(hub: &Hub, args: &[&str], stdin: &str) -> Run {
-    let mut child = hub
-        .command(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run datum-hub");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    Run::from(child.wait_with_output().expect("wait"))
+    hub.run_with_stdin(args, stdin)
 }
 
 fn refused(run: Run, what: &str, reason: &str) {

@@ -5,11 +5,12 @@
 
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use datum_shared::central::{self, CentralDecision, CentralState};
 use datum_shared::change::{
     apply, check_verification, ChangeAction, ChangeDraft, ChangeEvent, ChangeRequest, ChangeState, VersionRef,
 };
 use datum_shared::document::year_period;
-use datum_shared::model::{Baseline, ConfigCheck, ConfigVersion, Risk};
+use datum_shared::model::{Asset, Baseline, ConfigCheck, ConfigVersion, Risk};
 use datum_shared::{ChangeId, DocId};
 use serde::Serialize;
 
@@ -280,6 +281,14 @@ pub async fn implement_change(
     }
     captures.sort();
     captures.dedup();
+    // A change the site's policy sends to the hub waits for the hub's signed approval of its present content;
+    // an emergency change goes first and waits for it afterwards (flagged).
+    let central = central_state(site, &current).await?;
+    if !current.draft.emergency {
+        if let Some(why) = central::refusal(&current, &central, site.policy.central.as_ref()) {
+            return Err(user(why));
+        }
+    }
     let action = ChangeAction::Implement { note, captures: captures.clone(), checklist_done };
     let after = next_event(site, id, action, |_| Vec::new()).await?;
     Ok((after, captures))
@@ -351,6 +360,33 @@ struct ShowChange<'a> {
     change: &'a ChangeRequest,
     flags: Vec<String>,
     events: Vec<ChangeEvent>,
+    /// Where the change stands with the hub.
+    central: &'a CentralState,
+}
+
+/// Where a change stands with the hub (`datum_shared::central`): whether the site's policy asks for a central
+/// approval of it, and the hub's decision as received with the last sync, verified with the key pinned at
+/// enrollment.
+pub async fn central_state(site: &Site, change: &ChangeRequest) -> Result<CentralState> {
+    let mut criticalities = Vec::new();
+    for name in &change.draft.assets {
+        if let Some(asset) = site.get::<Asset>(Asset::COLLECTION, name.as_str()).await? {
+            criticalities.push(asset.criticality);
+        }
+    }
+    if !central::needs(site.policy.central.as_ref(), &change.draft, &criticalities) {
+        return Ok(CentralState::NotNeeded);
+    }
+    let site_id = site.info.site_id.as_str();
+    let doc = crate::site::load_doc_from(&site.store, &central::decisions_doc(site_id)).await?;
+    let key = change.id.to_string();
+    let decision: Option<CentralDecision> = datum_shared::document::collection_json(&doc, CentralDecision::COLLECTION)?
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, json)| serde_json::from_value(json).ok());
+    let pinned = super::federation::HubLink::load(&site.dir)?.and_then(|l| l.publishing_key);
+    let hub_key = pinned.and_then(|k| datum_shared::rollout::parse_key(&k).ok());
+    Ok(central::state(change, true, decision.as_ref(), site_id, hub_key.as_ref()))
 }
 
 async fn show(site: &mut Site, id: &str, json: bool) -> Result<Outcome> {
@@ -359,8 +395,9 @@ async fn show(site: &mut Site, id: &str, json: bool) -> Result<Outcome> {
     let mut events: Vec<ChangeEvent> = site.list_for(ChangeEvent::COLLECTION, &id.to_string()).await?;
     events.sort_by_key(|e| e.seq);
     let flags = cr.flags(site.now, &site.policy);
+    let central = central_state(site, &cr).await?;
     if json {
-        print_json(&ShowChange { change: &cr, flags, events })?;
+        print_json(&ShowChange { change: &cr, flags, events, central: &central })?;
         return Ok(Outcome::Clean);
     }
     let d = &cr.draft;
@@ -369,6 +406,15 @@ async fn show(site: &mut Site, id: &str, json: bool) -> Result<Outcome> {
     println!("requester  {} at {}", cr.requester, cr.created_at.to_rfc3339());
     println!("assets     {}", d.assets.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "));
     println!("risk       {} ({} approval(s) needed, {} given)", d.risk, cr.required_approvals, cr.approvals.len());
+    match &central {
+        CentralState::NotNeeded => {}
+        CentralState::Approved { by, at } => println!("central    approved by {by} at {} (hub)", at.to_rfc3339()),
+        other => println!(
+            "central    {}{}",
+            other.as_str(),
+            central::refusal(&cr, other, site.policy.central.as_ref()).map(|r| format!(": {r}")).unwrap_or_default()
+        ),
+    }
     println!("reason     {}", d.reason);
     println!("impact     {}", d.impact);
     println!("rollback   {}", d.rollback);

@@ -2,6 +2,7 @@
 //! `status` (cross-site reports), `report` (evidence packs), `template …` and `compliance` (shared templates), `user …` and `token …` (the hub's people); `serve` lives in `crate::serve`. Commands print view types, never store rows.
 
 mod assets;
+pub(crate) mod central;
 mod init;
 pub(crate) mod overview;
 mod report;

@@ -83,7 +83,7 @@ fn read_template(ctx: &Context, file: &Path) -> Result<(Template, String)> {
 }
 
 /// A hub document as stored (an absent one is empty).
-async fn load_doc(store: &Store, id: &DocId) -> Result<Automerge> {
+pub(crate) async fn load_doc(store: &Store, id: &DocId) -> Result<Automerge> {
     let chunks = store.doc_chunks(id.as_str()).await?;
     if chunks.is_empty() {
         return Ok(Automerge::new());
@@ -92,10 +92,10 @@ async fn load_doc(store: &Store, id: &DocId) -> Result<Automerge> {
 }
 
 /// Records to write in one hub document: (collection, key, record).
-type Puts = Vec<(&'static str, String, serde_json::Value)>;
+pub(crate) type Puts = Vec<(&'static str, String, serde_json::Value)>;
 
 /// Writes records into a hub document as one change, appended in one transaction. `false` when nothing changed.
-async fn write_doc(
+pub(crate) async fn write_doc(
     store: &Store,
     node: &str,
     id: &DocId,

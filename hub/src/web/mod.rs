@@ -12,6 +12,7 @@
 //! a page view does not scan the records.
 
 mod api;
+mod approvals;
 mod pages;
 #[cfg(test)]
 mod tests;
@@ -55,7 +56,7 @@ impl Directory for HubDirectory {
     }
 
     fn links(&self, _user: &User) -> Vec<(&'static str, &'static str)> {
-        vec![("Sites", "/"), ("Inventory", "/assets"), ("Search", "/search")]
+        vec![("Sites", "/"), ("Inventory", "/assets"), ("Search", "/search"), ("Approvals", "/approvals")]
     }
 }
 
@@ -92,6 +93,8 @@ impl CacheKey {
 #[derive(Clone)]
 pub struct App {
     pub store: Store,
+    /// The hub's data directory (its signing key signs central decisions).
+    pub data: Arc<std::path::PathBuf>,
     pub auth: Auth<HubDirectory>,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
 }
@@ -293,6 +296,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(pages::routes())
+        .merge(approvals::routes())
         .with_state(app)
         .merge(auth_routes)
         .layer(DefaultBodyLimit::max(web::MAX_BODY))
@@ -309,7 +313,12 @@ pub async fn app(
 ) -> Result<App> {
     let auth_store = AuthStore::open(data).await?;
     let directory = HubDirectory { store: store.clone(), title };
-    Ok(App { store, auth: Auth { store: auth_store, directory, limits, clock }, cache: Arc::default() })
+    Ok(App {
+        store,
+        data: Arc::new(data.to_path_buf()),
+        auth: Auth { store: auth_store, directory, limits, clock },
+        cache: Arc::default(),
+    })
 }
 
 /// The dashboard's HTTPS certificate: the files of `[tls]` when given; else one issued by the hub's own CA for

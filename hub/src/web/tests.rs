@@ -12,11 +12,12 @@ use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use clap::Parser;
-use datum_host::auth::AuthStore;
+use datum_host::auth::{AuthStore, SessionLimits, Stage};
 use datum_shared::change::{ChangeAction, ChangeDraft, ChangeEvent};
-use datum_shared::identity::{Role, User};
+use datum_shared::identity::{totp, AuthMethod, Role, User};
 use datum_shared::ids::{BlobHash, NodeName, SiteId};
 use datum_shared::model::{Asset, AssetKind, Baseline, ConfigVersion, Criticality, Risk};
+use datum_shared::rollout::TemplateState;
 use datum_shared::{AssetName, ChangeId, SlotName};
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
@@ -38,7 +39,7 @@ fn now() -> DateTime<Utc> {
 }
 
 struct Hub {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     store: Store,
     router: Router,
     /// An API token per account.
@@ -252,7 +253,7 @@ async fn prepare() -> Hub {
     auth.close().await;
     let clock: datum_host::web::Clock = Arc::new(now);
     let app = app(store.clone(), dir.path(), "ACME OT".into(), Default::default(), clock).await.expect("app");
-    Hub { router: router(app), store, _dir: dir, tokens }
+    Hub { router: router(app), store, dir, tokens }
 }
 
 struct Answer {
@@ -262,6 +263,36 @@ struct Answer {
 }
 
 impl Hub {
+    /// A request as the bearer of `who`'s token, or with `session` (cookie and CSRF header), with a JSON body.
+    async fn post(&self, who: Auth<'_>, path: &str, body: serde_json::Value) -> Answer {
+        let mut request = Request::builder().method("POST").uri(path).header(header::CONTENT_TYPE, "application/json");
+        match who {
+            Auth::Token(name) => {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {}", self.tokens[name]));
+            }
+            Auth::Session(id, csrf) => {
+                request = request.header(header::COOKIE, format!("__Host-datum-session={id}"));
+                if let Some(csrf) = csrf {
+                    request = request.header("x-csrf-token", csrf);
+                }
+            }
+        }
+        let request = request.body(Body::from(body.to_string())).expect("request");
+        let response = self.router.clone().oneshot(request).await.expect("answer");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        Answer { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    async fn cli(&self, args: &[&str]) {
+        let mut full = vec!["datum-hub"];
+        full.extend_from_slice(args);
+        let parsed = Cli::try_parse_from(full).expect("valid command line");
+        let ctx = Context { data: self.dir.path().to_path_buf(), database: None, now: now() };
+        crate::commands::run(ctx, parsed.command).await.unwrap_or_else(|e| panic!("{args:?}: {e:#}"));
+    }
+
     async fn get(&self, who: Option<&str>, path: &str) -> Answer {
         let mut request = Request::builder().uri(path);
         if let Some(who) = who {
@@ -276,8 +307,15 @@ impl Hub {
     }
 }
 
+/// Who makes a request: an API token, or a signed-in session (its id, and the CSRF token it sends if any).
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    Token(&'static str),
+    Session(&'a str, Option<&'a str>),
+}
+
 /// Every page and API route of the dashboard, with one in-scope site (North) in the path where it takes one.
-const ROUTES: [&str; 19] = [
+const ROUTES: [&str; 21] = [
     "/",
     "/sites/North",
     "/sites/North/drift",
@@ -297,6 +335,8 @@ const ROUTES: [&str; 19] = [
     "/api/v1/assets",
     "/api/v1/search?q=plc",
     "/api/v1/openapi.json",
+    "/approvals",
+    "/api/v1/approvals",
 ];
 
 #[tokio::test]
@@ -546,4 +586,152 @@ async fn a_download_from_the_hubs_copy_is_whole_and_recorded_with_who_took_it() 
         StatusCode::NOT_FOUND
     );
     assert_eq!(hub.store.events(Some("North"), 10).await.expect("events").len(), 1);
+}
+
+const TOTP_SECRET: &[u8] = b"officer totp secret.";
+
+/// North runs the template that sends high-risk changes to the hub (published and assigned here, reported
+/// running by the plant); North's CR-0001 is high risk and submitted. Returns a signed-in session (id, CSRF) of
+/// each person named, with TOTP set up.
+async fn with_central_policy(hub: &Hub, people: &[(&str, Role, Option<&str>)]) -> Vec<(String, String)> {
+    let file = hub.dir.path().join("central.toml");
+    std::fs::copy(crate::web::tests::example("central-approval.toml"), &file).expect("copy the example");
+    hub.cli(&["template", "add", file.to_str().expect("utf-8")]).await;
+    hub.cli(&["template", "publish", "central-approval"]).await;
+    hub.cli(&["template", "assign", "central-approval", "--site", "North"]).await;
+    let state = serde_json::json!({
+        "template": "central-approval", "version": "1.0.0", "state": "active", "running": "1.0.0",
+        "since": now().to_rfc3339(),
+    });
+    let rows = vec![(TemplateState::COLLECTION.to_string(), "central-approval".to_string(), state.to_string())];
+    let site_id = SiteId::new(NORTH_ID).expect("id");
+    hub.store.project(&site_id, &format!("{NORTH_ID}/compliance"), &rows).await.expect("project");
+    let auth = AuthStore::open(hub.dir.path()).await.expect("auth");
+    let mut sessions = Vec::new();
+    for (name, role, site) in people {
+        let user = User {
+            name: name.to_string(),
+            display: None,
+            roles: vec![*role],
+            os_user: None,
+            disabled: false,
+            created_at: now(),
+            created_by: "test".into(),
+            sites: site.map(|s| vec![s.to_string()]),
+        };
+        hub.store.add_user(&user).await.expect("add user");
+        auth.set_password(name, PASSWORD, now()).await.expect("password");
+        auth.enroll_totp(name, TOTP_SECRET, totp::step_of(now().timestamp()) - 2, now()).await.expect("totp");
+        let id = auth.start_session(name, Stage::Active, AuthMethod::PasswordTotp, now()).await.expect("session");
+        let row = auth.session(&id, now(), SessionLimits::default()).await.expect("read").expect("session");
+        sessions.push((id, row.csrf));
+    }
+    auth.close().await;
+    sessions
+}
+
+fn example(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/templates").join(name)
+}
+
+fn code() -> String {
+    format!("{:06}", totp::code_at_step(TOTP_SECRET, totp::step_of(now().timestamp())))
+}
+
+#[tokio::test]
+async fn a_security_officer_decides_a_central_approval_with_a_fresh_second_factor_and_nobody_else_does() {
+    let hub = prepare().await;
+    let sessions = with_central_policy(
+        &hub,
+        &[
+            ("sec-north", Role::SecurityOfficer, Some("North")),
+            ("sec-south", Role::SecurityOfficer, Some("South")),
+            ("eng", Role::SecurityOfficer, None),
+            ("watcher", Role::Viewer, None),
+        ],
+    )
+    .await;
+    let (north, south, requester, viewer) = (&sessions[0], &sessions[1], &sessions[2], &sessions[3]);
+    // The inbox: North's high-risk change (South runs no such policy, so its high-risk change is not here).
+    let inbox: serde_json::Value =
+        serde_json::from_str(&hub.get(Some("viewer"), "/api/v1/approvals").await.body).expect("json");
+    assert_eq!(inbox.as_array().map(Vec::len), Some(1), "{inbox}");
+    assert_eq!((inbox[0]["site"].as_str(), inbox[0]["change"]["id"].as_str()), (Some("North"), Some("CR-0001")));
+    assert_eq!(inbox[0]["state"]["state"], "pending");
+    let content = inbox[0]["content"].as_str().expect("content").to_string();
+    // Refused, each for its reason, and nothing written.
+    let path = "/api/v1/approvals/North/CR-0001/approve";
+    let body = serde_json::json!({ "reason": "reviewed the plan", "totp": code(), "content": content });
+    let cases: [(Auth<'_>, serde_json::Value, StatusCode, &str); 8] = [
+        (Auth::Token("officer-north"), body.clone(), StatusCode::FORBIDDEN, "API token may not"),
+        (Auth::Session(&viewer.0, Some(&viewer.1)), body.clone(), StatusCode::FORBIDDEN, "security-officer"),
+        (Auth::Session(&north.0, None), body.clone(), StatusCode::FORBIDDEN, "CSRF"),
+        (
+            Auth::Session(&north.0, Some(&north.1)),
+            serde_json::json!({"reason": "x", "totp": "000000"}),
+            StatusCode::FORBIDDEN,
+            "code",
+        ),
+        (Auth::Session(&north.0, Some(&north.1)), serde_json::json!({"reason": "x"}), StatusCode::FORBIDDEN, "TOTP"),
+        (Auth::Session(&south.0, Some(&south.1)), body.clone(), StatusCode::NOT_FOUND, "no site named North"),
+        (
+            Auth::Session(&requester.0, Some(&requester.1)),
+            body.clone(),
+            StatusCode::CONFLICT,
+            "requester never decides",
+        ),
+        (
+            Auth::Session(&north.0, Some(&north.1)),
+            serde_json::json!({"reason": "x", "totp": code(), "content": "0".repeat(64)}),
+            StatusCode::CONFLICT,
+            "changed at the plant",
+        ),
+    ];
+    for (who, body, status, says) in cases {
+        let a = hub.post(who, path, body).await;
+        assert_eq!(a.status, status, "{}", a.body);
+        assert!(a.body.contains(says), "should say {says:?}: {}", a.body);
+    }
+    let site_id = SiteId::new(NORTH_ID).expect("id");
+    assert!(crate::commands::central::decisions(&hub.store, site_id.as_str()).await.expect("read").is_empty());
+    // A change that needs no central decision, and one that does not exist.
+    let a = hub
+        .post(Auth::Session(&north.0, Some(&north.1)), "/api/v1/approvals/North/CR-0009/approve", body.clone())
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+
+    // The officer of North approves: signed for North over the content, recorded, gone from the inbox.
+    let a = hub.post(Auth::Session(&north.0, Some(&north.1)), path, body).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let decided = crate::commands::central::decisions(&hub.store, site_id.as_str()).await.expect("read");
+    let d = &decided["CR-0001"];
+    let key = crate::identity::signing_key(hub.dir.path()).expect("key").verifying_key();
+    assert!(d.approved && d.by == "sec-north" && d.content == content && d.verify(NORTH_ID, &key));
+    assert!(!d.verify(SOUTH_ID, &key), "a decision for North does not hold for South");
+    let inbox = hub.get(Some("viewer"), "/api/v1/approvals").await.body;
+    assert_eq!(inbox, "[]");
+    let events = hub.store.events(Some("North"), 10).await.expect("events");
+    assert_eq!((events[0].actor.as_str(), events[0].action.as_str()), ("sec-north", "central-approve"));
+    // The same code again is a replay.
+    let again = hub
+        .post(
+            Auth::Session(&north.0, Some(&north.1)),
+            "/api/v1/approvals/North/CR-0001/reject",
+            serde_json::json!({"reason": "no", "totp": code()}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN, "{}", again.body);
+}
+
+#[tokio::test]
+async fn the_inbox_page_offers_the_decision_only_to_a_security_officer() {
+    let hub = prepare().await;
+    with_central_policy(&hub, &[]).await;
+    let page = hub.get(Some("officer-north"), "/approvals").await.body;
+    assert!(page.contains("id=\"inbox-North-CR-0001\"") && page.contains("value=\"approve\""), "{page}");
+    assert!(page.contains("Replace &lt;b&gt;firmware&lt;/b&gt;"));
+    let page = hub.get(Some("viewer"), "/approvals").await.body;
+    assert!(page.contains("id=\"inbox-North-CR-0001\"") && !page.contains("value=\"approve\""), "{page}");
+    // The drift on the change's asset is shown beside it.
+    assert!(page.contains("class=\"bad\">plc-n1 plc-program"), "{page}");
 }

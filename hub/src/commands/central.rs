@@ -1,0 +1,177 @@
+//! Central approvals at the hub (`datum_shared::central`): the inbox of changes a site's policy sends here, and
+//! the security officer's decision, written signed into the site's `hub/to/<site-id>/approvals` document, which
+//! reaches the plant with its next sync. The person and their second factor are checked by the caller (the
+//! dashboard); the rules of the decision itself are here: the change must need one and be open, and the
+//! officer may be neither its requester nor one of its approvers at the plant.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use datum_host::exit::user;
+use datum_shared::central::{self, CentralDecision, CentralRule, CentralState};
+use datum_shared::change::{same_person, ChangeRequest, ChangeState};
+use datum_shared::document::{self, CommitInfo};
+use datum_shared::model::DriftEntry;
+use datum_shared::policy::Policy;
+use datum_shared::ChangeId;
+use serde::Serialize;
+
+use super::overview::Overview;
+use super::templates::{load_doc, site_policy, write_doc};
+use crate::store::Store;
+
+/// A change waiting for the hub, with what the officer needs to decide.
+#[derive(Debug, Clone, Serialize)]
+pub struct InboxItem {
+    pub site: String,
+    pub change: ChangeRequest,
+    /// [`central::content_hash`] of the change as it is now: what an approval will cover.
+    pub content: String,
+    pub state: CentralState,
+    /// Why the site's policy sends it here.
+    pub rule: String,
+    /// Unauthorized drift on the change's assets, now.
+    pub drift: Vec<DriftEntry>,
+}
+
+/// The hub's decisions for one site, by change id.
+pub async fn decisions(store: &Store, site_id: &str) -> Result<BTreeMap<String, CentralDecision>> {
+    let doc = load_doc(store, &central::decisions_doc(site_id)).await?;
+    let mut out = BTreeMap::new();
+    for (key, json) in document::collection_json(&doc, CentralDecision::COLLECTION)? {
+        let d: CentralDecision = serde_json::from_value(json).with_context(|| format!("central decision {key}"))?;
+        out.insert(key, d);
+    }
+    Ok(out)
+}
+
+/// Whether `change` needs a central approval under the site's policy.
+fn needed(policy: &Policy, o: &Overview, change: &ChangeRequest) -> bool {
+    let Some(f) = &o.findings else { return false };
+    let crit: Vec<_> = change.draft.assets.iter().filter_map(|a| f.view.assets.get(a)).map(|a| a.criticality).collect();
+    central::needs(policy.central.as_ref(), &change.draft, &crit)
+}
+
+/// A change the hub may decide on: open and not yet implemented (an emergency change also afterwards).
+fn decidable(c: &ChangeRequest) -> bool {
+    matches!(c.state, ChangeState::Submitted | ChangeState::Approved)
+        || (c.draft.emergency
+            && matches!(c.state, ChangeState::Draft | ChangeState::Implemented | ChangeState::Verified))
+}
+
+/// Every change of `sites` that waits for a central decision (none yet, or one for other content).
+pub async fn inbox(
+    store: &Store,
+    sites: &[std::sync::Arc<Overview>],
+    hub_key: &ed25519_dalek::VerifyingKey,
+) -> Result<Vec<InboxItem>> {
+    let mut out = Vec::new();
+    for o in sites {
+        let (Some(f), Some(site_id)) = (&o.findings, &o.row.site_id) else { continue };
+        let policy = site_policy(store, site_id).await?;
+        let decided = decisions(store, site_id.as_str()).await?;
+        for c in f.view.changes.values().filter(|c| decidable(c) && needed(&policy, o, c)) {
+            let state = central::state(c, true, decided.get(&c.id.to_string()), site_id.as_str(), Some(hub_key));
+            if !matches!(state, CentralState::Pending | CentralState::Stale { .. } | CentralState::Invalid) {
+                continue;
+            }
+            out.push(InboxItem {
+                site: o.row.name.clone(),
+                change: c.clone(),
+                content: central::content_hash(&c.draft),
+                state,
+                rule: policy.central.as_ref().map(CentralRule::describe).unwrap_or_default(),
+                drift: f.unauthorized_drift.iter().filter(|d| c.draft.assets.contains(&d.asset)).cloned().collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What the officer decided.
+pub struct Decision<'a> {
+    pub change: &'a str,
+    pub approve: bool,
+    pub reason: &'a str,
+    /// The content the officer saw (`content` of the inbox item); refused when the change moved on since.
+    pub content: Option<&'a str>,
+    pub by: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// Checks a decision against the rules and returns it, unsigned: the caller confirms the person's second
+/// factor after this (a refused decision does not use up a code) and then [`record`]s it. A refusal is a user
+/// error (the dashboard answers 409 with it).
+pub async fn check(store: &Store, o: &Overview, d: Decision<'_>) -> Result<CentralDecision> {
+    let (Some(f), Some(site_id)) = (&o.findings, &o.row.site_id) else {
+        return Err(user(format!("site {} has not enrolled yet", o.row.name)));
+    };
+    let id = ChangeId::parse(d.change).map_err(|e| user(e.to_string()))?;
+    let c = f.view.changes.get(&id).ok_or_else(|| user(format!("change {id} does not exist at {}", o.row.name)))?;
+    let policy = site_policy(store, site_id).await?;
+    if !needed(&policy, o, c) {
+        return Err(user(format!("{id} at {} needs no central approval under the site's policy", o.row.name)));
+    }
+    if !decidable(c) {
+        return Err(user(format!("{id} at {} is {}: nothing to decide", o.row.name, c.state)));
+    }
+    if d.reason.trim().is_empty() {
+        return Err(user("give a reason for the decision"));
+    }
+    if same_person(d.by, &c.requester) {
+        return Err(user(format!("{} requested {id}: the requester never decides on their own change", d.by)));
+    }
+    if c.approvals.iter().any(|a| same_person(&a.by, d.by)) {
+        return Err(user(format!(
+            "{} approved {id} at the plant: the central approval must come from another person",
+            d.by
+        )));
+    }
+    let content = central::content_hash(&c.draft);
+    if d.content.is_some_and(|seen| seen != content) {
+        return Err(user(format!("{id} changed at the plant since you opened it: look at it again")));
+    }
+    Ok(CentralDecision {
+        change: id,
+        content,
+        approved: d.approve,
+        reason: d.reason.trim().to_string(),
+        by: d.by.to_string(),
+        at: d.now,
+        signature: String::new(),
+    })
+}
+
+/// Signs a checked decision, writes it for the plant and records it in the hub's own record.
+pub async fn record(
+    store: &Store,
+    data: &Path,
+    hub_name: &str,
+    o: &Overview,
+    decision: CentralDecision,
+) -> Result<CentralDecision> {
+    let site_id = o.row.site_id.as_ref().ok_or_else(|| user(format!("site {} has not enrolled yet", o.row.name)))?;
+    let id = decision.change;
+    let decision = decision.signed(site_id.as_str(), &crate::identity::signing_key(data)?);
+    let verb = if decision.approved { "approve" } else { "reject" };
+    let info = CommitInfo {
+        op: format!("central.{verb}"),
+        actor: decision.by.clone(),
+        subject: id.to_string(),
+        reason: Some(decision.reason.clone()),
+    };
+    let puts = vec![(CentralDecision::COLLECTION, id.to_string(), serde_json::to_value(&decision)?)];
+    write_doc(store, hub_name, &central::decisions_doc(site_id.as_str()), &info, &puts, decision.at).await?;
+    store
+        .record_event(
+            decision.at,
+            &decision.by,
+            &format!("central-{verb}"),
+            Some(&o.row.name),
+            &format!("{id} content sha256 {}: {}", decision.content, decision.reason),
+        )
+        .await?;
+    Ok(decision)
+}
