@@ -536,6 +536,36 @@ pub enum ChangeCmd {
         #[arg(long)]
         reason: String,
     },
+    /// New content for a change not yet implemented (only what is given changes): every approval given so far
+    /// is withdrawn, a central approval becomes stale, and the change is submitted again
+    Amend {
+        /// The change request id (CR-0001)
+        id: String,
+        /// Short title of the change
+        #[arg(long)]
+        title: Option<String>,
+        /// Why (recorded in the audit trail)
+        #[arg(long)]
+        reason: Option<String>,
+        /// An asset the change concerns; repeat for several (replaces the list)
+        #[arg(long = "asset")]
+        assets: Vec<String>,
+        /// low, medium or high
+        #[arg(long)]
+        risk: Option<String>,
+        /// What the change affects
+        #[arg(long)]
+        impact: Option<String>,
+        /// How to undo it
+        #[arg(long)]
+        rollback: Option<String>,
+        /// How the change will be verified
+        #[arg(long)]
+        test_plan: Option<String>,
+        /// FROM..TO, RFC 3339 or YYYY-MM-DD[THH:MM]
+        #[arg(long)]
+        window: Option<String>,
+    },
     /// Show one change request with its history
     Show {
         /// The change request id (CR-0001)

@@ -66,6 +66,9 @@ pub enum ChangeAction {
     Cancel {
         reason: String,
     },
+    /// New content for a change not yet implemented: every approval given so far is withdrawn (it approved the
+    /// old content) and the change goes back to draft, to be submitted again.
+    Amend(ChangeDraft),
 }
 
 impl ChangeAction {
@@ -79,6 +82,7 @@ impl ChangeAction {
             ChangeAction::Verify { .. } => "verify",
             ChangeAction::Close => "close",
             ChangeAction::Cancel { .. } => "cancel",
+            ChangeAction::Amend(_) => "amend",
         }
     }
 }
@@ -367,6 +371,26 @@ impl ChangeRequest {
     }
 }
 
+/// The fields every change request must fill.
+fn check_draft(id: ChangeId, draft: &ChangeDraft) -> Result<(), ChangeError> {
+    for (field, value) in
+        [("title", &draft.title), ("reason", &draft.reason), ("impact", &draft.impact), ("rollback", &draft.rollback)]
+    {
+        if value.trim().is_empty() {
+            return Err(ChangeError::MissingField { change: id, field });
+        }
+    }
+    if draft.assets.is_empty() {
+        return Err(ChangeError::MissingField { change: id, field: "assets" });
+    }
+    Ok(())
+}
+
+/// Distinct approvers a change needs: as the policy said when it was created, else by its risk.
+fn approvals_needed(draft: &ChangeDraft) -> usize {
+    draft.policy_approvals.filter(|n| (1..=5).contains(n)).unwrap_or_else(|| required_approvals(draft.risk))
+}
+
 /// Applies one event to the state of its change. `None` means the change does not exist yet.
 pub fn apply(current: Option<&ChangeRequest>, event: &ChangeEvent) -> Result<ChangeRequest, ChangeError> {
     let id = event.change;
@@ -378,19 +402,7 @@ pub fn apply(current: Option<&ChangeRequest>, event: &ChangeEvent) -> Result<Cha
         if event.seq != 1 {
             return Err(ChangeError::OutOfOrder { change: id, seq: event.seq, expected: 1 });
         }
-        for (field, value) in [
-            ("title", &draft.title),
-            ("reason", &draft.reason),
-            ("impact", &draft.impact),
-            ("rollback", &draft.rollback),
-        ] {
-            if value.trim().is_empty() {
-                return Err(ChangeError::MissingField { change: id, field });
-            }
-        }
-        if draft.assets.is_empty() {
-            return Err(ChangeError::MissingField { change: id, field: "assets" });
-        }
+        check_draft(id, draft)?;
         return Ok(ChangeRequest {
             id,
             draft: draft.clone(),
@@ -398,10 +410,7 @@ pub fn apply(current: Option<&ChangeRequest>, event: &ChangeEvent) -> Result<Cha
             created_at: event.at,
             state: ChangeState::Draft,
             approvals: Vec::new(),
-            required_approvals: draft
-                .policy_approvals
-                .filter(|n| (1..=5).contains(n))
-                .unwrap_or_else(|| required_approvals(draft.risk)),
+            required_approvals: approvals_needed(draft),
             submitted: None,
             rejected: None,
             implemented: None,
@@ -534,6 +543,20 @@ pub fn apply(current: Option<&ChangeRequest>, event: &ChangeEvent) -> Result<Cha
             }
             next.state = ChangeState::Cancelled;
             next.cancelled = Some(stamp(Some(reason.clone())));
+        }
+        ChangeAction::Amend(draft) => {
+            if !matches!(cr.state, ChangeState::Draft | ChangeState::Submitted | ChangeState::Approved) {
+                return Err(bad("amend", " (only a change not yet implemented; roll back under a new change)"));
+            }
+            if draft.emergency != cr.draft.emergency {
+                return Err(bad("amend", " (whether it is an emergency change cannot change)"));
+            }
+            check_draft(id, draft)?;
+            next.required_approvals = approvals_needed(draft);
+            next.draft = draft.clone();
+            next.approvals.clear();
+            next.submitted = None;
+            next.state = ChangeState::Draft;
         }
     }
     Ok(next)

@@ -163,6 +163,8 @@ struct Session<'a> {
     web: &'a Web,
     jar: std::path::PathBuf,
     secret: String,
+    /// The recovery codes shown once at the TOTP set-up (each a second factor once).
+    recovery: Vec<String>,
 }
 
 impl<'a> Session<'a> {
@@ -186,7 +188,8 @@ impl<'a> Session<'a> {
 
     /// Signs in as a person whose role needs a second factor, setting it up on the way.
     fn sign_in(web: &'a Web, dir: &std::path::Path, name: &str, password: &str) -> Session<'a> {
-        let mut s = Session { web, jar: dir.join(format!("{name}.cookies")), secret: String::new() };
+        let mut s =
+            Session { web, jar: dir.join(format!("{name}.cookies")), secret: String::new(), recovery: Vec::new() };
         let (code, _) = s.curl(
             &["--data-urlencode", &format!("name={name}"), "--data-urlencode", &format!("password={password}")],
             "/login",
@@ -197,8 +200,36 @@ impl<'a> Session<'a> {
         let (code, page) =
             s.curl(&["--data-urlencode", &format!("code={}", datum_tests::code_now(&s.secret))], "/login/enroll");
         assert_eq!(code, 200, "{page}");
-        assert!(page.contains("recovery-codes"), "{page}");
+        let list = between(&page, "<ul id=\"recovery-codes\">", "</ul>");
+        s.recovery =
+            list.split("<code>").skip(1).map(|c| c.split("</code>").next().unwrap_or("").to_string()).collect();
+        assert_eq!(s.recovery.len(), 8, "{page}");
         s
+    }
+
+    /// Approves a change from the inbox page's form, with `code` as the second factor.
+    fn approve(&self, id: &str, code: &str) {
+        let (status, page) = self.curl(&[], "/approvals");
+        assert_eq!(status, 200);
+        let form = between(&page, &format!("action=\"/approvals/North/{id}\""), "</form>");
+        let csrf = between(form, "name=\"csrf\" value=\"", "\"");
+        let content = between(form, "name=\"content\" value=\"", "\"");
+        let (status, page) = self.curl(
+            &[
+                "--data-urlencode",
+                &format!("csrf={csrf}"),
+                "--data-urlencode",
+                "decision=approve",
+                "--data-urlencode",
+                "reason=plan and rollback reviewed",
+                "--data-urlencode",
+                &format!("code={code}"),
+                "--data-urlencode",
+                &format!("content={content}"),
+            ],
+            &format!("/approvals/North/{id}"),
+        );
+        assert_eq!(status, 303, "{page}");
     }
 }
 
@@ -232,14 +263,39 @@ fn central(backend: Backend) {
         // The first sync brings the template; the second reports it running.
         assert_eq!(north.sync("quic").code, 0);
     }
-    // A high-risk change, approved at the plant by two people: the plant still refuses to implement it.
-    let id = north.new_change("plc-1", "high");
-    north.ok(&["change", "submit", &id]);
-    for approver in ["bob", "carol"] {
-        let run = north.run_as(approver, &["change", "approve", &id]);
-        assert_eq!(run.code, 0, "{}", run.stderr);
-    }
-    let refused = north.run(&["change", "implement", &id]);
+    // Two high-risk changes, each approved at the plant by two people: the plant still refuses to implement them.
+    let plant_approved = |title: &str| {
+        let id = north
+            .ok(&[
+                "change",
+                "new",
+                "--title",
+                title,
+                "--reason",
+                "r",
+                "--asset",
+                "plc-1",
+                "--risk",
+                "high",
+                "--impact",
+                "i",
+                "--rollback",
+                "r",
+                "--json",
+            ])
+            .json()["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        north.ok(&["change", "submit", &id]);
+        for approver in ["bob", "carol"] {
+            let run = north.run_as(approver, &["change", "approve", &id]);
+            assert_eq!(run.code, 0, "{}", run.stderr);
+        }
+        id
+    };
+    let (first, second) = (plant_approved("new firmware"), plant_approved("new ruleset"));
+    let refused = north.run(&["change", "implement", &first]);
     assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
     assert!(refused.stderr.contains("needs a central approval from the hub"), "{}", refused.stderr);
     // An emergency change goes first, flagged as waiting for the hub.
@@ -271,42 +327,38 @@ fn central(backend: Backend) {
     assert_eq!(shown["central"]["state"], "pending", "{shown}");
     assert_eq!(north.sync("quic").code, 0);
 
-    // The hub's inbox holds both; the officer signs in and approves the first with a fresh code.
+    // The hub's inbox holds all three; the officer signs in and approves the two planned ones, each with a fresh
+    // second factor (a TOTP code, then a recovery code).
     let officer = Session::sign_in(&web, hub.tmp.path(), "sec", OFFICER_PASSWORD);
-    let (code, page) = officer.curl(&[], "/approvals");
-    assert_eq!(code, 200);
-    assert!(
-        page.contains(&format!("id=\"inbox-North-{id}\"")) && page.contains(&format!("id=\"inbox-North-{emergency}\"")),
-        "{page}"
-    );
-    let form = between(&page, &format!("action=\"/approvals/North/{id}\""), "</form>");
-    let csrf = between(form, "name=\"csrf\" value=\"", "\"");
-    let content = between(form, "name=\"content\" value=\"", "\"");
-    let (code, _) = officer.curl(
-        &[
-            "--data-urlencode",
-            &format!("csrf={csrf}"),
-            "--data-urlencode",
-            "decision=approve",
-            "--data-urlencode",
-            "reason=plan and rollback reviewed",
-            "--data-urlencode",
-            &format!("code={}", datum_tests::code_ahead(&officer.secret)),
-            "--data-urlencode",
-            &format!("content={content}"),
-        ],
-        &format!("/approvals/North/{id}"),
-    );
-    assert_eq!(code, 303);
     let (_, page) = officer.curl(&[], "/approvals");
-    assert!(!page.contains(&format!("id=\"inbox-North-{id}\"")), "{page}");
+    for id in [&first, &second, &emergency] {
+        assert!(page.contains(&format!("id=\"inbox-North-{id}\"")), "{id} not in the inbox: {page}");
+    }
+    officer.approve(&first, &datum_tests::code_ahead(&officer.secret));
+    officer.approve(&second, &officer.recovery[0]);
+    let (_, page) = officer.curl(&[], "/approvals");
+    assert!(!page.contains(&format!("id=\"inbox-North-{first}\"")), "{page}");
 
-    // The decision reaches the plant with the next sync; it implements.
+    // The decisions reach the plant with the next sync: it implements the first.
     assert_eq!(north.sync("quic").code, 0);
-    let shown = north.ok(&["change", "show", &id, "--json"]).json();
+    let shown = north.ok(&["change", "show", &first, "--json"]).json();
     assert_eq!(shown["central"]["state"], "approved", "{shown}");
     assert_eq!(shown["central"]["by"], "sec");
-    north.ok(&["change", "implement", &id]);
+    north.ok(&["change", "implement", &first]);
+    // The second is edited after its approval: approved again at the plant, the hub's approval is stale.
+    north.ok(&["change", "amend", &second, "--rollback", "restore the saved ruleset"]);
+    north.ok(&["change", "submit", &second]);
+    for approver in ["bob", "carol"] {
+        assert_eq!(north.run_as(approver, &["change", "approve", &second]).code, 0);
+    }
+    let refused = north.run(&["change", "implement", &second]);
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("needs a new central approval"), "{}", refused.stderr);
+    // Back in the hub's inbox, as stale.
+    assert_eq!(north.sync("quic").code, 0);
+    let (_, page) = officer.curl(&[], "/approvals");
+    let item = between(&page, &format!("id=\"inbox-North-{second}\""), "</section>");
+    assert!(item.contains("Central state: stale"), "{item}");
     hub.kill();
 }
 

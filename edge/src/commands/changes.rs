@@ -46,6 +46,10 @@ pub async fn run(site: &mut Site, cmd: ChangeCmd) -> Result<Outcome> {
             let reason = required_text("reason", reason, 2048)?;
             step(site, &id, ChangeAction::Cancel { reason }).await
         }
+        ChangeCmd::Amend { id, title, reason, assets, risk, impact, rollback, test_plan, window } => {
+            let given = Amendment { title, reason, assets, risk, impact, rollback, test_plan, window };
+            amend(site, &id, given).await
+        }
         ChangeCmd::Show { id, json } => show(site, &id, json).await,
         ChangeCmd::List { state, json } => list(site, state, json).await,
     }
@@ -117,6 +121,66 @@ async fn new(site: &mut Site, args: NewArgs, json: bool) -> Result<Outcome> {
 
 /// Creates a change request (state `draft`).
 pub async fn create(site: &mut Site, args: NewArgs) -> Result<ChangeRequest> {
+    let draft = draft_of(site, args).await?;
+    let id = ChangeId(site.store.max_key_number(ChangeEvent::COLLECTION).await? + 1);
+    let event = ChangeEvent {
+        change: id,
+        seq: 1,
+        at: site.now,
+        actor: site.actor.clone(),
+        action: ChangeAction::Create(draft),
+    };
+    let cr = apply(None, &event).map_err(|e| user(e.to_string()))?;
+    let doc = site.doc_id(&format!("changes/{}", year_period(site.now)));
+    write_event(site, &doc, &event, Some(cr.draft.reason.clone()), &cr, Vec::new()).await?;
+    Ok(cr)
+}
+
+/// What `change amend` was given (only these fields change).
+pub struct Amendment {
+    pub title: Option<String>,
+    pub reason: Option<String>,
+    pub assets: Vec<String>,
+    pub risk: Option<String>,
+    pub impact: Option<String>,
+    pub rollback: Option<String>,
+    pub test_plan: Option<String>,
+    pub window: Option<String>,
+}
+
+async fn amend(site: &mut Site, id: &str, given: Amendment) -> Result<Outcome> {
+    let change = ChangeId::parse(id).map_err(|e| user(e.to_string()))?;
+    let cr = load_change(site, change).await?;
+    let d = &cr.draft;
+    let window = match (d.window_from, d.window_to) {
+        (Some(f), Some(t)) => Some(format!("{}..{}", f.to_rfc3339(), t.to_rfc3339())),
+        _ => None,
+    };
+    let args = NewArgs {
+        title: given.title.unwrap_or_else(|| d.title.clone()),
+        reason: given.reason.unwrap_or_else(|| d.reason.clone()),
+        assets: if given.assets.is_empty() { d.assets.iter().map(|a| a.to_string()).collect() } else { given.assets },
+        risk: given.risk.unwrap_or_else(|| d.risk.to_string()),
+        impact: given.impact.unwrap_or_else(|| d.impact.clone()),
+        rollback: given.rollback.unwrap_or_else(|| d.rollback.clone()),
+        test_plan: given.test_plan.or_else(|| d.test_plan.clone()),
+        window: given.window.or(window),
+        emergency: d.emergency,
+    };
+    let draft = draft_of(site, args).await?;
+    if draft == cr.draft {
+        return Err(user(format!("{change}: nothing to amend (give the fields that change)")));
+    }
+    let after = next_event(site, id, ChangeAction::Amend(draft), |_| Vec::new()).await?;
+    println!(
+        "{}: amended; its approvals are withdrawn and it is a draft again: `datum-edge change submit {}`",
+        after.id, after.id
+    );
+    Ok(Outcome::Clean)
+}
+
+/// A change request's content from what was given, checked against the site's policy.
+async fn draft_of(site: &mut Site, args: NewArgs) -> Result<ChangeDraft> {
     let mut assets = Vec::new();
     for name in &args.assets {
         let asset = find_asset(site, name).await?;
@@ -156,18 +220,7 @@ pub async fn create(site: &mut Site, args: NewArgs) -> Result<ChangeRequest> {
             .filter(|n| *n != datum_shared::change::required_approvals(risk)),
         checklist: site.policy.change_checklist.clone(),
     };
-    let id = ChangeId(site.store.max_key_number(ChangeEvent::COLLECTION).await? + 1);
-    let event = ChangeEvent {
-        change: id,
-        seq: 1,
-        at: site.now,
-        actor: site.actor.clone(),
-        action: ChangeAction::Create(draft),
-    };
-    let cr = apply(None, &event).map_err(|e| user(e.to_string()))?;
-    let doc = site.doc_id(&format!("changes/{}", year_period(site.now)));
-    write_event(site, &doc, &event, Some(cr.draft.reason.clone()), &cr, Vec::new()).await?;
-    Ok(cr)
+    Ok(draft)
 }
 
 async fn doc_of(site: &Site, id: ChangeId) -> Result<DocId> {

@@ -58,6 +58,14 @@ fn run(risk: Risk, emergency: bool, script: &str) -> String {
             "verify" => ChangeAction::Verify { checked: vec![vref("fw1", 2, "bb")], warnings: Vec::new() },
             "close" => ChangeAction::Close,
             "cancel" => ChangeAction::Cancel { reason: "not needed".into() },
+            // New content: a higher risk and another rollback.
+            "amend" => ChangeAction::Amend(ChangeDraft {
+                risk: Risk::High,
+                rollback: "load the saved ruleset".into(),
+                ..draft(risk, emergency)
+            }),
+            "amend-blank" => ChangeAction::Amend(ChangeDraft { reason: " ".into(), ..draft(risk, emergency) }),
+            "amend-emergency" => ChangeAction::Amend(draft(risk, !emergency)),
             other => panic!("unknown verb {other}"),
         };
         let event = ChangeEvent {
@@ -101,6 +109,29 @@ fn normal_change_happy_path() {
             alice implement: implemented (1/1 approvals)
             alice verify: verified (1/1 approvals)
             alice close: closed (1/1 approvals)
+        "#]],
+    );
+}
+
+#[test]
+fn an_amended_change_loses_its_approvals_and_is_submitted_again() {
+    check(
+        Risk::Medium,
+        false,
+        "alice create\nalice submit\nbob approve\nalice amend-blank\nalice amend-emergency\nalice amend\nalice implement\nalice submit\nbob approve\ncarol approve\nalice implement\nalice amend",
+        expect![[r#"
+            alice create: draft (0/1 approvals)
+            alice submit: submitted (0/1 approvals)
+            bob approve: approved (1/1 approvals)
+            alice amend-blank: refused: CR-0001: reason must not be empty
+            alice amend-emergency: refused: CR-0001 is approved; cannot amend it (whether it is an emergency change cannot change)
+            alice amend: draft (0/2 approvals)
+            alice implement: refused: CR-0001: approvals incomplete (0 of 2); cannot implement before approval
+            alice submit: submitted (0/2 approvals)
+            bob approve: submitted (1/2 approvals)
+            carol approve: approved (2/2 approvals)
+            alice implement: implemented (2/2 approvals)
+            alice amend: refused: CR-0001 is implemented; cannot amend it (only a change not yet implemented; roll back under a new change)
         "#]],
     );
 }
