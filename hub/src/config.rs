@@ -102,6 +102,10 @@ mod tests {
         assert_eq!(c.web_names, vec!["hub.example".to_string()]);
         assert_eq!(c.settings.idle, std::time::Duration::from_secs(300));
         assert_eq!(unknown, vec!["colour".to_string(), "session.foo".to_string()]);
+        // The packaged file holds only known keys.
+        let (shipped, unknown) = parse(include_str!("../../deploy/hub.toml")).expect("deploy/hub.toml parses");
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(shipped.web, Some("0.0.0.0:8443".parse().expect("addr")));
         for bad in ["web = 5", "web_names = \"x\"", "web_names = [1]", "[tls]\nkey = \"k\"", "udp = \"yes\"", "= ="] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -10,7 +10,7 @@ mod webdriver;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 
-use datum_tests::{bin, code_ahead, code_now, Plant, Run};
+use datum_tests::{bin, code_ahead, code_now, Backend, Hub, Plant, Run};
 use webdriver::Browser;
 
 const PASSWORD: &str = "browser test password";
@@ -225,4 +225,113 @@ fn the_evidence_pack_renders_and_prints_in_chromium() {
     assert!(shot.starts_with(b"\x89PNG") && shot.len() > 20_000, "a rendered page, {} bytes", shot.len());
     let printed = std::fs::read(&pdf).expect("the PDF");
     assert!(printed.starts_with(b"%PDF") && printed.len() > 10_000, "a printed document, {} bytes", printed.len());
+}
+
+/// The corporate dashboard in Chromium, against the real `datum-hub serve --web` with two plants synced over QUIC:
+/// a security officer signs in (setting up TOTP), the landing page shows both sites with the plants' counts, a
+/// count opens the list it counts, search finds an asset by serial number, and a change waiting for a central
+/// approval is approved from the inbox. Screenshots of each page are kept in `target/test-artifacts/` (those in
+/// docs/hub.md were taken by this test).
+#[test]
+fn the_corporate_dashboard_in_chromium() {
+    let mut hub = Hub::new(Backend::Sqlite);
+    let template = datum_tests::workspace_root().join("examples/templates/central-approval.toml");
+    hub.ok(&["template", "add", template.to_str().expect("utf-8")]);
+    hub.ok(&["template", "publish", "central-approval"]);
+    let added = hub.run_with_stdin(
+        &["user", "add", "sec", "--role", "security-officer", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    hub.serve_args = vec!["--web".into(), "127.0.0.1:0".into()];
+    hub.start(true);
+    let base = hub.web.clone().expect("dashboard address");
+    let mut plants = Vec::new();
+    for (site, serial, assets) in [("North", "SN-4711-N", 2), ("South", "SN-0815-S", 3)] {
+        let plant = Plant::new(site);
+        for i in 0..assets {
+            plant.ok(&[
+                "asset",
+                "add",
+                &format!("plc-{i}"),
+                "--kind",
+                "plc",
+                "--criticality",
+                "high",
+                "--serial",
+                &format!("{serial}-{i}"),
+            ]);
+        }
+        let token = hub.add_site(site);
+        assert_eq!(plant.enroll(&hub, &token).code, 0);
+        plants.push(plant);
+    }
+    hub.ok(&["template", "assign", "central-approval", "--site", "North"]);
+    let north = &plants[0];
+    for plant in &plants {
+        assert_eq!(plant.sync("quic").code, 0);
+    }
+    let id = north
+        .ok(&[
+            "change",
+            "new",
+            "--title",
+            "Firmware 3.1 on plc-0",
+            "--reason",
+            "vendor advisory SSA-2026-113",
+            "--asset",
+            "plc-0",
+            "--risk",
+            "high",
+            "--impact",
+            "line 2 stops for 20 minutes",
+            "--rollback",
+            "reload firmware 2.9 from the backup",
+            "--json",
+        ])
+        .json()["id"]
+        .as_str()
+        .expect("change id")
+        .to_string();
+    north.ok(&["change", "submit", &id]);
+    for plant in &plants {
+        assert_eq!(plant.sync("quic").code, 0);
+    }
+
+    let artifacts = datum_tests::workspace_root().join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let browser = Browser::start();
+    let secret = sign_in(&browser, &base, "sec", None).expect("a security officer sets up TOTP");
+    // The landing page: both sites, each count the plant's own.
+    browser.go(&base);
+    let row = |site: &str| browser.find(&format!("#sites a[href='/sites/{site}']")).text();
+    assert_eq!((row("North"), row("South")), ("North".to_string(), "South".to_string()));
+    let south_assets = browser.find("#sites a[href='/assets?site=South&scope=in']").text();
+    assert_eq!(south_assets, "3");
+    browser.screenshot(&artifacts.join("hub-landing.png"));
+    // A count opens the list it counts.
+    browser.find("#sites a[href='/assets?site=South&scope=in']").click();
+    browser.wait_for_url("the inventory", |u| u.contains("/assets?site=South"));
+    assert_eq!(browser.find_all("#assets tbody tr").len(), 3);
+    browser.screenshot(&artifacts.join("hub-inventory.png"));
+    // Search by serial number.
+    browser.go(&format!("{base}/search"));
+    browser.find("#search input[name=q]").type_text("SN-4711-N-1");
+    browser.find("#search button").click();
+    let found = browser.wait_for_text("#found-assets", "plc-1");
+    assert!(found.contains("North") && !found.contains("South"), "{found}");
+    // The inbox: approve with a fresh code.
+    browser.go(&format!("{base}/approvals"));
+    browser.find(&format!("#inbox-North-{id}"));
+    browser.screenshot(&artifacts.join("hub-approvals.png"));
+    browser.find(&format!("#inbox-North-{id} input[name=reason]")).type_text("plan and rollback reviewed");
+    browser.find(&format!("#inbox-North-{id} input[name=code]")).type_text(&code_ahead(&secret));
+    browser.find(&format!("#inbox-North-{id} button[value=approve]")).click();
+    browser.wait_for_text("#inbox-empty", "Nothing waits");
+    let problems = browser.console_problems();
+    assert!(problems.is_empty(), "console errors or CSP violations: {problems:#?}");
+    browser.quit();
+    // The decision reaches the plant.
+    assert_eq!(north.sync("quic").code, 0);
+    assert_eq!(north.ok(&["change", "show", &id, "--json"]).json()["central"]["state"], "approved");
 }

@@ -209,6 +209,14 @@ impl Browser {
             .collect()
     }
 
+    /// The visible page as PNG, written to `path`.
+    pub fn screenshot(&self, path: &std::path::Path) {
+        let encoded = self.command("GET", "/screenshot", None);
+        let png = base64_decode(encoded.as_str().expect("base64 screenshot"));
+        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+        std::fs::write(path, png).expect("write the screenshot");
+    }
+
     pub fn quit(mut self) {
         let _ = request(self.port, "DELETE", &format!("/session/{}", self.session), None);
         let _ = self.driver.kill();
@@ -249,4 +257,27 @@ impl Element<'_> {
             id = b.find(&self.selector).id;
         }
     }
+}
+
+/// Standard base64 (with padding), as WebDriver sends screenshots.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut bits, mut n) = (0u32, 0);
+    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+        bits = (bits << 6) | u32::from(value(c));
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
 }

@@ -125,6 +125,7 @@ pub async fn serve(ctx: &Context, options: Options) -> Result<Outcome> {
         web_domain,
     });
     tokio::spawn(watch_revocations(hub.clone()));
+    datum_host::process::notify_ready();
     let mut next_id = 0u64;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {

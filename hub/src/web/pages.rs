@@ -66,6 +66,22 @@ fn health_badge(s: &SiteStatus) -> String {
     )
 }
 
+/// A stored time as people read it (`2026-12-05 08:33 UTC`), the exact value on hover.
+fn when(stored: Option<&str>) -> String {
+    match stored {
+        None => "never".into(),
+        Some(t) => match crate::store::parse_time(t) {
+            Ok(at) => format!(
+                "<time datetime=\"{}\" title=\"{}\">{}</time>",
+                escape(t),
+                escape(t),
+                at.format("%Y-%m-%d %H:%M UTC")
+            ),
+            Err(_) => escape(t),
+        },
+    }
+}
+
 fn sync_text(s: &SiteStatus) -> &'static str {
     if s.revoked {
         "revoked"
@@ -124,16 +140,17 @@ fn landing_row(o: &Overview) -> Vec<String> {
     let s = &o.status;
     let base = site_href(&s.site);
     let name = s.display.as_deref().map(|d| format!(" <span class=\"small\">{}</span>", escape(d))).unwrap_or_default();
-    let by_state: String = s
+    let by_state: Vec<String> = s
         .changes_by_state
         .iter()
-        .map(|(state, n)| format!(" <a class=\"small\" href=\"{base}/changes?state={state}\">{n} {state}</a>"))
+        .map(|(state, n)| format!("<a class=\"small\" href=\"{base}/changes?state={state}\">{n} {state}</a>"))
         .collect();
+    let by_state = if by_state.is_empty() { String::new() } else { format!(" ({})", by_state.join(", ")) };
     vec![
         format!("<a href=\"{base}\">{}</a>{name}", escape(&s.site)),
         health_badge(s),
         sync_text(s).to_string(),
-        escape(s.last_contact.as_deref().unwrap_or("never")),
+        when(s.last_contact.as_deref()),
         count_link(s.assets, &format!("/assets?site={}&scope=in", url_segment(&s.site)), false),
         count_link(s.unauthorized_drift, &format!("{base}/drift"), true),
         count_link(s.overdue_backups, &format!("{base}/backups"), true),
@@ -163,8 +180,8 @@ async fn site_page(State(app): State<App>, headers: HeaderMap, Path(site): Path<
         health_badge(s),
         s.display.as_deref().map(|d| format!("{} · ", escape(d))).unwrap_or_default(),
         sync_text(s),
-        escape(s.last_contact.as_deref().unwrap_or("never")),
-        escape(s.last_synced.as_deref().unwrap_or("never")),
+        when(s.last_contact.as_deref()),
+        when(s.last_synced.as_deref()),
         s.files_stored,
         s.files_missing,
     );
