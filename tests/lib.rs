@@ -568,3 +568,41 @@ pub fn base32_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// A plain-HTTP GET with a bearer token, one connection per request (the benches): (status, bytes received).
+pub fn http_get(address: &str, path: &str, token: &str) -> (u16, usize) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    let head = String::from_utf8_lossy(&response[..response.len().min(20)]).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, response.len())
+}
+
+/// A process's resident memory (`VmRSS`, or `VmHWM` for its peak) in KiB.
+pub fn proc_kib(pid: u32, field: &str) -> i64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field).and_then(|v| v.strip_prefix(':')))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+/// A process's resident memory in KiB.
+pub fn rss_kib(pid: u32) -> i64 {
+    proc_kib(pid, "VmRSS")
+}
+
+/// The `p` quantile (0 to 1) of sorted durations.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}

@@ -8,44 +8,14 @@
 //! (`fixtures/versions`), the largest one's diff pages measured. docs/PERFORMANCE.md records a run. `DATUM_BENCH_QUICK=1`: 1,000 assets, fewer
 //! requests.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use datum_tests::{bin, Plant};
+use datum_tests::{bin, http_get as get, percentile, rss_kib, Plant};
 
 fn quick() -> bool {
     std::env::var("DATUM_BENCH_QUICK").is_ok_and(|v| !v.is_empty())
-}
-
-fn get(address: &str, path: &str, token: &str) -> (u16, usize) {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("read");
-    let head = String::from_utf8_lossy(&response[..response.len().min(20)]).into_owned();
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, response.len())
-}
-
-fn rss_kib(pid: u32) -> i64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn main() {

@@ -6,13 +6,13 @@ use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use datum_host::web::{Identity, WebError};
+use datum_host::web::{url_segment, Identity, WebError};
 use datum_shared::identity::{Action, User};
 use datum_shared::model::{Asset, DriftEntry};
 use serde::Serialize;
 
 use super::pages::{changes_in, json_assets, SearchQuery};
-use super::{asset_text, internal, words_match, App, Filter};
+use super::{asset_text, internal, page_after, words_match, App, Filter, MAX_PAGE, PAGE};
 use crate::commands::overview::SiteStatus;
 
 /// The OpenAPI description, embedded.
@@ -77,18 +77,41 @@ async fn site(State(app): State<App>, headers: HeaderMap, Path(site): Path<Strin
     .into_response())
 }
 
+#[derive(serde::Deserialize, Default)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+/// A page of the inventory (`limit`, default 500, at most 5,000), in site and asset order; when more follow,
+/// a `Link: <…&after=KEY>; rel="next"` header gives the next page.
 async fn assets(
     State(app): State<App>,
     headers: HeaderMap,
     Query(filter): Query<Filter>,
+    Query(limit): Query<Limit>,
 ) -> Result<Response, Response> {
     let who = reader(&app, &headers).await?;
-    let list = app.inventory(&who.user, &filter.tidy()).await.map_err(WebError::json)?;
-    let assets: Vec<(&str, &Asset)> = list
+    let filter = filter.tidy();
+    let list = app.inventory(&who.user, &filter).await.map_err(WebError::json)?;
+    let limit = limit.limit.unwrap_or(PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(WebError::BadRequest(format!("limit is from 1 to {MAX_PAGE}")).json());
+    }
+    let (range, next) = page_after(&list, filter.after.as_deref(), limit);
+    let assets: Vec<(&str, &Asset)> = list[range]
         .iter()
         .filter_map(|(o, n)| Some((o.row.name.as_str(), o.findings.as_ref()?.view.assets.get(n)?)))
         .collect();
-    Ok(json_assets(&assets))
+    let mut response = json_assets(&assets);
+    if let Some(key) = next {
+        let query = filter.query();
+        let sep = if query.is_empty() { "" } else { "&" };
+        let link = format!("</api/v1/assets?{query}{sep}limit={limit}&after={}>; rel=\"next\"", url_segment(&key));
+        if let Ok(value) = header::HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 async fn search_api(

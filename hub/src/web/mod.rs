@@ -168,6 +168,32 @@ impl App {
 
 use datum_shared::AssetName;
 
+/// Assets on one page of the inventory (the page, and the API unless `limit` says otherwise).
+pub const PAGE: usize = 500;
+/// The most assets one API answer holds.
+pub const MAX_PAGE: usize = 5000;
+
+/// The page of `list` (in site, then asset order, as [`App::inventory`] returns it) that starts after the key
+/// `after` (`site/asset`, the last key of the page before), at most `limit` long: its range in `list`, and the
+/// key to give for the next page when there is one. A key, not an offset: a page stays right while assets are
+/// added or retired.
+pub fn page_after(
+    list: &[(Arc<Overview>, AssetName)],
+    after: Option<&str>,
+    limit: usize,
+) -> (std::ops::Range<usize>, Option<String>) {
+    let start = match after.and_then(|k| k.split_once('/')) {
+        Some((site, asset)) => list.partition_point(|(o, n)| (o.row.name.as_str(), n.as_str()) <= (site, asset)),
+        None => 0,
+    };
+    let end = (start + limit).min(list.len());
+    let next = (end < list.len() && end > start).then(|| {
+        let (o, n) = &list[end - 1];
+        format!("{}/{}", o.row.name, n)
+    });
+    (start..end, next)
+}
+
 /// The inventory's filters (each a query parameter; empty means any).
 #[derive(Debug, Default, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(default)]
@@ -189,6 +215,8 @@ pub struct Filter {
     pub all: Option<String>,
     /// `in`: only assets in scope (the ones a site's reports count).
     pub scope: Option<String>,
+    /// The page after this key (`site/asset`, [`page_after`]).
+    pub after: Option<String>,
 }
 
 impl Filter {
@@ -207,6 +235,7 @@ impl Filter {
             &mut self.recent,
             &mut self.all,
             &mut self.scope,
+            &mut self.after,
         ] {
             if v.as_deref().is_some_and(|s| s.trim().is_empty()) {
                 *v = None;
@@ -243,9 +272,12 @@ impl Filter {
             && self.q.as_deref().is_none_or(|q| words_match(q, &asset_text(a)))
     }
 
-    /// The filter as a query string (for links to the CSV and JSON of the same list).
+    /// The filter as a query string, from the first page (for links to facets, the CSV and JSON of the same
+    /// list).
     pub fn query(&self) -> String {
-        serde_urlencoded_pairs(self)
+        let mut first = self.clone();
+        first.after = None;
+        serde_urlencoded_pairs(&first)
     }
 }
 

@@ -623,15 +623,31 @@ async fn inventory(
     let facets = facets(&sites, &filter, app.now());
     let query = filter.query();
     let sep = if query.is_empty() { "" } else { "&" };
+    let (range, next) = super::page_after(&list, filter.after.as_deref(), super::PAGE);
+    let position = if range.len() < list.len() {
+        format!(" <span class=\"small\" id=\"page\">{}–{} of {}</span>", range.start + 1, range.end, list.len())
+    } else {
+        String::new()
+    };
+    let shown = &assets[range];
+    let next_link = next
+        .map(|key| {
+            format!(
+                "<p><a id=\"next-page\" href=\"/assets?{query}{sep}after={}\">Next {} assets</a></p>",
+                url_segment(&key),
+                super::PAGE
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
-        "<h1>Inventory ({})</h1>{}<p><a href=\"/assets?{query}{sep}format=csv\" id=\"csv\">CSV</a> · \
+        "<h1>Inventory ({}){position}</h1>{}<p><a href=\"/assets?{query}{sep}format=csv\" id=\"csv\">CSV</a> · \
          <a href=\"/assets?{query}{sep}format=json\" id=\"json\">JSON</a> · \
          <a href=\"/assets?missing=owner\">without owner</a> · <a href=\"/assets?missing=zone\">without zone</a> · \
-         <a href=\"/assets?recent=new\">new in 7 days</a> · <a href=\"/assets?recent=retired\">retired in 7 days</a></p>{}{}",
+         <a href=\"/assets?recent=new\">new in 7 days</a> · <a href=\"/assets?recent=retired\">retired in 7 days</a></p>{}{}{next_link}",
         assets.len(),
         filter_form(&filter),
         facets,
-        asset_table(assets.iter().copied(), "assets")
+        asset_table(shown.iter().copied(), "assets")
     );
     Ok(page("Inventory", &who, &body))
 }
