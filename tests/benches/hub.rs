@@ -73,24 +73,26 @@ fn main() {
     );
     println!("| route | p50 ms | p95 ms | max ms | bytes |");
     println!("|---|---|---|---|---|");
+    let (one, other) = (format!("site-{:02}", n_sites * 3 / 5), format!("site-{:02}", n_sites / 5));
+    let asset = format!("A-{:05}", n_assets * 9 / 10 + 11);
     let routes = [
-        "/",
-        "/api/v1/sites",
-        "/sites/site-07",
-        "/api/v1/sites/site-07",
-        "/assets",
-        "/assets?vendor=Siemens&kind=plc",
-        "/api/v1/assets?site=site-03&kind=plc",
-        "/search?q=A-04711",
-        "/api/v1/search?q=A-04711",
-        "/api/v1/search?q=cell-7%20siemens",
-        "/approvals",
+        "/".to_string(),
+        "/api/v1/sites".into(),
+        format!("/sites/{one}"),
+        format!("/api/v1/sites/{one}"),
+        "/assets".into(),
+        "/assets?vendor=Siemens&kind=plc".into(),
+        format!("/api/v1/assets?site={other}&kind=plc"),
+        format!("/search?q={asset}"),
+        format!("/api/v1/search?q={asset}"),
+        "/api/v1/search?q=cell-7%20siemens".into(),
+        "/approvals".into(),
     ];
-    for route in routes {
+    for route in &routes {
         let mut times = Vec::with_capacity(rounds);
         let mut bytes = 0;
         for _ in 0..rounds {
-            let (t, n) = time(route);
+            let (t, n) = time(route.as_str());
             times.push(t);
             bytes = n;
         }

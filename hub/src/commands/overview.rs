@@ -17,7 +17,7 @@ use datum_shared::sync::witness;
 use datum_shared::view::View;
 use serde::Serialize;
 
-use crate::store::{parse_time, SiteRow, Store};
+use crate::store::{parse_time, HealthRow, SiteRow, Store};
 
 /// A site whose edge has not been in contact for this long is shown as stale (a plant box syncs every few
 /// seconds while it serves, or from a timer at least daily).
@@ -38,6 +38,25 @@ pub enum Health {
 }
 
 impl Health {
+    /// Its place from best to worst, as the daily record keeps it.
+    pub fn rank(self) -> i64 {
+        match self {
+            Health::Ok => 0,
+            Health::Pending => 1,
+            Health::Attention => 2,
+            Health::Critical => 3,
+        }
+    }
+
+    pub fn from_rank(rank: i64) -> Health {
+        match rank {
+            0 => Health::Ok,
+            1 => Health::Pending,
+            2 => Health::Attention,
+            _ => Health::Critical,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Health::Ok => "ok",
@@ -98,7 +117,12 @@ pub struct Overview {
     pub row: SiteRow,
     pub status: SiteStatus,
     pub findings: Option<Findings>,
+    /// The site's state per day over the last [`HISTORY_DAYS`] days (today's included), oldest first.
+    pub history: Vec<HealthRow>,
 }
+
+/// How far back the trend goes.
+pub const HISTORY_DAYS: i64 = 90;
 
 /// A site's records as the edge's reports see them (`datum_shared::view`), from the hub's copy.
 pub async fn site_view(store: &Store, site_id: &datum_shared::ids::SiteId) -> Result<View> {
@@ -187,7 +211,20 @@ pub async fn overview(store: &Store, site: &SiteRow, now: DateTime<Utc>) -> Resu
     let (health, reasons) = judge(&status);
     status.health = health;
     status.reasons = reasons;
-    Ok(Overview { row: site.clone(), status, findings: found })
+    // The day's state, for the trends (a day keeps its worst).
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let day = HealthRow {
+        day: now.format("%Y-%m-%d").to_string(),
+        health: health.rank(),
+        unauthorized_drift: count(status.unauthorized_drift),
+        overdue_backups: count(status.overdue_backups),
+        overdue_reviews: count(status.overdue_reviews),
+        open_changes: count(status.open_changes),
+    };
+    store.record_health(&site.name, &day).await?;
+    let since = (now - Duration::days(HISTORY_DAYS - 1)).format("%Y-%m-%d").to_string();
+    let history = store.health_since(&site.name, &since).await?;
+    Ok(Overview { row: site.clone(), status, findings: found, history })
 }
 
 /// The worst of a site's findings, and each finding in words (worst first).

@@ -643,28 +643,28 @@ async fn unassign(ctx: &Context, store: &Store, id: &str, sites: &[(SiteRow, Sit
 
 /// One site × template line of `datum-hub compliance`.
 #[derive(Serialize)]
-struct ComplianceRow {
-    site: String,
-    template: String,
+pub(crate) struct ComplianceRow {
+    pub(crate) site: String,
+    pub(crate) template: String,
     /// The version the hub assigned.
-    assigned_version: String,
+    pub(crate) assigned_version: String,
     /// The state the plant reported (`null`: not reported yet).
-    state: Option<String>,
+    pub(crate) state: Option<String>,
     /// The version the plant's state is about: the assigned one once it arrived (active or refused).
-    site_version: Option<String>,
+    pub(crate) site_version: Option<String>,
     /// The version the plant evaluates: the assigned one once active, else the earlier one still running.
-    running: Option<String>,
-    reason: Option<String>,
+    pub(crate) running: Option<String>,
+    pub(crate) reason: Option<String>,
     /// The version of the latest evaluation reported, and its results.
-    evaluated_version: Option<String>,
-    evaluated_at: Option<String>,
-    assets: u64,
-    counts: rollout::Counts,
-    compliant: Option<bool>,
-    failing: Vec<rollout::Failing>,
-    unlisted: u64,
+    pub(crate) evaluated_version: Option<String>,
+    pub(crate) evaluated_at: Option<String>,
+    pub(crate) assets: u64,
+    pub(crate) counts: rollout::Counts,
+    pub(crate) compliant: Option<bool>,
+    pub(crate) failing: Vec<rollout::Failing>,
+    pub(crate) unlisted: u64,
     /// Non-compliant pairs an approved waiver at the plant excuses until it expires (shown apart).
-    waived: Vec<rollout::Failing>,
+    pub(crate) waived: Vec<rollout::Failing>,
 }
 
 /// `datum-hub compliance`: per site and template, the version assigned, the plant's state of it, the counts
@@ -737,7 +737,11 @@ pub(super) async fn compliance(
     Ok(Outcome::from_findings(failing))
 }
 
-async fn compliance_rows(store: &Store, site: Option<&str>, template: Option<&str>) -> Result<Vec<ComplianceRow>> {
+pub(crate) async fn compliance_rows(
+    store: &Store,
+    site: Option<&str>,
+    template: Option<&str>,
+) -> Result<Vec<ComplianceRow>> {
     let only = site.map(super::site_id_of);
     if let Some(name) = &only {
         store.site(name).await?.ok_or_else(|| user(format!("no site named {name}")))?;

@@ -87,6 +87,11 @@ mod tests {
             "c16d7dbc5e97413227353e6e68a1deba12520a1ebec82e9bf62656daf6c8013276a2e13700f1d93c4d2e6ddfdd0f156f",
             "c16d7dbc5e97413227353e6e68a1deba12520a1ebec82e9bf62656daf6c8013276a2e13700f1d93c4d2e6ddfdd0f156f",
         ),
+        (
+            7,
+            "037ad6ca4babbcc1b7a6e7ed086096252de472e1d2dc0bd5d49ccf9f95e9f23b5e25bdb6f6ef02d9f162346240db8ba5",
+            "037ad6ca4babbcc1b7a6e7ed086096252de472e1d2dc0bd5d49ccf9f95e9f23b5e25bdb6f6ef02d9f162346240db8ba5",
+        ),
     ];
 
     #[tokio::test]

@@ -6,7 +6,8 @@
 //! This file opens the database and holds the row types; the statements are grouped by what they keep:
 //! `sites` (sites, tokens, nodes, violations), `audit` (the audit heads witnessed), `docs` (document pieces,
 //! cursors, receipts, the records projection), `blobs` (configuration files and which sites hold them),
-//! `templates` (template drafts), `users` (the hub's people and its own record of what they did).
+//! `templates` (template drafts), `users` (the hub's people and its own record of what they did), `health`
+//! (each site's state per day, for the dashboard's trends).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -20,11 +21,13 @@ use sqlx::{AnyPool, Row};
 mod audit;
 mod blobs;
 mod docs;
+mod health;
 mod migrations;
 mod sites;
 mod templates;
 mod users;
 
+pub use health::HealthRow;
 pub use templates::DraftRow;
 
 #[derive(Debug, thiserror::Error)]

@@ -92,17 +92,14 @@ async fn assets(
 ) -> Result<Response, Response> {
     let who = reader(&app, &headers).await?;
     let filter = filter.tidy();
-    let list = app.inventory(&who.user, &filter).await.map_err(WebError::json)?;
+    let sites = app.sites(&who.user).await.map_err(WebError::json)?;
+    let list = super::inventory(&sites, &filter, app.now());
     let limit = limit.limit.unwrap_or(PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(WebError::BadRequest(format!("limit is from 1 to {MAX_PAGE}")).json());
     }
     let (range, next) = page_after(&list, filter.after.as_deref(), limit);
-    let assets: Vec<(&str, &Asset)> = list[range]
-        .iter()
-        .filter_map(|(o, n)| Some((o.row.name.as_str(), o.findings.as_ref()?.view.assets.get(n)?)))
-        .collect();
-    let mut response = json_assets(&assets);
+    let mut response = json_assets(&list[range]);
     if let Some(key) = next {
         let query = filter.query();
         let sep = if query.is_empty() { "" } else { "&" };

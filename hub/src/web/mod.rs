@@ -13,6 +13,7 @@
 
 mod api;
 mod approvals;
+mod compliance;
 mod pages;
 #[cfg(test)]
 mod tests;
@@ -56,7 +57,13 @@ impl Directory for HubDirectory {
     }
 
     fn links(&self, _user: &User) -> Vec<(&'static str, &'static str)> {
-        vec![("Sites", "/"), ("Inventory", "/assets"), ("Search", "/search"), ("Approvals", "/approvals")]
+        vec![
+            ("Sites", "/"),
+            ("Inventory", "/assets"),
+            ("Search", "/search"),
+            ("Compliance", "/compliance"),
+            ("Approvals", "/approvals"),
+        ]
     }
 }
 
@@ -148,48 +155,44 @@ impl App {
         self.cache.lock().expect("cache lock").insert(name, Cached { key, overview: fresh.clone() });
         Ok(fresh)
     }
-
-    /// The active assets (every asset with `retired`) of the sites the person sees that pass `filter`, in
-    /// site and name order: the inventory page, its CSV and JSON, and `GET /api/v1/assets`.
-    pub async fn inventory(&self, who: &User, filter: &Filter) -> Result<Vec<(Arc<Overview>, AssetName)>, WebError> {
-        let mut out = Vec::new();
-        for site in self.sites(who).await? {
-            if filter.site.as_deref().is_some_and(|s| s != site.row.name) {
-                continue;
-            }
-            let Some(f) = &site.findings else { continue };
-            let names: Vec<AssetName> =
-                f.view.assets.values().filter(|a| filter.matches(a, self.now())).map(|a| a.name.clone()).collect();
-            out.extend(names.into_iter().map(|n| (site.clone(), n)));
-        }
-        Ok(out)
-    }
 }
-
-use datum_shared::AssetName;
 
 /// Assets on one page of the inventory (the page, and the API unless `limit` says otherwise).
 pub const PAGE: usize = 500;
 /// The most assets one API answer holds.
 pub const MAX_PAGE: usize = 5000;
 
-/// The page of `list` (in site, then asset order, as [`App::inventory`] returns it) that starts after the key
+/// The assets of `sites` that pass `filter`, in site and name order, without a copy: the inventory page, its
+/// CSV and JSON, and `GET /api/v1/assets`.
+pub fn inventory<'a>(sites: &'a [Arc<Overview>], filter: &Filter, now: DateTime<Utc>) -> Vec<(&'a str, &'a Asset)> {
+    let mut out = Vec::new();
+    for site in sites {
+        if filter.site.as_deref().is_some_and(|s| s != site.row.name) {
+            continue;
+        }
+        let Some(f) = &site.findings else { continue };
+        out.extend(f.view.assets.values().filter(|a| filter.matches(a, now)).map(|a| (site.row.name.as_str(), a)));
+    }
+    out
+}
+
+/// The page of `list` (in site, then asset order, as [`inventory`] returns it) that starts after the key
 /// `after` (`site/asset`, the last key of the page before), at most `limit` long: its range in `list`, and the
 /// key to give for the next page when there is one. A key, not an offset: a page stays right while assets are
 /// added or retired.
 pub fn page_after(
-    list: &[(Arc<Overview>, AssetName)],
+    list: &[(&str, &Asset)],
     after: Option<&str>,
     limit: usize,
 ) -> (std::ops::Range<usize>, Option<String>) {
     let start = match after.and_then(|k| k.split_once('/')) {
-        Some((site, asset)) => list.partition_point(|(o, n)| (o.row.name.as_str(), n.as_str()) <= (site, asset)),
+        Some((site, asset)) => list.partition_point(|(s, a)| (*s, a.name.as_str()) <= (site, asset)),
         None => 0,
     };
     let end = (start + limit).min(list.len());
     let next = (end < list.len() && end > start).then(|| {
-        let (o, n) = &list[end - 1];
-        format!("{}/{}", o.row.name, n)
+        let (s, a) = &list[end - 1];
+        format!("{s}/{}", a.name)
     });
     (start..end, next)
 }
@@ -245,6 +248,13 @@ impl Filter {
     }
 
     pub fn matches(&self, a: &Asset, now: DateTime<Utc>) -> bool {
+        let wanted = self.facets();
+        self.matches_base(a, now)
+            && facet_values(a).iter().zip(&wanted).all(|(have, want)| want.is_none_or(|w| *have == Some(w)))
+    }
+
+    /// Every filter but the facets' (kind, vendor, model, firmware, zone, criticality).
+    pub fn matches_base(&self, a: &Asset, now: DateTime<Utc>) -> bool {
         let week = chrono::Duration::days(7);
         let recent = match self.recent.as_deref() {
             Some("new") => now - a.created_at <= week,
@@ -252,24 +262,18 @@ impl Filter {
             _ => true,
         };
         let active = a.is_active() || self.all.is_some() || self.recent.as_deref() == Some("retired");
-        let same = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
         let missing = match self.missing.as_deref() {
             Some("owner") => a.owner.is_none(),
             Some("zone") => a.zone.is_none(),
             _ => true,
         };
         let scope = self.scope.as_deref() != Some("in") || a.in_scope;
-        recent
-            && active
-            && scope
-            && missing
-            && same(&self.kind, Some(a.kind.as_str()))
-            && same(&self.vendor, a.vendor.as_deref())
-            && same(&self.model, a.model.as_deref())
-            && same(&self.firmware, a.firmware.as_deref())
-            && same(&self.zone, a.zone.as_deref())
-            && same(&self.criticality, Some(a.criticality.as_str()))
-            && self.q.as_deref().is_none_or(|q| words_match(q, &asset_text(a)))
+        recent && active && scope && missing && self.q.as_deref().is_none_or(|q| words_match(q, &asset_text(a)))
+    }
+
+    /// The value each facet must have, in [`FACETS`] order.
+    pub fn facets(&self) -> [Option<&str>; 6] {
+        [&self.kind, &self.vendor, &self.model, &self.firmware, &self.zone, &self.criticality].map(|v| v.as_deref())
     }
 
     /// The filter as a query string, from the first page (for links to facets, the CSV and JSON of the same
@@ -293,6 +297,21 @@ fn serde_urlencoded_pairs(f: &Filter) -> String {
         }
     }
     out.join("&")
+}
+
+/// The inventory's facets, in the order of [`facet_values`].
+pub const FACETS: [&str; 6] = ["kind", "vendor", "model", "firmware", "zone", "criticality"];
+
+/// An asset's value of each facet ([`FACETS`]).
+pub fn facet_values(a: &Asset) -> [Option<&str>; 6] {
+    [
+        Some(a.kind.as_str()),
+        a.vendor.as_deref(),
+        a.model.as_deref(),
+        a.firmware.as_deref(),
+        a.zone.as_deref(),
+        Some(a.criticality.as_str()),
+    ]
 }
 
 /// The text an asset is found by: its name and every descriptive field, lower-cased.
@@ -329,6 +348,7 @@ pub fn router(app: App) -> Router {
         .merge(api::routes())
         .merge(pages::routes())
         .merge(approvals::routes())
+        .merge(compliance::routes())
         .with_state(app)
         .merge(auth_routes)
         .layer(DefaultBodyLimit::max(web::MAX_BODY))

@@ -17,7 +17,8 @@ use datum_shared::model::Asset;
 use serde::Deserialize;
 
 use super::{internal, App, Filter};
-use crate::commands::overview::{state_named, Findings, Overview, SiteStatus};
+use crate::commands::overview::{state_named, Findings, Health, Overview, SiteStatus};
+use crate::store::HealthRow;
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -63,6 +64,43 @@ fn health_badge(s: &SiteStatus) -> String {
         "<span class=\"health health-{h}\" title=\"{why}\">{h}</span>",
         h = s.health.as_str(),
         why = escape(&s.reasons.join("; "))
+    )
+}
+
+/// A site's state over the last `days` days as an inline SVG (no script, nothing from elsewhere): one bar a
+/// day, coloured by that day's worst state, grey where the hub has no record; each bar's title says the day.
+fn trend(history: &[HealthRow], today: chrono::DateTime<chrono::Utc>, days: i64, id: &str) -> String {
+    let (bar, step, height) = (4, 5, 14);
+    let mut bars = String::new();
+    for i in 0..days {
+        let day = (today - chrono::Duration::days(days - 1 - i)).format("%Y-%m-%d").to_string();
+        let (class, title) = match history.iter().find(|r| r.day == day) {
+            Some(r) => {
+                let h = Health::from_rank(r.health);
+                (
+                    h.as_str(),
+                    format!(
+                        "{day}: {}, {} unauthorized drift, {} backups and {} reviews overdue, {} open changes",
+                        h.as_str(),
+                        r.unauthorized_drift,
+                        r.overdue_backups,
+                        r.overdue_reviews,
+                        r.open_changes
+                    ),
+                )
+            }
+            None => ("none", format!("{day}: no record")),
+        };
+        bars.push_str(&format!(
+            "<rect x=\"{}\" y=\"0\" width=\"{bar}\" height=\"{height}\" class=\"trend-{class}\"><title>{}</title></rect>",
+            i * step,
+            escape(&title)
+        ));
+    }
+    let width = days * step;
+    format!(
+        "<svg class=\"trend\" id=\"{id}\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
+         role=\"img\" aria-label=\"state over the last {days} days\">{bars}</svg>"
     )
 }
 
@@ -113,10 +151,12 @@ async fn landing(State(app): State<App>, headers: HeaderMap) -> PageResult {
     let who = reader(&app, &headers).await?;
     let mut sites = app.sites(&who.user).await.map_err(WebError::page)?;
     sites.sort_by(|a, b| b.status.health.cmp(&a.status.health).then_with(|| a.row.name.cmp(&b.row.name)));
-    let rows: Vec<Vec<String>> = sites.iter().map(|o| landing_row(o)).collect();
+    let now = app.now();
+    let rows: Vec<Vec<String>> = sites.iter().map(|o| landing_row(o, now)).collect();
     let header = [
         "Site",
         "State",
+        "30 days",
         "Sync",
         "Last contact",
         "Assets",
@@ -136,7 +176,7 @@ async fn landing(State(app): State<App>, headers: HeaderMap) -> PageResult {
     Ok(page("Sites", &who, &body))
 }
 
-fn landing_row(o: &Overview) -> Vec<String> {
+fn landing_row(o: &Overview, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
     let s = &o.status;
     let base = site_href(&s.site);
     let name = s.display.as_deref().map(|d| format!(" <span class=\"small\">{}</span>", escape(d))).unwrap_or_default();
@@ -149,6 +189,7 @@ fn landing_row(o: &Overview) -> Vec<String> {
     vec![
         format!("<a href=\"{base}\">{}</a>{name}", escape(&s.site)),
         health_badge(s),
+        trend(&o.history, now, 30, &format!("trend-{}", s.site)),
         sync_text(s).to_string(),
         when(s.last_contact.as_deref()),
         count_link(s.assets, &format!("/assets?site={}&scope=in", url_segment(&s.site)), false),
@@ -185,6 +226,10 @@ async fn site_page(State(app): State<App>, headers: HeaderMap, Path(site): Path<
         s.files_stored,
         s.files_missing,
     );
+    body.push_str(&format!(
+        "<p>Last 90 days: {}</p>",
+        trend(&o.history, app.now(), crate::commands::overview::HISTORY_DAYS, "trend-90")
+    ));
     let count = |label: &str, n: usize, href: String| {
         format!("<a class=\"count\" href=\"{}\"><span class=\"n\">{n}</span>{}</a>", escape(&href), escape(label))
     };
@@ -608,24 +653,20 @@ async fn inventory(
 ) -> PageResult {
     let who = reader(&app, &headers).await?;
     let filter = filter.tidy();
-    let list = app.inventory(&who.user, &filter).await.map_err(WebError::page)?;
-    let assets: Vec<(&str, &Asset)> = list
-        .iter()
-        .filter_map(|(o, n)| Some((o.row.name.as_str(), o.findings.as_ref()?.view.assets.get(n)?)))
-        .collect();
+    let sites = app.sites(&who.user).await.map_err(WebError::page)?;
+    let assets = super::inventory(&sites, &filter, app.now());
     match format.format.as_deref() {
         Some("csv") => return Ok(csv_response(&assets)),
         Some("json") => return Ok(json_assets(&assets)),
         Some(other) => return Err(WebError::BadRequest(format!("no format {other} (csv or json)")).page()),
         None => {}
     }
-    let sites = app.sites(&who.user).await.map_err(WebError::page)?;
     let facets = facets(&sites, &filter, app.now());
     let query = filter.query();
     let sep = if query.is_empty() { "" } else { "&" };
-    let (range, next) = super::page_after(&list, filter.after.as_deref(), super::PAGE);
-    let position = if range.len() < list.len() {
-        format!(" <span class=\"small\" id=\"page\">{}–{} of {}</span>", range.start + 1, range.end, list.len())
+    let (range, next) = super::page_after(&assets, filter.after.as_deref(), super::PAGE);
+    let position = if range.len() < assets.len() {
+        format!(" <span class=\"small\" id=\"page\">{}–{} of {}</span>", range.start + 1, range.end, assets.len())
     } else {
         String::new()
     };
@@ -671,48 +712,56 @@ fn filter_form(f: &Filter) -> String {
 
 /// Per facet, each value with the number of assets that have it under the other filters, as links.
 fn facets(sites: &[Arc<Overview>], filter: &Filter, now: chrono::DateTime<chrono::Utc>) -> String {
-    type Get = fn(&Asset) -> Option<String>;
-    let facets: [(&str, Get); 6] = [
-        ("kind", |a| Some(a.kind.as_str().to_string())),
-        ("vendor", |a| a.vendor.clone()),
-        ("model", |a| a.model.clone()),
-        ("firmware", |a| a.firmware.clone()),
-        ("zone", |a| a.zone.clone()),
-        ("criticality", |a| Some(a.criticality.as_str().to_string())),
-    ];
-    let mut out = String::from("<div class=\"facets\" id=\"facets\">");
-    for (name, get) in facets {
-        let mut others = filter.clone();
-        let current = match name {
-            "kind" => others.kind.take(),
-            "vendor" => others.vendor.take(),
-            "model" => others.model.take(),
-            "firmware" => others.firmware.take(),
-            "zone" => others.zone.take(),
-            _ => others.criticality.take(),
-        };
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for o in sites {
-            if others.site.as_deref().is_some_and(|s| s != o.row.name) {
-                continue;
-            }
-            let Some(f) = &o.findings else { continue };
-            for a in f.view.assets.values().filter(|a| others.matches(a, now)) {
-                if let Some(v) = get(a) {
-                    *counts.entry(v).or_default() += 1;
+    // One pass: an asset that passes every filter counts in every facet; one that fails exactly one facet's
+    // filter counts in that facet only (its values are what choosing another value there would show).
+    let wanted = filter.facets();
+    let mut counts: [BTreeMap<&str, usize>; 6] = Default::default();
+    for o in sites {
+        if filter.site.as_deref().is_some_and(|s| s != o.row.name) {
+            continue;
+        }
+        let Some(f) = &o.findings else { continue };
+        for a in f.view.assets.values().filter(|a| filter.matches_base(a, now)) {
+            let values = super::facet_values(a);
+            let mut missed = values
+                .iter()
+                .zip(&wanted)
+                .enumerate()
+                .filter(|(_, (have, want))| want.is_some_and(|w| **have != Some(w)));
+            match (missed.next(), missed.next()) {
+                (None, _) => {
+                    for (i, v) in values.iter().enumerate() {
+                        if let Some(v) = v {
+                            *counts[i].entry(v).or_default() += 1;
+                        }
+                    }
                 }
+                (Some((i, (Some(v), _))), None) => *counts[i].entry(v).or_default() += 1,
+                _ => {}
             }
         }
-        if counts.is_empty() {
+    }
+    let mut out = String::from("<div class=\"facets\" id=\"facets\">");
+    for (i, name) in super::FACETS.iter().enumerate() {
+        if counts[i].is_empty() {
             continue;
+        }
+        let mut others = filter.clone();
+        match i {
+            0 => others.kind = None,
+            1 => others.vendor = None,
+            2 => others.model = None,
+            3 => others.firmware = None,
+            4 => others.zone = None,
+            _ => others.criticality = None,
         }
         let base = others.query();
         let sep = if base.is_empty() { "" } else { "&" };
-        let values: String = counts
+        let values: String = counts[i]
             .iter()
             .take(30)
             .map(|(v, n)| {
-                let chosen = current.as_deref() == Some(v.as_str());
+                let chosen = wanted[i] == Some(*v);
                 format!(
                     "<a href=\"/assets?{base}{sep}{name}={}\"{}>{} ({n})</a> ",
                     url_segment(v),

@@ -315,7 +315,7 @@ enum Auth<'a> {
 }
 
 /// Every page and API route of the dashboard, with one in-scope site (North) in the path where it takes one.
-const ROUTES: [&str; 21] = [
+const ROUTES: [&str; 23] = [
     "/",
     "/sites/North",
     "/sites/North/drift",
@@ -337,6 +337,8 @@ const ROUTES: [&str; 21] = [
     "/api/v1/openapi.json",
     "/approvals",
     "/api/v1/approvals",
+    "/compliance",
+    "/api/v1/compliance",
 ];
 
 #[tokio::test]
@@ -446,10 +448,10 @@ async fn every_count_on_the_landing_page_is_the_length_of_the_list_it_links_to()
     let hub = prepare().await;
     let landing = hub.get(Some("viewer"), "/").await;
     let north = cell_counts(&landing.body, "href=\"/sites/North\"");
-    // Site, state, sync, last contact, assets, drift, backups, reviews, open changes, violations, missing.
+    // Site, state, trend, sync, last contact, assets, drift, backups, reviews, open changes, violations, missing.
     assert_eq!(north[1], "critical", "{north:?}");
-    assert_eq!(north[2], "in sync");
-    let (assets, drift, backups, reviews, open) = (&north[4], &north[5], &north[6], &north[7], &north[8]);
+    assert_eq!(north[3], "in sync");
+    let (assets, drift, backups, reviews, open) = (&north[5], &north[6], &north[7], &north[8], &north[9]);
     assert_eq!(assets, "2");
     assert_eq!(drift, "1");
     let listed = |path: &str, id: &'static str| {
@@ -734,6 +736,22 @@ async fn the_inbox_page_offers_the_decision_only_to_a_security_officer() {
     assert!(page.contains("id=\"inbox-North-CR-0001\"") && !page.contains("value=\"approve\""), "{page}");
     // The drift on the change's asset is shown beside it.
     assert!(page.contains("class=\"bad\">plc-n1 plc-program"), "{page}");
+    // Compliance per site and template, kept to the scope.
+    hub.cli(&["template", "assign", "central-approval", "--site", "South"]).await;
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&hub.get(Some("viewer"), "/api/v1/compliance").await.body).expect("json");
+    let sites: Vec<&str> = all.iter().map(|r| r["site"].as_str().unwrap_or("")).collect();
+    assert_eq!(sites, ["North", "South"]);
+    assert_eq!(all[0]["state"], "active");
+    let scoped = hub.get(Some("officer-north"), "/api/v1/compliance").await.body;
+    assert!(scoped.contains("North") && !scoped.contains("South"), "{scoped}");
+    let page = hub.get(Some("viewer"), "/compliance").await.body;
+    assert!(page.contains("href=\"/compliance/North/central-approval\"") || page.contains("1.0.0 active"), "{page}");
+    assert_eq!(hub.get(Some("viewer"), "/compliance/North/central-approval").await.status, StatusCode::OK);
+    assert_eq!(
+        hub.get(Some("officer-north"), "/compliance/South/central-approval").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -767,4 +785,39 @@ async fn the_inventory_api_pages_by_key_and_the_pages_add_up_to_the_list() {
         serde_json::from_str(&hub.get(Some("officer-north"), "/api/v1/assets?after=North/plc-n1").await.body)
             .expect("json");
     assert_eq!(scoped.iter().map(|a| a["name"].as_str().unwrap_or("")).collect::<Vec<_>>(), ["sw-n1"]);
+}
+
+#[tokio::test]
+async fn the_trend_draws_each_days_worst_state_and_says_where_the_hub_has_no_record() {
+    let hub = prepare().await;
+    let day = |back: i64| (now() - Duration::days(back)).format("%Y-%m-%d").to_string();
+    let row = |back: i64, health: i64| crate::store::HealthRow {
+        day: day(back),
+        health,
+        unauthorized_drift: health,
+        overdue_backups: 0,
+        overdue_reviews: 0,
+        open_changes: 1,
+    };
+    hub.store.record_health("North", &row(2, 0)).await.expect("record");
+    hub.store.record_health("North", &row(1, 3)).await.expect("record");
+    // A day keeps its worst state: a later, better computation of yesterday does not replace it.
+    hub.store.record_health("North", &row(1, 0)).await.expect("record");
+    let landing = hub.get(Some("viewer"), "/").await.body;
+    let svg = between(&landing, "<svg class=\"trend\" id=\"trend-North\"", "</svg>");
+    let classes: Vec<&str> = svg.split("class=\"trend-").skip(1).map(|c| c.split('"').next().unwrap_or("")).collect();
+    assert_eq!(classes.len(), 30, "{svg}");
+    assert_eq!(classes[27..], ["ok", "critical", "critical"], "the last three days: {svg}");
+    assert!(classes[..27].iter().all(|c| *c == "none"), "{svg}");
+    assert!(svg.contains(&format!("{}: critical, 3 unauthorized drift", day(1))), "{svg}");
+    // The site page draws 90 days; the landing page's overview recorded today's state.
+    let page = hub.get(Some("viewer"), "/sites/North").await.body;
+    assert_eq!(between(&page, "id=\"trend-90\"", "</svg>").matches("<rect").count(), 90);
+    let today = hub.store.health_since("North", &day(0)).await.expect("read");
+    assert_eq!((today.len(), today[0].health), (1, 3));
+}
+
+fn between<'t>(text: &'t str, start: &str, end: &str) -> &'t str {
+    let from = text.find(start).unwrap_or_else(|| panic!("{start} not in {text}")) + start.len();
+    &text[from..from + text[from..].find(end).expect("end")]
 }
