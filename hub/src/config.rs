@@ -22,7 +22,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Result;
-use datum_host::exit::user;
 use datum_host::web::config::{self, WebSettings};
 
 /// Where an installed service finds its configuration when `--config` is not given.
@@ -53,10 +52,7 @@ impl Default for Config {
 
 /// Reads the file given, else the default path when it exists, else the defaults.
 pub fn load(path: Option<&Path>) -> Result<Config> {
-    let Some((path, text)) = config::read(path, DEFAULT_CONFIG)? else { return Ok(Config::default()) };
-    let (c, unknown) = parse(&text).map_err(|e| user(format!("{}: {e}", path.display())))?;
-    config::warn_unknown(&path, &unknown);
-    Ok(c)
+    config::load(path, DEFAULT_CONFIG, parse)
 }
 
 /// Parses a configuration; also returns the keys it did not know.

@@ -28,6 +28,25 @@ pub const COLUMNS: [&str; 12] = [
     "in_scope",
 ];
 
+/// An asset's values of [`COLUMNS`], in that order (empty where it has none): what an export writes.
+pub fn row_of(a: &crate::model::Asset) -> [String; 12] {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    [
+        a.name.to_string(),
+        a.kind.to_string(),
+        text(&a.vendor),
+        text(&a.model),
+        text(&a.serial),
+        text(&a.firmware),
+        text(&a.location),
+        text(&a.zone),
+        text(&a.ip),
+        a.criticality.to_string(),
+        text(&a.owner),
+        a.in_scope.to_string(),
+    ]
+}
+
 /// Largest CSV accepted, to keep memory bounded.
 pub const MAX_CSV_BYTES: usize = 64 * 1024 * 1024;
 

@@ -284,21 +284,8 @@ async fn export(site: &mut Site, all: bool) -> Result<Outcome> {
     header.extend(custom.iter().cloned());
     writer.write_record(&header)?;
     for a in &assets {
-        let mut row = vec![
-            a.name.to_string(),
-            a.kind.to_string(),
-            a.vendor.clone().unwrap_or_default(),
-            a.model.clone().unwrap_or_default(),
-            a.serial.clone().unwrap_or_default(),
-            a.firmware.clone().unwrap_or_default(),
-            a.location.clone().unwrap_or_default(),
-            a.zone.clone().unwrap_or_default(),
-            a.ip.clone().unwrap_or_default(),
-            a.criticality.to_string(),
-            a.owner.clone().unwrap_or_default(),
-            a.in_scope.to_string(),
-            a.tags.join(";"),
-        ];
+        let mut row = csv_import::row_of(a).to_vec();
+        row.push(a.tags.join(";"));
         row.extend(custom.iter().map(|k| a.custom.get(k).cloned().unwrap_or_default()));
         writer.write_record(&row)?;
     }

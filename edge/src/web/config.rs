@@ -47,10 +47,7 @@ impl Default for Config {
 
 /// Reads the file given, else the default path when it exists, else the defaults.
 pub fn load(path: Option<&Path>) -> Result<Config> {
-    let Some((path, text)) = config::read(path, DEFAULT_CONFIG)? else { return Ok(Config::default()) };
-    let (config, unknown) = parse(&text).map_err(|e| user(format!("{}: {e}", path.display())))?;
-    config::warn_unknown(&path, &unknown);
-    Ok(config)
+    config::load(path, DEFAULT_CONFIG, parse)
 }
 
 /// Parses a configuration; also returns the keys it did not know.

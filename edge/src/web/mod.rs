@@ -162,12 +162,7 @@ pub async fn serve(ctx: &Context, listen: Option<SocketAddr>, config_file: Optio
     let data = config.data.clone().unwrap_or_else(|| ctx.data.clone());
     let listen = listen.or(config.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
     let tls = if config.web.plain_http {
-        if !web::plain_http_allowed(&listen) {
-            return Err(user(format!(
-                "plain HTTP is only served on a loopback address; {listen} is not one (remove plain_http, or listen \
-                 on 127.0.0.1 behind a reverse proxy)"
-            )));
-        }
+        web::check_plain_http(&listen)?;
         None
     } else {
         let (config, fingerprint) = config::tls(&data, &config)?;

@@ -466,12 +466,7 @@ pub async fn start(
         ));
     }
     let tls = if config.settings.plain_http {
-        if !web::plain_http_allowed(&addr) {
-            return Err(user(format!(
-                "plain HTTP is only served on a loopback address; {addr} is not one (remove plain_http, or listen \
-                 on 127.0.0.1 behind a reverse proxy)"
-            )));
-        }
+        web::check_plain_http(&addr)?;
         None
     } else {
         let (tls, fingerprint) = tls(&ctx.data, identity, config, clock())?;

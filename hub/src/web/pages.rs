@@ -12,6 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use datum_host::web::{escape, shell, url_segment, Identity, WebError};
+use datum_shared::csv_import::{row_of, COLUMNS};
 use datum_shared::identity::Action;
 use datum_shared::model::Asset;
 use serde::Deserialize;
@@ -776,46 +777,16 @@ fn facets(sites: &[Arc<Overview>], filter: &Filter, now: chrono::DateTime<chrono
     out
 }
 
-const CSV_HEADER: [&str; 14] = [
-    "site",
-    "name",
-    "kind",
-    "vendor",
-    "model",
-    "serial",
-    "firmware",
-    "location",
-    "zone",
-    "ip",
-    "criticality",
-    "owner",
-    "in_scope",
-    "state",
-];
-
 /// The list as CSV (a cell that a spreadsheet would run as a formula is prefixed with `'`).
 pub fn csv_response(assets: &[(&str, &Asset)]) -> Response {
     let mut w = csv::Writer::from_writer(Vec::new());
     let cell = |v: &str| if v.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{v}") } else { v.to_string() };
-    let _ = w.write_record(CSV_HEADER);
+    let header = std::iter::once("site").chain(COLUMNS).chain(["state"]);
+    let _ = w.write_record(header);
     for (site, a) in assets {
-        let o = |v: &Option<String>| cell(v.as_deref().unwrap_or(""));
-        let _ = w.write_record([
-            cell(site),
-            cell(a.name.as_str()),
-            a.kind.as_str().to_string(),
-            o(&a.vendor),
-            o(&a.model),
-            o(&a.serial),
-            o(&a.firmware),
-            o(&a.location),
-            o(&a.zone),
-            o(&a.ip),
-            a.criticality.as_str().to_string(),
-            o(&a.owner),
-            a.in_scope.to_string(),
-            if a.is_active() { "active".into() } else { "retired".into() },
-        ]);
+        let state = if a.is_active() { "active" } else { "retired" };
+        let row = std::iter::once(site.to_string()).chain(row_of(a)).chain([state.to_string()]);
+        let _ = w.write_record(row.map(|v| cell(&v)));
     }
     let bytes = w.into_inner().unwrap_or_default();
     (

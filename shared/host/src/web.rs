@@ -611,6 +611,17 @@ pub fn plain_http_allowed(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
 }
 
+/// Refuses plain HTTP off loopback, saying what to do instead (a user error, before anything listens).
+pub fn check_plain_http(addr: &SocketAddr) -> anyhow::Result<()> {
+    if plain_http_allowed(addr) {
+        return Ok(());
+    }
+    Err(crate::exit::user(format!(
+        "plain HTTP is only served on a loopback address; {addr} is not one (remove plain_http, or listen on \
+         127.0.0.1 behind a reverse proxy)"
+    )))
+}
+
 /// Serves a router on a listener until `shutdown` completes: TLS when `tls` is given, plain HTTP otherwise.
 /// Each request carries its connection's [`Peer`]. Connections are served on their own tasks; a failing
 /// connection (a bad handshake, a reset) is logged and never stops the server.

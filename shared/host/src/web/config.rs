@@ -94,6 +94,18 @@ pub fn read(path: Option<&Path>, default: &str) -> anyhow::Result<Option<(PathBu
     }
 }
 
+/// Parses a configuration file's text: the configuration and the keys it did not know, or why it is wrong.
+pub type Parser<C> = fn(&str) -> Result<(C, Vec<String>), String>;
+
+/// A service's configuration: the file given (which must exist), else `default` when it exists, else `C`'s
+/// defaults; parsed by `parse`, whose unknown keys are warned about (an older binary reads a newer file).
+pub fn load<C: Default>(path: Option<&Path>, default: &str, parse: Parser<C>) -> anyhow::Result<C> {
+    let Some((path, text)) = read(path, default)? else { return Ok(C::default()) };
+    let (config, unknown) = parse(&text).map_err(|e| user(format!("{}: {e}", path.display())))?;
+    warn_unknown(&path, &unknown);
+    Ok(config)
+}
+
 /// Says which keys were ignored, in the log and on standard error.
 pub fn warn_unknown(path: &Path, unknown: &[String]) {
     for key in unknown {
