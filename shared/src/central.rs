@@ -10,6 +10,11 @@
 //! pinned at enrollment and refuses to implement until it holds an approval for the content the change has now
 //! ([`state`]): an edit after the approval makes it stale. An emergency change may be implemented first and
 //! waits for a retrospective decision, flagged.
+//!
+//! Waivers the policy marks as central (`central_approval = { waivers = true }` or `waivers = ["template-id"]`)
+//! go the same way ([`waiver_state`]): the hub signs a decision over the waiver's request
+//! ([`waiver_content_hash`]), under another first line than a change's so one can never pass for the other,
+//! and the waiver covers its rule at the plant only with both the plant's approval and the hub's.
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -19,7 +24,8 @@ use sha2::{Digest, Sha256};
 use crate::change::{ChangeDraft, ChangeRequest};
 use crate::ids::DocId;
 use crate::model::Criticality;
-pub use crate::policy::CentralRule;
+pub use crate::policy::{CentralRule, CentralWaivers};
+use crate::waiver::Waiver;
 use crate::ChangeId;
 
 /// Name of a site's document of central decisions, `hub/to/<site-id>/approvals`.
@@ -46,11 +52,39 @@ pub fn content_hash(draft: &ChangeDraft) -> String {
     hex::encode(h.finalize())
 }
 
-/// The hub's decision on one change of one site (`central_decisions`, key: the change id).
+/// What a central decision is about: a change request, or a waiver (keyed by its id in
+/// `central_decisions`, `CR-0007` or `W-0001`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Subject {
+    Change { change: ChangeId },
+    Waiver { waiver: String },
+}
+
+impl Subject {
+    /// The decision's key in `central_decisions`.
+    pub fn key(&self) -> String {
+        match self {
+            Subject::Change { change } => change.to_string(),
+            Subject::Waiver { waiver } => waiver.clone(),
+        }
+    }
+
+    /// The first line of the signed message: a decision on a change never verifies as one on a waiver.
+    fn domain(&self) -> &'static str {
+        match self {
+            Subject::Change { .. } => "datum-central-decision/1",
+            Subject::Waiver { .. } => "datum-central-waiver/1",
+        }
+    }
+}
+
+/// The hub's decision on one change or waiver of one site (`central_decisions`, key: [`Subject::key`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CentralDecision {
-    pub change: ChangeId,
-    /// [`content_hash`] of the change as the officer saw it.
+    #[serde(flatten)]
+    pub subject: Subject,
+    /// [`content_hash`] of the change (or [`waiver_content_hash`] of the waiver) as the officer saw it.
     pub content: String,
     pub approved: bool,
     pub reason: String,
@@ -67,8 +101,9 @@ impl CentralDecision {
     /// What the signature covers: the site too, so a decision cannot be replayed to another one.
     pub fn message(&self, site_id: &str) -> Vec<u8> {
         format!(
-            "datum-central-decision/1\n{site_id}\n{}\n{}\n{}\n{}\n{}\n{}\n",
-            self.change,
+            "{}\n{site_id}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+            self.subject.domain(),
+            self.subject.key(),
             self.content,
             self.approved,
             self.by,
@@ -88,6 +123,38 @@ impl CentralDecision {
         let Ok(sig) = Signature::from_slice(&bytes) else { return false };
         key.verify(&self.message(site_id), &sig).is_ok()
     }
+}
+
+/// SHA-256 (hex) of what a waiver asks for: its request (id, template, rule, asset, reason, expiry, requester),
+/// not its later state, so the plant's own approval does not make a central one stale.
+pub fn waiver_content_hash(w: &Waiver) -> String {
+    #[derive(Serialize)]
+    struct Asked<'a> {
+        id: &'a str,
+        template: &'a str,
+        version: &'a str,
+        rule: &'a str,
+        asset: &'a str,
+        reason: &'a str,
+        expires: DateTime<Utc>,
+        requester: &'a str,
+        requested_at: DateTime<Utc>,
+    }
+    let asked = Asked {
+        id: &w.id,
+        template: &w.template,
+        version: &w.version,
+        rule: &w.rule,
+        asset: w.asset.as_str(),
+        reason: &w.reason,
+        expires: w.expires,
+        requester: &w.requester,
+        requested_at: w.requested_at,
+    };
+    let mut h = Sha256::new();
+    h.update(b"datum-waiver-content/1\n");
+    h.update(serde_json::to_vec(&asked).unwrap_or_default());
+    hex::encode(h.finalize())
 }
 
 /// Where a change stands with the hub.
@@ -128,7 +195,7 @@ impl CentralState {
         }
     }
 
-    /// Whether a plant may implement the change as far as the hub is concerned.
+    /// Whether a plant may implement the change (or rely on the waiver) as far as the hub is concerned.
     pub fn allows_implementation(&self) -> bool {
         matches!(self, CentralState::NotNeeded | CentralState::Approved { .. })
     }
@@ -143,17 +210,42 @@ pub fn state(
     site_id: &str,
     key: Option<&VerifyingKey>,
 ) -> CentralState {
+    let subject = Subject::Change { change: change.id };
+    judge(&subject, &content_hash(&change.draft), needed, decision, site_id, key)
+}
+
+/// The central state of a waiver, as [`state`] for a change: a waiver the policy sends to the hub covers its
+/// rule only once the hub approved exactly its request.
+pub fn waiver_state(
+    waiver: &Waiver,
+    needed: bool,
+    decision: Option<&CentralDecision>,
+    site_id: &str,
+    key: Option<&VerifyingKey>,
+) -> CentralState {
+    let subject = Subject::Waiver { waiver: waiver.id.clone() };
+    judge(&subject, &waiver_content_hash(waiver), needed, decision, site_id, key)
+}
+
+fn judge(
+    subject: &Subject,
+    content: &str,
+    needed: bool,
+    decision: Option<&CentralDecision>,
+    site_id: &str,
+    key: Option<&VerifyingKey>,
+) -> CentralState {
     if !needed {
         return CentralState::NotNeeded;
     }
-    let Some(d) = decision.filter(|d| d.change == change.id) else { return CentralState::Pending };
+    let Some(d) = decision.filter(|d| d.subject == *subject) else { return CentralState::Pending };
     if !key.is_some_and(|k| d.verify(site_id, k)) {
         return CentralState::Invalid;
     }
     if !d.approved {
         return CentralState::Rejected { by: d.by.clone(), reason: d.reason.clone() };
     }
-    if d.content != content_hash(&change.draft) {
+    if d.content != content {
         return CentralState::Stale { by: d.by.clone(), at: d.at };
     }
     CentralState::Approved { by: d.by.clone(), at: d.at }
@@ -227,7 +319,7 @@ mod tests {
 
     fn decision(c: &ChangeRequest, approved: bool, key: &SigningKey, site: &str) -> CentralDecision {
         CentralDecision {
-            change: c.id,
+            subject: Subject::Change { change: c.id },
             content: content_hash(&c.draft),
             approved,
             reason: "reviewed".into(),
@@ -240,15 +332,15 @@ mod tests {
 
     #[test]
     fn the_rule_names_risk_and_criticality_thresholds_and_the_stricter_wins() {
-        let rule = CentralRule { risk: Some(Risk::High), criticality: Some(Criticality::Critical) };
+        let rule = CentralRule { risk: Some(Risk::High), criticality: Some(Criticality::Critical), waivers: None };
         assert!(needs(Some(&rule), &draft(Risk::High), &[Criticality::Low]));
         assert!(!needs(Some(&rule), &draft(Risk::Medium), &[Criticality::High]));
         assert!(needs(Some(&rule), &draft(Risk::Low), &[Criticality::Low, Criticality::Critical]));
         assert!(!needs(None, &draft(Risk::High), &[Criticality::Critical]));
-        let other = CentralRule { risk: Some(Risk::Medium), criticality: None };
+        let other = CentralRule { risk: Some(Risk::Medium), criticality: None, waivers: None };
         assert_eq!(
-            rule.stricter(other),
-            CentralRule { risk: Some(Risk::Medium), criticality: Some(Criticality::Critical) }
+            rule.clone().stricter(other),
+            CentralRule { risk: Some(Risk::Medium), criticality: Some(Criticality::Critical), waivers: None }
         );
         assert_eq!(rule.describe(), "risk high or above, or an asset of criticality critical or above");
     }
@@ -283,7 +375,104 @@ mod tests {
         assert!(refusal(&c, &rejected, None).is_some_and(|r| r.contains("reviewed")));
         // A decision about another change does not count.
         let mut other = ok.clone();
-        other.change = ChangeId(8);
+        other.subject = Subject::Change { change: ChangeId(8) };
         assert_eq!(state(&c, true, Some(&other), "site-a", Some(&public)), CentralState::Pending);
+    }
+
+    fn waiver() -> Waiver {
+        use crate::waiver::{apply, WaiverAction, WaiverEvent};
+        let at = DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
+        let request = WaiverEvent {
+            waiver: "W-0003".into(),
+            seq: 1,
+            at,
+            actor: "alice".into(),
+            action: WaiverAction::Request {
+                template: "ios-hardening".into(),
+                version: "1.0.0".into(),
+                rule: "IOS-02".into(),
+                asset: AssetName::new("RTR-2").expect("name"),
+                reason: "HTTP server needed until the historian moves".into(),
+                expires: at + chrono::Duration::days(60),
+            },
+        };
+        apply(None, &request).expect("request")
+    }
+
+    #[test]
+    fn a_waiver_needs_the_hubs_signed_approval_of_its_request_and_a_changes_decision_never_counts_for_it() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let public = key.verifying_key();
+        let w = waiver();
+        let approve = |w: &Waiver, approved: bool| {
+            CentralDecision {
+                subject: Subject::Waiver { waiver: w.id.clone() },
+                content: waiver_content_hash(w),
+                approved,
+                reason: "compensating control: the port is closed at the firewall".into(),
+                by: "officer".into(),
+                at: DateTime::UNIX_EPOCH,
+                signature: String::new(),
+            }
+            .signed("site-a", &key)
+        };
+        let ok = approve(&w, true);
+        assert_eq!(waiver_state(&w, false, None, "site-a", Some(&public)), CentralState::NotNeeded);
+        assert_eq!(waiver_state(&w, true, None, "site-a", Some(&public)), CentralState::Pending);
+        assert!(waiver_state(&w, true, Some(&ok), "site-a", Some(&public)).allows_implementation());
+        assert_eq!(waiver_state(&w, true, Some(&ok), "site-b", Some(&public)), CentralState::Invalid);
+        // The plant's own approval afterwards changes its state, not its request: the approval holds.
+        let mut decided = w.clone();
+        decided.state = crate::waiver::WaiverState::Approved;
+        decided.decided_by = Some("bob".into());
+        assert!(waiver_state(&decided, true, Some(&ok), "site-a", Some(&public)).allows_implementation());
+        // Another expiry is another request: stale.
+        let mut longer = w.clone();
+        longer.expires += chrono::Duration::days(30);
+        assert_eq!(waiver_state(&longer, true, Some(&ok), "site-a", Some(&public)).as_str(), "stale");
+        // A rejection is kept with its reason.
+        let no = approve(&w, false);
+        assert_eq!(waiver_state(&w, true, Some(&no), "site-a", Some(&public)).as_str(), "rejected");
+        // A change's approval re-labelled as the waiver's, with the same signature, does not verify.
+        let c = change(Risk::High);
+        let for_change = decision(&c, true, &key, "site-a");
+        let mut relabelled = for_change.clone();
+        relabelled.subject = Subject::Waiver { waiver: w.id.clone() };
+        relabelled.content = waiver_content_hash(&w);
+        assert_eq!(waiver_state(&w, true, Some(&relabelled), "site-a", Some(&public)), CentralState::Invalid);
+        // Stored and read back: each subject keeps its key and shape.
+        let json = serde_json::to_value(&ok).expect("json");
+        assert_eq!(json["waiver"], "W-0003");
+        assert!(json.get("change").is_none());
+        let back: CentralDecision = serde_json::from_value(json).expect("read back");
+        assert_eq!(back, ok);
+        let json = serde_json::to_value(&for_change).expect("json");
+        assert_eq!(json["change"], "CR-0007", "{json}");
+        assert_eq!(serde_json::from_value::<CentralDecision>(json).expect("read back"), for_change);
+    }
+
+    #[test]
+    fn the_policy_names_all_waivers_or_those_of_some_templates_and_the_union_wins() {
+        let of = |t: &[&str]| CentralRule {
+            waivers: Some(CentralWaivers::Of(t.iter().map(|s| s.to_string()).collect())),
+            ..CentralRule::default()
+        };
+        let all = CentralRule { waivers: Some(CentralWaivers::All(true)), ..CentralRule::default() };
+        assert!(all.covers_waiver("anything"));
+        assert!(of(&["ios-hardening"]).covers_waiver("ios-hardening"));
+        assert!(!of(&["ios-hardening"]).covers_waiver("linux-ssh"));
+        assert!(!CentralRule::default().covers_waiver("ios-hardening"));
+        let both = of(&["linux-ssh"]).stricter(of(&["ios-hardening", "linux-ssh"]));
+        assert_eq!(both, of(&["ios-hardening", "linux-ssh"]));
+        assert!(of(&["a"]).stricter(all.clone()).covers_waiver("z"));
+        let none = CentralRule { waivers: Some(CentralWaivers::All(false)), ..CentralRule::default() };
+        assert!(none.is_empty());
+        assert!(!of(&[]).stricter(none).covers_waiver("a"));
+        assert_eq!(of(&["ios-hardening"]).describe_waivers(), "waivers of ios-hardening");
+        let parsed: CentralRule = toml::from_str("waivers = true\nrisk = \"high\"").expect("toml");
+        assert!(parsed.covers_waiver("x"));
+        let parsed: CentralRule = toml::from_str("waivers = [\"ios-hardening\"]").expect("toml");
+        assert!(parsed.covers_waiver("ios-hardening") && !parsed.covers_waiver("x"));
+        assert!(toml::from_str::<CentralRule>("waivers = \"yes\"").is_err());
     }
 }

@@ -59,17 +59,30 @@ impl Default for Policy {
     }
 }
 
-/// A template's rule of which changes need a central approval (`[change] central_approval = { … }`): a change
-/// whose risk is at least `risk`, or that touches an asset of at least `criticality`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A template's rule of what needs a central approval (`[change] central_approval = { … }`): a change whose
+/// risk is at least `risk`, or that touches an asset of at least `criticality`; and waivers, all of them
+/// (`waivers = true`) or those of the templates named (`waivers = ["ios-hardening"]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CentralRule {
     pub risk: Option<Risk>,
     pub criticality: Option<Criticality>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waivers: Option<CentralWaivers>,
+}
+
+/// Which waivers need a central approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CentralWaivers {
+    /// `true`: every waiver; `false`: none.
+    All(bool),
+    /// The waivers of these templates (by id).
+    Of(Vec<String>),
 }
 
 impl CentralRule {
-    /// The stricter of two rules: the lower threshold of each.
+    /// The stricter of two rules: the lower threshold of each, and the waivers of both.
     pub fn stricter(self, other: CentralRule) -> CentralRule {
         fn low<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
             match (a, b) {
@@ -77,11 +90,42 @@ impl CentralRule {
                 (x, y) => x.or(y),
             }
         }
-        CentralRule { risk: low(self.risk, other.risk), criticality: low(self.criticality, other.criticality) }
+        let waivers = match (self.waivers, other.waivers) {
+            (Some(CentralWaivers::All(true)), _) | (_, Some(CentralWaivers::All(true))) => {
+                Some(CentralWaivers::All(true))
+            }
+            (Some(CentralWaivers::Of(mut a)), Some(CentralWaivers::Of(b))) => {
+                a.extend(b);
+                a.sort();
+                a.dedup();
+                Some(CentralWaivers::Of(a))
+            }
+            (Some(CentralWaivers::Of(a)), _) | (_, Some(CentralWaivers::Of(a))) => Some(CentralWaivers::Of(a)),
+            (a, b) => a.or(b),
+        };
+        CentralRule { risk: low(self.risk, other.risk), criticality: low(self.criticality, other.criticality), waivers }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.risk.is_none() && self.criticality.is_none()
+        self.risk.is_none() && self.criticality.is_none() && !self.has_waivers()
+    }
+
+    /// Whether any waiver needs a central approval.
+    pub fn has_waivers(&self) -> bool {
+        match &self.waivers {
+            Some(CentralWaivers::All(all)) => *all,
+            Some(CentralWaivers::Of(list)) => !list.is_empty(),
+            None => false,
+        }
+    }
+
+    /// Whether a waiver of `template` needs a central approval.
+    pub fn covers_waiver(&self, template: &str) -> bool {
+        match &self.waivers {
+            Some(CentralWaivers::All(all)) => *all,
+            Some(CentralWaivers::Of(list)) => list.iter().any(|t| t == template),
+            None => false,
+        }
     }
 
     /// In words, for pages and errors ("risk high or above, or an asset of criticality critical").
@@ -94,6 +138,15 @@ impl CentralRule {
             parts.push(format!("an asset of criticality {c} or above"));
         }
         parts.join(", or ")
+    }
+
+    /// Which waivers, in words ("every waiver", "waivers of ios-hardening").
+    pub fn describe_waivers(&self) -> String {
+        match &self.waivers {
+            Some(CentralWaivers::All(true)) => "every waiver".into(),
+            Some(CentralWaivers::Of(list)) if !list.is_empty() => format!("waivers of {}", list.join(", ")),
+            _ => "no waiver".into(),
+        }
     }
 }
 
@@ -223,7 +276,10 @@ impl Policy {
     /// Adds a change-request template's rule of central approval (the stricter of the rules wins).
     pub fn require_central(&mut self, rule: CentralRule) {
         if !rule.is_empty() {
-            self.central = Some(self.central.map_or(rule, |c| c.stricter(rule)));
+            self.central = Some(match self.central.take() {
+                Some(c) => c.stricter(rule),
+                None => rule,
+            });
         }
     }
 

@@ -174,8 +174,8 @@ impl ChangeTable {
                 out.push(format!("change.checklist item {item:?}: one line of at most 300 characters"));
             }
         }
-        if self.central_approval.is_some_and(|c| c.is_empty()) {
-            out.push("change.central_approval names neither a risk nor a criticality".into());
+        if self.central_approval.as_ref().is_some_and(|c| c.is_empty()) {
+            out.push("change.central_approval names neither a risk, a criticality nor waivers".into());
         }
         if self.required.is_empty() && self.checklist.is_empty() && self.central_approval.is_none() {
             out.push("[change] requires nothing, has no checklist and asks for no central approval".into());
@@ -587,8 +587,8 @@ pub fn policy_of<'t>(templates: impl IntoIterator<Item = &'t Template>) -> crate
     for t in &templates {
         if let Some(c) = &t.change {
             policy.require_for_changes(&format!("{} {}", t.id, t.version), &c.required, &c.checklist);
-            if let Some(rule) = c.central_approval {
-                policy.require_central(rule);
+            if let Some(rule) = &c.central_approval {
+                policy.require_central(rule.clone());
             }
         }
     }

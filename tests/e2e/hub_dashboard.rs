@@ -245,6 +245,10 @@ fn central(backend: Backend) {
     let template = datum_tests::workspace_root().join("examples/templates/central-approval.toml");
     hub.ok(&["template", "add", template.to_str().expect("utf-8")]);
     hub.ok(&["template", "publish", "central-approval"]);
+    let basics = hub.tmp.path().join("asset-basics.toml");
+    std::fs::write(&basics, ASSET_BASICS).expect("write template");
+    hub.ok(&["template", "add", basics.to_str().expect("utf-8")]);
+    hub.ok(&["template", "publish", "asset-basics"]);
     let added = hub.run_with_stdin(
         &["user", "add", "sec", "--role", "security-officer", "--password-stdin"],
         &format!("{OFFICER_PASSWORD}\n"),
@@ -259,6 +263,7 @@ fn central(backend: Backend) {
     let token = hub.add_site("North");
     assert_eq!(north.enroll(&hub, &token).code, 0);
     hub.ok(&["template", "assign", "central-approval", "--site", "North"]);
+    hub.ok(&["template", "assign", "asset-basics", "--site", "North"]);
     for _ in 0..2 {
         // The first sync brings the template; the second reports it running.
         assert_eq!(north.sync("quic").code, 0);
@@ -359,8 +364,81 @@ fn central(backend: Backend) {
     let (_, page) = officer.curl(&[], "/approvals");
     let item = between(&page, &format!("id=\"inbox-North-{second}\""), "</section>");
     assert!(item.contains("Central state: stale"), "{item}");
+
+    // A waiver: the policy marks every waiver as central. Approved at the plant, it covers nothing yet.
+    let expires = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%d").to_string();
+    let waiver = north
+        .ok(&[
+            "waiver",
+            "request",
+            "--template",
+            "asset-basics",
+            "--rule",
+            "OWN-01",
+            "--asset",
+            "plc-1",
+            "--reason",
+            "the owner is named when the line is handed over",
+            "--expires",
+            &expires,
+            "--json",
+        ])
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let approved = north.run_as("bob", &["waiver", "approve", &waiver]);
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    assert!(approved.stdout.contains("covers nothing until the hub approves it centrally"), "{}", approved.stdout);
+    let listed = north.ok(&["waiver", "list", "--json"]).json();
+    assert_eq!(
+        (listed[0]["status"].as_str(), listed[0]["central"]["state"].as_str()),
+        (Some("active"), Some("pending"))
+    );
+    let own01 = |north: &Plant| {
+        let run = north.run(&["compliance", "--template", "asset-basics", "--json"]);
+        let rows = run.json()[0]["rows"].clone();
+        rows.as_array().expect("rows").iter().find(|r| r["rule"] == "OWN-01").expect("OWN-01").clone()
+    };
+    assert_eq!(own01(&north)["result"], "non-compliant", "not waived before the hub's approval");
+    assert_eq!(north.sync("quic").code, 0);
+    // In the hub's inbox as a waiver; bob, who approved it at the plant, could not approve it centrally, and the
+    // officer approves it with a fresh second factor.
+    let (_, page) = officer.curl(&[], "/approvals");
+    let item = between(&page, &format!("id=\"inbox-North-{waiver}\""), "</section>");
+    assert!(item.contains("asset-basics OWN-01") && item.contains("every waiver"), "{item}");
+    let api = officer.curl(&[], "/api/v1/approvals").1;
+    let inbox: serde_json::Value = serde_json::from_str(&api).expect("json");
+    let w = inbox.as_array().expect("list").iter().find(|i| i["id"] == waiver.as_str()).expect("waiver").clone();
+    assert_eq!((w["waiver"]["rule"].as_str(), w.get("change")), (Some("OWN-01"), None), "{w}");
+    officer.approve(&waiver, &officer.recovery[1]);
+    let (_, page) = officer.curl(&[], "/approvals");
+    assert!(!page.contains(&format!("id=\"inbox-North-{waiver}\"")), "{page}");
+    // With the next sync the plant holds the hub's signed approval: the waiver covers the rule.
+    assert_eq!(north.sync("quic").code, 0);
+    let listed = north.ok(&["waiver", "list", "--json"]).json();
+    assert_eq!(listed[0]["central"]["state"], "approved", "{listed}");
+    assert_eq!(
+        (own01(&north)["result"].as_str(), own01(&north)["waiver"].as_str()),
+        (Some("waived"), Some(waiver.as_str()))
+    );
     hub.kill();
 }
+
+/// A standard every asset fails until it has an owner.
+const ASSET_BASICS: &str = r#"[template]
+id = "asset-basics"
+version = "1.0.0"
+title = "Every asset has an owner"
+enforcement = "report"
+references = ["IEC 62443-2-1 4.2.3.4"]
+
+[[rule]]
+id = "OWN-01"
+title = "The asset has an owner"
+field = "owner"
+required = true
+"#;
 
 #[test]
 fn a_central_approval_goes_from_the_plant_to_the_hubs_inbox_and_back_on_sqlite() {

@@ -430,16 +430,33 @@ pub async fn central_state(site: &Site, change: &ChangeRequest) -> Result<Centra
     if !central::needs(site.policy.central.as_ref(), &change.draft, &criticalities) {
         return Ok(CentralState::NotNeeded);
     }
-    let site_id = site.info.site_id.as_str();
-    let doc = crate::site::load_doc_from(&site.store, &central::decisions_doc(site_id)).await?;
-    let key = change.id.to_string();
-    let decision: Option<CentralDecision> = datum_shared::document::collection_json(&doc, CentralDecision::COLLECTION)?
-        .into_iter()
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, json)| serde_json::from_value(json).ok());
-    let pinned = super::federation::HubLink::load(&site.dir)?.and_then(|l| l.publishing_key);
-    let hub_key = pinned.and_then(|k| datum_shared::rollout::parse_key(&k).ok());
-    Ok(central::state(change, true, decision.as_ref(), site_id, hub_key.as_ref()))
+    let hub = HubDecisions::load(site).await?;
+    Ok(central::state(change, true, hub.get(&change.id.to_string()), site.info.site_id.as_str(), hub.key.as_ref()))
+}
+
+/// The hub's central decisions for this site as received with the last sync, and the hub's key pinned at
+/// enrollment to verify them with.
+pub struct HubDecisions {
+    decisions: std::collections::BTreeMap<String, CentralDecision>,
+    pub key: Option<ed25519_dalek::VerifyingKey>,
+}
+
+impl HubDecisions {
+    pub async fn load(site: &Site) -> Result<HubDecisions> {
+        let doc = crate::site::load_doc_from(&site.store, &central::decisions_doc(site.info.site_id.as_str())).await?;
+        // A decision that does not read is as good as none: the plant waits for a valid one.
+        let decisions = datum_shared::document::collection_json(&doc, CentralDecision::COLLECTION)?
+            .into_iter()
+            .filter_map(|(k, json)| serde_json::from_value(json).ok().map(|d| (k, d)))
+            .collect();
+        let pinned = super::federation::HubLink::load(&site.dir)?.and_then(|l| l.publishing_key);
+        let key = pinned.and_then(|k| datum_shared::rollout::parse_key(&k).ok());
+        Ok(HubDecisions { decisions, key })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&CentralDecision> {
+        self.decisions.get(key)
+    }
 }
 
 async fn show(site: &mut Site, id: &str, json: bool) -> Result<Outcome> {

@@ -87,7 +87,7 @@ pub async fn compliance(
             return Err(user(format!("asset {name} does not exist (see `datum-edge asset list`)")));
         }
     }
-    let waivers = super::waivers::load(site).await?;
+    let waivers = super::waivers::in_force(site).await?;
     let mut captures = Captures::new(site);
     // A file to try out, or assigned templates.
     if let Some(file) = template.filter(|f| f.is_file()) {
@@ -323,7 +323,7 @@ impl Standing {
 
 /// How `asset` stands against every template active here that applies to it.
 pub async fn standing(site: &Site, view: &View, asset: &str) -> Result<Vec<Standing>> {
-    let waivers = super::waivers::load(site).await?;
+    let waivers = super::waivers::in_force(site).await?;
     let mut captures = Captures::new(site);
     let mut out = Vec::new();
     for a in super::templates::active(site).await? {
@@ -427,7 +427,7 @@ pub async fn enforce(site: &Site, view: &View, captures: &[VersionRef]) -> Resul
     if active.iter().all(|a| a.template.enforcement == Enforcement::Report) {
         return Ok(out);
     }
-    let waivers = super::waivers::load(site).await?;
+    let waivers = super::waivers::in_force(site).await?;
     let key = site.fingerprint_key();
     for a in active.iter().filter(|a| a.template.enforcement != Enforcement::Report) {
         let rules =

@@ -193,7 +193,7 @@ pub async fn refresh(site: &mut Site) -> Result<Refreshed> {
         return Ok(done);
     }
     let view = crate::view::load(site).await?;
-    let waivers = super::waivers::load(site).await?;
+    let waivers = super::waivers::in_force(site).await?;
     let mut write = Write::new("compliance.record", "compliance", None);
     let mut said = Vec::new();
     let mut captures = super::compliance::Captures::new(site);

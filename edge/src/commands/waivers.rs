@@ -6,6 +6,7 @@
 
 use anyhow::Result;
 use datum_host::exit::{user, Outcome};
+use datum_shared::central::{self, CentralState};
 use datum_shared::waiver::{self, fold, parse_waiver_id, waiver_id, Waiver, WaiverAction, WaiverEvent};
 use serde::Serialize;
 
@@ -22,6 +23,27 @@ pub async fn load(site: &Site) -> Result<Vec<Waiver>> {
         tracing::warn!("waiver event ignored: {why}");
     }
     Ok(waivers)
+}
+
+/// Where each waiver stands with the hub (`datum_shared::central::waiver_state`), in the order given: a waiver
+/// of a template the site's policy marks as central needs the hub's signed approval of its request.
+pub async fn central_states(site: &Site, waivers: &[Waiver]) -> Result<Vec<CentralState>> {
+    let rule = site.policy.central.as_ref();
+    let needed = |w: &Waiver| rule.is_some_and(|r| r.covers_waiver(&w.template));
+    if !waivers.iter().any(needed) {
+        return Ok(vec![CentralState::NotNeeded; waivers.len()]);
+    }
+    let hub = super::changes::HubDecisions::load(site).await?;
+    let site_id = site.info.site_id.as_str();
+    Ok(waivers.iter().map(|w| central::waiver_state(w, needed(w), hub.get(&w.id), site_id, hub.key.as_ref())).collect())
+}
+
+/// The waivers that may cover a rule: every waiver but those waiting for (or refused) a central approval the
+/// site's policy asks for. Whether each covers a finding now is still [`Waiver::covers`].
+pub async fn in_force(site: &Site) -> Result<Vec<Waiver>> {
+    let waivers = load(site).await?;
+    let states = central_states(site, &waivers).await?;
+    Ok(waivers.into_iter().zip(states).filter(|(_, s)| s.allows_implementation()).map(|(w, _)| w).collect())
 }
 
 pub async fn run(site: &mut Site, cmd: WaiverCmd) -> Result<Outcome> {
@@ -130,6 +152,14 @@ async fn decide(site: &mut Site, id: &str, action: WaiverAction) -> Result<Outco
         after.asset,
         after.expires.to_rfc3339()
     );
+    let central = central_states(site, std::slice::from_ref(&after)).await?.remove(0);
+    if after.status(site.now) == waiver::Status::Active && !central.allows_implementation() {
+        let rule = site.policy.central.as_ref().map(|r| r.describe_waivers()).unwrap_or_default();
+        println!(
+            "  it covers nothing until the hub approves it centrally (central state: {}; the site's policy: {rule})",
+            central.as_str()
+        );
+    }
     Ok(Outcome::Clean)
 }
 
@@ -151,13 +181,19 @@ struct ListEntry<'a> {
     #[serde(flatten)]
     waiver: &'a Waiver,
     status: waiver::Status,
+    /// Where it stands with the hub: a waiver the policy sends there covers nothing before its approval.
+    central: &'a CentralState,
 }
 
 async fn list(site: &Site, json: bool) -> Result<Outcome> {
     let waivers = load(site).await?;
+    let states = central_states(site, &waivers).await?;
     if json {
-        let entries: Vec<ListEntry<'_>> =
-            waivers.iter().map(|w| ListEntry { waiver: w, status: w.status(site.now) }).collect();
+        let entries: Vec<ListEntry<'_>> = waivers
+            .iter()
+            .zip(&states)
+            .map(|(w, central)| ListEntry { waiver: w, status: w.status(site.now), central })
+            .collect();
         print_json(&entries)?;
         return Ok(Outcome::Clean);
     }
@@ -167,10 +203,12 @@ async fn list(site: &Site, json: bool) -> Result<Outcome> {
     }
     let rows: Vec<Vec<String>> = waivers
         .iter()
-        .map(|w| {
+        .zip(&states)
+        .map(|(w, central)| {
             vec![
                 w.id.clone(),
                 w.status(site.now).to_string(),
+                central.as_str().to_string(),
                 w.template.clone(),
                 w.rule.clone(),
                 w.asset.to_string(),
@@ -182,7 +220,7 @@ async fn list(site: &Site, json: bool) -> Result<Outcome> {
         })
         .collect();
     print_table(
-        &["ID", "STATUS", "TEMPLATE", "RULE", "ASSET", "EXPIRES (UTC)", "REQUESTER", "DECIDED BY", "REASON"],
+        &["ID", "STATUS", "CENTRAL", "TEMPLATE", "RULE", "ASSET", "EXPIRES (UTC)", "REQUESTER", "DECIDED BY", "REASON"],
         &rows,
     );
     Ok(Outcome::Clean)

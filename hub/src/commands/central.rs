@@ -1,8 +1,8 @@
-//! Central approvals at the hub (`datum_shared::central`): the inbox of changes a site's policy sends here, and
-//! the security officer's decision, written signed into the site's `hub/to/<site-id>/approvals` document, which
+//! Central approvals at the hub (`datum_shared::central`): the inbox of changes and waivers a site's policy
+//! sends here, and the security officer's decision, written signed into the site's `hub/to/<site-id>/approvals` document, which
 //! reaches the plant with its next sync. The person and their second factor are checked by the caller (the
-//! dashboard); the rules of the decision itself are here: the change must need one and be open, and the
-//! officer may be neither its requester nor one of its approvers at the plant.
+//! dashboard); the rules of the decision itself are here: the change (or waiver) must need one and be open,
+//! and the officer may be neither its requester nor one of its deciders at the plant.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,11 +10,13 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use datum_host::exit::user;
-use datum_shared::central::{self, CentralDecision, CentralRule, CentralState};
+use datum_shared::central::{self, CentralDecision, CentralState, Subject};
 use datum_shared::change::{same_person, ChangeRequest, ChangeState};
 use datum_shared::document::{self, CommitInfo};
+use datum_shared::ids::SiteId;
 use datum_shared::model::DriftEntry;
 use datum_shared::policy::Policy;
+use datum_shared::waiver::{self, Waiver, WaiverEvent};
 use datum_shared::ChangeId;
 use serde::Serialize;
 
@@ -22,17 +24,22 @@ use super::overview::Overview;
 use super::templates::{load_doc, site_policy, write_doc};
 use crate::store::Store;
 
-/// A change waiting for the hub, with what the officer needs to decide.
+/// A change or a waiver waiting for the hub, with what the officer needs to decide.
 #[derive(Debug, Clone, Serialize)]
 pub struct InboxItem {
     pub site: String,
-    pub change: ChangeRequest,
-    /// [`central::content_hash`] of the change as it is now: what an approval will cover.
+    /// The change's or the waiver's id (`CR-0001`, `W-0001`): what the decision routes name.
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeRequest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<Waiver>,
+    /// The content hash of the change (or of the waiver's request) as it is now: what an approval will cover.
     pub content: String,
     pub state: CentralState,
     /// Why the site's policy sends it here.
     pub rule: String,
-    /// Unauthorized drift on the change's assets, now.
+    /// Unauthorized drift on the change's (or waiver's) assets, now.
     pub drift: Vec<DriftEntry>,
 }
 
@@ -54,6 +61,11 @@ fn needed(policy: &Policy, o: &Overview, change: &ChangeRequest) -> bool {
     central::needs(policy.central.as_ref(), &change.draft, &crit)
 }
 
+/// Whether `w` needs a central approval under the site's policy.
+fn waiver_needed(policy: &Policy, w: &Waiver) -> bool {
+    policy.central.as_ref().is_some_and(|r| r.covers_waiver(&w.template))
+}
+
 /// A change the hub may decide on: open and not yet implemented (an emergency change also afterwards).
 fn decidable(c: &ChangeRequest) -> bool {
     matches!(c.state, ChangeState::Submitted | ChangeState::Approved)
@@ -61,29 +73,80 @@ fn decidable(c: &ChangeRequest) -> bool {
             && matches!(c.state, ChangeState::Draft | ChangeState::Implemented | ChangeState::Verified))
 }
 
-/// Every change of `sites` that waits for a central decision (none yet, or one for other content).
+/// A waiver the hub may decide on: requested, or approved at the plant and not expired.
+fn waiver_decidable(w: &Waiver, now: DateTime<Utc>) -> bool {
+    matches!(w.status(now), waiver::Status::Requested | waiver::Status::Active)
+}
+
+/// A site's waivers as the hub holds them, folded by the plant's rules (an event they refuse is left out).
+pub async fn waivers(store: &Store, site_id: &SiteId) -> Result<Vec<Waiver>> {
+    let mut events = Vec::new();
+    for (_, key, json) in store.records(WaiverEvent::COLLECTION, Some(site_id)).await? {
+        match serde_json::from_str::<WaiverEvent>(&json) {
+            Ok(e) => events.push(e),
+            Err(e) => tracing::warn!(site = %site_id, "waiver event {key} does not read: {e}"),
+        }
+    }
+    Ok(waiver::fold(events).0)
+}
+
+fn waits(state: &CentralState) -> bool {
+    matches!(state, CentralState::Pending | CentralState::Stale { .. } | CentralState::Invalid)
+}
+
+/// Every change and waiver of `sites` that waits for a central decision (none yet, or one for other content).
 pub async fn inbox(
     store: &Store,
     sites: &[std::sync::Arc<Overview>],
     hub_key: &ed25519_dalek::VerifyingKey,
+    now: DateTime<Utc>,
 ) -> Result<Vec<InboxItem>> {
     let mut out = Vec::new();
     for o in sites {
         let (Some(f), Some(site_id)) = (&o.findings, &o.row.site_id) else { continue };
         let policy = site_policy(store, site_id).await?;
+        let Some(rule) = &policy.central else { continue };
         let decided = decisions(store, site_id.as_str()).await?;
+        let drift_on = |assets: &[&datum_shared::AssetName]| -> Vec<DriftEntry> {
+            f.unauthorized_drift.iter().filter(|d| assets.contains(&&d.asset)).cloned().collect()
+        };
         for c in f.view.changes.values().filter(|c| decidable(c) && needed(&policy, o, c)) {
-            let state = central::state(c, true, decided.get(&c.id.to_string()), site_id.as_str(), Some(hub_key));
-            if !matches!(state, CentralState::Pending | CentralState::Stale { .. } | CentralState::Invalid) {
+            let key = c.id.to_string();
+            let state = central::state(c, true, decided.get(&key), site_id.as_str(), Some(hub_key));
+            if !waits(&state) {
                 continue;
             }
             out.push(InboxItem {
                 site: o.row.name.clone(),
-                change: c.clone(),
+                id: key,
                 content: central::content_hash(&c.draft),
                 state,
-                rule: policy.central.as_ref().map(CentralRule::describe).unwrap_or_default(),
-                drift: f.unauthorized_drift.iter().filter(|d| c.draft.assets.contains(&d.asset)).cloned().collect(),
+                rule: rule.describe(),
+                drift: drift_on(&c.draft.assets.iter().collect::<Vec<_>>()),
+                change: Some(c.clone()),
+                waiver: None,
+            });
+        }
+        if !rule.has_waivers() {
+            continue;
+        }
+        for w in waivers(store, site_id).await?.into_iter().filter(|w| waiver_decidable(w, now)) {
+            if !waiver_needed(&policy, &w) {
+                continue;
+            }
+            let state = central::waiver_state(&w, true, decided.get(&w.id), site_id.as_str(), Some(hub_key));
+            if !waits(&state) {
+                continue;
+            }
+            out.push(InboxItem {
+                site: o.row.name.clone(),
+                id: w.id.clone(),
+                content: central::waiver_content_hash(&w),
+                state,
+                rule: rule.describe_waivers(),
+                drift: drift_on(&[&w.asset]),
+                change: None,
+                waiver: Some(w),
             });
         }
     }
@@ -92,7 +155,8 @@ pub async fn inbox(
 
 /// What the officer decided.
 pub struct Decision<'a> {
-    pub change: &'a str,
+    /// The change's or waiver's id (`CR-0001`, `W-0001`).
+    pub subject: &'a str,
     pub approve: bool,
     pub reason: &'a str,
     /// The content the officer saw (`content` of the inbox item); refused when the change moved on since.
@@ -108,33 +172,58 @@ pub async fn check(store: &Store, o: &Overview, d: Decision<'_>) -> Result<Centr
     let (Some(f), Some(site_id)) = (&o.findings, &o.row.site_id) else {
         return Err(user(format!("site {} has not enrolled yet", o.row.name)));
     };
-    let id = ChangeId::parse(d.change).map_err(|e| user(e.to_string()))?;
-    let c = f.view.changes.get(&id).ok_or_else(|| user(format!("change {id} does not exist at {}", o.row.name)))?;
-    let policy = site_policy(store, site_id).await?;
-    if !needed(&policy, o, c) {
-        return Err(user(format!("{id} at {} needs no central approval under the site's policy", o.row.name)));
-    }
-    if !decidable(c) {
-        return Err(user(format!("{id} at {} is {}: nothing to decide", o.row.name, c.state)));
-    }
     if d.reason.trim().is_empty() {
         return Err(user("give a reason for the decision"));
     }
-    if same_person(d.by, &c.requester) {
-        return Err(user(format!("{} requested {id}: the requester never decides on their own change", d.by)));
-    }
-    if c.approvals.iter().any(|a| same_person(&a.by, d.by)) {
-        return Err(user(format!(
-            "{} approved {id} at the plant: the central approval must come from another person",
-            d.by
-        )));
-    }
-    let content = central::content_hash(&c.draft);
+    let policy = site_policy(store, site_id).await?;
+    let (subject, content) = if d.subject.trim().to_ascii_uppercase().starts_with("W-") {
+        let id = waiver::parse_waiver_id(d.subject).map_err(user)?;
+        let all = waivers(store, site_id).await?;
+        let w = all
+            .iter()
+            .find(|w| w.id == id)
+            .ok_or_else(|| user(format!("waiver {id} does not exist at {}", o.row.name)))?;
+        if !waiver_needed(&policy, w) {
+            return Err(user(format!("{id} at {} needs no central approval under the site's policy", o.row.name)));
+        }
+        if !waiver_decidable(w, d.now) {
+            return Err(user(format!("{id} at {} is {}: nothing to decide", o.row.name, w.status(d.now))));
+        }
+        if same_person(d.by, &w.requester) {
+            return Err(user(format!("{} requested {id}: the requester never decides on their own waiver", d.by)));
+        }
+        if w.decided_by.as_deref().is_some_and(|p| same_person(p, d.by)) {
+            return Err(user(format!(
+                "{} approved {id} at the plant: the central approval must come from another person",
+                d.by
+            )));
+        }
+        (Subject::Waiver { waiver: id }, central::waiver_content_hash(w))
+    } else {
+        let id = ChangeId::parse(d.subject).map_err(|e| user(e.to_string()))?;
+        let c = f.view.changes.get(&id).ok_or_else(|| user(format!("change {id} does not exist at {}", o.row.name)))?;
+        if !needed(&policy, o, c) {
+            return Err(user(format!("{id} at {} needs no central approval under the site's policy", o.row.name)));
+        }
+        if !decidable(c) {
+            return Err(user(format!("{id} at {} is {}: nothing to decide", o.row.name, c.state)));
+        }
+        if same_person(d.by, &c.requester) {
+            return Err(user(format!("{} requested {id}: the requester never decides on their own change", d.by)));
+        }
+        if c.approvals.iter().any(|a| same_person(&a.by, d.by)) {
+            return Err(user(format!(
+                "{} approved {id} at the plant: the central approval must come from another person",
+                d.by
+            )));
+        }
+        (Subject::Change { change: id }, central::content_hash(&c.draft))
+    };
     if d.content.is_some_and(|seen| seen != content) {
-        return Err(user(format!("{id} changed at the plant since you opened it: look at it again")));
+        return Err(user(format!("{} changed at the plant since you opened it: look at it again", subject.key())));
     }
     Ok(CentralDecision {
-        change: id,
+        subject,
         content,
         approved: d.approve,
         reason: d.reason.trim().to_string(),
@@ -153,16 +242,16 @@ pub async fn record(
     decision: CentralDecision,
 ) -> Result<CentralDecision> {
     let site_id = o.row.site_id.as_ref().ok_or_else(|| user(format!("site {} has not enrolled yet", o.row.name)))?;
-    let id = decision.change;
+    let id = decision.subject.key();
     let decision = decision.signed(site_id.as_str(), &crate::identity::signing_key(data)?);
     let verb = if decision.approved { "approve" } else { "reject" };
     let info = CommitInfo {
         op: format!("central.{verb}"),
         actor: decision.by.clone(),
-        subject: id.to_string(),
+        subject: id.clone(),
         reason: Some(decision.reason.clone()),
     };
-    let puts = vec![(CentralDecision::COLLECTION, id.to_string(), serde_json::to_value(&decision)?)];
+    let puts = vec![(CentralDecision::COLLECTION, id.clone(), serde_json::to_value(&decision)?)];
     write_doc(store, hub_name, &central::decisions_doc(site_id.as_str()), &info, &puts, decision.at).await?;
     store
         .record_event(

@@ -36,7 +36,7 @@ fn domain(e: anyhow::Error) -> WebError {
 async fn items(app: &App, who: &Identity) -> Result<Vec<InboxItem>, WebError> {
     let sites = app.sites(&who.user).await?;
     let key = crate::identity::signing_key(&app.data).map_err(internal)?.verifying_key();
-    central::inbox(&app.store, &sites, &key).await.map_err(internal)
+    central::inbox(&app.store, &sites, &key, app.now()).await.map_err(internal)
 }
 
 async fn inbox_api(State(app): State<App>, headers: HeaderMap) -> Result<Response, Response> {
@@ -49,17 +49,15 @@ async fn inbox_page(State(app): State<App>, headers: HeaderMap) -> Result<Respon
     let list = items(&app, &who).await.map_err(WebError::page)?;
     let may_decide = datum_shared::identity::authorize(&who.user, Action::DecideCentral).is_ok();
     let mut body = format!(
-        "<h1>Central approvals ({})</h1><p class=\"small\">Changes the sites' policies send to the hub. An approval \
-         covers the change's present content: an edit at the plant makes it stale.</p>",
+        "<h1>Central approvals ({})</h1><p class=\"small\">Changes and waivers the sites' policies send to the hub. \
+         An approval covers the present content: an edit at the plant makes it stale.</p>",
         list.len()
     );
     if list.is_empty() {
         body.push_str("<p id=\"inbox-empty\">Nothing waits for a decision.</p>");
     }
     for item in &list {
-        let c = &item.change;
         let site = url_segment(&item.site);
-        let approvals: Vec<String> = c.approvals.iter().map(|a| escape(&a.by)).collect();
         let drift: String = item
             .drift
             .iter()
@@ -72,25 +70,47 @@ async fn inbox_page(State(app): State<App>, headers: HeaderMap) -> Result<Respon
                 )
             })
             .collect();
-        body.push_str(&format!(
-            "<section class=\"card\" id=\"inbox-{site}-{id}\"><h2><a href=\"/sites/{site}/changes/{id}\">{}</a> {id} {}</h2>\
-             <p>{}{} · risk {} · {} · requested by {} · approved at the plant by {}</p>\
-             <p class=\"small\">Why here: {}. Central state: {}. Content SHA-256 <code>{}</code></p>\
-             <p>Assets: {}</p><ul>{drift}</ul>",
-            escape(&item.site),
-            escape(&c.draft.title),
-            if c.draft.emergency { "<strong class=\"bad\">EMERGENCY</strong> · " } else { "" },
-            escape(&c.draft.reason),
-            c.draft.risk,
-            c.state.as_str(),
-            escape(&c.requester),
-            if approvals.is_empty() { "nobody yet".to_string() } else { approvals.join(", ") },
+        let why = format!(
+            "<p class=\"small\">Why here: {}. Central state: {}. Content SHA-256 <code>{}</code></p>",
             escape(&item.rule),
             item.state.as_str(),
-            item.content,
-            c.draft.assets.iter().map(|a| escape(a.as_str())).collect::<Vec<_>>().join(", "),
-            id = c.id,
-        ));
+            item.content
+        );
+        if let Some(c) = &item.change {
+            let approvals: Vec<String> = c.approvals.iter().map(|a| escape(&a.by)).collect();
+            body.push_str(&format!(
+                "<section class=\"card\" id=\"inbox-{site}-{id}\"><h2><a href=\"/sites/{site}/changes/{id}\">{}</a> {id} {}</h2>\
+                 <p>{}{} · risk {} · {} · requested by {} · approved at the plant by {}</p>{why}\
+                 <p>Assets: {}</p><ul>{drift}</ul>",
+                escape(&item.site),
+                escape(&c.draft.title),
+                if c.draft.emergency { "<strong class=\"bad\">EMERGENCY</strong> · " } else { "" },
+                escape(&c.draft.reason),
+                c.draft.risk,
+                c.state.as_str(),
+                escape(&c.requester),
+                if approvals.is_empty() { "nobody yet".to_string() } else { approvals.join(", ") },
+                c.draft.assets.iter().map(|a| escape(a.as_str())).collect::<Vec<_>>().join(", "),
+                id = c.id,
+            ));
+        } else if let Some(w) = &item.waiver {
+            let asset = escape(w.asset.as_str());
+            body.push_str(&format!(
+                "<section class=\"card\" id=\"inbox-{site}-{id}\"><h2>{} waiver {id}: {} {} on \
+                 <a href=\"/sites/{site}/assets/{}\">{asset}</a></h2>\
+                 <p>{} · until {} · requested by {} · {} at the plant{}</p>{why}<ul>{drift}</ul>",
+                escape(&item.site),
+                escape(&w.template),
+                escape(&w.rule),
+                url_segment(w.asset.as_str()),
+                escape(&w.reason),
+                w.expires.format("%Y-%m-%d %H:%M UTC"),
+                escape(&w.requester),
+                w.state.as_str(),
+                w.decided_by.as_deref().map(|b| format!(" by {}", escape(b))).unwrap_or_default(),
+                id = escape(&item.id),
+            ));
+        }
         if may_decide {
             body.push_str(&format!(
                 "<form method=\"post\" action=\"/approvals/{site}/{id}\" class=\"card\">{}\
@@ -101,7 +121,7 @@ async fn inbox_page(State(app): State<App>, headers: HeaderMap) -> Result<Respon
                  <button type=\"submit\" name=\"decision\" value=\"reject\" class=\"secondary\">Reject</button></form>",
                 csrf_field(&who),
                 item.content,
-                id = c.id,
+                id = escape(&item.id),
             ));
         }
         body.push_str("</section>");
@@ -142,7 +162,7 @@ async fn decide(
 ) -> Result<CentralDecision, WebError> {
     let overview = app.site(&who.user, ask.site).await?;
     let decision = Decision {
-        change: ask.change,
+        subject: ask.change,
         approve: ask.approve,
         reason: ask.reason,
         content: ask.content,

@@ -882,3 +882,77 @@ async fn signing_in_at_the_hub_follows_the_plants_rules() {
     assert_eq!(locked.status, StatusCode::UNAUTHORIZED);
     assert!(locked.body.contains("too many failed sign-ins"), "{}", locked.body);
 }
+
+#[tokio::test]
+async fn a_waiver_the_policy_sends_to_the_hub_is_decided_by_an_officer_who_did_not_decide_it_at_the_plant() {
+    use datum_shared::waiver::{WaiverAction, WaiverEvent};
+    let hub = prepare().await;
+    let sessions = with_central_policy(
+        &hub,
+        &[("sec-north", Role::SecurityOfficer, Some("North")), ("eng", Role::SecurityOfficer, None)],
+    )
+    .await;
+    let (north, plant_approver) = (&sessions[0], &sessions[1]);
+    // North's W-0001 was requested by alice and approved at the plant by eng; W-0002 was rejected there.
+    let event = |waiver: &str, seq: u32, actor: &str, action: WaiverAction| WaiverEvent {
+        waiver: waiver.into(),
+        seq,
+        at: now() - Duration::hours(3 - i64::from(seq)),
+        actor: actor.into(),
+        action,
+    };
+    let request = |rule: &str| WaiverAction::Request {
+        template: "central-approval".into(),
+        version: "1.0.0".into(),
+        rule: rule.into(),
+        asset: AssetName::new("plc-n1").expect("name"),
+        reason: "until the line is handed over".into(),
+        expires: now() + Duration::days(30),
+    };
+    let events = [
+        event("W-0001", 1, "alice", request("OWN-01")),
+        event("W-0001", 2, "eng", WaiverAction::Approve { comment: None }),
+        event("W-0002", 1, "alice", request("OWN-02")),
+        event("W-0002", 2, "eng", WaiverAction::Reject { reason: "no".into() }),
+    ];
+    let rows = rows(WaiverEvent::COLLECTION, &events.iter().map(|e| (e.key(), e)).collect::<Vec<_>>());
+    let site_id = SiteId::new(NORTH_ID).expect("id");
+    hub.store.project(&site_id, &format!("{NORTH_ID}/waivers"), &rows).await.expect("project");
+
+    let inbox: serde_json::Value =
+        serde_json::from_str(&hub.get(Some("viewer"), "/api/v1/approvals").await.body).expect("json");
+    let item = inbox.as_array().expect("list").iter().find(|i| i["id"] == "W-0001").expect("W-0001 in the inbox");
+    assert_eq!((item["waiver"]["rule"].as_str(), item["rule"].as_str()), (Some("OWN-01"), Some("every waiver")));
+    assert!(!inbox.to_string().contains("W-0002"), "a waiver rejected at the plant waits for nothing: {inbox}");
+    let content = item["content"].as_str().expect("content").to_string();
+    let page = hub.get(Some("viewer"), "/approvals").await.body;
+    assert!(page.contains("id=\"inbox-North-W-0001\""), "{page}");
+
+    let body = serde_json::json!({ "reason": "compensating control reviewed", "totp": code(), "content": content });
+    let a = hub
+        .post(
+            Auth::Session(&plant_approver.0, Some(&plant_approver.1)),
+            "/api/v1/approvals/North/W-0001/approve",
+            body.clone(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+    assert!(a.body.contains("eng approved W-0001 at the plant"), "{}", a.body);
+    let a =
+        hub.post(Auth::Session(&north.0, Some(&north.1)), "/api/v1/approvals/North/W-0002/approve", body.clone()).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+    assert!(a.body.contains("nothing to decide"), "{}", a.body);
+    let a =
+        hub.post(Auth::Session(&north.0, Some(&north.1)), "/api/v1/approvals/North/W-0009/approve", body.clone()).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+    assert!(crate::commands::central::decisions(&hub.store, site_id.as_str()).await.expect("read").is_empty());
+
+    let a = hub.post(Auth::Session(&north.0, Some(&north.1)), "/api/v1/approvals/North/W-0001/approve", body).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let decided = crate::commands::central::decisions(&hub.store, site_id.as_str()).await.expect("read");
+    let d = &decided["W-0001"];
+    let key = crate::identity::signing_key(hub.dir.path()).expect("key").verifying_key();
+    assert!(d.approved && d.by == "sec-north" && d.content == content && d.verify(NORTH_ID, &key));
+    let inbox = hub.get(Some("viewer"), "/api/v1/approvals").await.body;
+    assert!(!inbox.contains("W-0001"), "{inbox}");
+}
