@@ -9,7 +9,10 @@
 //! What a page shows of a site is `commands::overview`, the same counts and lists as `datum-hub status`.
 //! Computing them reads all of a site's records, so each site's overview is kept in memory until the site
 //! syncs again (its contact and sync times change) or the hour turns (overdue states depend on the clock):
-//! a page view does not scan the records.
+//! a page view does not scan the records. A task beside the server ([`App::refresh`], every
+//! [`REFRESH_EVERY`]) computes what is missing or out of date as soon as it is, from the start on and after
+//! each sync, so a page view seldom waits; one overview is computed at a time, and a view that finds its site
+//! being computed waits for that result rather than computing it again.
 
 mod api;
 mod approvals;
@@ -104,7 +107,12 @@ pub struct App {
     pub data: Arc<std::path::PathBuf>,
     pub auth: Auth<HubDirectory>,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
+    /// Held while an overview is computed: one at a time, and never the same twice.
+    computing: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// How often the refresher looks for sites whose overview is missing or out of date.
+pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl App {
     pub fn now(&self) -> DateTime<Utc> {
@@ -145,15 +153,55 @@ impl App {
     }
 
     async fn overview_of(&self, row: SiteRow) -> Result<Arc<Overview>, WebError> {
+        Ok(self.computed(row).await.map_err(internal)?.0)
+    }
+
+    /// The site's overview, from the cache when it is up to date; `true` when it was computed now.
+    async fn computed(&self, row: SiteRow) -> Result<(Arc<Overview>, bool)> {
         let now = self.now();
         let key = CacheKey::of(&row, now);
-        if let Some(hit) = self.cache.lock().expect("cache lock").get(&row.name).filter(|c| c.key == key) {
-            return Ok(hit.overview.clone());
+        let cached = |app: &App| {
+            app.cache.lock().expect("cache lock").get(&row.name).filter(|c| c.key == key).map(|c| c.overview.clone())
+        };
+        if let Some(hit) = cached(self) {
+            return Ok((hit, false));
         }
-        let name = row.name.clone();
-        let fresh = Arc::new(overview(&self.store, &row, now).await.map_err(internal)?);
-        self.cache.lock().expect("cache lock").insert(name, Cached { key, overview: fresh.clone() });
-        Ok(fresh)
+        let _computing = self.computing.lock().await;
+        // Computed while this waited?
+        if let Some(hit) = cached(self) {
+            return Ok((hit, false));
+        }
+        let fresh = Arc::new(overview(&self.store, &row, now).await?);
+        self.cache.lock().expect("cache lock").insert(row.name.clone(), Cached { key, overview: fresh.clone() });
+        Ok((fresh, true))
+    }
+
+    /// Brings every site's overview up to date (a site removed from the hub leaves the cache); returns how
+    /// many were computed.
+    pub async fn refresh(&self) -> Result<usize> {
+        let rows = self.store.sites().await?;
+        let names: std::collections::HashSet<String> = rows.iter().map(|r| r.name.clone()).collect();
+        self.cache.lock().expect("cache lock").retain(|name, _| names.contains(name));
+        let mut computed = 0;
+        for row in rows {
+            computed += usize::from(self.computed(row).await?.1);
+        }
+        Ok(computed)
+    }
+
+    /// Runs [`App::refresh`] every [`REFRESH_EVERY`] until the task is dropped.
+    async fn refresh_forever(self) {
+        let started = std::time::Instant::now();
+        match self.refresh().await {
+            Ok(n) => tracing::info!("dashboard: {n} site overviews ready in {} ms", started.elapsed().as_millis()),
+            Err(e) => tracing::warn!("dashboard: computing the site overviews: {e:#}"),
+        }
+        loop {
+            tokio::time::sleep(REFRESH_EVERY).await;
+            if let Err(e) = self.refresh().await {
+                tracing::warn!("dashboard: refreshing the site overviews: {e:#}");
+            }
+        }
     }
 }
 
@@ -370,6 +418,7 @@ pub async fn app(
         data: Arc::new(data.to_path_buf()),
         auth: Auth { store: auth_store, directory, limits, clock },
         cache: Arc::default(),
+        computing: Arc::default(),
     })
 }
 
@@ -434,10 +483,12 @@ fn tls(
 pub struct Running {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    refresher: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
     pub async fn stop(self) {
+        self.refresher.abort();
         let _ = self.stop.send(());
         match self.task.await {
             Ok(Err(e)) => tracing::warn!("dashboard: {e}"),
@@ -479,8 +530,9 @@ pub async fn start(
     let local = listener.local_addr()?;
     println!("dashboard on {}://{local}", if tls.is_some() { "https" } else { "http" });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let refresher = tokio::spawn(app.clone().refresh_forever());
     let task = tokio::spawn(web::serve(listener, router(app), tls, async {
         let _ = stopped.await;
     }));
-    Ok(Running { stop, task })
+    Ok(Running { stop, task, refresher })
 }

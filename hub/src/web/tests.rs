@@ -41,6 +41,7 @@ fn now() -> DateTime<Utc> {
 struct Hub {
     dir: tempfile::TempDir,
     store: Store,
+    app: super::App,
     router: Router,
     /// An API token per account.
     tokens: BTreeMap<&'static str, String>,
@@ -253,7 +254,7 @@ async fn prepare() -> Hub {
     auth.close().await;
     let clock: datum_host::web::Clock = Arc::new(now);
     let app = app(store.clone(), dir.path(), "ACME OT".into(), Default::default(), clock).await.expect("app");
-    Hub { router: router(app), store, dir, tokens }
+    Hub { router: router(app.clone()), app, store, dir, tokens }
 }
 
 struct Answer {
@@ -955,4 +956,27 @@ async fn a_waiver_the_policy_sends_to_the_hub_is_decided_by_an_officer_who_did_n
     assert!(d.approved && d.by == "sec-north" && d.content == content && d.verify(NORTH_ID, &key));
     let inbox = hub.get(Some("viewer"), "/api/v1/approvals").await.body;
     assert!(!inbox.contains("W-0001"), "{inbox}");
+}
+
+#[tokio::test]
+async fn the_refresher_computes_each_overview_once_and_again_only_after_its_site_syncs() {
+    let hub = prepare().await;
+    // From the start: every site, before anyone asked.
+    assert_eq!(hub.app.refresh().await.expect("refresh"), 3);
+    assert_eq!(hub.app.refresh().await.expect("refresh"), 0, "nothing moved: nothing computed");
+    // A page view now reads the cache: the refresher has still nothing to do after it.
+    assert_eq!(hub.get(Some("viewer"), "/").await.status, StatusCode::OK);
+    assert_eq!(hub.app.refresh().await.expect("refresh"), 0);
+    // South syncs: only South is computed again, and its page shows the new state.
+    hub.store.touch_site("South", now() + Duration::minutes(5), "synced", true).await.expect("touch");
+    assert_eq!(hub.app.refresh().await.expect("refresh"), 1);
+    assert_eq!(hub.app.refresh().await.expect("refresh"), 0);
+    // Views at once of a site not computed yet: computed once, all answered.
+    hub.store.touch_site("North", now() + Duration::minutes(6), "synced", true).await.expect("touch");
+    let view = || hub.get(Some("viewer"), "/sites/North");
+    let (a, b, c, d) = tokio::join!(view(), view(), view(), view());
+    for answer in [a, b, c, d] {
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    assert_eq!(hub.app.refresh().await.expect("refresh"), 0, "the views computed North; nothing is left");
 }
