@@ -23,9 +23,23 @@ fn to_postgres(m: &Migration) -> Migration {
     Migration::new(m.version, m.description.clone(), m.migration_type, Cow::Owned(postgres_sql(&m.sql)), m.no_tx)
 }
 
-/// `BLOB` (a whole word) becomes `BYTEA`; the opening comment names the engine.
+/// `BLOB` (a whole word) becomes `BYTEA`; the opening comment names the engine. Where the engines must differ
+/// (the search index), a line ending in `-- SQLite only` is left out and a line starting `--PG ` is taken
+/// without that mark.
 fn postgres_sql(sql: &str) -> String {
     let sql = sql.replacen("(SQLite)", "(PostgreSQL)", 1);
+    let sql = if sql.contains(SQLITE_ONLY) || sql.contains(POSTGRES_ONLY) {
+        let mut kept = String::with_capacity(sql.len());
+        for line in sql.split_inclusive('\n') {
+            if line.trim_end().ends_with(SQLITE_ONLY) {
+                continue;
+            }
+            kept.push_str(line.strip_prefix(POSTGRES_ONLY).unwrap_or(line));
+        }
+        kept
+    } else {
+        sql
+    };
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql.as_str();
     while let Some(at) = rest.find("BLOB") {
@@ -39,6 +53,11 @@ fn postgres_sql(sql: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// The mark ending a line only SQLite runs.
+const SQLITE_ONLY: &str = "-- SQLite only";
+/// The mark opening a line only PostgreSQL runs (a comment to SQLite).
+const POSTGRES_ONLY: &str = "--PG ";
 
 /// Migrations made in memory, for `Migrator::new`.
 #[derive(Debug)]
@@ -92,6 +111,11 @@ mod tests {
             "037ad6ca4babbcc1b7a6e7ed086096252de472e1d2dc0bd5d49ccf9f95e9f23b5e25bdb6f6ef02d9f162346240db8ba5",
             "037ad6ca4babbcc1b7a6e7ed086096252de472e1d2dc0bd5d49ccf9f95e9f23b5e25bdb6f6ef02d9f162346240db8ba5",
         ),
+        (
+            8,
+            "815e020cebf0c0214823ef9637ce6ffa170605c537f9a68dd23d056a88f9939a6b0cb985d8d65d40d724e83ebdf0f6cb",
+            "f412d1dada6c0ee1e45cf92e661115ca49ac340402fef000210bcf92821817d4bf56a689ba34e40ebec1d22b68201740",
+        ),
     ];
 
     #[tokio::test]
@@ -113,5 +137,12 @@ mod tests {
             postgres_sql("-- db (SQLite)\nbytes BLOB NOT NULL, BLOBS, MY_BLOB"),
             "-- db (PostgreSQL)\nbytes BYTEA NOT NULL, BLOBS, MY_BLOB"
         );
+    }
+
+    #[test]
+    fn lines_marked_for_one_engine_are_that_engines_alone() {
+        let sql = "CREATE TABLE t (\n    id INTEGER PRIMARY KEY, -- SQLite only\n--PG id BIGINT PRIMARY KEY,\n    x BLOB\n);\n";
+        assert_eq!(postgres_sql(sql), "CREATE TABLE t (\nid BIGINT PRIMARY KEY,\n    x BYTEA\n);\n");
+        assert_eq!(postgres_sql("-- not -- SQLite only here\nSELECT 1;"), "-- not -- SQLite only here\nSELECT 1;");
     }
 }

@@ -7,7 +7,8 @@
 //! `sites` (sites, tokens, nodes, violations), `audit` (the audit heads witnessed), `docs` (document pieces,
 //! cursors, receipts, the records projection), `blobs` (configuration files and which sites hold them),
 //! `templates` (template drafts), `users` (the hub's people and its own record of what they did), `health`
-//! (each site's state per day, for the dashboard's trends).
+//! (each site's state per day, for the dashboard's trends), `search` (the global search's index: FTS5 on
+//! SQLite, full-text search on PostgreSQL).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -23,11 +24,13 @@ mod blobs;
 mod docs;
 mod health;
 mod migrations;
+mod search;
 mod sites;
 mod templates;
 mod users;
 
 pub use health::HealthRow;
+pub use search::{words_of, SearchRow};
 pub use templates::DraftRow;
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +119,8 @@ pub struct Store {
     blob_dir: std::path::PathBuf,
     /// One file append at a time: two sites may send the same new file at once.
     appending: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// PostgreSQL, not SQLite: the one place the statements differ is the search (`search.rs`).
+    postgres: bool,
 }
 
 impl Store {
@@ -167,7 +172,7 @@ impl Store {
         };
         migrated.map_err(|e| damage_or(e.into(), postgres, sqlite_path))?;
         let blob_dir = sqlite_path.parent().unwrap_or(Path::new(".")).join("blobs");
-        Ok(Store { pool, blob_dir, appending: Default::default() })
+        Ok(Store { pool, blob_dir, appending: Default::default(), postgres })
     }
 
     /// Fails unless the database holds a hub (`init` wrote its identity): an emptied or replaced database must

@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use datum_host::web::{url_segment, Identity, WebError};
-use datum_shared::identity::{Action, User};
-use datum_shared::model::{Asset, DriftEntry};
+use datum_shared::identity::Action;
+use datum_shared::model::DriftEntry;
 use serde::Serialize;
 
 use super::pages::{changes_in, json_assets, SearchQuery};
-use super::{asset_text, internal, page_after, words_match, App, Filter, MAX_PAGE, PAGE};
+use super::{page_after, App, Filter, MAX_PAGE, PAGE};
 use crate::commands::overview::SiteStatus;
 
 /// The OpenAPI description, embedded.
@@ -120,141 +120,5 @@ async fn search_api(
     if q.q.trim().is_empty() {
         return Err(WebError::BadRequest("give q, the words to search for".into()).json());
     }
-    Ok(Json(search(&app, &who.user, &q.q).await.map_err(WebError::json)?).into_response())
-}
-
-/// The most hits of each kind a search returns.
-const MAX_HITS: usize = 200;
-
-#[derive(Serialize, Default)]
-pub struct Found {
-    pub assets: Vec<AssetHit>,
-    pub changes: Vec<ChangeHit>,
-    pub files: Vec<FileHit>,
-    pub templates: Vec<TemplateHit>,
-    /// True when a kind had more than [`MAX_HITS`] hits (the rest are left out).
-    pub truncated: bool,
-}
-
-#[derive(Serialize)]
-pub struct AssetHit {
-    pub site: String,
-    pub name: String,
-    /// The asset's fields the words were found in.
-    pub detail: String,
-}
-
-#[derive(Serialize)]
-pub struct ChangeHit {
-    pub site: String,
-    pub id: String,
-    pub title: String,
-    pub state: String,
-}
-
-#[derive(Serialize)]
-pub struct FileHit {
-    pub site: String,
-    pub asset: String,
-    pub slot: String,
-    pub version: u32,
-    pub file_name: Option<String>,
-    pub sha256: String,
-}
-
-#[derive(Serialize)]
-pub struct TemplateHit {
-    pub id: String,
-    pub name: String,
-    pub versions: Vec<String>,
-}
-
-fn push<T>(list: &mut Vec<T>, truncated: &mut bool, hit: T) {
-    if list.len() < MAX_HITS {
-        list.push(hit);
-    } else {
-        *truncated = true;
-    }
-}
-
-/// Every word of `q` (case-insensitive) in assets, change requests, file names and content hashes of the
-/// sites the person sees, and in the hub's published templates. Served from the sites' overviews in memory.
-pub async fn search(app: &App, who: &User, q: &str) -> Result<Found, WebError> {
-    let mut found = Found::default();
-    let mut truncated = false;
-    for o in app.sites(who).await? {
-        let Some(f) = &o.findings else { continue };
-        let site = &o.row.name;
-        for a in f.view.assets.values() {
-            if words_match(q, &asset_text(a)) {
-                let detail = describe(a);
-                push(
-                    &mut found.assets,
-                    &mut truncated,
-                    AssetHit { site: site.clone(), name: a.name.to_string(), detail },
-                );
-            }
-        }
-        for c in f.view.changes.values() {
-            let text = format!("{} {} {} {}", c.id, c.draft.title, c.draft.reason, c.requester).to_lowercase();
-            if words_match(q, &text) {
-                let hit = ChangeHit {
-                    site: site.clone(),
-                    id: c.id.to_string(),
-                    title: c.draft.title.clone(),
-                    state: c.state.as_str().into(),
-                };
-                push(&mut found.changes, &mut truncated, hit);
-            }
-        }
-        for versions in f.view.versions.values() {
-            for v in versions {
-                let text = format!(
-                    "{} {} {}",
-                    v.file_name.as_deref().unwrap_or(""),
-                    v.raw_hash.as_str(),
-                    v.normalized_hash.as_str()
-                )
-                .to_lowercase();
-                if words_match(q, &text) {
-                    let hit = FileHit {
-                        site: site.clone(),
-                        asset: v.asset.to_string(),
-                        slot: v.slot.to_string(),
-                        version: v.version,
-                        file_name: v.file_name.clone(),
-                        sha256: v.raw_hash.as_str().to_string(),
-                    };
-                    push(&mut found.files, &mut truncated, hit);
-                }
-            }
-        }
-    }
-    let published = crate::commands::templates::published(&app.store).await.map_err(internal)?;
-    for (id, versions) in &published {
-        let title = versions.last().map(|p| p.title.clone()).unwrap_or_default();
-        if words_match(q, &format!("{id} {title}").to_lowercase()) {
-            let hit = TemplateHit {
-                id: id.clone(),
-                name: title,
-                versions: versions.iter().map(|p| p.version.clone()).collect(),
-            };
-            push(&mut found.templates, &mut truncated, hit);
-        }
-    }
-    found.truncated = truncated;
-    Ok(found)
-}
-
-/// A short description of an asset for a search hit.
-fn describe(a: &Asset) -> String {
-    let mut parts = vec![a.kind.as_str().to_string()];
-    for (label, v) in
-        [("vendor", &a.vendor), ("model", &a.model), ("serial", &a.serial), ("firmware", &a.firmware), ("ip", &a.ip)]
-    {
-        if let Some(v) = v {
-            parts.push(format!("{label} {v}"));
-        }
-    }
-    parts.join(", ")
+    Ok(Json(super::search::search(&app, &who.user, &q.q).await.map_err(WebError::json)?).into_response())
 }

@@ -18,6 +18,7 @@ mod api;
 mod approvals;
 mod compliance;
 mod pages;
+mod search;
 #[cfg(test)]
 mod tests;
 
@@ -172,6 +173,7 @@ impl App {
             return Ok((hit, false));
         }
         let fresh = Arc::new(overview(&self.store, &row, now).await?);
+        search::index(&self.store, &fresh).await?;
         self.cache.lock().expect("cache lock").insert(row.name.clone(), Cached { key, overview: fresh.clone() });
         Ok((fresh, true))
     }

@@ -827,7 +827,7 @@ async fn search_page(State(app): State<App>, headers: HeaderMap, Query(q): Query
     if q.q.trim().is_empty() {
         return Ok(page("Search", &who, &format!("<h1>Search</h1>{form}")));
     }
-    let found = super::api::search(&app, &who.user, &q.q).await.map_err(WebError::page)?;
+    let found = super::search::search(&app, &who.user, &q.q).await.map_err(WebError::page)?;
     let assets: Vec<Vec<String>> = found
         .assets
         .iter()

@@ -507,6 +507,17 @@ async fn search_finds_assets_by_serial_files_by_name_and_hash_and_changes_by_tit
     assert_eq!(by_title["changes"][0]["site"], "North");
     assert_eq!(found("nothing-like-this".into()).await["assets"].as_array().map(Vec::len), Some(0));
     assert_eq!(hub.get(Some("viewer"), "/api/v1/search?q=").await.status, StatusCode::BAD_REQUEST);
+    // A prefix of a content hash, and a word's beginning, are enough.
+    let by_prefix = found(sha(PROGRAM)[..12].to_string()).await;
+    assert_eq!(by_prefix["files"][0]["asset"], "plc-n1", "{by_prefix}");
+    assert_eq!(found("siem%20s7".into()).await["assets"][0]["name"], "plc-n1");
+    // The engines' query syntax in the words is only words: no error, no match of everything.
+    for q in ["%22*)%20OR%20NEAR(", "'%3B%20DROP%20TABLE%20search_rows%3B--", "*", "zz%20%7C%20!%3A*", "NOT%20plc"] {
+        let a = hub.get(Some("viewer"), &format!("/api/v1/search?q={q}")).await;
+        assert_eq!(a.status, StatusCode::OK, "{q}: {}", a.body);
+        let v: serde_json::Value = serde_json::from_str(&a.body).expect("json");
+        assert!(v["assets"].as_array().is_some_and(|l| l.len() <= 1), "{q}: {v}");
+    }
     // The page shows the same hit, linked to the asset.
     let page = hub.get(Some("viewer"), "/search?q=SN-4711-N").await.body;
     assert!(page.contains("href=\"/sites/North/assets/plc-n1\""), "{page}");
