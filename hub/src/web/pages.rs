@@ -244,8 +244,20 @@ async fn site_page(State(app): State<App>, headers: HeaderMap, Path(site): Path<
         count("violations recorded", s.violations, format!("{base}/violations")),
     ));
     if let Some(f) = &o.findings {
+        // The first page here; the whole list, paged by key, is the inventory's for this site.
         body.push_str("<h2>Assets</h2>");
-        body.push_str(&asset_table(f.view.reported_assets().map(|a| (s.site.as_str(), a)), "site-assets"));
+        let reported = f.view.reported_assets().count();
+        let first = f.view.reported_assets().take(super::PAGE).map(|a| (s.site.as_str(), a));
+        body.push_str(&asset_table(first, "site-assets"));
+        if reported > super::PAGE {
+            body.push_str(&format!(
+                "<p><a id=\"site-assets-more\" href=\"/assets?site={}&amp;scope=in\">The first {} of {reported} \
+                 assets are shown: all of them, {} a page, in the inventory</a></p>",
+                url_segment(&s.site),
+                super::PAGE,
+                super::PAGE
+            ));
+        }
         body.push_str("<h2>Open changes</h2>");
         body.push_str(&change_table(&s.site, f, &f.open_changes));
     }

@@ -991,3 +991,26 @@ async fn the_refresher_computes_each_overview_once_and_again_only_after_its_site
     }
     assert_eq!(hub.app.refresh().await.expect("refresh"), 0, "the views computed North; nothing is left");
 }
+
+#[tokio::test]
+async fn a_site_page_shows_the_first_page_of_assets_and_links_the_whole_list_paged_by_key() {
+    let hub = prepare().await;
+    let many: Vec<Asset> =
+        (0..super::PAGE + 20).map(|i| asset(&format!("io-{i:04}"), AssetKind::Plc, Criticality::Low, |_| {})).collect();
+    let site_id = SiteId::new(SOUTH_ID).expect("id");
+    let rows = rows(Asset::COLLECTION, &many.iter().map(|a| (a.name.to_string(), a)).collect::<Vec<_>>());
+    hub.store.project(&site_id, &format!("{SOUTH_ID}/site"), &rows).await.expect("project");
+    hub.store.touch_site("South", now() + Duration::minutes(5), "synced", true).await.expect("touch");
+    let page = hub.get(Some("viewer"), "/sites/South").await.body;
+    let table = page.split("id=\"site-assets\"").nth(1).expect("asset table").split("</table>").next().expect("end");
+    assert_eq!(table.matches("href=\"/sites/South/assets/").count(), super::PAGE);
+    assert!(page.contains("id=\"site-assets-more\" href=\"/assets?site=South&amp;scope=in\""), "{page}");
+    // The inventory of that site: the first 500, then the rest after the last key.
+    let first = hub.get(Some("viewer"), "/api/v1/assets?site=South").await;
+    let listed: serde_json::Value = serde_json::from_str(&first.body).expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(super::PAGE));
+    let next = first.headers[header::LINK].to_str().expect("link").to_string();
+    let path = next.trim_start_matches('<').split('>').next().expect("path").to_string();
+    let rest: serde_json::Value = serde_json::from_str(&hub.get(Some("viewer"), &path).await.body).expect("json");
+    assert_eq!(rest.as_array().map(Vec::len), Some(20), "{path}");
+}
