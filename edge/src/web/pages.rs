@@ -595,31 +595,7 @@ async fn diff(
                 .collect();
             format!("<pre class=\"diff\" id=\"raw-diff\">{lines}</pre>")
         }
-        _ if r.changes.is_empty() => {
-            "<p id=\"no-changes\">No significant change (only noise differs, if anything).</p>".into()
-        }
-        _ => {
-            let rows: String = r
-                .changes
-                .iter()
-                .map(|c| {
-                    let side = |lines: &[String], class: &str| {
-                        lines.iter().map(|l| format!("<div class=\"{class}\">{}</div>", escape(l))).collect::<String>()
-                    };
-                    format!(
-                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                        escape(&c.location),
-                        escape(&format!("{:?}", c.kind).to_lowercase()),
-                        side(&c.removed, "del"),
-                        side(&c.added, "add")
-                    )
-                })
-                .collect();
-            format!(
-                "<table id=\"diff\"><thead><tr><th>Where</th><th>Change</th><th>v{} (before)</th><th>v{} (after)</th></tr></thead><tbody>{rows}</tbody></table>",
-                d.from, d.to
-            )
-        }
+        _ => datum_host::web::located_changes(r, d.from, d.to),
     };
     let body = format!(
         "<h1>{} / {}: v{} → v{}</h1><p>Format {}; {}{}. {toggle}</p>{content}\

@@ -33,6 +33,7 @@ pub fn routes() -> Router<App> {
         .route("/sites/{site}/violations", get(site_violations))
         .route("/sites/{site}/assets/{asset}", get(asset_page))
         .route("/sites/{site}/assets/{asset}/versions/{slot}/{n}", get(download))
+        .route("/sites/{site}/assets/{asset}/diff/{slot}/{from}/{to}", get(diff_page))
         .route("/assets", get(inventory))
         .route("/search", get(search_page))
 }
@@ -563,7 +564,24 @@ async fn asset_page(
             continue;
         }
         let baseline = f.view.baselines.get(&(an.clone(), slot.clone())).map(|b| b.version);
-        for v in versions.iter().rev() {
+        let diff_href = |from: u32, to: u32| {
+            format!(
+                "{}/assets/{}/diff/{}/{from}/{to}",
+                site_href(&o.row.name),
+                url_segment(a.name.as_str()),
+                url_segment(slot.as_str())
+            )
+        };
+        for (i, v) in versions.iter().enumerate().rev() {
+            let mut compare = Vec::new();
+            if let Some(before) = i.checked_sub(1).map(|j| versions[j].version) {
+                compare.push(format!("<a href=\"{}\">diff to v{before}</a>", diff_href(before, v.version)));
+            }
+            if let Some(b) =
+                baseline.filter(|b| *b != v.version && i.checked_sub(1).map(|j| versions[j].version) != Some(*b))
+            {
+                compare.push(format!("<a href=\"{}\">diff to the baseline v{b}</a>", diff_href(b, v.version)));
+            }
             rows.push(vec![
                 escape(slot.as_str()),
                 format!("{}{}", v.version, if baseline == Some(v.version) { " (baseline)" } else { "" }),
@@ -579,11 +597,118 @@ async fn asset_page(
                     url_segment(slot.as_str()),
                     v.version
                 ),
+                compare.join(" · "),
             ]);
         }
     }
-    body.push_str(&table(&["Slot", "Version", "File", "SHA-256", "Bytes", "Captured", "By", ""], &rows, "versions"));
+    body.push_str(&table(
+        &["Slot", "Version", "File", "SHA-256", "Bytes", "Captured", "By", "", "Compare"],
+        &rows,
+        "versions",
+    ));
     Ok(page(a.name.as_str(), &who, &body))
+}
+
+/// Two stored versions of one slot compared from the hub's copy: the located changes, noise hidden, secrets
+/// masked by the normaliser (as on the plant's diff page; the raw text is not shown here).
+async fn diff_page(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((site, asset, slot, from, to)): Path<(String, String, String, u32, u32)>,
+) -> PageResult {
+    use datum_shared::normalize::{normalize_pair, FingerprintKey, MAX_NORMALIZE_BYTES};
+    let who = reader(&app, &headers).await?;
+    let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
+    let f = findings_of(&o).map_err(WebError::page)?;
+    let versions = f
+        .view
+        .versions
+        .iter()
+        .find(|((a, s), _)| a.as_str() == asset && s.as_str() == slot)
+        .map(|(_, list)| list)
+        .ok_or_else(|| WebError::NotFound(format!("no slot {slot} of {asset} at {site}")).page())?;
+    let pick = |n: u32| {
+        versions
+            .iter()
+            .find(|v| v.version == n)
+            .ok_or_else(|| WebError::NotFound(format!("no version {n} of {asset} {slot} at {site}")).page())
+    };
+    let (old_v, new_v) = (pick(from)?, pick(to)?);
+    let site_id = o.row.site_id.as_ref().ok_or_else(|| WebError::NotFound(format!("no site {site}")).page())?;
+    let mut sides = Vec::new();
+    for v in [old_v, new_v] {
+        if v.size > MAX_NORMALIZE_BYTES as u64 {
+            return Err(WebError::Conflict(format!(
+                "v{} is {} bytes; comparisons are limited to {MAX_NORMALIZE_BYTES} bytes: download the versions instead",
+                v.version, v.size
+            ))
+            .page());
+        }
+        let hash = v.raw_hash.as_str();
+        let held = app.store.site_blob_size(site_id, hash).await.map_err(|e| internal(e.into()).page())?;
+        let bytes = match held {
+            Some(_) => {
+                app.store.read_blob(hash, MAX_NORMALIZE_BYTES as u64).await.map_err(|e| internal(e.into()).page())?
+            }
+            None => None,
+        };
+        sides.push(bytes.ok_or_else(|| {
+            WebError::Conflict(format!(
+                "the hub does not hold v{} whole yet ({hash}); it arrives with the site's next sync",
+                v.version
+            ))
+            .page()
+        })?);
+    }
+    // The hub's own key for secret fingerprints: a changed secret shows as changed, never its value.
+    let key = {
+        use sha2::Digest;
+        let signing = crate::identity::signing_key(&app.data).map_err(|e| internal(e).page())?;
+        let mut h = sha2::Sha256::new();
+        h.update(b"datum secret fingerprints v1 hub");
+        h.update(signing.to_bytes());
+        FingerprintKey(h.finalize().into())
+    };
+    let name = new_v.file_name.clone();
+    let (old, new) = (sides.remove(0), sides.remove(0));
+    let report = tokio::task::spawn_blocking(move || {
+        if old == new {
+            return Ok(datum_shared::diff::DiffReport::identical(datum_shared::normalize::format_of(
+                name.as_deref(),
+                &new,
+            )));
+        }
+        let (a, b) = normalize_pair(name.as_deref(), &old, &new, &key);
+        Ok::<_, String>(datum_shared::diff::diff(&a.map_err(|e| e.to_string())?, &b.map_err(|e| e.to_string())?, false))
+    })
+    .await
+    .map_err(|e| internal(e.into()).page())?
+    .map_err(|e| WebError::Conflict(e).page())?;
+    let download = |v: u32| {
+        format!(
+            "<a href=\"{}/assets/{}/versions/{}/{v}\">Download v{v}</a>",
+            site_href(&site),
+            url_segment(&asset),
+            url_segment(&slot)
+        )
+    };
+    let body = format!(
+        "<h1>{} / {} / {}: v{from} → v{to}</h1><p>Format {}; {}{}. From the hub's copy.</p>{}<p>{} · {} (recorded)</p>",
+        escape(&site),
+        escape(&asset),
+        escape(&slot),
+        escape(&report.format),
+        if report.significant { "significant difference" } else { "no significant difference" },
+        if report.secrets_changed > 0 {
+            format!("; {} secret(s) changed (values masked)", report.secrets_changed)
+        } else {
+            String::new()
+        },
+        datum_host::web::located_changes(&report, from, to),
+        download(from),
+        download(to),
+    );
+    Ok(page(&format!("{asset} v{from} → v{to}"), &who, &body))
 }
 
 /// A stored version from the hub's copy (the off-site backup, usable from the dashboard); recorded in the hub's

@@ -316,7 +316,7 @@ enum Auth<'a> {
 }
 
 /// Every page and API route of the dashboard, with one in-scope site (North) in the path where it takes one.
-const ROUTES: [&str; 23] = [
+const ROUTES: [&str; 24] = [
     "/",
     "/sites/North",
     "/sites/North/drift",
@@ -328,6 +328,7 @@ const ROUTES: [&str; 23] = [
     "/sites/North/violations",
     "/sites/North/assets/plc-n1",
     "/sites/North/assets/plc-n1/versions/plc-program/1",
+    "/sites/North/assets/plc-n1/diff/plc-program/1/1",
     "/assets",
     "/assets?format=csv",
     "/search?q=plc",
@@ -1013,4 +1014,34 @@ async fn a_site_page_shows_the_first_page_of_assets_and_links_the_whole_list_pag
     let path = next.trim_start_matches('<').split('>').next().expect("path").to_string();
     let rest: serde_json::Value = serde_json::from_str(&hub.get(Some("viewer"), &path).await.body).expect("json");
     assert_eq!(rest.as_array().map(Vec::len), Some(20), "{path}");
+}
+
+#[tokio::test]
+async fn two_versions_compare_from_the_hubs_copy_located_and_only_within_the_scope() {
+    let hub = prepare().await;
+    let v2: &[u8] = b"PROGRAM main\n  motor := TRUE;\nEND_PROGRAM\n";
+    let asset = hub.get(Some("viewer"), "/sites/North/assets/plc-n1").await.body;
+    assert!(asset.contains("href=\"/sites/North/assets/plc-n1/diff/plc-program/1/2\""), "{asset}");
+    // Version 2's file has not arrived: said so.
+    let path = "/sites/North/assets/plc-n1/diff/plc-program/1/2";
+    let a = hub.get(Some("viewer"), path).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+    assert!(a.body.contains("does not hold v2 whole yet"), "{}", a.body);
+    let site_id = SiteId::new(NORTH_ID).expect("id");
+    let hash = sha(v2);
+    hub.store.want_blobs(&site_id, std::slice::from_ref(&hash)).await.expect("want");
+    let piece = BlobPiece { hash: hash.clone(), pos: 0, total: v2.len() as u64, bytes: v2.to_vec() };
+    hub.store.append_blobs(vec![piece]).await.expect("append");
+    hub.store.complete_blob(&hash).await.expect("complete");
+    let a = hub.get(Some("officer-north"), path).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let table = a.body.split("id=\"diff\"").nth(1).expect("located changes");
+    assert!(table.contains("motor := start AND NOT stop;") && table.contains("motor := TRUE;"), "{table}");
+    // No such version; another site's asset is not there for a person scoped to North; nobody anonymous.
+    let missing = hub.get(Some("viewer"), "/sites/North/assets/plc-n1/diff/plc-program/1/9").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let other = hub.get(Some("officer-north"), "/sites/South/assets/plc-s1/diff/plc-program/1/1").await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert!(!other.body.contains("south secret"), "{}", other.body);
+    assert_eq!(hub.get(None, path).await.status, StatusCode::SEE_OTHER, "anonymous: to the sign-in");
 }

@@ -209,6 +209,34 @@ pub fn shell(title: &str, who: Option<&Identity>, body: &str) -> String {
 }
 
 /// The hidden CSRF field of a form.
+/// The located changes of a comparison as a table (`id="diff"`): where, what kind, the lines before and after
+/// (secrets already masked by the normaliser); a paragraph when only noise differs. The plant's and the hub's
+/// diff pages both show it.
+pub fn located_changes(report: &datum_shared::diff::DiffReport, from: u32, to: u32) -> String {
+    if report.changes.is_empty() {
+        return "<p id=\"no-changes\">No significant change (only noise differs, if anything).</p>".into();
+    }
+    let side = |lines: &[String], class: &str| {
+        lines.iter().map(|l| format!("<div class=\"{class}\">{}</div>", escape(l))).collect::<String>()
+    };
+    let rows: String = report
+        .changes
+        .iter()
+        .map(|c| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&c.location),
+                escape(&format!("{:?}", c.kind).to_lowercase()),
+                side(&c.removed, "del"),
+                side(&c.added, "add")
+            )
+        })
+        .collect();
+    format!(
+        "<table id=\"diff\"><thead><tr><th>Where</th><th>Change</th><th>v{from} (before)</th><th>v{to} (after)</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+}
+
 pub fn csrf_field(id: &Identity) -> String {
     format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", escape(id.csrf.as_deref().unwrap_or("")))
 }
