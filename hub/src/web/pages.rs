@@ -627,13 +627,11 @@ async fn diff_page(
         .find(|((a, s), _)| a.as_str() == asset && s.as_str() == slot)
         .map(|(_, list)| list)
         .ok_or_else(|| WebError::NotFound(format!("no slot {slot} of {asset} at {site}")).page())?;
-    let pick = |n: u32| {
-        versions
-            .iter()
-            .find(|v| v.version == n)
-            .ok_or_else(|| WebError::NotFound(format!("no version {n} of {asset} {slot} at {site}")).page())
+    let pick = |n: u32| versions.iter().find(|v| v.version == n);
+    let (Some(old_v), Some(new_v)) = (pick(from), pick(to)) else {
+        let n = if pick(from).is_none() { from } else { to };
+        return Err(WebError::NotFound(format!("no version {n} of {asset} {slot} at {site}")).page());
     };
-    let (old_v, new_v) = (pick(from)?, pick(to)?);
     let site_id = o.row.site_id.as_ref().ok_or_else(|| WebError::NotFound(format!("no site {site}")).page())?;
     let mut sides = Vec::new();
     for v in [old_v, new_v] {
