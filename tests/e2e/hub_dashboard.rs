@@ -145,6 +145,16 @@ fn dashboard(backend: Backend) {
     let download = log.as_array().expect("list").iter().find(|e| e["action"] == "download").expect("download recorded");
     assert_eq!(download["actor"], "ana");
     assert_eq!(download["site"], "North");
+    // Who did what at North, from the hub's copy of its documents; South's record is not Ana's to read.
+    let (code, body) = web.get(Some(&ana), "/sites/North/audit");
+    assert_eq!(code, 200, "{body}");
+    let table = body.split("id=\"audit\"").nth(1).expect("audit table");
+    assert!(table.contains("asset.add") && table.contains("plc-1") && table.contains("config.capture"), "{table}");
+    assert!(body.contains("the hub witnessed: #"), "{body}");
+    assert_eq!(web.get(Some(&ana), "/sites/South/audit").0, 404);
+    let (code, body) = web.get(Some(&ana), "/sites/North/records");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("id=\"restore-tests\"") && body.contains("id=\"review-list\""), "{body}");
     hub.kill();
 }
 

@@ -272,3 +272,39 @@ pub fn judge(s: &SiteStatus) -> (Health, Vec<String>) {
 pub fn state_named(name: &str) -> Option<ChangeState> {
     ChangeState::ALL.into_iter().find(|s| s.as_str() == name)
 }
+
+/// One change of a site's documents (or of the hub's documents addressed to it), as its writer described it.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub info: datum_shared::document::CommitInfo,
+    pub doc: String,
+}
+
+/// The newest `limit` changes of a site's documents and of the hub's documents addressed to it, newest first:
+/// who did what, read from the hub's copy. A change without a readable description is left out.
+pub async fn site_history(
+    store: &Store,
+    site_id: &datum_shared::ids::SiteId,
+    limit: usize,
+) -> Result<Vec<HistoryEntry>> {
+    use datum_shared::ids::{DocId, Owner};
+    let mut out = Vec::new();
+    for (doc_id, _) in store.doc_heads(site_id).await? {
+        let Ok(id) = DocId::parse(&doc_id) else { continue };
+        let ours =
+            matches!(id.owner(), Owner::Site(s) if s == site_id.as_str()) || id.audience() == Some(site_id.as_str());
+        if !ours {
+            continue;
+        }
+        let doc = super::templates::load_doc(store, &id).await?;
+        for change in doc.get_changes(&[]) {
+            let Some(info) = change.message().and_then(|m| serde_json::from_str(m).ok()) else { continue };
+            let at = DateTime::from_timestamp_millis(change.timestamp()).unwrap_or_default();
+            out.push(HistoryEntry { at, info, doc: doc_id.clone() });
+        }
+    }
+    out.sort_by(|a, b| b.at.cmp(&a.at));
+    out.truncate(limit);
+    Ok(out)
+}

@@ -31,6 +31,8 @@ pub fn routes() -> Router<App> {
         .route("/sites/{site}/changes", get(site_changes))
         .route("/sites/{site}/changes/{id}", get(change_page))
         .route("/sites/{site}/violations", get(site_violations))
+        .route("/sites/{site}/records", get(site_records))
+        .route("/sites/{site}/audit", get(site_audit))
         .route("/sites/{site}/assets/{asset}", get(asset_page))
         .route("/sites/{site}/assets/{asset}/versions/{slot}/{n}", get(download))
         .route("/sites/{site}/assets/{asset}/diff/{slot}/{from}/{to}", get(diff_page))
@@ -244,6 +246,10 @@ async fn site_page(State(app): State<App>, headers: HeaderMap, Path(site): Path<
         count("open changes", s.open_changes, format!("{base}/changes")),
         count("violations recorded", s.violations, format!("{base}/violations")),
     ));
+    body.push_str(&format!(
+        "<p><a href=\"{base}/records\" id=\"site-records\">Restore tests and reviews</a> · \
+         <a href=\"{base}/audit\" id=\"site-audit\">Who did what</a></p>"
+    ));
     if let Some(f) = &o.findings {
         // The first page here; the whole list, paged by key, is the inventory's for this site.
         body.push_str("<h2>Assets</h2>");
@@ -413,6 +419,106 @@ async fn site_reviews(State(app): State<App>, headers: HeaderMap, Path(site): Pa
         table(&["Asset", "Criticality", "Last review", "Due"], &rows, "reviews")
     );
     Ok(page("Reviews overdue", &who, &body))
+}
+
+/// The most rows of each table on the records and audit pages (the newest).
+const RECORDS_SHOWN: usize = 500;
+
+/// A site's restore tests and reviews, newest first, from the hub's copy.
+async fn site_records(State(app): State<App>, headers: HeaderMap, Path(site): Path<String>) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
+    let f = findings_of(&o).map_err(WebError::page)?;
+    let mut tests: Vec<_> = f.view.restore_tests.iter().collect();
+    tests.sort_by(|a, b| b.tested_at.cmp(&a.tested_at));
+    let test_rows: Vec<Vec<String>> = tests
+        .iter()
+        .take(RECORDS_SHOWN)
+        .map(|t| {
+            vec![
+                t.tested_at.to_rfc3339(),
+                escape(t.asset.as_str()),
+                format!("{} v{}", escape(t.slot.as_str()), t.version),
+                format!("{:?}", t.result).to_lowercase(),
+                escape(&t.method),
+                escape(&t.tested_by),
+                escape(t.notes.as_deref().unwrap_or("")),
+            ]
+        })
+        .collect();
+    let mut reviews: Vec<_> = f.view.reviews.iter().collect();
+    reviews.sort_by(|a, b| b.reviewed_at.cmp(&a.reviewed_at));
+    let review_rows: Vec<Vec<String>> = reviews
+        .iter()
+        .take(RECORDS_SHOWN)
+        .map(|r| {
+            vec![
+                r.reviewed_at.to_rfc3339(),
+                escape(&r.assets.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")),
+                escape(r.zone.as_deref().unwrap_or("")),
+                format!("{:?}", r.outcome).to_lowercase(),
+                r.drift.len().to_string(),
+                escape(&r.reviewed_by),
+                escape(&r.notes),
+            ]
+        })
+        .collect();
+    let shown =
+        |n: usize| if n > RECORDS_SHOWN { format!(" (the newest {RECORDS_SHOWN} of {n})") } else { String::new() };
+    let body = format!(
+        "<h1>{}: restore tests and reviews</h1><h2>Restore tests{}</h2>{}<h2>Reviews{}</h2>{}",
+        escape(&o.row.name),
+        shown(tests.len()),
+        table(&["Tested", "Asset", "Version", "Result", "Method", "By", "Notes"], &test_rows, "restore-tests"),
+        shown(reviews.len()),
+        table(&["Reviewed", "Assets", "Zone", "Outcome", "Drift found", "By", "Notes"], &review_rows, "review-list"),
+    );
+    Ok(page("Restore tests and reviews", &who, &body))
+}
+
+/// A site's record of who did what, from the hub's copy of its documents: each change's operation, person,
+/// subject and reason as the plant wrote them, newest first. The signed audit trail itself stays at the plant;
+/// the hub shows the newest entry it witnessed.
+async fn site_audit(State(app): State<App>, headers: HeaderMap, Path(site): Path<String>) -> PageResult {
+    let who = reader(&app, &headers).await?;
+    let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
+    let site_id = o.row.site_id.clone().ok_or_else(|| {
+        WebError::NotFound(format!("site {} has not enrolled yet: the hub holds nothing of it", o.row.name)).page()
+    })?;
+    let entries = crate::commands::overview::site_history(&app.store, &site_id, RECORDS_SHOWN)
+        .await
+        .map_err(|e| internal(e).page())?;
+    let head = app.store.audit_head(&o.row.name).await.map_err(|e| internal(e.into()).page())?;
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.at.to_rfc3339(),
+                escape(&e.info.actor),
+                escape(&e.info.op),
+                escape(&e.info.subject),
+                escape(e.info.reason.as_deref().unwrap_or("")),
+                escape(&e.doc),
+            ]
+        })
+        .collect();
+    let witnessed = match head {
+        Some(h) => format!(
+            "The newest entry of the plant's signed audit trail the hub witnessed: #{} <code>{}</code> ({}).",
+            h.seq,
+            escape(&h.hash),
+            escape(&h.at)
+        ),
+        None => "The hub has witnessed no entry of the plant's signed audit trail yet.".into(),
+    };
+    let body = format!(
+        "<h1>{}: who did what (the newest {})</h1><p class=\"small\">{witnessed} The trail's entries stay at the \
+         plant; this list is read from the hub's copy of the site's documents.</p>{}",
+        escape(&o.row.name),
+        rows.len(),
+        table(&["When", "Who", "Operation", "Subject", "Reason", "Document"], &rows, "audit")
+    );
+    Ok(page("Who did what", &who, &body))
 }
 
 async fn site_policy(app: &App, o: &Overview) -> Result<datum_shared::policy::Policy, Response> {

@@ -316,7 +316,7 @@ enum Auth<'a> {
 }
 
 /// Every page and API route of the dashboard, with one in-scope site (North) in the path where it takes one.
-const ROUTES: [&str; 24] = [
+const ROUTES: [&str; 26] = [
     "/",
     "/sites/North",
     "/sites/North/drift",
@@ -326,6 +326,8 @@ const ROUTES: [&str; 24] = [
     "/sites/North/changes?state=submitted",
     "/sites/North/changes/CR-0001",
     "/sites/North/violations",
+    "/sites/North/records",
+    "/sites/North/audit",
     "/sites/North/assets/plc-n1",
     "/sites/North/assets/plc-n1/versions/plc-program/1",
     "/sites/North/assets/plc-n1/diff/plc-program/1/1",
