@@ -304,7 +304,7 @@ pub async fn site_history(
             out.push(HistoryEntry { at, info, doc: doc_id.clone() });
         }
     }
-    out.sort_by(|a, b| b.at.cmp(&a.at));
+    out.sort_by_key(|e| std::cmp::Reverse(e.at));
     out.truncate(limit);
     Ok(out)
 }

@@ -430,7 +430,7 @@ async fn site_records(State(app): State<App>, headers: HeaderMap, Path(site): Pa
     let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
     let f = findings_of(&o).map_err(WebError::page)?;
     let mut tests: Vec<_> = f.view.restore_tests.iter().collect();
-    tests.sort_by(|a, b| b.tested_at.cmp(&a.tested_at));
+    tests.sort_by_key(|t| std::cmp::Reverse(t.tested_at));
     let test_rows: Vec<Vec<String>> = tests
         .iter()
         .take(RECORDS_SHOWN)
@@ -447,7 +447,7 @@ async fn site_records(State(app): State<App>, headers: HeaderMap, Path(site): Pa
         })
         .collect();
     let mut reviews: Vec<_> = f.view.reviews.iter().collect();
-    reviews.sort_by(|a, b| b.reviewed_at.cmp(&a.reviewed_at));
+    reviews.sort_by_key(|r| std::cmp::Reverse(r.reviewed_at));
     let review_rows: Vec<Vec<String>> = reviews
         .iter()
         .take(RECORDS_SHOWN)
