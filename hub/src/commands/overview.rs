@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 use datum_shared::change::ChangeState;
 use datum_shared::drift::DriftStatus;
@@ -99,6 +99,10 @@ pub struct SiteStatus {
     /// The newest recorded violation that says the site's audit trail went back or differs from what the hub
     /// witnessed (`datum_shared::sync::witness`); `null` when there is none.
     pub history_rolled_back: Option<String>,
+    /// Why the hub cannot read the site's records (a record it cannot decode); `null` when it can. The site is
+    /// then shown as critical with nothing counted, and every other site as usual.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// The lists behind a site's counts, with the records they come from.
@@ -186,10 +190,21 @@ pub async fn overview(store: &Store, site: &SiteRow, now: DateTime<Utc>) -> Resu
         files_missing: 0,
         violations: violations.len(),
         history_rolled_back,
+        unreadable: None,
     };
     let mut found = None;
-    if let Some(site_id) = &site.site_id {
-        let view = site_view(store, site_id).await.with_context(|| format!("site {}", site.name))?;
+    let view = match &site.site_id {
+        Some(site_id) => match site_view(store, site_id).await {
+            Ok(view) => Some(view),
+            Err(e) => {
+                tracing::error!(site = %site.name, "the site's records do not read: {e:#}");
+                status.unreadable = Some(format!("{e:#}"));
+                None
+            }
+        },
+        None => None,
+    };
+    if let (Some(site_id), Some(view)) = (&site.site_id, view) {
         let policy = super::templates::site_policy(store, site_id).await?;
         let f = findings(Arc::new(view), now, &policy);
         status.assets = f.view.reported_assets().count();
@@ -236,6 +251,9 @@ pub fn judge(s: &SiteStatus) -> (Health, Vec<String>) {
     let mut attention = Vec::new();
     if s.history_rolled_back.is_some() {
         critical.push("audit history rolled back or diverged".to_string());
+    }
+    if let Some(why) = &s.unreadable {
+        critical.push(format!("the hub cannot read the site's records: {why}"));
     }
     if s.unauthorized_drift > 0 {
         critical.push(format!("{} unauthorized drift", s.unauthorized_drift));

@@ -16,6 +16,7 @@ pub(super) async fn status(ctx: &Context, json: bool) -> Result<Outcome> {
     let findings = out.iter().any(|s| {
         s.violations > 0
             || s.history_rolled_back.is_some()
+            || s.unreadable.is_some()
             || (s.enrolled && !s.in_sync)
             || s.unauthorized_drift > 0
             || s.overdue_backups > 0

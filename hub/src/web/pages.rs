@@ -207,8 +207,9 @@ fn landing_row(o: &Overview, now: chrono::DateTime<chrono::Utc>) -> Vec<String> 
 }
 
 fn findings_of(o: &Overview) -> Result<&Findings, WebError> {
-    o.findings.as_ref().ok_or_else(|| {
-        WebError::NotFound(format!("site {} has not enrolled yet: the hub holds nothing of it", o.row.name))
+    o.findings.as_ref().ok_or_else(|| match &o.status.unreadable {
+        Some(why) => WebError::Conflict(format!("the hub cannot read site {}'s records: {why}", o.row.name)),
+        None => WebError::NotFound(format!("site {} has not enrolled yet: the hub holds nothing of it", o.row.name)),
     })
 }
 

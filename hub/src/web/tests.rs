@@ -1047,3 +1047,28 @@ async fn two_versions_compare_from_the_hubs_copy_located_and_only_within_the_sco
     assert!(!other.body.contains("south secret"), "{}", other.body);
     assert_eq!(hub.get(None, path).await.status, StatusCode::SEE_OTHER, "anonymous: to the sign-in");
 }
+
+#[tokio::test]
+async fn a_site_whose_records_do_not_read_is_shown_critical_and_the_others_as_usual() {
+    let hub = prepare().await;
+    let site_id = SiteId::new(SOUTH_ID).expect("id");
+    let rows =
+        vec![(Asset::COLLECTION.to_string(), "plc-x".to_string(), r#"{"name":"plc-x","kind":"plc"}"#.to_string())];
+    hub.store.project(&site_id, &format!("{SOUTH_ID}/site"), &rows).await.expect("project");
+    hub.store.touch_site("South", now() + Duration::minutes(5), "synced", true).await.expect("touch");
+    let landing = hub.get(Some("viewer"), "/").await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    let sites: serde_json::Value =
+        serde_json::from_str(&hub.get(Some("viewer"), "/api/v1/sites").await.body).expect("json");
+    let south = sites.as_array().expect("list").iter().find(|s| s["site"] == "South").expect("South").clone();
+    assert_eq!(south["health"], "critical", "{south}");
+    assert!(south["unreadable"].as_str().is_some_and(|w| w.contains("plc-x")), "{south}");
+    let north = sites.as_array().expect("list").iter().find(|s| s["site"] == "North").expect("North").clone();
+    assert_eq!(north["assets"], 2, "{north}");
+    assert!(north.get("unreadable").is_none());
+    // South's own pages say there is nothing to show; search still answers for the rest.
+    let drift = hub.get(Some("viewer"), "/sites/South/drift").await;
+    assert_eq!(drift.status, StatusCode::CONFLICT);
+    assert!(drift.body.contains("cannot read site South"), "{}", drift.body);
+    assert_eq!(hub.get(Some("viewer"), "/api/v1/search?q=sn-4711").await.status, StatusCode::OK);
+}

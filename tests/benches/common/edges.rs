@@ -6,6 +6,7 @@ use std::time::Instant;
 use automerge::Automerge;
 use datum_host::net::{pki, tls, transport};
 use datum_shared::ids::SiteId;
+use datum_shared::model::{Asset, AssetKind, Criticality};
 use datum_shared::sync::wire::{Frame, Msg};
 use datum_shared::sync::{Event, LocalDoc, Principal, Session, SessionConfig};
 use datum_shared::DocId;
@@ -40,8 +41,10 @@ pub async fn simulated_edge(
     let mut doc = Automerge::new();
     let mut t = doc.transaction();
     for i in 0..20 {
-        let record = serde_json::json!({"name": format!("plc-{i}"), "kind": "plc", "criticality": "high"});
-        datum_shared::document::put_record(&mut t, "assets", &format!("plc-{i}"), &record).expect("put");
+        let name = datum_shared::AssetName::new(&format!("plc-{i}")).expect("name");
+        let asset = Asset::new(name, AssetKind::Plc, Criticality::High, "bench", chrono::Utc::now());
+        let record = serde_json::to_value(&asset).expect("json");
+        datum_shared::document::put_record(&mut t, Asset::COLLECTION, asset.name.as_str(), &record).expect("put");
     }
     t.commit();
     let cfg = SessionConfig {
