@@ -41,6 +41,19 @@ pub struct InboxItem {
     pub rule: String,
     /// Unauthorized drift on the change's (or waiver's) assets, now.
     pub drift: Vec<DriftEntry>,
+    /// What the plant last reported failing of the templates it runs, on the change's (or waiver's) assets:
+    /// what the change may fix or make worse, or what the waiver excuses.
+    pub compliance: Vec<ComplianceImpact>,
+}
+
+/// One failing (template, rule) pair on one asset, as the plant last reported it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComplianceImpact {
+    pub template: String,
+    pub asset: String,
+    pub rule: String,
+    /// `non-compliant` or `error`.
+    pub result: String,
 }
 
 /// The hub's decisions for one site, by change id.
@@ -110,6 +123,20 @@ pub async fn inbox(
         let drift_on = |assets: &[&datum_shared::AssetName]| -> Vec<DriftEntry> {
             f.unauthorized_drift.iter().filter(|d| assets.contains(&&d.asset)).cloned().collect()
         };
+        let reported = super::templates::compliance_rows(store, Some(&o.row.name), None).await?;
+        let failing_on = |assets: &[&datum_shared::AssetName]| -> Vec<ComplianceImpact> {
+            reported
+                .iter()
+                .flat_map(|r| r.failing.iter().map(move |f| (r, f)))
+                .filter(|(_, f)| assets.iter().any(|a| a.as_str() == f.asset))
+                .map(|(r, f)| ComplianceImpact {
+                    template: r.template.clone(),
+                    asset: f.asset.clone(),
+                    rule: f.rule.clone(),
+                    result: f.result.clone(),
+                })
+                .collect()
+        };
         for c in f.view.changes.values().filter(|c| decidable(c) && needed(&policy, o, c)) {
             let key = c.id.to_string();
             let state = central::state(c, true, decided.get(&key), site_id.as_str(), Some(hub_key));
@@ -123,6 +150,7 @@ pub async fn inbox(
                 state,
                 rule: rule.describe(),
                 drift: drift_on(&c.draft.assets.iter().collect::<Vec<_>>()),
+                compliance: failing_on(&c.draft.assets.iter().collect::<Vec<_>>()),
                 change: Some(c.clone()),
                 waiver: None,
             });
@@ -145,6 +173,7 @@ pub async fn inbox(
                 state,
                 rule: rule.describe_waivers(),
                 drift: drift_on(&[&w.asset]),
+                compliance: failing_on(&[&w.asset]),
                 change: None,
                 waiver: Some(w),
             });

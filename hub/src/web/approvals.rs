@@ -70,11 +70,20 @@ async fn inbox_page(State(app): State<App>, headers: HeaderMap) -> Result<Respon
                 )
             })
             .collect();
+        let failing: Vec<String> = item
+            .compliance
+            .iter()
+            .map(|c| {
+                format!("{} {} on {} ({})", escape(&c.template), escape(&c.rule), escape(&c.asset), escape(&c.result))
+            })
+            .collect();
         let why = format!(
-            "<p class=\"small\">Why here: {}. Central state: {}. Content SHA-256 <code>{}</code></p>",
+            "<p class=\"small\">Why here: {}. Central state: {}. Content SHA-256 <code>{}</code></p>\
+             <p class=\"small\">Standards on these assets, as the plant last reported: {}</p>",
             escape(&item.rule),
             item.state.as_str(),
-            item.content
+            item.content,
+            if failing.is_empty() { "nothing failing".to_string() } else { format!("failing {}", failing.join("; ")) }
         );
         if let Some(c) = &item.change {
             let approvals: Vec<String> = c.approvals.iter().map(|a| escape(&a.by)).collect();
@@ -90,7 +99,16 @@ async fn inbox_page(State(app): State<App>, headers: HeaderMap) -> Result<Respon
                 c.state.as_str(),
                 escape(&c.requester),
                 if approvals.is_empty() { "nobody yet".to_string() } else { approvals.join(", ") },
-                c.draft.assets.iter().map(|a| escape(a.as_str())).collect::<Vec<_>>().join(", "),
+                c.draft
+                    .assets
+                    .iter()
+                    .map(|a| format!(
+                        "<a href=\"/sites/{site}/assets/{}\">{}</a>",
+                        url_segment(a.as_str()),
+                        escape(a.as_str())
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 id = c.id,
             ));
         } else if let Some(w) = &item.waiver {
