@@ -103,6 +103,16 @@ pub struct SiteStatus {
     /// then shown as critical with nothing counted, and every other site as usual.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unreadable: Option<String>,
+    /// Assets of which no configuration was ever captured (among `overdue_backups`).
+    pub backups_never: usize,
+    /// Assets whose newest restore test failed.
+    pub restores_failing: usize,
+    /// The number of the newest entry of the plant's signed audit trail the hub witnessed.
+    pub audit_witnessed: Option<u64>,
+    /// When the first of the site's node certificates in use expires.
+    pub cert_expires: Option<String>,
+    /// Days until then (negative: expired), at the time of the overview.
+    pub cert_days_left: Option<i64>,
 }
 
 /// The lists behind a site's counts, with the records they come from.
@@ -111,6 +121,10 @@ pub struct Findings {
     pub view: Arc<View>,
     pub unauthorized_drift: Vec<DriftEntry>,
     pub overdue_backups: Vec<AssetName>,
+    /// Never captured (each also in `overdue_backups`).
+    pub backups_never: Vec<AssetName>,
+    /// The newest restore test failed.
+    pub restores_failing: Vec<AssetName>,
     pub overdue_reviews: Vec<AssetName>,
     pub open_changes: Vec<ChangeId>,
 }
@@ -124,6 +138,9 @@ pub struct Overview {
     /// The site's state per day over the last [`HISTORY_DAYS`] days (today's included), oldest first.
     pub history: Vec<HealthRow>,
 }
+
+/// A node certificate this close to its expiry needs attention (renewal happens with a sync well before).
+pub const CERT_WARNING_DAYS: i64 = 30;
 
 /// How far back the trend goes.
 pub const HISTORY_DAYS: i64 = 90;
@@ -145,17 +162,39 @@ pub fn findings(view: Arc<View>, now: DateTime<Utc>, policy: &Policy) -> Finding
         view.drift(now, policy, None).into_iter().filter(|e| e.status == DriftStatus::DriftUnauthorized).collect();
     let mut overdue_backups = Vec::new();
     let mut overdue_reviews = Vec::new();
+    let (mut backups_never, mut restores_failing) = (Vec::new(), Vec::new());
+    let mut newest_test: BTreeMap<&AssetName, &datum_shared::model::RestoreTest> = BTreeMap::new();
+    for t in &view.restore_tests {
+        let e = newest_test.entry(&t.asset).or_insert(t);
+        if (t.tested_at, t.id) > (e.tested_at, e.id) {
+            *e = t;
+        }
+    }
     for asset in view.reported_assets() {
         let b = view.backup_state(asset, now, policy);
         if b.backup_overdue || b.test_overdue {
             overdue_backups.push(asset.name.clone());
+        }
+        if b.last_backup.is_none() {
+            backups_never.push(asset.name.clone());
+        }
+        if newest_test.get(&asset.name).is_some_and(|t| t.result == datum_shared::model::TestResult::Fail) {
+            restores_failing.push(asset.name.clone());
         }
         if view.review_state(asset, now, policy).status.is_overdue() {
             overdue_reviews.push(asset.name.clone());
         }
     }
     let open_changes = view.changes.values().filter(|c| c.state.is_open()).map(|c| c.id).collect();
-    Findings { view, unauthorized_drift, overdue_backups, overdue_reviews, open_changes }
+    Findings {
+        view,
+        unauthorized_drift,
+        overdue_backups,
+        backups_never,
+        restores_failing,
+        overdue_reviews,
+        open_changes,
+    }
 }
 
 /// Everything the hub knows about one site at `now`.
@@ -191,7 +230,20 @@ pub async fn overview(store: &Store, site: &SiteRow, now: DateTime<Utc>) -> Resu
         violations: violations.len(),
         history_rolled_back,
         unreadable: None,
+        backups_never: 0,
+        restores_failing: 0,
+        audit_witnessed: store.audit_head(&site.name).await?.map(|h| h.seq),
+        cert_expires: store
+            .nodes_of(&site.name)
+            .await?
+            .into_iter()
+            .filter(|n| n.replaced_by.is_none())
+            .map(|n| n.not_after)
+            .min(),
+        cert_days_left: None,
     };
+    status.cert_days_left =
+        status.cert_expires.as_deref().and_then(|t| parse_time(t).ok()).map(|t| (t - now).num_days());
     let mut found = None;
     let view = match &site.site_id {
         Some(site_id) => match site_view(store, site_id).await {
@@ -217,6 +269,8 @@ pub async fn overview(store: &Store, site: &SiteRow, now: DateTime<Utc>) -> Resu
         status.unauthorized_drift = f.unauthorized_drift.len();
         status.overdue_backups = f.overdue_backups.len();
         status.overdue_reviews = f.overdue_reviews.len();
+        status.backups_never = f.backups_never.len();
+        status.restores_failing = f.restores_failing.len();
         let (stored, missing, _) = store.blob_counts(site_id).await?;
         status.files_stored = stored;
         status.files_missing = missing;
@@ -260,6 +314,14 @@ pub fn judge(s: &SiteStatus) -> (Health, Vec<String>) {
     }
     if s.revoked {
         attention.push("revoked".to_string());
+    }
+    if s.restores_failing > 0 {
+        critical.push(format!("{} restore tests failing", s.restores_failing));
+    }
+    match s.cert_days_left {
+        Some(d) if d < 0 => critical.push("a node certificate has expired".to_string()),
+        Some(d) if d < CERT_WARNING_DAYS => attention.push(format!("a node certificate expires within {d} days")),
+        _ => {}
     }
     if s.stale {
         attention.push("no contact for over a day".to_string());

@@ -41,9 +41,22 @@ fn state_text(r: &ComplianceRow) -> String {
     }
 }
 
-async fn page(State(app): State<App>, headers: HeaderMap) -> Result<Response, Response> {
+#[derive(serde::Deserialize, Default)]
+struct PageQuery {
+    /// One site's rows only (the landing page's link).
+    site: Option<String>,
+}
+
+async fn page(
+    State(app): State<App>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+) -> Result<Response, Response> {
     let who = app.allow(&headers, &Method::GET, None, Action::Read).await.map_err(WebError::page)?;
-    let list = rows(&app, &who).await.map_err(WebError::page)?;
+    let mut list = rows(&app, &who).await.map_err(WebError::page)?;
+    if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
+        list.retain(|r| r.site == site);
+    }
     let table: String = list
         .iter()
         .map(|r| {

@@ -63,6 +63,20 @@ fn count_link(n: usize, href: &str, bad: bool) -> String {
     format!("<a{class} href=\"{}\">{n}</a>", escape(href))
 }
 
+/// Backup coverage: assets overdue (backup or restore test), and of what kind: never captured, restore test
+/// failing; each count opens its list.
+fn backup_cell(s: &SiteStatus, base: &str) -> String {
+    let mut cell = count_link(s.overdue_backups, &format!("{base}/backups"), true);
+    if s.backups_never > 0 || s.restores_failing > 0 {
+        cell.push_str(&format!(
+            " <span class=\"small\">({} never captured, {} restore failing)</span>",
+            count_link(s.backups_never, &format!("{base}/backups?only=never"), true),
+            count_link(s.restores_failing, &format!("{base}/backups?only=failing"), true),
+        ));
+    }
+    cell
+}
+
 fn health_badge(s: &SiteStatus) -> String {
     format!(
         "<span class=\"health health-{h}\" title=\"{why}\">{h}</span>",
@@ -156,7 +170,17 @@ async fn landing(State(app): State<App>, headers: HeaderMap) -> PageResult {
     let mut sites = app.sites(&who.user).await.map_err(WebError::page)?;
     sites.sort_by(|a, b| b.status.health.cmp(&a.status.health).then_with(|| a.row.name.cmp(&b.row.name)));
     let now = app.now();
-    let rows: Vec<Vec<String>> = sites.iter().map(|o| landing_row(o, now)).collect();
+    // What each plant reports of the shared templates, read once for every site shown.
+    let reported =
+        crate::commands::templates::compliance_rows(&app.store, None, None).await.map_err(|e| internal(e).page())?;
+    let mut standards: std::collections::HashMap<&str, (u64, u64)> = std::collections::HashMap::new();
+    for r in &reported {
+        let e = standards.entry(r.site.as_str()).or_default();
+        e.0 += r.counts.non_compliant + r.counts.error;
+        e.1 += r.counts.waived;
+    }
+    let rows: Vec<Vec<String>> =
+        sites.iter().map(|o| landing_row(o, now, standards.get(o.row.name.as_str()).copied())).collect();
     let header = [
         "Site",
         "State",
@@ -165,9 +189,12 @@ async fn landing(State(app): State<App>, headers: HeaderMap) -> PageResult {
         "Last contact",
         "Assets",
         "Unauthorized drift",
-        "Backups overdue",
+        "Backups and restore tests overdue",
         "Reviews overdue",
         "Open changes",
+        "Standards failing (waived)",
+        "Audit trail",
+        "Certificate",
         "Violations",
         "Files missing",
     ];
@@ -180,7 +207,7 @@ async fn landing(State(app): State<App>, headers: HeaderMap) -> PageResult {
     Ok(page("Sites", &who, &body))
 }
 
-fn landing_row(o: &Overview, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+fn landing_row(o: &Overview, now: chrono::DateTime<chrono::Utc>, standards: Option<(u64, u64)>) -> Vec<String> {
     let s = &o.status;
     let base = site_href(&s.site);
     let name = s.display.as_deref().map(|d| format!(" <span class=\"small\">{}</span>", escape(d))).unwrap_or_default();
@@ -198,9 +225,38 @@ fn landing_row(o: &Overview, now: chrono::DateTime<chrono::Utc>) -> Vec<String> 
         when(s.last_contact.as_deref()),
         count_link(s.assets, &format!("/assets?site={}&scope=in", url_segment(&s.site)), false),
         count_link(s.unauthorized_drift, &format!("{base}/drift"), true),
-        count_link(s.overdue_backups, &format!("{base}/backups"), true),
+        backup_cell(s, &base),
         count_link(s.overdue_reviews, &format!("{base}/reviews"), true),
         format!("{}{by_state}", count_link(s.open_changes, &format!("{base}/changes"), false)),
+        match standards {
+            None => "-".into(),
+            Some((failing, waived)) => {
+                let href = format!("/compliance?site={}", url_segment(&s.site));
+                let failing = usize::try_from(failing).unwrap_or(usize::MAX);
+                let waived = usize::try_from(waived).unwrap_or(usize::MAX);
+                format!(
+                    "{} <span class=\"small\">({} waived)</span>",
+                    count_link(failing, &href, true),
+                    count_link(waived, &href, false)
+                )
+            }
+        },
+        match (&s.history_rolled_back, s.audit_witnessed) {
+            (Some(_), _) => format!("<a class=\"bad\" href=\"{base}/violations\">rolled back</a>"),
+            (None, Some(seq)) => format!("<a href=\"{base}/audit\">#{seq} witnessed</a>"),
+            (None, None) => "-".into(),
+        },
+        match (&s.cert_expires, s.cert_days_left) {
+            (Some(at), Some(days)) => {
+                let bad = days < crate::commands::overview::CERT_WARNING_DAYS;
+                format!(
+                    "<span{}>{}</span>",
+                    if bad { " class=\"bad\"" } else { "" },
+                    escape(at.get(..10).unwrap_or(at))
+                )
+            }
+            _ => "-".into(),
+        },
         count_link(s.violations, &format!("{base}/violations"), true),
         s.files_missing.to_string(),
     ]
@@ -355,15 +411,33 @@ async fn site_drift(State(app): State<App>, headers: HeaderMap, Path(site): Path
     Ok(page("Unauthorized drift", &who, &body))
 }
 
-async fn site_backups(State(app): State<App>, headers: HeaderMap, Path(site): Path<String>) -> PageResult {
+#[derive(Deserialize, Default)]
+struct BackupQuery {
+    /// `never` (never captured) or `failing` (newest restore test failed); else every asset overdue.
+    only: Option<String>,
+}
+
+async fn site_backups(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(site): Path<String>,
+    Query(q): Query<BackupQuery>,
+) -> PageResult {
     let who = reader(&app, &headers).await?;
     let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
     let f = findings_of(&o).map_err(WebError::page)?;
     let policy = site_policy(&app, &o).await?;
     let now = app.now();
     let when = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into());
-    let rows: Vec<Vec<String>> = f
-        .overdue_backups
+    let (list, title) = match q.only.as_deref() {
+        Some("never") => (&f.backups_never, "assets never captured"),
+        Some("failing") => (&f.restores_failing, "assets whose newest restore test failed"),
+        None | Some("") => (&f.overdue_backups, "backups and restore tests overdue"),
+        Some(other) => {
+            return Err(WebError::BadRequest(format!("no list {other:?} (never or failing)")).page());
+        }
+    };
+    let rows: Vec<Vec<String>> = list
         .iter()
         .filter_map(|n| f.view.assets.get(n))
         .map(|a| {
@@ -385,7 +459,7 @@ async fn site_backups(State(app): State<App>, headers: HeaderMap, Path(site): Pa
         })
         .collect();
     let body = format!(
-        "<h1>{}: backups and restore tests overdue ({})</h1>{}",
+        "<h1>{}: {title} ({})</h1>{}",
         escape(&o.row.name),
         rows.len(),
         table(&["Asset", "Criticality", "Last backup", "Last passing restore test"], &rows, "backups")

@@ -316,11 +316,12 @@ enum Auth<'a> {
 }
 
 /// Every page and API route of the dashboard, with one in-scope site (North) in the path where it takes one.
-const ROUTES: [&str; 26] = [
+const ROUTES: [&str; 28] = [
     "/",
     "/sites/North",
     "/sites/North/drift",
     "/sites/North/backups",
+    "/sites/North/backups?only=never",
     "/sites/North/reviews",
     "/sites/North/changes",
     "/sites/North/changes?state=submitted",
@@ -342,6 +343,7 @@ const ROUTES: [&str; 26] = [
     "/approvals",
     "/api/v1/approvals",
     "/compliance",
+    "/compliance?site=North",
     "/api/v1/compliance",
 ];
 
@@ -452,7 +454,8 @@ async fn every_count_on_the_landing_page_is_the_length_of_the_list_it_links_to()
     let hub = prepare().await;
     let landing = hub.get(Some("viewer"), "/").await;
     let north = cell_counts(&landing.body, "href=\"/sites/North\"");
-    // Site, state, trend, sync, last contact, assets, drift, backups, reviews, open changes, violations, missing.
+    // Site, state, trend, sync, last contact, assets, drift, backups, reviews, open changes, standards, audit trail,
+    // certificate, violations, missing.
     assert_eq!(north[1], "critical", "{north:?}");
     assert_eq!(north[3], "in sync");
     let (assets, drift, backups, reviews, open) = (&north[5], &north[6], &north[7], &north[8], &north[9]);
@@ -465,7 +468,12 @@ async fn every_count_on_the_landing_page_is_the_length_of_the_list_it_links_to()
     };
     assert_eq!(listed("/assets?site=North&scope=in", "assets").await.to_string(), *assets);
     assert_eq!(listed("/sites/North/drift", "drift").await.to_string(), *drift);
-    assert_eq!(listed("/sites/North/backups", "backups").await.to_string(), *backups);
+    // "2 (1 never captured, 0 restore failing)": each number the length of its own list.
+    let numbers: Vec<&str> = backups.split(|c: char| !c.is_ascii_digit()).filter(|n| !n.is_empty()).collect();
+    assert_eq!(numbers.len(), 3, "{backups}");
+    assert_eq!(listed("/sites/North/backups", "backups").await.to_string(), numbers[0]);
+    assert_eq!(listed("/sites/North/backups?only=never", "backups").await.to_string(), numbers[1]);
+    assert_eq!(listed("/sites/North/backups?only=failing", "backups").await.to_string(), numbers[2]);
     assert_eq!(listed("/sites/North/reviews", "reviews").await.to_string(), *reviews);
     assert!(open.starts_with('1') && open.contains("1 submitted"), "{open}");
     assert_eq!(listed("/sites/North/changes", "changes").await, 1);
@@ -1071,4 +1079,47 @@ async fn a_site_whose_records_do_not_read_is_shown_critical_and_the_others_as_us
     assert_eq!(drift.status, StatusCode::CONFLICT);
     assert!(drift.body.contains("cannot read site South"), "{}", drift.body);
     assert_eq!(hub.get(Some("viewer"), "/api/v1/search?q=sn-4711").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_landing_page_shows_backup_coverage_by_kind_the_audit_trail_and_the_certificate_each_to_its_list() {
+    use datum_shared::model::{RestoreTest, TestResult};
+    let hub = prepare().await;
+    // North's program was restored onto the test rig and did not start: a failing restore test.
+    let failed = RestoreTest {
+        id: 1,
+        asset: AssetName::new("plc-n1").expect("name"),
+        slot: SlotName::new("plc-program").expect("slot"),
+        version: 1,
+        result: TestResult::Fail,
+        method: "test rig".into(),
+        evidence_hash: None,
+        evidence_name: None,
+        notes: Some("CPU stays in STOP".into()),
+        tested_at: now() - Duration::hours(1),
+        tested_by: "eng".into(),
+    };
+    let site_id = SiteId::new(NORTH_ID).expect("id");
+    let rows = rows(RestoreTest::COLLECTION, &[("1".to_string(), &failed)]);
+    hub.store.project(&site_id, &format!("{NORTH_ID}/records/2026"), &rows).await.expect("project");
+    hub.store.touch_site("North", now() + Duration::minutes(5), "synced", true).await.expect("touch");
+    let landing = hub.get(Some("viewer"), "/").await.body;
+    let north = landing.split("href=\"/sites/North\"").nth(1).expect("North's row").split("</tr>").next().expect("row");
+    assert!(north.contains("href=\"/sites/North/backups?only=failing\">1</a>"), "{north}");
+    assert!(north.contains("restore failing"), "{north}");
+    // The node's certificate runs 90 days: its date is shown, not as a warning.
+    let expires = (now() + Duration::days(90)).format("%Y-%m-%d").to_string();
+    assert!(north.contains(&format!("<span>{expires}</span>")), "{north}");
+    // The count opens the list it counts.
+    let list = hub.get(Some("viewer"), "/sites/North/backups?only=failing").await.body;
+    let table = list.split("id=\"backups\"").nth(1).expect("table");
+    assert_eq!(table.matches("href=\"/sites/North/assets/").count(), 1, "{table}");
+    assert!(table.contains("plc-n1"), "{table}");
+    // A failing restore test makes the site critical; the records page shows it with its notes.
+    let sites: serde_json::Value =
+        serde_json::from_str(&hub.get(Some("viewer"), "/api/v1/sites/North").await.body).expect("json");
+    assert_eq!(sites["status"]["health"].as_str().or(sites["health"].as_str()), Some("critical"), "{sites}");
+    let records = hub.get(Some("viewer"), "/sites/North/records").await.body;
+    assert!(records.contains("CPU stays in STOP"), "{records}");
+    assert_eq!(hub.get(Some("viewer"), "/sites/North/backups?only=sometimes").await.status, StatusCode::BAD_REQUEST);
 }
