@@ -110,7 +110,16 @@ pub struct App {
     cache: Arc<Mutex<HashMap<String, Cached>>>,
     /// Held while an overview is computed: one at a time, and never the same twice.
     computing: Arc<tokio::sync::Mutex<()>>,
+    /// Per site, the shared templates' failing and waived results the plants last reported (the landing page's
+    /// column), with what they were read after: every site's last sync, and the hour.
+    standards: Arc<Mutex<Option<KeyedStandards>>>,
 }
+
+/// Per site: (failing, waived) results of the shared templates, as reported.
+pub type Standards = HashMap<String, (u64, u64)>;
+
+/// [`Standards`] with the key of what they were read after.
+type KeyedStandards = (u64, Arc<Standards>);
 
 /// How often the refresher looks for sites whose overview is missing or out of date.
 pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
@@ -176,6 +185,32 @@ impl App {
         search::index(&self.store, &fresh).await?;
         self.cache.lock().expect("cache lock").insert(row.name.clone(), Cached { key, overview: fresh.clone() });
         Ok((fresh, true))
+    }
+
+    /// What each plant last reported of the shared templates, read again only after a sync (or when the hour
+    /// turns: an assignment changed at the hub shows within the hour).
+    pub async fn standards(&self) -> Result<Arc<Standards>> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for row in self.store.sites().await? {
+            (row.name, row.last_synced).hash(&mut h);
+        }
+        self.now().timestamp().div_euclid(3600).hash(&mut h);
+        let key = h.finish();
+        if let Some((k, v)) = self.standards.lock().expect("standards lock").as_ref() {
+            if *k == key {
+                return Ok(v.clone());
+            }
+        }
+        let mut out = Standards::new();
+        for r in crate::commands::templates::compliance_rows(&self.store, None, None).await? {
+            let e = out.entry(r.site.clone()).or_default();
+            e.0 += r.counts.non_compliant + r.counts.error;
+            e.1 += r.counts.waived;
+        }
+        let out = Arc::new(out);
+        *self.standards.lock().expect("standards lock") = Some((key, out.clone()));
+        Ok(out)
     }
 
     /// Brings every site's overview up to date (a site removed from the hub leaves the cache); returns how
@@ -421,6 +456,7 @@ pub async fn app(
         auth: Auth { store: auth_store, directory, limits, clock },
         cache: Arc::default(),
         computing: Arc::default(),
+        standards: Arc::default(),
     })
 }
 

@@ -170,17 +170,9 @@ async fn landing(State(app): State<App>, headers: HeaderMap) -> PageResult {
     let mut sites = app.sites(&who.user).await.map_err(WebError::page)?;
     sites.sort_by(|a, b| b.status.health.cmp(&a.status.health).then_with(|| a.row.name.cmp(&b.row.name)));
     let now = app.now();
-    // What each plant reports of the shared templates, read once for every site shown.
-    let reported =
-        crate::commands::templates::compliance_rows(&app.store, None, None).await.map_err(|e| internal(e).page())?;
-    let mut standards: std::collections::HashMap<&str, (u64, u64)> = std::collections::HashMap::new();
-    for r in &reported {
-        let e = standards.entry(r.site.as_str()).or_default();
-        e.0 += r.counts.non_compliant + r.counts.error;
-        e.1 += r.counts.waived;
-    }
+    let standards = app.standards().await.map_err(|e| internal(e).page())?;
     let rows: Vec<Vec<String>> =
-        sites.iter().map(|o| landing_row(o, now, standards.get(o.row.name.as_str()).copied())).collect();
+        sites.iter().map(|o| landing_row(o, now, standards.get(&o.row.name).copied())).collect();
     let header = [
         "Site",
         "State",
