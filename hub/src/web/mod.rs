@@ -12,7 +12,9 @@
 //! a page view does not scan the records. A task beside the server ([`App::refresh`], every
 //! [`REFRESH_EVERY`]) computes what is missing or out of date as soon as it is, from the start on and after
 //! each sync, so a page view seldom waits; one overview is computed at a time, and a view that finds its site
-//! being computed waits for that result rather than computing it again.
+//! being computed waits for that result rather than computing it again. The same task keeps each site's rows
+//! of the search index up to date ([`App::indexed`]); a search checks the sites it looks in, a page view never
+//! waits for indexing.
 
 mod api;
 mod approvals;
@@ -110,6 +112,8 @@ pub struct App {
     cache: Arc<Mutex<HashMap<String, Cached>>>,
     /// Held while an overview is computed: one at a time, and never the same twice.
     computing: Arc<tokio::sync::Mutex<()>>,
+    /// Per site, the sync its search rows are of (as far as this process knows), and one re-indexing at a time.
+    indexed: Arc<tokio::sync::Mutex<HashMap<String, String>>>,
     /// Per site, the shared templates' failing and waived results the plants last reported (the landing page's
     /// column), with what they were read after: every site's last sync, and the hour.
     standards: Arc<Mutex<Option<KeyedStandards>>>,
@@ -182,7 +186,6 @@ impl App {
             return Ok((hit, false));
         }
         let fresh = Arc::new(overview(&self.store, &row, now).await?);
-        search::index(&self.store, &fresh).await?;
         self.cache.lock().expect("cache lock").insert(row.name.clone(), Cached { key, overview: fresh.clone() });
         Ok((fresh, true))
     }
@@ -221,9 +224,24 @@ impl App {
         self.cache.lock().expect("cache lock").retain(|name, _| names.contains(name));
         let mut computed = 0;
         for row in rows {
-            computed += usize::from(self.computed(row).await?.1);
+            let (o, fresh) = self.computed(row).await?;
+            computed += usize::from(fresh);
+            self.indexed(&o).await?;
         }
         Ok(computed)
+    }
+
+    /// Makes sure the site's rows in the search index are of its last sync (`search::index`). The refresher
+    /// does it after each sync, and a search for the sites it looks in: a page view never waits for it.
+    pub async fn indexed(&self, o: &Overview) -> Result<()> {
+        let Some(synced) = o.row.last_synced.as_deref() else { return Ok(()) };
+        let mut indexed = self.indexed.lock().await;
+        if indexed.get(&o.row.name).map(String::as_str) == Some(synced) {
+            return Ok(());
+        }
+        search::index(&self.store, o).await?;
+        indexed.insert(o.row.name.clone(), synced.to_string());
+        Ok(())
     }
 
     /// Runs [`App::refresh`] every [`REFRESH_EVERY`] until the task is dropped.
@@ -456,6 +474,7 @@ pub async fn app(
         auth: Auth { store: auth_store, directory, limits, clock },
         cache: Arc::default(),
         computing: Arc::default(),
+        indexed: Arc::default(),
         standards: Arc::default(),
     })
 }

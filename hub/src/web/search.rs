@@ -1,7 +1,7 @@
 //! The global search over assets, change requests, file names and content hashes of the sites a person sees,
 //! and the hub's published templates. The sites' things are found in the database's index
-//! (`store::search`: FTS5 on SQLite, full-text search on PostgreSQL), which [`index`] rebuilds for a site when
-//! its overview is computed after a sync; the templates, a short list, are matched in memory by the same rule:
+//! (`store::search`: FTS5 on SQLite, full-text search on PostgreSQL), which [`index`] rebuilds for a site after
+//! it synced (`App::indexed`, from the refresher or before a search); the templates, a short list, are matched in memory by the same rule:
 //! every word of the query begins a word of the text.
 
 use anyhow::Result;
@@ -120,6 +120,9 @@ pub async fn index(store: &Store, o: &Overview) -> Result<bool> {
 pub async fn search(app: &App, who: &User, q: &str) -> Result<Found, WebError> {
     // The overviews of the sites in scope, computed (and indexed) when a sync moved them on.
     let sites = app.sites(who).await?;
+    for o in &sites {
+        app.indexed(o).await.map_err(internal)?;
+    }
     let names: Vec<&str> = sites.iter().filter(|o| o.findings.is_some()).map(|o| o.row.name.as_str()).collect();
     let mut found = Found::default();
     let limit = MAX_HITS as i64 + 1;
