@@ -417,7 +417,8 @@ fn central(backend: Backend) {
     let (_, page) = officer.curl(&[], "/approvals");
     let item = between(&page, &format!("id=\"inbox-North-{waiver}\""), "</section>");
     assert!(item.contains("asset-basics OWN-01") && item.contains("every waiver"), "{item}");
-    // With what the plant last reported failing on its asset: the rule the waiver would excuse.
+    // With what the plant last reported failing on its asset: the rule the waiver would excuse (reported by the
+    // sync pass, which must apply the site's policy: before, it counted the waiver as in force).
     assert!(item.contains("failing asset-basics OWN-01 on plc-1 (non-compliant)"), "{item}");
     let api = officer.curl(&[], "/api/v1/approvals").1;
     let inbox: serde_json::Value = serde_json::from_str(&api).expect("json");

@@ -165,6 +165,9 @@ pub struct Refreshed {
 /// Records what changed: each assignment's state here, and the summary of each active template's evaluation.
 /// Needs the data directory's lock (a writing command, or a sync pass's follow-up).
 pub async fn refresh(site: &mut Site) -> Result<Refreshed> {
+    // A sync pass's follow-up opens the site without a command's set-up: the policy decides which waivers
+    // need the hub's approval, so it is put in place here too.
+    use_policy(site).await;
     let mut done = Refreshed::default();
     let received = received(site).await?;
     let doc = site.doc_id(rollout::COMPLIANCE_DOC);

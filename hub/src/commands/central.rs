@@ -115,6 +115,8 @@ pub async fn inbox(
     now: DateTime<Utc>,
 ) -> Result<Vec<InboxItem>> {
     let mut out = Vec::new();
+    // What every plant last reported of its templates (read once; each item keeps its site's).
+    let reported = super::templates::compliance_rows(store, None, None).await?;
     for o in sites {
         let (Some(f), Some(site_id)) = (&o.findings, &o.row.site_id) else { continue };
         let policy = site_policy(store, site_id).await?;
@@ -123,10 +125,10 @@ pub async fn inbox(
         let drift_on = |assets: &[&datum_shared::AssetName]| -> Vec<DriftEntry> {
             f.unauthorized_drift.iter().filter(|d| assets.contains(&&d.asset)).cloned().collect()
         };
-        let reported = super::templates::compliance_rows(store, Some(&o.row.name), None).await?;
         let failing_on = |assets: &[&datum_shared::AssetName]| -> Vec<ComplianceImpact> {
             reported
                 .iter()
+                .filter(|r| r.site == o.row.name)
                 .flat_map(|r| r.failing.iter().map(move |f| (r, f)))
                 .filter(|(_, f)| assets.iter().any(|a| a.as_str() == f.asset))
                 .map(|(r, f)| ComplianceImpact {
