@@ -1,7 +1,8 @@
 //! The leak corpus (`tests/leaks/corpus.txt`) through the real binaries: every snippet is captured, approved,
 //! captured again with its secrets changed, and then shown by every command that prints configuration content or
 //! anything about it — `diff` (plain, `--raw`, `--json`), `config diff|show|log`, `audit log`, `drift`, a sync to a
-//! hub and the hub's `asset list`, `status` and `serve` log, the edge's web pages (asset, diff, raw diff, drift,
+//! hub and the hub's `asset list`, `status` and `serve` log, the hub's dashboard (site, asset and comparison
+//! pages, search, audit, API), the edge's web pages (asset, diff, raw diff, drift,
 //! audit…), its JSON API and its `serve` log, and every file of an evidence pack — all at `DATUM_LOG=debug`. No secret may appear.
 
 // Shared with `shared/tests/leaks.rs`, which reads every field.
@@ -87,11 +88,14 @@ fn debug_run(plant: &Plant, args: &[&str]) -> Run {
     run
 }
 
-/// Starts `datum-hub serve` like `Hub::start`, but logging at debug.
-fn start_hub_at_debug(hub: &mut Hub) {
+/// Starts `datum-hub serve` like `Hub::start`, but logging at debug, with the dashboard on loopback (plain
+/// HTTP); returns the dashboard's address.
+fn start_hub_at_debug(hub: &mut Hub) -> String {
     let log = std::fs::File::create(hub.tmp.path().join("serve.log")).expect("log file");
+    let config = hub.tmp.path().join("hub.toml");
+    std::fs::write(&config, "plain_http = true\nweb = \"127.0.0.1:0\"\n").expect("hub.toml");
     let mut child = hub
-        .command(&["serve", "--listen", "127.0.0.1:0", "--no-udp"])
+        .command(&["serve", "--listen", "127.0.0.1:0", "--no-udp", "--config", path(&config)])
         .env("DATUM_LOG", "debug")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::from(log))
@@ -99,7 +103,11 @@ fn start_hub_at_debug(hub: &mut Hub) {
         .expect("spawn datum-hub serve");
     let stdout = child.stdout.take().expect("stdout piped");
     let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+    let mut reader = std::io::BufReader::new(stdout);
+    reader.read_line(&mut line).expect("read the listening line");
+    let mut web = String::new();
+    reader.read_line(&mut web).expect("read the dashboard line");
+    let web = web.trim().strip_prefix("dashboard on http://").unwrap_or_else(|| panic!("no dashboard: {web:?}"));
     let addr = line
         .split(" listening on ")
         .nth(1)
@@ -108,6 +116,7 @@ fn start_hub_at_debug(hub: &mut Hub) {
         .to_string();
     hub.addr = Some(addr);
     hub.server = Some(child);
+    web.to_string()
 }
 
 #[test]
@@ -184,7 +193,10 @@ fn no_secret_of_the_corpus_reaches_any_command_output_or_log() {
 
     // Through a hub.
     let mut hub = Hub::new(Backend::Sqlite);
-    start_hub_at_debug(&mut hub);
+    hub.ok(&["user", "add", "reader", "--role", "auditor"]);
+    let hub_token =
+        hub.ok(&["token", "create", "--user", "reader", "--json"]).json()["token"].as_str().expect("token").to_string();
+    let dashboard = start_hub_at_debug(&mut hub);
     let token = hub.add_site("leaks");
     let enrolled = Run::from(
         plant
@@ -232,6 +244,46 @@ fn no_secret_of_the_corpus_reaches_any_command_output_or_log() {
         let run = Run::from(hub.command(&args).env("DATUM_LOG", "debug").output().expect("run datum-hub"));
         assert!(run.code == 0 || run.code == 1, "datum-hub {args:?}: {}{}", run.stdout, run.stderr);
         shown.push((format!("hub {args:?}"), run));
+    }
+    // The dashboard's pages over the hub's copy: the site, each asset, each comparison it links to (secrets
+    // masked with the hub's key), search, the audit page, the API.
+    let hub_get = |uri: &str| -> Run {
+        Run::from(
+            std::process::Command::new("curl")
+                .args(["-s", "--max-time", "20", "-H", &format!("Authorization: Bearer {hub_token}")])
+                .arg(format!("http://{dashboard}{uri}"))
+                .output()
+                .expect("run curl"),
+        )
+    };
+    let mut compared = 0;
+    for asset in &assets {
+        let page = hub_get(&format!("/sites/leaks/assets/{asset}"));
+        let diffs: Vec<String> = page
+            .stdout
+            .split("href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|href| href.contains("/diff/"))
+            .map(str::to_string)
+            .collect();
+        for uri in &diffs {
+            let run = hub_get(uri);
+            assert!(
+                run.stdout.contains("id=\"diff\"") || run.stdout.contains("id=\"no-changes\""),
+                "GET {uri}: {}",
+                run.stdout
+            );
+            compared += 1;
+            shown.push((format!("hub GET {uri}"), run));
+        }
+        shown.push((format!("hub GET /sites/leaks/assets/{asset}"), page));
+    }
+    assert!(compared >= assets.len(), "every asset's two versions compared at the hub: {compared}");
+    for uri in
+        ["/", "/sites/leaks", "/sites/leaks/audit", "/sites/leaks/records", "/search?q=cfg", "/api/v1/sites/leaks"]
+    {
+        shown.push((format!("hub GET {uri}"), hub_get(uri)));
     }
     hub.kill();
     let serve_log = hub.log();
