@@ -39,6 +39,7 @@ impl Side {
             node: node.name.clone(),
             store: format!("{}-store", node.name),
             restoring: node.restoring,
+            protocol: datum_shared::sync::wire::PROTOCOL_VERSION,
         };
         let session = Session::with_audit(cfg, docs, trail);
         let mut side = Side { node, session, outcome: Outcome::default(), outbox: VecDeque::new(), sent_bytes: 0 };

@@ -118,6 +118,50 @@ fn a_file_whose_content_does_not_match_its_name_is_refused_whole() {
     assert!(!hub.disk.blobs.contains_key(&hash), "the hub keeps no file that does not match its name");
 }
 
+/// The version the transport negotiated decides both the `Hello` a peer must send and whether pieces carry
+/// their checksum: under 1 they do (hubs of the first builds check them), from 2 on the sender skips that
+/// pass over every byte.
+#[test]
+fn the_negotiated_version_decides_the_hello_and_the_piece_checksum() {
+    use sha2::{Digest, Sha256};
+    let site = "aaaaaaaaaaaaaaaa";
+    let session = |protocol: u32| {
+        let cfg = SessionConfig {
+            me: Principal::Site { site_id: SiteId::new(site).expect("valid site id") },
+            peer: Principal::Hub,
+            node: "edge".into(),
+            store: site.into(),
+            restoring: false,
+            protocol,
+        };
+        Session::new(cfg, Vec::new())
+    };
+    let data = b"interface Gi0/1\n description pump 3\n".to_vec();
+    for (protocol, expected) in [(1, <[u8; 32]>::from(Sha256::digest(&data))), (2, [0; 32])] {
+        let mut edge = session(protocol);
+        let mut sent = Vec::new();
+        while let Some(frame) = edge.poll_transmit() {
+            sent.push(Frame::decode(&frame).expect("frame").msg);
+        }
+        assert!(matches!(sent.first(), Some(Msg::Hello { protocol: p, .. }) if *p == protocol), "{sent:?}");
+        let piece = edge.blob_chunk_frame(&"ab".repeat(32), 0, data.len() as u64, data.clone());
+        match Frame::decode(&piece).expect("frame").msg {
+            Msg::BlobChunk { sha256, data: got, .. } => assert_eq!((sha256, got), (expected, data.clone())),
+            other => panic!("{other:?}"),
+        }
+    }
+    // A peer whose Hello names another version than the connection negotiated is refused.
+    let mut hub = Node::hub();
+    let mut forger = Forger { seq: 0 };
+    let older =
+        forger.frame(Msg::Hello { protocol: 1, node: "edge".into(), site_id: Some(site.into()), store: "x".into() });
+    let outcome = attack(&mut hub, site, vec![older]);
+    assert!(
+        outcome.failed.iter().any(|f| f.contains("peer speaks protocol 1, the connection negotiated 2")),
+        "{outcome:?}"
+    );
+}
+
 /// A hand-made peer: sends the frames we script, so it can break rules an honest session never breaks.
 struct Forger {
     seq: u64,
@@ -130,7 +174,7 @@ impl Forger {
     }
     fn hello(&mut self, site_id: Option<&str>) -> Vec<u8> {
         self.frame(Msg::Hello {
-            protocol: 1,
+            protocol: datum_shared::sync::wire::PROTOCOL_VERSION,
             node: "forger".into(),
             site_id: site_id.map(str::to_string),
             store: "x".into(),
@@ -145,6 +189,7 @@ fn hub_session(peer_site: &str, hub: &Node) -> Session {
         node: "hub".into(),
         store: "hub-store".into(),
         restoring: false,
+        protocol: datum_shared::sync::wire::PROTOCOL_VERSION,
     };
     let docs = hub
         .disk
@@ -479,6 +524,7 @@ fn the_restoring_flag_gives_an_edge_nothing_more_at_the_hub() {
         node: "hub".into(),
         store: "hub-store".into(),
         restoring: true,
+        protocol: datum_shared::sync::wire::PROTOCOL_VERSION,
     };
     let docs = hub
         .disk
@@ -515,6 +561,7 @@ fn witness_exchange(
         node: "n".into(),
         store: "s".into(),
         restoring: false,
+        protocol: datum_shared::sync::wire::PROTOCOL_VERSION,
     };
     let site = Principal::Site { site_id: SiteId::new("aaaaaaaaaaaaaaaa").expect("valid site id") };
     let mut edge = Session::with_audit(cfg(site.clone(), Principal::Hub), vec![], AuditTrail::Ours(ours));

@@ -302,6 +302,7 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
         (Via::Tcp, _, Some(memory)) => QuicVerdict::Remembered(memory),
         (Via::Tcp, None, None) => QuicVerdict::Unknown,
     };
+    let protocol = conn.protocol;
     let (tx, mut rx, closer) = conn.split();
 
     let states: std::collections::HashMap<String, Vec<u8>> =
@@ -317,6 +318,7 @@ pub async fn run_pass(site: &PassTarget<'_>, mode: Mode, disable_gso: bool, now:
         node: link.node.clone(),
         store: site.site_id.to_string(),
         restoring: site.restoring,
+        protocol,
     };
     // The newest audit entry, for the hub to witness (a directory being restored has none yet).
     let trail = match site.store.last_audit_signed().await? {

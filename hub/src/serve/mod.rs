@@ -179,10 +179,11 @@ async fn handle(hub: Arc<Hub>, incoming: Incoming, conn_id: u64) {
         }
     };
     let chain = conn.peer_chain.clone();
+    let link = session::Link { via, protocol: conn.protocol };
     let (tx, rx, closer) = conn.split();
     let result = match chain.and_then(|c| c.into_iter().next()) {
         None => enroll::enroll(&hub, tx, rx).await,
-        Some(leaf) => session::sync(&hub, tx, rx, closer.clone(), &leaf, conn_id, via).await,
+        Some(leaf) => session::sync(&hub, tx, rx, closer.clone(), &leaf, conn_id, link).await,
     };
     if let Err(e) = result {
         info!("connection ended: {e:#}");

@@ -29,6 +29,13 @@ async fn authorize(hub: &Hub, leaf: &[u8]) -> std::result::Result<(NodeRow, Site
     Ok((node, site_id))
 }
 
+/// What the transport established about a connection before the session starts.
+pub(super) struct Link {
+    pub(super) via: datum_host::net::transport::Via,
+    /// The negotiated `datum-sync` version.
+    pub(super) protocol: u32,
+}
+
 pub(super) async fn sync(
     hub: &Arc<Hub>,
     tx: FrameSender,
@@ -36,7 +43,7 @@ pub(super) async fn sync(
     closer: Closer,
     leaf: &[u8],
     conn_id: u64,
-    via: datum_host::net::transport::Via,
+    link: Link,
 ) -> Result<()> {
     let (out, writer_task) = writer(tx);
     let (node, site_id) = match authorize(hub, leaf).await {
@@ -60,8 +67,8 @@ pub(super) async fn sync(
         return Ok(());
     }
     hub.live.lock().expect("live map lock").entry(site.clone()).or_default().push((conn_id, closer));
-    let span = tracing::info_span!("sync", site, node = %node.node, ?via);
-    let result = run_session(hub, &node, &site_id, &out, &mut rx).instrument(span).await;
+    let span = tracing::info_span!("sync", site, node = %node.node, via = ?link.via, protocol = link.protocol);
+    let result = run_session(hub, &node, &site_id, link.protocol, &out, &mut rx).instrument(span).await;
     hub.live.lock().expect("live map lock").entry(site.clone()).or_default().retain(|(id, _)| *id != conn_id);
     {
         let mut busy = hub.busy.lock().expect("busy lock");
@@ -202,7 +209,14 @@ impl driver::Host for HubHost<'_> {
     }
 }
 
-async fn run_session(hub: &Hub, node: &NodeRow, site_id: &SiteId, out: &Outbox, rx: &mut FrameReceiver) -> Result<()> {
+async fn run_session(
+    hub: &Hub,
+    node: &NodeRow,
+    site_id: &SiteId,
+    protocol: u32,
+    out: &Outbox,
+    rx: &mut FrameReceiver,
+) -> Result<()> {
     let store = &hub.store;
     // Cursors are per node of a site: node names are unique only within their site.
     let peer = crate::store::peer_key(&node.site, node.node.as_str());
@@ -219,6 +233,7 @@ async fn run_session(hub: &Hub, node: &NodeRow, site_id: &SiteId, out: &Outbox, 
         node: hub.identity.name.clone(),
         store: hub.store_id.clone(),
         restoring: false,
+        protocol,
     };
     let held =
         store.audit_head(&node.site).await?.map(|h| AuditHead { seq: h.seq, hash: h.hash, signature: h.signature });

@@ -338,6 +338,41 @@ async fn connection_without_alpn_is_refused() {
     }
 }
 
+/// Both ends offer every `datum-sync` version they speak and the hub takes the newest the edge offers, so a
+/// hub or an edge of an earlier build (which offers only `datum-sync/1`) still connects, at version 1.
+#[tokio::test]
+async fn the_newest_common_protocol_version_is_negotiated() {
+    let hub = new_hub("hub-a");
+    let node = hub.valid_node();
+    let mut older_edge = (*hub.client(Some(&node))).clone();
+    older_edge.alpn_protocols = vec![b"datum-sync/1".to_vec()];
+    let older_edge = Arc::new(older_edge);
+    let mut older_hub = (*hub.server_config).clone();
+    older_hub.alpn_protocols = vec![b"datum-sync/1".to_vec()];
+    let loopback: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    for mode in [Mode::QuicOnly, Mode::TcpOnly] {
+        let listener = hub.listen(true, true).await;
+        let (client, server) = pair(&listener, hub.client(Some(&node)), mode).await;
+        let (client, server) = (client.expect("client connects"), server.expect("server accepts"));
+        assert_eq!((client.protocol, server.protocol), (2, 2), "{mode:?}: both of this build");
+
+        let (client, server) = pair(&listener, older_edge.clone(), mode).await;
+        let (client, server) = (client.expect("older edge connects"), server.expect("server accepts"));
+        assert_eq!((client.protocol, server.protocol), (1, 1), "{mode:?}: an edge of an earlier build");
+
+        let listener = Listener::bind(loopback, Arc::new(older_hub.clone()), true, true).await.expect("bind");
+        let (client, server) = pair(&listener, hub.client(Some(&node)), mode).await;
+        let (client, server) = (client.expect("client connects"), server.expect("older hub accepts"));
+        assert_eq!((client.protocol, server.protocol), (1, 1), "{mode:?}: a hub of an earlier build");
+    }
+    // A peer that offers only a version this build does not speak is refused.
+    let mut future_edge = (*hub.client(Some(&node))).clone();
+    future_edge.alpn_protocols = vec![b"datum-sync/3".to_vec()];
+    let listener = hub.listen(true, true).await;
+    let (client, server) = pair(&listener, Arc::new(future_edge), Mode::TcpOnly).await;
+    assert!(client.is_err() && server.is_err(), "{client:?} {server:?}");
+}
+
 #[tokio::test]
 async fn zero_rtt_is_off() {
     let hub = new_hub("hub-a");

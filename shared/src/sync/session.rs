@@ -39,7 +39,7 @@ use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, ChangeHash};
 use sha2::{Digest, Sha256};
 
-use super::wire::{is_blob_hash, AuditHead, BlobWant, DocHeads, Frame, Head, Msg, BLOB_CHUNK, PROTOCOL_VERSION};
+use super::wire::{is_blob_hash, AuditHead, BlobWant, DocHeads, Frame, Head, Msg, BLOB_CHUNK, UNCHECKED_PIECES};
 use super::{may_read, may_write, Principal};
 use crate::ids::{Owner, SiteId};
 use crate::model::{ConfigVersion, RestoreTest};
@@ -59,6 +59,9 @@ pub struct SessionConfig {
     /// documents here, and the site's files are fetched from the hub. Ignored unless `me` is a site and
     /// `peer` the hub: a hub session never lets an edge write more than its own documents.
     pub restoring: bool,
+    /// The protocol version the transport negotiated (ALPN); the peer's `Hello` must name the same one.
+    /// In-memory pairs use [`super::wire::PROTOCOL_VERSION`].
+    pub protocol: u32,
 }
 
 /// What a session knows of the edge's audit trail (`Session::with_audit`).
@@ -236,7 +239,7 @@ impl Session {
             Principal::Hub => None,
         };
         session.send(Msg::Hello {
-            protocol: PROTOCOL_VERSION,
+            protocol: session.cfg.protocol,
             node: session.cfg.node.clone(),
             site_id,
             store: session.cfg.store.clone(),
@@ -383,7 +386,8 @@ impl Session {
         data: Vec<u8>,
         frame: &mut Vec<u8>,
     ) -> Vec<u8> {
-        let sha256: Head = Sha256::digest(&data).into();
+        // Protocol 1 receivers of the first builds check each piece; later ones rely on TLS and the file's hash.
+        let sha256: Head = if self.cfg.protocol < UNCHECKED_PIECES { Sha256::digest(&data).into() } else { [0; 32] };
         self.send_seq += 1;
         let built =
             Frame { seq: self.send_seq, msg: Msg::BlobChunk { hash: hash.to_string(), offset, total, sha256, data } };
@@ -467,8 +471,11 @@ impl Session {
                 self.events.push_back(Event::Rejected(reason));
             }
             (Phase::AwaitHello, Msg::Hello { protocol, site_id, .. }) => {
-                if protocol != PROTOCOL_VERSION {
-                    return self.fail(format!("peer speaks protocol {protocol}, we speak {PROTOCOL_VERSION}"));
+                if protocol != self.cfg.protocol {
+                    return self.fail(format!(
+                        "peer speaks protocol {protocol}, the connection negotiated {}",
+                        self.cfg.protocol
+                    ));
                 }
                 let claimed = match site_id.map(|s| SiteId::new(&s)) {
                     Some(Ok(site_id)) => Principal::Site { site_id },

@@ -1,5 +1,5 @@
-//! The wire format of `datum-sync/1`: one frame per message, a sequence number per direction, postcard
-//! encoding. This module is the only place that knows the byte layout.
+//! The wire format of `datum-sync/1` and `/2`: one frame per message, a sequence number per direction,
+//! postcard encoding. This module is the only place that knows the byte layout; both versions share it.
 //!
 //! The transport (a QUIC stream or TLS over TCP) delivers frames in order; the sequence number lets the
 //! session notice a transport that did not (a duplicate, a gap, a frame from an older connection) and fail
@@ -9,8 +9,34 @@ use serde::{Deserialize, Serialize};
 
 use crate::DocId;
 
-/// The protocol version carried in `Hello`; the ALPN string `datum-sync/1` carries it too.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The newest protocol version this build speaks. Both ends offer every version they speak as ALPN strings
+/// (`datum-sync/2`, `datum-sync/1`); the TLS handshake picks one, and each `Hello` must carry that one.
+///
+/// - 1: a file's pieces carry the SHA-256 of their bytes (`BlobChunk::sha256`), which receivers of the
+///   first builds checked.
+/// - 2: the same frames, but senders leave the piece checksum zero: every receiver relies on TLS for each
+///   piece and on the whole file's SHA-256 (its name), so the sender's second pass over every byte is saved.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest version still spoken (a hub or edge of an earlier build offers only this one).
+pub const OLDEST_PROTOCOL: u32 = 1;
+/// The first version whose senders leave the piece checksum zero.
+pub const UNCHECKED_PIECES: u32 = 2;
+/// The ALPN string of a protocol version: `datum-sync/N`.
+pub fn alpn(version: u32) -> Vec<u8> {
+    format!("datum-sync/{version}").into_bytes()
+}
+
+/// Every version this build speaks as ALPN strings, newest first: what a client offers and the order in which
+/// a server prefers them.
+pub fn offered_alpns() -> Vec<Vec<u8>> {
+    (OLDEST_PROTOCOL..=PROTOCOL_VERSION).rev().map(alpn).collect()
+}
+
+/// The version a negotiated ALPN string names, if this build speaks it.
+pub fn version_of_alpn(negotiated: &[u8]) -> Option<u32> {
+    (OLDEST_PROTOCOL..=PROTOCOL_VERSION).find(|&version| alpn(version) == negotiated)
+}
+
 /// The largest frame either side sends or accepts (8 MiB). Checked on the length prefix, before allocation.
 pub const MAX_FRAME: usize = 8 << 20;
 /// Configuration files travel in chunks of this size; a chunk and its header always fit in one frame.
@@ -49,8 +75,9 @@ pub enum Msg {
     DocsSynced,
     /// Hub → edge: the configuration files the hub lacks (`from` > 0 resumes a cut transfer).
     BlobWant { wants: Vec<BlobWant> },
-    /// A piece of a configuration file; `sha256` is over `data`. Senders fill it; receivers rely on TLS for each
-    /// piece and on the whole file's SHA-256 (its name), checked before the file is kept.
+    /// A piece of a configuration file. Under protocol 1 `sha256` is over `data`; from protocol 2 on it is
+    /// zero. Receivers never rely on it: TLS protects each piece and the whole file's SHA-256 (its name) is
+    /// checked before the file is kept.
     BlobChunk {
         hash: String,
         offset: u64,
@@ -352,6 +379,17 @@ mod tests {
         let pos = bad.windows(4).position(|w| w == b"site").expect("id is in the frame");
         bad[pos] = b'x';
         assert!(matches!(Frame::decode(&bad), Err(DecodeError::Malformed(_))));
+    }
+
+    /// Versions travel as ALPN strings; only the ones this build speaks are understood, newest offered first.
+    #[test]
+    fn versions_are_named_by_alpn() {
+        assert_eq!(offered_alpns(), vec![b"datum-sync/2".to_vec(), b"datum-sync/1".to_vec()]);
+        assert_eq!(version_of_alpn(b"datum-sync/1"), Some(1));
+        assert_eq!(version_of_alpn(b"datum-sync/2"), Some(2));
+        for unknown in [&b"datum-sync/3"[..], b"datum-sync/0", b"datum-sync/", b"datum-sync/+2", b"http/1.1", b""] {
+            assert_eq!(version_of_alpn(unknown), None, "{:?}", String::from_utf8_lossy(unknown));
+        }
     }
 
     #[test]

@@ -127,6 +127,7 @@ impl Node {
             node: self.name.clone(),
             store: format!("{}-store", self.name),
             restoring: self.restoring,
+            protocol: datum_shared::sync::wire::PROTOCOL_VERSION,
         };
         Session::new(cfg, docs)
     }

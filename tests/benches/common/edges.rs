@@ -36,6 +36,7 @@ pub async fn simulated_edge(
     // Sync one document, then stay.
     let config = tls::client_config(tls::HubTrust::Root(root_pem), Some((&chain_pem, &key_pem))).expect("config");
     let conn = transport::connect(&addr, config, &transport::ConnectOpts::default()).await.expect("connect");
+    let protocol = conn.protocol;
     let (mut tx, mut rx, closer) = conn.split();
     let doc_id = DocId::site(&site_id, "inventory");
     let mut doc = Automerge::new();
@@ -53,6 +54,7 @@ pub async fn simulated_edge(
         node: site_name,
         store: site_id,
         restoring: false,
+        protocol,
     };
     let mut session =
         Session::new(cfg, vec![LocalDoc { id: doc_id.clone(), heads: doc.get_heads(), saved_state: None }]);

@@ -2,7 +2,8 @@
 //! blocked, TLS over TCP on the same port number.
 //!
 //! Wire contract (both paths):
-//! 1. TLS 1.3 handshake with ALPN `datum-sync/1` (see [`super::tls`]); the server refuses any other ALPN.
+//! 1. TLS 1.3 handshake with ALPN `datum-sync/2` or `datum-sync/1` (see [`super::tls`]): the server picks the
+//!    newest the client offers and refuses a connection that negotiates neither; [`Conn::protocol`] says which.
 //! 2. QUIC: the client opens one bidirectional stream; TCP: the TLS stream itself.
 //! 3. The client writes the 4-byte preamble `DSY?` at once (a QUIC stream only becomes visible to the
 //!    server's `accept_bi` when data arrives), the server answers `DSY!` once it has accepted the peer. So
@@ -30,7 +31,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::tls::{ALPN, HUB_SERVER_NAME};
+use datum_shared::sync::wire::version_of_alpn;
+
+use super::tls::HUB_SERVER_NAME;
 
 /// The largest frame payload either side sends or accepts.
 pub const MAX_FRAME: usize = 8 << 20;
@@ -122,7 +125,7 @@ pub enum TransportError {
     HandshakeTimeout,
     #[error("handshake failed: {0}")]
     Handshake(String),
-    #[error("peer did not negotiate alpn datum-sync/1")]
+    #[error("peer did not negotiate alpn datum-sync/2 or datum-sync/1")]
     NoAlpn,
     #[error("peer sent an unexpected preamble")]
     BadPreamble,
@@ -320,14 +323,14 @@ impl Incoming {
             IncomingKind::Quic(incoming) => {
                 let connecting = (*incoming).accept().map_err(|e| TransportError::Handshake(e.to_string()))?;
                 let connection = connecting.await.map_err(|e| TransportError::Handshake(e.to_string()))?;
-                if quic_alpn(&connection).as_deref() != Some(ALPN) {
-                    connection.close(VarInt::from_u32(CLOSE_NO_ALPN), b"alpn datum-sync/1 required");
+                let Some(protocol) = quic_alpn(&connection).as_deref().and_then(version_of_alpn) else {
+                    connection.close(VarInt::from_u32(CLOSE_NO_ALPN), b"alpn datum-sync/2 or /1 required");
                     return Err(TransportError::NoAlpn);
-                }
+                };
                 let (mut send, mut recv) = connection.accept_bi().await.map_err(connection_error)?;
                 expect_preamble(&mut recv, PREAMBLE_CLIENT).await?;
                 AsyncWriteExt::write_all(&mut send, &PREAMBLE_SERVER).await.map_err(io_error)?;
-                Ok(Conn::from_quic(connection, None, send, recv, remote))
+                Ok(Conn::from_quic(connection, None, send, recv, remote, protocol))
             }
             IncomingKind::Tcp { stream, acceptor } => {
                 stream.set_nodelay(true)?;
@@ -335,16 +338,22 @@ impl Incoming {
                 let (stream, socket_for_closer) = dup_for_closer(stream)?;
                 let mut tls = acceptor.accept(stream).await.map_err(|e| TransportError::Handshake(e.to_string()))?;
                 let (_, session) = tls.get_ref();
-                if session.alpn_protocol() != Some(ALPN) {
+                let Some(protocol) = session.alpn_protocol().and_then(version_of_alpn) else {
                     // Best effort: a close_notify, then the socket goes.
                     let _ = tls.shutdown().await;
                     return Err(TransportError::NoAlpn);
-                }
+                };
                 let peer_chain = session.peer_certificates().map(chain_to_vecs);
                 expect_preamble(&mut tls, PREAMBLE_CLIENT).await?;
                 tls.write_all(&PREAMBLE_SERVER).await.map_err(io_error)?;
                 tls.flush().await.map_err(io_error)?;
-                Ok(Conn::from_tcp(tokio_rustls::TlsStream::Server(tls), peer_chain, socket_for_closer, remote))
+                Ok(Conn::from_tcp(
+                    tokio_rustls::TlsStream::Server(tls),
+                    peer_chain,
+                    socket_for_closer,
+                    remote,
+                    protocol,
+                ))
             }
         }
     }
@@ -429,6 +438,10 @@ async fn connect_quic(
     let connecting =
         endpoint.connect_with(config, addr, HUB_SERVER_NAME).map_err(|e| ConnectError::Other(format!("quic: {e}")))?;
     let connection = connecting.await.map_err(classify_quic)?;
+    let protocol = quic_alpn(&connection)
+        .as_deref()
+        .and_then(version_of_alpn)
+        .ok_or_else(|| ConnectError::Other("quic: the hub negotiated no datum-sync version".into()))?;
     let (mut send, mut recv) = connection.open_bi().await.map_err(classify_quic)?;
     send.write_all(&PREAMBLE_CLIENT).await.map_err(classify_quic_write)?;
     let mut answer = [0u8; 4];
@@ -438,7 +451,7 @@ async fn connect_quic(
         Err(quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(e))) => return Err(classify_quic(e)),
         Err(e) => return Err(ConnectError::Other(format!("quic: {e}"))),
     }
-    Ok(Conn::from_quic(connection, Some(endpoint), send, recv, addr))
+    Ok(Conn::from_quic(connection, Some(endpoint), send, recv, addr, protocol))
 }
 
 async fn connect_tcp(addrs: &[SocketAddr], client_config: Arc<rustls::ClientConfig>) -> Result<Conn, ConnectError> {
@@ -449,6 +462,12 @@ async fn connect_tcp(addrs: &[SocketAddr], client_config: Arc<rustls::ClientConf
     let (stream, socket_for_closer) = dup_for_closer(stream).map_err(|e| ConnectError::Other(format!("tcp: {e}")))?;
     let server_name = ServerName::try_from(HUB_SERVER_NAME).expect("datum-hub is a valid dns name");
     let mut tls = TlsConnector::from(client_config).connect(server_name, stream).await.map_err(classify_tcp)?;
+    let protocol = tls
+        .get_ref()
+        .1
+        .alpn_protocol()
+        .and_then(version_of_alpn)
+        .ok_or_else(|| ConnectError::Other("tcp: the hub negotiated no datum-sync version".into()))?;
     tls.write_all(&PREAMBLE_CLIENT).await.map_err(classify_tcp)?;
     tls.flush().await.map_err(classify_tcp)?;
     let mut answer = [0u8; 4];
@@ -458,7 +477,7 @@ async fn connect_tcp(addrs: &[SocketAddr], client_config: Arc<rustls::ClientConf
         Err(e) => return Err(classify_tcp(e)),
     }
     let peer_chain = tls.get_ref().1.peer_certificates().map(chain_to_vecs);
-    Ok(Conn::from_tcp(tokio_rustls::TlsStream::Client(tls), peer_chain, socket_for_closer, remote))
+    Ok(Conn::from_tcp(tokio_rustls::TlsStream::Client(tls), peer_chain, socket_for_closer, remote, protocol))
 }
 
 /// The QUIC transport settings both sides use.
@@ -507,6 +526,8 @@ pub struct Conn {
     pub peer_chain: Option<Vec<Vec<u8>>>,
     /// [`Mode::Auto`]: why QUIC failed before this TCP connection was made, if it was tried first.
     pub quic_failed: Option<String>,
+    /// The `datum-sync` version the handshake negotiated (ALPN), for the session's `Hello`.
+    pub protocol: u32,
     sender: FrameSender,
     receiver: FrameReceiver,
     closer: Closer,
@@ -516,6 +537,7 @@ impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conn")
             .field("via", &self.via)
+            .field("protocol", &self.protocol)
             .field("remote", &self.remote)
             .field("peer_presented_cert", &self.peer_chain.is_some())
             .finish()
@@ -537,6 +559,7 @@ impl Conn {
         send: quinn::SendStream,
         recv: quinn::RecvStream,
         remote: SocketAddr,
+        protocol: u32,
     ) -> Conn {
         let peer_chain = quic_peer_chain(&connection);
         // A client endpoint lives as long as any part of its one connection.
@@ -546,6 +569,7 @@ impl Conn {
             remote,
             peer_chain,
             quic_failed: None,
+            protocol,
             sender: FrameSender { writer: Box::new(send), _endpoint: keep.clone() },
             receiver: FrameReceiver { reader: Box::new(recv), _endpoint: keep.clone() },
             closer: Closer { kind: CloserKind::Quic(connection), _endpoint: keep },
@@ -557,6 +581,7 @@ impl Conn {
         peer_chain: Option<Vec<Vec<u8>>>,
         socket_for_closer: std::net::TcpStream,
         remote: SocketAddr,
+        protocol: u32,
     ) -> Conn {
         let (reader, writer) = tokio::io::split(tls);
         let keep = Arc::new(None);
@@ -565,6 +590,7 @@ impl Conn {
             remote,
             peer_chain,
             quic_failed: None,
+            protocol,
             sender: FrameSender { writer: Box::new(writer), _endpoint: keep.clone() },
             receiver: FrameReceiver { reader: Box::new(reader), _endpoint: keep.clone() },
             closer: Closer { kind: CloserKind::Tcp(Arc::new(socket_for_closer)), _endpoint: keep },
