@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use datum_host::cli::{Account, Json, NewPassword, NewToken, Period, ReportCmd, ShowAccount, TokenId};
 
 #[derive(Debug, Parser)]
 #[command(name = "datum-edge", version, about = "Configuration and change control for one plant (IEC 62443), offline")]
@@ -121,12 +122,8 @@ pub enum Command {
     Report {
         #[command(subcommand)]
         check: Option<ReportCmd>,
-        /// Start of the period (YYYY-MM-DD or RFC 3339) [default: a year before --to]
-        #[arg(long, value_name = "DATE")]
-        from: Option<String>,
-        /// End of the period (YYYY-MM-DD or RFC 3339) [default: now]
-        #[arg(long, value_name = "DATE")]
-        to: Option<String>,
+        #[command(flatten)]
+        period: Period,
         /// The directory to write (must not exist yet); `-`: the pack as a ZIP on standard output
         #[arg(long, value_name = "DIR", required = true)]
         out: Option<PathBuf>,
@@ -145,15 +142,8 @@ pub enum Command {
     },
     /// Enroll this site with a hub (once): the node key is made here and never leaves this machine
     Enroll {
-        /// The hub's address, HOST:PORT
-        #[arg(long, value_parser = hub_address)]
-        hub: String,
-        /// The one-time token from `datum-hub site add` / `site token`
-        #[arg(long)]
-        token: String,
-        /// The hub fingerprint printed with the token (pins the hub)
-        #[arg(long)]
-        fingerprint: String,
+        #[command(flatten)]
+        invitation: Invitation,
         /// This node's name (default: the site name and 4 random hex digits)
         #[arg(long)]
         node: Option<String>,
@@ -182,15 +172,8 @@ pub enum Command {
     /// Rebuild a site whose disk died from the hub's copy, as a new node, into a new data directory (--data)
     #[command(name = "restore-from-hub")]
     RestoreFromHub {
-        /// The hub's address, HOST:PORT
-        #[arg(long, value_parser = hub_address)]
-        hub: String,
-        /// A one-time token from `datum-hub site token SITE`
-        #[arg(long)]
-        token: String,
-        /// The hub fingerprint printed with the token (pins the hub)
-        #[arg(long)]
-        fingerprint: String,
+        #[command(flatten)]
+        invitation: Invitation,
         /// This new node's name (default: the site name and 4 random hex digits)
         #[arg(long)]
         node: Option<String>,
@@ -379,28 +362,16 @@ pub enum ConfigCmd {
     },
     /// Show one version (default: the latest)
     Show {
-        /// The asset
-        asset: String,
-        /// The configuration slot (default: the asset's only slot, or its kind's default)
-        #[arg(long)]
-        slot: Option<String>,
-        /// Version number (3 or v3; default: the latest)
-        #[arg(long)]
-        version: Option<String>,
+        #[command(flatten)]
+        of: VersionOf,
         /// Print the result as JSON (for scripts)
         #[arg(long)]
         json: bool,
     },
     /// Write a stored version's exact bytes to a file
     Export {
-        /// The asset
-        asset: String,
-        /// The configuration slot (default: the asset's only slot, or its kind's default)
-        #[arg(long)]
-        slot: Option<String>,
-        /// Version number (3 or v3)
-        #[arg(long)]
-        version: String,
+        #[command(flatten)]
+        of: ExactVersion,
         /// File to write (`-` for standard output)
         #[arg(long)]
         out: PathBuf,
@@ -429,14 +400,8 @@ pub enum ConfigCmd {
 pub enum BaselineCmd {
     /// Approve a version as the baseline of its slot (default: the latest)
     Approve {
-        /// The asset
-        asset: String,
-        /// The configuration slot (default: the asset's only slot, or its kind's default)
-        #[arg(long)]
-        slot: Option<String>,
-        /// Version number (3 or v3; default: the latest)
-        #[arg(long)]
-        version: Option<String>,
+        #[command(flatten)]
+        of: VersionOf,
         /// Why (recorded in the audit trail)
         #[arg(long)]
         reason: String,
@@ -492,21 +457,9 @@ pub enum ChangeCmd {
         id: String,
     },
     /// Approve a submitted change (never your own; high risk needs two approvers)
-    Approve {
-        /// The change request id (CR-0001)
-        id: String,
-        /// A comment recorded with the approval
-        #[arg(long)]
-        comment: Option<String>,
-    },
+    Approve(Approve),
     /// Reject a submitted change (with a reason)
-    Reject {
-        /// The change request id (CR-0001)
-        id: String,
-        /// Why it is rejected
-        #[arg(long)]
-        reason: String,
-    },
+    Reject(WithReason),
     /// Mark an approved change as implemented
     Implement {
         /// The change request id (CR-0001)
@@ -586,30 +539,11 @@ pub enum ChangeCmd {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ReportCmd {
-    /// Check a pack on any machine: the signature and every file's hash; exit 1 naming each altered, missing or
-    /// added file
-    Verify {
-        /// The pack's directory
-        dir: PathBuf,
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 pub enum RestoreTestCmd {
     /// Record a restore test of a stored version
     Record {
-        /// The asset whose version was restored
-        asset: String,
-        /// The configuration slot (default: the asset's only slot, or its kind's default)
-        #[arg(long)]
-        slot: Option<String>,
-        /// Version number (3 or v3)
-        #[arg(long)]
-        version: String,
+        #[command(flatten)]
+        of: ExactVersion,
         /// pass or fail
         #[arg(long)]
         result: String,
@@ -628,27 +562,15 @@ pub enum RestoreTestCmd {
 #[derive(Debug, Subcommand)]
 pub enum BackupCmd {
     /// Age of the last backup and last passing restore test per asset; exit 1 when any is overdue
-    Status {
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    Status(Json),
     /// Re-hash every stored blob; exit 1 on damage
-    Verify {
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    Verify(Json),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ReviewCmd {
     /// Assets whose periodic review is due or overdue; exit 1 when any is overdue
-    Due {
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    Due(Json),
     /// Record a review of one asset or a whole zone
     Record {
         /// The asset reviewed (or --zone)
@@ -690,29 +612,13 @@ pub enum UserCmd {
         password_stdin: bool,
     },
     /// Everyone, with roles and second-factor state
-    List {
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    List(Json),
     /// One person's account
-    Show {
-        /// The account name
-        name: String,
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    Show(ShowAccount),
     /// Disable an account (its sessions and tokens stop working at once)
-    Disable {
-        /// The account name
-        name: String,
-    },
+    Disable(Account),
     /// Enable a disabled account
-    Enable {
-        /// The account name
-        name: String,
-    },
+    Enable(Account),
     /// Replace an account's roles
     Roles {
         /// The account name
@@ -722,13 +628,7 @@ pub enum UserCmd {
         role: String,
     },
     /// Set an account's password (read from standard input; ends its sessions)
-    Passwd {
-        /// The account name
-        name: String,
-        /// Read the password from standard input (one line); required
-        #[arg(long)]
-        password_stdin: bool,
-    },
+    Passwd(NewPassword),
     /// Second factor
     #[command(subcommand)]
     Mfa(MfaCmd),
@@ -737,26 +637,13 @@ pub enum UserCmd {
 #[derive(Debug, Subcommand)]
 pub enum MfaCmd {
     /// Remove an account's TOTP and recovery codes; it sets up a new one at its next sign-in
-    Reset {
-        /// The account name
-        name: String,
-    },
+    Reset(Account),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
     /// Make an API token acting as a user (shown once; stored hashed)
-    Create {
-        /// The account the token acts as
-        #[arg(long)]
-        user: String,
-        /// Lifetime, e.g. 30d, 12h [default: 90d]; `never` for none
-        #[arg(long, default_value = "90d")]
-        expires: String,
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    Create(NewToken),
     /// Tokens (never their secrets)
     List {
         /// Only this user's
@@ -767,10 +654,7 @@ pub enum TokenCmd {
         json: bool,
     },
     /// Revoke a token by id
-    Revoke {
-        /// The token's id (from `token list`)
-        id: String,
-    },
+    Revoke(TokenId),
 }
 
 #[derive(Debug, Subcommand)]
@@ -788,11 +672,7 @@ pub enum AuditCmd {
         json: bool,
     },
     /// Prove the history is intact; exit 1 naming anything wrong
-    Verify {
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    Verify(Json),
 }
 
 /// A hub address must name its port (`hub.example:7800`, `[2001:db8::1]:7800`): without one, the failure
@@ -815,11 +695,7 @@ fn hub_address(value: &str) -> Result<String, String> {
 pub enum TemplateCmd {
     /// Every template assigned to this site: version, state (assigned, active, rejected, unassigned), latest
     /// result (exit 1 when one was refused)
-    List {
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    List(Json),
     /// One assigned template: its signature, parameters, rules, state and failing rules
     Show {
         /// The template's id
@@ -864,33 +740,72 @@ pub enum WaiverCmd {
         json: bool,
     },
     /// Approve a waiver someone else requested (a site approver)
-    Approve {
-        /// The waiver's id (W-0001)
-        id: String,
-        /// A comment for the record
-        #[arg(long)]
-        comment: Option<String>,
-    },
+    Approve(Approve),
     /// Reject a waiver someone else requested (a site approver)
-    Reject {
-        /// The waiver's id (W-0001)
-        id: String,
-        /// Why
-        #[arg(long)]
-        reason: String,
-    },
+    Reject(WithReason),
     /// End an approved waiver before it expires (a site approver)
-    Revoke {
-        /// The waiver's id (W-0001)
-        id: String,
-        /// Why
-        #[arg(long)]
-        reason: String,
-    },
+    Revoke(WithReason),
     /// Every waiver with its status now: requested, active, expired, rejected, revoked
-    List {
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    List(Json),
+}
+
+/// A decision for a change request or a waiver, by someone other than who asked for it.
+#[derive(Debug, Args)]
+pub struct Approve {
+    /// The change request's or waiver's id (CR-0001, W-0001)
+    pub id: String,
+    /// A comment recorded with the approval
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+/// Rejecting a change request or a waiver, or revoking a waiver, always with a reason.
+#[derive(Debug, Args)]
+pub struct WithReason {
+    /// The change request's or waiver's id (CR-0001, W-0001)
+    pub id: String,
+    /// Why
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// How a node reaches a hub it does not know yet: its address, a one-time token of the site, and the
+/// fingerprint that pins the hub (`enroll`, `restore-from-hub`).
+#[derive(Debug, Args)]
+pub struct Invitation {
+    /// The hub's address, HOST:PORT
+    #[arg(long, value_parser = hub_address)]
+    pub hub: String,
+    /// The one-time token from `datum-hub site add` or `datum-hub site token SITE`
+    #[arg(long)]
+    pub token: String,
+    /// The hub fingerprint printed with the token (pins the hub)
+    #[arg(long)]
+    pub fingerprint: String,
+}
+
+/// One stored version of an asset's configuration slot.
+#[derive(Debug, Args)]
+pub struct VersionOf {
+    /// The asset
+    pub asset: String,
+    /// The configuration slot (default: the asset's only slot, or its kind's default)
+    #[arg(long)]
+    pub slot: Option<String>,
+    /// Version number (3 or v3; default: the latest)
+    #[arg(long)]
+    pub version: Option<String>,
+}
+
+/// One stored version of an asset's configuration slot, named exactly.
+#[derive(Debug, Args)]
+pub struct ExactVersion {
+    /// The asset
+    pub asset: String,
+    /// The configuration slot (default: the asset's only slot, or its kind's default)
+    #[arg(long)]
+    pub slot: Option<String>,
+    /// Version number (3 or v3)
+    #[arg(long)]
+    pub version: String,
 }

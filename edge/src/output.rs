@@ -3,17 +3,8 @@
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 
-pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    // Streamed through one buffer: a large answer (a million compliance results) is never held as one string.
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    serde_json::to_writer_pretty(&mut out, value)?;
-    out.write_all(b"\n")?;
-    out.flush()?;
-    Ok(())
-}
+pub use datum_host::output::{print_json, print_json_or, print_list};
 
 /// Prints rows as left-aligned columns under a header; control characters in cells are escaped.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use datum_host::cli::{Account, Json, NewPassword, NewToken, Period, ReportCmd, ShowAccount, TokenId};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -77,11 +78,7 @@ pub enum Command {
         command: AssetCommand,
     },
     /// Per site: last contact, sync state, assets, open changes, unauthorized drift, overdue backups.
-    Status {
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    Status(Json),
     /// Shared templates: standards written once here, signed, rolled out to the sites (docs/templates.md).
     Template {
         #[command(subcommand)]
@@ -116,31 +113,14 @@ pub enum Command {
         /// Every enrolled site's pack and a cross-site summary
         #[arg(long)]
         all: bool,
-        /// Start of the period (YYYY-MM-DD or RFC 3339) [default: a year before --to]
-        #[arg(long, value_name = "DATE")]
-        from: Option<String>,
-        /// End of the period (YYYY-MM-DD or RFC 3339) [default: now]
-        #[arg(long, value_name = "DATE")]
-        to: Option<String>,
+        #[command(flatten)]
+        period: Period,
         /// The directory to write (must not exist yet)
         #[arg(long, value_name = "DIR", required = true)]
         out: Option<PathBuf>,
         /// Also write the pack as DIR.zip (one folder inside)
         #[arg(long)]
         zip: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ReportCmd {
-    /// Check a pack on any machine: the signature and every file's hash; exit 1 naming each altered, missing or
-    /// added file
-    Verify {
-        /// The pack's directory
-        dir: PathBuf,
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -172,11 +152,7 @@ pub enum SiteCommand {
         json: bool,
     },
     /// Every site with its enrollment state
-    List {
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    List(Json),
     /// One site with its nodes and violations
     Show {
         /// The site
@@ -219,11 +195,7 @@ pub enum TemplateCommand {
         json: bool,
     },
     /// Templates: published versions, drafts, sites assigned
-    List {
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    List(Json),
     /// One template: its versions, and per site the version assigned and what the plant reports
     Show {
         /// The template's id
@@ -293,63 +265,23 @@ pub enum UserCommand {
         password_stdin: bool,
     },
     /// Everyone, with roles, sites and second-factor state
-    List {
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    List(Json),
     /// One person's account
-    Show {
-        /// The account name
-        name: String,
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    Show(ShowAccount),
     /// Disable an account (its sessions and tokens stop working at once)
-    Disable {
-        /// The account name
-        name: String,
-    },
+    Disable(Account),
     /// The hub's own record of what was done to accounts and tokens, newest first
-    Log {
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    Log(Json),
     /// Set an account's password from standard input (ends its sessions)
-    Passwd {
-        /// The account name
-        name: String,
-        /// Read the password from standard input (one line); required
-        #[arg(long)]
-        password_stdin: bool,
-    },
+    Passwd(NewPassword),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Make an API token acting as a person
-    Create {
-        /// The account the token acts as
-        #[arg(long)]
-        user: String,
-        /// Lifetime, e.g. 30d, 12h [default: 90d]; `never` for none
-        #[arg(long, default_value = "90d")]
-        expires: String,
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    Create(NewToken),
     /// Tokens (never their secrets)
-    List {
-        /// Print the result as JSON (for scripts)
-        #[arg(long)]
-        json: bool,
-    },
+    List(Json),
     /// Revoke a token by id
-    Revoke {
-        /// The token's id (from `token list`)
-        id: String,
-    },
+    Revoke(TokenId),
 }

@@ -52,33 +52,28 @@ impl Default for Config {
 
 /// Reads the file given, else the default path when it exists, else the defaults.
 pub fn load(path: Option<&Path>) -> Result<Config> {
-    config::load(path, DEFAULT_CONFIG, parse)
+    config::load(path, DEFAULT_CONFIG)
 }
 
-/// Parses a configuration; also returns the keys it did not know.
-pub fn parse(text: &str) -> Result<(Config, Vec<String>), String> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
-    let mut c = Config::default();
-    let mut unknown = Vec::new();
-    for (key, value) in &table {
-        match key.as_str() {
-            "listen" => c.listen = Some(config::address(key, value)?),
-            "udp" => c.udp = config::boolean(key, value)?,
-            "web" => c.web = Some(config::address(key, value)?),
-            "web_domain" => c.web_domain = Some(config::string(key, value)?),
+impl config::ServiceConfig for Config {
+    fn web_settings(&mut self) -> &mut WebSettings {
+        &mut self.settings
+    }
+
+    fn take(&mut self, key: &str, value: &toml::Value) -> Result<bool, String> {
+        match key {
+            "listen" => self.listen = Some(config::address(key, value)?),
+            "udp" => self.udp = config::boolean(key, value)?,
+            "web" => self.web = Some(config::address(key, value)?),
+            "web_domain" => self.web_domain = Some(config::string(key, value)?),
             "web_names" => {
                 let list = value.as_array().ok_or("web_names must be a list of names")?;
-                c.web_names = list.iter().map(|v| config::string("web_names", v)).collect::<Result<_, _>>()?;
+                self.web_names = list.iter().map(|v| config::string("web_names", v)).collect::<Result<_, _>>()?;
             }
-            _ => {
-                if !c.settings.take(key, value, &mut unknown)? {
-                    unknown.push(key.clone());
-                }
-            }
+            _ => return Ok(false),
         }
+        Ok(true)
     }
-    c.settings.check()?;
-    Ok((c, unknown))
 }
 
 #[cfg(test)]
@@ -87,7 +82,7 @@ mod tests {
 
     #[test]
     fn parses_known_keys_and_names_unknown_ones() {
-        let (c, unknown) = parse(
+        let (c, unknown) = config::parse::<Config>(
             "listen = \"0.0.0.0:7801\"\nudp = false\nweb = \"127.0.0.1:9443\"\nweb_names = [\"hub.example\"]\n\
              plain_http = true\ncolour = 1\n[session]\nidle_minutes = 5\nfoo = 2\n",
         )
@@ -99,11 +94,12 @@ mod tests {
         assert_eq!(c.settings.idle, std::time::Duration::from_secs(300));
         assert_eq!(unknown, vec!["colour".to_string(), "session.foo".to_string()]);
         // The packaged file holds only known keys.
-        let (shipped, unknown) = parse(include_str!("../../deploy/hub.toml")).expect("deploy/hub.toml parses");
+        let (shipped, unknown) =
+            config::parse::<Config>(include_str!("../../deploy/hub.toml")).expect("deploy/hub.toml parses");
         assert!(unknown.is_empty(), "{unknown:?}");
         assert_eq!(shipped.web, Some("0.0.0.0:8443".parse().expect("addr")));
         for bad in ["web = 5", "web_names = \"x\"", "web_names = [1]", "[tls]\nkey = \"k\"", "udp = \"yes\"", "= ="] {
-            assert!(parse(bad).is_err(), "{bad}");
+            assert!(config::parse::<Config>(bad).is_err(), "{bad}");
         }
     }
 }

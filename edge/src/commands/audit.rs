@@ -13,12 +13,13 @@ use crate::cli::AuditCmd;
 use crate::output::{print_json, print_table};
 use crate::site::{load_doc_from, read_audit_head, Site};
 use crate::store::RecordRow;
+use datum_host::cli::Json;
 use datum_host::exit::{user, Outcome};
 
 pub async fn run(site: &mut Site, cmd: AuditCmd) -> Result<Outcome> {
     match cmd {
         AuditCmd::Log { since, asset, json } => log(site, since, asset, json).await,
-        AuditCmd::Verify { json } => verify(site, json).await,
+        AuditCmd::Verify(Json { json }) => verify(site, json).await,
     }
 }
 

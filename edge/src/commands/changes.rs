@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::configs::{baseline_puts, load_change};
 use super::{find_asset, required_text, text_arg};
-use crate::cli::ChangeCmd;
+use crate::cli::{Approve, ChangeCmd, WithReason};
 use crate::output::{print_json, print_table};
 use crate::site::{Site, Write};
 use crate::view::version_ref;
@@ -29,11 +29,11 @@ pub async fn run(site: &mut Site, cmd: ChangeCmd) -> Result<Outcome> {
                 .await
         }
         ChangeCmd::Submit { id } => step(site, &id, ChangeAction::Submit).await,
-        ChangeCmd::Approve { id, comment } => {
+        ChangeCmd::Approve(Approve { id, comment }) => {
             let comment = text_arg("comment", comment, 2048)?;
             step(site, &id, ChangeAction::Approve { comment }).await
         }
-        ChangeCmd::Reject { id, reason } => {
+        ChangeCmd::Reject(WithReason { id, reason }) => {
             let reason = required_text("reason", reason, 2048)?;
             step(site, &id, ChangeAction::Reject { reason }).await
         }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::compare::{self, compare, Comparison};
 use super::{find_asset, parse_version, required_text, resolve_slot, text_arg};
 use crate::blobs::BlobError;
-use crate::cli::{BaselineCmd, ConfigCmd};
+use crate::cli::{BaselineCmd, ConfigCmd, ExactVersion, VersionOf};
 use crate::output::{out_target, print_json, print_table, OutTarget};
 use crate::site::{Site, Write};
 use datum_host::exit::{user, Damage, Outcome};
@@ -21,18 +21,30 @@ use datum_host::exit::{user, Damage, Outcome};
 pub async fn run(site: &mut Site, cmd: ConfigCmd) -> Result<Outcome> {
     match cmd {
         ConfigCmd::Capture { asset, file, slot, note, change, json } => {
-            capture(site, &asset, &file, slot, note, change, json).await
+            let report = store_capture(site, &asset, &file, slot, note, change).await?;
+            print_capture(&report, json)?;
+            Ok(Outcome::Clean)
         }
         ConfigCmd::Log { asset, slot, json } => log(site, &asset, slot, json).await,
-        ConfigCmd::Show { asset, slot, version, json } => show(site, &asset, slot, version, json).await,
-        ConfigCmd::Export { asset, slot, version, out } => export(site, &asset, slot, &version, &out).await,
-        ConfigCmd::Diff { asset, from, to, slot, raw, json } => diff(site, &asset, slot, from, to, raw, json).await,
+        ConfigCmd::Show { of: VersionOf { asset, slot, version }, json } => {
+            show(site, &asset, slot, version, json).await
+        }
+        ConfigCmd::Export { of: ExactVersion { asset, slot, version }, out } => {
+            export(site, &asset, slot, &version, &out).await
+        }
+        ConfigCmd::Diff { asset, from, to, slot, raw, json } => {
+            let out = compare_versions(site, &asset, slot, from, to, raw).await?;
+            print_diff(&out, json)?;
+            Ok(Outcome::Clean)
+        }
     }
 }
 
 pub async fn run_baseline(site: &mut Site, cmd: BaselineCmd) -> Result<Outcome> {
     match cmd {
-        BaselineCmd::Approve { asset, slot, version, reason } => approve(site, &asset, slot, version, reason).await,
+        BaselineCmd::Approve { of: VersionOf { asset, slot, version }, reason } => {
+            approve(site, &asset, slot, version, reason).await
+        }
         BaselineCmd::Show { asset, json } => show_baseline(site, &asset, json).await,
     }
 }
@@ -78,18 +90,9 @@ pub struct CaptureReport {
     pub significant: bool,
 }
 
-async fn capture(
-    site: &mut Site,
-    asset: &str,
-    file: &Path,
-    slot: Option<String>,
-    note: Option<String>,
-    change: Option<String>,
-    json: bool,
-) -> Result<Outcome> {
-    let report = store_capture(site, asset, file, slot, note, change).await?;
+fn print_capture(report: &CaptureReport, json: bool) -> Result<()> {
     if json {
-        print_json(&report)?;
+        print_json(report)?;
     } else if report.unchanged {
         println!("{}/{}: unchanged since v{} (checked, recorded)", report.asset, report.slot, report.version);
     } else {
@@ -101,7 +104,7 @@ async fn capture(
             report.size,
             report.raw_hash.get(..16).unwrap_or(&report.raw_hash),
             report.format.as_deref().unwrap_or("not normalised"),
-            report.change.map(|c| format!(" under {c}")).unwrap_or_default(),
+            report.change.as_ref().map(|c| format!(" under {c}")).unwrap_or_default(),
             if report.significant || report.version == 1 {
                 String::new()
             } else {
@@ -109,7 +112,7 @@ async fn capture(
             }
         );
     }
-    Ok(Outcome::Clean)
+    Ok(())
 }
 
 /// Stores a capture of `file` (or records that it is unchanged) and says what happened.
@@ -480,24 +483,13 @@ pub struct ConfigDiff {
     pub comparison: Comparison,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn diff(
-    site: &mut Site,
-    asset: &str,
-    slot: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    raw: bool,
-    json: bool,
-) -> Result<Outcome> {
-    let out = compare_versions(site, asset, slot, from, to, raw).await?;
+fn print_diff(out: &ConfigDiff, json: bool) -> Result<()> {
     if json {
-        print_json(&out)?;
-    } else {
-        println!("{}/{} v{} .. {}/{} v{}", out.asset, out.slot, out.from, out.asset, out.slot, out.to);
-        compare::print(&out.comparison, false)?;
+        return print_json(out);
     }
-    Ok(Outcome::Clean)
+    println!("{}/{} v{} .. {}/{} v{}", out.asset, out.slot, out.from, out.asset, out.slot, out.to);
+    compare::print(&out.comparison, false)?;
+    Ok(())
 }
 
 /// Compares two stored versions of a slot (`from` defaults to the approved baseline, `to` to the newest).

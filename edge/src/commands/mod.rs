@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use datum_shared::model::Asset;
 use datum_shared::{AssetName, SlotName};
 
-use crate::cli::Command;
+use crate::cli::{Command, Invitation};
 use crate::site::{Access, Site};
 use datum_host::exit::{user, Outcome};
 
@@ -54,13 +54,13 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
             Ok(Outcome::Clean)
         }
         Command::RestoreDump { file, json } => dump::restore(&ctx, &file, json).await,
-        Command::RestoreFromHub { hub, token, fingerprint, node, site, transport, json } => {
+        Command::RestoreFromHub { invitation: Invitation { hub, token, fingerprint }, node, site, transport, json } => {
             let mode = transport.into();
             let args = restore::RestoreArgs { hub, token, fingerprint, node, site, mode, json };
             restore::restore_from_hub(&ctx, args).await
         }
         Command::Diff { old, new, raw, json } => compare::run(&old, &new, raw, json),
-        Command::Report { check: Some(crate::cli::ReportCmd::Verify { dir, json }), .. } => {
+        Command::Report { check: Some(datum_host::cli::ReportCmd::Verify { dir, json }), .. } => {
             datum_host::evidence::verify_command(&dir, json)
         }
         Command::Sync { once, transport, interval, no_gso, json } => {
@@ -92,7 +92,7 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
 
 async fn dispatch(site: &mut Site, acting: Option<users::Acting>, command: Command) -> Result<Outcome> {
     match command {
-        Command::Enroll { hub, token, fingerprint, node, transport } => {
+        Command::Enroll { invitation: Invitation { hub, token, fingerprint }, node, transport } => {
             let mode = transport.into();
             federation::enroll(site, &hub, &token, &fingerprint, node, mode).await
         }
@@ -135,7 +135,7 @@ async fn dispatch(site: &mut Site, acting: Option<users::Acting>, command: Comma
         Command::Audit(cmd) => audit::run(site, cmd).await,
         Command::Dump { out, json } => dump::dump(site, &out, json).await,
         Command::Report { check: Some(_), .. } => unreachable!("report verify needs no site"),
-        Command::Report { check: None, from, to, out, zip } => {
+        Command::Report { check: None, period: datum_host::cli::Period { from, to }, out, zip } => {
             let out = out.ok_or_else(|| user("--out DIR is required"))?;
             evidence::report(site, from, to, &out, zip).await
         }
@@ -160,7 +160,7 @@ fn access(command: &Command) -> Access {
         Command::Backup(cmd) => matches!(cmd, BackupCmd::Status { .. } | BackupCmd::Verify { .. }),
         Command::Review(cmd) => matches!(cmd, ReviewCmd::Due { .. }),
         Command::Audit(cmd) => matches!(cmd, AuditCmd::Log { .. }),
-        Command::User(cmd) => matches!(cmd, crate::cli::UserCmd::List { .. } | crate::cli::UserCmd::Show { .. }),
+        Command::User(cmd) => matches!(cmd, crate::cli::UserCmd::List(_) | crate::cli::UserCmd::Show(_)),
         Command::Template(cmd) => !matches!(cmd, crate::cli::TemplateCmd::Accept { .. }),
         Command::Waiver(cmd) => matches!(cmd, crate::cli::WaiverCmd::List { .. }),
         Command::Drift { .. } | Command::Compliance { .. } | Command::Dump { .. } => true,

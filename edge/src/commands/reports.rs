@@ -13,9 +13,10 @@ use serde::Serialize;
 
 use super::{find_asset, parse_version, required_text, resolve_slot, text_arg};
 use crate::blobs::BlobError;
-use crate::cli::{BackupCmd, RestoreTestCmd, ReviewCmd};
+use crate::cli::{BackupCmd, ExactVersion, RestoreTestCmd, ReviewCmd};
 use crate::output::{age_days, print_json, print_table, progress};
 use crate::site::{Site, Write};
+use datum_host::cli::Json;
 use datum_host::exit::{user, Outcome};
 
 pub async fn drift(site: &mut Site, json: bool, zone: Option<&str>) -> Result<Outcome> {
@@ -60,7 +61,7 @@ fn print_drift(entries: &[DriftEntry]) {
 }
 
 pub async fn restore_test(site: &mut Site, cmd: RestoreTestCmd) -> Result<Outcome> {
-    let RestoreTestCmd::Record { asset, slot, version, result, method, evidence, notes } = cmd;
+    let RestoreTestCmd::Record { of: ExactVersion { asset, slot, version }, result, method, evidence, notes } = cmd;
     let evidence = match evidence {
         None => None,
         Some(path) => {
@@ -142,8 +143,8 @@ pub async fn record_restore_test(site: &mut Site, args: RestoreTestArgs) -> Resu
 
 pub async fn backup(site: &mut Site, cmd: BackupCmd) -> Result<Outcome> {
     match cmd {
-        BackupCmd::Status { json } => backup_status(site, json).await,
-        BackupCmd::Verify { json } => backup_verify(site, json).await,
+        BackupCmd::Status(Json { json }) => backup_status(site, json).await,
+        BackupCmd::Verify(Json { json }) => backup_verify(site, json).await,
     }
 }
 
@@ -271,7 +272,7 @@ async fn backup_verify(site: &mut Site, json: bool) -> Result<Outcome> {
 
 pub async fn review(site: &mut Site, cmd: ReviewCmd) -> Result<Outcome> {
     match cmd {
-        ReviewCmd::Due { json } => review_due(site, json).await,
+        ReviewCmd::Due(Json { json }) => review_due(site, json).await,
         ReviewCmd::Record { asset, zone, outcome, notes, answers } => {
             review_record(site, ReviewArgs { asset, zone, outcome, notes, answers }).await
         }

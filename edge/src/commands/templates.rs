@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
+use datum_host::cli::Json;
 use datum_host::exit::{user, Outcome};
 use datum_shared::document;
 use datum_shared::policy::Policy;
@@ -312,7 +313,7 @@ fn result_text(c: &Option<Summary>) -> String {
 pub async fn run(site: &mut Site, cmd: TemplateCmd) -> Result<Outcome> {
     match cmd {
         TemplateCmd::Accept { id, comment } => accept(site, &id, comment).await,
-        TemplateCmd::List { json } => {
+        TemplateCmd::List(Json { json }) => {
             let views = views(site).await?;
             let refused = views.iter().any(|v| v.state == State::Rejected.as_str());
             if json {

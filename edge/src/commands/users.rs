@@ -8,13 +8,14 @@
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use datum_host::auth::AuthStore;
+use datum_host::cli::{Account, Json, NewPassword, NewToken, ShowAccount, TokenId};
 use datum_host::exit::{user, Outcome};
 use datum_shared::identity::{authorize, Action, AuthMethod, Role, User};
 use serde::Serialize;
 
 use super::Context;
 use crate::cli::{Command, MfaCmd, TokenCmd, UserCmd};
-use crate::output::{print_json, print_table};
+use crate::output::{print_json, print_json_or, print_list};
 use crate::site::{Site, Write};
 
 /// Everyone with an account at the site (from the projection), by name.
@@ -175,7 +176,7 @@ pub async fn run_user(site: &mut Site, acting: Option<Acting>, cmd: UserCmd) -> 
             }
             Ok(Outcome::Clean)
         }
-        UserCmd::List { json } => {
+        UserCmd::List(Json { json }) => {
             let store = AuthStore::open(&site.dir).await?;
             let mut views = Vec::new();
             for u in &all {
@@ -187,31 +188,24 @@ pub async fn run_user(site: &mut Site, acting: Option<Acting>, cmd: UserCmd) -> 
                 });
             }
             store.close().await;
-            if json {
-                print_json(&views)?;
-            } else {
-                let rows: Vec<Vec<String>> = views
-                    .iter()
-                    .map(|v| {
-                        vec![
-                            v.user.name.clone(),
-                            v.user.roles_text(),
-                            v.user.os_user.clone().unwrap_or_else(|| "-".into()),
-                            if v.user.disabled { "disabled".into() } else { "enabled".into() },
-                            if v.has_password { "yes".into() } else { "no".into() },
-                            match (v.mfa_required, v.has_totp) {
-                                (_, true) => "totp".into(),
-                                (true, false) => "REQUIRED, not set up".into(),
-                                (false, false) => "-".into(),
-                            },
-                        ]
-                    })
-                    .collect();
-                print_table(&["NAME", "ROLES", "OS USER", "STATE", "PASSWORD", "2ND FACTOR"], &rows);
-            }
+            let header = ["NAME", "ROLES", "OS USER", "STATE", "PASSWORD", "2ND FACTOR"];
+            print_list(&views, json, &header, |v| {
+                vec![
+                    v.user.name.clone(),
+                    v.user.roles_text(),
+                    v.user.os_user.clone().unwrap_or_else(|| "-".into()),
+                    if v.user.disabled { "disabled".into() } else { "enabled".into() },
+                    if v.has_password { "yes".into() } else { "no".into() },
+                    match (v.mfa_required, v.has_totp) {
+                        (_, true) => "totp".into(),
+                        (true, false) => "REQUIRED, not set up".into(),
+                        (false, false) => "-".into(),
+                    },
+                ]
+            })?;
             Ok(Outcome::Clean)
         }
-        UserCmd::Show { name, json } => {
+        UserCmd::Show(ShowAccount { name, json }) => {
             let found = find(&all, &account_name(&name)?)?;
             let store = AuthStore::open(&site.dir).await?;
             let view = UserView {
@@ -246,10 +240,10 @@ pub async fn run_user(site: &mut Site, acting: Option<Acting>, cmd: UserCmd) -> 
             }
             Ok(Outcome::Clean)
         }
-        UserCmd::Disable { name } | UserCmd::Enable { name } if acting.is_none() => {
+        UserCmd::Disable(Account { name }) | UserCmd::Enable(Account { name }) if acting.is_none() => {
             Err(user(format!("no user {name} (this site has no users yet)")))
         }
-        UserCmd::Disable { name } => {
+        UserCmd::Disable(Account { name }) => {
             require_admin(&acting)?;
             if set_disabled(site, &all, &name, true).await? {
                 println!("disabled {name} (sessions ended; tokens refused while disabled)");
@@ -258,7 +252,7 @@ pub async fn run_user(site: &mut Site, acting: Option<Acting>, cmd: UserCmd) -> 
             }
             Ok(Outcome::Clean)
         }
-        UserCmd::Enable { name } => {
+        UserCmd::Enable(Account { name }) => {
             require_admin(&acting)?;
             if set_disabled(site, &all, &name, false).await? {
                 println!("enabled {name}");
@@ -273,7 +267,7 @@ pub async fn run_user(site: &mut Site, acting: Option<Acting>, cmd: UserCmd) -> 
             println!("{}: roles are now {}", record.name, record.roles_text());
             Ok(Outcome::Clean)
         }
-        UserCmd::Passwd { name, password_stdin } => {
+        UserCmd::Passwd(NewPassword { name, password_stdin }) => {
             require_admin(&acting)?;
             find(&all, &account_name(&name)?)?;
             if !password_stdin {
@@ -284,7 +278,7 @@ pub async fn run_user(site: &mut Site, acting: Option<Acting>, cmd: UserCmd) -> 
             println!("password of {name} set; its sessions were ended");
             Ok(Outcome::Clean)
         }
-        UserCmd::Mfa(MfaCmd::Reset { name }) => {
+        UserCmd::Mfa(MfaCmd::Reset(Account { name })) => {
             require_admin(&acting)?;
             reset_mfa(site, &all, &name).await?;
             println!("second factor of {name} removed; it sets up a new one at the next sign-in");
@@ -446,7 +440,7 @@ pub async fn run_token(site: &mut Site, acting: Option<Acting>, cmd: TokenCmd) -
     let store = AuthStore::open(&site.dir).await?;
     let result = async {
         match cmd {
-            TokenCmd::Create { user: name, expires, json } => {
+            TokenCmd::Create(NewToken { user: name, expires, json }) => {
                 let target = find(&all, &account_name(&name)?)?.clone();
                 if target.name != acting.user.name && !is_admin {
                     return Err(user(format!("{} may only make tokens for themself", acting.user.name)));
@@ -471,14 +465,10 @@ pub async fn run_token(site: &mut Site, acting: Option<Acting>, cmd: TokenCmd) -
                     return Err(user(format!("{} may only list their own tokens", acting.user.name)));
                 }
                 let tokens = store.tokens(filter.as_deref()).await?;
-                if json {
-                    print_json(&tokens)?;
-                } else {
-                    print!("{}", datum_host::auth::tokens_table(&tokens));
-                }
+                print_json_or(&tokens, json, |t| datum_host::auth::tokens_table(t))?;
                 Ok(Outcome::Clean)
             }
-            TokenCmd::Revoke { id } => {
+            TokenCmd::Revoke(TokenId { id }) => {
                 let tokens = store.tokens(None).await?;
                 let t = tokens.iter().find(|t| t.id == id).ok_or_else(|| user(format!("no token {id}")))?;
                 if t.user != acting.user.name && !is_admin {

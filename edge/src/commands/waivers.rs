@@ -5,13 +5,14 @@
 //! (`super::compliance::waive`); after each write the recorded results are refreshed for the hub.
 
 use anyhow::Result;
+use datum_host::cli::Json;
 use datum_host::exit::{user, Outcome};
 use datum_shared::central::{self, CentralState};
 use datum_shared::waiver::{self, fold, parse_waiver_id, waiver_id, Waiver, WaiverAction, WaiverEvent};
 use serde::Serialize;
 
 use super::{find_asset, required_text, text_arg};
-use crate::cli::WaiverCmd;
+use crate::cli::{Approve, WaiverCmd, WithReason};
 use crate::output::{print_json, print_table};
 use crate::site::{Site, Write};
 
@@ -65,19 +66,19 @@ pub async fn run(site: &mut Site, cmd: WaiverCmd) -> Result<Outcome> {
             }
             Ok(Outcome::Clean)
         }
-        WaiverCmd::Approve { id, comment } => {
+        WaiverCmd::Approve(Approve { id, comment }) => {
             let comment = text_arg("comment", comment, 2048)?;
             decide(site, &id, WaiverAction::Approve { comment }).await
         }
-        WaiverCmd::Reject { id, reason } => {
+        WaiverCmd::Reject(WithReason { id, reason }) => {
             let reason = required_text("reason", reason, 2048)?;
             decide(site, &id, WaiverAction::Reject { reason }).await
         }
-        WaiverCmd::Revoke { id, reason } => {
+        WaiverCmd::Revoke(WithReason { id, reason }) => {
             let reason = required_text("reason", reason, 2048)?;
             decide(site, &id, WaiverAction::Revoke { reason }).await
         }
-        WaiverCmd::List { json } => list(site, json).await,
+        WaiverCmd::List(Json { json }) => list(site, json).await,
     }
 }
 

@@ -47,29 +47,24 @@ impl Default for Config {
 
 /// Reads the file given, else the default path when it exists, else the defaults.
 pub fn load(path: Option<&Path>) -> Result<Config> {
-    config::load(path, DEFAULT_CONFIG, parse)
+    config::load(path, DEFAULT_CONFIG)
 }
 
-/// Parses a configuration; also returns the keys it did not know.
-pub fn parse(text: &str) -> Result<(Config, Vec<String>), String> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
-    let mut c = Config::default();
-    let mut unknown = Vec::new();
-    for (key, value) in &table {
-        match key.as_str() {
-            "listen" => c.listen = Some(config::address(key, value)?),
-            "data" => c.data = Some(PathBuf::from(config::string(key, value)?)),
-            "sync" => c.sync = config::boolean(key, value)?,
-            "socket" => c.socket = Some(PathBuf::from(config::string(key, value)?)),
-            _ => {
-                if !c.web.take(key, value, &mut unknown)? {
-                    unknown.push(key.clone());
-                }
-            }
-        }
+impl config::ServiceConfig for Config {
+    fn web_settings(&mut self) -> &mut WebSettings {
+        &mut self.web
     }
-    c.web.check()?;
-    Ok((c, unknown))
+
+    fn take(&mut self, key: &str, value: &toml::Value) -> Result<bool, String> {
+        match key {
+            "listen" => self.listen = Some(config::address(key, value)?),
+            "data" => self.data = Some(PathBuf::from(config::string(key, value)?)),
+            "sync" => self.sync = config::boolean(key, value)?,
+            "socket" => self.socket = Some(PathBuf::from(config::string(key, value)?)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
 /// The web certificate the hub issued from the company CA (fetched by sync when the hub has a web domain):
@@ -179,7 +174,7 @@ mod tests {
 
     #[test]
     fn parses_known_keys_and_names_unknown_ones() {
-        let (c, unknown) = parse(
+        let (c, unknown) = config::parse::<Config>(
             "listen = \"127.0.0.1:9000\"\nplain_http = true\nsocket = \"/run/x.sock\"\ncolour = \"blue\"\n[session]\nidle_minutes = 5\nfoo = 1\n",
         )
         .expect("valid");
@@ -188,9 +183,9 @@ mod tests {
         assert_eq!(c.socket, Some(PathBuf::from("/run/x.sock")));
         assert_eq!(c.web.idle, Duration::from_secs(300));
         assert_eq!(unknown, vec!["colour".to_string(), "session.foo".to_string()]);
-        assert!(parse("listen = 5").is_err());
-        assert!(parse("[session]\nidle_minutes = 0").is_err());
-        assert!(parse("[tls]\ncert = \"x\"").is_err());
-        assert!(parse("not toml ===").is_err());
+        assert!(config::parse::<Config>("listen = 5").is_err());
+        assert!(config::parse::<Config>("[session]\nidle_minutes = 0").is_err());
+        assert!(config::parse::<Config>("[tls]\ncert = \"x\"").is_err());
+        assert!(config::parse::<Config>("not toml ===").is_err());
     }
 }

@@ -12,9 +12,11 @@ pub(crate) mod templates;
 mod users;
 
 use anyhow::Result;
+use datum_host::cli::Json;
 use datum_host::exit::Outcome;
+use datum_host::output::print_json;
 
-use crate::cli::{AssetCommand, Command, ReportCmd};
+use crate::cli::{AssetCommand, Command};
 use crate::context::Context;
 
 pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
@@ -29,15 +31,15 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
         Command::Asset { command: AssetCommand::List { site, all, json } } => {
             assets::asset_list(&ctx, site, all, json).await
         }
-        Command::Status { json } => status::status(&ctx, json).await,
+        Command::Status(Json { json }) => status::status(&ctx, json).await,
         Command::Template { command } => templates::template(&ctx, command).await,
         Command::Compliance { site, template, json } => {
             templates::compliance(&ctx, site.as_deref(), template.as_deref(), json).await
         }
-        Command::Report { check: Some(ReportCmd::Verify { dir, json }), .. } => {
+        Command::Report { check: Some(datum_host::cli::ReportCmd::Verify { dir, json }), .. } => {
             datum_host::evidence::verify_command(&dir, json)
         }
-        Command::Report { check: None, site, all: _, from, to, out, zip } => {
+        Command::Report { check: None, site, all: _, period: datum_host::cli::Period { from, to }, out, zip } => {
             let out = out.ok_or_else(|| datum_host::exit::user("--out DIR is required"))?;
             report::report(&ctx, site, from.as_deref(), to.as_deref(), &out, zip).await
         }
@@ -47,10 +49,4 @@ pub async fn run(ctx: Context, command: Command) -> Result<Outcome> {
 /// The identifier a site is known by, from its identifier or its name as people say it ("Werk Süd").
 fn site_id_of(name: &str) -> String {
     datum_shared::ids::NamedId::new("site", name, None).map(|n| n.id.to_string()).unwrap_or_else(|_| name.to_string())
-}
-
-/// Prints a view as pretty JSON (`--json`).
-fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
+use datum_host::cli::Json;
 use datum_host::exit::{user, Outcome};
 use datum_shared::ids::NamedId;
 use serde::Serialize;
@@ -47,7 +48,7 @@ async fn site_command(ctx: &Context, store: &Store, command: SiteCommand) -> Res
             store.add_token(&name, &hash, ctx.now, expires).await?;
             print_token(ctx, &name, &token, expires, json)
         }
-        SiteCommand::List { json } => {
+        SiteCommand::List(Json { json }) => {
             let sites = store.sites().await?;
             if json {
                 let views: Vec<SiteView> = sites.iter().map(SiteView::from).collect();

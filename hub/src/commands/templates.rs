@@ -14,6 +14,7 @@ use anyhow::{anyhow, Context as _, Result};
 use automerge::transaction::CommitOptions;
 use automerge::{ActorId, Automerge};
 use chrono::{DateTime, Utc};
+use datum_host::cli::Json;
 use datum_host::exit::{user, Outcome};
 use datum_shared::document::{self, CommitInfo};
 use datum_shared::ids::{DocId, SiteId};
@@ -32,7 +33,7 @@ pub(super) async fn template(ctx: &Context, command: TemplateCommand) -> Result<
     let store = ctx.store().await?;
     let result = match command {
         TemplateCommand::Add { file, json } => add(ctx, &store, &file, json).await,
-        TemplateCommand::List { json } => list(&store, json).await,
+        TemplateCommand::List(Json { json }) => list(&store, json).await,
         TemplateCommand::Show { id, json } => show(&store, &id, json).await,
         TemplateCommand::Publish { id, version } => publish(ctx, &store, &id, version.as_deref()).await,
         TemplateCommand::Assign { id, site, all, version, set } => {

@@ -7,7 +7,9 @@
 
 use anyhow::Result;
 use datum_host::auth::{check_new_password, parse_lifetime, read_password_line, AuthStore};
+use datum_host::cli::{Account, Json, NewPassword, NewToken, ShowAccount, TokenId};
 use datum_host::exit::{user, Outcome};
+use datum_host::output::print_list;
 use datum_shared::identity::{Role, User};
 use serde::Serialize;
 
@@ -149,32 +151,24 @@ async fn run_user(ctx: &Context, store: &Store, auth: &AuthStore, command: UserC
             }
             Ok(Outcome::Clean)
         }
-        UserCommand::List { json } => {
+        UserCommand::List(Json { json }) => {
             let users = store.users().await?;
             let mut views = Vec::new();
             for u in &users {
                 views.push(view(u, auth).await?);
             }
-            if json {
-                print_json(&views)?;
-            } else {
-                let rows: Vec<Vec<String>> = views
-                    .iter()
-                    .map(|v| {
-                        vec![
-                            v.name.to_string(),
-                            v.roles.join(","),
-                            v.sites.map(|s| s.join(",")).unwrap_or_else(|| "all sites".into()),
-                            if v.disabled { "disabled" } else { "active" }.into(),
-                            if v.totp { "totp" } else { "-" }.into(),
-                        ]
-                    })
-                    .collect();
-                print!("{}", datum_shared::text::table(&["NAME", "ROLES", "SITES", "STATE", "2FA"], &rows));
-            }
+            print_list(&views, json, &["NAME", "ROLES", "SITES", "STATE", "2FA"], |v| {
+                vec![
+                    v.name.to_string(),
+                    v.roles.join(","),
+                    v.sites.map(|s| s.join(",")).unwrap_or_else(|| "all sites".into()),
+                    if v.disabled { "disabled" } else { "active" }.into(),
+                    if v.totp { "totp" } else { "-" }.into(),
+                ]
+            })?;
             Ok(Outcome::Clean)
         }
-        UserCommand::Show { name, json } => {
+        UserCommand::Show(ShowAccount { name, json }) => {
             let name = account_name(&name)?;
             let u = store.user(&name).await?.ok_or_else(|| user(format!("no account named {name} at this hub")))?;
             let v = view(&u, auth).await?;
@@ -194,7 +188,7 @@ async fn run_user(ctx: &Context, store: &Store, auth: &AuthStore, command: UserC
             }
             Ok(Outcome::Clean)
         }
-        UserCommand::Disable { name } => {
+        UserCommand::Disable(Account { name }) => {
             let name = account_name(&name)?;
             if !store.disable_user(&name).await? {
                 return Err(user(format!("no active account named {name} at this hub")));
@@ -204,7 +198,7 @@ async fn run_user(ctx: &Context, store: &Store, auth: &AuthStore, command: UserC
             println!("{name} disabled: its sessions ended, its tokens no longer work");
             Ok(Outcome::Clean)
         }
-        UserCommand::Log { json } => {
+        UserCommand::Log(Json { json }) => {
             let events = store.events(None, 1000).await?;
             if json {
                 let list: Vec<_> = events
@@ -230,7 +224,7 @@ async fn run_user(ctx: &Context, store: &Store, auth: &AuthStore, command: UserC
             }
             Ok(Outcome::Clean)
         }
-        UserCommand::Passwd { name, password_stdin } => {
+        UserCommand::Passwd(NewPassword { name, password_stdin }) => {
             let name = account_name(&name)?;
             if !password_stdin {
                 return Err(user("give the password on standard input with --password-stdin (never as an argument)"));
@@ -250,7 +244,7 @@ async fn run_user(ctx: &Context, store: &Store, auth: &AuthStore, command: UserC
 async fn run_token(ctx: &Context, store: &Store, auth: &AuthStore, command: TokenCommand) -> Result<Outcome> {
     let by = operator();
     match command {
-        TokenCommand::Create { user: name, expires, json } => {
+        TokenCommand::Create(NewToken { user: name, expires, json }) => {
             let name = account_name(&name)?;
             let target =
                 store.user(&name).await?.ok_or_else(|| user(format!("no account named {name} at this hub")))?;
@@ -264,16 +258,12 @@ async fn run_token(ctx: &Context, store: &Store, auth: &AuthStore, command: Toke
             token.announce(&name, expires_at, json, "`Authorization: Bearer`")?;
             Ok(Outcome::Clean)
         }
-        TokenCommand::List { json } => {
+        TokenCommand::List(Json { json }) => {
             let tokens = auth.tokens(None).await?;
-            if json {
-                print_json(&tokens)?;
-            } else {
-                print!("{}", datum_host::auth::tokens_table(&tokens));
-            }
+            datum_host::output::print_json_or(&tokens, json, |t| datum_host::auth::tokens_table(t))?;
             Ok(Outcome::Clean)
         }
-        TokenCommand::Revoke { id } => {
+        TokenCommand::Revoke(TokenId { id }) => {
             if !auth.revoke_token(id.trim(), ctx.now).await? {
                 return Err(user(format!("no active token with id {id}")));
             }

@@ -35,7 +35,7 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use datum_host::auth::{AuthStore, SessionLimits};
 use datum_host::web::{self, Auth, Clock, Directory, Identity, WebError};
-use datum_shared::identity::{authorize, Action, Role, User};
+use datum_shared::identity::{Action, Role, User};
 use datum_shared::model::Asset;
 
 use crate::commands::overview::{overview, Overview};
@@ -141,9 +141,7 @@ impl App {
         form_csrf: Option<&str>,
         action: Action,
     ) -> Result<Identity, WebError> {
-        let who = self.auth.identify(headers, method, form_csrf).await?;
-        authorize(&who.user, action).map_err(|r| WebError::Forbidden(r.to_string()))?;
-        Ok(who)
+        self.auth.allow(headers, method, form_csrf, action).await
     }
 
     /// The overviews of every site the person may see, by name.

@@ -309,6 +309,19 @@ impl<D: Directory> Auth<D> {
         Ok(Identity { user, auth: session.auth, csrf: Some(session.csrf), links })
     }
 
+    /// Identifies the person ([`Auth::identify`]) and checks that they may take `action`, else 403.
+    pub async fn allow(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        form_csrf: Option<&str>,
+        action: datum_shared::identity::Action,
+    ) -> Result<Identity, WebError> {
+        let who = self.identify(headers, method, form_csrf).await?;
+        datum_shared::identity::authorize(&who.user, action).map_err(|r| WebError::Forbidden(r.to_string()))?;
+        Ok(who)
+    }
+
     async fn live_user(&self, name: &str) -> Result<Option<User>, WebError> {
         let user = self.directory.user(name).await.map_err(|e| WebError::Internal(format!("{e:#}")))?;
         Ok(user.filter(|u| !u.disabled))

@@ -94,12 +94,31 @@ pub fn read(path: Option<&Path>, default: &str) -> anyhow::Result<Option<(PathBu
     }
 }
 
+/// A service's configuration file: the binary's own keys beside the web settings both binaries share.
+pub trait ServiceConfig: Default {
+    /// The shared web settings within it.
+    fn web_settings(&mut self) -> &mut WebSettings;
+    /// Takes `key` when it is one of the binary's own (true), or leaves it (false).
+    fn take(&mut self, key: &str, value: &toml::Value) -> Result<bool, String>;
+}
+
 /// Parses a configuration file's text: the configuration and the keys it did not know, or why it is wrong.
-pub type Parser<C> = fn(&str) -> Result<(C, Vec<String>), String>;
+pub fn parse<C: ServiceConfig>(text: &str) -> Result<(C, Vec<String>), String> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    let mut c = C::default();
+    let mut unknown = Vec::new();
+    for (key, value) in &table {
+        if !c.take(key, value)? && !c.web_settings().take(key, value, &mut unknown)? {
+            unknown.push(key.clone());
+        }
+    }
+    c.web_settings().check()?;
+    Ok((c, unknown))
+}
 
 /// A service's configuration: the file given (which must exist), else `default` when it exists, else `C`'s
-/// defaults; parsed by `parse`, whose unknown keys are warned about (an older binary reads a newer file).
-pub fn load<C: Default>(path: Option<&Path>, default: &str, parse: Parser<C>) -> anyhow::Result<C> {
+/// defaults; unknown keys are warned about (an older binary reads a newer file).
+pub fn load<C: ServiceConfig>(path: Option<&Path>, default: &str) -> anyhow::Result<C> {
     let Some((path, text)) = read(path, default)? else { return Ok(C::default()) };
     let (config, unknown) = parse(&text).map_err(|e| user(format!("{}: {e}", path.display())))?;
     warn_unknown(&path, &unknown);
