@@ -324,7 +324,7 @@ fn an_edge_writing_another_sites_or_the_hubs_documents_is_rejected_and_recorded(
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let reasons = runtime.block_on(async {
         let hello = || Msg::Hello {
-            protocol: 1,
+            protocol: datum_shared::sync::wire::PROTOCOL_VERSION,
             node: "north-x".into(),
             site_id: Some(north_site_id.clone()),
             store: "x".into(),
@@ -356,8 +356,13 @@ fn an_edge_writing_another_sites_or_the_hubs_documents_is_rejected_and_recorded(
         reasons.push(f.rejection().await);
         // 5. Claims to be south.
         let mut f = Forger::connect(&north).await;
-        f.send(Msg::Hello { protocol: 1, node: "n".into(), site_id: Some(south_site_id.clone()), store: "x".into() })
-            .await;
+        f.send(Msg::Hello {
+            protocol: datum_shared::sync::wire::PROTOCOL_VERSION,
+            node: "n".into(),
+            site_id: Some(south_site_id.clone()),
+            store: "x".into(),
+        })
+        .await;
         reasons.push(f.rejection().await);
         reasons
     });
@@ -423,8 +428,13 @@ fn revocation_cuts_a_live_connection_and_the_daemon_pushes_changes_promptly() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         let mut f = Forger::connect(&north).await;
-        f.send(Msg::Hello { protocol: 1, node: "n".into(), site_id: Some(north_site_id.clone()), store: "x".into() })
-            .await;
+        f.send(Msg::Hello {
+            protocol: datum_shared::sync::wire::PROTOCOL_VERSION,
+            node: "n".into(),
+            site_id: Some(north_site_id.clone()),
+            store: "x".into(),
+        })
+        .await;
         f.send(Msg::Manifest { docs: vec![] }).await;
         // The hub answers (hello, manifest…); the connection stays open while we say nothing more.
         let first = tokio::time::timeout(std::time::Duration::from_secs(10), f.rx.recv()).await;
