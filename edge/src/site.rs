@@ -340,11 +340,7 @@ impl Site {
 
     /// The key of secret fingerprints, derived from the site key: stable for the site, unknown outside it.
     pub fn fingerprint_key(&self) -> datum_shared::normalize::FingerprintKey {
-        use sha2::Digest;
-        let mut h = sha2::Sha256::new();
-        h.update(b"datum secret fingerprints v1");
-        h.update(self.signing_key.to_bytes());
-        datum_shared::normalize::FingerprintKey(h.finalize().into())
+        datum_shared::normalize::FingerprintKey::of_site(&self.signing_key.to_bytes())
     }
 
     pub fn verifying_key(&self) -> Result<VerifyingKey> {

@@ -17,7 +17,6 @@ use datum_shared::model::{ConfigVersion, SiteInfo};
 use datum_shared::normalize::{FingerprintKey, MAX_NORMALIZE_BYTES};
 use ed25519_dalek::{Signature, SigningKey, Verifier, VerifyingKey};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::context::Context;
 use crate::store::{parse_time, SiteRow, Store};
@@ -26,15 +25,6 @@ use crate::store::{parse_time, SiteRow, Store};
 struct SitePack {
     files: Vec<(String, Vec<u8>)>,
     evidence: Evidence,
-}
-
-/// The key of secret fingerprints in the hub's diffs: the hub's own (it does not hold the plant's), per site.
-fn fingerprint_key(signing: &SigningKey, site: &str) -> FingerprintKey {
-    let mut h = Sha256::new();
-    h.update(b"datum hub secret fingerprints v1");
-    h.update(signing.to_bytes());
-    h.update(site.as_bytes());
-    FingerprintKey(h.finalize().into())
 }
 
 fn decode<T: serde::de::DeserializeOwned>(rows: Vec<(String, String, String)>, what: &str) -> Result<Vec<T>> {
@@ -118,7 +108,7 @@ async fn site_pack(
         hub: Some(hub),
     };
     let evidence = evidence::assess(&inputs);
-    let key = fingerprint_key(signing, site_id.as_str());
+    let key = FingerprintKey::of_hub_for_site(&signing.to_bytes(), site_id.as_str());
     let mut diffs = Vec::new();
     for d in pack::drifted(&view, now, &policy) {
         let old = read(store, d.baseline).await?;

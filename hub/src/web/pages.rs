@@ -831,15 +831,10 @@ async fn diff_page(
             .page()
         })?);
     }
-    // The hub's own key for secret fingerprints: a changed secret shows as changed, never its value.
-    let key = {
-        use sha2::Digest;
-        let signing = crate::identity::signing_key(&app.data).map_err(|e| internal(e).page())?;
-        let mut h = sha2::Sha256::new();
-        h.update(b"datum secret fingerprints v1 hub");
-        h.update(signing.to_bytes());
-        FingerprintKey(h.finalize().into())
-    };
+    // The hub's own key for this site's secret fingerprints (the one its evidence packs use): a changed secret
+    // shows as changed, never its value.
+    let signing = crate::identity::signing_key(&app.data).map_err(|e| internal(e).page())?;
+    let key = FingerprintKey::of_hub_for_site(&signing.to_bytes(), site_id.as_str());
     let name = new_v.file_name.clone();
     let (old, new) = (sides.remove(0), sides.remove(0));
     let report = tokio::task::spawn_blocking(move || {

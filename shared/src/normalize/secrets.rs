@@ -34,7 +34,8 @@ use hmac::{Hmac, Mac};
 use regex::Regex;
 use sha2::Sha256;
 
-/// The key of the keyed fingerprints. The edge derives it from the site key; `datum-edge diff` uses a fresh one.
+/// The key of the keyed fingerprints: the plant's ([`FingerprintKey::of_site`]), the hub's per site
+/// ([`FingerprintKey::of_hub_for_site`]), or a fresh one (`datum-edge diff` of two files).
 #[derive(Clone)]
 pub struct FingerprintKey(pub [u8; 32]);
 
@@ -45,6 +46,27 @@ impl std::fmt::Debug for FingerprintKey {
 }
 
 impl FingerprintKey {
+    /// The plant's key: derived from its site key (the Ed25519 secret), stable for the site and unknown
+    /// outside it.
+    pub fn of_site(site_key: &[u8; 32]) -> FingerprintKey {
+        FingerprintKey::derive(&[b"datum secret fingerprints v1", site_key])
+    }
+
+    /// The hub's key for one site's configurations (the hub does not hold the plant's key): derived from the
+    /// hub's own key and the site id, so one secret used at two sites shows two unrelated fingerprints.
+    pub fn of_hub_for_site(hub_key: &[u8; 32], site_id: &str) -> FingerprintKey {
+        FingerprintKey::derive(&[b"datum hub secret fingerprints v1", hub_key, site_id.as_bytes()])
+    }
+
+    fn derive(parts: &[&[u8]]) -> FingerprintKey {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for part in parts {
+            h.update(part);
+        }
+        FingerprintKey(h.finalize().into())
+    }
+
     pub fn fingerprint(&self, value: &str) -> String {
         Fingerprinter::new(self).fingerprint(value)
     }
@@ -1421,6 +1443,27 @@ pub fn without_fingerprints(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The derivations are pinned: the plant's fingerprints must not change under a site that already has
+    /// records; the hub's differ per site, and from the plant's.
+    #[test]
+    fn fingerprint_keys_are_derived_once_and_per_site_at_the_hub() {
+        use sha2::Digest;
+        let key = [7u8; 32];
+        let mut h = sha2::Sha256::new();
+        h.update(b"datum secret fingerprints v1");
+        h.update(key);
+        let plant: [u8; 32] = h.finalize().into();
+        assert_eq!(FingerprintKey::of_site(&key).0, plant);
+        let north = FingerprintKey::of_hub_for_site(&key, "0123456789abcdef");
+        let south = FingerprintKey::of_hub_for_site(&key, "fedcba9876543210");
+        assert_ne!(north.fingerprint("s3cret"), south.fingerprint("s3cret"));
+        assert_ne!(north.fingerprint("s3cret"), FingerprintKey::of_site(&key).fingerprint("s3cret"));
+        assert_eq!(
+            north.fingerprint("s3cret"),
+            FingerprintKey::of_hub_for_site(&key, "0123456789abcdef").fingerprint("s3cret")
+        );
+    }
     use proptest::prelude::*;
 
     /// Every line of `text` (as `normalize_lines` reads them: trimmed at the end), asked of `TriggeredLines` in
