@@ -237,6 +237,8 @@ struct Forger {
     rx: datum_host::net::transport::FrameReceiver,
     closer: datum_host::net::transport::Closer,
     seq: u64,
+    /// The `datum-sync` version the handshake negotiated: the one its `Hello` must name.
+    protocol: u32,
 }
 
 impl Forger {
@@ -250,8 +252,17 @@ impl Forger {
             .expect("client config");
         let conn =
             transport::connect(&s("address"), config, &transport::ConnectOpts::default()).await.expect("connect");
+        let protocol = conn.protocol;
         let (tx, rx, closer) = conn.split();
-        Forger { tx, rx, closer, seq: 0 }
+        Forger { tx, rx, closer, seq: 0, protocol }
+    }
+
+    /// A `Hello` claiming to be a node of `site_id`, in the negotiated version.
+    async fn hello(&mut self, site_id: &str) {
+        let protocol = self.protocol;
+        let site_id = Some(site_id.to_string());
+        self.send(datum_shared::sync::wire::Msg::Hello { protocol, node: "n".into(), site_id, store: "x".into() })
+            .await;
     }
 
     async fn send(&mut self, msg: datum_shared::sync::wire::Msg) {
@@ -323,46 +334,34 @@ fn an_edge_writing_another_sites_or_the_hubs_documents_is_rejected_and_recorded(
     let templates = DocId::parse("hub/templates").expect("id");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let reasons = runtime.block_on(async {
-        let hello = || Msg::Hello {
-            protocol: datum_shared::sync::wire::PROTOCOL_VERSION,
-            node: "north-x".into(),
-            site_id: Some(north_site_id.clone()),
-            store: "x".into(),
-        };
         let mut reasons = Vec::new();
         // 1. Offers south's inventory in its manifest.
         let mut f = Forger::connect(&north).await;
-        f.send(hello()).await;
+        f.hello(&north_site_id).await;
         f.send(Msg::Manifest { docs: vec![DocHeads { doc: south_inventory.clone(), heads: vec![[1; 32]] }] }).await;
         reasons.push(f.rejection().await);
         // 2. Sends changes to south's inventory without offering it.
         let mut f = Forger::connect(&north).await;
-        f.send(hello()).await;
+        f.hello(&north_site_id).await;
         f.send(Msg::Manifest { docs: vec![] }).await;
         f.send(Msg::Sync { doc: south_inventory.clone(), data: sync_message_with_changes() }).await;
         reasons.push(f.rejection().await);
         // 3. Writes a hub-owned document.
         let mut f = Forger::connect(&north).await;
-        f.send(hello()).await;
+        f.hello(&north_site_id).await;
         f.send(Msg::Manifest { docs: vec![DocHeads { doc: templates.clone(), heads: vec![[2; 32]] }] }).await;
         f.send(Msg::Sync { doc: templates.clone(), data: sync_message_with_changes() }).await;
         reasons.push(f.rejection().await);
         // 4. Writes the hub's document addressed to its own site (its template assignments).
         let own = DocId::hub_for(&north_site_id, "templates");
         let mut f = Forger::connect(&north).await;
-        f.send(hello()).await;
+        f.hello(&north_site_id).await;
         f.send(Msg::Manifest { docs: vec![DocHeads { doc: own.clone(), heads: vec![[3; 32]] }] }).await;
         f.send(Msg::Sync { doc: own.clone(), data: sync_message_with_changes() }).await;
         reasons.push(f.rejection().await);
         // 5. Claims to be south.
         let mut f = Forger::connect(&north).await;
-        f.send(Msg::Hello {
-            protocol: datum_shared::sync::wire::PROTOCOL_VERSION,
-            node: "n".into(),
-            site_id: Some(south_site_id.clone()),
-            store: "x".into(),
-        })
-        .await;
+        f.hello(&south_site_id).await;
         reasons.push(f.rejection().await);
         reasons
     });
@@ -428,13 +427,7 @@ fn revocation_cuts_a_live_connection_and_the_daemon_pushes_changes_promptly() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         let mut f = Forger::connect(&north).await;
-        f.send(Msg::Hello {
-            protocol: datum_shared::sync::wire::PROTOCOL_VERSION,
-            node: "n".into(),
-            site_id: Some(north_site_id.clone()),
-            store: "x".into(),
-        })
-        .await;
+        f.hello(&north_site_id).await;
         f.send(Msg::Manifest { docs: vec![] }).await;
         // The hub answers (hello, manifest…); the connection stays open while we say nothing more.
         let first = tokio::time::timeout(std::time::Duration::from_secs(10), f.rx.recv()).await;

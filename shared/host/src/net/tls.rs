@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use datum_shared::sync::wire::offered_alpns;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
@@ -23,13 +24,6 @@ use thiserror::Error;
 
 pub use super::pki::HUB_SERVER_NAME;
 use super::pki::{self, PkiError};
-
-/// The protocol versions this build offers by ALPN, newest first (`datum-sync/2`, `datum-sync/1`): a hub
-/// picks the newest its peer offers, so either end may be of an earlier build. A connection that negotiates
-/// none is refused.
-pub fn alpn_protocols() -> Vec<Vec<u8>> {
-    datum_shared::sync::wire::offered_alpns()
-}
 
 #[derive(Debug, Error)]
 pub enum TlsError {
@@ -47,7 +41,8 @@ pub enum TlsError {
 
 /// Hub side. Client certificates are optional at the TLS layer but, when presented, must chain to
 /// `client_root_pem` and be valid now. `max_early_data_size` = 0 (0-RTT off), no resumption, ALPN
-/// `datum-sync/2` or `/1` offered (and enforced by the transport after the handshake).
+/// `datum-sync/2` and `/1` offered, newest preferred, so either end may be of an earlier build (and enforced
+/// by the transport after the handshake).
 pub fn server_config(
     chain_pem: &str,
     key_pem: &str,
@@ -65,7 +60,7 @@ pub fn server_config(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(client_verifier)
         .with_single_cert(chain, key)?;
-    config.alpn_protocols = alpn_protocols();
+    config.alpn_protocols = offered_alpns();
     config.max_early_data_size = 0;
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(NoServerSessionStorage {});
@@ -100,7 +95,7 @@ pub fn client_config(trust: HubTrust, identity: Option<(&str, &str)>) -> Result<
         Some((chain_pem, key_pem)) => builder.with_client_auth_cert(parse_certs(chain_pem)?, parse_key(key_pem)?)?,
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = alpn_protocols();
+    config.alpn_protocols = offered_alpns();
     config.enable_early_data = false;
     config.resumption = Resumption::disabled();
     Ok(Arc::new(config))
