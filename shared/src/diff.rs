@@ -10,7 +10,7 @@ use imara_diff::{diff as imara, diff_with_tokens, Algorithm};
 use serde::Serialize;
 
 use crate::normalize::secrets::without_fingerprints;
-use crate::normalize::{Format, NormLine, Normalized};
+use crate::normalize::{format_of, normalize_pair, FingerprintKey, Format, NormLine, NormalizeError, Normalized};
 // Rendered text goes to a terminal: a control character in a configuration line or a label (an escape
 // sequence, a carriage return) is shown escaped, never passed through to forge lines or drive the terminal.
 use crate::text::shown as shown_text;
@@ -228,6 +228,27 @@ impl DiffReport {
             secrets_changed: 0,
         }
     }
+}
+
+/// Compares two versions of one artifact from their bytes: what `datum-edge diff` and the hub's comparison page
+/// both run. Identical bytes normalise alike and need nothing more (git compares blob ids first too); otherwise
+/// both sides are normalised, on two threads, and diffed. `name` is the file name hint for format detection.
+pub fn compare_bytes(
+    name: Option<&str>,
+    old: &[u8],
+    new: &[u8],
+    key: &FingerprintKey,
+) -> Result<DiffReport, NormalizeError> {
+    if old == new {
+        return Ok(DiffReport::identical(format_of(name, new)));
+    }
+    let (old_n, new_n) = normalize_pair(name, old, new, key);
+    let (old_n, new_n) = (old_n?, new_n?);
+    let report = diff(&old_n, &new_n, false);
+    // Freeing a few hundred thousand normalised lines takes milliseconds the answer need not wait for (a
+    // one-shot command exits before this thread is done).
+    std::thread::spawn(move || drop((old_n, new_n)));
+    Ok(report)
 }
 
 /// Compares two normalised versions of one artifact.
@@ -899,6 +920,23 @@ mod tests {
         assert_eq!(
             DiffReport::identical(Format::Binary),
             diff(&normalize(None, b"\0\x01", &key).expect("n"), &normalize(None, b"\0\x01", &key).expect("n"), true)
+        );
+    }
+
+    #[test]
+    fn comparing_bytes_is_normalising_then_diffing() {
+        let key = FingerprintKey([5; 32]);
+        let old = b"hostname a\ninterface Gi0/1\n description up\n!\n";
+        let new = b"hostname a\ninterface Gi0/1\n description down\n!\n";
+        let name = Some("router.cfg");
+        let expected = diff(&normalize(name, old, &key).expect("n"), &normalize(name, new, &key).expect("n"), false);
+        assert!(expected.significant);
+        assert_eq!(compare_bytes(name, old, new, &key), Ok(expected));
+        assert_eq!(compare_bytes(name, old, old, &key), Ok(DiffReport::identical(format_of(name, old))));
+        let large = vec![b'a'; crate::normalize::MAX_NORMALIZE_BYTES + 1];
+        assert_eq!(
+            compare_bytes(None, b"small", &large, &key),
+            Err(NormalizeError::TooLarge { size: crate::normalize::MAX_NORMALIZE_BYTES + 1 })
         );
     }
 

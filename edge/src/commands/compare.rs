@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use datum_shared::diff::{self, DiffReport};
-use datum_shared::normalize::{format_of, mask_raw, normalize_pair, FingerprintKey, MAX_NORMALIZE_BYTES};
+use datum_shared::normalize::{mask_raw, FingerprintKey, MAX_NORMALIZE_BYTES};
 use datum_shared::text;
 use serde::Serialize;
 
@@ -40,18 +40,7 @@ pub fn compare(
             )));
         }
     }
-    let report = if old == new {
-        // Identical bytes normalise alike: nothing to normalise or diff (git compares blob ids first too).
-        DiffReport::identical(format_of(name, new))
-    } else {
-        let (old_n, new_n) = normalize_pair(name, old, new, key);
-        let (old_n, new_n) = (old_n.map_err(|e| user(e.to_string()))?, new_n.map_err(|e| user(e.to_string()))?);
-        let report = diff::diff(&old_n, &new_n, false);
-        // Freeing a few hundred thousand normalised lines takes milliseconds the answer does not wait for (a
-        // one-shot command exits before this thread is done).
-        std::thread::spawn(move || drop((old_n, new_n)));
-        report
-    };
+    let report = diff::compare_bytes(name, old, new, key).map_err(|e| user(e.to_string()))?;
     let raw_diff = if raw {
         match (text::decode(old).1, text::decode(new).1) {
             (Some(a), Some(b)) => Some(diff::raw_unified(old_label, new_label, &mask_raw(&a, key), &mask_raw(&b, key))),

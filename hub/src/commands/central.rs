@@ -5,7 +5,6 @@
 //! and the officer may be neither its requester nor one of its deciders at the plant.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
@@ -267,14 +266,14 @@ pub async fn check(store: &Store, o: &Overview, d: Decision<'_>) -> Result<Centr
 /// Signs a checked decision, writes it for the plant and records it in the hub's own record.
 pub async fn record(
     store: &Store,
-    data: &Path,
+    signing: &ed25519_dalek::SigningKey,
     hub_name: &str,
     o: &Overview,
     decision: CentralDecision,
 ) -> Result<CentralDecision> {
     let site_id = o.row.site_id.as_ref().ok_or_else(|| user(format!("site {} has not enrolled yet", o.row.name)))?;
     let id = decision.subject.key();
-    let decision = decision.signed(site_id.as_str(), &crate::identity::signing_key(data)?);
+    let decision = decision.signed(site_id.as_str(), signing);
     let verb = if decision.approved { "approve" } else { "reject" };
     let info = CommitInfo {
         op: format!("central.{verb}"),

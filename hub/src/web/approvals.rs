@@ -35,7 +35,7 @@ fn domain(e: anyhow::Error) -> WebError {
 
 async fn items(app: &App, who: &Identity) -> Result<Vec<InboxItem>, WebError> {
     let sites = app.sites(&who.user).await?;
-    let key = crate::identity::signing_key(&app.data).map_err(internal)?.verifying_key();
+    let key = app.signing.verifying_key();
     central::inbox(&app.store, &sites, &key, app.now()).await.map_err(internal)
 }
 
@@ -190,7 +190,7 @@ async fn decide(
     let checked = central::check(&app.store, &overview, decision).await.map_err(domain)?;
     // The second factor last: a decision the rules refuse does not use up a code.
     app.auth.confirm_second_factor(who, ask.code, datum_host::web::source(peer)).await?;
-    central::record(&app.store, &app.data, &app.auth.directory.title(), &overview, checked).await.map_err(domain)
+    central::record(&app.store, &app.signing, &app.auth.directory.title(), &overview, checked).await.map_err(domain)
 }
 
 async fn decide_form(

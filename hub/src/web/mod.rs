@@ -106,8 +106,9 @@ impl CacheKey {
 #[derive(Clone)]
 pub struct App {
     pub store: Store,
-    /// The hub's data directory (its signing key signs central decisions).
-    pub data: Arc<std::path::PathBuf>,
+    /// The hub's publishing key (`identity/signing.key`), read once at start: it signs central decisions and
+    /// derives the per-site key of secret fingerprints on the comparison page.
+    pub signing: Arc<ed25519_dalek::SigningKey>,
     pub auth: Auth<HubDirectory>,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
     /// Held while an overview is computed: one at a time, and never the same twice.
@@ -468,7 +469,7 @@ pub async fn app(
     let directory = HubDirectory { store: store.clone(), title };
     Ok(App {
         store,
-        data: Arc::new(data.to_path_buf()),
+        signing: Arc::new(crate::identity::signing_key(data)?),
         auth: Auth { store: auth_store, directory, limits, clock },
         cache: Arc::default(),
         computing: Arc::default(),

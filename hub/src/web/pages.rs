@@ -789,7 +789,8 @@ async fn diff_page(
     headers: HeaderMap,
     Path((site, asset, slot, from, to)): Path<(String, String, String, u32, u32)>,
 ) -> PageResult {
-    use datum_shared::normalize::{normalize_pair, FingerprintKey, MAX_NORMALIZE_BYTES};
+    use datum_shared::diff::compare_bytes;
+    use datum_shared::normalize::{FingerprintKey, MAX_NORMALIZE_BYTES};
     let who = reader(&app, &headers).await?;
     let o = app.site(&who.user, &site).await.map_err(WebError::page)?;
     let f = findings_of(&o).map_err(WebError::page)?;
@@ -833,23 +834,13 @@ async fn diff_page(
     }
     // The hub's own key for this site's secret fingerprints (the one its evidence packs use): a changed secret
     // shows as changed, never its value.
-    let signing = crate::identity::signing_key(&app.data).map_err(|e| internal(e).page())?;
-    let key = FingerprintKey::of_hub_for_site(&signing.to_bytes(), site_id.as_str());
+    let key = FingerprintKey::of_hub_for_site(&app.signing.to_bytes(), site_id.as_str());
     let name = new_v.file_name.clone();
     let (old, new) = (sides.remove(0), sides.remove(0));
-    let report = tokio::task::spawn_blocking(move || {
-        if old == new {
-            return Ok(datum_shared::diff::DiffReport::identical(datum_shared::normalize::format_of(
-                name.as_deref(),
-                &new,
-            )));
-        }
-        let (a, b) = normalize_pair(name.as_deref(), &old, &new, &key);
-        Ok::<_, String>(datum_shared::diff::diff(&a.map_err(|e| e.to_string())?, &b.map_err(|e| e.to_string())?, false))
-    })
-    .await
-    .map_err(|e| internal(e.into()).page())?
-    .map_err(|e| WebError::Conflict(e).page())?;
+    let report = tokio::task::spawn_blocking(move || compare_bytes(name.as_deref(), &old, &new, &key))
+        .await
+        .map_err(|e| internal(e.into()).page())?
+        .map_err(|e| WebError::Conflict(e.to_string()).page())?;
     let download = |v: u32| {
         format!(
             "<a href=\"{}/assets/{}/versions/{}/{v}\">Download v{v}</a>",

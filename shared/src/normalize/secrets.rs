@@ -451,8 +451,9 @@ impl<'a> Iterator for NameWords<'a> {
     }
 }
 
-fn is_word_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+/// A byte of a setting's name as `keyword_spans` cuts them (`snmp-server`, `pre-shared-key`, `a.b_c`).
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
 }
 
 /// A secret value inside a line: its byte range, and whether it is re-salted on every export.
@@ -469,11 +470,22 @@ pub struct Span {
 fn keyword_spans(line: &str, spans: &mut Vec<Span>) {
     let mut pos = 0;
     let bytes = line.as_bytes();
-    // Where the trigger words stand in the line, from one pass: a word holds one when one lies inside it.
-    let triggers = trigger_occurrences(line);
-    while pos < line.len() {
-        let Some(start) = line[pos..].find(is_word_char).map(|i| pos + i) else { break };
-        let end = line[start..].find(|c: char| !is_word_char(c)).map(|i| start + i).unwrap_or(line.len());
+    // Where the trigger words stand in the line, from one pass: a word holds one when one lies inside it. Every
+    // secret word holds a trigger word (`every_secret_word_holds_a_trigger`), and so does every mask (`<secret:`,
+    // `<private key:`): the words of the line are visited from the trigger words that stand in them, and the
+    // words that hold none (most of them) are passed over without being read.
+    let mut triggers = trigger_occurrences(line);
+    triggers.sort_unstable();
+    for &(found, _) in &triggers {
+        if found < pos || !is_word_byte(bytes[found]) {
+            continue; // behind the words and values already judged, or not inside a word
+        }
+        // The word around the trigger word, as a scan of the line from `pos` would cut it.
+        let mut start = found;
+        while start > pos && is_word_byte(bytes[start - 1]) {
+            start -= 1;
+        }
+        let end = bytes[found..].iter().position(|b| !is_word_byte(*b)).map_or(line.len(), |i| found + i);
         pos = end;
         if start > 0 && bytes[start - 1] == b'<' && is_mask(&line[start - 1..]) {
             // A mask (normalised text fed again) is not a keyword: go on after it.
@@ -483,8 +495,6 @@ fn keyword_spans(line: &str, spans: &mut Vec<Span>) {
         let word = line[start..end].trim_matches(['.', '-']);
         let word_start = start + (end - start - line[start..end].trim_start_matches(['.', '-']).len());
         let word_end = word_start + word.len();
-        // Every secret word holds a trigger word (`every_secret_word_holds_a_trigger`), and most words hold none:
-        // the automaton's finds rule them out faster than the word lists.
         let holds = triggers.iter().any(|&(s, e)| s >= word_start && e <= word_end);
         if !holds || !is_secret_word(word) {
             continue;
