@@ -86,6 +86,59 @@ fn three_edges_work_a_week_offline_then_converge_postgres() {
     converge_offline_week(Backend::Postgres);
 }
 
+/// The hub's copy of a site holds every record of a large inventory, after a first sync (projected while the
+/// files arrive, in statements of several hundred rows), and after records changed, left and arrived.
+fn large_inventory_is_projected_whole(backend: Backend) {
+    let mut hub = Hub::new(backend);
+    hub.start(true);
+    let plant = Plant::new("big");
+    let n = 1_234;
+    let csv = |from: usize, count: usize, criticality: &str| {
+        let mut csv = String::from("name,kind,criticality,zone\n");
+        for i in from..from + count {
+            csv.push_str(&format!("dev-{i},plc,{criticality},zone-{}\n", i % 7));
+        }
+        plant.write("assets.csv", csv.as_bytes())
+    };
+    plant.ok(&["asset", "import", csv(0, n, "medium").to_str().expect("utf-8 path")]);
+    let cfg = plant.write("cfg.txt", b"hostname big\ninterface Gi0/1\n description uplink\n");
+    plant.ok(&["config", "capture", "dev-0", cfg.to_str().expect("utf-8 path")]);
+    let token = hub.add_site("big");
+    assert_eq!(plant.enroll(&hub, &token).code, 0);
+    let run = plant.sync("auto");
+    assert_eq!(run.code, 0, "{}{}\n{}", run.stdout, run.stderr, hub.log());
+    assert_eq!(run.json()["files"], 1, "{}", run.stdout);
+    let assets = hub_assets(&hub, Some("big"));
+    assert_eq!(assets.len(), n);
+    assert!(assets.iter().all(|a| a["criticality"] == "medium"), "{:?}", assets.first());
+    let names: std::collections::BTreeSet<&str> = assets.iter().filter_map(|a| a["name"].as_str()).collect();
+    assert_eq!(names.len(), n);
+    assert!(names.contains("dev-1233"));
+
+    // Records change, leave and arrive; the projection follows.
+    plant.ok(&["asset", "edit", "dev-5", "--criticality", "high"]);
+    plant.ok(&["asset", "retire", "dev-6", "--reason", "replaced"]);
+    plant.ok(&["asset", "import", csv(n, 66, "low").to_str().expect("utf-8 path")]);
+    let run = plant.sync("auto");
+    assert_eq!(run.code, 0, "{}{}\n{}", run.stdout, run.stderr, hub.log());
+    let assets = hub_assets(&hub, Some("big"));
+    assert_eq!(assets.len(), n + 66 - 1);
+    let of = |name: &str| assets.iter().find(|a| a["name"] == name).cloned();
+    assert_eq!(of("dev-5").expect("dev-5")["criticality"], "high");
+    assert_eq!(of("dev-6"), None);
+    assert_eq!(of("dev-1299").expect("dev-1299")["criticality"], "low");
+}
+
+#[test]
+fn a_large_inventory_is_projected_whole_sqlite() {
+    large_inventory_is_projected_whole(Backend::Sqlite);
+}
+
+#[test]
+fn a_large_inventory_is_projected_whole_postgres() {
+    large_inventory_is_projected_whole(Backend::Postgres);
+}
+
 #[test]
 fn tcp_fallback_carries_the_sync_when_udp_is_blocked() {
     let mut hub = Hub::new(Backend::Sqlite);
