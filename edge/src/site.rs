@@ -39,6 +39,10 @@ const KEY_FILE: &str = "identity/site.key";
 pub const AUDIT_HEAD_FILE: &str = "identity/audit-head";
 /// Incremental chunks per document before they are compacted into one snapshot.
 const COMPACT_AFTER_CHUNKS: i64 = 64;
+/// Bytes of incremental chunks per document before they are compacted, whatever their number: changes are
+/// stored uncompressed and applied op by op when loaded, so one import of 10,000 assets (a 2 MB change) took
+/// 155 ms to load where its snapshot (90 kB) takes 48 ms.
+const COMPACT_AFTER_BYTES: i64 = 256 << 10;
 
 /// One pending record write.
 struct Put {
@@ -448,12 +452,12 @@ impl Site {
     }
 
     async fn maybe_compact(&mut self, doc_id: &DocId) -> Result<()> {
-        let (n_chunks, upto) = self.store.chunk_stats(doc_id).await?;
-        if n_chunks <= COMPACT_AFTER_CHUNKS {
+        let stats = self.store.chunk_stats(doc_id).await?;
+        if stats.chunks <= COMPACT_AFTER_CHUNKS && stats.incremental_bytes < COMPACT_AFTER_BYTES {
             return Ok(());
         }
         let snapshot = self.load_doc(doc_id).await?.save();
-        self.store.compact(doc_id, &snapshot, upto).await?;
+        self.store.compact(doc_id, &snapshot, stats.upto).await?;
         Ok(())
     }
 

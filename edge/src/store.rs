@@ -46,6 +46,14 @@ pub struct Batch {
     pub audit: Option<SignedEntry>,
 }
 
+/// How a document is stored: its chunks, the highest sequence number, the bytes of its incremental chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkStats {
+    pub chunks: i64,
+    pub upto: i64,
+    pub incremental_bytes: i64,
+}
+
 pub struct Store {
     pool: SqlitePool,
 }
@@ -142,14 +150,18 @@ impl Store {
             .map_err(db("read document"))
     }
 
-    /// Number of chunks and the highest sequence number of a document.
-    pub async fn chunk_stats(&self, doc: &DocId) -> Result<(i64, i64), StoreError> {
-        let row = sqlx::query("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM doc_chunks WHERE doc_id = ?")
-            .bind(doc.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db("count document chunks"))?;
-        Ok((col(&row, 0)?, col(&row, 1)?))
+    /// Number of chunks, the highest sequence number and the bytes of incremental chunks of a document.
+    pub async fn chunk_stats(&self, doc: &DocId) -> Result<ChunkStats, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COALESCE(MAX(seq), 0), \
+             COALESCE(SUM(CASE WHEN kind = 'snapshot' THEN 0 ELSE length(bytes) END), 0) \
+             FROM doc_chunks WHERE doc_id = ?",
+        )
+        .bind(doc.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("count document chunks"))?;
+        Ok(ChunkStats { chunks: col(&row, 0)?, upto: col(&row, 1)?, incremental_bytes: col(&row, 2)? })
     }
 
     /// Writes one operation atomically.

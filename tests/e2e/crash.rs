@@ -130,6 +130,28 @@ fn a_260_mib_export_is_captured_and_restored_in_bounded_memory() {
     assert_eq!(datum_tests::sha256_file(&out), datum_tests::sha256_file(&big));
 }
 
+/// One large write is compacted at once: an import of thousands of assets is a single change of megabytes,
+/// which is slow to load as it is and small as a snapshot.
+#[test]
+fn a_large_import_is_compacted_at_once() {
+    let plant = Plant::new("plant-import");
+    let mut csv = String::from("name,kind,criticality,zone\n");
+    for i in 0..3_000 {
+        csv.push_str(&format!("dev-{i},plc,medium,zone-{}\n", i % 9));
+    }
+    let path = plant.write("assets.csv", csv.as_bytes());
+    plant.ok(&["asset", "import", path.to_str().expect("utf-8")]);
+    let inventory = "FROM doc_chunks WHERE doc_id LIKE '%/inventory'";
+    assert_eq!(datum_tests::query_count(&plant.data, &format!("SELECT COUNT(*) {inventory}")), 1);
+    assert_eq!(datum_tests::query_count(&plant.data, &format!("SELECT COUNT(*) {inventory} AND kind = 'snapshot'")), 1);
+    // A small write after it stays incremental.
+    plant.ok(&["asset", "edit", "dev-7", "--firmware", "2.1"]);
+    assert_eq!(datum_tests::query_count(&plant.data, &format!("SELECT COUNT(*) {inventory}")), 2);
+    assert_eq!(plant.ok(&["asset", "show", "dev-2999", "--json"]).json()["zone"], "zone-2");
+    assert_eq!(plant.ok(&["asset", "show", "dev-7", "--json"]).json()["firmware"], "2.1");
+    assert_eq!(plant.ok(&["audit", "verify", "--json"]).json()["intact"], true);
+}
+
 #[test]
 fn many_commits_are_compacted_and_the_key_stays_private() {
     use std::os::unix::fs::PermissionsExt;

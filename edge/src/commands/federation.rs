@@ -961,8 +961,8 @@ fn seconds(delay: Duration) -> String {
 async fn current_heads(site: &Site) -> Result<Vec<(String, i64, i64)>> {
     let mut out = Vec::new();
     for id in site.store.doc_ids().await? {
-        let (n, upto) = site.store.chunk_stats(&id).await?;
-        out.push((id.to_string(), n, upto));
+        let stats = site.store.chunk_stats(&id).await?;
+        out.push((id.to_string(), stats.chunks, stats.upto));
     }
     Ok(out)
 }
