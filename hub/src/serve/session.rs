@@ -314,8 +314,9 @@ impl HubHost<'_> {
         if let Some(projecting) = self.projecting.take() {
             projecting.await.context("project documents")??;
         }
-        let docs = std::mem::take(&mut self.changed_docs);
-        project(&self.hub.store, self.site_id, &docs).await
+        project(&self.hub.store, self.site_id, &self.changed_docs).await?;
+        self.changed_docs.clear();
+        Ok(())
     }
 
     async fn act(&mut self, session: &mut Session, event: Event) -> Result<()> {

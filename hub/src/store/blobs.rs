@@ -22,7 +22,7 @@ impl Store {
     /// Registers referenced files of a site (unknown ones become wanted) and returns every incomplete file of
     /// the site with the bytes already received.
     pub async fn want_blobs(&self, site_id: &SiteId, referenced: &[String]) -> Result<Vec<BlobState>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for hash in referenced {
             sqlx::query(
                 "INSERT INTO blobs (hash, site_id, size, received, complete) VALUES ($1, $2, 0, 0, 0)
@@ -158,7 +158,7 @@ impl Store {
             Ok(pieces)
         })
         .await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for p in &pieces {
             append_in(&mut tx, &p.hash, p.pos, p.total, p.bytes.len() as u64).await?;
         }
@@ -313,7 +313,7 @@ impl Store {
 
     /// `reset_blob` under the append lock. A file recorded complete meanwhile is left alone.
     async fn reset_locked(&self, hash: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query("UPDATE blobs SET received = 0 WHERE hash = $1 AND complete = 0")
             .bind(hash)
             .execute(&mut *tx)

@@ -2,10 +2,6 @@
 
 use super::*;
 
-/// Rows per statement when the records projection is rebuilt: three parameters a row plus two, far below
-/// SQLite's (32,766) and PostgreSQL's (65,535) limits.
-const PROJECTED_ROWS_PER_INSERT: usize = 500;
-
 impl Store {
     /// (document, heads as hex) of every document of a site, plus the hub's own documents.
     pub async fn doc_heads(&self, site_id: &SiteId) -> Result<Vec<(String, Vec<String>)>> {
@@ -32,7 +28,7 @@ impl Store {
     /// Appends a piece of a document with the receipts of its changes, in one transaction.
     pub async fn append_doc(&self, piece: &DocPiece<'_>) -> Result<()> {
         let DocPiece { doc_id, site_id, bytes, heads, receipts, node, now } = *piece;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row =
             sqlx::query("SELECT n_chunks FROM docs WHERE doc_id = $1").bind(doc_id).fetch_optional(&mut *tx).await?;
         let seq: i64 = match row {
@@ -88,7 +84,7 @@ impl Store {
     }
 
     pub async fn save_sync_states(&self, peer: &str, states: &[(String, Vec<u8>)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (doc, state) in states {
             sqlx::query(
                 "INSERT INTO sync_states (peer, doc_id, state) VALUES ($1, $2, $3)
@@ -104,28 +100,20 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the projection rows of one document.
+    /// Replaces the projection rows of one document: `(collection, key, json)`, each (collection, key) once, as
+    /// a document's records are (PostgreSQL refuses a statement that would update one row twice).
     pub async fn project(&self, site_id: &SiteId, doc_id: &str, rows: &[(String, String, String)]) -> Result<()> {
-        // A record named twice keeps its last value (one statement may not update a row twice).
-        let mut seen = std::collections::HashSet::new();
-        let mut unique: Vec<&(String, String, String)> =
-            rows.iter().rev().filter(|(collection, key, _)| seen.insert((collection, key))).collect();
-        unique.reverse();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM records WHERE doc_id = $1").bind(doc_id).execute(&mut *tx).await?;
         // A few hundred rows per statement: a first sync projects tens of thousands, and one statement per row
         // spent more time in round trips to the database than the whole file transfer's end.
-        for chunk in unique.chunks(PROJECTED_ROWS_PER_INSERT) {
-            let mut sql = String::from("INSERT INTO records (site_id, doc_id, collection, rkey, json) VALUES ");
-            for i in 0..chunk.len() {
-                let at = 3 + 3 * i;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("($1, $2, ${at}, ${}, ${})", at + 1, at + 2));
-            }
-            sql.push_str(
-                " ON CONFLICT (site_id, collection, rkey) DO UPDATE SET doc_id = excluded.doc_id, json = excluded.json",
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let sql = multi_row_insert(
+                "INSERT INTO records (site_id, doc_id, collection, rkey, json)",
+                2,
+                3,
+                chunk.len(),
+                "ON CONFLICT (site_id, collection, rkey) DO UPDATE SET doc_id = excluded.doc_id, json = excluded.json",
             );
             let mut query = sqlx::query(&sql).bind(site_id.as_str()).bind(doc_id);
             for (collection, key, json) in chunk {

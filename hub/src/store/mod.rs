@@ -195,6 +195,17 @@ impl Store {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock at its start (`BEGIN IMMEDIATE`): the serve
+    /// loop and a command run beside it are two processes on one file, and a transaction that began with a read
+    /// could not write once the other had committed meanwhile (`database is locked` at once, the busy timeout
+    /// not consulted), where one that holds the lock from the start makes the other wait.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.postgres {
+            true => self.pool.begin().await?,
+            false => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        })
+    }
+
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2")
             .bind(key)
@@ -203,6 +214,27 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Rows per multi-row `INSERT` (`multi_row_insert`): one statement for a few hundred rows instead of a round
+/// trip per row, far below SQLite's (32,766) and PostgreSQL's (65,535) limits on parameters.
+const ROWS_PER_INSERT: usize = 200;
+
+/// `{insert} VALUES (…), (…) {tail}` for `rows` rows: the first `shared` parameters (`$1`…) are the same in every
+/// row, and each row has `own` parameters of its own after them.
+fn multi_row_insert(insert: &str, shared: usize, own: usize, rows: usize, tail: &str) -> String {
+    let mut sql = format!("{insert} VALUES ");
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        let params = (1..=shared).chain((0..own).map(|i| shared + row * own + i + 1));
+        sql.push_str(&params.map(|n| format!("${n}")).collect::<Vec<_>>().join(", "));
+        sql.push(')');
+    }
+    if !tail.is_empty() {
+        sql.push(' ');
+        sql.push_str(tail);
+    }
+    sql
 }
 
 /// The key of a node's sync cursors: node names are unique only within their site.
@@ -289,4 +321,38 @@ fn check_sqlite_file(path: &Path) -> Result<()> {
     wal.push("-wal");
     let wal_in_use = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
     datum_shared::dbfile::check(&head, len, wal_in_use).map_err(damaged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_row_insert_numbers_shared_and_own_parameters() {
+        assert_eq!(
+            multi_row_insert("INSERT INTO t (a, b, c)", 1, 2, 2, "ON CONFLICT DO NOTHING"),
+            "INSERT INTO t (a, b, c) VALUES ($1, $2, $3), ($1, $4, $5) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(multi_row_insert("INSERT INTO t (a, b)", 0, 2, 1, ""), "INSERT INTO t (a, b) VALUES ($1, $2)");
+    }
+
+    /// A command beside the serve loop: a writing transaction that began with a read still writes when another
+    /// process commits in between; it waited for the lock instead.
+    #[tokio::test]
+    async fn a_write_transaction_holds_the_lock_from_its_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hub.db");
+        let first = Store::open(None, &path, true).await.expect("open");
+        let second = Store::open(None, &path, false).await.expect("open again");
+        let mut tx = first.begin_write().await.expect("begin");
+        sqlx::query("SELECT COUNT(*) FROM meta").fetch_one(&mut *tx).await.expect("read");
+        let other = tokio::spawn(async move { second.set_meta("other", "2").await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!other.is_finished(), "the other writer went ahead of an open write transaction");
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('first', '1')").execute(&mut *tx).await.expect("write");
+        tx.commit().await.expect("commit");
+        other.await.expect("join").expect("the other writer waited, then wrote");
+        assert_eq!(first.meta("other").await.expect("meta").as_deref(), Some("2"));
+        assert_eq!(first.meta("first").await.expect("meta").as_deref(), Some("1"));
+    }
 }

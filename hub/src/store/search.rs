@@ -5,9 +5,6 @@
 
 use super::*;
 
-/// Rows inserted by one statement.
-const BATCH: usize = 200;
-
 /// One thing to be found: its kind (`asset`, `change`, `file`), what a hit shows (JSON, written and read by
 /// the caller) and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,14 +39,10 @@ impl Store {
 
     /// Replaces a site's rows, in one transaction, and records the sync they are of.
     pub async fn replace_search_rows(&self, site: &str, synced: &str, rows: &[SearchRow]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM search_rows WHERE site = $1").bind(site).execute(&mut *tx).await?;
-        for batch in rows.chunks(BATCH) {
-            let mut sql = String::from("INSERT INTO search_rows (site, kind, hit, body) VALUES ");
-            for i in 0..batch.len() {
-                let n = i * 3 + 2;
-                sql.push_str(&format!("{}($1, ${n}, ${}, ${})", if i == 0 { "" } else { ", " }, n + 1, n + 2));
-            }
+        for batch in rows.chunks(ROWS_PER_INSERT) {
+            let sql = multi_row_insert("INSERT INTO search_rows (site, kind, hit, body)", 1, 3, batch.len(), "");
             let mut query = sqlx::query(&sql).bind(site);
             for row in batch {
                 query = query.bind(row.kind).bind(row.hit.as_str()).bind(row.body.as_str());

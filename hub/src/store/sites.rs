@@ -12,7 +12,7 @@ impl Store {
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO sites (name, created_at, display) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
         )
@@ -37,7 +37,7 @@ impl Store {
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_token(&mut tx, site, token_hash, now, expires).await?;
         tx.commit().await?;
         Ok(())
@@ -98,7 +98,7 @@ impl Store {
         now: DateTime<Utc>,
         restore: bool,
     ) -> Result<std::result::Result<(), String>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let used =
             sqlx::query("UPDATE tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND site = $3")
                 .bind(token_hash)
@@ -152,7 +152,7 @@ impl Store {
 
     /// A renewed certificate of a known node.
     pub async fn add_renewed_cert(&self, old_fingerprint: &str, node: &NodeRow) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO nodes (fingerprint, node, site, issued_at, not_after) VALUES ($1, $2, $3, $4, $5)")
             .bind(&node.fingerprint)
             .bind(node.node.as_str())

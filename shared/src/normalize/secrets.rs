@@ -1668,6 +1668,21 @@ mod tests {
     }
 
     #[test]
+    fn every_mask_word_holds_a_trigger() {
+        // `keyword_spans` visits only the words that hold a trigger word, and must meet a mask (normalised text
+        // fed again) to pass over it: the first word of every mask holds one.
+        for mask in ["<secret:1a2b3c4d>", SALTED, "<private key:1a2b3c4d>"] {
+            assert!(is_mask(mask), "{mask}");
+            let word: String = mask[1..].chars().take_while(|c| is_word_byte(*c as u8)).collect();
+            assert!(holds_trigger(&word), "{mask:?}: its word {word:?} holds no trigger word");
+        }
+        let line = "username admin secret <secret:1a2b3c4d> privilege 15";
+        let mut spans = Vec::new();
+        keyword_spans(line, &mut spans);
+        assert!(spans.is_empty(), "{spans:?}");
+    }
+
+    #[test]
     fn every_secret_word_holds_a_trigger() {
         // `keyword_spans` tests a word's trigger words before the lists: no word of the lists may lack one.
         let listed = KEYWORDS.iter().chain(SUFFIXES).chain(SECRET_NAMES).chain(SECRET_TOKENS);
